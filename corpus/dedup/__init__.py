@@ -1,0 +1,1 @@
+"""Deduplication within a kind: exact (content hash) and near-duplicate (MinHash LSH)."""

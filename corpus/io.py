@@ -1,0 +1,248 @@
+"""Files through Beam `FileSystems` (local, gs://, s3://...): matching, reading, atomic writing.
+
+Compression is chosen by extension. Reading streams in chunks and checks integrity: a truncated
+`.zst` or `.gz` raises `InputFileError` naming the file and the last complete line, instead of
+yielding a silently shorter file (python-zstandard's stream reader does not notice truncation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gzip
+import hashlib
+import io
+import os
+import uuid
+import zlib
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import zstandard
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from corpus.errors import InputFileError
+
+CHUNK = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InputFile:
+    path: str
+    size: int
+
+
+def match_files(patterns: list[str], *, allow_empty: bool = False) -> list[InputFile]:
+    """Expand globs into a sorted, de-duplicated list of files; every pattern must match something."""
+    found: dict[str, int] = {}
+    for pattern in patterns:
+        try:
+            results = FileSystems.match([pattern])[0].metadata_list
+        except Exception as exc:  # Beam raises BeamIOError with per-pattern details
+            raise InputFileError(pattern, f"cannot list files: {exc}") from None
+        files = [m for m in results if not m.path.endswith("/")]
+        if not files:
+            raise InputFileError(pattern, "no file matches this path or pattern")
+        for m in files:
+            found[m.path] = m.size_in_bytes
+    inputs = [InputFile(path, size) for path, size in sorted(found.items())]
+    for f in inputs:
+        if f.size == 0 and not allow_empty:
+            raise InputFileError(f.path, "the file is empty (0 bytes); set allow_empty_files: true to accept it")
+        if "://" not in f.path and not os.access(f.path, os.R_OK):
+            raise InputFileError(f.path, "the file is not readable (permission denied)")
+    return inputs
+
+
+def listing_sha256(files: list[InputFile]) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.path}\t{f.size}\n".encode())
+    return h.hexdigest()
+
+
+def compression_of(path: str) -> str:
+    lower = path.lower()
+    if lower.endswith(".zst") or lower.endswith(".zstd"):
+        return "zstd"
+    if lower.endswith(".gz"):
+        return "gzip"
+    return "none"
+
+
+def _raw_chunks(path: str) -> Iterator[bytes]:
+    try:
+        handle = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    except Exception as exc:
+        raise InputFileError(path, f"cannot open: {exc}") from None
+    with handle:
+        while True:
+            try:
+                chunk = handle.read(CHUNK)
+            except OSError as exc:
+                raise InputFileError(path, f"read error: {exc}") from None
+            if not chunk:
+                return
+            yield chunk
+
+
+def _zstd_chunks(path: str) -> Iterator[bytes]:
+    dctx = zstandard.ZstdDecompressor()
+    decomp = dctx.decompressobj()
+    pending_frame = False
+    for chunk in _raw_chunks(path):
+        data = chunk
+        while data:
+            try:
+                out = decomp.decompress(data)
+            except zstandard.ZstdError as exc:
+                raise InputFileError(path, f"corrupted zstd data: {exc}") from None
+            pending_frame = True
+            if out:
+                yield out
+            if decomp.eof:  # one frame finished; later bytes start the next frame
+                data = decomp.unused_data
+                decomp = dctx.decompressobj()
+                pending_frame = False
+            else:
+                data = b""
+    if pending_frame:
+        raise InputFileError(path, "truncated zstd stream (the last frame is incomplete)")
+
+
+def _gzip_chunks(path: str) -> Iterator[bytes]:
+    decomp = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    started = False
+    for chunk in _raw_chunks(path):
+        data = chunk
+        while data:
+            try:
+                out = decomp.decompress(data)
+            except zlib.error as exc:
+                raise InputFileError(path, f"corrupted gzip data: {exc}") from None
+            started = True
+            if out:
+                yield out
+            if decomp.eof:  # concatenated gzip members are legal
+                data = decomp.unused_data
+                decomp = zlib.decompressobj(zlib.MAX_WBITS | 16)
+                started = bool(data)
+            else:
+                data = b""
+    if started and not decomp.eof:
+        raise InputFileError(path, "truncated gzip stream (end-of-stream marker missing)")
+
+
+def iter_chunks(path: str) -> Iterator[bytes]:
+    """Decompressed bytes of a file, in chunks, with integrity checks."""
+    kind = compression_of(path)
+    if kind == "zstd":
+        return _zstd_chunks(path)
+    if kind == "gzip":
+        return _gzip_chunks(path)
+    return _raw_chunks(path)
+
+
+def iter_lines(path: str) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, line without its newline) for every line of a (compressed) file.
+
+    Only `\\n` separates records (JSON Lines); other Unicode line breaks stay inside the record.
+    A truncation error names the line the file broke in.
+    """
+    buffer = b""
+    lineno = 0
+    try:
+        for chunk in iter_chunks(path):
+            buffer += chunk
+            if b"\n" not in chunk:
+                continue
+            lines = buffer.split(b"\n")
+            buffer = lines.pop()
+            for line in lines:
+                lineno += 1
+                yield lineno, line
+    except InputFileError as exc:
+        raise InputFileError(exc.path, exc.reason, line=lineno + 1) from None
+    if buffer:
+        lineno += 1
+        yield lineno, buffer
+
+
+def read_bytes(path: str) -> bytes:
+    return b"".join(iter_chunks(path))
+
+
+def open_seekable(path: str) -> BinaryIO:
+    """A seekable handle for formats that need random access (Parquet): local files directly."""
+    if "://" not in path:
+        return open(path, "rb")
+    return io.BytesIO(read_bytes(path))
+
+
+def join(base: str, *parts: str) -> str:
+    return FileSystems.join(base, *parts)
+
+
+def makedirs(path: str) -> None:
+    if "://" not in path:
+        os.makedirs(path, exist_ok=True)
+    elif not FileSystems.exists(path):
+        FileSystems.mkdirs(path)
+
+
+def exists(path: str) -> bool:
+    return FileSystems.exists(path)
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Write under a temporary name, then rename: readers never see a half-written file."""
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+    if "://" not in path:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        return
+    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        handle.write(data)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str) -> Iterator[BinaryIO]:
+    """Stream a large file to a temporary name and rename it into place only on success."""
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+    if "://" not in path:
+        handle = open(tmp, "wb")
+        try:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+            os.replace(tmp, path)
+        except BaseException:
+            handle.close()
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return
+    remote = FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED)
+    try:
+        yield remote
+        remote.close()
+    except BaseException:
+        remote.close()
+        FileSystems.delete([tmp])
+        raise
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    # mtime=0 keeps the output byte-identical across runs.
+    return gzip.compress(data, mtime=0)

@@ -1,0 +1,244 @@
+"""Token-exact mixture arithmetic (DESIGN §2): pools in, per-source rates and exact samples out.
+
+After filtering and dedup, source s has a pool of P_s tokens. With normalized weights w_s and a total N
+(given, or the largest total that keeps every rate under its cap), source s must contribute
+T_s = w_s·N tokens: r_s = T_s / P_s epochs. Every document of s is written floor(r_s) times, and one
+more time for a subset chosen by a seeded hash u(doc) in [0, 1): the documents with the smallest u
+whose tokens add up to the remainder E_s = T_s - floor(r_s)·P_s as closely as whole documents allow.
+
+Finding that subset exactly without sorting a whole source in one place takes two small steps:
+a token-weighted histogram of u per source (a combine of `HISTOGRAM_BINS` counters) locates the bin
+where the running total crosses E_s; only the documents of that one bin are then gathered and sorted
+to place the exact cut. The realized tokens of s are within one document of T_s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import xxhash
+
+from corpus.config import MixtureConfig
+from corpus.errors import ConfigError
+
+HISTOGRAM_BINS = 1 << 16
+
+
+class MixtureError(ConfigError):
+    """The pools cannot give the configured mixture (empty source, impossible cap)."""
+
+
+def sample_point(seed: int, doc_id: str) -> float:
+    """u(doc) in [0, 1): a seeded 64-bit hash of the id, so the choice is independent of order."""
+    return xxhash.xxh64_intdigest(doc_id.encode("utf-8"), seed=seed & 0xFFFFFFFFFFFFFFFF) / 2.0**64
+
+
+def histogram_bin(u: float) -> int:
+    return min(int(u * HISTOGRAM_BINS), HISTOGRAM_BINS - 1)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SourcePlan:
+    name: str
+    kind: str
+    configured_weight: float
+    """The config's weight, normalized to a fraction."""
+    weight: float
+    """The weight used, after any redistribution."""
+    pool_tokens: int
+    pool_documents: int
+    max_epochs: float
+    reference_epochs: float | None
+    target_tokens: int
+    rate: float
+    full_copies: int
+    extra_tokens: int
+    """Tokens to take once more beyond the full copies (E_s)."""
+    boundary_bin: int
+    """Histogram bin where the extra subset ends: bins below it are taken whole (-1: none taken)."""
+    boundary_tokens: int
+    """Tokens still to take inside the boundary bin."""
+    status: str = "mixed"
+    """`mixed`; `empty` (no tokens: its weight went elsewhere); `below_min_pool` (too few tokens: its
+    documents are left out and its weight went elsewhere); `unmixed` (mixing disabled: written once)."""
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MixturePlan:
+    enabled: bool
+    seed: int
+    total_tokens: int
+    total_from: str
+    """`config` (N was given), `caps` (the largest N the caps allow) or `pools` (mixing disabled)."""
+    binding_source: str | None
+    sources: dict[str, SourcePlan]
+    redistributed: dict[str, dict[str, float]]
+    """Empty source -> {receiving source: weight fraction received}."""
+    error: str = ""
+    """Set when the pools cannot give the configured mixture; nothing is written then."""
+
+    @staticmethod
+    def failed(seed: int, message: str) -> "MixturePlan":
+        return MixturePlan(False, seed, 0, "error", None, {}, {}, message)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "enabled": self.enabled,
+            "seed": self.seed,
+            "total_tokens": self.total_tokens,
+            "total_from": self.total_from,
+            "binding_source": self.binding_source,
+            "redistributed": self.redistributed,
+            "sources": {name: plan.to_dict() for name, plan in sorted(self.sources.items())},
+        }
+
+
+def redistribute(
+    weights: Mapping[str, float], kinds: Mapping[str, str], pools: Mapping[str, int], policy: str
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Give the weight of empty sources to the non-empty sources of the same kind, proportionally,
+    so the code:text split stays as configured; or refuse (`policy == "error"`)."""
+    empty = sorted(s for s, w in weights.items() if w > 0 and pools.get(s, 0) == 0)
+    if not empty:
+        return dict(weights), {}
+    if policy == "error":
+        raise MixtureError(
+            "no tokens left after filtering and dedup for source(s) "
+            + ", ".join(empty)
+            + "; fix the inputs, or set mixture.on_empty_source: redistribute"
+        )
+    out = dict(weights)
+    moved: dict[str, dict[str, float]] = {}
+    for source in empty:
+        receivers = sorted(t for t in weights if kinds[t] == kinds[source] and pools.get(t, 0) > 0 and weights[t] > 0)
+        if not receivers:
+            raise MixtureError(
+                f"source {source!r} is empty and no other {kinds[source]} source has tokens to take its weight"
+            )
+        base = sum(weights[t] for t in receivers)
+        moved[source] = {}
+        for t in receivers:
+            share = weights[source] * weights[t] / base
+            out[t] += share
+            moved[source][t] = share
+        out[source] = 0.0
+    return out, moved
+
+
+def plan_totals(
+    config: MixtureConfig, pools: Mapping[str, int], weights: Mapping[str, float]
+) -> tuple[int, str, str | None]:
+    """(N, how it was chosen, the source whose cap binds)."""
+    caps = {s: (config.sources[s].max_epochs or config.default_max_epochs) for s in config.sources}
+    if config.total_tokens is not None:
+        n = config.total_tokens
+        for s, w in sorted(weights.items()):
+            if w > 0 and w * n / pools[s] > caps[s] + 1e-12:
+                raise MixtureError(
+                    f"total_tokens {n:,} needs {w * n / pools[s]:.3f} epochs of source {s!r} "
+                    f"({pools[s]:,} tokens after filtering), above its cap of {caps[s]:g}; "
+                    "lower total_tokens or raise the cap (max_epochs)"
+                )
+        return n, "config", None
+    limits = {s: caps[s] * pools[s] / w for s, w in weights.items() if w > 0}
+    binding = min(limits, key=lambda s: (limits[s], s))
+    return int(math.floor(limits[binding])), "caps", binding
+
+
+def make_plan(
+    config: MixtureConfig,
+    seed: int,
+    pools: Mapping[str, int],
+    documents: Mapping[str, int],
+    histograms: Mapping[str, np.ndarray],
+) -> MixturePlan:
+    """The per-source rates, copies and sampling boundaries, from pass one's counts."""
+    unknown = sorted(set(pools) - set(config.sources))
+    if unknown:
+        raise MixtureError(f"documents of source(s) {', '.join(unknown)} are not in the mixture config")
+    kinds = {s: src.kind for s, src in config.sources.items()}
+    configured = config.normalized_weights()
+    usable = {s: (t if t >= config.min_pool_tokens else 0) for s, t in pools.items()}
+    if not config.enabled:
+        sources = {}
+        for s in sorted(config.sources):
+            pool = int(pools.get(s, 0))
+            sources[s] = SourcePlan(s, kinds[s], configured[s], configured[s], pool, int(documents.get(s, 0)),
+                                    1.0, config.sources[s].reference_epochs, pool, 1.0 if pool else 0.0,
+                                    1, 0, -1, 0, "unmixed")
+        total = sum(int(pools.get(s, 0)) for s in config.sources)
+        return MixturePlan(False, seed, total, "pools", None, sources, {})
+    weights, moved = redistribute(configured, kinds, usable, config.on_empty_source)
+    total, total_from, binding = plan_totals(config, usable, weights)
+    sources = {}
+    for s in sorted(config.sources):
+        pool = int(usable.get(s, 0))
+        target = int(round(weights[s] * total))
+        if pool == 0:
+            raw = int(pools.get(s, 0))
+            sources[s] = SourcePlan(s, kinds[s], configured[s], weights[s], raw, int(documents.get(s, 0)),
+                                    config.sources[s].max_epochs or config.default_max_epochs,
+                                    config.sources[s].reference_epochs, 0, 0.0, 0, 0, -1, 0,
+                                    "below_min_pool" if raw else "empty")
+            continue
+        rate = target / pool
+        full = int(math.floor(rate))
+        extra = target - full * pool
+        hist = histograms.get(s)
+        boundary_bin, boundary_tokens = -1, 0
+        if extra > 0 and hist is not None:
+            cumulative = np.cumsum(hist, dtype=np.int64)
+            boundary_bin = int(np.searchsorted(cumulative, extra, side="left"))
+            boundary_bin = min(boundary_bin, HISTOGRAM_BINS - 1)
+            before = int(cumulative[boundary_bin - 1]) if boundary_bin > 0 else 0
+            boundary_tokens = extra - before
+        sources[s] = SourcePlan(
+            s, kinds[s], configured[s], weights[s], pool, int(documents.get(s, 0)),
+            config.sources[s].max_epochs or config.default_max_epochs,
+            config.sources[s].reference_epochs, target, rate, full, extra, boundary_bin, boundary_tokens,
+        )
+    return MixturePlan(True, seed, total, total_from, binding, sources, moved)
+
+
+def boundary_cut(members: Iterable[tuple[float, str, int]], needed: int) -> tuple[float, str] | None:
+    """The last (u, id) to take inside the boundary bin so the taken tokens come closest to `needed`.
+
+    `members` are (u, id, tokens) of the bin's documents. None means take none of them.
+    """
+    ordered = sorted(members)
+    best: tuple[float, str] | None = None
+    best_gap = needed  # taking nothing misses by `needed`
+    running = 0
+    for u, doc_id, tokens in ordered:
+        running += tokens
+        gap = abs(needed - running)
+        if gap < best_gap:
+            best, best_gap = (u, doc_id), gap
+        if running >= needed:
+            break
+    return best
+
+
+def copies_of(plan: SourcePlan, u: float, doc_id: str, cut: tuple[float, str] | None) -> int:
+    """How many times a document of this source is written."""
+    copies = plan.full_copies
+    if plan.extra_tokens <= 0 or plan.boundary_bin < 0:
+        return copies
+    b = histogram_bin(u)
+    if b < plan.boundary_bin:
+        return copies + 1
+    if b == plan.boundary_bin and cut is not None and (u, doc_id) <= cut:
+        return copies + 1
+    return copies
+
+
+def sequences(tokens_per_shard: Iterable[int], length: int) -> int:
+    """Training sequences of `length` tokens Megatron's GPTDataset draws from these shards in one
+    epoch: each sample needs length + 1 tokens (inputs and shifted labels), so (T - 1) // length."""
+    return sum(max(t - 1, 0) // length for t in tokens_per_shard)

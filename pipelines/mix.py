@@ -1,0 +1,112 @@
+"""Stage 6, mix: pass one counts each source's pool (and a token-weighted hash histogram), the plan
+is computed from those combines as a side input, pass two emits every document's copies.
+
+See `corpus.mixture` for the arithmetic. Nothing here holds more than one histogram per source, the
+documents of one histogram bin per source, and the plan.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+
+from corpus.config import BuildConfig
+from corpus.mixture import (
+    HISTOGRAM_BINS,
+    MixtureError,
+    MixturePlan,
+    boundary_cut,
+    copies_of,
+    histogram_bin,
+    make_plan,
+    sample_point,
+)
+from pipelines.tokenize import TokenizedDoc
+
+
+class HistogramFn(beam.CombineFn):
+    """Token-weighted histogram of u(doc) over HISTOGRAM_BINS bins, plus tokens and documents."""
+
+    def create_accumulator(self) -> list[Any]:
+        return [np.zeros(HISTOGRAM_BINS, dtype=np.int64), 0, 0]
+
+    def add_input(self, acc: list[Any], item: tuple[int, int]) -> list[Any]:
+        b, tokens = item
+        acc[0][b] += tokens
+        acc[1] += tokens
+        acc[2] += 1
+        return acc
+
+    def merge_accumulators(self, accs: Any) -> list[Any]:
+        accs = list(accs)
+        out = accs[0]
+        for acc in accs[1:]:
+            out[0] += acc[0]
+            out[1] += acc[1]
+            out[2] += acc[2]
+        return out
+
+    def extract_output(self, acc: list[Any]) -> dict[str, Any]:
+        return {"histogram": acc[0], "tokens": int(acc[1]), "documents": int(acc[2])}
+
+
+def _plan(_: Any, pools: dict[str, dict[str, Any]], config: BuildConfig) -> MixturePlan:
+    try:
+        return make_plan(
+            config.mixture,
+            config.seed,
+            {s: v["tokens"] for s, v in pools.items()},
+            {s: v["documents"] for s, v in pools.items()},
+            {s: v["histogram"] for s, v in pools.items()},
+        )
+    except MixtureError as exc:  # reported by the manifest step as the build's failure, not a traceback
+        return MixturePlan.failed(config.seed, str(exc))
+
+
+def _in_boundary(doc: TokenizedDoc, plan: MixturePlan) -> bool:
+    if plan.error:
+        return False
+    source = plan.sources[doc.source]
+    return source.boundary_bin >= 0 and histogram_bin(sample_point(plan.seed, doc.id)) == source.boundary_bin
+
+
+def _cut(element: tuple[str, list[tuple[float, str, int]]], plan: MixturePlan) -> tuple[str, Any]:
+    source, members = element
+    return source, boundary_cut(members, plan.sources[source].boundary_tokens)
+
+
+def _copies(doc: TokenizedDoc, plan: MixturePlan, cuts: dict[str, Any]):  # type: ignore[no-untyped-def]
+    if plan.error:
+        return
+    source = plan.sources[doc.source]
+    n = copies_of(source, sample_point(plan.seed, doc.id), doc.id, cuts.get(doc.source))
+    for copy in range(n):
+        yield doc, copy
+
+
+def mix(tokenized: beam.PCollection, config: BuildConfig) -> tuple[beam.PCollection, beam.PCollection, beam.PCollection]:
+    """((doc, copy) pairs, the plan as a singleton, boundary cuts as (source, cut) pairs)."""
+    seed = config.seed
+    pools = (
+        tokenized
+        | "PoolPoints" >> beam.Map(lambda d: (d.source, (histogram_bin(sample_point(seed, d.id)), len(d.tokens))))
+        | "Pools" >> beam.CombinePerKey(HistogramFn())
+    )
+    p = tokenized.pipeline
+    plan = (
+        p
+        | "PlanSeed" >> beam.Create([None])
+        | "Plan" >> beam.Map(_plan, pools=beam.pvalue.AsDict(pools), config=config)
+    )
+    plan_side = beam.pvalue.AsSingleton(plan)
+    cuts = (
+        tokenized
+        | "BoundaryDocs" >> beam.Filter(_in_boundary, plan=plan_side)
+        | "BoundaryPoints" >> beam.Map(lambda d: (d.source, (sample_point(seed, d.id), d.id, len(d.tokens))))
+        | "GroupBoundary" >> beam.GroupByKey()
+        | "Cut" >> beam.Map(_cut, plan=plan_side)
+    )
+    copies = tokenized | "Copies" >> beam.FlatMap(_copies, plan=plan_side, cuts=beam.pvalue.AsDict(cuts))
+    return copies, plan, cuts

@@ -1,0 +1,124 @@
+"""Stage 7, shards: a seeded global shuffle into Megatron shards of about `target_tokens` each.
+
+Copy c of a document goes to shard (h(id) + c) mod K, so copies of one document land in different
+shards (when there are at least as many shards as copies), at a position given by a second seeded
+hash; the shard count K comes from the total tokens. Each shard is sorted and written by one worker.
+Also writes the per-document drop log, spread over a few files by a hash of the id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+import xxhash
+import zstandard
+
+from corpus.accounting import Drop
+from corpus.io import atomic_writer, join, makedirs
+from corpus.mixture import MixturePlan
+from corpus.shards import ShardDoc, write_shard
+from pipelines.tokenize import TokenizedDoc
+
+log = logging.getLogger("corpus")
+
+SHARDS_DIR = "shards"
+DROPS_DIR = "drops"
+
+
+def shard_name(index: int) -> str:
+    return f"shard-{index:05d}"
+
+
+def _assign(item: tuple[TokenizedDoc, int], num_shards: int, seed: int) -> tuple[int, tuple]:
+    doc, copy = item
+    base = xxhash.xxh64_intdigest(doc.id.encode("utf-8"), seed=seed)
+    position = xxhash.xxh64_intdigest(f"{doc.id}\x00{copy}".encode("utf-8"), seed=seed ^ 0x5EED)
+    return (base + copy) % num_shards, (position, doc.id, copy, doc)
+
+
+class WriteShardFn(beam.DoFn):
+    def __init__(self, out_dir: str, dtype: str, write_jsonl: bool) -> None:
+        self.out_dir = out_dir
+        self.dtype = np.dtype(dtype)
+        self.write_jsonl = write_jsonl
+
+    def process(self, element: tuple[int, list[tuple]], file_errors: list[Any], plan: MixturePlan):  # type: ignore[no-untyped-def]
+        if file_errors or plan.error:
+            return  # a failed build writes no shards
+        index, members = element
+        members = sorted(members, key=lambda m: m[:3])
+        name = shard_name(index)
+        folder = join(self.out_dir, SHARDS_DIR)
+        makedirs(folder)
+        prefix = join(folder, name)
+        docs = (ShardDoc(doc.id, doc.source, copy, doc.tokens) for _, _, copy, doc in members)
+        record = write_shard(prefix, f"{SHARDS_DIR}/{name}", docs, self.dtype)
+        if self.write_jsonl:
+            lines = (
+                json.dumps({"id": doc.id, "source": doc.source, "copy": copy, "text": doc.text},
+                           ensure_ascii=False, sort_keys=True)
+                for _, _, copy, doc in members
+            )
+            blob = zstandard.ZstdCompressor(level=6).compress(("\n".join(lines) + "\n").encode("utf-8"))
+            with atomic_writer(prefix + ".jsonl.zst") as handle:
+                handle.write(blob)
+            record["files"]["jsonl"] = {"path": f"{SHARDS_DIR}/{name}.jsonl.zst", "bytes": len(blob),
+                                        "sha256": hashlib.sha256(blob).hexdigest()}
+        log.info("wrote %s: %d documents, %d tokens", name, record["documents"], record["tokens"])
+        yield record
+
+
+def write_shards(copies: beam.PCollection, out_dir: str, dtype: str, target_tokens: int, seed: int,
+                 write_jsonl: bool, file_errors: beam.PCollection, plan: beam.PCollection) -> beam.PCollection:
+    total = (
+        copies
+        | "CopyTokens" >> beam.Map(lambda item: len(item[0].tokens))
+        | "TotalTokens" >> beam.CombineGlobally(sum)
+    )
+    num_shards = total | "NumShards" >> beam.Map(lambda t: max(1, math.ceil(t / target_tokens)))
+    return (
+        copies
+        | "AssignShard" >> beam.Map(_assign, num_shards=beam.pvalue.AsSingleton(num_shards), seed=seed)
+        | "GroupShards" >> beam.GroupByKey()
+        | "WriteShards" >> beam.ParDo(
+            WriteShardFn(out_dir, dtype, write_jsonl),
+            file_errors=beam.pvalue.AsList(file_errors),
+            plan=beam.pvalue.AsSingleton(plan),
+        )
+    )
+
+
+class WriteDropLogFn(beam.DoFn):
+    def __init__(self, out_dir: str, parts: int) -> None:
+        self.out_dir = out_dir
+        self.parts = parts
+
+    def process(self, element: tuple[int, list[Drop]], file_errors: list[Any]):  # type: ignore[no-untyped-def]
+        if file_errors:
+            return
+        part, drops = element
+        drops = sorted(drops, key=lambda d: (d.stage, d.group, d.reason, d.id, d.origin, d.detail))
+        lines = "\n".join(json.dumps(d.to_dict(), ensure_ascii=False, sort_keys=True) for d in drops) + "\n"
+        blob = zstandard.ZstdCompressor(level=10).compress(lines.encode("utf-8"))
+        folder = join(self.out_dir, DROPS_DIR)
+        makedirs(folder)
+        name = f"drops-{part:05d}-of-{self.parts:05d}.jsonl.zst"
+        with atomic_writer(join(folder, name)) as handle:
+            handle.write(blob)
+        yield {"path": f"{DROPS_DIR}/{name}", "records": len(drops), "bytes": len(blob),
+               "sha256": hashlib.sha256(blob).hexdigest()}
+
+
+def write_drop_log(drops: beam.PCollection, out_dir: str, parts: int, file_errors: beam.PCollection) -> beam.PCollection:
+    return (
+        drops
+        | "KeyDrops" >> beam.Map(lambda d: (xxhash.xxh64_intdigest((d.id or d.origin).encode("utf-8")) % parts, d))
+        | "GroupDrops" >> beam.GroupByKey()
+        | "WriteDropLog" >> beam.ParDo(WriteDropLogFn(out_dir, parts), file_errors=beam.pvalue.AsList(file_errors))
+    )

@@ -1,0 +1,44 @@
+"""Shared test helpers: where the real sample data lives, and how to read it.
+
+The real data (`../shared/data` beside the repository) is third-party text for testing only; it is
+never copied into the repository. Tests that need it skip with the reason when it is absent (a user's
+clone); CI always has it. `LEMUR_SHARED_DATA` points elsewhere if needed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zstandard
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("LEMUR_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared_path(*parts: str) -> Path:
+    """The path of a file under the shared data folder; skips the test when it is not there."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real sample data not found at {path} (set LEMUR_SHARED_DATA); CI always has it")
+    return path
+
+
+def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
+    """Records of a .jsonl or .jsonl.zst file."""
+    path = Path(path)
+    raw = path.read_bytes()
+    if path.suffix == ".zst":
+        raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw)).read()
+    return [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip(f"real sample data not found at {SHARED_DATA}; CI always has it")
+    return SHARED_DATA
