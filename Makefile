@@ -8,7 +8,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 OUT    ?= build/default
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-test clean
+.PHONY: run test install install-test airflow airflow-constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,10 +30,34 @@ $(VENV)/.installed-test: $(VENV)/.installed-run
 install: $(VENV)/.installed-run
 install-test: $(VENV)/.installed-test
 
+# Airflow 3 lives in its own virtualenv: its pins conflict with the pipeline's. The DAGs (dags/) run the
+# `corpus` command line of $(VENV); tests/test_dags.py runs them in this one. Exact versions, so pip
+# resolves nothing (its cache makes a reinstall quick): dags/constraints-airflow.txt.
+AIRFLOW_VENV ?= .venv-airflow
+AIRFLOW_PIP  := $(AIRFLOW_VENV)/bin/python -m pip --disable-pip-version-check -q
+
+$(AIRFLOW_VENV)/.installed: dags/requirements-airflow.txt dags/constraints-airflow.txt
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_PIP) install --upgrade "pip>=24"
+	$(AIRFLOW_PIP) install -c dags/constraints-airflow.txt -r dags/requirements-airflow.txt
+	touch $@
+
+airflow: $(AIRFLOW_VENV)/.installed
+
+# After changing dags/requirements-airflow.txt: resolve afresh, then pin what was installed.
+airflow-constraints:
+	rm -rf $(AIRFLOW_VENV)
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_PIP) install --upgrade "pip>=24"
+	$(AIRFLOW_PIP) install -r dags/requirements-airflow.txt
+	{ sed -n '1,2p' dags/constraints-airflow.txt; $(AIRFLOW_VENV)/bin/python -m pip freeze; } > dags/constraints-airflow.tmp
+	mv dags/constraints-airflow.tmp dags/constraints-airflow.txt
+	touch $(AIRFLOW_VENV)/.installed
+
 run: $(VENV)/.installed-run
 	$(BIN)/corpus build --out $(OUT) --overwrite
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test $(AIRFLOW_VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

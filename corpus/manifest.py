@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from functools import lru_cache
 from typing import Any
 
 from corpus import __version__
 from corpus.accounting import STAGES, Table, imbalances, to_report
 from corpus.config import BuildConfig
+from corpus.errors import CorpusError
 from corpus.io import InputFile, join, listing_sha256, read_bytes, write_atomic
 from corpus.mixture import MixturePlan, sequences
 from corpus.tokenizer import TokenizerIdentity
@@ -25,6 +27,76 @@ MANIFEST_NAME = "manifest.json"
 FAILED_NAME = "FAILED.json"
 VOLATILE_SECTIONS = ("run",)
 """Sections that differ between otherwise identical builds."""
+SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "manifests", "schema", "manifest.schema.json")
+"""The JSON Schema every manifest must satisfy; its `schema_version` const equals SCHEMA_VERSION."""
+CLUSTER_SIZE_METRIC = "cluster_size_le_"
+"""Dedup-stats metric prefix of the cluster-size histogram (see `cluster_size_metric`)."""
+
+
+class ManifestSchemaError(CorpusError):
+    """A manifest does not satisfy manifests/schema/manifest.schema.json: a bug in the writer."""
+
+
+@lru_cache(maxsize=1)
+def manifest_schema() -> dict[str, Any]:
+    """The manifest's JSON Schema, read from the checkout (loaded on the driver, pickled to workers)."""
+    try:
+        with open(SCHEMA_PATH, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CorpusError(f"cannot load the manifest schema {SCHEMA_PATH}: {exc}") from None
+
+
+def schema_problems(manifest: dict[str, Any], schema: dict[str, Any] | None = None) -> list[str]:
+    """Every place where `manifest` breaks the schema, as `dotted.path: message` lines."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(_inline_refs(schema or manifest_schema()))
+    problems = []
+    for error in sorted(validator.iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path))):
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
+        message = error.message if len(error.message) <= 300 else error.message[:297] + "..."
+        problems.append(f"{where or '(top level)'}: {message}")
+    return problems
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with its local `#/$defs/...` references replaced by their targets (the schema has
+    no recursion): the same rules, validated ~2x faster, as every input path no longer needs a lookup."""
+    defs = schema.get("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                merged = {**defs[ref.removeprefix("#/$defs/")], **{k: v for k, v in node.items() if k != "$ref"}}
+                return resolve(merged)
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)
+
+
+def validate_manifest(manifest: dict[str, Any], schema: dict[str, Any] | None = None) -> None:
+    problems = schema_problems(manifest, schema)
+    if problems:
+        raise ManifestSchemaError(
+            f"the manifest breaks its schema ({len(problems)} problem(s)):\n  " + "\n  ".join(problems))
+
+
+def cluster_size_metric(size: int) -> str:
+    """The dedup-stats metric that counts a duplicate cluster of `size` documents (survivor included).
+
+    Power-of-two buckets (<=2, <=4, <=8, ...) keep the histogram to ~log2(N) keys at any scale; every
+    dedup step emits `((section, group, cluster_size_metric(n)), 1)` per cluster so reports can draw it.
+    """
+    bound = 2
+    while bound < size:
+        bound *= 2
+    return f"{CLUSTER_SIZE_METRIC}{bound}"
 
 
 def code_version() -> dict[str, Any]:
@@ -156,7 +228,9 @@ def dumps(manifest: dict[str, Any]) -> bytes:
     return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def write_manifest(out_dir: str, manifest: dict[str, Any]) -> str:
+def write_manifest(out_dir: str, manifest: dict[str, Any], schema: dict[str, Any] | None = None) -> str:
+    """Validate against the schema (a failure is a bug: nothing is written), then write atomically."""
+    validate_manifest(manifest, schema)
     path = join(out_dir, MANIFEST_NAME)
     write_atomic(path, dumps(manifest))
     return path
