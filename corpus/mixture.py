@@ -6,10 +6,12 @@ T_s = w_s·N tokens: r_s = T_s / P_s epochs. Every document of s is written floo
 more time for a subset chosen by a seeded hash u(doc) in [0, 1): the documents with the smallest u
 whose tokens add up to the remainder E_s = T_s - floor(r_s)·P_s as closely as whole documents allow.
 
-Finding that subset exactly without sorting a whole source in one place takes two small steps:
-a token-weighted histogram of u per source (a combine of `HISTOGRAM_BINS` counters) locates the bin
-where the running total crosses E_s; only the documents of that one bin are then gathered and sorted
-to place the exact cut. The realized tokens of s are within one document of T_s.
+Finding that subset without sorting a whole source in one place takes two small steps: a token- and
+document-weighted histogram of u per source (a combine of `HISTOGRAM_BINS` counters) locates the bin
+where the running total crosses E_s; the bins below it are taken whole. Only the documents of a small
+window of bins from there on (at least `BOUNDARY_DOCUMENTS` documents) are gathered; they are taken
+greedily in u order while they fit, which lands within a small document of E_s even when the
+documents are few and large. The realized tokens of s are within one document of T_s.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from corpus.config import MixtureConfig
 from corpus.errors import ConfigError
 
 HISTOGRAM_BINS = 1 << 16
+BOUNDARY_DOCUMENTS = 64
+"""Documents gathered (at least) around the crossing point to place the exact cut."""
 
 
 class MixtureError(ConfigError):
@@ -58,9 +62,11 @@ class SourcePlan:
     extra_tokens: int
     """Tokens to take once more beyond the full copies (E_s)."""
     boundary_bin: int
-    """Histogram bin where the extra subset ends: bins below it are taken whole (-1: none taken)."""
+    """First bin of the boundary window: bins below it are taken whole (-1: no extra subset)."""
     boundary_tokens: int
-    """Tokens still to take inside the boundary bin."""
+    """Tokens still to take inside the boundary window."""
+    boundary_end_bin: int = -1
+    """Last bin of the boundary window (inclusive); bins after it are not taken."""
     status: str = "mixed"
     """`mixed`; `empty` (no tokens: its weight went elsewhere); `below_min_pool` (too few tokens: its
     documents are left out and its weight went elsewhere); `unmixed` (mixing disabled: written once)."""
@@ -157,6 +163,7 @@ def make_plan(
     pools: Mapping[str, int],
     documents: Mapping[str, int],
     histograms: Mapping[str, np.ndarray],
+    doc_histograms: Mapping[str, np.ndarray] | None = None,
 ) -> MixturePlan:
     """The per-source rates, copies and sampling boundaries, from pass one's counts."""
     unknown = sorted(set(pools) - set(config.sources))
@@ -171,7 +178,7 @@ def make_plan(
             pool = int(pools.get(s, 0))
             sources[s] = SourcePlan(s, kinds[s], configured[s], configured[s], pool, int(documents.get(s, 0)),
                                     1.0, config.sources[s].reference_epochs, pool, 1.0 if pool else 0.0,
-                                    1, 0, -1, 0, "unmixed")
+                                    1, 0, -1, 0, status="unmixed")
         total = sum(int(pools.get(s, 0)) for s in config.sources)
         return MixturePlan(False, seed, total, "pools", None, sources, {})
     weights, moved = redistribute(configured, kinds, usable, config.on_empty_source)
@@ -185,47 +192,65 @@ def make_plan(
             sources[s] = SourcePlan(s, kinds[s], configured[s], weights[s], raw, int(documents.get(s, 0)),
                                     config.sources[s].max_epochs or config.default_max_epochs,
                                     config.sources[s].reference_epochs, 0, 0.0, 0, 0, -1, 0,
-                                    "below_min_pool" if raw else "empty")
+                                    status="below_min_pool" if raw else "empty")
             continue
         rate = target / pool
         full = int(math.floor(rate))
         extra = target - full * pool
         hist = histograms.get(s)
-        boundary_bin, boundary_tokens = -1, 0
+        boundary_bin, boundary_end, boundary_tokens = -1, -1, 0
         if extra > 0 and hist is not None:
             cumulative = np.cumsum(hist, dtype=np.int64)
-            boundary_bin = int(np.searchsorted(cumulative, extra, side="left"))
-            boundary_bin = min(boundary_bin, HISTOGRAM_BINS - 1)
+            boundary_bin = min(int(np.searchsorted(cumulative, extra, side="left")), HISTOGRAM_BINS - 1)
             before = int(cumulative[boundary_bin - 1]) if boundary_bin > 0 else 0
             boundary_tokens = extra - before
+            boundary_end = boundary_window_end(
+                doc_histograms.get(s) if doc_histograms else None, boundary_bin)
         sources[s] = SourcePlan(
             s, kinds[s], configured[s], weights[s], pool, int(documents.get(s, 0)),
             config.sources[s].max_epochs or config.default_max_epochs,
             config.sources[s].reference_epochs, target, rate, full, extra, boundary_bin, boundary_tokens,
+            boundary_end_bin=boundary_end,
         )
     return MixturePlan(True, seed, total, total_from, binding, sources, moved)
 
 
-def boundary_cut(members: Iterable[tuple[float, str, int]], needed: int) -> tuple[float, str] | None:
-    """The last (u, id) to take inside the boundary bin so the taken tokens come closest to `needed`.
+def boundary_window_end(doc_histogram: np.ndarray | None, start: int) -> int:
+    """The last bin of the window that starts at `start` and holds at least BOUNDARY_DOCUMENTS
+    documents (or reaches the last bin)."""
+    if doc_histogram is None:
+        return start
+    cumulative = np.cumsum(doc_histogram[start:], dtype=np.int64)
+    offset = int(np.searchsorted(cumulative, BOUNDARY_DOCUMENTS, side="left"))
+    return min(start + offset, HISTOGRAM_BINS - 1)
 
-    `members` are (u, id, tokens) of the bin's documents. None means take none of them.
-    """
+
+def boundary_choice(members: Iterable[tuple[float, str, int]], needed: int) -> frozenset[str]:
+    """The ids to take once more inside the boundary window: in u order, every document that still
+    fits in `needed` tokens; then, if that leaves a gap, the one document that best closes it."""
     ordered = sorted(members)
-    best: tuple[float, str] | None = None
-    best_gap = needed  # taking nothing misses by `needed`
+    chosen: list[str] = []
+    skipped: list[tuple[float, str, int]] = []
     running = 0
     for u, doc_id, tokens in ordered:
-        running += tokens
-        gap = abs(needed - running)
-        if gap < best_gap:
-            best, best_gap = (u, doc_id), gap
-        if running >= needed:
-            break
-    return best
+        if running + tokens <= needed:
+            chosen.append(doc_id)
+            running += tokens
+        else:
+            skipped.append((u, doc_id, tokens))
+    gap = needed - running
+    if gap > 0 and skipped:
+        u, doc_id, tokens = min(skipped, key=lambda m: (abs(gap - m[2]), m[0], m[1]))
+        if abs(gap - tokens) < gap:
+            chosen.append(doc_id)
+    return frozenset(chosen)
 
 
-def copies_of(plan: SourcePlan, u: float, doc_id: str, cut: tuple[float, str] | None) -> int:
+def in_boundary(plan: SourcePlan, u: float) -> bool:
+    return plan.boundary_bin >= 0 and plan.boundary_bin <= histogram_bin(u) <= plan.boundary_end_bin
+
+
+def copies_of(plan: SourcePlan, u: float, doc_id: str, chosen: frozenset[str] | None) -> int:
     """How many times a document of this source is written."""
     copies = plan.full_copies
     if plan.extra_tokens <= 0 or plan.boundary_bin < 0:
@@ -233,7 +258,7 @@ def copies_of(plan: SourcePlan, u: float, doc_id: str, cut: tuple[float, str] | 
     b = histogram_bin(u)
     if b < plan.boundary_bin:
         return copies + 1
-    if b == plan.boundary_bin and cut is not None and (u, doc_id) <= cut:
+    if b <= plan.boundary_end_bin and chosen is not None and doc_id in chosen:
         return copies + 1
     return copies
 
@@ -242,3 +267,34 @@ def sequences(tokens_per_shard: Iterable[int], length: int) -> int:
     """Training sequences of `length` tokens Megatron's GPTDataset draws from these shards in one
     epoch: each sample needs length + 1 tokens (inputs and shifted labels), so (T - 1) // length."""
     return sum(max(t - 1, 0) // length for t in tokens_per_shard)
+
+
+def mix_in_memory(
+    config: MixtureConfig, seed: int, docs: Iterable[tuple[str, str, int]]
+) -> tuple[MixturePlan, dict[str, int]]:
+    """The same two passes as the Beam pipeline, in one process: (plan, copies per document id).
+
+    `docs` are (source, id, tokens). For tests, tools and small inputs; the pipeline never gathers
+    all documents like this.
+    """
+    docs = list(docs)
+    pools: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    histograms: dict[str, np.ndarray] = {}
+    doc_histograms: dict[str, np.ndarray] = {}
+    points = {doc_id: sample_point(seed, doc_id) for _, doc_id, _ in docs}
+    for source, doc_id, tokens in docs:
+        pools[source] = pools.get(source, 0) + tokens
+        counts[source] = counts.get(source, 0) + 1
+        b = histogram_bin(points[doc_id])
+        histograms.setdefault(source, np.zeros(HISTOGRAM_BINS, dtype=np.int64))[b] += tokens
+        doc_histograms.setdefault(source, np.zeros(HISTOGRAM_BINS, dtype=np.int64))[b] += 1
+    plan = make_plan(config, seed, pools, counts, histograms, doc_histograms)
+    members: dict[str, list[tuple[float, str, int]]] = {}
+    for source, doc_id, tokens in docs:
+        if in_boundary(plan.sources[source], points[doc_id]):
+            members.setdefault(source, []).append((points[doc_id], doc_id, tokens))
+    cuts = {s: boundary_choice(m, plan.sources[s].boundary_tokens) for s, m in members.items()}
+    copies = {doc_id: copies_of(plan.sources[source], points[doc_id], doc_id, cuts.get(source))
+              for source, doc_id, _ in docs}
+    return plan, copies

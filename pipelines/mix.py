@@ -17,9 +17,10 @@ from corpus.mixture import (
     HISTOGRAM_BINS,
     MixtureError,
     MixturePlan,
-    boundary_cut,
+    boundary_choice,
     copies_of,
     histogram_bin,
+    in_boundary,
     make_plan,
     sample_point,
 )
@@ -27,29 +28,28 @@ from pipelines.tokenize import TokenizedDoc
 
 
 class HistogramFn(beam.CombineFn):
-    """Token-weighted histogram of u(doc) over HISTOGRAM_BINS bins, plus tokens and documents."""
+    """Histograms of u(doc) over HISTOGRAM_BINS bins, weighted by tokens and by documents."""
 
-    def create_accumulator(self) -> list[Any]:
-        return [np.zeros(HISTOGRAM_BINS, dtype=np.int64), 0, 0]
+    def create_accumulator(self) -> list[np.ndarray]:
+        return [np.zeros(HISTOGRAM_BINS, dtype=np.int64), np.zeros(HISTOGRAM_BINS, dtype=np.int64)]
 
-    def add_input(self, acc: list[Any], item: tuple[int, int]) -> list[Any]:
+    def add_input(self, acc: list[np.ndarray], item: tuple[int, int]) -> list[np.ndarray]:
         b, tokens = item
         acc[0][b] += tokens
-        acc[1] += tokens
-        acc[2] += 1
+        acc[1][b] += 1
         return acc
 
-    def merge_accumulators(self, accs: Any) -> list[Any]:
+    def merge_accumulators(self, accs: Any) -> list[np.ndarray]:
         accs = list(accs)
         out = accs[0]
         for acc in accs[1:]:
             out[0] += acc[0]
             out[1] += acc[1]
-            out[2] += acc[2]
         return out
 
-    def extract_output(self, acc: list[Any]) -> dict[str, Any]:
-        return {"histogram": acc[0], "tokens": int(acc[1]), "documents": int(acc[2])}
+    def extract_output(self, acc: list[np.ndarray]) -> dict[str, Any]:
+        return {"histogram": acc[0], "doc_histogram": acc[1],
+                "tokens": int(acc[0].sum()), "documents": int(acc[1].sum())}
 
 
 def _plan(_: Any, pools: dict[str, dict[str, Any]], config: BuildConfig) -> MixturePlan:
@@ -60,21 +60,19 @@ def _plan(_: Any, pools: dict[str, dict[str, Any]], config: BuildConfig) -> Mixt
             {s: v["tokens"] for s, v in pools.items()},
             {s: v["documents"] for s, v in pools.items()},
             {s: v["histogram"] for s, v in pools.items()},
+            {s: v["doc_histogram"] for s, v in pools.items()},
         )
     except MixtureError as exc:  # reported by the manifest step as the build's failure, not a traceback
         return MixturePlan.failed(config.seed, str(exc))
 
 
 def _in_boundary(doc: TokenizedDoc, plan: MixturePlan) -> bool:
-    if plan.error:
-        return False
-    source = plan.sources[doc.source]
-    return source.boundary_bin >= 0 and histogram_bin(sample_point(plan.seed, doc.id)) == source.boundary_bin
+    return not plan.error and in_boundary(plan.sources[doc.source], sample_point(plan.seed, doc.id))
 
 
-def _cut(element: tuple[str, list[tuple[float, str, int]]], plan: MixturePlan) -> tuple[str, Any]:
+def _choose(element: tuple[str, list[tuple[float, str, int]]], plan: MixturePlan) -> tuple[str, frozenset[str]]:
     source, members = element
-    return source, boundary_cut(members, plan.sources[source].boundary_tokens)
+    return source, boundary_choice(members, plan.sources[source].boundary_tokens)
 
 
 def _copies(doc: TokenizedDoc, plan: MixturePlan, cuts: dict[str, Any]):  # type: ignore[no-untyped-def]
@@ -87,7 +85,7 @@ def _copies(doc: TokenizedDoc, plan: MixturePlan, cuts: dict[str, Any]):  # type
 
 
 def mix(tokenized: beam.PCollection, config: BuildConfig) -> tuple[beam.PCollection, beam.PCollection, beam.PCollection]:
-    """((doc, copy) pairs, the plan as a singleton, boundary cuts as (source, cut) pairs)."""
+    """((doc, copy) pairs, the plan as a singleton, boundary choices as (source, ids) pairs)."""
     seed = config.seed
     pools = (
         tokenized
@@ -106,7 +104,7 @@ def mix(tokenized: beam.PCollection, config: BuildConfig) -> tuple[beam.PCollect
         | "BoundaryDocs" >> beam.Filter(_in_boundary, plan=plan_side)
         | "BoundaryPoints" >> beam.Map(lambda d: (d.source, (sample_point(seed, d.id), d.id, len(d.tokens))))
         | "GroupBoundary" >> beam.GroupByKey()
-        | "Cut" >> beam.Map(_cut, plan=plan_side)
+        | "Choose" >> beam.Map(_choose, plan=plan_side)
     )
     copies = tokenized | "Copies" >> beam.FlatMap(_copies, plan=plan_side, cuts=beam.pvalue.AsDict(cuts))
     return copies, plan, cuts

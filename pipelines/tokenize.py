@@ -12,7 +12,7 @@ from corpus.accounting import TOKENIZE
 from corpus.config import TokenizerConfig
 from corpus.document import Document
 from corpus.tokenizer import TokenizerIdentity, encode_batch, load_tokenizer
-from pipelines.ledger import Ledger
+from pipelines.ledger import Ledger, Progress
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -37,11 +37,13 @@ class TokenizeFn(beam.DoFn):
     def setup(self) -> None:
         self.tokenizer = load_tokenizer(self.config)
         self.dtype = np.dtype(self.identity.dtype)
+        self.progress = Progress(TOKENIZE)
 
     def process(self, batch: list[Document]):  # type: ignore[no-untyped-def]
         arrays = encode_batch(self.tokenizer, [d.text for d in batch], self.identity.eos_id, self.dtype)
         for doc, ids in zip(batch, arrays):
             self.tokens.inc(len(ids))
+            self.progress.tick()
             yield TokenizedDoc(doc.id, doc.source, doc.kind, ids, doc.nbytes, doc.text if self.keep_text else None)
 
 

@@ -1,0 +1,31 @@
+"""Helpers shared by the benchmark scripts: the real data folder and a JSONL reader."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import zstandard
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = Path(os.environ.get("LEMUR_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    raw = path.read_bytes()
+    if path.suffix == ".zst":
+        raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw)).read()
+    return [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
+
+
+def real_texts(data: Path) -> list[str]:
+    """Every real document of the sample data: code contents and web page texts."""
+    if not data.exists():
+        raise SystemExit(f"real sample data not found at {data} (pass --data or set LEMUR_SHARED_DATA)")
+    texts = [r["content"] for r in read_jsonl(data / "code" / "code_sample.jsonl.zst")]
+    for name in sorted((data / "web").glob("*.jsonl.zst")):
+        texts.extend(r["text"] for r in read_jsonl(name))
+    return texts
