@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from corpus.errors import CorpusError
 
-COMMANDS = ("build",)
+COMMANDS = ("build", "validate", "audit", "manifests", "dedup", "filter")
 
 
 class _QuietBeamImports(logging.Filter):

@@ -27,7 +27,9 @@ from corpus.manifest import (
     MANIFEST_NAME,
     build_manifest,
     code_version,
+    manifest_schema,
     read_manifest,
+    schema_problems,
     write_failure,
     write_manifest,
 )
@@ -35,6 +37,7 @@ from corpus.mixture import MixturePlan
 from corpus.normalize import normalize_document
 from corpus.sources import ReadTask, plan_input
 from corpus.tokenizer import TokenizerIdentity, tokenizer_identity
+from filters.code import check_code_filters
 from pipelines.dedup import dedup
 from pipelines.filter import FilterFn
 from pipelines.ledger import Ledger, StageFn
@@ -105,9 +108,11 @@ def _clear_previous(out_dir: str, overwrite: bool) -> None:
         shutil.rmtree(os.path.join(out_dir, sub), ignore_errors=True)
 
 
-def prepare(config: BuildConfig, out_dir: str, beam_args: list[str] | None = None, overwrite: bool = False) -> BuildPlan:
-    args = resolve_beam_args(list(beam_args or []))
-    identity = tokenizer_identity(config.tokenizer)
+def plan_inputs(config: BuildConfig) -> tuple[list[ReadTask], dict[str, list[InputFile]]]:
+    """List every input's files and plan its read tasks on the driver; no record is read.
+
+    `prepare` and `corpus validate` share it, so a missing or empty input file stops both the same way.
+    """
     tasks: list[ReadTask] = []
     files: dict[str, list[InputFile]] = {}
     for inp in config.inputs:
@@ -115,6 +120,30 @@ def prepare(config: BuildConfig, out_dir: str, beam_args: list[str] | None = Non
         tasks.extend(input_tasks)
         files[inp.name] = input_files
         log.info("input %s: %d files, %d read tasks", inp.name, len(input_files), len(input_tasks))
+    return tasks, files
+
+
+@dataclasses.dataclass
+class Preflight:
+    beam_args: list[str]
+    tokenizer: TokenizerIdentity
+    tasks: list[ReadTask]
+    files: dict[str, list[InputFile]]
+
+
+def preflight(config: BuildConfig, beam_args: list[str] | None = None) -> Preflight:
+    """Every check that needs no data and writes nothing; `prepare` and `corpus validate` both run it."""
+    args = resolve_beam_args(list(beam_args or []))
+    if config.filters.code.enabled:  # a grammar that does not load stops the build here, not in a worker
+        check_code_filters(config.filters.code)
+    identity = tokenizer_identity(config.tokenizer, config.shards.dtype)
+    tasks, files = plan_inputs(config)
+    return Preflight(args, identity, tasks, files)
+
+
+def prepare(config: BuildConfig, out_dir: str, beam_args: list[str] | None = None, overwrite: bool = False) -> BuildPlan:
+    checked = preflight(config, beam_args)
+    args, identity, tasks, files = checked.beam_args, checked.tokenizer, checked.tasks, checked.files
     makedirs(out_dir)
     _clear_previous(out_dir, overwrite)
     return BuildPlan(config, out_dir, tasks, files, identity, args, code_version(),
@@ -124,6 +153,7 @@ def prepare(config: BuildConfig, out_dir: str, beam_args: list[str] | None = Non
 class WriteManifestFn(beam.DoFn):
     def __init__(self, plan: BuildPlan) -> None:
         self.plan = plan
+        self.schema = manifest_schema()  # read on the driver: workers need not have manifests/
 
     def process(self, _: Any, accounting: dict, dedup_stats: list, mixture: MixturePlan,  # type: ignore[no-untyped-def]
                 shards: list, drop_logs: list, file_errors: list):
@@ -140,10 +170,13 @@ class WriteManifestFn(beam.DoFn):
                 run={"runner": runner, "options": plan.beam_args, "started": plan.started,
                      "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
             )
+            # A manifest that breaks its schema is a writer bug: the build fails and says where.
+            problems = [f"accounting: {p}" for p in problems] + [
+                f"manifest schema: {p}" for p in schema_problems(manifest, self.schema)]
             if not problems:
-                yield write_manifest(plan.out_dir, manifest)
+                yield write_manifest(plan.out_dir, manifest, self.schema)
                 return
-            errors.extend(f"accounting: {p}" for p in problems)
+            errors.extend(problems)
         yield write_failure(plan.out_dir, errors)
 
 
@@ -151,7 +184,7 @@ def construct(p: beam.Pipeline, plan: BuildPlan) -> None:
     config = plan.config
     ledger = Ledger()
     docs, file_errors = read_inputs(p, plan.tasks, config, ledger)
-    docs = ledger.stage("Normalize", NORMALIZE, docs, StageFn(normalize_document))
+    docs = ledger.stage("Normalize", NORMALIZE, docs, StageFn(normalize_document, NORMALIZE))
     docs = ledger.stage("Filter", FILTER, docs, FilterFn(config.filters))
     docs, dedup_stats = dedup(docs, config, ledger)
     tokenized = tokenize(docs, config.tokenizer, plan.tokenizer, config.shards.write_jsonl, ledger)

@@ -12,7 +12,7 @@ from corpus.document import Document
 from filters.base import Filter, run_chain, setup_filters
 from filters.code import build_code_filters
 from filters.text import build_text_filters
-from pipelines.ledger import DROPS
+from pipelines.ledger import DROPS, Progress
 
 
 def _detail(signals: dict[str, float]) -> str:
@@ -32,12 +32,14 @@ class FilterFn(beam.DoFn):
         self.config = config
 
     def setup(self) -> None:
+        self.progress = Progress(FILTER)
         self.chains = build_chains(self.config)
         for chain in self.chains.values():
             setup_filters(chain)
 
     def process(self, doc: Document):  # type: ignore[no-untyped-def]
         result = run_chain(doc, self.chains.get(doc.kind, []))
+        self.progress.tick(result.doc is None)
         if result.doc is not None:
             yield result.doc
             return

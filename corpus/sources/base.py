@@ -80,9 +80,12 @@ def make_document(
     inp: InputConfig, config: BuildConfig, parts: RecordParts, origin: str, kind: str | None = None
 ) -> Document:
     kind = kind or inp.kind or "text"
+    meta = parts.meta
     if kind == "code":
         lang = language_of(parts.lang, parts.path, config.code_buckets)
         source = inp.source or bucket_of(lang, config.code_buckets)
+        if parts.path and not meta.get("path"):  # code filters read the path from meta["path"]
+            meta = {**meta, "path": parts.path}
     else:
         lang = parts.lang
         source = inp.source or inp.text_source or ""
@@ -92,7 +95,7 @@ def make_document(
         kind=kind,
         text=parts.text,
         lang=lang,
-        meta=parts.meta,
+        meta=meta,
         origin=origin,
     )
 

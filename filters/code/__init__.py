@@ -1,11 +1,67 @@
-"""Code filters: language buckets, StarCoder heuristics, generated/data files, tree-sitter syntax."""
+"""Code filters: language buckets, licenses, StarCoder heuristics, generated and data files, syntax.
+
+The filters, by name, in their default run order (cheap before expensive; the first drop ends the
+chain, so each filter only sees what the cheaper ones kept). These names are what
+`filters.code.filters` in the build config and `corpus filter --kind code --filters a,b` accept;
+drop reasons read `<name>.<rule>`:
+
+| name | drops (rule) | evidence |
+|---|---|---|
+| `language` | `language_not_allowed` | language unknown, mapped to no bucket (`unbucketed`), or bucket not allowed |
+| `license` | `license_not_allowed`, `no_license` | repository licenses outside The Stack's permissive list |
+| `heuristics` | `too_large`, `too_small`, `max_line_length`, `avg_line_length`, `alphanum_fraction`, `encoded_data` | Codex/The Stack/StarCoder line and character rules; StarCoder2 encoded-data runs |
+| `generated` | `lock_file`, `generated_path`, `vendored_path`, `tool_marker`, `header_marker`, `minified`, `bundle` | generator banners, lock files, minified and bundled code |
+| `data_like` | `xml_declaration`, `data_format_size`, `literal_rows` | XML documents, JSON/YAML/CSV outside StarCoder's bounds, data dumps |
+| `syntax` | `syntax_errors`, `parse_timeout` | tree-sitter: share of bytes under ERROR/MISSING nodes above the language's threshold |
+
+Every verdict carries its signals (numbers) so decisions can be inspected and compared.
+"""
 
 from __future__ import annotations
 
-from filters.base import Filter
-from filters.code.config import CodeFiltersConfig
+from collections.abc import Callable
+
+from corpus.errors import ConfigError
+from filters.base import Filter, setup_filters
+from filters.code.config import CODE_FILTER_NAMES, CodeFiltersConfig
+from filters.code.data_like import DataLikeFilter
+from filters.code.generated import GeneratedFilter
+from filters.code.heuristics import HeuristicsFilter
+from filters.code.language import LanguageFilter
+from filters.code.license import LicenseFilter
+from filters.code.syntax import SyntaxFilter
+
+_FACTORIES: dict[str, Callable[[CodeFiltersConfig], Filter]] = {
+    "language": lambda c: LanguageFilter(c.language),
+    "license": lambda c: LicenseFilter(c.license),
+    "heuristics": lambda c: HeuristicsFilter(c.heuristics),
+    "generated": lambda c: GeneratedFilter(c.generated),
+    "data_like": lambda c: DataLikeFilter(c.data_like),
+    "syntax": lambda c: SyntaxFilter(c.syntax),
+}
+assert tuple(_FACTORIES) == CODE_FILTER_NAMES
 
 
 def build_code_filters(config: CodeFiltersConfig, only: list[str] | None = None) -> list[Filter]:
-    """The code filters in run order (cheap before expensive); `only` selects and orders by name."""
-    return []
+    """The code filters in run order (cheap before expensive); `only` selects and orders by name.
+
+    Without `only`, the configured `filters` list decides (all six by default). Grammar modules are
+    imported here, so a misconfigured grammar is a ConfigError before any data is read.
+    """
+    names = list(only) if only is not None else list(config.filters)
+    unknown = [n for n in names if n not in _FACTORIES]
+    if unknown:
+        raise ConfigError(f"unknown code filter(s): {', '.join(unknown)} (known: {', '.join(CODE_FILTER_NAMES)})")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"code filter(s) named twice: {', '.join(repeated)}")
+    return [_FACTORIES[name](config) for name in names]
+
+
+def check_code_filters(config: CodeFiltersConfig, only: list[str] | None = None) -> None:
+    """Build the filters and load their grammars once on the driver, so that a grammar that does not
+    load is reported at start-up as a ConfigError rather than by the first worker."""
+    setup_filters(build_code_filters(config, only))
+
+
+__all__ = ["CODE_FILTER_NAMES", "CodeFiltersConfig", "build_code_filters", "check_code_filters"]
