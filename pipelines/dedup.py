@@ -1,26 +1,49 @@
 """Stage 4, dedup within each kind: decisions are made on small records, then joined to the bodies.
 
-    docs ──▶ DedupRecord (id, hash, ...) ──▶ group by (kind, hash) ──▶ survivors ──▶ [near-dedup] ──┐
-      │                                           └─ removed ids ───────────────────────────────────┤
-      └──────────────────────── (id, doc) ─────── CoGroupByKey on id ◀─── decisions ◀────────────────┘
+    docs ─▶ (DedupRecord, MinHash signature) ─▶ group by (kind, hash) ─▶ exact survivors ─┐
+      │                                               └─ exact removals ─────────────────┐ │
+      │   ┌──────────────────────────────────────────────────────────────────────────────┼─┘
+      │   └▶ band keys ─▶ group by bucket ─▶ (member, bucket's smallest id) candidate pairs
+      │        ─▶ join member signature ─▶ join root signature ─▶ verified edges (est. J >= t)
+      │        ─▶ connected components (one worker per kind, ids only) ─▶ cluster of each id
+      │        ─▶ group records by cluster ─▶ survivor by the `keep` rule ─▶ near removals ──┤
+      └──────────────────────── (id, doc) ─────── CoGroupByKey on id ◀──── all removals ◀─┘
 
-Document bodies cross the network once (the join). Two documents under one id are reported as
-`duplicate_id` (the first by origin is kept).
+Document bodies cross the network once (the final join); everything before it moves small records:
+a signature is num_perm x 4 bytes (1 KiB at 256). Memory per worker: the signature step holds one
+document; a bucket holds its members' ids; a verification group holds one root's candidates'
+signatures; only the components step is global (per kind), and it holds ids of the documents that
+have a verified edge, bounded by `corpus/dedup/clusters.py: union_find_bytes`, which the manifest
+records with the counts it comes from. Two documents under one id are reported as `duplicate_id`
+(the first by origin is kept).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import apache_beam as beam
+import numpy as np
 
 from corpus.accounting import DEDUP, Drop
 from corpus.config import BuildConfig
+from corpus.dedup.clusters import connected_components, union_find_bytes
+from corpus.dedup.config import DedupConfig
 from corpus.dedup.exact import DedupRecord, dedup_record, split_group
-from corpus.document import Document
+from corpus.dedup.lsh import band_keys, lsh_params, star_pairs
+from corpus.dedup.minhash import MinHasher, from_bytes, to_bytes
+from corpus.dedup.stats import NEAR_METRICS, combine, pick, stat, with_rates
+from corpus.document import KINDS, Document
+from corpus.manifest import cluster_size_metric
 from pipelines.ledger import DROPS, Ledger
 
 STATS = "stats"
+REMOVED = "removed"
+
+Node = tuple[DedupRecord, bytes | None]
+"""A document as dedup sees it: its small record and its MinHash signature (None when near-dedup
+is off for its kind or it has no token)."""
 
 
 class Decision(NamedTuple):
@@ -30,22 +53,282 @@ class Decision(NamedTuple):
     """The id of the document that stays for this one."""
 
 
+class DedupDecisions(NamedTuple):
+    exact: beam.PCollection
+    """(id, Decision) of documents removed as exact duplicates (survivor: the group's survivor)."""
+    near: beam.PCollection
+    """(id, Decision) of documents removed as near-duplicates (survivor: the cluster's survivor)."""
+    stats: beam.PCollection
+    """((section, group, metric), value), combined, with duplicate rates."""
+
+
+def _stat(section: str, group: str, metric: str, value: float = 1) -> beam.pvalue.TaggedOutput:
+    return beam.pvalue.TaggedOutput(STATS, stat(section, group, metric, value))
+
+
+def first_node(nodes: list[Node]) -> Node | None:
+    """The node that stands for an id read twice (deterministic: smallest content hash)."""
+    return min(nodes, key=lambda n: n[0].content_hash) if nodes else None
+
+
+class SignFn(beam.DoFn):
+    """Document → (record, signature). Hashers are made once per worker."""
+
+    def __init__(self, config: DedupConfig) -> None:
+        self.config = config
+
+    def setup(self) -> None:
+        self.hashers = {kind: MinHasher(c.num_perm, c.seed, c.hash)
+                        for kind in KINDS if (c := self.config.near(kind)).enabled}
+
+    def process(self, doc: Document):  # type: ignore[no-untyped-def]
+        record = dedup_record(doc)
+        hasher = self.hashers.get(doc.kind)
+        if hasher is None:
+            yield record, None
+            return
+        near = self.config.near(doc.kind)
+        signature, seen = hasher.signature(doc.text, near.tokens, near.ngram, near.max_shingles)
+        if signature is None:
+            yield _stat("near", doc.kind, "empty_documents")
+        if seen.short:
+            yield _stat("near", doc.kind, "short_documents")
+        if seen.capped:
+            yield _stat("near", doc.kind, "capped_documents")
+        yield record, (to_bytes(signature) if signature is not None else None)
+
+
+def removal_outputs(section: str, survivor: DedupRecord, removed: list[DedupRecord]):  # type: ignore[no-untyped-def]
+    """The decisions and statistics of one duplicate cluster (`section`: exact or near)."""
+    kind = survivor.kind
+    yield _stat(section, kind, "clusters")
+    yield _stat(section, kind, cluster_size_metric(len(removed) + 1))  # the report's histogram
+    yield _stat(f"{section}_by_source", survivor.source, "clusters")
+    for record in removed:
+        yield _stat(section, kind, "removed")
+        yield _stat(section, kind, "removed_bytes", record.nbytes)
+        yield _stat(f"{section}_by_source", record.source, "removed")
+        yield beam.pvalue.TaggedOutput(REMOVED, (record.id, Decision(f"{section}_duplicate", survivor.id)))
+
+
 class ExactGroupFn(beam.DoFn):
     def __init__(self, rule: str) -> None:
         self.rule = rule
 
-    def process(self, element: tuple[Any, list[DedupRecord]]):  # type: ignore[no-untyped-def]
-        (kind, _), records = element
-        unique = {r.id: r for r in sorted(records, key=lambda r: r.id)}  # same id twice: see duplicate_id
-        survivor, removed = split_group(unique.values(), self.rule)  # type: ignore[arg-type]
-        yield survivor
+    def process(self, element: tuple[Any, list[Node]]):  # type: ignore[no-untyped-def]
+        (kind, _), nodes = element
+        unique: dict[str, Node] = {}
+        for node in sorted(nodes, key=lambda n: n[0].id):  # same id twice: see duplicate_id
+            unique.setdefault(node[0].id, node)
+        survivor, removed = split_group([n[0] for n in unique.values()], self.rule)  # type: ignore[arg-type]
+        yield unique[survivor.id]
+        yield _stat("exact", kind, "documents", len(unique))
+        for record in unique.values():
+            yield _stat("exact_by_source", record[0].source, "documents")
         if removed:
-            yield beam.pvalue.TaggedOutput(STATS, (("exact", kind, "clusters"), 1))
-        for record in removed:
-            yield beam.pvalue.TaggedOutput(STATS, (("exact", kind, "removed"), 1))
-            yield beam.pvalue.TaggedOutput(STATS, (("exact", kind, "removed_bytes"), record.nbytes))
-            yield beam.pvalue.TaggedOutput(STATS, (("exact_by_source", record.source, "removed"), 1))
-            yield beam.pvalue.TaggedOutput("removed", (record.id, Decision("exact_duplicate", survivor.id)))
+            yield from removal_outputs("exact", survivor, removed)
+
+
+class BandKeysFn(beam.DoFn):
+    """(record, signature) → ((kind, band key), id) for every band."""
+
+    def __init__(self, params: dict[str, tuple[int, int]]) -> None:
+        self.params = params
+
+    def process(self, node: Node):  # type: ignore[no-untyped-def]
+        record, signature = node
+        bands, rows = self.params[record.kind]
+        yield _stat("near", record.kind, "documents")
+        yield _stat("near_by_source", record.source, "documents")
+        for key in band_keys(from_bytes(signature), bands, rows):  # type: ignore[arg-type]
+            yield (record.kind, key), record.id
+
+
+class LinkBucketFn(beam.DoFn):
+    """A bucket → (member, smallest id) for every other member: linear, never quadratic."""
+
+    def process(self, element: tuple[tuple[str, bytes], list[str]]):  # type: ignore[no-untyped-def]
+        (kind, _), ids = element
+        pairs = list(star_pairs(ids))
+        if pairs:
+            yield _stat("near", kind, "buckets_linked")
+            yield _stat("near", kind, "max_bucket_size", len(pairs) + 1)
+        yield from pairs
+
+
+class AttachMemberFn(beam.DoFn):
+    """Joined on the member's id: (root, member node) once per distinct candidate pair."""
+
+    def process(self, element: tuple[str, dict[str, list[Any]]]):  # type: ignore[no-untyped-def]
+        _, grouped = element
+        node = first_node(grouped["node"])
+        roots = sorted(set(grouped["root"]))
+        if node is None or not roots:
+            return
+        record = node[0]
+        yield _stat("near", record.kind, "candidate_pairs", len(roots))
+        yield _stat("near_by_source", record.source, "candidate_pairs", len(roots))
+        for root in roots:
+            yield root, node
+
+
+def min_agreements(threshold: float, num_perm: int) -> int:
+    """Permutations two signatures must agree on for an estimated Jaccard >= threshold."""
+    return math.ceil(threshold * num_perm - 1e-9)
+
+
+class VerifyFn(beam.DoFn):
+    """Joined on the root's id: a candidate becomes an edge if its estimated Jaccard with the root
+    reaches the threshold (all at once: one comparison of a members x num_perm matrix)."""
+
+    def __init__(self, config: DedupConfig) -> None:
+        self.config = config
+
+    def process(self, element: tuple[str, dict[str, list[Any]]]):  # type: ignore[no-untyped-def]
+        root_id, grouped = element
+        root = first_node(grouped["node"])
+        if root is None or not grouped["member"]:
+            return
+        members = sorted(grouped["member"], key=lambda n: n[0].id)
+        kind = root[0].kind
+        near = self.config.near(kind)
+        yield _stat("near", kind, "max_root_candidates", len(members))  # this worker's signatures
+        if near.verify:
+            matrix = np.stack([from_bytes(m[1]) for m in members])
+            agree = np.count_nonzero(matrix == from_bytes(root[1])[None, :], axis=1)  # type: ignore[arg-type]
+            keep = agree >= min_agreements(near.threshold, near.num_perm)
+        else:
+            keep = np.ones(len(members), dtype=bool)
+        for (record, _), verified in zip(members, keep.tolist()):
+            metric = "verified_edges" if verified else "rejected_pairs"
+            yield _stat("near", kind, metric)
+            yield _stat("near_by_source", record.source, metric)
+            if verified:
+                yield kind, (root_id, record.id)
+
+
+class ComponentsFn(beam.DoFn):
+    """All verified edges of one kind → (id, cluster) for every id with an edge; the cluster is named
+    by its smallest id. The one global step: memory bounded by `union_find_bytes`."""
+
+    def process(self, element: tuple[str, list[tuple[str, str]]]):  # type: ignore[no-untyped-def]
+        kind, edges = element
+        components = connected_components(edges)
+        nodes = sum(len(c) for c in components)
+        mean_id = sum(len(i) for c in components for i in c) / nodes if nodes else 0.0
+        yield _stat("near", kind, "union_find_nodes", nodes)
+        yield _stat("near", kind, "union_find_edges", len(edges))
+        yield _stat("near", kind, "union_find_bytes", union_find_bytes(nodes, len(edges), mean_id))
+        for component in components:
+            for member in component:
+                yield member, component[0]
+
+
+class KeyByClusterFn(beam.DoFn):
+    def process(self, element: tuple[str, dict[str, list[Any]]]):  # type: ignore[no-untyped-def]
+        _, grouped = element
+        node = first_node(grouped["node"])
+        if node is not None and grouped["cluster"]:
+            yield grouped["cluster"][0], node[0]
+
+
+class NearSurvivorFn(beam.DoFn):
+    """One cluster's records → the survivor by the `keep` rule; the others are removed."""
+
+    def __init__(self, rule: str) -> None:
+        self.rule = rule
+
+    def process(self, element: tuple[str, list[DedupRecord]]):  # type: ignore[no-untyped-def]
+        _, records = element
+        unique = {r.id: r for r in sorted(records, key=lambda r: r.id)}
+        survivor, removed = split_group(unique.values(), self.rule)  # type: ignore[arg-type]
+        yield _stat("near", survivor.kind, "max_cluster_size", len(unique))
+        yield from removal_outputs("near", survivor, removed)
+
+
+def near_params(config: DedupConfig) -> dict[str, tuple[int, int]]:
+    """(bands, rows) of every kind whose near-dedup is enabled (computed once, on the driver)."""
+    return {kind: lsh_params(config.near(kind)) for kind in KINDS if config.near(kind).enabled}
+
+
+def initial_stats(config: DedupConfig) -> list[tuple[tuple[str, str, str], float]]:
+    """Zeros for every near metric and the LSH parameters, so the manifest always shows them."""
+    out = []
+    for kind, (bands, rows) in sorted(near_params(config).items()):
+        out += [stat("near", kind, metric, 0) for metric in NEAR_METRICS]
+        out += [stat("near", kind, "bands", bands), stat("near", kind, "rows", rows),
+                stat("near", kind, "num_perm", config.near(kind).num_perm)]
+    return out
+
+
+def near_dedup(survivors: beam.PCollection, config: DedupConfig) -> tuple[beam.PCollection, list[beam.PCollection]]:
+    """(near removals, stats) over the exact survivors that have a signature."""
+    params = near_params(config)
+    signed = survivors | "Signed" >> beam.Filter(lambda node: node[1] is not None)
+    nodes = signed | "NodesById" >> beam.Map(lambda node: (node[0].id, node))
+    keyed = signed | "BandKeys" >> beam.ParDo(BandKeysFn(params)).with_outputs(STATS, main="keys")
+    linked = (
+        keyed.keys
+        | "GroupByBucket" >> beam.GroupByKey()
+        | "LinkBuckets" >> beam.ParDo(LinkBucketFn()).with_outputs(STATS, main="pairs")
+    )
+    attached = (
+        {"root": linked.pairs, "node": nodes}
+        | "JoinMembers" >> beam.CoGroupByKey()
+        | "AttachMembers" >> beam.ParDo(AttachMemberFn()).with_outputs(STATS, main="candidates")
+    )
+    verified = (
+        {"member": attached.candidates, "node": nodes}
+        | "JoinRoots" >> beam.CoGroupByKey()
+        | "Verify" >> beam.ParDo(VerifyFn(config)).with_outputs(STATS, main="edges")
+    )
+    components = (
+        verified.edges
+        | "GroupEdgesByKind" >> beam.GroupByKey()
+        | "Components" >> beam.ParDo(ComponentsFn()).with_outputs(STATS, main="clusters")
+    )
+    decided = (
+        {"cluster": components.clusters, "node": nodes}
+        | "JoinClusters" >> beam.CoGroupByKey()
+        | "KeyByCluster" >> beam.ParDo(KeyByClusterFn())
+        | "GroupClusters" >> beam.GroupByKey()
+        | "NearSurvivors" >> beam.ParDo(NearSurvivorFn(config.keep)).with_outputs(STATS, REMOVED, main="kept")
+    )
+    stats = [keyed[STATS], linked[STATS], attached[STATS], verified[STATS], components[STATS], decided[STATS]]
+    return decided[REMOVED], stats
+
+
+def dedup_decisions(docs: beam.PCollection, config: DedupConfig) -> DedupDecisions:
+    """Every removal decision of exact and near dedup, and their statistics (no document bodies)."""
+    p = docs.pipeline
+    signed = docs | "Sign" >> beam.ParDo(SignFn(config)).with_outputs(STATS, main="nodes")
+    stats: list[beam.PCollection] = [signed[STATS], p | "InitialDedupStats" >> beam.Create(initial_stats(config))]
+    if config.exact:
+        exact = (
+            signed.nodes
+            | "KeyByHash" >> beam.Map(lambda node: ((node[0].kind, node[0].content_hash), node))
+            | "GroupByHash" >> beam.GroupByKey()
+            | "ExactGroups" >> beam.ParDo(ExactGroupFn(config.keep)).with_outputs(REMOVED, STATS, main="survivors")
+        )
+        survivors, exact_removed = exact.survivors, exact[REMOVED]
+        stats.append(exact[STATS])
+    else:
+        survivors, exact_removed = signed.nodes, p | "NoExactDecisions" >> beam.Create([])
+    if any(config.near(kind).enabled for kind in KINDS):
+        near_removed, near_stats = near_dedup(survivors, config)
+        stats += near_stats
+    else:
+        near_removed = p | "NoNearDecisions" >> beam.Create([])
+    combined = (
+        stats
+        | "FlattenDedupStats" >> beam.Flatten()
+        | "SumAndMax" >> beam.Map(lambda kv: (kv[0], (kv[1], kv[1])))
+        | "CombineDedupStats" >> beam.CombinePerKey(combine)
+        | "PickDedupStats" >> beam.MapTuple(pick)
+        | "AllDedupStats" >> beam.combiners.ToList()
+        | "WithRates" >> beam.FlatMap(with_rates)
+    )
+    return DedupDecisions(exact_removed, near_removed, combined)
 
 
 class ApplyDecisionsFn(beam.DoFn):
@@ -72,23 +355,10 @@ class ApplyDecisionsFn(beam.DoFn):
 
 
 def dedup(docs: beam.PCollection, config: BuildConfig, ledger: Ledger) -> tuple[beam.PCollection, beam.PCollection]:
-    """(kept documents, dedup statistics as ((section, group, metric), value) sums)."""
+    """(kept documents, dedup statistics as ((section, group, metric), value))."""
     ledger.count("Dedup", DEDUP, docs, "in")
-    records = docs | "DedupRecords" >> beam.Map(dedup_record)
-    decisions: list[beam.PCollection] = []
-    stats: list[beam.PCollection] = []
-    if config.dedup.exact:
-        exact = (
-            records
-            | "KeyByHash" >> beam.Map(lambda r: ((r.kind, r.content_hash), r))
-            | "GroupByHash" >> beam.GroupByKey()
-            | "ExactGroups" >> beam.ParDo(ExactGroupFn(config.dedup.keep)).with_outputs(
-                "removed", STATS, main="survivors")
-        )
-        decisions.append(exact.removed)
-        stats.append(exact[STATS])
-    p = docs.pipeline
-    all_decisions = (decisions or [p | "NoDecisions" >> beam.Create([])]) | "FlattenDecisions" >> beam.Flatten()
+    decided = dedup_decisions(docs, config.dedup)
+    all_decisions = (decided.exact, decided.near) | "FlattenDecisions" >> beam.Flatten()
     kept = (
         {"doc": docs | "KeyById" >> beam.Map(lambda d: (d.id, d)), "decision": all_decisions}
         | "JoinDecisions" >> beam.CoGroupByKey()
@@ -96,9 +366,4 @@ def dedup(docs: beam.PCollection, config: BuildConfig, ledger: Ledger) -> tuple[
     )
     ledger.count("Dedup", DEDUP, kept.docs, "out")
     ledger.add_drops(kept[DROPS])
-    all_stats = (
-        (stats or [p | "NoDedupStats" >> beam.Create([])])
-        | "FlattenDedupStats" >> beam.Flatten()
-        | "SumDedupStats" >> beam.CombinePerKey(sum)
-    )
-    return kept.docs, all_stats
+    return kept.docs, decided.stats

@@ -1,0 +1,208 @@
+"""Near-dedup at scale: documents made from the real web pages of ../shared/data with seeded edits.
+
+A synthetic corpus of N text documents is written to a temporary .jsonl.zst: a new document is 4-12
+real paragraphs drawn from the pages (so it is unique), and with probability --dup-rate a document is
+instead an edited copy of one of the last 2,000 documents (typos in up to 1% of words, a dropped or
+swapped paragraph, changed numbers, an appended paragraph from another page, a truncated end): the
+edits of the labelled web_neardup set, at strengths that put about 60% of the copies at Jaccard
+>= 0.8. Each size is then measured in fresh processes:
+
+  sign      the signature and band-key stage alone, streaming the file: documents/s per core and peak
+            RSS (it must stay flat as N grows: a worker holds one document at a time);
+  pipeline  `corpus dedup` (the build's Beam transforms) on the in-process DirectRunner: wall time,
+            documents/s per core (CPU time), peak RSS, and the dedup statistics. The DirectRunner
+            keeps every PCollection in memory, so this RSS includes the runner's copy of the data
+            and grows with N; distributed runners spill and shuffle instead.
+
+Baseline in the same run: datasketch's `MinHash.bulk` (same shingles, permutations, hash) streamed
+over the same file, for the sign stage.
+
+    .venv/bin/python benchmarks/dedup_scale.py [--docs 50000 200000] [--stages sign pipeline]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import random
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+
+import zstandard
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.common import DEFAULT_DATA, read_jsonl  # noqa: E402
+
+RECENT = 2000
+"""Edited copies are made of one of this many latest documents (bounded memory while generating)."""
+
+
+def read_pages(data: Path) -> list[str]:
+    return [r["text"] for r in read_jsonl(data / "web" / "trafilatura_pages.main.jsonl.zst")]
+
+
+def edit(text: str, rng: random.Random, paragraphs: list[str]) -> str:
+    """One realistic near-duplicate of `text` (the edit kinds of web_neardup, seeded)."""
+    parts = [p for p in text.split("\n") if p.strip()]
+    if len(parts) > 3 and rng.random() < 0.25:
+        del parts[rng.randrange(len(parts))]
+    if len(parts) > 3 and rng.random() < 0.3:
+        i = rng.randrange(len(parts) - 1)
+        parts[i], parts[i + 1] = parts[i + 1], parts[i]
+    if rng.random() < 0.15:
+        parts = parts[: max(1, int(len(parts) * 0.9))]
+    if rng.random() < 0.3:
+        parts.append(rng.choice(paragraphs))
+    words = "\n".join(parts).split(" ")
+    rate = rng.uniform(0.0, 0.01)
+    for i in range(len(words)):
+        if len(words[i]) > 3 and rng.random() < rate:
+            j = rng.randrange(len(words[i]) - 1)
+            w = words[i]
+            words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2:]
+    out = " ".join(words)
+    return re.sub(r"\d+", lambda m: str(int(m.group()) + 1), out) if rng.random() < 0.3 else out
+
+
+def generate(path: Path, count: int, dup_rate: float, seed: int, pages: list[str]) -> None:
+    rng = random.Random(seed)
+    paragraphs = [p for page in pages for p in page.split("\n") if len(p) > 60]
+    recent: deque[str] = deque(maxlen=RECENT)
+    with zstandard.ZstdCompressor(level=1).stream_writer(path.open("wb")) as out:
+        for i in range(count):
+            if recent and rng.random() < dup_rate:
+                text = edit(rng.choice(recent), rng, paragraphs)
+            else:
+                text = "\n".join(rng.sample(paragraphs, rng.randint(4, 12)))
+            recent.append(text)
+            out.write((json.dumps({"id": f"doc{i:08d}", "text": text}) + "\n").encode("utf-8"))
+
+
+def iter_texts(path: Path) -> Iterator[str]:
+    with zstandard.ZstdDecompressor().stream_reader(path.open("rb")) as reader:
+        for line in io.TextIOWrapper(reader, encoding="utf-8"):
+            yield json.loads(line)["text"]
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def stage_sign(path: Path, baseline: bool) -> dict:
+    from corpus.dedup.config import DedupConfig
+    from corpus.dedup.lsh import band_keys, lsh_params
+    from corpus.dedup.minhash import HASH_FUNCTIONS, MinHasher
+    from corpus.dedup.shingles import shingles
+
+    near = DedupConfig().text
+    bands, rows = lsh_params(near)
+    hasher = MinHasher(near.num_perm, near.seed, near.hash)
+    hasher.signature("warm up", near.tokens, near.ngram, near.max_shingles)
+    started, cpu = time.monotonic(), cpu_seconds()
+    docs = 0
+    if baseline:
+        from datasketch import MinHash
+
+        sets = (shingles(t, near.tokens, near.ngram, near.max_shingles) for t in iter_texts(path))
+        for m in MinHash.generator(sets, num_perm=near.num_perm, seed=near.seed, hashfunc=HASH_FUNCTIONS[near.hash]):
+            band_keys(m.hashvalues, bands, rows)
+            docs += 1
+    else:
+        for text in iter_texts(path):
+            signature, _ = hasher.signature(text, near.tokens, near.ngram, near.max_shingles)
+            if signature is not None:
+                band_keys(signature, bands, rows)
+            docs += 1
+    return {"docs": docs, "wall_s": time.monotonic() - started, "cpu_s": cpu_seconds() - cpu, "peak_rss_mib": peak_rss_mib()}
+
+
+def stage_pipeline(path: Path) -> dict:
+    from corpus.dedup.config import DedupConfig
+    from pipelines.dedup_files import run_dedup_files
+
+    started, cpu = time.monotonic(), cpu_seconds()
+    with tempfile.TemporaryDirectory() as out:
+        summary = run_dedup_files([str(path)], "text", out, DedupConfig(), shards=4)
+    near = summary["dedup"]["near"]["text"]
+    keep = ("documents", "candidate_pairs", "verified_edges", "clusters", "removed", "max_bucket_size",
+            "union_find_nodes", "union_find_bytes", "duplicate_rate")
+    return {"docs": summary["documents"], "wall_s": time.monotonic() - started, "cpu_s": cpu_seconds() - cpu,
+            "peak_rss_mib": peak_rss_mib(), "exact_removed": summary["exact_removed"],
+            **{k: near[k] for k in keep}}
+
+
+def measure(stage: str, path: Path) -> dict:
+    """Runs one stage in a fresh process, so its peak RSS is its own."""
+    result = subprocess.run([sys.executable, __file__, "--measure", stage, str(path)], capture_output=True,
+                            text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--docs", type=int, nargs="+", default=[50_000, 200_000])
+    parser.add_argument("--stages", nargs="+", default=["sign", "pipeline"], choices=["sign", "pipeline"])
+    parser.add_argument("--dup-rate", type=float, default=0.3)
+    parser.add_argument("--seed", type=int, default=2023)
+    parser.add_argument("--measure", nargs=2, metavar=("STAGE", "FILE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        stage, path = args.measure
+        result = {"sign": lambda: stage_sign(Path(path), False), "baseline": lambda: stage_sign(Path(path), True),
+                  "pipeline": lambda: stage_pipeline(Path(path))}[stage]()
+        print(json.dumps(result))
+        return 0
+    pages = read_pages(Path(args.data))
+    rows: dict[str, list[dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for count in args.docs:
+            path = Path(tmp) / f"docs-{count}.jsonl.zst"
+            started = time.monotonic()
+            generate(path, count, args.dup_rate, args.seed, pages)
+            print(f"\n{count:,} documents generated ({path.stat().st_size / 2**20:.0f} MiB zstd, "
+                  f"{time.monotonic() - started:.0f} s); dup rate {args.dup_rate}, seed {args.seed}")
+            wanted = set(args.stages) | ({"baseline"} if "sign" in args.stages else set())
+            stages = [s for s in ("sign", "baseline", "pipeline") if s in wanted]
+            for stage in stages:
+                r = measure(stage, path)
+                rows.setdefault(stage, []).append(r)
+                name = {"sign": "ours: sign+band keys", "baseline": "datasketch MinHash + band keys",
+                        "pipeline": "ours: corpus dedup (Beam)"}[stage]
+                extra = ""
+                if stage == "pipeline":
+                    extra = (f"; {r['candidate_pairs']:,} candidate pairs, {r['verified_edges']:,} verified edges, "
+                             f"{r['clusters']:,} clusters, {r['removed']:,} near + {r['exact_removed']:,} exact removed "
+                             f"(rate {r['duplicate_rate']:.3f}), max bucket {r['max_bucket_size']}, union-find "
+                             f"{r['union_find_nodes']:,} ids ≈ {r['union_find_bytes'] / 2**20:.1f} MiB")
+                print(f"  {name:32s} wall {r['wall_s']:7.1f} s  {r['docs'] / r['cpu_s']:7.0f} docs/s/core  "
+                      f"peak RSS {r['peak_rss_mib']:7.0f} MiB{extra}")
+            if "sign" in rows and "baseline" in rows:
+                s, b = rows["sign"][-1], rows["baseline"][-1]
+                print(f"  sign stage ratio ours/datasketch: {b['cpu_s'] / s['cpu_s']:.2f}x docs/s/core")
+    if len(args.docs) > 1:
+        first, last = args.docs[0], args.docs[-1]
+        for stage, results in rows.items():
+            print(f"peak RSS {stage}: {results[0]['peak_rss_mib']:.0f} MiB at {first:,} docs -> "
+                  f"{results[-1]['peak_rss_mib']:.0f} MiB at {last:,} docs "
+                  f"(x{results[-1]['peak_rss_mib'] / results[0]['peak_rss_mib']:.2f} for x{last / first:.1f} documents)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

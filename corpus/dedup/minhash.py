@@ -1,0 +1,198 @@
+"""MinHash signatures, bit for bit those of `datasketch.MinHash` (2.x, scheme `affine32`).
+
+For the same shingles, `num_perm`, `seed` and hash function, `MinHasher.signature_of(shingles)`
+equals `datasketch.MinHash(num_perm, seed, hashfunc=...).update_batch(shingles)` (a test proves it):
+the same permutation parameters (drawn from `numpy.random.RandomState(seed)`: odd `a`, any `b`), the
+same MurmurHash3 32-bit finalizer applied once to each shingle hash, the same `a * h + b mod 2^32`.
+
+Why it is faster (benchmarks/minhash_speed.py): datasketch calls the hash function once per shingle
+from Python and then builds a `shingles x num_perm` array in several NumPy passes. Here two compiled
+kernels (numba) work on a whole block of shingles: `xxh32` reads every shingle straight from the
+block's joined UTF-8 buffer (no Python object per shingle), and `permute_min` folds each hash into
+the signature in one fused pass (multiply, add, minimum) over a signature that stays in L1 cache.
+The kernels compile once per process (cached on disk), not per element.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from operator import methodcaller
+
+import numba
+import numpy as np
+import xxhash
+from datasketch.hashfunc import sha1_hash32
+
+from corpus.dedup.shingles import ShingleBlock, ShingleStats, iter_shingle_blocks
+
+HashFunction = Callable[[bytes], int]
+
+HASH_FUNCTIONS: dict[str, HashFunction] = {
+    "xxh32": xxhash.xxh32_intdigest,
+    "sha1_32": sha1_hash32,
+}
+"""Shingle hash functions by config name, as the callables datasketch is given. `xxh32` (xxHash32,
+seed 0; computed by a compiled kernel) is the default; `sha1_32` is datasketch's own default
+(`datasketch.hashfunc.sha1_hash32`), called once per shingle, for signatures compatible with
+datasketch indexes built without a `hashfunc`."""
+
+_DIGEST = methodcaller("digest")
+
+MAX_HASH = np.uint32(0xFFFFFFFF)
+"""The value of a permutation no shingle has reached (datasketch's empty MinHash)."""
+
+_MASK = np.uint64(0xFFFFFFFF)
+_P1 = np.uint64(0x9E3779B1)
+_P2 = np.uint64(0x85EBCA77)
+_P3 = np.uint64(0xC2B2AE3D)
+_P4 = np.uint64(0x27D4EB2F)
+_P5 = np.uint64(0x165667B1)
+
+
+@numba.njit(cache=True, inline="always")
+def _rotl(x: np.uint64, r: int) -> np.uint64:
+    return ((x << np.uint64(r)) | (x >> np.uint64(32 - r))) & _MASK
+
+
+@numba.njit(cache=True, inline="always")
+def _read32(buf: np.ndarray, p: int) -> np.uint64:
+    return (np.uint64(buf[p]) | (np.uint64(buf[p + 1]) << np.uint64(8))
+            | (np.uint64(buf[p + 2]) << np.uint64(16)) | (np.uint64(buf[p + 3]) << np.uint64(24)))
+
+
+@numba.njit(cache=True, inline="always")
+def _round(acc: np.uint64, lane: np.uint64) -> np.uint64:
+    acc = (acc + lane * _P2) & _MASK
+    return (_rotl(acc, 13) * _P1) & _MASK
+
+
+@numba.njit(cache=True)
+def xxh32_ranges(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """xxHash32 (seed 0) of `buf[starts[i]:ends[i]]` for every i: equal to `xxhash.xxh32_intdigest`
+    of each slice (the reference algorithm, in 64-bit arithmetic masked to 32 bits)."""
+    out = np.empty(starts.size, dtype=np.uint32)
+    for i in range(starts.size):
+        p = starts[i]
+        end = ends[i]
+        length = end - p
+        if length >= 16:
+            v1 = (_P1 + _P2) & _MASK
+            v2 = _P2
+            v3 = np.uint64(0)
+            v4 = (np.uint64(0x100000000) - _P1) & _MASK
+            while p <= end - 16:
+                v1 = _round(v1, _read32(buf, p))
+                v2 = _round(v2, _read32(buf, p + 4))
+                v3 = _round(v3, _read32(buf, p + 8))
+                v4 = _round(v4, _read32(buf, p + 12))
+                p += 16
+            h = (_rotl(v1, 1) + _rotl(v2, 7) + _rotl(v3, 12) + _rotl(v4, 18)) & _MASK
+        else:
+            h = _P5
+        h = (h + np.uint64(length)) & _MASK
+        while p + 4 <= end:
+            h = (h + _read32(buf, p) * _P3) & _MASK
+            h = (_rotl(h, 17) * _P4) & _MASK
+            p += 4
+        while p < end:
+            h = (h + np.uint64(buf[p]) * _P5) & _MASK
+            h = (_rotl(h, 11) * _P1) & _MASK
+            p += 1
+        h ^= h >> np.uint64(15)
+        h = (h * _P2) & _MASK
+        h ^= h >> np.uint64(13)
+        h = (h * _P3) & _MASK
+        h ^= h >> np.uint64(16)
+        out[i] = np.uint32(h)
+    return out
+
+
+@numba.njit(cache=True)
+def permute_min(signature: np.ndarray, hashes: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+    """signature[k] = min(signature[k], min over h of (a[k] * fmix32(h) + b[k]) mod 2^32), in place.
+    The inner loop over permutations is contiguous and branch-free, so it compiles to SIMD."""
+    num_perm = signature.size
+    for i in range(hashes.size):
+        h = np.uint32(hashes[i])
+        # MurmurHash3's 32-bit finalizer, as datasketch applies it before the permutations.
+        h ^= h >> np.uint32(16)
+        h = np.uint32(h * np.uint32(0x85EBCA6B))
+        h ^= h >> np.uint32(13)
+        h = np.uint32(h * np.uint32(0xC2B2AE35))
+        h ^= h >> np.uint32(16)
+        for k in range(num_perm):
+            signature[k] = min(signature[k], np.uint32(a[k] * h + b[k]))
+
+
+def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) of the affine32 permutations, as `datasketch.MinHash._init_permutations` draws them."""
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
+
+
+def block_of(shingles: list[bytes]) -> ShingleBlock:
+    """A list of shingles as one block (for callers that hold shingles as bytes objects)."""
+    lengths = np.fromiter(map(len, shingles), dtype=np.int64, count=len(shingles))
+    ends = np.cumsum(lengths)
+    return ShingleBlock(b"".join(shingles), ends - lengths, ends)
+
+
+class MinHasher:
+    """Signatures of one (num_perm, seed, hash) setting. Create one per worker (`DoFn.setup`)."""
+
+    def __init__(self, num_perm: int, seed: int, hash_name: str) -> None:
+        if hash_name not in HASH_FUNCTIONS:
+            raise ValueError(f"unknown hash {hash_name!r}; known: {', '.join(HASH_FUNCTIONS)}")
+        self.num_perm = num_perm
+        self.seed = seed
+        self.hash_name = hash_name
+        self.a, self.b = permutations(num_perm, seed)
+
+    def empty(self) -> np.ndarray:
+        return np.full(self.num_perm, MAX_HASH, dtype=np.uint32)
+
+    def hash_block(self, block: ShingleBlock) -> np.ndarray:
+        """The 32-bit hash of every shingle of the block."""
+        if self.hash_name == "xxh32":
+            buf = np.frombuffer(block.buffer, dtype=np.uint8)
+            return xxh32_ranges(buf, block.starts, block.ends)
+        # sha1_32: the first 4 bytes of each SHA-1 digest, little-endian (`sha1_hash32`), with the
+        # digests made by C calls mapped in C and read as one array.
+        digests = b"".join(map(_DIGEST, map(hashlib.sha1, block.as_bytes())))
+        return np.frombuffer(digests, dtype="<u4").reshape(-1, 5)[:, 0].astype(np.uint32)
+
+    def update(self, signature: np.ndarray, block: ShingleBlock) -> None:
+        """Fold a block of shingles into `signature` in place."""
+        if len(block):
+            permute_min(signature, self.hash_block(block), self.a, self.b)
+
+    def signature_of(self, shingles: list[bytes]) -> np.ndarray:
+        """The signature of a list of shingles (what datasketch's `update_batch` is given)."""
+        signature = self.empty()
+        self.update(signature, block_of(shingles))
+        return signature
+
+    def signature(self, text: str, tokens: str, n: int, max_shingles: int) -> tuple[np.ndarray | None, ShingleStats]:
+        """(signature, what the shingling saw) of a document; None when it has no token at all."""
+        signature = self.empty()
+        stats = ShingleStats()
+        for block in iter_shingle_blocks(text, tokens, n, max_shingles, stats=stats):
+            self.update(signature, block)
+        return (signature if stats.shingles else None), stats
+
+
+def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """The share of permutations on which two signatures agree (datasketch's `MinHash.jaccard`)."""
+    return float(np.count_nonzero(a == b)) / float(a.size)
+
+
+def to_bytes(signature: np.ndarray) -> bytes:
+    """The compact form that travels between workers: num_perm little-endian uint32."""
+    return signature.astype("<u4", copy=False).tobytes()
+
+
+def from_bytes(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<u4").astype(np.uint32, copy=False)

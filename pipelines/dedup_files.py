@@ -1,0 +1,311 @@
+"""`corpus dedup`: exact + MinHash near-dedup of JSONL / Parquet files, with the build's transforms.
+
+    read (the build's readers) ─▶ dedup_decisions (the build's dedup) ─▶ final survivor of each removal
+      ─▶ join on id ─▶ kept records + one cluster row per document ─▶ shards by a hash of the id
+
+Outputs in the folder: `kept-NNNNN-of-MMMMM.jsonl.zst` (the kept records, as read: the id and text
+fields under their own names plus every other field), `clusters.jsonl` (`id, cluster, kept` for every
+input document; `cluster` is the id of the document that stands for the cluster, so a document
+without duplicates is its own cluster), `dropped.jsonl` (records that could not be read, with file
+and line), and `summary.json` (counts and the dedup statistics). Texts are deduplicated as given (no
+normalization), so kept records are byte-for-byte the input's texts.
+
+An id read twice is an error that names the ids and where they were read; nothing is written then.
+A record without an id is identified by `FILE:LINE` (or `FILE#rowN` for Parquet).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+import apache_beam as beam
+import xxhash
+import zstandard
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from corpus.config import BuildConfig, FieldMap, InputConfig, MixtureConfig, MixtureSource
+from corpus.dedup.config import DedupConfig
+from corpus.document import Document
+from corpus.errors import ConfigError, CorpusError
+from corpus.io import atomic_writer, exists, join, makedirs, read_bytes, write_atomic
+from corpus.manifest import dedup_section
+from corpus.sources import plan_input
+from corpus.sources.layouts import content_key
+from pipelines.dedup import Decision, dedup_decisions
+from pipelines.ledger import Ledger
+from pipelines.read import read_inputs
+
+log = logging.getLogger("corpus")
+
+INPUT_NAME = "input"
+SOURCE_NAME = "input"
+CLUSTERS_NAME = "clusters.jsonl"
+DROPPED_NAME = "dropped.jsonl"
+SUMMARY_NAME = "summary.json"
+FAILED_NAME = "FAILED.json"
+CLUSTER_PARTS = ".clusters-parts"
+MAX_NAMED_DUPLICATES = 20
+
+
+def command_config(paths: list[str], dedup: DedupConfig, id_field: str | None, text_field: str | None) -> BuildConfig:
+    """A build config whose one input is the command's files (mixture: a single source). The files
+    are read as text records whatever the command's kind: the build adds fields to code records for
+    its code filters (the file path), and kept records must be the input's records, field for field;
+    `as_command_document` then gives each document the command's kind."""
+    return BuildConfig(
+        name="dedup",
+        inputs=[InputConfig(name=INPUT_NAME, format="jsonl", kind="text", paths=paths, source=SOURCE_NAME,
+                            fields=FieldMap(id=id_field, text=text_field))],
+        dedup=dedup,
+        mixture=MixtureConfig(sources={SOURCE_NAME: MixtureSource(kind="text", weight=100.0)}),
+    )
+
+
+def original_id(doc_id: str) -> str:
+    return doc_id.removeprefix(f"{INPUT_NAME}/")
+
+
+def as_command_document(doc: Document, kind: str) -> Document:
+    """The command's kind, and for records without an id their place (`FILE:LINE`) as id instead of
+    a content hash, so two identical texts stay two documents (exact duplicates, not an id clash)."""
+    if doc.id == f"{INPUT_NAME}/{content_key(doc.text)}":
+        return doc.replace(id=f"{INPUT_NAME}/{doc.origin}", kind=kind)
+    return doc.replace(kind=kind)
+
+
+def kept_record(doc: Document, id_field: str, text_field: str) -> dict[str, Any]:
+    return {**doc.meta, id_field: original_id(doc.id), text_field: doc.text}
+
+
+class ResolveFn(beam.DoFn):
+    """Joined on an exact survivor's id: its removed copies point at the document that finally
+    stands for them (the survivor itself, or the survivor of its near-duplicate cluster)."""
+
+    def process(self, element: tuple[str, dict[str, list[Any]]]):  # type: ignore[no-untyped-def]
+        survivor, grouped = element
+        near = sorted(grouped["near"])
+        final = near[0].survivor if near else survivor
+        for removed in sorted(grouped["exact"]):
+            yield removed, Decision("exact_duplicate", final)
+
+
+class ClusterRowFn(beam.DoFn):
+    """Joined on id: a kept record or not, one cluster row, or the id's duplicate reads."""
+
+    def __init__(self, id_field: str, text_field: str, shards: int) -> None:
+        self.id_field, self.text_field, self.shards = id_field, text_field, shards
+
+    def process(self, element: tuple[str, dict[str, list[Any]]]):  # type: ignore[no-untyped-def]
+        doc_id, grouped = element
+        docs: list[Document] = sorted(grouped["doc"], key=lambda d: d.origin)
+        if not docs:
+            return
+        if len(docs) > 1:
+            yield beam.pvalue.TaggedOutput("duplicate_ids", (original_id(doc_id), [d.origin for d in docs]))
+            return
+        doc = docs[0]
+        decisions = sorted(grouped["decision"])
+        shard = xxhash.xxh64_intdigest(doc_id.encode("utf-8")) % self.shards
+        ident = original_id(doc_id)
+        if decisions:
+            row = {"id": ident, "cluster": original_id(decisions[0].survivor), "kept": False,
+                   "reason": decisions[0].reason}
+        else:
+            row = {"id": ident, "cluster": ident, "kept": True}
+            yield shard, ("kept", ident, kept_record(doc, self.id_field, self.text_field))
+        yield shard, ("row", ident, row)
+
+
+def _jsonl(records: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records).encode("utf-8")
+
+
+class WriteShardFn(beam.DoFn):
+    """One shard: its kept records (zstd JSONL) and its cluster rows, sorted by id."""
+
+    def __init__(self, out_dir: str, shards: int) -> None:
+        self.out_dir, self.shards = out_dir, shards
+
+    def process(self, element: tuple[int, list[tuple[str, str, dict]]], failed: list):  # type: ignore[no-untyped-def]
+        if failed:
+            return
+        index, items = element
+        items = sorted(items, key=lambda item: (item[1], item[0]))
+        kept = [record for tag, _, record in items if tag == "kept"]
+        rows = [record for tag, _, record in items if tag == "row"]
+        path = join(self.out_dir, f"kept-{index:05d}-of-{self.shards:05d}.jsonl.zst")
+        with atomic_writer(path) as handle:
+            handle.write(zstandard.ZstdCompressor(level=3).compress(_jsonl(kept)))
+        parts = join(self.out_dir, CLUSTER_PARTS)
+        makedirs(parts)
+        write_atomic(join(parts, f"{index:05d}.jsonl"), _jsonl(rows))
+        log.info("dedup: wrote shard %d/%d (%d kept of %d)", index + 1, self.shards, len(kept), len(rows))
+        yield len(kept)
+
+
+class SummaryFn(beam.DoFn):
+    """Writes `summary.json`, or `FAILED.json` naming duplicate ids and unreadable files."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = out_dir
+
+    def process(self, _: Any, stats: list, duplicates: list, duplicate_count: list, drops: list,  # type: ignore[no-untyped-def]
+                file_errors: list, written: list):
+        errors = [f"{e['path']}{', line ' + str(e['line']) if e.get('line') else ''}: {e['reason']}"
+                  for e in sorted(file_errors, key=lambda e: (e["path"], e.get("line") or 0))]
+        if duplicates:
+            count = duplicate_count[0] if duplicate_count else len(duplicates)
+            named = "; ".join(f"{ident!r} (read at {', '.join(origins)})" for ident, origins in sorted(duplicates))
+            more = f"; and {count - len(duplicates)} more" if count > len(duplicates) else ""
+            errors.append(f"{count} id(s) occur more than once in the input: {named}{more}. "
+                          "Ids must be unique (choose another field with --id-field)")
+        if errors:
+            write_atomic(join(self.out_dir, FAILED_NAME), (json.dumps({"errors": errors}, indent=2) + "\n").encode())
+            return
+        dropped = sorted(drops, key=lambda d: d.origin)
+        write_atomic(join(self.out_dir, DROPPED_NAME), _jsonl([d.to_dict() for d in dropped]))
+        section = dedup_section(stats)
+        exact = {k: v.get("removed", 0) for k, v in section.get("exact", {}).items()}
+        near = {k: v.get("removed", 0) for k, v in section.get("near", {}).items()}
+        summary = {
+            "documents": sum(v.get("documents", 0) for v in section.get("exact", {}).values())
+            or sum(v.get("documents", 0) for v in section.get("near", {}).values()),
+            "kept": sum(written),
+            "exact_removed": sum(exact.values()),
+            "near_removed": sum(near.values()),
+            "unreadable_records": len(dropped),
+            "dedup": section,
+        }
+        write_atomic(join(self.out_dir, SUMMARY_NAME), (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
+        yield summary
+
+
+def construct(p: beam.Pipeline, config: BuildConfig, kind: str, out_dir: str, id_field: str, text_field: str,
+              shards: int) -> None:
+    tasks, _ = plan_input(config.inputs[0], config)
+    ledger = Ledger()
+    docs, file_errors = read_inputs(p, tasks, config, ledger)
+    docs = docs | "AsCommandDocuments" >> beam.Map(as_command_document, kind)
+    decided = dedup_decisions(docs, config.dedup)
+    resolved = (
+        {"exact": decided.exact | "BySurvivor" >> beam.MapTuple(lambda i, d: (d.survivor, i)), "near": decided.near}
+        | "JoinSurvivors" >> beam.CoGroupByKey()
+        | "Resolve" >> beam.ParDo(ResolveFn())
+    )
+    decisions = (resolved, decided.near) | "AllDecisions" >> beam.Flatten()
+    rows = (
+        {"doc": docs | "KeyById" >> beam.Map(lambda d: (d.id, d)), "decision": decisions}
+        | "JoinDecisions" >> beam.CoGroupByKey()
+        | "ClusterRows" >> beam.ParDo(ClusterRowFn(id_field, text_field, shards)).with_outputs(
+            "duplicate_ids", main="rows")
+    )
+    duplicates = rows.duplicate_ids | "SomeDuplicates" >> beam.combiners.Top.Smallest(MAX_NAMED_DUPLICATES)
+    duplicate_count = rows.duplicate_ids | "CountDuplicates" >> beam.combiners.Count.Globally()
+    failed = (
+        (duplicates | "AnyDuplicates" >> beam.FlatMap(lambda top: top[:1]),
+         file_errors | "AnyFileErrors" >> beam.Map(lambda e: e))
+        | "FlattenFailures" >> beam.Flatten()
+    )
+    written = (
+        rows.rows
+        | "GroupShards" >> beam.GroupByKey()
+        | "WriteShards" >> beam.ParDo(WriteShardFn(out_dir, shards), failed=beam.pvalue.AsList(failed))
+    )
+    (
+        p
+        | "SummarySeed" >> beam.Create([None])
+        | "Summary" >> beam.ParDo(
+            SummaryFn(out_dir),
+            stats=beam.pvalue.AsList(decided.stats),
+            duplicates=beam.pvalue.AsSingleton(duplicates),
+            duplicate_count=beam.pvalue.AsList(duplicate_count),
+            drops=beam.pvalue.AsList(ledger.all_drops(p)),
+            file_errors=beam.pvalue.AsList(file_errors),
+            written=beam.pvalue.AsList(written),
+        )
+    )
+
+
+def _clear(out_dir: str, overwrite: bool) -> None:
+    if "://" in out_dir:
+        raise ConfigError(f"--out {out_dir}: `corpus dedup` writes to a local folder")
+    names = [n for n in os.listdir(out_dir) if n.startswith("kept-") or n in (
+        CLUSTERS_NAME, DROPPED_NAME, SUMMARY_NAME, FAILED_NAME, CLUSTER_PARTS)]
+    if names and not overwrite:
+        raise ConfigError(f"{out_dir} already holds dedup output ({', '.join(sorted(names)[:3])}...); "
+                          "pass --overwrite to replace it")
+    import shutil
+
+    for name in names:
+        path = os.path.join(out_dir, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+
+
+def _concatenate_clusters(out_dir: str) -> str:
+    """clusters.jsonl: the shards' rows in shard order (each shard sorted by id), streamed."""
+    parts = os.path.join(out_dir, CLUSTER_PARTS)
+    target = os.path.join(out_dir, CLUSTERS_NAME)
+    with atomic_writer(target) as handle:
+        for name in sorted(os.listdir(parts)):
+            with open(os.path.join(parts, name), "rb") as part:
+                while chunk := part.read(1 << 20):
+                    handle.write(chunk)
+    import shutil
+
+    shutil.rmtree(parts)
+    return target
+
+
+def detect_text_field(path: str) -> str:
+    """The text field when none is given: `text` if the first record has one, else `content`
+    (The Stack's name), as the generic layout chooses, so kept records keep the input's field."""
+    if path.lower().endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        from corpus.io import open_seekable
+
+        with open_seekable(path) as handle:
+            names = pq.ParquetFile(handle).schema_arrow.names
+        return "text" if "text" in names or "content" not in names else "content"
+    from corpus.io import iter_lines
+
+    for _, line in iter_lines(path):
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                return "text"
+            return "content" if isinstance(record, dict) and "text" not in record and "content" in record else "text"
+    return "text"
+
+
+def _fill_empty_shards(out_dir: str, shards: int) -> None:
+    """Shards no document hashed to still exist (empty), so `kept-*-of-N` is always N files."""
+    for index in range(shards):
+        path = join(out_dir, f"kept-{index:05d}-of-{shards:05d}.jsonl.zst")
+        if not exists(path):
+            write_atomic(path, zstandard.ZstdCompressor(level=3).compress(b""))
+
+
+def run_dedup_files(paths: list[str], kind: str, out_dir: str, dedup: DedupConfig, *, id_field: str = "id",
+                    text_field: str | None = None, shards: int = 4, beam_args: list[str] | None = None,
+                    overwrite: bool = False) -> dict[str, Any]:
+    """Run the command's pipeline; return the summary, or raise `CorpusError` naming what failed."""
+    probe = command_config(paths, dedup, id_field, text_field)
+    _, files = plan_input(probe.inputs[0], probe)  # every path must match a readable, non-empty file
+    text_field = text_field or detect_text_field(files[0].path)
+    config = command_config(paths, dedup, id_field, text_field)
+    makedirs(out_dir)
+    _clear(out_dir, overwrite)
+    with beam.Pipeline(options=PipelineOptions(list(beam_args or []))) as p:
+        construct(p, config, kind, out_dir, id_field, text_field, shards)
+    if exists(join(out_dir, FAILED_NAME)):
+        errors = json.loads(read_bytes(join(out_dir, FAILED_NAME)))["errors"]
+        raise CorpusError("dedup failed:\n  " + "\n  ".join(errors))
+    _concatenate_clusters(out_dir)
+    _fill_empty_shards(out_dir, shards)
+    summary: dict[str, Any] = json.loads(read_bytes(join(out_dir, SUMMARY_NAME)))
+    return summary

@@ -1,0 +1,135 @@
+"""`corpus dedup` (the build's Beam dedup transforms on files): labelled pairs, determinism, outputs,
+bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from corpus.cli import main
+from corpus.dedup.config import DedupConfig
+from corpus.errors import ConfigError, CorpusError
+from pipelines.dedup_files import run_dedup_files
+from tests.conftest import read_jsonl, shared_path
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
+
+
+def _clusters(out: Path) -> dict[str, dict]:
+    return {row["id"]: row for row in read_jsonl(out / "clusters.jsonl")}
+
+
+def _kept(out: Path) -> list[dict]:
+    records = []
+    for path in sorted(out.glob("kept-*.jsonl.zst")):
+        raw = zstandard.ZstdDecompressor().decompressobj().decompress(path.read_bytes())
+        records += [json.loads(line) for line in raw.decode().splitlines()]
+    return records
+
+
+@pytest.fixture(scope="module")
+def forks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """code_forks deduplicated twice: once in-process, once on two threads with other shards' order."""
+    path = shared_path("dups", "code_forks.docs.jsonl.zst")
+    first, second = tmp_path_factory.mktemp("forks1"), tmp_path_factory.mktemp("forks2")
+    assert main(["dedup", "--input", str(path), "--kind", "code", "--out", str(first)]) == 0
+    run_dedup_files([str(path)], "code", str(second), DedupConfig(),
+                    beam_args=["--direct_num_workers=2", "--direct_running_mode=multi_threading"])
+    return first, second
+
+
+def test_labelled_fork_pairs_are_clustered(forks: tuple[Path, Path]) -> None:
+    clusters = _clusters(forks[0])
+    docs = read_jsonl(shared_path("dups", "code_forks.docs.jsonl.zst"))
+    assert set(clusters) == {d["id"] for d in docs}
+    pairs = read_jsonl(shared_path("dups", "code_forks.pairs.jsonl"))
+    same = {(p["a"], p["b"]): clusters[p["a"]]["cluster"] == clusters[p["b"]]["cluster"] for p in pairs}
+    assert all(same[(p["a"], p["b"])] for p in pairs if p["identical"])
+    assert all(same[(p["a"], p["b"])] for p in pairs if p["jaccard_w5"] >= 0.95)
+    assert not any(same[(p["a"], p["b"])] for p in pairs if p["jaccard_w5"] < 0.6)
+
+
+def test_one_kept_document_per_cluster_and_kept_records_unchanged(forks: tuple[Path, Path]) -> None:
+    clusters = _clusters(forks[0])
+    kept = _kept(forks[0])
+    kept_ids = {r["id"] for r in kept}
+    assert kept_ids == {i for i, row in clusters.items() if row["kept"]}
+    for row in clusters.values():
+        assert row["cluster"] in kept_ids  # every cluster is named by its one kept document
+        assert row["kept"] == (row["cluster"] == row["id"])
+    assert min(i for i, r in clusters.items() if r["cluster"] == "huggingface/datatrove:src/datatrove/data.py"
+               or r["id"] == "huggingface/datatrove:src/datatrove/data.py") in kept_ids  # smallest id survives
+    originals = {d["id"]: d for d in read_jsonl(shared_path("dups", "code_forks.docs.jsonl.zst"))}
+    for record in kept:
+        assert record == originals[record["id"]]  # the input record, field for field
+    summary = json.loads((forks[0] / "summary.json").read_bytes())
+    near = summary["dedup"]["near"]["code"]
+    assert summary["documents"] == len(originals) == summary["kept"] + summary["exact_removed"] + summary["near_removed"]
+    assert near["removed"] > 0 and near["verified_edges"] >= near["clusters"] > 0
+    assert near["union_find_bytes"] > 0 and near["bands"] * near["rows"] <= near["num_perm"]
+
+
+def test_same_clusters_and_bytes_on_every_run(forks: tuple[Path, Path]) -> None:
+    assert _outputs(forks[0]) == _outputs(forks[1])
+
+
+def _write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_bad_documents_are_signed_or_counted(tmp_path: Path) -> None:
+    page = read_jsonl(shared_path("web", "trafilatura_pages.main.jsonl.zst"))[3]["text"]
+    huge = "lorem ipsum dolor sit amet " * (5_000_000 // 27)
+    records = [
+        {"id": "page", "text": page},
+        {"id": "page-copy-edited", "text": page.replace(".", "!") + " One more closing sentence."},
+        {"id": "empty", "text": ""},
+        {"id": "empty2", "text": ""},
+        {"id": "punctuation", "text": "?!?"},
+        {"id": "short", "text": "Hello world"},
+        {"id": "short-shout", "text": "HELLO, world!"},
+        {"id": "huge", "text": huge},
+        {"id": "huge-tail", "text": huge + " with another ending"},
+        {"text": "no id: named by its place"},
+    ]
+    path = _write_jsonl(tmp_path / "in.jsonl", records)
+    (tmp_path / "broken.jsonl").write_text('{"id": "ok", "text": "fine words here"}\n{not json\n')
+    out = tmp_path / "out"
+    run_dedup_files([str(path), str(tmp_path / "broken.jsonl")], "text", str(out), DedupConfig())
+    clusters = _clusters(out)
+    assert clusters["empty2"]["cluster"] == "empty" and not clusters["empty2"]["kept"]  # exact duplicates
+    assert clusters["page-copy-edited"]["cluster"] == "page"
+    assert clusters["short-shout"]["cluster"] == "short"  # short documents: one shingle of all their words
+    assert clusters["huge-tail"]["cluster"] == "huge"  # same first 100,000 shingles (the cap)
+    assert clusters["punctuation"]["kept"]
+    assert f"{path}:10" in clusters
+    summary = json.loads((out / "summary.json").read_bytes())
+    near = summary["dedup"]["near"]["text"]
+    assert near["empty_documents"] == 3 and near["short_documents"] >= 2 and near["capped_documents"] == 2
+    assert summary["unreadable_records"] == 1
+    dropped = read_jsonl(out / "dropped.jsonl")
+    assert dropped[0]["reason"] == "bad_json" and dropped[0]["origin"].endswith("broken.jsonl:2")
+
+
+def test_duplicate_ids_are_an_error_naming_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write_jsonl(tmp_path / "in.jsonl", [
+        {"id": "a", "text": "first text of a"}, {"id": "b", "text": "b"}, {"id": "a", "text": "second text of a"},
+    ])
+    out = tmp_path / "out"
+    assert main(["dedup", "--input", str(path), "--kind", "text", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "1 id(s) occur more than once" in error and f"'a' (read at {path}:1, {path}:3)" in error
+    assert not list(out.glob("kept-*")) and not (out / "clusters.jsonl").exists()
+
+
+def test_arguments_are_checked_before_reading(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--threshold"):
+        main(["--debug", "dedup", "--input", "x.jsonl", "--kind", "text", "--out", str(tmp_path), "--threshold", "1.5"])
+    with pytest.raises(CorpusError, match="no file matches"):
+        run_dedup_files([str(tmp_path / "missing-*.jsonl")], "text", str(tmp_path / "o"), DedupConfig())
