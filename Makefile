@@ -8,7 +8,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 OUT    ?= build/default
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-test airflow airflow-constraints clean
+.PHONY: run test install install-test airflow airflow-constraints bench-datatrove clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,12 @@ airflow-constraints:
 
 run: $(VENV)/.installed-run
 	$(BIN)/corpus build --out $(OUT) --overwrite
+
+# Our text filters against datatrove's, decision by decision, and their speed. datatrove's pins
+# conflict with ours, so the script keeps it in .venv-datatrove (created on first use from PyPI:
+# datatrove[io,processing] and spacy, no model download).
+bench-datatrove: $(VENV)/.installed-run
+	$(BIN)/python benchmarks/compare_datatrove.py --setup --venv .venv-datatrove
 
 test: $(VENV)/.installed-test $(AIRFLOW_VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

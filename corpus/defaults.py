@@ -7,7 +7,27 @@ code:text stays 10:1. `configs/default.yaml` is this config written out; a test 
 
 from __future__ import annotations
 
-from corpus.config import BuildConfig, InputConfig, LocalEnvConfig, MixtureConfig, ShardConfig, lemur_mixture_sources
+from corpus.config import (
+    BuildConfig,
+    FiltersConfig,
+    InputConfig,
+    LocalEnvConfig,
+    MixtureConfig,
+    ShardConfig,
+    lemur_mixture_sources,
+)
+from filters.text.config import TextFiltersConfig
+
+# The local text (READMEs, package descriptions, licenses) is not web prose: Gopher's quality rules
+# reject READMEs for their code blocks (share of alphabetic words) and C4 removes most lines of
+# hard-wrapped files, leaving too little text to sample once licenses are deduplicated. Language ID
+# and Gopher's repetition rules apply to any text, so those two run here; real web inputs get all four.
+DEFAULT_TEXT_FILTERS = ["lid", "gopher_repetition"]
+
+
+def local_text_filters() -> FiltersConfig:
+    """The filters of builds over the local Python installation (this default and small test builds)."""
+    return FiltersConfig(text=TextFiltersConfig(filters=DEFAULT_TEXT_FILTERS))
 
 
 def embedded_default_config() -> BuildConfig:
@@ -21,6 +41,7 @@ def embedded_default_config() -> BuildConfig:
                 local_env=LocalEnvConfig(),
             )
         ],
+        filters=local_text_filters(),
         mixture=MixtureConfig(
             sources=lemur_mixture_sources(),
             on_empty_source="redistribute",

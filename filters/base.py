@@ -47,6 +47,18 @@ class Filter(Protocol):
     def __call__(self, doc: Document) -> Verdict: ...
 
 
+def filter_name_problem(kind: str, names: Sequence[str], known: Sequence[str]) -> str:
+    """Why a list of filter names is not a valid chain of `kind` ('' when it is): each name must be
+    known and appear once. Config validators and the build functions of every kind share it."""
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        return f"unknown {kind} filter(s): {', '.join(unknown)} (known: {', '.join(known)})"
+    repeated = sorted({n for n in names if list(names).count(n) > 1})
+    if repeated:
+        return f"{kind} filter(s) named twice: {', '.join(repeated)}"
+    return ""
+
+
 def setup_filters(filters: Sequence[Filter]) -> None:
     """Load models and grammars (once per worker, from `DoFn.setup`)."""
     for f in filters:

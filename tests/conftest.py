@@ -42,3 +42,25 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"real sample data not found at {SHARED_DATA}; CI always has it")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def small_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real build, made once per session: the embedded default's mixture (Table 8 weights,
+    empty sources redistributed) over a capped slice of the local Python installation, in a few
+    shards. Read-only: tests that corrupt it copy it first (`shutil.copytree`)."""
+    from corpus.config import BuildConfig, InputConfig, LocalEnvConfig, MixtureConfig, ShardConfig, lemur_mixture_sources
+    from corpus.defaults import local_text_filters
+    from pipelines.build import run_build
+
+    config = BuildConfig(
+        name="small",
+        inputs=[InputConfig(name="local", format="local_env", text_source="refinedweb",
+                            local_env=LocalEnvConfig(max_files_per_bucket=40, max_text_files=80, max_file_bytes=40_000))],
+        filters=local_text_filters(),
+        mixture=MixtureConfig(sources=lemur_mixture_sources(), on_empty_source="redistribute", min_pool_tokens=2_000),
+        shards=ShardConfig(target_tokens=150_000),
+    )
+    out = tmp_path_factory.mktemp("small_build")
+    run_build(config, str(out))
+    return out

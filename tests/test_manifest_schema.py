@@ -94,6 +94,7 @@ def test_a_build_whose_manifest_breaks_the_schema_fails_clearly(tmp_path: Path, 
     """The schema demands a field the writer does not produce: the build must stop and say so."""
     import corpus.manifest
     from corpus.config import BuildConfig, InputConfig, LocalEnvConfig, MixtureConfig, lemur_mixture_sources
+    from corpus.defaults import local_text_filters
     from pipelines.build import run_build
 
     stricter = copy.deepcopy(manifest_schema())
@@ -104,6 +105,7 @@ def test_a_build_whose_manifest_breaks_the_schema_fails_clearly(tmp_path: Path, 
         name="tiny",
         inputs=[InputConfig(name="local", format="local_env", text_source="refinedweb",
                             local_env=LocalEnvConfig(max_files_per_bucket=6, max_text_files=12, max_file_bytes=8_000))],
+        filters=local_text_filters(),
         mixture=MixtureConfig(sources=lemur_mixture_sources(), on_empty_source="redistribute", min_pool_tokens=200),
     )
     with pytest.raises(CorpusError, match="manifest schema: build: 'owner' is a required property"):

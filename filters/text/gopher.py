@@ -1,0 +1,269 @@
+"""Gopher's quality and repetition filters (Rae et al. 2021, Appendix A.1.1 and Table A1).
+
+Both read the document's words from `filters.text.words` (the same tokens datatrove's English
+tokenizer produces); the second filter to run reuses the first one's tokens. The order and the exact
+arithmetic of every rule follow datatrove's `GopherQualityFilter` / `GopherRepetitionFilter`, so
+decisions can be compared one to one (`benchmarks/compare_datatrove.py`); where a rule's input is
+undefined (no words at all) the document is dropped with a reason instead of dividing by zero.
+
+Repetition works on integer n-gram ids built with numpy (`ngram_ids`): each n-gram id is the dense
+rank of the pair (id of its first n-1 words, id of its last word), so no n-gram string is ever built.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+
+import numpy as np
+
+from corpus.document import Document
+from filters.base import Verdict
+from filters.text.config import GopherQualityConfig, GopherRepetitionConfig
+from filters.text.words import cached_word_tokens
+
+_BULLETS = ("•", "-")
+"""Gopher: "lines starting with a bullet point" (datatrove's reading: `•` or `-`)."""
+_ELLIPSES = ("...", "…")
+_PARAGRAPH_BREAK = re.compile(r"\n{2,}")
+_LINE_BREAKS = re.compile(r"\n+")
+
+
+# ---------------------------------------------------------------------------------------------
+# Quality
+
+
+@lru_cache(maxsize=1 << 16)
+def token_kind(token: str) -> tuple[bool, bool]:
+    """(is a word, contains a letter). A word has a character that is not punctuation, a symbol or a
+    control character (Unicode categories P*, S*, C*): `,` `...` `|` `€` are tokens but not words."""
+    if token.isalpha():
+        return True, True
+    if token.isdecimal():
+        return True, False
+    is_word = any(unicodedata.category(c)[0] not in "PSC" for c in token)
+    return is_word, any(c.isalpha() for c in token)
+
+
+def quality_signals(text: str, words: Sequence[str], stop_words: frozenset[str]) -> dict[str, float]:
+    """Every Gopher quality statistic of a document (`words` are its tokens)."""
+    counts = Counter(words)
+    n_words = word_chars = alpha = 0
+    for token, count in counts.items():
+        is_word, has_alpha = token_kind(token)
+        if is_word:
+            n_words += count
+            word_chars += count * len(token)
+        alpha += count * has_alpha
+    n_tokens = len(words)
+    lines = text.splitlines()
+    signals: dict[str, float] = {"words": n_words, "tokens": n_tokens,
+                                 "stop_words": len(stop_words.intersection(counts))}
+    if n_words:
+        signals["mean_word_length"] = word_chars / n_words
+    if n_tokens:
+        signals["hash_word_ratio"] = text.count("#") / n_tokens
+        signals["ellipsis_word_ratio"] = (text.count("...") + text.count("…")) / n_tokens
+        signals["alpha_word_fraction"] = alpha / n_tokens
+    if lines:
+        signals["bullet_line_fraction"] = sum(s.lstrip().startswith(_BULLETS) for s in lines) / len(lines)
+        signals["ellipsis_line_fraction"] = sum(s.rstrip().endswith(_ELLIPSES) for s in lines) / len(lines)
+    return signals
+
+
+def quality_reason(signals: dict[str, float], config: GopherQualityConfig) -> str:
+    """The first Gopher quality rule the document fails (datatrove's order), or ''."""
+    c = config
+    words = signals["words"]
+    if c.min_words is not None and words < c.min_words:
+        return "min_words"
+    if c.max_words is not None and words > c.max_words:
+        return "max_words"
+    if words == 0:
+        return "no_words"  # nothing below is defined without words
+    mean = signals["mean_word_length"]
+    if c.min_mean_word_length is not None and mean < c.min_mean_word_length:
+        return "min_mean_word_length"
+    if c.max_mean_word_length is not None and mean > c.max_mean_word_length:
+        return "max_mean_word_length"
+    if c.max_hash_word_ratio is not None and signals["hash_word_ratio"] > c.max_hash_word_ratio:
+        return "hash_word_ratio"
+    if c.max_ellipsis_word_ratio is not None and signals["ellipsis_word_ratio"] > c.max_ellipsis_word_ratio:
+        return "ellipsis_word_ratio"
+    if c.max_bullet_line_fraction is not None and signals["bullet_line_fraction"] > c.max_bullet_line_fraction:
+        return "bullet_lines"
+    if c.max_ellipsis_line_fraction is not None and signals["ellipsis_line_fraction"] > c.max_ellipsis_line_fraction:
+        return "ellipsis_lines"
+    if c.min_alpha_word_fraction is not None and signals["alpha_word_fraction"] < c.min_alpha_word_fraction:
+        return "alpha_words"
+    if c.min_stop_words is not None and signals["stop_words"] < c.min_stop_words:
+        return "stop_words"
+    return ""
+
+
+class GopherQualityFilter:
+    """Drops documents outside Gopher's word-count, word-length, symbol, bullet, alphabetic and
+    stop-word bounds."""
+
+    name = "gopher_quality"
+
+    def __init__(self, config: GopherQualityConfig) -> None:
+        self.config = config
+        self.stop_words = frozenset(config.stop_words)
+
+    def __call__(self, doc: Document) -> Verdict:
+        signals = quality_signals(doc.text, cached_word_tokens(doc.text), self.stop_words)
+        reason = quality_reason(signals, self.config)
+        return Verdict.dropped(reason, signals) if reason else Verdict.kept(signals)
+
+
+# ---------------------------------------------------------------------------------------------
+# Repetition
+
+
+def duplicates(parts: Sequence[str]) -> tuple[int, int]:
+    """(elements equal to an earlier element, their characters)."""
+    seen: set[str] = set()
+    count = chars = 0
+    for part in parts:
+        if part in seen:
+            count += 1
+            chars += len(part)
+        else:
+            seen.add(part)
+    return count, chars
+
+
+def word_ids(words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(dense id of each word, character length of each word)."""
+    vocabulary = {word: index for index, word in enumerate(dict.fromkeys(words))}
+    ids = np.fromiter(map(vocabulary.__getitem__, words), dtype=np.int64, count=len(words))
+    lengths = np.fromiter(map(len, vocabulary), dtype=np.int64, count=len(vocabulary))
+    return ids, lengths[ids]
+
+
+def ngram_ids(ids: np.ndarray, max_n: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """For n = 2..max_n: (n, id of the n-gram at each position, count of each id). Ids are exact
+    (dense ranks of (id of the first n-1 words, id of the last word)), never hashes."""
+    current = ids
+    width = int(ids.max()) + 1 if len(ids) else 1
+    for n in range(2, max_n + 1):
+        if len(ids) < n:
+            return
+        keys = current[:-1] * width + ids[n - 1 :]
+        _, current, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        current = current.reshape(-1).astype(np.int64, copy=False)
+        yield n, current, counts
+
+
+def top_ngram_chars(n: int, gram: np.ndarray, counts: np.ndarray, cumulative: np.ndarray) -> int:
+    """Characters covered by the most frequent n-gram (ties: the one seen first), counting the
+    spaces between its words, as `len(" ".join(ngram)) * count`."""
+    top = int(counts.max())
+    start = int(np.argmax(counts[gram] == top))  # the first position holding a most frequent n-gram
+    return (int(cumulative[start + n] - cumulative[start]) + n - 1) * top
+
+
+def duplicate_ngram_chars(n: int, gram: np.ndarray, counts: np.ndarray, cumulative: np.ndarray,
+                          length: int, max_fraction: float) -> int:
+    """Characters of n-grams equal to an earlier one, scanning left to right and jumping over an
+    n-gram once counted (so overlapping repeats are not counted twice). Only positions whose n-gram
+    occurs twice or more can change the result, so only those are visited; the scan stops as soon as
+    the characters exceed `max_fraction` of `length` (the rule has failed then)."""
+    repeated = np.flatnonzero(counts[gram] >= 2)
+    if not len(repeated):
+        return 0
+    gram_chars = (cumulative[repeated + n] - cumulative[repeated]).tolist()
+    seen: set[int] = set()
+    chars = next_free = 0
+    for position, gram_id, size in zip(repeated.tolist(), gram[repeated].tolist(), gram_chars):
+        if position < next_free:
+            continue
+        if gram_id in seen:
+            chars += size
+            next_free = position + n
+            if chars / length > max_fraction:
+                break
+        else:
+            seen.add(gram_id)
+    return chars
+
+
+class GopherRepetitionFilter:
+    """Drops documents whose lines, paragraphs or word n-grams repeat beyond Gopher's Table A1."""
+
+    name = "gopher_repetition"
+
+    def __init__(self, config: GopherRepetitionConfig) -> None:
+        self.config = config
+        sizes = [*config.max_top_ngram_char_fraction, *config.max_duplicate_ngram_char_fraction]
+        self.max_n = max(sizes, default=1)
+
+    def __call__(self, doc: Document) -> Verdict:
+        text = doc.text
+        if not text:
+            return Verdict.dropped("empty")
+        reason, signals = self.judge(text)
+        return Verdict.dropped(reason, signals) if reason else Verdict.kept(signals)
+
+    def judge(self, text: str, words: Sequence[str] | None = None) -> tuple[str, dict[str, float]]:
+        """(first failed rule or '', signals) of a non-empty text; its words are tokenized only if the
+        line and paragraph rules pass, unless given."""
+        signals: dict[str, float] = {}
+        reason = self._duplicate_reason(text, signals)
+        if not reason:
+            reason = self._ngram_reason(text, cached_word_tokens(text) if words is None else words, signals)
+        return reason, signals
+
+    def _duplicate_reason(self, text: str, signals: dict[str, float]) -> str:
+        """Repeated paragraphs, then repeated lines (datatrove's order and splits)."""
+        c = self.config
+        units = (
+            ("paragraph", _PARAGRAPH_BREAK.split(text.strip()), c.max_duplicate_paragraph_fraction,
+             c.max_duplicate_paragraph_char_fraction),
+            ("line", _LINE_BREAKS.split(text), c.max_duplicate_line_fraction, c.max_duplicate_line_char_fraction),
+        )
+        for unit, parts, max_fraction, max_char_fraction in units:
+            count, chars = duplicates(parts)
+            signals[f"duplicate_{unit}_fraction"] = count / len(parts)
+            signals[f"duplicate_{unit}_char_fraction"] = chars / len(text)
+            if max_fraction is not None and count / len(parts) > max_fraction:
+                return f"duplicate_{unit}s"
+            if max_char_fraction is not None and chars / len(text) > max_char_fraction:
+                return f"duplicate_{unit}_chars"
+        return ""
+
+    def _ngram_reason(self, text: str, words: Sequence[str], signals: dict[str, float]) -> str:
+        if len(words) < 2 or self.max_n < 2:
+            return ""
+        length = len(text)
+        ids, word_lengths = word_ids(words)
+        cumulative = np.concatenate(([0], np.cumsum(word_lengths)))
+        top = self.config.max_top_ngram_char_fraction
+        duplicate = self.config.max_duplicate_ngram_char_fraction
+        last_top = max(top, default=0)
+        top_failed = duplicate_failed = ""
+        # datatrove checks every top n-gram rule (n ascending) before any duplicate n-gram rule.
+        for n, gram, counts in ngram_ids(ids, self.max_n):
+            if n in top:
+                chars = top_ngram_chars(n, gram, counts, cumulative)
+                signals[f"top_{n}gram_char_fraction"] = chars / length
+                if chars / length > top[n]:
+                    top_failed = f"top_{n}gram"
+                    break
+            if n in duplicate and not duplicate_failed:
+                chars = duplicate_ngram_chars(n, gram, counts, cumulative, length, duplicate[n])
+                signals[f"duplicate_{n}gram_char_fraction"] = chars / length
+                if chars / length > duplicate[n]:
+                    duplicate_failed = f"duplicate_{n}gram"
+            if duplicate_failed and n >= last_top:
+                break
+            if n >= last_top and counts.max() == 1:  # no n-gram repeats, so no longer one does either
+                for m in duplicate:
+                    if m > n:
+                        signals[f"duplicate_{m}gram_char_fraction"] = 0.0
+                break
+        return top_failed or duplicate_failed

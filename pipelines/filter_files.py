@@ -1,0 +1,273 @@
+"""`corpus filter`: the filters of one kind over JSONL / Parquet / WARC files, as the build runs them.
+
+    one read task per file ─▶ the build's reader ─▶ normalize ─▶ run_chain (the build's filters)
+      ─▶ kept records of that file + one verdict per record, in input order
+
+Each file is one task; a worker streams it (memory does not grow with the file), so files are
+filtered in parallel under any Beam runner and the output does not depend on how they were spread.
+Outputs in the folder:
+
+- `kept-NNNNN-of-MMMMM.jsonl.zst`: the kept records of input file N (sorted paths), in input order,
+  as read (the id and text fields under their own names, every other field kept) with the text as
+  the filters left it (normalized; C4 lines removed) and what the filters learned (`language`,
+  `language_score`) added;
+- `verdicts.jsonl`: one line per input record, in input order: `id, kept, reason, signals` (signals
+  keyed `<filter>.<signal>`), plus `origin` (file:line), and `meta` / `removed` when a filter set
+  them. Records that could not be read or were empty after normalization are there too, with the
+  reasons `read.<why>` and `normalize.<why>`: nothing leaves without a line;
+- `summary.json`: documents and bytes in, kept, and dropped per reason.
+
+A record without an id is identified by its place (`FILE:LINE`, or `FILE#rowN` for Parquet).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+import zstandard
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from corpus.accounting import FILTER, Drop
+from corpus.config import BuildConfig, FieldMap, FiltersConfig, InputConfig, MixtureConfig, lemur_mixture_sources
+from corpus.document import Document
+from corpus.errors import ConfigError, CorpusError, InputFileError
+from corpus.io import atomic_writer, makedirs, write_atomic
+from corpus.normalize import normalize_document
+from corpus.sources import ReadTask, plan_input, read_task
+from filters.base import ChainResult, Filter, run_chain, setup_filters
+from pipelines.dedup_files import INPUT_NAME, as_command_document, detect_text_field, original_id
+from pipelines.ledger import Progress
+
+log = logging.getLogger("corpus")
+
+VERDICTS_NAME = "verdicts.jsonl"
+SUMMARY_NAME = "summary.json"
+PARTS = ".filter-parts"
+TEXT_SOURCE = "refinedweb"
+"""Text records count towards this mixture source (nothing in the command depends on it)."""
+DEFAULT_FIELDS = {
+    "text": {"id": "id", "lang": "lang", "path": None},
+    "code": {"id": "hexsha", "lang": "lang", "path": "max_stars_repo_path", "text": "content"},
+}
+"""Field names when the command line names none: generic records for text, The Stack for code."""
+
+
+def command_config(paths: list[str], kind: str, filters: FiltersConfig, fields: FieldMap) -> BuildConfig:
+    """A build config whose one input is the command's files. Code records are bucketed by language
+    as in the build (the code filters judge the bucket), so the mixture is Lemur's table."""
+    return BuildConfig(
+        name="filter",
+        inputs=[InputConfig(name=INPUT_NAME, format="jsonl", kind=kind, paths=paths,  # type: ignore[arg-type]
+                            source=TEXT_SOURCE if kind == "text" else None, fields=fields)],
+        filters=filters,
+        mixture=MixtureConfig(sources=lemur_mixture_sources()),
+    )
+
+
+def build_filters(kind: str, filters: FiltersConfig, only: list[str] | None) -> list[Filter]:
+    """The chain of one kind: the named filters in that order, else the configured ones."""
+    if kind == "text":
+        from filters.text import build_text_filters
+
+        return build_text_filters(filters.text, only)
+    from filters.code import build_code_filters
+
+    return build_code_filters(filters.code, only)
+
+
+def _rounded(signals: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in signals.items()}
+
+
+def verdict_record(doc: Document, result: ChainResult) -> dict[str, Any]:
+    """One line of verdicts.jsonl for a document the filters judged."""
+    record: dict[str, Any] = {"id": original_id(doc.id), "kept": result.kept, "reason": result.reason,
+                              "signals": _rounded(result.signals()), "origin": doc.origin}
+    meta: dict[str, Any] = {}
+    removed: dict[str, int] = {}
+    for name, verdict in result.verdicts:
+        meta.update(verdict.meta)
+        removed.update({f"{name}.{k}": v for k, v in verdict.removed.items()})
+    if meta:
+        record["meta"] = meta
+    if removed:
+        record["removed"] = removed
+    return record
+
+
+def drop_record(drop: Drop, stage: str) -> dict[str, Any]:
+    """One line of verdicts.jsonl for a record that never reached the filters."""
+    ident = original_id(drop.id) if drop.id else drop.origin
+    record: dict[str, Any] = {"id": ident, "kept": False, "reason": f"{stage}.{drop.reason}", "signals": {},
+                              "origin": drop.origin}
+    if drop.detail:
+        record["detail"] = drop.detail
+    return record
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+
+
+class Tally:
+    """Documents and bytes in, kept, and dropped per reason, for summary.json."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, Any] = {"documents": 0, "bytes": 0, "kept": 0, "kept_bytes": 0, "dropped": {}}
+
+    def add(self, kept: bool, reason: str, nbytes: int, kept_bytes: int = 0) -> None:
+        c = self.counts
+        c["documents"] += 1
+        c["bytes"] += nbytes
+        if kept:
+            c["kept"] += 1
+            c["kept_bytes"] += kept_bytes
+        else:
+            entry = c["dropped"].setdefault(reason, {"docs": 0, "bytes": 0})
+            entry["docs"] += 1
+            entry["bytes"] += nbytes
+
+
+def merge_tallies(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    total = Tally().counts
+    for part in parts:
+        for key in ("documents", "bytes", "kept", "kept_bytes"):
+            total[key] += part[key]
+        for reason, entry in part["dropped"].items():
+            into = total["dropped"].setdefault(reason, {"docs": 0, "bytes": 0})
+            into["docs"] += entry["docs"]
+            into["bytes"] += entry["bytes"]
+    total["dropped"] = dict(sorted(total["dropped"].items(), key=lambda kv: (-kv[1]["docs"], kv[0])))
+    return total
+
+
+def kept_name(index: int, count: int) -> str:
+    return f"kept-{index:05d}-of-{count:05d}.jsonl.zst"
+
+
+class FilterFileFn(beam.DoFn):
+    """Reads one file, normalizes and filters every record, writes its kept records and verdicts."""
+
+    def __init__(self, config: BuildConfig, kind: str, only: list[str] | None, out_dir: str, count: int,
+                 id_field: str, text_field: str) -> None:
+        self.config, self.kind, self.only, self.out_dir, self.count = config, kind, only, out_dir, count
+        self.id_field, self.text_field = id_field, text_field
+
+    def setup(self) -> None:
+        self.filters = build_filters(self.kind, self.config.filters, self.only)
+        setup_filters(self.filters)
+        self.progress = Progress(FILTER)
+
+    def process(self, element: tuple[int, ReadTask]):  # type: ignore[no-untyped-def]
+        index, task = element
+        tally = Tally()
+        parts = os.path.join(self.out_dir, PARTS)
+        error = None
+        with atomic_writer(os.path.join(self.out_dir, kept_name(index, self.count))) as kept_file, \
+                atomic_writer(os.path.join(parts, f"{index:05d}.jsonl")) as verdicts:
+            writer = zstandard.ZstdCompressor(level=3).stream_writer(kept_file, closefd=False)
+            try:
+                for record, kept in self._judge(task, tally):
+                    verdicts.write(_line(record))
+                    if kept is not None:
+                        writer.write(_line(kept))
+            except InputFileError as exc:
+                error = exc.to_dict()
+            writer.flush(zstandard.FLUSH_FRAME)
+        summary = {"task": index, "path": task.path, "error": error, **tally.counts}
+        write_atomic(os.path.join(parts, f"{index:05d}.summary.json"), json.dumps(summary).encode())
+        log.info("filter %s: %d records, %d kept", task.label, tally.counts["documents"], tally.counts["kept"])
+        yield summary
+
+    def _judge(self, task: ReadTask, tally: Tally) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
+        for item in read_task(task, self.config):
+            if isinstance(item, Drop):
+                tally.add(False, f"read.{item.reason}", item.nbytes)
+                yield drop_record(item, "read"), None
+                continue
+            doc = as_command_document(item, self.kind)  # records without an id: named FILE:LINE
+            normalized = normalize_document(doc)
+            if isinstance(normalized, Drop):
+                tally.add(False, f"normalize.{normalized.reason}", doc.nbytes)
+                yield drop_record(normalized, "normalize"), None
+                continue
+            result = run_chain(normalized, self.filters)
+            self.progress.tick(not result.kept)
+            if result.doc is None:
+                tally.add(False, result.reason, doc.nbytes)
+                yield verdict_record(normalized, result), None
+            else:
+                tally.add(True, "", doc.nbytes, result.doc.nbytes)
+                kept = {**result.doc.meta, self.id_field: original_id(result.doc.id), self.text_field: result.doc.text}
+                yield verdict_record(normalized, result), kept
+
+
+def _clear(out_dir: str, overwrite: bool) -> None:
+    if "://" in out_dir:
+        raise ConfigError(f"--out {out_dir}: `corpus filter` writes to a local folder")
+    names = [n for n in os.listdir(out_dir)
+             if n.startswith("kept-") or n in (VERDICTS_NAME, SUMMARY_NAME, PARTS)]
+    if names and not overwrite:
+        raise ConfigError(f"{out_dir} already holds filter output ({', '.join(sorted(names)[:3])}...); "
+                          "pass --overwrite to replace it")
+    for name in names:
+        path = os.path.join(out_dir, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+
+
+def _collect(out_dir: str, count: int) -> dict[str, Any]:
+    """verdicts.jsonl (the files' verdicts in file order, streamed) and the merged summary."""
+    parts = os.path.join(out_dir, PARTS)
+    summaries = []
+    with atomic_writer(os.path.join(out_dir, VERDICTS_NAME)) as target:
+        for index in range(count):
+            with open(os.path.join(parts, f"{index:05d}.jsonl"), "rb") as part:
+                shutil.copyfileobj(part, target, 1 << 20)
+            with open(os.path.join(parts, f"{index:05d}.summary.json"), "rb") as handle:
+                summaries.append(json.load(handle))
+    errors = [s["error"] for s in summaries if s["error"]]
+    if errors:
+        lines = [f"{e['path']}{', line ' + str(e['line']) if e.get('line') else ''}: {e['reason']}" for e in errors]
+        raise CorpusError("filter failed:\n  " + "\n  ".join(lines))
+    shutil.rmtree(parts)
+    summary = merge_tallies(summaries)
+    summary["files"] = [{"path": s["path"], "kept_file": kept_name(s["task"], count), "documents": s["documents"],
+                         "kept": s["kept"]} for s in summaries]
+    write_atomic(os.path.join(out_dir, SUMMARY_NAME), (json.dumps(summary, indent=2) + "\n").encode())
+    return summary
+
+
+def run_filter_files(paths: list[str], kind: str, out_dir: str, filters: FiltersConfig, *,
+                     only: list[str] | None = None, fields: FieldMap | None = None,
+                     beam_args: list[str] | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Validate everything (files, filter names, models), run the pipeline, return the summary."""
+    defaults = DEFAULT_FIELDS[kind]
+    given = fields or FieldMap()
+    field_map = FieldMap(
+        text=given.text or defaults.get("text"), id=given.id or defaults["id"],
+        lang=given.lang or defaults["lang"], path=given.path or defaults["path"],
+    )
+    probe = command_config(paths, kind, filters, field_map)
+    tasks, files = plan_input(probe.inputs[0], probe)  # every path must match a readable, non-empty file
+    text_field = field_map.text or detect_text_field(files[0].path)
+    field_map = field_map.model_copy(update={"text": text_field})
+    config = command_config(paths, kind, filters, field_map)
+    setup_filters(build_filters(kind, filters, only))  # unknown names, missing models: fail before reading
+    makedirs(out_dir)
+    _clear(out_dir, overwrite)
+    makedirs(os.path.join(out_dir, PARTS))
+    fn = FilterFileFn(config, kind, only, out_dir, len(tasks), field_map.id or "id", text_field)
+    with beam.Pipeline(options=PipelineOptions(list(beam_args or []))) as p:
+        (
+            p
+            | "Files" >> beam.Create(list(enumerate(tasks)))
+            | "Spread" >> beam.Reshuffle()
+            | "Filter" >> beam.ParDo(fn)
+        )
+    return _collect(out_dir, len(tasks))

