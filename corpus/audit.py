@@ -787,7 +787,8 @@ def audit_sources(manifest: dict[str, Any], measures: list[ShardMeasure],
         tokens, documents = tokens_by_source.get(source, 0), docs_by_source.get(source, 0)
         if source in plans:
             problems += _mixture_problems(source, plan, tokens, documents, unique, first_tokens,
-                                          lengths.longest, enabled)
+                                          max(lengths.longest, int(plan.get("largest_document_tokens", 0) or 0)),
+                                          enabled)
         mismatches.extend(problems)
         realized = tokens / total if total else 0.0
         target = targets.effective.get(source, 0.0)
@@ -799,11 +800,13 @@ def audit_sources(manifest: dict[str, Any], measures: list[ShardMeasure],
             if not _close(plan.get("realized_weight"), realized):
                 mismatches.append(f"source {source}: realized weight {100 * realized:.4f}% in the shards, the manifest "
                                   f"says {100 * float(plan.get('realized_weight') or 0):.4f}%")
-        meets = not targets.enabled or within_target(tokens, target, total, targets.tolerance, lengths.longest)
+        # One document of the pool (recorded by the plan) is the granularity, even when none was selected.
+        granularity = max(lengths.longest, int(plan.get("largest_document_tokens", 0) or 0))
+        meets = not targets.enabled or within_target(tokens, target, total, targets.tolerance, granularity)
         if not meets:
             mismatches.append(f"source {source}: realized weight {100 * realized:.3f}% misses its target "
                               f"{100 * target:.3f}% by {100 * abs(realized - target):.3f} points (tolerance "
-                              f"{100 * targets.tolerance:.3f}, or one document: {lengths.longest:,} tokens)")
+                              f"{100 * targets.tolerance:.3f}, or one document: {granularity:,} tokens)")
         pool = int(plan.get("pool_tokens", 0))
         sources.append(SourceAudit(
             source, targets.kinds.get(source) or str(plan.get("kind", "?")), tokens, documents, unique, target,

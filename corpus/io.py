@@ -15,8 +15,8 @@ import io
 import os
 import uuid
 import zlib
-from collections.abc import Iterator
-from typing import BinaryIO
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
 
 import zstandard
 from apache_beam.io.filesystem import CompressionTypes
@@ -87,51 +87,41 @@ def _raw_chunks(path: str) -> Iterator[bytes]:
             yield chunk
 
 
-def _zstd_chunks(path: str) -> Iterator[bytes]:
-    dctx = zstandard.ZstdDecompressor()
-    decomp = dctx.decompressobj()
-    pending_frame = False
+def _multi_member_chunks(
+    path: str, new_decompressor: Callable[[], Any], errors: type[Exception] | tuple[type[Exception], ...],
+    name: str,
+) -> Iterator[bytes]:
+    """Decompress a stream of concatenated frames (zstd) or members (gzip), all legal, and raise
+    when the last one ends early: the decompressors themselves return a shorter stream silently."""
+    decomp = new_decompressor()
+    open_member = False
     for chunk in _raw_chunks(path):
         data = chunk
         while data:
             try:
                 out = decomp.decompress(data)
-            except zstandard.ZstdError as exc:
-                raise InputFileError(path, f"corrupted zstd data: {exc}") from None
-            pending_frame = True
+            except errors as exc:
+                raise InputFileError(path, f"corrupted {name} data: {exc}") from None
+            open_member = True
             if out:
                 yield out
-            if decomp.eof:  # one frame finished; later bytes start the next frame
+            if decomp.eof:  # this frame/member is complete; what follows starts the next one
                 data = decomp.unused_data
-                decomp = dctx.decompressobj()
-                pending_frame = False
+                decomp = new_decompressor()
+                open_member = False
             else:
                 data = b""
-    if pending_frame:
-        raise InputFileError(path, "truncated zstd stream (the last frame is incomplete)")
+    if open_member:
+        raise InputFileError(path, f"truncated {name} stream (the last {name} frame is incomplete)")
+
+
+def _zstd_chunks(path: str) -> Iterator[bytes]:
+    dctx = zstandard.ZstdDecompressor()
+    return _multi_member_chunks(path, dctx.decompressobj, zstandard.ZstdError, "zstd")
 
 
 def _gzip_chunks(path: str) -> Iterator[bytes]:
-    decomp = zlib.decompressobj(zlib.MAX_WBITS | 16)
-    started = False
-    for chunk in _raw_chunks(path):
-        data = chunk
-        while data:
-            try:
-                out = decomp.decompress(data)
-            except zlib.error as exc:
-                raise InputFileError(path, f"corrupted gzip data: {exc}") from None
-            started = True
-            if out:
-                yield out
-            if decomp.eof:  # concatenated gzip members are legal
-                data = decomp.unused_data
-                decomp = zlib.decompressobj(zlib.MAX_WBITS | 16)
-                started = bool(data)
-            else:
-                data = b""
-    if started and not decomp.eof:
-        raise InputFileError(path, "truncated gzip stream (end-of-stream marker missing)")
+    return _multi_member_chunks(path, lambda: zlib.decompressobj(zlib.MAX_WBITS | 16), zlib.error, "gzip")
 
 
 def iter_chunks(path: str) -> Iterator[bytes]:

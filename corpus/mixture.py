@@ -67,6 +67,8 @@ class SourcePlan:
     """Tokens still to take inside the boundary window."""
     boundary_end_bin: int = -1
     """Last bin of the boundary window (inclusive); bins after it are not taken."""
+    largest_document_tokens: int = 0
+    """The pool's longest document: the granularity the mixture can hit a target with."""
     status: str = "mixed"
     """`mixed`; `empty` (no tokens: its weight went elsewhere); `below_min_pool` (too few tokens: its
     documents are left out and its weight went elsewhere); `unmixed` (mixing disabled: written once)."""
@@ -164,6 +166,7 @@ def make_plan(
     documents: Mapping[str, int],
     histograms: Mapping[str, np.ndarray],
     doc_histograms: Mapping[str, np.ndarray] | None = None,
+    largest: Mapping[str, int] | None = None,
 ) -> MixturePlan:
     """The per-source rates, copies and sampling boundaries, from pass one's counts."""
     unknown = sorted(set(pools) - set(config.sources))
@@ -171,6 +174,7 @@ def make_plan(
         raise MixtureError(f"documents of source(s) {', '.join(unknown)} are not in the mixture config")
     kinds = {s: src.kind for s, src in config.sources.items()}
     configured = config.normalized_weights()
+    longest = {s: int(v) for s, v in (largest or {}).items()}
     usable = {s: (t if t >= config.min_pool_tokens else 0) for s, t in pools.items()}
     if not config.enabled:
         sources = {}
@@ -178,7 +182,8 @@ def make_plan(
             pool = int(pools.get(s, 0))
             sources[s] = SourcePlan(s, kinds[s], configured[s], configured[s], pool, int(documents.get(s, 0)),
                                     1.0, config.sources[s].reference_epochs, pool, 1.0 if pool else 0.0,
-                                    1, 0, -1, 0, status="unmixed")
+                                    1, 0, -1, 0, largest_document_tokens=longest.get(s, 0),
+                                    status="unmixed")
         total = sum(int(pools.get(s, 0)) for s in config.sources)
         return MixturePlan(False, seed, total, "pools", None, sources, {})
     weights, moved = redistribute(configured, kinds, usable, config.on_empty_source)
@@ -192,6 +197,7 @@ def make_plan(
             sources[s] = SourcePlan(s, kinds[s], configured[s], weights[s], raw, int(documents.get(s, 0)),
                                     config.sources[s].max_epochs or config.default_max_epochs,
                                     config.sources[s].reference_epochs, 0, 0.0, 0, 0, -1, 0,
+                                    largest_document_tokens=longest.get(s, 0),
                                     status="below_min_pool" if raw else "empty")
             continue
         rate = target / pool
@@ -210,7 +216,7 @@ def make_plan(
             s, kinds[s], configured[s], weights[s], pool, int(documents.get(s, 0)),
             config.sources[s].max_epochs or config.default_max_epochs,
             config.sources[s].reference_epochs, target, rate, full, extra, boundary_bin, boundary_tokens,
-            boundary_end_bin=boundary_end,
+            boundary_end_bin=boundary_end, largest_document_tokens=longest.get(s, 0),
         )
     return MixturePlan(True, seed, total, total_from, binding, sources, moved)
 
@@ -289,7 +295,10 @@ def mix_in_memory(
         b = histogram_bin(points[doc_id])
         histograms.setdefault(source, np.zeros(HISTOGRAM_BINS, dtype=np.int64))[b] += tokens
         doc_histograms.setdefault(source, np.zeros(HISTOGRAM_BINS, dtype=np.int64))[b] += 1
-    plan = make_plan(config, seed, pools, counts, histograms, doc_histograms)
+    largest: dict[str, int] = {}
+    for source, _, tokens in docs:
+        largest[source] = max(largest.get(source, 0), tokens)
+    plan = make_plan(config, seed, pools, counts, histograms, doc_histograms, largest)
     members: dict[str, list[tuple[float, str, int]]] = {}
     for source, doc_id, tokens in docs:
         if in_boundary(plan.sources[source], points[doc_id]):

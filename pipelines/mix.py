@@ -30,25 +30,27 @@ from pipelines.tokenize import TokenizedDoc
 class HistogramFn(beam.CombineFn):
     """Histograms of u(doc) over HISTOGRAM_BINS bins, weighted by tokens and by documents."""
 
-    def create_accumulator(self) -> list[np.ndarray]:
-        return [np.zeros(HISTOGRAM_BINS, dtype=np.int64), np.zeros(HISTOGRAM_BINS, dtype=np.int64)]
+    def create_accumulator(self) -> list[Any]:
+        return [np.zeros(HISTOGRAM_BINS, dtype=np.int64), np.zeros(HISTOGRAM_BINS, dtype=np.int64), 0]
 
-    def add_input(self, acc: list[np.ndarray], item: tuple[int, int]) -> list[np.ndarray]:
+    def add_input(self, acc: list[Any], item: tuple[int, int]) -> list[Any]:
         b, tokens = item
         acc[0][b] += tokens
         acc[1][b] += 1
+        acc[2] = max(acc[2], tokens)
         return acc
 
-    def merge_accumulators(self, accs: Any) -> list[np.ndarray]:
+    def merge_accumulators(self, accs: Any) -> list[Any]:
         accs = list(accs)
         out = accs[0]
         for acc in accs[1:]:
             out[0] += acc[0]
             out[1] += acc[1]
+            out[2] = max(out[2], acc[2])
         return out
 
-    def extract_output(self, acc: list[np.ndarray]) -> dict[str, Any]:
-        return {"histogram": acc[0], "doc_histogram": acc[1],
+    def extract_output(self, acc: list[Any]) -> dict[str, Any]:
+        return {"histogram": acc[0], "doc_histogram": acc[1], "largest": int(acc[2]),
                 "tokens": int(acc[0].sum()), "documents": int(acc[1].sum())}
 
 
@@ -61,6 +63,7 @@ def _plan(_: Any, pools: dict[str, dict[str, Any]], config: BuildConfig) -> Mixt
             {s: v["documents"] for s, v in pools.items()},
             {s: v["histogram"] for s, v in pools.items()},
             {s: v["doc_histogram"] for s, v in pools.items()},
+            {s: v["largest"] for s, v in pools.items()},
         )
     except MixtureError as exc:  # reported by the manifest step as the build's failure, not a traceback
         return MixturePlan.failed(config.seed, str(exc))
