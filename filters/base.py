@@ -12,7 +12,7 @@ dropped document is never scored by the filters after it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from corpus.document import Document
@@ -57,6 +57,18 @@ def filter_name_problem(kind: str, names: Sequence[str], known: Sequence[str]) -
     if repeated:
         return f"{kind} filter(s) named twice: {', '.join(repeated)}"
     return ""
+
+
+def build_chain(kind: str, names: Sequence[str], factories: Mapping[str, Callable[[Any], Filter]],
+                config: Any) -> list[Filter]:
+    """The filters named (in that order), each made by its factory from the kind's config; an unknown
+    or repeated name is a ConfigError before anything runs."""
+    from corpus.errors import ConfigError
+
+    problem = filter_name_problem(kind, names, list(factories))
+    if problem:
+        raise ConfigError(problem)
+    return [factories[name](config) for name in names]
 
 
 def setup_filters(filters: Sequence[Filter]) -> None:

@@ -77,7 +77,7 @@ def test_config_filters_list_switches_filters_off_and_is_validated() -> None:
     assert [f.name for f in build_code_filters(config)] == ["language", "heuristics"]
     with pytest.raises(ValueError, match="unknown code filter"):
         CodeFiltersConfig(filters=["language", "minify"])
-    with pytest.raises(ValueError, match="listed twice: language"):
+    with pytest.raises(ValueError, match="named twice: language"):
         CodeFiltersConfig(filters=["language", "language"])
     with pytest.raises(ValueError, match="extra"):
         CodeFiltersConfig.model_validate({"heuristics": {"max_line_lenght": 10}})

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from corpus.errors import ConfigError
-from filters.base import Filter, setup_filters
+from filters.base import Filter, build_chain, setup_filters
 from filters.code.config import CODE_FILTER_NAMES, CodeFiltersConfig
 from filters.code.data_like import DataLikeFilter
 from filters.code.generated import GeneratedFilter
@@ -48,14 +47,7 @@ def build_code_filters(config: CodeFiltersConfig, only: list[str] | None = None)
     Without `only`, the configured `filters` list decides (all six by default). Grammar modules are
     imported here, so a misconfigured grammar is a ConfigError before any data is read.
     """
-    names = list(only) if only is not None else list(config.filters)
-    unknown = [n for n in names if n not in _FACTORIES]
-    if unknown:
-        raise ConfigError(f"unknown code filter(s): {', '.join(unknown)} (known: {', '.join(CODE_FILTER_NAMES)})")
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ConfigError(f"code filter(s) named twice: {', '.join(repeated)}")
-    return [_FACTORIES[name](config) for name in names]
+    return build_chain("code", list(only) if only is not None else list(config.filters), _FACTORIES, config)
 
 
 def check_code_filters(config: CodeFiltersConfig, only: list[str] | None = None) -> None:

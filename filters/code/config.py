@@ -260,10 +260,9 @@ class CodeFiltersConfig(StrictModel):
     @field_validator("filters")
     @classmethod
     def _known_filters(cls, names: list[str]) -> list[str]:
-        unknown = [n for n in names if n not in CODE_FILTER_NAMES]
-        if unknown:
-            raise ValueError(f"unknown code filter(s) {', '.join(unknown)}; known: {', '.join(CODE_FILTER_NAMES)}")
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"code filter(s) listed twice: {', '.join(repeated)}")
+        from filters.base import filter_name_problem
+
+        problem = filter_name_problem("code", names, CODE_FILTER_NAMES)
+        if problem:
+            raise ValueError(problem)
         return names

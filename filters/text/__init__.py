@@ -24,8 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from corpus.errors import ConfigError
-from filters.base import Filter, filter_name_problem
+from filters.base import Filter, build_chain
 from filters.text.c4 import C4Filter
 from filters.text.config import TEXT_FILTER_NAMES, TextFiltersConfig
 from filters.text.gopher import GopherQualityFilter, GopherRepetitionFilter
@@ -44,11 +43,7 @@ def build_text_filters(config: TextFiltersConfig, only: list[str] | None = None)
     """The text filters in run order (cheap before expensive); `only` selects and orders by name.
 
     Without `only`, the configured `filters` list decides (all four by default)."""
-    names = list(only) if only is not None else list(config.filters)
-    problem = filter_name_problem("text", names, TEXT_FILTER_NAMES)
-    if problem:
-        raise ConfigError(problem)
-    return [_FACTORIES[name](config) for name in names]
+    return build_chain("text", list(only) if only is not None else list(config.filters), _FACTORIES, config)
 
 
 __all__ = ["TEXT_FILTER_NAMES", "TextFiltersConfig", "build_text_filters"]
