@@ -49,9 +49,10 @@ class WriteShardFn(beam.DoFn):
         self.write_jsonl = write_jsonl
 
     def process(self, element: tuple[int, list[tuple]], file_errors: list[Any], plan: MixturePlan):  # type: ignore[no-untyped-def]
-        if file_errors or plan.error:
-            return  # a failed build writes no shards
-        index, members = element
+        if not (file_errors or plan.error):  # a failed build writes no shards
+            yield self._write(*element)
+
+    def _write(self, index: int, members: list[tuple]) -> dict[str, Any]:
         members = sorted(members, key=lambda m: m[:3])
         name = shard_name(index)
         folder = join(self.out_dir, SHARDS_DIR)
@@ -71,7 +72,7 @@ class WriteShardFn(beam.DoFn):
             record["files"]["jsonl"] = {"path": f"{SHARDS_DIR}/{name}.jsonl.zst", "bytes": len(blob),
                                         "sha256": hashlib.sha256(blob).hexdigest()}
         log.info("wrote %s: %d documents, %d tokens", name, record["documents"], record["tokens"])
-        yield record
+        return record
 
 
 def write_shards(copies: beam.PCollection, out_dir: str, dtype: str, target_tokens: int, seed: int,
@@ -100,9 +101,10 @@ class WriteDropLogFn(beam.DoFn):
         self.parts = parts
 
     def process(self, element: tuple[int, list[Drop]], file_errors: list[Any]):  # type: ignore[no-untyped-def]
-        if file_errors:
-            return
-        part, drops = element
+        if not file_errors:
+            yield self._write(*element)
+
+    def _write(self, part: int, drops: list[Drop]) -> dict[str, Any]:
         drops = sorted(drops, key=lambda d: (d.stage, d.group, d.reason, d.id, d.origin, d.detail))
         lines = "\n".join(json.dumps(d.to_dict(), ensure_ascii=False, sort_keys=True) for d in drops) + "\n"
         blob = zstandard.ZstdCompressor(level=10).compress(lines.encode("utf-8"))
@@ -111,8 +113,8 @@ class WriteDropLogFn(beam.DoFn):
         name = f"drops-{part:05d}-of-{self.parts:05d}.jsonl.zst"
         with atomic_writer(join(folder, name)) as handle:
             handle.write(blob)
-        yield {"path": f"{DROPS_DIR}/{name}", "records": len(drops), "bytes": len(blob),
-               "sha256": hashlib.sha256(blob).hexdigest()}
+        return {"path": f"{DROPS_DIR}/{name}", "records": len(drops), "bytes": len(blob),
+                "sha256": hashlib.sha256(blob).hexdigest()}
 
 
 def write_drop_log(drops: beam.PCollection, out_dir: str, parts: int, file_errors: beam.PCollection) -> beam.PCollection:

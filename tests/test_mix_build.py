@@ -16,10 +16,13 @@ pytestmark = pytest.mark.slow
 
 def _build(tmp_path_factory: pytest.TempPathFactory, seed: int) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp(f"mixed{seed}")
-    # Text unfiltered: the English-only text filters keep few of these mostly German pages (144 of all
-    # 1,033), too few documents for a 0.5% code:text target (tests/test_text_filters*.py cover them).
-    config = slice_config(code_rows=1200, web_rows=600, seed=seed, shards={"target_tokens": 1_000_000},
-                          filters={"text": {"enabled": False}})
+    # The pages are mostly German: the language filter keeps the sample's main languages, so the text
+    # pool stays large enough for a 0.5% code:text target with every filter on.
+    # A source of a few hundred tokens (three shell scripts) would bind the total at a few thousand
+    # tokens: min_pool_tokens treats it as empty, as the embedded default does.
+    config = slice_config(code_rows=1200, web_rows=1033, seed=seed, shards={"target_tokens": 1_000_000},
+                          filters={"text": {"lid": {"languages": ["en", "de", "es", "fr", "pl"]}}},
+                          mixture={"min_pool_tokens": 20_000})
     return out, run_build(config, str(out))
 
 
