@@ -144,8 +144,13 @@ def test_hugging_face_dataset_offline_from_local_parquet(tmp_path: Path) -> None
 
 
 def test_hugging_face_unknown_id_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    import datasets.config
+    import huggingface_hub.constants
+
+    # Offline, as on a machine without the hub (the libraries read these at import time).
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     config = config_for({"name": "hub", "format": "hf", "kind": "text", "source": "refinedweb",
                          "hf": {"id": "tiiuae/falcon-refinedweb", "layout": "refinedweb"}})
     with pytest.raises(InputFileError, match="hf:tiiuae/falcon-refinedweb.*cannot load the dataset"):
