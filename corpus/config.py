@@ -191,7 +191,8 @@ class ShardConfig(StrictModel):
     write_jsonl: bool = False
     """Also write the same mixture, untokenized, as `.jsonl.zst` (for trainers that tokenize)."""
     log_files: int = Field(default=4, gt=0)
-    """Files the per-document drop log is spread over (each worker sorts one part)."""
+    """Files the per-document drop log is spread over (each worker sorts one part); more when there
+    are over 100,000 drops per file (`pipelines/shard.py: DROP_LOG_RECORDS_PER_FILE`)."""
 
 
 class FiltersConfig(StrictModel):

@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import io
 import os
+import stat
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
@@ -43,16 +44,46 @@ def match_files(patterns: list[str], *, allow_empty: bool = False) -> list[Input
             raise InputFileError(pattern, f"cannot list files: {exc}") from None
         files = [m for m in results if not m.path.endswith("/")]
         if not files:
-            raise InputFileError(pattern, "no file matches this path or pattern")
+            raise InputFileError(pattern, _nothing_matched(pattern))
         for m in files:
             found[m.path] = m.size_in_bytes
     inputs = [InputFile(path, size) for path, size in sorted(found.items())]
     for f in inputs:
+        if "://" not in f.path and (problem := _not_a_regular_file(f.path)):
+            raise InputFileError(f.path, problem)
         if f.size == 0 and not allow_empty:
             raise InputFileError(f.path, "the file is empty (0 bytes); set allow_empty_files: true to accept it")
         if "://" not in f.path and not os.access(f.path, os.R_OK):
             raise InputFileError(f.path, "the file is not readable (permission denied)")
     return inputs
+
+
+_NOT_FILES = (
+    (stat.S_ISDIR, "a directory; name the files in it (e.g. DIR/*.jsonl.zst)"),
+    (stat.S_ISFIFO, "a named pipe (FIFO): reading it would wait for a writer"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _not_a_regular_file(path: str) -> str | None:
+    """Why a local path that matched cannot be an input file, or None: a directory would fail late
+    in a worker, and a FIFO would block the worker forever."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror}"
+    for test, what in _NOT_FILES:
+        if test(mode):
+            return f"not a regular file: it is {what}"
+    return None
+
+
+def _nothing_matched(pattern: str) -> str:
+    if "://" not in pattern and os.path.islink(pattern) and not os.path.exists(pattern):
+        return f"a broken symbolic link (its target {os.readlink(pattern)} does not exist)"
+    return "no file matches this path or pattern"
 
 
 def listing_sha256(files: list[InputFile]) -> str:

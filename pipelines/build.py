@@ -48,7 +48,9 @@ from pipelines.tokenize import tokenize
 
 log = logging.getLogger("corpus")
 
-RUNNER_ALIASES = {"DaskRunner": "apache_beam.runners.dask.dask_runner.DaskRunner"}
+# Beam's own DaskRunner recomputes side inputs, runs only the last transform and loses finish_bundle
+# outputs: `DaskRunner` means the fixed one (pipelines/dask_runner.py).
+RUNNER_ALIASES = {"DaskRunner": "pipelines.dask_runner.DaskRunner"}
 
 
 @dataclasses.dataclass
@@ -193,6 +195,8 @@ def construct(p: beam.Pipeline, plan: BuildPlan) -> None:
                           config.shards.write_jsonl, file_errors, mixture)
     drop_logs = write_drop_log(ledger.all_drops(p), plan.out_dir, config.shards.log_files, file_errors)
     accounting = ledger.accounting(p)
+    # The last transform, and every sink feeds it: a runner that computes only what the last transform
+    # needs still runs the whole build (tests/test_runners.py checks that nothing is left out).
     (
         p
         | "ManifestSeed" >> beam.Create([None])

@@ -37,6 +37,7 @@ from corpus.dedup.stats import NEAR_METRICS, combine, pick, stat, with_rates
 from corpus.document import KINDS, Document
 from corpus.manifest import cluster_size_metric
 from pipelines.ledger import DROPS, Ledger
+from pipelines.outputs import MultiOutputParDo
 
 STATS = "stats"
 REMOVED = "removed"
@@ -266,33 +267,33 @@ def near_dedup(survivors: beam.PCollection, config: DedupConfig) -> tuple[beam.P
     params = near_params(config)
     signed = survivors | "Signed" >> beam.Filter(lambda node: node[1] is not None)
     nodes = signed | "NodesById" >> beam.Map(lambda node: (node[0].id, node))
-    keyed = signed | "BandKeys" >> beam.ParDo(BandKeysFn(params)).with_outputs(STATS, main="keys")
+    keyed = signed | "BandKeys" >> MultiOutputParDo(BandKeysFn(params), STATS, main="keys")
     linked = (
-        keyed.keys
+        keyed["keys"]
         | "GroupByBucket" >> beam.GroupByKey()
-        | "LinkBuckets" >> beam.ParDo(LinkBucketFn()).with_outputs(STATS, main="pairs")
+        | "LinkBuckets" >> MultiOutputParDo(LinkBucketFn(), STATS, main="pairs")
     )
     attached = (
-        {"root": linked.pairs, "node": nodes}
+        {"root": linked["pairs"], "node": nodes}
         | "JoinMembers" >> beam.CoGroupByKey()
-        | "AttachMembers" >> beam.ParDo(AttachMemberFn()).with_outputs(STATS, main="candidates")
+        | "AttachMembers" >> MultiOutputParDo(AttachMemberFn(), STATS, main="candidates")
     )
     verified = (
-        {"member": attached.candidates, "node": nodes}
+        {"member": attached["candidates"], "node": nodes}
         | "JoinRoots" >> beam.CoGroupByKey()
-        | "Verify" >> beam.ParDo(VerifyFn(config)).with_outputs(STATS, main="edges")
+        | "Verify" >> MultiOutputParDo(VerifyFn(config), STATS, main="edges")
     )
     components = (
-        verified.edges
+        verified["edges"]
         | "GroupEdgesByKind" >> beam.GroupByKey()
-        | "Components" >> beam.ParDo(ComponentsFn()).with_outputs(STATS, main="clusters")
+        | "Components" >> MultiOutputParDo(ComponentsFn(), STATS, main="clusters")
     )
     decided = (
-        {"cluster": components.clusters, "node": nodes}
+        {"cluster": components["clusters"], "node": nodes}
         | "JoinClusters" >> beam.CoGroupByKey()
         | "KeyByCluster" >> beam.ParDo(KeyByClusterFn())
         | "GroupClusters" >> beam.GroupByKey()
-        | "NearSurvivors" >> beam.ParDo(NearSurvivorFn(config.keep)).with_outputs(STATS, REMOVED, main="kept")
+        | "NearSurvivors" >> MultiOutputParDo(NearSurvivorFn(config.keep), STATS, REMOVED)
     )
     stats = [keyed[STATS], linked[STATS], attached[STATS], verified[STATS], components[STATS], decided[STATS]]
     return decided[REMOVED], stats
@@ -301,19 +302,19 @@ def near_dedup(survivors: beam.PCollection, config: DedupConfig) -> tuple[beam.P
 def dedup_decisions(docs: beam.PCollection, config: DedupConfig) -> DedupDecisions:
     """Every removal decision of exact and near dedup, and their statistics (no document bodies)."""
     p = docs.pipeline
-    signed = docs | "Sign" >> beam.ParDo(SignFn(config)).with_outputs(STATS, main="nodes")
+    signed = docs | "Sign" >> MultiOutputParDo(SignFn(config), STATS, main="nodes")
     stats: list[beam.PCollection] = [signed[STATS], p | "InitialDedupStats" >> beam.Create(initial_stats(config))]
     if config.exact:
         exact = (
-            signed.nodes
+            signed["nodes"]
             | "KeyByHash" >> beam.Map(lambda node: ((node[0].kind, node[0].content_hash), node))
             | "GroupByHash" >> beam.GroupByKey()
-            | "ExactGroups" >> beam.ParDo(ExactGroupFn(config.keep)).with_outputs(REMOVED, STATS, main="survivors")
+            | "ExactGroups" >> MultiOutputParDo(ExactGroupFn(config.keep), REMOVED, STATS, main="survivors")
         )
-        survivors, exact_removed = exact.survivors, exact[REMOVED]
+        survivors, exact_removed = exact["survivors"], exact[REMOVED]
         stats.append(exact[STATS])
     else:
-        survivors, exact_removed = signed.nodes, p | "NoExactDecisions" >> beam.Create([])
+        survivors, exact_removed = signed["nodes"], p | "NoExactDecisions" >> beam.Create([])
     if any(config.near(kind).enabled for kind in KINDS):
         near_removed, near_stats = near_dedup(survivors, config)
         stats += near_stats
@@ -362,8 +363,8 @@ def dedup(docs: beam.PCollection, config: BuildConfig, ledger: Ledger) -> tuple[
     kept = (
         {"doc": docs | "KeyById" >> beam.Map(lambda d: (d.id, d)), "decision": all_decisions}
         | "JoinDecisions" >> beam.CoGroupByKey()
-        | "ApplyDecisions" >> beam.ParDo(ApplyDecisionsFn()).with_outputs(DROPS, main="docs")
+        | "ApplyDecisions" >> MultiOutputParDo(ApplyDecisionsFn(), DROPS, main="docs")
     )
-    ledger.count("Dedup", DEDUP, kept.docs, "out")
+    ledger.count("Dedup", DEDUP, kept["docs"], "out")
     ledger.add_drops(kept[DROPS])
-    return kept.docs, decided.stats
+    return kept["docs"], decided.stats

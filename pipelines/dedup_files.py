@@ -26,6 +26,7 @@ import xxhash
 import zstandard
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from corpus.accounting import Table, imbalances, to_report
 from corpus.config import BuildConfig, FieldMap, InputConfig, MixtureConfig, MixtureSource
 from corpus.dedup.config import DedupConfig
 from corpus.document import Document
@@ -34,8 +35,10 @@ from corpus.io import atomic_writer, exists, join, makedirs, read_bytes, write_a
 from corpus.manifest import dedup_section
 from corpus.sources import plan_input
 from corpus.sources.layouts import content_key
+from pipelines.build import resolve_beam_args
 from pipelines.dedup import Decision, dedup_decisions
 from pipelines.ledger import Ledger
+from pipelines.outputs import MultiOutputParDo
 from pipelines.read import read_inputs
 
 log = logging.getLogger("corpus")
@@ -48,6 +51,7 @@ SUMMARY_NAME = "summary.json"
 FAILED_NAME = "FAILED.json"
 CLUSTER_PARTS = ".clusters-parts"
 MAX_NAMED_DUPLICATES = 20
+DUPLICATE_IDS = "duplicate_ids"
 
 
 def command_config(paths: list[str], dedup: DedupConfig, id_field: str | None, text_field: str | None) -> BuildConfig:
@@ -104,7 +108,7 @@ class ClusterRowFn(beam.DoFn):
         if not docs:
             return
         if len(docs) > 1:
-            yield beam.pvalue.TaggedOutput("duplicate_ids", (original_id(doc_id), [d.origin for d in docs]))
+            yield beam.pvalue.TaggedOutput(DUPLICATE_IDS, (original_id(doc_id), [d.origin for d in docs]))
             return
         doc = docs[0]
         decisions = sorted(grouped["decision"])
@@ -153,9 +157,10 @@ class SummaryFn(beam.DoFn):
         self.out_dir = out_dir
 
     def process(self, _: Any, stats: list, duplicates: list, duplicate_count: list, drops: list,  # type: ignore[no-untyped-def]
-                file_errors: list, written: list):
+                file_errors: list, written: list, accounting: Table):
         errors = [f"{e['path']}{', line ' + str(e['line']) if e.get('line') else ''}: {e['reason']}"
                   for e in sorted(file_errors, key=lambda e: (e["path"], e.get("line") or 0))]
+        errors += [f"accounting: {problem}" for problem in imbalances(to_report(accounting))]
         if duplicates:
             count = duplicate_count[0] if duplicate_count else len(duplicates)
             named = "; ".join(f"{ident!r} (read at {', '.join(origins)})" for ident, origins in sorted(duplicates))
@@ -199,18 +204,17 @@ def construct(p: beam.Pipeline, config: BuildConfig, kind: str, out_dir: str, id
     rows = (
         {"doc": docs | "KeyById" >> beam.Map(lambda d: (d.id, d)), "decision": decisions}
         | "JoinDecisions" >> beam.CoGroupByKey()
-        | "ClusterRows" >> beam.ParDo(ClusterRowFn(id_field, text_field, shards)).with_outputs(
-            "duplicate_ids", main="rows")
+        | "ClusterRows" >> MultiOutputParDo(ClusterRowFn(id_field, text_field, shards), DUPLICATE_IDS, main="rows")
     )
-    duplicates = rows.duplicate_ids | "SomeDuplicates" >> beam.combiners.Top.Smallest(MAX_NAMED_DUPLICATES)
-    duplicate_count = rows.duplicate_ids | "CountDuplicates" >> beam.combiners.Count.Globally()
+    duplicates = rows[DUPLICATE_IDS] | "SomeDuplicates" >> beam.combiners.Top.Smallest(MAX_NAMED_DUPLICATES)
+    duplicate_count = rows[DUPLICATE_IDS] | "CountDuplicates" >> beam.combiners.Count.Globally()
     failed = (
         (duplicates | "AnyDuplicates" >> beam.FlatMap(lambda top: top[:1]),
          file_errors | "AnyFileErrors" >> beam.Map(lambda e: e))
         | "FlattenFailures" >> beam.Flatten()
     )
     written = (
-        rows.rows
+        rows["rows"]
         | "GroupShards" >> beam.GroupByKey()
         | "WriteShards" >> beam.ParDo(WriteShardFn(out_dir, shards), failed=beam.pvalue.AsList(failed))
     )
@@ -225,6 +229,7 @@ def construct(p: beam.Pipeline, config: BuildConfig, kind: str, out_dir: str, id
             drops=beam.pvalue.AsList(ledger.all_drops(p)),
             file_errors=beam.pvalue.AsList(file_errors),
             written=beam.pvalue.AsList(written),
+            accounting=beam.pvalue.AsSingleton(ledger.accounting(p)),  # every record read is kept or dropped
         )
     )
 
@@ -294,13 +299,14 @@ def run_dedup_files(paths: list[str], kind: str, out_dir: str, dedup: DedupConfi
                     text_field: str | None = None, shards: int = 4, beam_args: list[str] | None = None,
                     overwrite: bool = False) -> dict[str, Any]:
     """Run the command's pipeline; return the summary, or raise `CorpusError` naming what failed."""
+    options = PipelineOptions(resolve_beam_args(list(beam_args or [])))  # a wrong runner stops us here
     probe = command_config(paths, dedup, id_field, text_field)
     _, files = plan_input(probe.inputs[0], probe)  # every path must match a readable, non-empty file
     text_field = text_field or detect_text_field(files[0].path)
     config = command_config(paths, dedup, id_field, text_field)
     makedirs(out_dir)
     _clear(out_dir, overwrite)
-    with beam.Pipeline(options=PipelineOptions(list(beam_args or []))) as p:
+    with beam.Pipeline(options=options) as p:
         construct(p, config, kind, out_dir, id_field, text_field, shards)
     if exists(join(out_dir, FAILED_NAME)):
         errors = json.loads(read_bytes(join(out_dir, FAILED_NAME)))["errors"]

@@ -41,6 +41,7 @@ from corpus.io import atomic_writer, makedirs, write_atomic
 from corpus.normalize import normalize_document
 from corpus.sources import ReadTask, plan_input, read_task
 from filters.base import ChainResult, Filter, run_chain, setup_filters
+from pipelines.build import resolve_beam_args
 from pipelines.dedup_files import INPUT_NAME, as_command_document, detect_text_field, original_id
 from pipelines.ledger import Progress
 
@@ -247,6 +248,7 @@ def run_filter_files(paths: list[str], kind: str, out_dir: str, filters: Filters
                      only: list[str] | None = None, fields: FieldMap | None = None,
                      beam_args: list[str] | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Validate everything (files, filter names, models), run the pipeline, return the summary."""
+    options = PipelineOptions(resolve_beam_args(list(beam_args or [])))  # a wrong runner stops us here
     defaults = DEFAULT_FIELDS[kind]
     given = fields or FieldMap()
     field_map = FieldMap(
@@ -263,7 +265,7 @@ def run_filter_files(paths: list[str], kind: str, out_dir: str, filters: Filters
     _clear(out_dir, overwrite)
     makedirs(os.path.join(out_dir, PARTS))
     fn = FilterFileFn(config, kind, only, out_dir, len(tasks), field_map.id or "id", text_field)
-    with beam.Pipeline(options=PipelineOptions(list(beam_args or []))) as p:
+    with beam.Pipeline(options=options) as p:
         (
             p
             | "Files" >> beam.Create(list(enumerate(tasks)))

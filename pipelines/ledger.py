@@ -1,7 +1,7 @@
 """The ledger: counts what enters and leaves every stage and collects what each stage drops.
 
 Stages register with `Ledger.stage(...)`, which runs a DoFn that returns documents on its main output
-and `Drop` records on the `drops` tag, and counts both sides. `Ledger.accounting()` folds every tally
+and `Drop` records on the `drops` tag (split portably by `pipelines.outputs`), and counts both sides. `Ledger.accounting()` folds every tally
 into one table (a combine: no worker holds more than the table) for the manifest.
 """
 
@@ -15,6 +15,7 @@ import apache_beam as beam
 
 from corpus.accounting import Drop, Table, Tally, add_tallies, merge_tables, tally_drop, tally_in, tally_out
 from corpus.document import Document
+from pipelines.outputs import MultiOutputParDo
 
 log = logging.getLogger("corpus")
 
@@ -100,10 +101,10 @@ class Ledger:
               count_in: bool = True, **side_inputs: Any) -> beam.PCollection:
         if count_in:
             self.count(label, stage, docs, "in")
-        result = docs | label >> beam.ParDo(dofn, **side_inputs).with_outputs(DROPS, main="docs")
-        self.count(label, stage, result.docs, "out")
+        result = docs | label >> MultiOutputParDo(dofn, DROPS, main="docs", **side_inputs)
+        self.count(label, stage, result["docs"], "out")
         self.add_drops(result[DROPS])
-        return result.docs
+        return result["docs"]
 
     def all_drops(self, p: beam.Pipeline) -> beam.PCollection:
         if getattr(self, "_all_drops", None) is None:

@@ -13,6 +13,7 @@ from corpus.document import Document
 from corpus.errors import InputFileError
 from corpus.sources import ReadTask, read_task
 from pipelines.ledger import DROPS, FILE_ERRORS, TALLIES, Ledger
+from pipelines.outputs import MultiOutputParDo
 
 log = logging.getLogger("corpus")
 
@@ -56,10 +57,10 @@ def read_inputs(p: beam.Pipeline, tasks: list[ReadTask], config: BuildConfig, le
         p
         | "ReadTasks" >> beam.Create(tasks)
         | "SpreadTasks" >> beam.Reshuffle()
-        | "Read" >> beam.ParDo(ReadFn(config)).with_outputs(DROPS, TALLIES, FILE_ERRORS, main="docs")
+        | "Read" >> MultiOutputParDo(ReadFn(config), DROPS, TALLIES, FILE_ERRORS, main="docs")
     )
     ledger.add_tallies(result[TALLIES])
     ledger.add_drops(result[DROPS])
     # The read stage is accounted per input (a record's source is known only once it is parsed).
-    ledger.count("Read", READ, result.docs, "out", group=input_of)
-    return result.docs, result[FILE_ERRORS]
+    ledger.count("Read", READ, result["docs"], "out", group=input_of)
+    return result["docs"], result[FILE_ERRORS]

@@ -4,6 +4,10 @@ Copy c of a document goes to shard (h(id) + c) mod K, so copies of one document 
 shards (when there are at least as many shards as copies), at a position given by a second seeded
 hash; the shard count K comes from the total tokens. Each shard is sorted and written by one worker.
 Also writes the per-document drop log, spread over a few files by a hash of the id.
+
+Memory per worker: one shard's members (about `target_tokens` tokens, and their texts when
+`write_jsonl` is set), or one drop-log part (at most `DROP_LOG_RECORDS_PER_FILE` records past the
+configured minimum of files): neither grows with the size of the corpus.
 """
 
 from __future__ import annotations
@@ -95,32 +99,49 @@ def write_shards(copies: beam.PCollection, out_dir: str, dtype: str, target_toke
     )
 
 
+DROP_LOG_RECORDS_PER_FILE = 100_000
+"""A drop-log part is sorted in one worker's memory (a record is a few hundred bytes, its detail at
+most 500 characters): past `shards.log_files` parts, one more part per this many drops keeps a
+worker's share bounded however many documents are dropped."""
+
+
+def drop_log_parts(drops: int, minimum: int) -> int:
+    return max(minimum, math.ceil(drops / DROP_LOG_RECORDS_PER_FILE))
+
+
 class WriteDropLogFn(beam.DoFn):
-    def __init__(self, out_dir: str, parts: int) -> None:
+    def __init__(self, out_dir: str) -> None:
         self.out_dir = out_dir
-        self.parts = parts
 
-    def process(self, element: tuple[int, list[Drop]], file_errors: list[Any]):  # type: ignore[no-untyped-def]
+    def process(self, element: tuple[int, list[Drop]], file_errors: list[Any], parts: int):  # type: ignore[no-untyped-def]
         if not file_errors:
-            yield self._write(*element)
+            yield self._write(*element, parts)
 
-    def _write(self, part: int, drops: list[Drop]) -> dict[str, Any]:
+    def _write(self, part: int, drops: list[Drop], parts: int) -> dict[str, Any]:
         drops = sorted(drops, key=lambda d: (d.stage, d.group, d.reason, d.id, d.origin, d.detail))
         lines = "\n".join(json.dumps(d.to_dict(), ensure_ascii=False, sort_keys=True) for d in drops) + "\n"
         blob = zstandard.ZstdCompressor(level=10).compress(lines.encode("utf-8"))
         folder = join(self.out_dir, DROPS_DIR)
         makedirs(folder)
-        name = f"drops-{part:05d}-of-{self.parts:05d}.jsonl.zst"
+        name = f"drops-{part:05d}-of-{parts:05d}.jsonl.zst"
         with atomic_writer(join(folder, name)) as handle:
             handle.write(blob)
         return {"path": f"{DROPS_DIR}/{name}", "records": len(drops), "bytes": len(blob),
                 "sha256": hashlib.sha256(blob).hexdigest()}
 
 
-def write_drop_log(drops: beam.PCollection, out_dir: str, parts: int, file_errors: beam.PCollection) -> beam.PCollection:
+def write_drop_log(drops: beam.PCollection, out_dir: str, min_parts: int, file_errors: beam.PCollection) -> beam.PCollection:
+    """The drop log in `drop_log_parts` files; a drop's part is a hash of its id (or origin)."""
+    parts = beam.pvalue.AsSingleton(
+        drops
+        | "CountDrops" >> beam.combiners.Count.Globally()
+        | "DropLogParts" >> beam.Map(drop_log_parts, min_parts)
+    )
     return (
         drops
-        | "KeyDrops" >> beam.Map(lambda d: (xxhash.xxh64_intdigest((d.id or d.origin).encode("utf-8")) % parts, d))
+        | "KeyDrops" >> beam.Map(lambda d, n: (xxhash.xxh64_intdigest((d.id or d.origin).encode("utf-8")) % n, d),
+                                 n=parts)
         | "GroupDrops" >> beam.GroupByKey()
-        | "WriteDropLog" >> beam.ParDo(WriteDropLogFn(out_dir, parts), file_errors=beam.pvalue.AsList(file_errors))
+        | "WriteDropLog" >> beam.ParDo(WriteDropLogFn(out_dir), file_errors=beam.pvalue.AsList(file_errors),
+                                       parts=parts)
     )

@@ -10,7 +10,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -64,3 +67,38 @@ def small_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("small_build")
     run_build(config, str(out))
     return out
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():  # type: ignore[no-untyped-def]
+    """A dask.distributed LocalCluster of 2 single-threaded worker processes, shared by the session
+    (the runner matrix and the fault tests); builds reach it with `--dask_client_address`."""
+    import logging
+
+    distributed = pytest.importorskip("dask.distributed")
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        yield cluster
+
+
+def executed_lines(run: Callable[[], object], modules: Iterable[ModuleType]) -> int:
+    """Python lines executed inside `modules` while `run` runs: a measure of work that, unlike a clock,
+    is the same on every machine and under any load (the adversarial tests compare sizes n and kn)."""
+    files = {module.__file__ for module in modules}
+    count = 0
+
+    def tracer(frame, event, arg):  # type: ignore[no-untyped-def]
+        nonlocal count
+        if frame.f_code.co_filename not in files:
+            return None
+        if event == "line":
+            count += 1
+        return tracer
+
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        run()
+    finally:
+        sys.settrace(previous)
+    return count

@@ -161,6 +161,60 @@ def test_parse_budget_stops_pathological_input_deterministically() -> None:
     assert verdict.signals["parsed"] == 1.0
 
 
+def test_a_long_run_of_python_comment_lines_parses_without_the_guard(syntax: SyntaxFilter) -> None:
+    """tree-sitter-python is quadratic over a run of comment lines (32,000 took 27 s, 200,000 would
+    take about 18 minutes and end as `parse_timeout`, a verdict that depends on the machine); blanked
+    before parsing, they cost nothing and still count as comments."""
+    code = "import os\n\n\ndef f(x):\n    return os.path.join(x, 'y')\n"
+    comments = "# 0x00\n"  # 200,000 lines, 1.4 MB: under `max_parse_bytes`
+    text = code + comments * 200_000 + code.replace("def f", "def g")
+    verdict = syntax(doc_of(text, "Python", "big.py"))
+    assert verdict.keep and verdict.signals["parsed"] == 1.0, verdict
+    comment_bytes = len(comments.rstrip("\n")) * 200_000
+    assert verdict.signals["comment_share"] == pytest.approx(comment_bytes / len(text), abs=1e-4)
+    truncated = syntax(doc_of(text + "def h(:\n    return (", "Python", "cut.py"))
+    assert truncated.reason in ("syntax_errors", "truncated"), truncated
+
+
+def test_blanking_comment_lines_does_not_change_python_verdicts(valid_files, sample: list[Document]) -> None:  # type: ignore[no-untyped-def]
+    """On every real Python file of the sample and its truncated copy: the verdict with comment lines
+    blanked equals the verdict of a parse of the file as it is."""
+    as_is = SyntaxFilter(SyntaxConfig(comment_line_languages=[]))
+    as_is.setup()
+    blanking = SyntaxFilter(SyntaxConfig())
+    blanking.setup()
+    python = [d for d, language, _ in valid_files if language == "Python"][:150]
+    assert len(python) >= 50
+    docs = python + [doc_of(d.text[: len(d.text) // 2], "Python", d.meta["path"]) for d in python]
+    differ = [d.meta["path"] for d in docs
+              if (as_is(d).reason, as_is(d).signals["parsed"]) != (blanking(d).reason, blanking(d).signals["parsed"])]
+    assert len(differ) <= len(docs) // 100, differ
+
+
+def test_last_token_lists_children_instead_of_walking_siblings() -> None:
+    """tree-sitter's `prev_sibling` and `child(i)` walk from the first sibling: stepping back over n
+    trailing comments with them is quadratic (a generated file hung a worker for an hour)."""
+    from filters.code.syntax import last_token
+
+    class FakeNode:
+        def __init__(self, kind: str, start: int, end: int, extra: bool = False, children: tuple = ()) -> None:
+            self.type, self.start_byte, self.end_byte, self.is_extra = kind, start, end, extra
+            self.is_error, self.children, self.child_count = False, list(children), len(children)
+
+        def child(self, index: int):  # type: ignore[no-untyped-def]
+            raise AssertionError("child(i) walks from the first child")
+
+        @property
+        def prev_sibling(self):  # type: ignore[no-untyped-def]
+            raise AssertionError("prev_sibling walks from the first sibling")
+
+    token = FakeNode("integer", 4, 5)
+    statement = FakeNode("expression_statement", 0, 5, children=(FakeNode("identifier", 0, 1), token))
+    trailing = [FakeNode("comment", 6 + 4 * i, 9 + 4 * i, extra=True) for i in range(1000)]
+    root = FakeNode("module", 0, 4006, children=(statement, *trailing, FakeNode("MISSING", 4006, 4006)))
+    assert last_token(root) is token  # type: ignore[arg-type]
+
+
 def test_nul_bytes_and_replacement_characters_get_a_verdict(syntax: SyntaxFilter) -> None:
     text = "def f():\n    return 1\n" + "\x00\ufffd" * 50 + "\n"
     verdict = syntax(doc_of(text, "Python"))

@@ -11,7 +11,6 @@ Two kinds of evidence, neither a stopwatch:
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +26,7 @@ except ImportError:  # pragma: no cover
 from corpus.document import Document
 from filters.text import c4, gopher, lid, words
 from filters.text.config import C4Config, GopherQualityConfig, GopherRepetitionConfig
+from tests.conftest import executed_lines as count_executed_lines
 
 MODULES = (words, gopher, c4, lid)
 REPEATS = {sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, getattr(sre_constants, "POSSESSIVE_REPEAT", None)}
@@ -84,25 +84,8 @@ def test_the_structural_check_catches_catastrophic_patterns() -> None:
 
 def executed_lines(run: Callable[[], object]) -> int:
     """Lines executed in the text filter modules while `run` runs."""
-    files = {module.__file__ for module in MODULES}
-    count = 0
-
-    def tracer(frame, event, arg):  # type: ignore[no-untyped-def]
-        nonlocal count
-        if frame.f_code.co_filename not in files:
-            return None
-        if event == "line":
-            count += 1
-        return tracer
-
     words._CHUNK_CACHE.clear()
-    previous = sys.gettrace()
-    sys.settrace(tracer)
-    try:
-        run()
-    finally:
-        sys.settrace(previous)
-    return count
+    return count_executed_lines(run, MODULES)
 
 
 PATHOLOGICAL: dict[str, Callable[[int], str]] = {

@@ -15,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run the whole pipeline (the embedded default when no --config is given)",
         description="Read, normalize, filter, dedup, tokenize, mix and shard the configured inputs, then "
         "write the manifest. Everything after a bare `--` is passed to Beam unchanged, e.g. "
-        "`corpus build -- --runner=DirectRunner --direct_num_workers=2 --direct_running_mode=multi_processing`.",
+        "`corpus build -- --runner=DirectRunner --direct_num_workers=2 --direct_running_mode=multi_processing`, "
+        "or `corpus build -- --runner=DaskRunner --dask_workers=4` (a local Dask cluster of 4 worker processes; "
+        "`--dask_client_address=HOST:8786` uses a running one). Output bytes are the same on every runner.",
     )
     p.add_argument("--config", metavar="FILE",
                    help="build config (YAML). Default: the embedded default, a small real corpus made from "

@@ -215,6 +215,10 @@ class SyntaxConfig(StrictModel):
     macro_line_languages: list[str] = Field(default_factory=lambda: ["C", "C++", "Cuda"])
     """Languages whose macro-only lines are blanked before parsing (unexpanded macros defeat the
     grammar; see filters/code/syntax.py)."""
+    comment_line_languages: list[str] = Field(default_factory=lambda: ["Python"])
+    """Languages whose `#` comment-only lines are blanked before parsing: tree-sitter-python is
+    quadratic over a run of them (measured; the other grammars are linear). Their bytes still count
+    in `comment_share`."""
     eof_error_exempt: list[str] = Field(default_factory=lambda: ["C++", "Cuda", "SQL"])
     """Languages where an ERROR running to the end of the file is not taken as truncation (valid
     C++ does it where templates and macros confuse the grammar: measured 1.6% of valid files; SQL

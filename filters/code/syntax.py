@@ -51,6 +51,8 @@ OPEN_TOKENS = frozenset({"{", "(", "[", ",", ":", "=", "=>", "->", "${", "#{", "
 """Tokens no complete program ends with (measured: none of the valid files of the sample does)."""
 MACRO_LINE = re.compile(rb"(?m)^[ \t]*[A-Z_][A-Z0-9_]{2,}(?:[ \t]*\([^;{}\n]*\))?[ \t]*:?[ \t]*$")
 """A line holding only an upper-case macro invocation, without a semicolon."""
+HASH_COMMENT_LINE = re.compile(rb"(?m)^[ \t]*#[^\n]*")
+"""A line holding only a `#` comment (inside a string its bytes are string content either way)."""
 NOTEBOOK_LANGUAGE = "Jupyter Notebook"
 # A notebook's kernel language (lowercase, from its metadata) to the language whose grammar parses it.
 KERNEL_LANGUAGES = {"python": "Python", "python3": "Python", "ipython": "Python", "bash": "Shell", "sh": "Shell",
@@ -101,6 +103,20 @@ def blank_macro_lines(source: bytes) -> bytes:
     return MACRO_LINE.sub(lambda m: b" " * len(m.group()), source)
 
 
+def blank_comment_lines(source: bytes) -> tuple[bytes, list[tuple[int, int]]]:
+    """Comment-only lines replaced by spaces of the same length, and their spans (which count as
+    comments). tree-sitter-python slows down quadratically over a run of comment lines (16,000 took
+    6 s, 32,000 took 27 s), so a file of commented-out code or data hung a worker; blank lines parse
+    in linear time, and the parse is otherwise the same (a comment is not part of the syntax)."""
+    spans = [m.span() for m in HASH_COMMENT_LINE.finditer(source)]
+    if not spans:
+        return source, spans
+    blanked = bytearray(source)
+    for start, end in spans:
+        blanked[start:end] = b" " * (end - start)
+    return bytes(blanked), spans
+
+
 @dataclasses.dataclass(frozen=True)
 class ParseResult:
     timed_out: bool
@@ -143,20 +159,24 @@ def skipped_spans(error: ts.Node) -> list[tuple[int, int]]:
 
 def last_token(root: ts.Node) -> ts.Node | None:
     """The last real token of the tree: comments and zero-width (MISSING, empty) nodes skipped (an
-    ERROR node can be marked extra too; it is not skipped)."""
-    node: ts.Node | None = root
-    while node is not None and node.child_count:
-        child = node.child(node.child_count - 1)
-        while child is not None and ((child.is_extra and not child.is_error) or child.end_byte <= child.start_byte):
-            child = child.prev_sibling
+    ERROR node can be marked extra too; it is not skipped). Linear in the tree's size: each level's
+    children are listed once and scanned from the end (tree-sitter's `prev_sibling` and `child(i)`
+    walk from the first sibling, so stepping back over 30,000 trailing comments took seconds, and a
+    generated file with a million took an hour; tests/test_adversarial.py)."""
+    node = root
+    while node.child_count:
+        child = next((c for c in reversed(node.children)
+                      if not ((c.is_extra and not c.is_error) or c.end_byte <= c.start_byte)), None)
         if child is None:
             return node if node is not root else None
         node = child
     return node
 
 
-def parse(grammar: Grammar, source: bytes, max_steps: int, timeout_s: float) -> ParseResult:
-    """Parse `source` within `max_steps` progress reports and `timeout_s` seconds and measure it."""
+def parse(grammar: Grammar, source: bytes, max_steps: int, timeout_s: float,
+          blanked_comments: list[tuple[int, int]] = ()) -> ParseResult:  # type: ignore[assignment]
+    """Parse `source` within `max_steps` progress reports and `timeout_s` seconds and measure it;
+    `blanked_comments` are comment spans blanked before parsing (they count in `comment_share`)."""
     steps = 0
     deadline = time.monotonic() + timeout_s
     view = memoryview(source)
@@ -167,7 +187,10 @@ def parse(grammar: Grammar, source: bytes, max_steps: int, timeout_s: float) -> 
     def progress(_offset: int, _has_error: bool) -> bool:
         nonlocal steps
         steps += 1
-        return steps > max_steps or (steps % 32 == 0 and time.monotonic() > deadline)
+        # The clock on every report: reports come every ~100 parser operations, but an operation's
+        # cost is not bounded (tree-sitter-python slows down quadratically over a run of comment
+        # lines, to 0.2 s between reports at 32,000 lines).
+        return steps > max_steps or time.monotonic() > deadline
 
     try:
         tree = grammar.parser.parse(read, progress_callback=progress)
@@ -193,10 +216,11 @@ def parse(grammar: Grammar, source: bytes, max_steps: int, timeout_s: float) -> 
         eof_missing = any(n.start_byte >= end and n.type != ";" for n in missing)
     token = last_token(root)
     eof_open_token = token is not None and token.type in OPEN_TOKENS
-    comment_share = 0.0
+    comment_spans = list(blanked_comments)
     if grammar.comments is not None:
         comments = ts.QueryCursor(grammar.comments).captures(root).get("comment", [])
-        comment_share = merged_length([(n.start_byte, n.end_byte) for n in comments]) / size
+        comment_spans += [(n.start_byte, n.end_byte) for n in comments]
+    comment_share = merged_length(comment_spans) / size
     return ParseResult(False, error_share, unparsed_share, error_nodes, missing_nodes, root.descendant_count,
                        comment_share, eof_error, eof_missing, eof_open_token, steps)
 
@@ -253,8 +277,11 @@ class SyntaxFilter:
         cfg = self.config
         if language in cfg.macro_line_languages:
             source = blank_macro_lines(source)
+        blanked: list[tuple[int, int]] = []
+        if language in cfg.comment_line_languages:
+            source, blanked = blank_comment_lines(source)
         max_steps = max(cfg.min_parse_steps, int(cfg.max_parse_steps_per_kb * len(source) / 1024))
-        return parse(self._grammars[language], source, max_steps, cfg.parse_timeout_s)
+        return parse(self._grammars[language], source, max_steps, cfg.parse_timeout_s, blanked)
 
     def __call__(self, doc: Document) -> Verdict:
         language = self.grammar_language(doc)

@@ -1,0 +1,278 @@
+"""The whole build at two sizes: throughput per core, and peak RSS per worker that must not grow with N.
+
+A corpus of N documents is generated from the real documents of ../shared/data, seeded:
+
+- text (30%, dolma layout `id, text`): `benchmarks/dedup_scale.py`'s generator over the English
+  pages (the build's language filter keeps English): 4-12 real web paragraphs per document, and with
+  probability --dup-rate an edited near-copy of a recent document;
+- code (70%, The Stack layout): 2-4 top-level blocks (cut at blank lines outside brackets) of real
+  files of one language, keeping the first file's path, language and licenses; with probability
+  --dup-rate an edited near-copy (the same `edit`) of a recent code document.
+
+Each kind is written as --files `.jsonl.zst` files, as real datasets come sharded. The full build
+(`pipelines.build.run_build`: read, normalize, filters, exact + MinHash dedup, tokenize, mixture,
+shards, manifest) then runs in a fresh process per size and runner, which reports:
+
+- throughput: input MB and documents per second per worker (wall time x workers), and per CPU
+  second (driver and workers together);
+- peak RSS per worker: the largest worker process's peak (`getrusage(RUSAGE_CHILDREN)`: the
+  multi_processing SDK workers, or the Dask worker processes), and the driver's own peak, separately.
+  The in-process DirectRunner and the multi_processing runner keep every PCollection in the driver,
+  so the driver grows with N; a distributed runner (Dask, Dataflow, Flink, Spark) keeps data on its
+  workers and spills. The workers must stay flat.
+
+The baseline, in the same run, is the smaller size: the ratios printed are throughput and worker RSS
+at the larger size over the smaller one, against the ratio of documents.
+
+What a worker can hold, by design (and where the bound is stated): one document per stage step; a
+shard's members (`shards.target_tokens` tokens, plus their texts with `write_jsonl`); one drop-log
+part (at most `pipelines/shard.py: DROP_LOG_RECORDS_PER_FILE` records); a dedup bucket's ids and a
+root's candidates' signatures; the mixture's boundary bin (1/65,536 of a source's documents) and one
+65,536-bin histogram per source; the one global step, union-find over ids with a near-duplicate edge
+(`union_find_bytes`, recorded in the manifest and printed here).
+
+    .venv/bin/python benchmarks/scale.py [--docs 50000 200000] [--runner mp|dask|direct] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+
+import zstandard
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.common import DEFAULT_DATA, read_jsonl  # noqa: E402
+from benchmarks.dedup_scale import RECENT, edit, generate  # noqa: E402
+
+CODE_SHARE = 0.7
+MAX_BLOCK_BYTES = 8_000
+"""Blocks above this are not used: code documents stay file-sized (a few KB), as in The Stack."""
+_OPENERS, _CLOSERS = "([{", ")]}"
+
+
+def top_level_blocks(text: str) -> list[str]:
+    """A file cut at blank lines where no bracket is open and the next line starts at column 0:
+    functions, classes and statements that can be recombined into a file that still parses."""
+    blocks, current, depth = [], [], 0
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        current.append(line)
+        depth = max(0, depth + sum(line.count(c) for c in _OPENERS) - sum(line.count(c) for c in _CLOSERS))
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        if not line.strip() and depth == 0 and following[:1].strip():
+            blocks.append("\n".join(current).strip("\n"))
+            current = []
+    if "".join(current).strip():
+        blocks.append("\n".join(current).strip("\n"))
+    return [b for b in blocks if b.strip() and len(b) <= MAX_BLOCK_BYTES]
+
+
+def code_pool(data: Path) -> dict[str, list[tuple[dict, list[str]]]]:
+    """Real code records by language, each with its top-level blocks."""
+    pool: dict[str, list[tuple[dict, list[str]]]] = {}
+    for record in read_jsonl(data / "code" / "code_sample.jsonl.zst"):
+        blocks = top_level_blocks(record["content"])
+        if blocks:
+            pool.setdefault(record["lang"], []).append((record, blocks))
+    return {lang: files for lang, files in sorted(pool.items()) if len(files) >= 2}
+
+
+def code_record(i: int, text: str, like: dict) -> dict:
+    """A Stack record for a generated file: the model file's language, path and licenses."""
+    path = like["max_stars_repo_path"]
+    stem, dot, ext = path.rpartition(".")
+    return {
+        "hexsha": hashlib.sha1(f"{i}\x00{text}".encode()).hexdigest(),
+        "content": text, "size": len(text.encode("utf-8")), "lang": like["lang"], "ext": like["ext"],
+        "max_stars_repo_path": f"{stem}_{i}{dot}{ext}" if dot else f"{path}_{i}",
+        "max_stars_repo_name": like["max_stars_repo_name"],
+        "max_stars_repo_licenses": like["max_stars_repo_licenses"],
+    }
+
+
+def generate_code(paths: list[Path], count: int, dup_rate: float, seed: int,
+                  pool: dict[str, list[tuple[dict, list[str]]]], paragraphs: list[str]) -> None:
+    rng = random.Random(seed)
+    languages = list(pool)
+    weights = [len(pool[lang]) for lang in languages]
+    recent: deque[tuple[str, dict]] = deque(maxlen=RECENT)
+    writers = [zstandard.ZstdCompressor(level=1).stream_writer(p.open("wb")) for p in paths]
+    for i in range(count):
+        if recent and rng.random() < dup_rate:
+            text, like = rng.choice(recent)
+            text = edit(text, rng, paragraphs)
+        else:
+            files = pool[rng.choices(languages, weights)[0]]
+            chosen = rng.sample(files, min(len(files), rng.randint(2, 4)))
+            like = chosen[0][0]
+            text = "\n\n".join(rng.choice(blocks) for _, blocks in chosen) + "\n"
+        recent.append((text, like))
+        line = json.dumps(code_record(i, text, like), ensure_ascii=False) + "\n"
+        writers[i % len(writers)].write(line.encode("utf-8"))
+    for w in writers:
+        w.close()
+
+
+def split_text(source: Path, paths: list[Path]) -> None:
+    """dedup_scale's single text file, dealt round-robin into `paths`."""
+    writers = [zstandard.ZstdCompressor(level=1).stream_writer(p.open("wb")) for p in paths]
+    with zstandard.ZstdDecompressor().stream_reader(source.open("rb")) as reader:
+        import io
+
+        for i, line in enumerate(io.TextIOWrapper(reader, encoding="utf-8")):
+            writers[i % len(writers)].write(line.encode("utf-8"))
+    for w in writers:
+        w.close()
+
+
+def english_pages(data: Path) -> list[str]:
+    return [r["text"] for r in read_jsonl(data / "web" / "trafilatura_pages.main.jsonl.zst") if r.get("lang") == "en"]
+
+
+def make_corpus(folder: Path, count: int, files: int, dup_rate: float, seed: int, data: Path) -> dict:
+    pages = english_pages(data)
+    paragraphs = [p for page in pages for p in page.split("\n") if len(p) > 60]
+    n_code = round(count * CODE_SHARE)
+    code = [folder / f"code-{k:03d}.jsonl.zst" for k in range(files)]
+    text = [folder / f"text-{k:03d}.jsonl.zst" for k in range(files)]
+    generate_code(code, n_code, dup_rate, seed, code_pool(data), paragraphs)
+    generate(folder / "text-all.jsonl.zst", count - n_code, dup_rate, seed + 1, pages)
+    split_text(folder / "text-all.jsonl.zst", text)
+    (folder / "text-all.jsonl.zst").unlink()
+    return {"code": [str(p) for p in code], "text": [str(p) for p in text]}
+
+
+MIN_POOL_TOKENS_PER_DOC = 20
+"""A source whose pool is under this many tokens per input document gives its weight away: a
+handful of SQL files must not bind the whole mixture's size (so the output grows with N)."""
+
+
+def build_config(inputs: dict, count: int) -> dict:
+    from corpus.config import lemur_mixture_sources
+
+    return {
+        "name": "scale",
+        "inputs": [
+            {"name": "stack", "format": "stack", "kind": "code", "paths": inputs["code"]},
+            {"name": "web", "format": "dolma", "kind": "text", "source": "refinedweb", "paths": inputs["text"]},
+        ],
+        "mixture": {"sources": {k: v.model_dump() for k, v in lemur_mixture_sources().items()},
+                    "on_empty_source": "redistribute", "min_pool_tokens": MIN_POOL_TOKENS_PER_DOC * count},
+        "shards": {"target_tokens": 20_000_000},
+    }
+
+
+def runner_args(runner: str, workers: int) -> list[str]:
+    if runner == "mp":
+        return ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
+    if runner == "dask":
+        return ["--runner=DaskRunner", f"--dask_workers={workers}"]
+    return []
+
+
+def rusage(who: int) -> tuple[float, float]:
+    """(CPU seconds, peak RSS MiB) of this process or of its largest waited-for descendant."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def measure_build(config_file: Path, runner: str, workers: int) -> dict:
+    """Runs in a fresh process: one build, then its timings and peaks."""
+    import logging
+
+    from corpus.config import parse_config
+    from pipelines.build import run_build
+
+    logging.basicConfig(level=logging.WARNING)
+    config = parse_config(json.loads(config_file.read_text()))
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as out:
+        manifest = run_build(config, out, runner_args(runner, workers))
+    wall = time.monotonic() - started
+    cpu_self, rss_self = rusage(resource.RUSAGE_SELF)
+    cpu_children, rss_children = rusage(resource.RUSAGE_CHILDREN)
+    read = manifest["accounting"]["stages"]["read"]
+    near = manifest["dedup"].get("near", {})
+    return {
+        "wall_s": wall, "cpu_s": cpu_self + cpu_children, "driver_rss_mib": rss_self, "worker_rss_mib": rss_children,
+        "docs_in": sum(g["in"]["docs"] for g in read.values()),
+        "bytes_in": sum(g["in"]["bytes"] for g in read.values()),
+        "docs_out": manifest["totals"]["documents"], "tokens_out": manifest["totals"]["tokens"],
+        "shards": len(manifest["shards"]),
+        "union_find_bytes": sum(v.get("union_find_bytes", 0) for v in near.values()),
+    }
+
+
+def measure(config_file: Path, runner: str, workers: int) -> dict:
+    result = subprocess.run([sys.executable, __file__, "--measure", str(config_file), runner, str(workers)],
+                            capture_output=True, text=True)
+    if result.returncode:
+        raise SystemExit(f"the build failed:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def report(count: int, runner: str, workers: int, r: dict) -> None:
+    mb = r["bytes_in"] / 1e6
+    per_worker = r["wall_s"] * (workers if runner != "direct" else 1)
+    print(f"  {count:>8,} docs ({mb:6.1f} MB) {runner}x{workers}: wall {r['wall_s']:6.0f} s | "
+          f"{mb / per_worker:5.3f} MB/s and {r['docs_in'] / per_worker:5.1f} docs/s per worker, "
+          f"{r['docs_in'] / r['cpu_s']:5.1f} docs/CPU-s | peak RSS: worker {r['worker_rss_mib']:6.0f} MiB, "
+          f"driver {r['driver_rss_mib']:6.0f} MiB | {r['docs_out']:,} docs, {r['tokens_out']:,} tokens out in "
+          f"{r['shards']} shards; union-find {r['union_find_bytes'] / 2**20:.1f} MiB")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--docs", type=int, nargs=2, default=[50_000, 200_000], metavar=("SMALL", "LARGE"))
+    parser.add_argument("--runner", choices=("mp", "dask", "direct"), default="mp",
+                        help="mp: DirectRunner multi_processing; dask: DaskRunner on a LocalCluster; direct: in-process")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--files", type=int, default=8, help="files per kind")
+    parser.add_argument("--dup-rate", type=float, default=0.3)
+    parser.add_argument("--seed", type=int, default=2023)
+    parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        config_file, runner, workers = args.measure
+        print(json.dumps(measure_build(Path(config_file), runner, int(workers))))
+        return 0
+    data = Path(args.data)
+    if not data.exists():
+        raise SystemExit(f"real sample data not found at {data} (pass --data or set LEMUR_SHARED_DATA)")
+    results = []
+    print(f"runner {args.runner}, {args.workers} workers; dup rate {args.dup_rate}, seed {args.seed}")
+    for count in args.docs:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            started = time.monotonic()
+            inputs = make_corpus(folder, count, args.files, args.dup_rate, args.seed, data)
+            config_file = folder / "config.json"
+            config_file.write_text(json.dumps(build_config(inputs, count)))
+            print(f"  {count:,} documents generated in {time.monotonic() - started:.0f} s")
+            r = measure(config_file, args.runner, args.workers)
+        results.append(r)
+        report(count, args.runner, args.workers, r)
+    small, large = results
+    n = large["docs_in"] / small["docs_in"]
+    speed = (large["docs_in"] / large["wall_s"]) / (small["docs_in"] / small["wall_s"])
+    print(f"x{n:.1f} documents: throughput x{speed:.2f} (1.00 = linear scaling), worker peak RSS "
+          f"x{large['worker_rss_mib'] / small['worker_rss_mib']:.2f}, driver peak RSS "
+          f"x{large['driver_rss_mib'] / small['driver_rss_mib']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Multi-output ParDos that every runner executes the same way.
+
+A DoFn that emits several kinds of elements (documents, drops, statistics) yields
+`beam.pvalue.TaggedOutput(tag, value)` for the side kinds, as Beam intends. The usual
+`ParDo(fn).with_outputs(...)` is not portable, though: Beam 2.77's DaskRunner translates a
+multi-output ParDo into ONE dask bag holding every tag's elements, so a consumer of the `drops`
+output also receives the documents (a real build failed in `tally_drop` with "'Document' object has
+no attribute 'stage'"). `MultiOutputParDo` runs the same DoFn with a single output of
+`(tag, value)` pairs and splits it with one FlatMap per tag, which every runner executes alike.
+The cost is one pass per tag over pairs that runners with fusion keep in memory.
+
+    result = docs | "Normalize" >> MultiOutputParDo(NormalizeFn(), DROPS, main="docs")
+    result["docs"], result[DROPS]
+
+Only the tags asked for get a FlatMap: a tag nobody reads would be a dangling branch, and a runner
+that executes only what the last transform needs (DaskRunner again) would skip it anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.pvalue import TaggedOutput
+
+MAIN = ""
+"""The tag under which the DoFn's untagged elements travel."""
+
+
+class TagPairsFn(beam.DoFn):
+    """Runs `fn` and yields `(tag, value)` for each of its outputs (MAIN for untagged ones).
+
+    Lifecycle calls go through to `fn`, so its per-worker setup stays in `setup`. Elements emitted
+    from `finish_bundle` are refused: they must be windowed values, and Beam 2.77's DaskRunner drops
+    them (it collects a bundle's outputs before calling finish_bundle).
+    """
+
+    def __init__(self, fn: beam.DoFn) -> None:
+        self.fn = fn
+
+    def setup(self) -> None:
+        self.fn.setup()
+
+    def start_bundle(self) -> None:
+        self.fn.start_bundle()
+
+    def process(self, element, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # Unannotated on purpose: Beam reads annotations as type hints and rejects `*args: Any`.
+        for out in self.fn.process(element, *args, **kwargs) or ():
+            if isinstance(out, TaggedOutput):
+                yield out.tag, out.value
+            else:
+                yield MAIN, out
+
+    def finish_bundle(self) -> None:
+        if any(True for _ in self.fn.finish_bundle() or ()):
+            raise TypeError(f"{type(self.fn).__name__}.finish_bundle emits elements: not portable across runners")
+
+    def teardown(self) -> None:
+        self.fn.teardown()
+
+
+def _only(pair: tuple[str, Any], tag: str) -> Iterator[Any]:
+    if pair[0] == tag:
+        yield pair[1]
+
+
+class MultiOutputParDo(beam.PTransform):
+    """`ParDo(fn, *args, **kwargs).with_outputs(*tags, main=main)`, portable; expands to a dict
+    {tag: PCollection} holding `main` (when given) and every tag in `tags`."""
+
+    def __init__(self, fn: beam.DoFn, *tags: str, main: str | None = None, **side_inputs: Any) -> None:
+        super().__init__()
+        if main is not None and main in tags:
+            raise ValueError(f"the main output's name {main!r} is also a tag")
+        self.fn, self.tags, self.main, self.fn_kwargs = fn, tags, main, side_inputs  # not `side_inputs`: Beam's
+
+    def expand(self, pcoll: beam.PCollection) -> dict[str, beam.PCollection]:
+        pairs = pcoll | "Run" >> beam.ParDo(TagPairsFn(self.fn), **self.fn_kwargs)
+        wanted = {tag: tag for tag in self.tags}
+        if self.main is not None:
+            wanted[self.main] = MAIN
+        return {name: pairs | f"Only_{name}" >> beam.FlatMap(_only, tag) for name, tag in wanted.items()}

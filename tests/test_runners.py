@@ -1,0 +1,215 @@
+"""The same bytes on every runner: DirectRunner in-process, DirectRunner multi_processing with 2
+workers, and DaskRunner on a dask.distributed LocalCluster of 2 worker processes.
+
+Also the two properties that make a pipeline portable to a primitive runner such as Beam's Dask
+translation: multi-output ParDos split by `pipelines.outputs.MultiOutputParDo` (never one bag of
+mixed tags), and every transform of a pipeline feeds its last one (the manifest, or the command's
+summary), so a runner that computes only what the last transform needs still runs everything.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.pipeline import AppliedPTransform, PipelineVisitor
+
+from corpus.cli import main
+from pipelines.build import RUNNER_ALIASES, construct, prepare, run_build
+from pipelines.outputs import MultiOutputParDo
+from tests.buildutil import output_digest, slice_config
+from tests.conftest import read_jsonl, shared_path
+
+DASK = "--runner=DaskRunner"
+MULTI_PROCESSING = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+
+
+class ParityFn(beam.DoFn):
+    """Main output: even numbers; `odd`: odd numbers; `big`: numbers over `limit` (a side input)."""
+
+    def process(self, n: int, limit: int):  # type: ignore[no-untyped-def]
+        if n > limit:
+            yield beam.pvalue.TaggedOutput("big", n)
+        if n % 2:
+            yield beam.pvalue.TaggedOutput("odd", n)
+        else:
+            yield n
+
+
+class EmitsInFinishBundleFn(beam.DoFn):
+    def process(self, n: int):  # type: ignore[no-untyped-def]
+        yield n
+
+    def finish_bundle(self):  # type: ignore[no-untyped-def]
+        yield beam.utils.windowed_value.WindowedValue(-1, 0, [beam.transforms.window.GlobalWindow()])
+
+
+def _write_json(items: list, path: str) -> None:
+    Path(path).write_text(json.dumps(sorted(items, key=str)))
+
+
+def _parity_pipeline(p: beam.Pipeline, out: Path) -> None:
+    """Splits 0..19 three ways; ONE final transform writes all outputs (so it depends on all)."""
+    limit = p | "Limit" >> beam.Create([15])
+    result = p | beam.Create(range(20)) | "Parity" >> MultiOutputParDo(
+        ParityFn(), "odd", "big", main="even", limit=beam.pvalue.AsSingleton(limit))
+    (
+        [result[name] | f"Label{name}" >> beam.Map(lambda n, name=name: [name, n]) for name in ("even", "odd", "big")]
+        | beam.Flatten()
+        | beam.combiners.ToList()
+        | beam.Map(_write_json, str(out))
+    )
+
+
+def _expected_parity() -> list:
+    pairs = [["even", n] for n in range(0, 20, 2)] + [["odd", n] for n in range(1, 20, 2)]
+    return sorted(pairs + [["big", n] for n in range(16, 20)], key=str)
+
+
+def test_multi_output_pardo_splits_tags_and_passes_side_inputs(tmp_path: Path) -> None:
+    with beam.Pipeline() as p:
+        _parity_pipeline(p, tmp_path / "out.json")
+    assert json.loads((tmp_path / "out.json").read_text()) == _expected_parity()
+
+
+def test_multi_output_pardo_refuses_finish_bundle_outputs() -> None:
+    with pytest.raises(Exception, match="finish_bundle emits elements"):
+        with beam.Pipeline() as p:
+            _ = p | beam.Create([1, 2]) | MultiOutputParDo(EmitsInFinishBundleFn(), "x", main="y")
+
+
+def test_multi_output_pardo_rejects_main_named_like_a_tag() -> None:
+    with pytest.raises(ValueError, match="also a tag"):
+        MultiOutputParDo(ParityFn(), "odd", main="odd")
+
+
+class _Graph(PipelineVisitor):
+    def __init__(self) -> None:
+        self.order: list[AppliedPTransform] = []
+        self.parents: dict[AppliedPTransform, list[AppliedPTransform]] = {}
+
+    def visit_transform(self, node: AppliedPTransform) -> None:
+        self.order.append(node)
+        producers = [v.producer for v in node.inputs if getattr(v, "producer", None) is not None]
+        self.parents[node] = producers + [side.pvalue.producer for side in node.side_inputs]
+
+    def not_feeding_last(self) -> list[str]:
+        seen: set[AppliedPTransform] = set()
+        stack = [self.order[-1]]
+        while stack:
+            node = stack.pop()
+            if node not in seen:
+                seen.add(node)
+                stack.extend(self.parents[node])
+        return [n.full_label for n in self.order if n not in seen]
+
+
+def _graph(p: beam.Pipeline) -> _Graph:
+    graph = _Graph()
+    p.visit(graph)
+    return graph
+
+
+def test_every_build_transform_feeds_the_manifest(tmp_path: Path) -> None:
+    config = slice_config(code_rows=20, web_rows=10)
+    p = beam.Pipeline(options=PipelineOptions([]))
+    construct(p, prepare(config, str(tmp_path)))
+    graph = _graph(p)
+    assert graph.order[-1].full_label == "WriteManifest"
+    assert graph.not_feeding_last() == []
+    labels = {n.full_label for n in graph.order}
+    assert {"WriteShards", "WriteDropLog"} <= labels  # the sinks are among the manifest's ancestors
+
+
+def test_every_dedup_command_transform_feeds_the_summary(tmp_path: Path) -> None:
+    from corpus.dedup.config import DedupConfig
+    from pipelines.dedup_files import command_config
+    from pipelines.dedup_files import construct as construct_dedup
+
+    path = str(shared_path("dups", "code_forks.docs.jsonl.zst"))
+    config = command_config([path], DedupConfig(), "id", "text")
+    p = beam.Pipeline(options=PipelineOptions([]))
+    construct_dedup(p, config, "code", str(tmp_path), "id", "text", 2)
+    graph = _graph(p)
+    assert graph.order[-1].full_label == "Summary"
+    assert graph.not_feeding_last() == []
+
+
+def test_dask_alias_names_the_fixed_runner() -> None:
+    from apache_beam.runners.runner import create_runner
+
+    from pipelines.dask_runner import DaskRunner
+
+    assert isinstance(create_runner(RUNNER_ALIASES["DaskRunner"]), DaskRunner)
+
+
+@pytest.mark.slow
+def test_multi_output_pardo_on_stock_and_fixed_dask(dask_cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Beam's own DaskRunner puts every tag's elements in one bag; the split by tag is right on it too."""
+    address = f"--dask_client_address={dask_cluster.scheduler_address}"
+    for runner in ("apache_beam.runners.dask.dask_runner.DaskRunner", RUNNER_ALIASES["DaskRunner"]):
+        out = tmp_path / f"{runner.split('.')[0]}.json"
+        with beam.Pipeline(options=PipelineOptions([f"--runner={runner}", address])) as p:
+            _parity_pipeline(p, out)
+        p.result.client.close()  # Beam's own result leaves its client open
+        assert json.loads(out.read_text()) == _expected_parity(), runner
+
+
+@pytest.fixture(scope="module")
+def matrix_config(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A small real build touching every stage's drops: real code and web pages, one web file with
+    three broken records, several shards, the untokenized mixture too."""
+    pages = read_jsonl(shared_path("web", "trafilatura_pages.main.jsonl.zst"))[:60]
+    lines = [json.dumps(p).encode() for p in pages]
+    lines[5] = b'{"id": "cut", "text": "a record cut in'
+    lines[9] = json.dumps({"id": "no-text", "body": "x"}).encode()
+    lines[13] = lines[13].replace(b'"text": "', b'"text": "\xff', 1)
+    web = tmp_path_factory.mktemp("matrix_input") / "web.jsonl.gz"
+    web.write_bytes(gzip.compress(b"\n".join(lines) + b"\n", mtime=0))
+    return slice_config(code_rows=120, inputs=[
+        {"name": "stack", "format": "stack", "kind": "code", "paths": [str(shared_path("code", "code_sample.jsonl.zst"))],
+         "limit_per_file": 120},
+        {"name": "web", "format": "dolma", "kind": "text", "source": "refinedweb", "paths": [str(web)]},
+        {"name": "cc", "format": "dolma", "kind": "text", "source": "wikipedia",
+         "paths": [str(shared_path("web", "commoncrawl_samples.jsonl.zst"))]},
+    ], shards={"target_tokens": 60_000, "write_jsonl": True})
+
+
+@pytest.mark.slow
+def test_runner_matrix_gives_identical_bytes(matrix_config, dask_cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    runs = {
+        "direct": [],
+        "multi_processing": MULTI_PROCESSING,
+        "dask": [DASK, f"--dask_client_address={dask_cluster.scheduler_address}"],
+    }
+    digests, manifests = {}, {}
+    for name, args in runs.items():
+        manifests[name] = run_build(matrix_config, str(tmp_path / name), args)
+        digests[name] = output_digest(tmp_path / name)
+    reference = manifests["direct"]
+    assert reference["accounting"]["balanced"]
+    stages = reference["accounting"]["stages"]
+    for stage in ("read", "filter", "dedup"):  # the build really drops at these stages
+        assert any(g["dropped"] for g in stages[stage].values()), stage
+    assert len(reference["shards"]) > 2
+    assert digests["multi_processing"] == digests["direct"]
+    assert digests["dask"] == digests["direct"]
+    assert manifests["dask"]["run"]["runner"] == RUNNER_ALIASES["DaskRunner"]
+
+
+@pytest.mark.slow
+def test_dedup_command_on_a_local_dask_cluster(tmp_path: Path) -> None:
+    """`corpus dedup -- --runner=DaskRunner --dask_workers=2`: the runner starts its own LocalCluster
+    (no scheduler named) and the outputs are the DirectRunner's, byte for byte."""
+    path = str(shared_path("dups", "code_forks.docs.jsonl.zst"))
+    outputs = {}
+    for name, beam_args in {"direct": [], "dask": ["--", DASK, "--dask_workers=2"]}.items():
+        out = tmp_path / name
+        assert main(["dedup", "--input", path, "--kind", "code", "--out", str(out), "--shards", "2", *beam_args]) == 0
+        outputs[name] = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
+    assert outputs["dask"] == outputs["direct"]
+    assert json.loads(outputs["direct"]["summary.json"])["near_removed"] > 0
