@@ -50,7 +50,7 @@ class _Total(beam.CombineFn):
 
 def _documents(path: str) -> list[Document]:
     records = read_jsonl(Path(path))
-    return [Document(id=f"{path}/{i}", source="bench", kind="code", text=r.get("content") or r["text"])
+    return [Document(id=f"{path}/{i}", source="bench", kind="code", text=r["content"] if "content" in r else r["text"])
             for i, r in enumerate(records)]
 
 
