@@ -98,17 +98,10 @@ def load_grammar(language: str, spec: str) -> Grammar:
     return Grammar(language, lang, parser, problems, comments)
 
 
-def blank_macro_lines(source: bytes) -> bytes:
-    """Macro-only lines replaced by spaces of the same length (byte offsets stay valid)."""
-    return MACRO_LINE.sub(lambda m: b" " * len(m.group()), source)
-
-
-def blank_comment_lines(source: bytes) -> tuple[bytes, list[tuple[int, int]]]:
-    """Comment-only lines replaced by spaces of the same length, and their spans (which count as
-    comments). tree-sitter-python slows down quadratically over a run of comment lines (16,000 took
-    6 s, 32,000 took 27 s), so a file of commented-out code or data hung a worker; blank lines parse
-    in linear time, and the parse is otherwise the same (a comment is not part of the syntax)."""
-    spans = [m.span() for m in HASH_COMMENT_LINE.finditer(source)]
+def blank_lines(pattern: re.Pattern[bytes], source: bytes) -> tuple[bytes, list[tuple[int, int]]]:
+    """The matches of `pattern` replaced by spaces of the same length (byte offsets stay valid, so
+    spans measured on the parse are spans of the original), and the blanked spans."""
+    spans = [m.span() for m in pattern.finditer(source)]
     if not spans:
         return source, spans
     blanked = bytearray(source)
@@ -275,11 +268,14 @@ class SyntaxFilter:
     def parse_as(self, language: str, source: bytes) -> ParseResult:
         assert self._grammars is not None
         cfg = self.config
-        if language in cfg.macro_line_languages:
-            source = blank_macro_lines(source)
+        if language in cfg.macro_line_languages:  # unexpanded macros defeat the grammar
+            source, _ = blank_lines(MACRO_LINE, source)
         blanked: list[tuple[int, int]] = []
         if language in cfg.comment_line_languages:
-            source, blanked = blank_comment_lines(source)
+            # tree-sitter-python slows down quadratically over a run of comment lines (16,000 took
+            # 6 s, 32,000 took 27 s); blank lines parse in linear time, and a comment is not syntax.
+            # The blanked lines still count as comments.
+            source, blanked = blank_lines(HASH_COMMENT_LINE, source)
         max_steps = max(cfg.min_parse_steps, int(cfg.max_parse_steps_per_kb * len(source) / 1024))
         return parse(self._grammars[language], source, max_steps, cfg.parse_timeout_s, blanked)
 
