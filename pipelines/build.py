@@ -38,6 +38,7 @@ from corpus.normalize import normalize_document
 from corpus.sources import ReadTask, plan_input
 from corpus.tokenizer import TokenizerIdentity, tokenizer_identity
 from filters.code import check_code_filters
+from filters.text import check_text_filters
 from pipelines.dedup import dedup
 from pipelines.filter import FilterFn
 from pipelines.ledger import Ledger, StageFn
@@ -138,6 +139,8 @@ def preflight(config: BuildConfig, beam_args: list[str] | None = None) -> Prefli
     args = resolve_beam_args(list(beam_args or []))
     if config.filters.code.enabled:  # a grammar that does not load stops the build here, not in a worker
         check_code_filters(config.filters.code)
+    if config.filters.text.enabled:  # so does a configured fastText model that does not load
+        check_text_filters(config.filters.text)
     identity = tokenizer_identity(config.tokenizer, config.shards.dtype)
     tasks, files = plan_inputs(config)
     return Preflight(args, identity, tasks, files)

@@ -260,6 +260,10 @@ def run_filter_files(paths: list[str], kind: str, out_dir: str, filters: Filters
     text_field = field_map.text or detect_text_field(files[0].path)
     field_map = field_map.model_copy(update={"text": text_field})
     config = command_config(paths, kind, filters, field_map)
+    if kind == "text":  # a configured fastText model is probed in a child process before it loads here
+        from filters.text import check_text_filters
+
+        check_text_filters(filters.text, only)
     setup_filters(build_filters(kind, filters, only))  # unknown names, missing models: fail before reading
     makedirs(out_dir)
     _clear(out_dir, overwrite)

@@ -8,7 +8,10 @@ test_code_filters_real.py and the tree-sitter ones in test_code_filters_syntax.p
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,6 +29,7 @@ from filters.code.heuristics import HeuristicsFilter, encoded_runs
 from filters.code.language import LanguageFilter
 from filters.code.license import LicenseFilter, expression_allowed
 from filters.code.config import DEFAULT_GRAMMARS
+from filters.code.syntax import is_language_capsule
 from filters.code.textstats import alnum_fraction, line_stats, merged_length
 
 PY_MODULE = '''"""Small helpers for paths."""
@@ -369,6 +373,30 @@ def grammars(**override: str) -> CodeFiltersConfig:
     return CodeFiltersConfig.model_validate({"syntax": {"grammars": {**DEFAULT_GRAMMARS, **override}}})
 
 
+def test_only_a_tree_sitter_language_capsule_reaches_tree_sitter() -> None:
+    import datetime
+    import tree_sitter_python
+
+    assert is_language_capsule(tree_sitter_python.language())
+    assert not is_language_capsule(datetime.datetime_CAPI)  # a capsule, of another name
+    for value in (os.getpid(), 0, 1, 2**40, None, "tree_sitter.Language", b"", 1.5, object()):
+        assert not is_language_capsule(value)
+
+
+def test_a_config_naming_a_function_that_returns_an_int_never_crashes() -> None:
+    """Issue 23: `tree_sitter.Language(int)` dereferences the int, so whether it crashes depends on
+    the process id. Fifty fresh processes (fifty pids) must each get the ConfigError, none a crash."""
+    script = ("from corpus.errors import ConfigError\n"
+              "from filters.code.syntax import load_grammar\n"
+              "try:\n    load_grammar('Python', 'os:getpid')\n"
+              "except ConfigError:\n    raise SystemExit(0)\n"
+              "raise SystemExit(3)\n")
+    codes = []
+    for _ in range(50):
+        codes.append(subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120).returncode)
+    assert codes == [0] * 50, f"exit codes (a negative one is a signal, -11 a segfault): {codes}"
+
+
 def test_a_grammar_that_does_not_load_is_a_start_up_error() -> None:
     missing = grammars(Python="tree_sitter_cobol:language")
     with pytest.raises(ConfigError, match=r"grammars\['Python'\]: cannot import 'tree_sitter_cobol'"):
@@ -376,9 +404,12 @@ def test_a_grammar_that_does_not_load_is_a_start_up_error() -> None:
     no_function = grammars(Python="tree_sitter_python:lang")
     with pytest.raises(ConfigError, match="has no function 'lang'"):
         check_code_filters(no_function)
-    not_a_grammar = grammars(Python="os:getpid")
-    with pytest.raises(ConfigError, match=r"grammars\['Python'\]: os:getpid does not load"):
+    not_a_grammar = grammars(Python="os:getpid")  # returns an int: tree-sitter would take it for a pointer
+    with pytest.raises(ConfigError, match=r"grammars\['Python'\]: os:getpid does not load: it returned int"):
         check_code_filters(not_a_grammar)
+    raises = grammars(Python="json:loads")  # needs an argument: calling it raises
+    with pytest.raises(ConfigError, match=r"json:loads does not load: calling it raised TypeError"):
+        check_code_filters(raises)
     with pytest.raises(ValueError, match="is not '<module>:<function>'"):
         grammars(Python="tree_sitter_python")
     with pytest.raises(ConfigError, match="'TSX' is used but has no grammar"):

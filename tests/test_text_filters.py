@@ -313,6 +313,29 @@ def test_lid_low_score_and_model_path(lid: LanguageIdFilter) -> None:
         LanguageIdFilter(LanguageIdConfig(model_path="/nonexistent/lid.176.bin")).setup()
 
 
+def test_a_model_file_that_is_not_fasttext_or_is_cut_is_a_start_up_error(tmp_path) -> None:
+    """fastText's C++ loader trusts the sizes a file claims: a cut model can hang or exhaust memory.
+    The header is checked in-process, the whole load is probed in a child process on the driver."""
+    from filters.text import check_text_filters
+    from filters.text.config import TextFiltersConfig
+
+    whole = open(bundled_model_path(), "rb").read()
+    cases = {"junk.ftz": b"not a model at all, just some text\n" * 4, "empty.ftz": b"",
+             "header-only.ftz": whole[:16], "cut.ftz": whole[:1000]}
+    for name, content in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        config = TextFiltersConfig.model_validate({"lid": {"model_path": str(path)}})
+        with pytest.raises(ConfigError, match=rf"filters.text.lid.model_path: .*{name}"):
+            check_text_filters(config)
+    with pytest.raises(ConfigError, match="not a fastText model"):
+        LanguageIdFilter(LanguageIdConfig(model_path=str(tmp_path / "junk.ftz"))).setup()
+    intact = tmp_path / "lid.176.ftz"
+    intact.write_bytes(whole)
+    check_text_filters(TextFiltersConfig.model_validate({"lid": {"model_path": str(intact)}}))
+    check_text_filters(TextFiltersConfig(), only=["gopher_quality"])  # no lid: nothing to load
+
+
 # ---------------------------------------------------------------------------------------------
 # Configuration and order
 

@@ -167,6 +167,11 @@ class MinHasher:
     def update(self, signature: np.ndarray, block: ShingleBlock) -> None:
         """Fold a block of shingles into `signature` in place."""
         if len(block):
+            # the kernel is compiled without bounds checks: a signature of another shape or dtype
+            # (one read back from a file of another setting) would write outside its array
+            if signature.shape != self.a.shape or signature.dtype != np.uint32:
+                raise ValueError(f"a signature of {signature.shape} {signature.dtype} for a {self.num_perm}-permutation "
+                                 f"uint32 MinHash")
             permute_min(signature, self.hash_block(block), self.a, self.b)
 
     def signature_of(self, shingles: list[bytes]) -> np.ndarray:
@@ -195,4 +200,6 @@ def to_bytes(signature: np.ndarray) -> bytes:
 
 
 def from_bytes(data: bytes) -> np.ndarray:
+    if len(data) % 4:
+        raise ValueError(f"a MinHash signature is whole uint32 values; got {len(data)} bytes")
     return np.frombuffer(data, dtype="<u4").astype(np.uint32, copy=False)

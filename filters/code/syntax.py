@@ -31,6 +31,7 @@ steps proportional to the size, and a wall-clock guard; a parse over either is `
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import importlib
 import re
@@ -75,6 +76,36 @@ def resolve_grammar(language: str, spec: str) -> Callable[[], Any]:
     return function
 
 
+LANGUAGE_CAPSULE = b"tree_sitter.Language"
+"""The name of the capsule every grammar wheel's `language()` returns (a `TSLanguage *` inside)."""
+
+_capsule_is_valid = ctypes.pythonapi.PyCapsule_IsValid
+_capsule_is_valid.restype = ctypes.c_int
+_capsule_is_valid.argtypes = [ctypes.py_object, ctypes.c_char_p]
+
+
+def is_language_capsule(value: object) -> bool:
+    """Whether `value` is what a grammar wheel returns: a PyCapsule named `tree_sitter.Language`.
+    `tree_sitter.Language` also takes a plain integer as a raw `TSLanguage *` and dereferences it, so
+    anything else reaching it (a config naming `os:getpid`) crashes the interpreter at random."""
+    return type(value).__name__ == "PyCapsule" and _capsule_is_valid(value, LANGUAGE_CAPSULE) == 1
+
+
+def grammar_capsule(language: str, spec: str, function: Callable[[], Any]) -> Any:
+    """The language capsule `function` returns, checked before tree-sitter sees it; a ConfigError
+    naming the key otherwise."""
+    key = f"filters.code.syntax.grammars[{language!r}]"
+    try:
+        value = function()
+    except Exception as exc:
+        raise ConfigError(f"{key}: {spec} does not load: calling it raised {type(exc).__name__}: {exc}") from None
+    if not is_language_capsule(value):
+        raise ConfigError(f"{key}: {spec} does not load: it returned {type(value).__name__} {str(value)[:60]!r}, "
+                          f"not a tree-sitter language (a PyCapsule named 'tree_sitter.Language', what "
+                          f"the grammar wheels' language functions return)")
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class Grammar:
     name: str
@@ -85,9 +116,9 @@ class Grammar:
 
 
 def load_grammar(language: str, spec: str) -> Grammar:
-    function = resolve_grammar(language, spec)
+    capsule = grammar_capsule(language, spec, resolve_grammar(language, spec))
     try:
-        lang = ts.Language(function())
+        lang = ts.Language(capsule)
         parser = ts.Parser(lang)
         problems = ts.Query(lang, "(ERROR) @error (MISSING) @missing")
     except Exception as exc:  # an ABI mismatch, a broken build: stop before any document is read

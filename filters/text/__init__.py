@@ -46,4 +46,12 @@ def build_text_filters(config: TextFiltersConfig, only: list[str] | None = None)
     return build_chain("text", list(only) if only is not None else list(config.filters), _FACTORIES, config)
 
 
-__all__ = ["TEXT_FILTER_NAMES", "TextFiltersConfig", "build_text_filters"]
+def check_text_filters(config: TextFiltersConfig, only: list[str] | None = None) -> None:
+    """Check on the driver what a worker would load (a configured fastText model), so a model file
+    that does not load is a ConfigError at start-up rather than a hung or crashed worker."""
+    for text_filter in build_text_filters(config, only):
+        if isinstance(text_filter, LanguageIdFilter):
+            text_filter.check()
+
+
+__all__ = ["TEXT_FILTER_NAMES", "TextFiltersConfig", "build_text_filters", "check_text_filters"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import struct
 import tempfile
 from typing import Any
 
@@ -58,8 +59,104 @@ def local_model_path(config: LanguageIdConfig) -> str:
     return handle.name
 
 
+FASTTEXT_MAGIC = 793_712_314
+"""fastText's file header: int32 magic, then int32 version (12 for lid.176). Checked before the C++
+loader sees the file, which reads whatever a wrong or cut file holds as sizes."""
+FASTTEXT_MIN_BYTES = 64
+
+
+def model_file_problem(path: str) -> str | None:
+    """Why `path` cannot be a fastText model, judged from its header and size; None when it can."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            size = os.fstat(handle.fileno()).st_size
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror}"
+    if len(head) < 8 or int.from_bytes(head[:4], "little", signed=True) != FASTTEXT_MAGIC:
+        return "not a fastText model (its first bytes are not fastText's header)"
+    if size < FASTTEXT_MIN_BYTES:
+        return f"a fastText header but only {size} bytes: the file is cut"
+    return None
+
+
+def model_layout_problem(data: bytes) -> str | None:
+    """Walk fastText's file layout (args, dictionary, input and output matrices) and say where the
+    file ends before what it claims, or None when every part is there. fastText's C++ loader trusts
+    those sizes: past the header, a cut file makes it loop forever on a dictionary entry or allocate
+    what garbage sizes ask for. Layout: fastText `FastText::loadModel` (args 12 int32 + 1 double;
+    dictionary: int32 size, nwords, nlabels, int64 ntokens, pruneidx_size, entries of NUL-ended word,
+    int64 count, int8 type, then int32 pairs; bool quant, matrix; bool qout, matrix)."""
+    offset = 8 + 12 * 4 + 8
+
+    def take(count: int, what: str) -> int:
+        nonlocal offset
+        if count < 0 or offset + count > len(data):
+            raise _CutModel(f"the file ends inside {what} (needs {offset + count:,} bytes, has {len(data):,})")
+        start, offset = offset, offset + count
+        return start
+
+    def number(fmt: str, what: str) -> int:
+        return int(struct.unpack_from(fmt, data, take(struct.calcsize(fmt), what))[0])
+
+    def dense(what: str) -> None:
+        rows, cols = number("<q", what), number("<q", what)
+        take(rows * cols * 4, what)
+
+    def quantized(what: str) -> None:
+        norm = number("<?", what)
+        rows, _cols, codes = number("<q", what), number("<q", what), number("<i", what)
+        take(codes, what)
+        product_quantizer(what)
+        if norm:  # the norms' codes, then their own quantizer
+            take(rows, what)
+            product_quantizer(what)
+
+    def product_quantizer(what: str) -> None:  # int32 dim, nsubq, dsub, lastdsub; dim x 256 floats
+        dim = number("<i", what)
+        take(3 * 4, what)
+        take(dim * 256 * 4, what)
+
+    try:
+        take(0, "the arguments")
+        size, _words, _labels = (number("<i", "the dictionary") for _ in range(3))
+        number("<q", "the dictionary")
+        pruned = number("<q", "the dictionary")
+        for _ in range(size):
+            end = data.find(b"\0", offset)
+            if end < 0:
+                raise _CutModel(f"the file ends inside the dictionary (entry {_ + 1:,} of {size:,})")
+            offset = end + 1
+            take(9, "the dictionary")
+        take(max(pruned, 0) * 8, "the dictionary")
+        quant = number("<?", "the input matrix")
+        quantized("the input matrix") if quant else dense("the input matrix")
+        qout = number("<?", "the output matrix")
+        quantized("the output matrix") if quant and qout else dense("the output matrix")
+    except _CutModel as cut:
+        return str(cut)
+    return None
+
+
+class _CutModel(Exception):
+    pass
+
+
+def check_model_file(path: str) -> None:
+    """On the driver, before any worker loads it: the header, then the whole layout."""
+    if problem := model_file_problem(path):
+        raise ConfigError(f"filters.text.lid.model_path: {path}: {problem}")
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if problem := model_layout_problem(data):
+        raise ConfigError(f"filters.text.lid.model_path: {path}: a cut or corrupted fastText model: {problem}")
+
+
 def load_model(path: str) -> Any:
     import fasttext
+
+    if problem := model_file_problem(path):
+        raise ConfigError(f"filters.text.lid.model_path: {path}: {problem}")
 
     fasttext.FastText.eprint = lambda *args, **kwargs: None  # silence the load_model deprecation notice
     try:
@@ -92,6 +189,11 @@ class LanguageIdFilter:
         self.languages = frozenset(config.languages)
         self.any_language = "*" in self.languages
         self.model: Any = None
+
+    def check(self) -> None:
+        """On the driver: a configured model file is whole (the bundled one is the wheel's own)."""
+        if self.config.model_path is not None:
+            check_model_file(local_model_path(self.config))
 
     def setup(self) -> None:
         if self.model is None:
