@@ -1,6 +1,6 @@
 # The two commands of the README. Both create .venv when it is missing and install what they need.
 #   make run   - install, then build the embedded default corpus into build/default
-#   make test  - install with the test extras, then run the whole test suite
+#   make test  - install with the test extras, lint and type-check, then run the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -8,7 +8,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 OUT    ?= build/default
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-test airflow airflow-constraints bench-datatrove clean
+.PHONY: run test lint install install-test airflow airflow-constraints bench-datatrove clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,8 +63,29 @@ run: $(VENV)/.installed-run
 bench-datatrove: $(VENV)/.installed-run
 	$(BIN)/python benchmarks/compare_datatrove.py --setup --venv .venv-datatrove
 
-test: $(VENV)/.installed-test $(AIRFLOW_VENV)/.installed
+# ruff and mypy live in their own virtualenv: in .venv their files would become input of the
+# embedded default corpus (it reads the site-packages of the interpreter that runs it).
+LINT_VENV ?= .venv-lint
+TYPECHECK := build/typecheck
+
+$(LINT_VENV)/.installed: lint-requirements.txt
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/python -m pip --disable-pip-version-check -q install -r lint-requirements.txt
+	touch $@
+
+# mypy follows no import hook (the editable install of our package-dir mapping is one), so it checks
+# `lemur_corpus` in a tree of links laid out as the wheel is: corpus/* at the top, filters/ and
+# pipelines/ inside.
+lint: $(LINT_VENV)/.installed $(VENV)/.installed-test
+	$(LINT_VENV)/bin/ruff check --quiet .
+	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/lemur_corpus
+	for f in corpus/*.py corpus/*/; do ln -s "$(CURDIR)/$${f%/}" $(TYPECHECK)/lemur_corpus/; done
+	ln -s "$(CURDIR)/filters" "$(CURDIR)/pipelines" $(TYPECHECK)/lemur_corpus/
+	cd $(TYPECHECK) && "$(CURDIR)/$(LINT_VENV)/bin/mypy" --config-file "$(CURDIR)/pyproject.toml" \
+		--python-executable "$(CURDIR)/$(BIN)/python" --cache-dir "$(CURDIR)/$(TYPECHECK)/.mypy_cache" -p lemur_corpus
+
+test: $(VENV)/.installed-test $(AIRFLOW_VENV)/.installed lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf build .pytest_cache .hypothesis
+	rm -rf build .pytest_cache .hypothesis .ruff_cache

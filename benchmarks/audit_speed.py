@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/audit_speed.py [BUILD] [--workers 1] [--repeat 3]
 
-BUILD defaults to build/default (`make run`). "Audit" is `corpus.audit.audit_build` end to end: every
+BUILD defaults to build/default (`make run`). "Audit" is `lemur_corpus.audit.audit_build` end to end: every
 shard's .bin streamed once (sha256, id range, EOS at every document end), .idx parsed and checked, docs
 index read and every (document, copy) placement checked, drop logs re-read, all comparisons. "Baseline"
 is the least any audit must do: sha256 over every file the manifest lists, in the same process and with
@@ -23,7 +23,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from corpus.audit import _measure_all, audit_build, load_build_manifest  # noqa: E402
+from lemur_corpus.audit import audit_build, load_build_manifest  # noqa: E402
+from lemur_corpus.audit.scan import _measure_all  # noqa: E402
 
 CHUNK = 1 << 22
 

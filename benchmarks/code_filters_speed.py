@@ -29,19 +29,18 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import DEFAULT_DATA  # noqa: E402
-from corpus.document import Document  # noqa: E402
-from filters.base import Filter, run_chain, setup_filters  # noqa: E402
-from filters.code import CODE_FILTER_NAMES, CodeFiltersConfig, build_code_filters  # noqa: E402
-from filters.code.config import SyntaxConfig  # noqa: E402
-from filters.code.samples import (  # noqa: E402
-    read_records,
+from benchmarks.common import DEFAULT_DATA, read_jsonl  # noqa: E402
+from lemur_corpus.document import Document  # noqa: E402
+from lemur_corpus.filters.base import Filter, run_chain, setup_filters  # noqa: E402
+from lemur_corpus.filters.code import CODE_FILTER_NAMES, CodeFiltersConfig, build_code_filters  # noqa: E402
+from lemur_corpus.filters.code.config import SyntaxConfig  # noqa: E402
+from lemur_corpus.filters.code.syntax import SyntaxFilter  # noqa: E402
+from tests.code_samples import (  # noqa: E402
     stack_documents,
     stdlib_documents,
     truncate_in_open_block,
     truncate_mid_byte,
 )
-from filters.code.syntax import SyntaxFilter  # noqa: E402
 
 
 def chain_seconds(docs: list[Document], filters: list[Filter], repeat: int) -> tuple[float, collections.Counter]:
@@ -75,7 +74,8 @@ def speed(data: Path, repeat: int) -> None:
 
 
 def syntax_report(data: Path, sql_dir: Path | None) -> None:
-    labels = {(r["hexsha"], r["repo"], r["path"]) for r in read_records(data / "code" / "code_sample.labels.jsonl") if "labels" in r}
+    labels = {(r["hexsha"], r["repo"], r["path"]) for r in read_jsonl(data / "code" / "code_sample.labels.jsonl")
+              if "labels" in r}
     docs = [d for d in stack_documents(data / "code" / "code_sample.jsonl.zst")
             if (d.meta["hexsha"], d.meta["repo"], d.meta["path"]) not in labels]
     docs += list(stdlib_documents())
@@ -97,7 +97,8 @@ def syntax_report(data: Path, sql_dir: Path | None) -> None:
         for path in sorted(sql_dir.rglob("*.sql")):
             doc = Document(str(path), "sql", "code", path.read_text(errors="replace"), "SQL", {"path": str(path)})
             valid["SQL (" + str(sql_dir) + ")"].append(syntax(doc).signals.get("unparsed_share", 0.0))
-    print(f"{'language':24s} {'files':>5s} {'p50':>6s} {'p99':>6s} {'max':>6s} {'limit':>6s} {'cut-in-block caught':>20s} {'cut-mid caught':>15s}")
+    print(f"{'language':24s} {'files':>5s} {'p50':>6s} {'p99':>6s} {'max':>6s} {'limit':>6s} "
+          f"{'cut-in-block caught':>20s} {'cut-mid caught':>15s}")
     for language in sorted(valid):
         shares = np.array(valid[language])
         cuts = caught.get(language, [])
@@ -106,7 +107,8 @@ def syntax_report(data: Path, sql_dir: Path | None) -> None:
         limit = syntax.threshold(language.split(" ")[0])
         print(f"{language:24s} {len(shares):5d} {np.percentile(shares, 50):6.3f} {np.percentile(shares, 99):6.3f} "
               f"{shares.max():6.3f} {limit:6.2f} {block_rate:20.3f} {mid_rate:15.3f}")
-    prose = [d for d in stack_documents(data / "code" / "code_sample.jsonl.zst") if d.lang == "Markdown" and len(d.text) > 500]
+    prose = [d for d in stack_documents(data / "code" / "code_sample.jsonl.zst")
+             if d.lang == "Markdown" and len(d.text) > 500]
     print(f"\nMarkdown prose ({len(prose)} files) labelled as each language, share dropped by the syntax filter:")
     for language in sorted(syntax.config.grammars):
         rate = np.mean([not syntax(d.replace(lang=language, meta={"path": ""})).keep for d in prose])

@@ -157,10 +157,10 @@ def setup_datatrove(venv: Path) -> Path:
 
 def read_documents(data: Path, limit: int | None) -> list[tuple[str, str]]:
     """(id, normalized text) of every document under `data`, read with the build's readers."""
-    from corpus.config import BuildConfig, InputConfig, MixtureConfig, lemur_mixture_sources
-    from corpus.document import Document
-    from corpus.normalize import normalize_text
-    from corpus.sources import plan_input, read_task
+    from lemur_corpus.config import BuildConfig, InputConfig, MixtureConfig, lemur_mixture_sources
+    from lemur_corpus.document import Document
+    from lemur_corpus.normalize import normalize_text
+    from lemur_corpus.sources import plan_input, read_task
 
     files = sorted(p for p in data.rglob("*") if p.name.endswith((".jsonl.zst", ".jsonl", ".warc.gz", ".warc")))
     inputs = [InputConfig(name=f"f{i}", format="warc" if ".warc" in p.name else "jsonl", kind="text",
@@ -168,7 +168,7 @@ def read_documents(data: Path, limit: int | None) -> list[tuple[str, str]]:
     config = BuildConfig(name="compare", inputs=inputs, mixture=MixtureConfig(sources=lemur_mixture_sources()))
     docs: list[tuple[str, str]] = []
     seen: set[str] = set()
-    for inp, path in zip(inputs, files):
+    for inp, path in zip(inputs, files, strict=True):
         tasks, _ = plan_input(inp, config)
         for task in tasks:
             for item in read_task(task, config):
@@ -182,12 +182,12 @@ def read_documents(data: Path, limit: int | None) -> list[tuple[str, str]]:
 
 
 def run_ours(docs: list[tuple[str, str]]) -> tuple[dict[str, dict], dict[str, float], dict]:
-    from corpus.document import Document
-    from filters.base import setup_filters
-    from filters.text import TextFiltersConfig, build_text_filters
+    from lemur_corpus.document import Document
+    from lemur_corpus.filters.base import setup_filters
+    from lemur_corpus.filters.text import TextFiltersConfig, build_text_filters
 
     config = TextFiltersConfig()
-    filters = dict(zip(FILTERS, build_text_filters(config, list(FILTERS))))
+    filters = dict(zip(FILTERS, build_text_filters(config, list(FILTERS)), strict=True))
     setup_filters(list(filters.values()))
     cpu = {name: 0.0 for name in FILTERS}
     decisions: dict[str, dict] = {}
@@ -221,13 +221,13 @@ def run_datatrove(python: Path, docs_path: str, thresholds_path: str, explain_id
 
 def explain(name: str, ident: str, text: str, ours: list, theirs: list, detail: dict, config: dict) -> str:
     """Why the two sides decided differently, recomputed on datatrove's own words where it can."""
-    from filters.text.config import GopherQualityConfig
-    from filters.text.gopher import quality_reason, quality_signals
-    from filters.text.words import word_tokens
+    from lemur_corpus.filters.text.config import GopherQualityConfig
+    from lemur_corpus.filters.text.gopher import quality_reason, quality_signals
+    from lemur_corpus.filters.text.words import word_tokens
 
     ours_words, their_words = word_tokens(text), detail.get("words", [])
     if ours_words != their_words:
-        first = next((i for i, (a, b) in enumerate(zip(ours_words, their_words)) if a != b),
+        first = next((i for i, (a, b) in enumerate(zip(ours_words, their_words, strict=False)) if a != b),
                      min(len(ours_words), len(their_words)))
         tokens = (f"the word tokenizers differ ({len(ours_words)} vs {len(their_words)} tokens; first at "
                   f"#{first}: ours {ours_words[first:first + 3]} vs spaCy {their_words[first:first + 3]})")
@@ -239,8 +239,8 @@ def explain(name: str, ident: str, text: str, ours: list, theirs: list, detail: 
         verdict = "drop (" + redo + ")" if redo else "keep"
         return f"{tokens}; our rules on spaCy's words: {verdict}"
     if name == "gopher_repetition" and text:
-        from filters.text.config import GopherRepetitionConfig
-        from filters.text.gopher import GopherRepetitionFilter
+        from lemur_corpus.filters.text.config import GopherRepetitionConfig
+        from lemur_corpus.filters.text.gopher import GopherRepetitionFilter
 
         rules = GopherRepetitionFilter(GopherRepetitionConfig.model_validate(config["gopher_repetition"]))
         redo = rules.judge(text, their_words)[0]

@@ -7,7 +7,7 @@ pipeline (Beam, corpus) runs in child processes of the tasks. This prints, in on
 - our two files' parse time (median of --repeat parses, each one importing the helper module afresh),
 - the baseline: a DAG with the same number of TaskFlow tasks and params that imports nothing else,
 - the ratio of the two, and what one parse would cost if the DAG imported the pipeline at the top
-  (`import pipelines.build` in the pipeline's venv, a fresh interpreter each time).
+  (`import lemur_corpus.pipelines.build` in the pipeline's venv, a fresh interpreter each time).
 
 Run it with the Airflow virtualenv (`make airflow`):
 
@@ -62,7 +62,7 @@ def parse_seconds(path: Path, bundle: Path) -> float:
 
 
 def pipeline_import_seconds(python: Path, repeat: int) -> list[float]:
-    code = "import time; t = time.perf_counter(); import pipelines.build; print(time.perf_counter() - t)"
+    code = "import time; t = time.perf_counter(); import lemur_corpus.pipelines.build; print(time.perf_counter() - t)"
     return [float(subprocess.run([str(python), "-c", code], cwd=REPO, capture_output=True, text=True,
                                  check=True).stdout) for _ in range(repeat)]
 
@@ -98,7 +98,7 @@ def main() -> int:
     if python.exists():
         beam = statistics.median(pipeline_import_seconds(python, max(3, args.repeat // 5)))
         slowest = max(ours for _, ours, _ in rows)
-        print(f"importing the pipeline at the top instead (`import pipelines.build`, fresh interpreter): "
+        print(f"importing the pipeline at the top instead (`import lemur_corpus.pipelines.build`, fresh interpreter): "
               f"{1000 * beam:.0f} ms per parse, {beam / slowest:.0f}x our slowest file")
     else:
         print(f"(no pipeline venv at {python}: the import-at-the-top comparison is skipped)")

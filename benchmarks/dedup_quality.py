@@ -28,15 +28,14 @@ import tempfile
 import time
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.common import DEFAULT_DATA, read_jsonl  # noqa: E402
-from corpus.dedup.clusters import connected_components  # noqa: E402
-from corpus.dedup.config import DedupConfig, NearDedupConfig  # noqa: E402
-from corpus.dedup.minhash import HASH_FUNCTIONS  # noqa: E402
-from corpus.dedup.shingles import shingles  # noqa: E402
+from lemur_corpus.dedup.clusters import connected_components  # noqa: E402
+from lemur_corpus.dedup.config import DedupConfig, NearDedupConfig  # noqa: E402
+from lemur_corpus.dedup.minhash import HASH_FUNCTIONS  # noqa: E402
+from lemur_corpus.dedup.shingles import shingles  # noqa: E402
 
 SETS = {  # name: (kind, label field or None when every listed pair is a positive)
     "web_neardup": ("text", "is_near_dup"),
@@ -98,7 +97,7 @@ class Score:
 
 
 def ours_clusters(path: Path, kind: str, near: NearDedupConfig) -> dict[str, str]:
-    from pipelines.dedup_files import run_dedup_files
+    from lemur_corpus.pipelines.dedup_files import run_dedup_files
 
     config = DedupConfig.model_validate({kind: near.model_dump()})
     with tempfile.TemporaryDirectory() as out:
@@ -114,10 +113,10 @@ def datasketch_clusters(records: list[dict], near: NearDedupConfig, threshold: f
     sets = [shingles(text_of(r), near.tokens, near.ngram, near.max_shingles) for r in records]
     minhashes = MinHash.bulk(sets, num_perm=near.num_perm, seed=near.seed, hashfunc=HASH_FUNCTIONS[near.hash])
     lsh = MinHashLSH(threshold=threshold, num_perm=near.num_perm)
-    for doc_id, m, s in zip(ids, minhashes, sets):
+    for doc_id, m, s in zip(ids, minhashes, sets, strict=True):
         if s:
             lsh.insert(doc_id, m)
-    edges = [(doc_id, other) for doc_id, m, s in zip(ids, minhashes, sets) if s
+    edges = [(doc_id, other) for doc_id, m, s in zip(ids, minhashes, sets, strict=True) if s
              for other in lsh.query(m) if other != doc_id]
     cluster = {doc_id: doc_id for doc_id in ids}
     for component in connected_components(edges):

@@ -104,10 +104,10 @@ def cpu_seconds() -> float:
 
 
 def stage_sign(path: Path, baseline: bool) -> dict:
-    from corpus.dedup.config import DedupConfig
-    from corpus.dedup.lsh import band_keys, lsh_params
-    from corpus.dedup.minhash import HASH_FUNCTIONS, MinHasher
-    from corpus.dedup.shingles import shingles
+    from lemur_corpus.dedup.config import DedupConfig
+    from lemur_corpus.dedup.lsh import band_keys, lsh_params
+    from lemur_corpus.dedup.minhash import HASH_FUNCTIONS, MinHasher
+    from lemur_corpus.dedup.shingles import shingles
 
     near = DedupConfig().text
     bands, rows = lsh_params(near)
@@ -128,12 +128,13 @@ def stage_sign(path: Path, baseline: bool) -> dict:
             if signature is not None:
                 band_keys(signature, bands, rows)
             docs += 1
-    return {"docs": docs, "wall_s": time.monotonic() - started, "cpu_s": cpu_seconds() - cpu, "peak_rss_mib": peak_rss_mib()}
+    return {"docs": docs, "wall_s": time.monotonic() - started, "cpu_s": cpu_seconds() - cpu,
+            "peak_rss_mib": peak_rss_mib()}
 
 
 def stage_pipeline(path: Path) -> dict:
-    from corpus.dedup.config import DedupConfig
-    from pipelines.dedup_files import run_dedup_files
+    from lemur_corpus.dedup.config import DedupConfig
+    from lemur_corpus.pipelines.dedup_files import run_dedup_files
 
     started, cpu = time.monotonic(), cpu_seconds()
     with tempfile.TemporaryDirectory() as out:
@@ -187,7 +188,8 @@ def main() -> int:
                 extra = ""
                 if stage == "pipeline":
                     extra = (f"; {r['candidate_pairs']:,} candidate pairs, {r['verified_edges']:,} verified edges, "
-                             f"{r['clusters']:,} clusters, {r['removed']:,} near + {r['exact_removed']:,} exact removed "
+                             f"{r['clusters']:,} clusters, {r['removed']:,} near + "
+                             f"{r['exact_removed']:,} exact removed "
                              f"(rate {r['duplicate_rate']:.3f}), max bucket {r['max_bucket_size']}, union-find "
                              f"{r['union_find_nodes']:,} ids ≈ {r['union_find_bytes'] / 2**20:.1f} MiB")
                 print(f"  {name:32s} wall {r['wall_s']:7.1f} s  {r['docs'] / r['cpu_s']:7.0f} docs/s/core  "
@@ -200,7 +202,8 @@ def main() -> int:
         for stage, results in rows.items():
             print(f"peak RSS {stage}: {results[0]['peak_rss_mib']:.0f} MiB at {first:,} docs -> "
                   f"{results[-1]['peak_rss_mib']:.0f} MiB at {last:,} docs "
-                  f"(x{results[-1]['peak_rss_mib'] / results[0]['peak_rss_mib']:.2f} for x{last / first:.1f} documents)")
+                  f"(x{results[-1]['peak_rss_mib'] / results[0]['peak_rss_mib']:.2f} "
+                  f"for x{last / first:.1f} documents)")
     return 0
 
 

@@ -23,9 +23,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.common import DEFAULT_DATA, read_jsonl  # noqa: E402
-from corpus.dedup.config import DedupConfig  # noqa: E402
-from corpus.dedup.minhash import HASH_FUNCTIONS, MinHasher  # noqa: E402
-from corpus.dedup.shingles import shingles  # noqa: E402
+from lemur_corpus.dedup.config import DedupConfig  # noqa: E402
+from lemur_corpus.dedup.minhash import HASH_FUNCTIONS, MinHasher  # noqa: E402
+from lemur_corpus.dedup.shingles import shingles  # noqa: E402
 
 CORPORA = {  # name: (kind, files under the data folder, text field)
     "web text": ("text", ["web/trafilatura_pages.main.jsonl.zst", "web/commoncrawl_samples.jsonl.zst",
@@ -66,20 +66,27 @@ def main() -> int:
         for hash_name in args.hashes:
             hasher = MinHasher(args.num_perm, 1, hash_name)
             hashfunc = HASH_FUNCTIONS[hash_name]
-            ours_s, ours = best_cpu_time(lambda: [hasher.signature_of(s) for s in sets], args.repeat)
+            ours_s, ours = best_cpu_time(
+                lambda hasher=hasher, sets=sets: [hasher.signature_of(s) for s in sets], args.repeat)
             base_s, base = best_cpu_time(
-                lambda: MinHash.bulk(sets, num_perm=args.num_perm, seed=1, hashfunc=hashfunc), args.repeat)
-            equal = all(np.array_equal(o, b.hashvalues) for o, b in zip(ours, base))  # type: ignore[union-attr]
+                lambda sets=sets, hashfunc=hashfunc: MinHash.bulk(
+                    sets, num_perm=args.num_perm, seed=1, hashfunc=hashfunc), args.repeat)
+            equal = all(np.array_equal(o, b.hashvalues)  # type: ignore[union-attr]
+                        for o, b in zip(ours, base, strict=True))
             print(f"  hash {hash_name:7s} ours {len(sets) / ours_s:9.0f} signatures/s/core  datasketch MinHash.bulk "
                   f"{len(sets) / base_s:8.0f} signatures/s/core  ratio {base_s / ours_s:5.2f}x  "
                   f"(bit-identical: {equal})")
         hasher = MinHasher(args.num_perm, 1, "xxh32")
         shingle_s, _ = best_cpu_time(
-            lambda: [shingles(t, near.tokens, near.ngram, near.max_shingles) for t in texts], args.repeat)
+            lambda near=near, texts=texts: [shingles(t, near.tokens, near.ngram, near.max_shingles) for t in texts],
+            args.repeat)
         full_s, _ = best_cpu_time(
-            lambda: [hasher.signature(t, near.tokens, near.ngram, near.max_shingles) for t in texts], args.repeat)
+            lambda hasher=hasher, near=near, texts=texts: [
+                hasher.signature(t, near.tokens, near.ngram, near.max_shingles) for t in texts],
+            args.repeat)
         base_s, _ = best_cpu_time(
-            lambda: MinHash.bulk(sets, num_perm=args.num_perm, seed=1, hashfunc=HASH_FUNCTIONS["xxh32"]), args.repeat)
+            lambda sets=sets: MinHash.bulk(sets, num_perm=args.num_perm, seed=1, hashfunc=HASH_FUNCTIONS["xxh32"]),
+            args.repeat)
         print(f"  from text (xxh32): ours {len(texts) / full_s:9.0f} documents/s/core  shingling + datasketch "
               f"{len(texts) / (shingle_s + base_s):8.0f} documents/s/core  ratio {(shingle_s + base_s) / full_s:5.2f}x")
     return 0

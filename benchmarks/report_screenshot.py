@@ -22,8 +22,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from corpus.audit import audit_build  # noqa: E402
-from corpus.report import render_report  # noqa: E402
+from lemur_corpus.audit import audit_build  # noqa: E402
+from lemur_corpus.report import render_report  # noqa: E402
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

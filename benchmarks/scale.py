@@ -10,7 +10,7 @@ A corpus of N documents is generated from the real documents of ../shared/data, 
   --dup-rate an edited near-copy (the same `edit`) of a recent code document.
 
 Each kind is written as --files `.jsonl.zst` files, as real datasets come sharded. The full build
-(`pipelines.build.run_build`: read, normalize, filters, exact + MinHash dedup, tokenize, mixture,
+(`lemur_corpus.pipelines.build.run_build`: read, normalize, filters, exact + MinHash dedup, tokenize, mixture,
 shards, manifest) then runs in a fresh process per size and runner, which reports:
 
 - throughput: input MB and documents per second per worker (wall time x workers), and per CPU
@@ -160,7 +160,7 @@ handful of SQL files must not bind the whole mixture's size (so the output grows
 
 
 def build_config(inputs: dict, count: int) -> dict:
-    from corpus.config import lemur_mixture_sources
+    from lemur_corpus.config import lemur_mixture_sources
 
     return {
         "name": "scale",
@@ -192,8 +192,8 @@ def measure_build(config_file: Path, runner: str, workers: int) -> dict:
     """Runs in a fresh process: one build, then its timings and peaks."""
     import logging
 
-    from corpus.config import parse_config
-    from pipelines.build import run_build
+    from lemur_corpus.config import parse_config
+    from lemur_corpus.pipelines.build import run_build
 
     logging.basicConfig(level=logging.WARNING)
     config = parse_config(json.loads(config_file.read_text()))
@@ -238,7 +238,8 @@ def main() -> int:
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--docs", type=int, nargs=2, default=[50_000, 200_000], metavar=("SMALL", "LARGE"))
     parser.add_argument("--runner", choices=("mp", "dask", "direct"), default="mp",
-                        help="mp: DirectRunner multi_processing; dask: DaskRunner on a LocalCluster; direct: in-process")
+                        help="mp: DirectRunner multi_processing; dask: DaskRunner on a LocalCluster; "
+                             "direct: in-process")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--files", type=int, default=8, help="files per kind")
     parser.add_argument("--dup-rate", type=float, default=0.3)

@@ -27,11 +27,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import apache_beam as beam  # noqa: E402
 
 from benchmarks.common import DEFAULT_DATA, read_jsonl, real_texts  # noqa: E402
-from corpus.config import TokenizerConfig  # noqa: E402
-from corpus.document import Document  # noqa: E402
-from corpus.tokenizer import load_tokenizer, tokenizer_identity  # noqa: E402
-from pipelines.ledger import Ledger  # noqa: E402
-from pipelines.tokenize import tokenize  # noqa: E402
+from lemur_corpus.config import TokenizerConfig  # noqa: E402
+from lemur_corpus.document import Document  # noqa: E402
+from lemur_corpus.pipelines.tokenize import Tokenize  # noqa: E402
+from lemur_corpus.tokenizer import load_tokenizer, tokenizer_identity  # noqa: E402
 
 
 class _Total(beam.CombineFn):
@@ -61,8 +60,8 @@ def pipeline_run(files: list[str], config: TokenizerConfig) -> tuple[float, int]
         started = time.perf_counter()
         with beam.Pipeline() as p:
             docs = p | beam.Create(files, reshuffle=False) | beam.FlatMap(_documents)
-            tokenized = tokenize(docs, config, identity, False, Ledger())
-            _ = tokenized | beam.CombineGlobally(_Total()) | beam.Map(_write, result)
+            tokenized = docs | "Tokenize" >> Tokenize(config, identity, False)
+            _ = tokenized.docs | beam.CombineGlobally(_Total()) | beam.Map(_write, result)
         elapsed = time.perf_counter() - started
         with open(result) as handle:
             return elapsed, int(handle.read())

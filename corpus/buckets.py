@@ -11,7 +11,7 @@ import posixpath
 
 from pydantic import Field
 
-from corpus.configbase import StrictModel
+from lemur_corpus.configbase import StrictModel
 
 UNBUCKETED = "unbucketed"
 

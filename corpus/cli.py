@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from corpus.errors import CorpusError
+from lemur_corpus.errors import CorpusError
 
 COMMANDS = ("build", "validate", "audit", "manifests", "dedup", "filter")
 
@@ -46,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        importlib.import_module(f"corpus.commands.{name}").register(sub)
+        importlib.import_module(f"lemur_corpus.commands.{name}").register(sub)
     return top
 
 

@@ -10,25 +10,25 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import math
 import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from corpus.buckets import CodeBucketsConfig
-from corpus.configbase import StrictModel
-from corpus.dedup.config import DedupConfig
-from corpus.errors import ConfigError
-from corpus.lemur import LEMUR_TABLE8
-from filters.code.config import CodeFiltersConfig
-from filters.text.config import TextFiltersConfig
+from lemur_corpus.buckets import CodeBucketsConfig
+from lemur_corpus.configbase import NAME_PATTERN, StrictModel
+from lemur_corpus.dedup.config import DedupConfig
+from lemur_corpus.errors import ConfigError
+from lemur_corpus.filters.code.config import CodeFiltersConfig
+from lemur_corpus.filters.text.config import TextFiltersConfig
+from lemur_corpus.lemur import LEMUR_TABLE8
+from lemur_corpus.mixture import MixtureConfig, MixtureSource
+from lemur_corpus.tokenizer import TokenizerConfig
 
 InputFormat = Literal["stack", "refinedweb", "redpajama", "dolma", "jsonl", "warc", "hf", "local_env"]
-NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]*$"
 
 
 class HFDatasetConfig(StrictModel):
@@ -61,7 +61,8 @@ class FieldMap(StrictModel):
 
 
 class LocalEnvConfig(StrictModel):
-    """The embedded default: the Python installation that runs the build (DESIGN §5)."""
+    """The embedded default: the Python installation that runs the build (docs/design.md, The
+    embedded default)."""
 
     roots: list[str] = Field(default_factory=lambda: ["stdlib", "purelib", "include"])
     """`sysconfig` path names (stdlib, purelib, platlib, include) or absolute folders."""
@@ -93,7 +94,7 @@ class InputConfig(StrictModel):
     """`local_env` only: the mixture source of its text documents."""
 
     @model_validator(mode="after")
-    def _check_shape(self) -> "InputConfig":
+    def _check_shape(self) -> InputConfig:
         if self.format == "local_env":
             if self.local_env is None:
                 self.local_env = LocalEnvConfig()
@@ -108,77 +109,6 @@ class InputConfig(StrictModel):
         if self.kind == "text" and not self.source:
             raise ValueError(f"input {self.name!r}: text inputs need 'source' (their mixture source)")
         return self
-
-
-class TokenizerConfig(StrictModel):
-    name: str | None = None
-    """A label for the manifest; defaults to the file or hub id."""
-    path: str | None = None
-    """A `tokenizer.json` file (any Beam FileSystems path)."""
-    hub_id: str | None = None
-    """A Hugging Face hub id, loaded with `tokenizers.Tokenizer.from_pretrained` (needs the hub or its cache)."""
-    revision: str | None = None
-    eos_token: str | None = None
-    """Appended to every document; default: the tokenizer's own end-of-sequence token."""
-    batch_size: int = Field(default=128, gt=0)
-
-    @model_validator(mode="after")
-    def _one_origin(self) -> "TokenizerConfig":
-        if self.path and self.hub_id:
-            raise ValueError("tokenizer: give either 'path' or 'hub_id', not both")
-        return self
-
-
-class MixtureSource(StrictModel):
-    kind: Literal["code", "text"]
-    weight: float = Field(ge=0)
-    """Percent of all output tokens."""
-    reference_epochs: float | None = Field(default=None, ge=0)
-    """The epochs the paper reports, for comparison in the manifest."""
-    max_epochs: float | None = Field(default=None, gt=0)
-    """A cap on r_s; with no total given, the total is the largest one every cap allows."""
-
-
-class MixtureConfig(StrictModel):
-    enabled: bool = True
-    """When false, every kept document is written exactly once and weights are only measured."""
-    total_tokens: int | None = Field(default=None, gt=0)
-    """N. Default: the largest total that keeps every source under its max_epochs."""
-    default_max_epochs: float = Field(default=4.0, gt=0)
-    """The cap of sources that set none."""
-    weight_sum_tolerance: float = Field(default=0.25, ge=0)
-    """Percentage points by which the weights may miss 100 (the paper's table is rounded)."""
-    on_empty_source: Literal["error", "redistribute"] = "error"
-    """A source with no tokens after filtering: stop, or give its weight to the other sources of its kind."""
-    min_pool_tokens: int = Field(default=1, ge=1)
-    """A source with fewer tokens than this after filtering and dedup counts as empty: a handful of
-    documents repeated many times is not a sample of a language."""
-    sources: dict[str, MixtureSource]
-
-    @field_validator("sources")
-    @classmethod
-    def _names(cls, value: dict[str, MixtureSource]) -> dict[str, MixtureSource]:
-        for name in value:
-            if not re.match(NAME_PATTERN, name):
-                raise ValueError(f"source name {name!r} must be lowercase letters, digits, '_' or '-'")
-        if not value:
-            raise ValueError("at least one source is required")
-        return value
-
-    @model_validator(mode="after")
-    def _weights(self) -> "MixtureConfig":
-        total = sum(s.weight for s in self.sources.values())
-        if not math.isfinite(total) or abs(total - 100.0) > self.weight_sum_tolerance:
-            listing = ", ".join(f"{n}={s.weight:g}" for n, s in self.sources.items())
-            raise ValueError(
-                f"weights add up to {total:.4g}%, not 100% (tolerance {self.weight_sum_tolerance:g} "
-                f"points): {listing}"
-            )
-        return self
-
-    def normalized_weights(self) -> dict[str, float]:
-        total = sum(s.weight for s in self.sources.values())
-        return {name: s.weight / total for name, s in self.sources.items()}
 
 
 class ShardConfig(StrictModel):
@@ -214,7 +144,7 @@ class BuildConfig(StrictModel):
     shards: ShardConfig = Field(default_factory=ShardConfig)
 
     @model_validator(mode="after")
-    def _references(self) -> "BuildConfig":
+    def _references(self) -> BuildConfig:
         names = [i.name for i in self.inputs]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -381,7 +311,7 @@ def lemur_mixture_sources(max_epochs: dict[str, float] | None = None) -> dict[st
     caps = max_epochs or {}
     return {
         row.name: MixtureSource(
-            kind=row.kind,  # type: ignore[arg-type]
+            kind=row.kind,
             weight=row.weight_percent,
             reference_epochs=row.reference_epochs,
             max_epochs=caps.get(row.name),

@@ -1,4 +1,5 @@
-"""The embedded default build (DESIGN §5): the local Python installation as a small, real corpus.
+"""The embedded default build: the local Python installation as a small, real corpus (docs/design.md,
+The embedded default).
 
 The mixture keeps Lemur's Table 8 weights exactly. Sources this environment has no files for (books,
 arXiv, PHP...) hand their weight to the other sources of their kind (recorded in the manifest), so
@@ -7,7 +8,7 @@ code:text stays 10:1. `configs/default.yaml` is this config written out; a test 
 
 from __future__ import annotations
 
-from corpus.config import (
+from lemur_corpus.config import (
     BuildConfig,
     FiltersConfig,
     InputConfig,
@@ -16,7 +17,7 @@ from corpus.config import (
     ShardConfig,
     lemur_mixture_sources,
 )
-from filters.text.config import TextFiltersConfig
+from lemur_corpus.filters.text.config import TextFiltersConfig
 
 # The local text (READMEs, package descriptions, licenses) is not web prose: Gopher's quality rules
 # reject READMEs for their code blocks (share of alphabetic words) and C4 removes most lines of

@@ -32,7 +32,7 @@ class Document:
     origin: str = ""
     """Where the record was read (`file:line` or `file#row`), for dead letters and error messages."""
 
-    def replace(self, **changes: Any) -> "Document":
+    def replace(self, **changes: Any) -> Document:
         return dataclasses.replace(self, **changes)
 
     @property
@@ -51,7 +51,7 @@ class Document:
         }
 
     @classmethod
-    def from_dict(cls, record: dict[str, Any]) -> "Document":
+    def from_dict(cls, record: dict[str, Any]) -> Document:
         meta = record.get("meta") or {}
         if isinstance(meta, str):
             meta = json.loads(meta)

@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+
+def file_error_line(path: str, reason: str, line: int | None = None) -> str:
+    """The one format of an input file's error: `PATH, line N: REASON`, or `PATH: REASON`."""
+    where = f"{path}, line {line}" if line is not None else path
+    return f"{where}: {reason}"
+
+
+def file_error_dict_line(error: Mapping[str, Any]) -> str:
+    """`file_error_line` of an error in the dict form `InputFileError.to_dict()` gives (as it
+    travels through a pipeline); a missing (or zero) line is left out."""
+    return file_error_line(error["path"], error["reason"], error.get("line") or None)
+
 
 class CorpusError(Exception):
     """Base of every error the command line reports as a message (exit code 2)."""
@@ -18,8 +33,7 @@ class InputFileError(CorpusError):
         self.path = path
         self.reason = reason
         self.line = line
-        where = f"{path}, line {line}" if line is not None else path
-        super().__init__(f"{where}: {reason}")
+        super().__init__(file_error_line(path, reason, line))
 
     def to_dict(self) -> dict[str, object]:
         return {"path": self.path, "line": self.line, "reason": self.reason}

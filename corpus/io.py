@@ -17,15 +17,30 @@ import stat
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import zstandard
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
-from corpus.errors import InputFileError
+from lemur_corpus.errors import InputFileError
+
+if TYPE_CHECKING:
+    from apache_beam.io.filesystems import FileSystems as _FileSystems
 
 CHUNK = 1 << 20
+
+
+def _filesystems() -> type[_FileSystems]:
+    """Beam's `FileSystems`, imported on first use: importing this module (and so every filter that
+    reads a word list through it) does not load Apache Beam."""
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems
+
+
+def _uncompressed() -> str:
+    from apache_beam.io.filesystem import CompressionTypes
+
+    return CompressionTypes.UNCOMPRESSED
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -39,7 +54,7 @@ def match_files(patterns: list[str], *, allow_empty: bool = False) -> list[Input
     found: dict[str, int] = {}
     for pattern in patterns:
         try:
-            results = FileSystems.match([pattern])[0].metadata_list
+            results = _filesystems().match([pattern])[0].metadata_list
         except Exception as exc:  # Beam raises BeamIOError with per-pattern details
             raise InputFileError(pattern, f"cannot list files: {exc}") from None
         files = [m for m in results if not m.path.endswith("/")]
@@ -104,7 +119,7 @@ def compression_of(path: str) -> str:
 
 def _raw_chunks(path: str) -> Iterator[bytes]:
     try:
-        handle = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        handle = _filesystems().open(path, compression_type=_uncompressed())
     except Exception as exc:
         raise InputFileError(path, f"cannot open: {exc}") from None
     with handle:
@@ -202,18 +217,18 @@ def open_seekable(path: str) -> BinaryIO:
 
 
 def join(base: str, *parts: str) -> str:
-    return FileSystems.join(base, *parts)
+    return _filesystems().join(base, *parts)
 
 
 def makedirs(path: str) -> None:
     if "://" not in path:
         os.makedirs(path, exist_ok=True)
-    elif not FileSystems.exists(path):
-        FileSystems.mkdirs(path)
+    elif not _filesystems().exists(path):
+        _filesystems().mkdirs(path)
 
 
 def exists(path: str) -> bool:
-    return FileSystems.exists(path)
+    return _filesystems().exists(path)
 
 
 def write_atomic(path: str, data: bytes) -> None:
@@ -226,11 +241,11 @@ def write_atomic(path: str, data: bytes) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
         return
-    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+    with _filesystems().create(tmp, compression_type=_uncompressed()) as handle:
         handle.write(data)
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
+    if _filesystems().exists(path):
+        _filesystems().delete([path])
+    _filesystems().rename([tmp], [path])
 
 
 @contextlib.contextmanager
@@ -251,17 +266,17 @@ def atomic_writer(path: str) -> Iterator[BinaryIO]:
                 os.unlink(tmp)
             raise
         return
-    remote = FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED)
+    remote = _filesystems().create(tmp, compression_type=_uncompressed())
     try:
         yield remote
         remote.close()
     except BaseException:
         remote.close()
-        FileSystems.delete([tmp])
+        _filesystems().delete([tmp])
         raise
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
+    if _filesystems().exists(path):
+        _filesystems().delete([path])
+    _filesystems().rename([tmp], [path])
 
 
 def gzip_bytes(data: bytes) -> bytes:

@@ -8,12 +8,13 @@ config must encode exactly this table (tests check both).
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TableRow:
     name: str
-    kind: str
+    kind: Literal["code", "text"]
     weight_percent: float
     reference_epochs: float | None
     label: str

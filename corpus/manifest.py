@@ -14,13 +14,13 @@ import subprocess
 from functools import lru_cache
 from typing import Any
 
-from corpus import __version__
-from corpus.accounting import STAGES, Table, imbalances, to_report
-from corpus.config import BuildConfig
-from corpus.errors import CorpusError
-from corpus.io import InputFile, join, listing_sha256, read_bytes, write_atomic
-from corpus.mixture import MixturePlan, sequences
-from corpus.tokenizer import TokenizerIdentity
+from lemur_corpus import __version__
+from lemur_corpus.accounting import STAGES, Table, imbalances, to_report
+from lemur_corpus.config import BuildConfig
+from lemur_corpus.errors import CorpusError
+from lemur_corpus.io import InputFile, join, listing_sha256, read_bytes, write_atomic
+from lemur_corpus.mixture import MixturePlan, sequences
+from lemur_corpus.tokenizer import TokenizerIdentity
 
 SCHEMA_VERSION = "1.0"
 MANIFEST_NAME = "manifest.json"
@@ -135,7 +135,7 @@ def stage_chain_problems(report: dict[str, dict[str, dict[str, Any]]]) -> list[s
     """What leaves one stage must enter the next (documents, summed over groups)."""
     problems = []
     present = [s for s in STAGES if s in report]
-    for before, after in zip(present, present[1:]):
+    for before, after in zip(present, present[1:], strict=False):
         out = sum(g["out"]["docs"] for g in report[before].values())
         into = sum(g["in"]["docs"] for g in report[after].values())
         if out != into:
@@ -160,7 +160,7 @@ def mixture_section(plan: MixturePlan, shards: list[dict[str, Any]]) -> dict[str
             realized_docs[s] = realized_docs.get(s, 0) + d
     total = sum(realized_tokens.values())
     section = plan.to_dict()
-    for name, src in section["sources"].items():  # type: ignore[union-attr]
+    for name, src in section["sources"].items():
         tokens = realized_tokens.get(name, 0)
         src["realized_tokens"] = tokens
         src["realized_documents"] = realized_docs.get(name, 0)

@@ -1,4 +1,5 @@
-"""Token-exact mixture arithmetic (DESIGN §2): pools in, per-source rates and exact samples out.
+"""Token-exact mixture arithmetic (docs/design.md, The mixture): pools in, per-source rates and exact
+samples out.
 
 After filtering and dedup, source s has a pool of P_s tokens. With normalized weights w_s and a total N
 (given, or the largest total that keeps every rate under its cap), source s must contribute
@@ -18,17 +19,72 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
 import numpy as np
 import xxhash
+from pydantic import Field, field_validator, model_validator
 
-from corpus.config import MixtureConfig
-from corpus.errors import ConfigError
+from lemur_corpus.configbase import NAME_PATTERN, StrictModel
+from lemur_corpus.errors import ConfigError
 
 HISTOGRAM_BINS = 1 << 16
 BOUNDARY_DOCUMENTS = 64
 """Documents gathered (at least) around the crossing point to place the exact cut."""
+
+
+class MixtureSource(StrictModel):
+    kind: Literal["code", "text"]
+    weight: float = Field(ge=0)
+    """Percent of all output tokens."""
+    reference_epochs: float | None = Field(default=None, ge=0)
+    """The epochs the paper reports, for comparison in the manifest."""
+    max_epochs: float | None = Field(default=None, gt=0)
+    """A cap on r_s; with no total given, the total is the largest one every cap allows."""
+
+
+class MixtureConfig(StrictModel):
+    enabled: bool = True
+    """When false, every kept document is written exactly once and weights are only measured."""
+    total_tokens: int | None = Field(default=None, gt=0)
+    """N. Default: the largest total that keeps every source under its max_epochs."""
+    default_max_epochs: float = Field(default=4.0, gt=0)
+    """The cap of sources that set none."""
+    weight_sum_tolerance: float = Field(default=0.25, ge=0)
+    """Percentage points by which the weights may miss 100 (the paper's table is rounded)."""
+    on_empty_source: Literal["error", "redistribute"] = "error"
+    """A source with no tokens after filtering: stop, or give its weight to the other sources of its kind."""
+    min_pool_tokens: int = Field(default=1, ge=1)
+    """A source with fewer tokens than this after filtering and dedup counts as empty: a handful of
+    documents repeated many times is not a sample of a language."""
+    sources: dict[str, MixtureSource]
+
+    @field_validator("sources")
+    @classmethod
+    def _names(cls, value: dict[str, MixtureSource]) -> dict[str, MixtureSource]:
+        for name in value:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"source name {name!r} must be lowercase letters, digits, '_' or '-'")
+        if not value:
+            raise ValueError("at least one source is required")
+        return value
+
+    @model_validator(mode="after")
+    def _weights(self) -> MixtureConfig:
+        total = sum(s.weight for s in self.sources.values())
+        if not math.isfinite(total) or abs(total - 100.0) > self.weight_sum_tolerance:
+            listing = ", ".join(f"{n}={s.weight:g}" for n, s in self.sources.items())
+            raise ValueError(
+                f"weights add up to {total:.4g}%, not 100% (tolerance {self.weight_sum_tolerance:g} "
+                f"points): {listing}"
+            )
+        return self
+
+    def normalized_weights(self) -> dict[str, float]:
+        total = sum(s.weight for s in self.sources.values())
+        return {name: s.weight / total for name, s in self.sources.items()}
 
 
 class MixtureError(ConfigError):
@@ -92,10 +148,10 @@ class MixturePlan:
     """Set when the pools cannot give the configured mixture; nothing is written then."""
 
     @staticmethod
-    def failed(seed: int, message: str) -> "MixturePlan":
+    def failed(seed: int, message: str) -> MixturePlan:
         return MixturePlan(False, seed, 0, "error", None, {}, {}, message)
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "enabled": self.enabled,
             "seed": self.seed,

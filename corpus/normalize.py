@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from corpus.accounting import NORMALIZE, Drop
-from corpus.document import Document
-from corpus.notebooks import NotebookError, notebook_to_script
+from lemur_corpus.accounting import NORMALIZE, Drop
+from lemur_corpus.document import Document
+from lemur_corpus.notebooks import NotebookError, notebook_to_script
 
 NOTEBOOK_LANGUAGES = frozenset({"Jupyter Notebook"})
 _SURROGATE = re.compile("[\ud800-\udfff]")

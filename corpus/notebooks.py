@@ -51,11 +51,15 @@ def _source(cell: dict[str, Any], key: str = "source") -> str:
     raise NotebookError(f"a cell's {key} is {type(source).__name__}, expected text")
 
 
+def _as_dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def notebook_language(nb: dict[str, Any]) -> str:
     """The kernel language (lowercase) from `language_info` or `kernelspec`; Python by default."""
-    metadata = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
-    info = metadata.get("language_info") if isinstance(metadata.get("language_info"), dict) else {}
-    kernel = metadata.get("kernelspec") if isinstance(metadata.get("kernelspec"), dict) else {}
+    metadata = _as_dict(nb.get("metadata"))
+    info = _as_dict(metadata.get("language_info"))
+    kernel = _as_dict(metadata.get("kernelspec"))
     name = info.get("name") or kernel.get("language") or "python"
     return str(name).strip().lower() or "python"
 

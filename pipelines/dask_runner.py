@@ -22,10 +22,11 @@ behaviours break or cripple our build, measured on a small real build (206 docum
    `Flatten` keeps its widest input's partitions, and a DoFn is set up once per worker thread.
 
 Multi-output ParDos are a fifth problem (all tags' elements land in one bag); the build avoids
-them with `pipelines.outputs.MultiOutputParDo`, so it runs on the stock runner too, only slowly.
-Without `--dask_client_address` or `--dask_scheduler_file`, a `dask.distributed.LocalCluster` of
-`--dask_workers` single-threaded worker processes is started for the run and closed after it. A
-failed task is run again up to `--dask_retries` times (the build's writers are idempotent).
+them with `lemur_corpus.pipelines.outputs.MultiOutputParDo`, so it runs on the stock runner too,
+only slowly. Without `--dask_client_address` or `--dask_scheduler_file`, a
+`dask.distributed.LocalCluster` of `--dask_workers` single-threaded worker processes is started for
+the run and closed after it. A failed task is run again up to `--dask_retries` times (the build's
+writers are idempotent).
 Output bytes do not depend on any of this: every stage sorts what it groups.
 """
 
@@ -87,7 +88,7 @@ class CorpusDaskOptions(PipelineOptions):
 class SideInputSpec:
     """What a task needs to rebuild one side input's `SideInputMap` from its materialized values."""
 
-    view_class: type
+    view_class: type[pvalue.AsSideInput]
     view_options: dict[str, t.Any]
     window_fn: t.Any
 
@@ -127,7 +128,9 @@ def _run_bundle(items: t.Iterable[t.Any], fn: apache_beam.DoFn, run: str, label:
         window_fn=window_fn, main_receivers=receivers[None], tagged_receivers=receivers,
         per_element_output_counter=None, output_batch_converter=None, process_yields_batches=False,
         process_batch_yields_elements=False)
-    side_inputs = [SideInputMap(s.view_class, s.view_options, values) for s, values in zip(specs, side_values)]
+    # Beam annotates `view_class` as an AsSideInput instance; its own runners pass the class, type(side).
+    side_inputs = [SideInputMap(s.view_class, s.view_options, values)  # type: ignore[arg-type]  # a class, see above
+                   for s, values in zip(specs, side_values, strict=True)]
     invoker = DoFnInvoker.create_invoker(
         DoFnSignature(fn), handler, context=DoFnContext(label, state=None), side_inputs=side_inputs,
         input_args=args, input_kwargs=kwargs, user_state_context=None,
@@ -221,7 +224,7 @@ class BagVisitor(PipelineVisitor):
         kwargs: dict[str, t.Any] = {"input_bag": None, "side_inputs": None}
         inputs = list(node.inputs)
         if inputs:
-            bags = []
+            bags: list[t.Any] = []
             for value in inputs:
                 if isinstance(value, pvalue.PBegin):
                     bags.append(None)

@@ -21,23 +21,23 @@ records with the counts it comes from. Two documents under one id are reported a
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import apache_beam as beam
 import numpy as np
 
-from corpus.accounting import DEDUP, Drop
-from corpus.config import BuildConfig
-from corpus.dedup.clusters import connected_components, union_find_bytes
-from corpus.dedup.config import DedupConfig
-from corpus.dedup.exact import DedupRecord, dedup_record, split_group
-from corpus.dedup.lsh import band_keys, lsh_params, star_pairs
-from corpus.dedup.minhash import MinHasher, from_bytes, to_bytes
-from corpus.dedup.stats import NEAR_METRICS, combine, pick, stat, with_rates
-from corpus.document import KINDS, Document
-from corpus.manifest import cluster_size_metric
-from pipelines.ledger import DROPS, Ledger
-from pipelines.outputs import MultiOutputParDo
+from lemur_corpus.accounting import DEDUP, Drop
+from lemur_corpus.dedup.clusters import connected_components, union_find_bytes
+from lemur_corpus.dedup.config import DedupConfig, SurvivorRule
+from lemur_corpus.dedup.exact import DedupRecord, dedup_record, split_group
+from lemur_corpus.dedup.lsh import band_keys, lsh_params, star_pairs
+from lemur_corpus.dedup.minhash import MinHasher, from_bytes, to_bytes
+from lemur_corpus.dedup.stats import NEAR_METRICS, combine, pick, stat, with_rates
+from lemur_corpus.document import KINDS, Document
+from lemur_corpus.manifest import cluster_size_metric
+from lemur_corpus.pipelines.ledger import DROPS, CountDocuments
+from lemur_corpus.pipelines.outputs import MultiOutputParDo
 
 STATS = "stats"
 REMOVED = "removed"
@@ -45,6 +45,9 @@ REMOVED = "removed"
 Node = tuple[DedupRecord, bytes | None]
 """A document as dedup sees it: its small record and its MinHash signature (None when near-dedup
 is off for its kind or it has no token)."""
+SignedNode = tuple[DedupRecord, bytes]
+"""A node with a signature: the only kind near-dedup sees (`NearDuplicates` filters the others out)."""
+AnyNode = TypeVar("AnyNode", bound=Node)
 
 
 class Decision(NamedTuple):
@@ -67,7 +70,7 @@ def _stat(section: str, group: str, metric: str, value: float = 1) -> beam.pvalu
     return beam.pvalue.TaggedOutput(STATS, stat(section, group, metric, value))
 
 
-def first_node(nodes: list[Node]) -> Node | None:
+def first_node(nodes: Sequence[AnyNode]) -> AnyNode | None:
     """The node that stands for an id read twice (deterministic: smallest content hash)."""
     return min(nodes, key=lambda n: n[0].content_hash) if nodes else None
 
@@ -82,7 +85,7 @@ class SignFn(beam.DoFn):
         self.hashers = {kind: MinHasher(c.num_perm, c.seed, c.hash)
                         for kind in KINDS if (c := self.config.near(kind)).enabled}
 
-    def process(self, doc: Document):  # type: ignore[no-untyped-def]
+    def process(self, doc: Document) -> Iterator[Any]:
         record = dedup_record(doc)
         hasher = self.hashers.get(doc.kind)
         if hasher is None:
@@ -99,7 +102,8 @@ class SignFn(beam.DoFn):
         yield record, (to_bytes(signature) if signature is not None else None)
 
 
-def removal_outputs(section: str, survivor: DedupRecord, removed: list[DedupRecord]):  # type: ignore[no-untyped-def]
+def removal_outputs(section: str, survivor: DedupRecord,
+                    removed: list[DedupRecord]) -> Iterator[beam.pvalue.TaggedOutput]:
     """The decisions and statistics of one duplicate cluster (`section`: exact or near)."""
     kind = survivor.kind
     yield _stat(section, kind, "clusters")
@@ -113,15 +117,15 @@ def removal_outputs(section: str, survivor: DedupRecord, removed: list[DedupReco
 
 
 class ExactGroupFn(beam.DoFn):
-    def __init__(self, rule: str) -> None:
+    def __init__(self, rule: SurvivorRule) -> None:
         self.rule = rule
 
-    def process(self, element: tuple[Any, list[Node]]):  # type: ignore[no-untyped-def]
+    def process(self, element: tuple[Any, list[Node]]) -> Iterator[Any]:
         (kind, _), nodes = element
         unique: dict[str, Node] = {}
         for node in sorted(nodes, key=lambda n: n[0].id):  # same id twice: see duplicate_id
             unique.setdefault(node[0].id, node)
-        survivor, removed = split_group([n[0] for n in unique.values()], self.rule)  # type: ignore[arg-type]
+        survivor, removed = split_group([n[0] for n in unique.values()], self.rule)
         yield unique[survivor.id]
         yield _stat("exact", kind, "documents", len(unique))
         for record in unique.values():
@@ -136,19 +140,19 @@ class BandKeysFn(beam.DoFn):
     def __init__(self, params: dict[str, tuple[int, int]]) -> None:
         self.params = params
 
-    def process(self, node: Node):  # type: ignore[no-untyped-def]
+    def process(self, node: SignedNode) -> Iterator[Any]:
         record, signature = node
         bands, rows = self.params[record.kind]
         yield _stat("near", record.kind, "documents")
         yield _stat("near_by_source", record.source, "documents")
-        for key in band_keys(from_bytes(signature), bands, rows):  # type: ignore[arg-type]
+        for key in band_keys(from_bytes(signature), bands, rows):
             yield (record.kind, key), record.id
 
 
 class LinkBucketFn(beam.DoFn):
     """A bucket → (member, smallest id) for every other member: linear, never quadratic."""
 
-    def process(self, element: tuple[tuple[str, bytes], list[str]]):  # type: ignore[no-untyped-def]
+    def process(self, element: tuple[tuple[str, bytes], list[str]]) -> Iterator[Any]:
         (kind, _), ids = element
         pairs = list(star_pairs(ids))
         if pairs:
@@ -160,7 +164,7 @@ class LinkBucketFn(beam.DoFn):
 class AttachMemberFn(beam.DoFn):
     """Joined on the member's id: (root, member node) once per distinct candidate pair."""
 
-    def process(self, element: tuple[str, dict[str, list[Any]]]):  # type: ignore[no-untyped-def]
+    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
         _, grouped = element
         node = first_node(grouped["node"])
         roots = sorted(set(grouped["root"]))
@@ -185,7 +189,7 @@ class VerifyFn(beam.DoFn):
     def __init__(self, config: DedupConfig) -> None:
         self.config = config
 
-    def process(self, element: tuple[str, dict[str, list[Any]]]):  # type: ignore[no-untyped-def]
+    def process(self, element: tuple[str, dict[str, list[SignedNode]]]) -> Iterator[Any]:
         root_id, grouped = element
         root = first_node(grouped["node"])
         if root is None or not grouped["member"]:
@@ -196,11 +200,11 @@ class VerifyFn(beam.DoFn):
         yield _stat("near", kind, "max_root_candidates", len(members))  # this worker's signatures
         if near.verify:
             matrix = np.stack([from_bytes(m[1]) for m in members])
-            agree = np.count_nonzero(matrix == from_bytes(root[1])[None, :], axis=1)  # type: ignore[arg-type]
+            agree = np.count_nonzero(matrix == from_bytes(root[1])[None, :], axis=1)
             keep = agree >= min_agreements(near.threshold, near.num_perm)
         else:
             keep = np.ones(len(members), dtype=bool)
-        for (record, _), verified in zip(members, keep.tolist()):
+        for (record, _), verified in zip(members, keep.tolist(), strict=True):
             metric = "verified_edges" if verified else "rejected_pairs"
             yield _stat("near", kind, metric)
             yield _stat("near_by_source", record.source, metric)
@@ -212,7 +216,7 @@ class ComponentsFn(beam.DoFn):
     """All verified edges of one kind → (id, cluster) for every id with an edge; the cluster is named
     by its smallest id. The one global step: memory bounded by `union_find_bytes`."""
 
-    def process(self, element: tuple[str, list[tuple[str, str]]]):  # type: ignore[no-untyped-def]
+    def process(self, element: tuple[str, list[tuple[str, str]]]) -> Iterator[Any]:
         kind, edges = element
         components = connected_components(edges)
         nodes = sum(len(c) for c in components)
@@ -226,7 +230,7 @@ class ComponentsFn(beam.DoFn):
 
 
 class KeyByClusterFn(beam.DoFn):
-    def process(self, element: tuple[str, dict[str, list[Any]]]):  # type: ignore[no-untyped-def]
+    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
         _, grouped = element
         node = first_node(grouped["node"])
         if node is not None and grouped["cluster"]:
@@ -236,13 +240,13 @@ class KeyByClusterFn(beam.DoFn):
 class NearSurvivorFn(beam.DoFn):
     """One cluster's records → the survivor by the `keep` rule; the others are removed."""
 
-    def __init__(self, rule: str) -> None:
+    def __init__(self, rule: SurvivorRule) -> None:
         self.rule = rule
 
-    def process(self, element: tuple[str, list[DedupRecord]]):  # type: ignore[no-untyped-def]
+    def process(self, element: tuple[str, list[DedupRecord]]) -> Iterator[beam.pvalue.TaggedOutput]:
         _, records = element
         unique = {r.id: r for r in sorted(records, key=lambda r: r.id)}
-        survivor, removed = split_group(unique.values(), self.rule)  # type: ignore[arg-type]
+        survivor, removed = split_group(unique.values(), self.rule)
         yield _stat("near", survivor.kind, "max_cluster_size", len(unique))
         yield from removal_outputs("near", survivor, removed)
 
@@ -262,78 +266,106 @@ def initial_stats(config: DedupConfig) -> list[tuple[tuple[str, str, str], float
     return out
 
 
-def near_dedup(survivors: beam.PCollection, config: DedupConfig) -> tuple[beam.PCollection, list[beam.PCollection]]:
-    """(near removals, stats) over the exact survivors that have a signature."""
-    params = near_params(config)
-    signed = survivors | "Signed" >> beam.Filter(lambda node: node[1] is not None)
-    nodes = signed | "NodesById" >> beam.Map(lambda node: (node[0].id, node))
-    keyed = signed | "BandKeys" >> MultiOutputParDo(BandKeysFn(params), STATS, main="keys")
-    linked = (
-        keyed["keys"]
-        | "GroupByBucket" >> beam.GroupByKey()
-        | "LinkBuckets" >> MultiOutputParDo(LinkBucketFn(), STATS, main="pairs")
-    )
-    attached = (
-        {"root": linked["pairs"], "node": nodes}
-        | "JoinMembers" >> beam.CoGroupByKey()
-        | "AttachMembers" >> MultiOutputParDo(AttachMemberFn(), STATS, main="candidates")
-    )
-    verified = (
-        {"member": attached["candidates"], "node": nodes}
-        | "JoinRoots" >> beam.CoGroupByKey()
-        | "Verify" >> MultiOutputParDo(VerifyFn(config), STATS, main="edges")
-    )
-    components = (
-        verified["edges"]
-        | "GroupEdgesByKind" >> beam.GroupByKey()
-        | "Components" >> MultiOutputParDo(ComponentsFn(), STATS, main="clusters")
-    )
-    decided = (
-        {"cluster": components["clusters"], "node": nodes}
-        | "JoinClusters" >> beam.CoGroupByKey()
-        | "KeyByCluster" >> beam.ParDo(KeyByClusterFn())
-        | "GroupClusters" >> beam.GroupByKey()
-        | "NearSurvivors" >> MultiOutputParDo(NearSurvivorFn(config.keep), STATS, REMOVED)
-    )
-    stats = [keyed[STATS], linked[STATS], attached[STATS], verified[STATS], components[STATS], decided[STATS]]
-    return decided[REMOVED], stats
+class NearOutputs(NamedTuple):
+    removed: beam.PCollection
+    """(id, Decision) of near-duplicate removals."""
+    stats: beam.PCollection
+    """((section, group, metric), value) before combining."""
 
 
-def dedup_decisions(docs: beam.PCollection, config: DedupConfig) -> DedupDecisions:
-    """Every removal decision of exact and near dedup, and their statistics (no document bodies)."""
-    p = docs.pipeline
-    signed = docs | "Sign" >> MultiOutputParDo(SignFn(config), STATS, main="nodes")
-    stats: list[beam.PCollection] = [signed[STATS], p | "InitialDedupStats" >> beam.Create(initial_stats(config))]
-    if config.exact:
-        exact = (
-            signed["nodes"]
-            | "KeyByHash" >> beam.Map(lambda node: ((node[0].kind, node[0].content_hash), node))
-            | "GroupByHash" >> beam.GroupByKey()
-            | "ExactGroups" >> MultiOutputParDo(ExactGroupFn(config.keep), REMOVED, STATS, main="survivors")
+class NearDuplicates(beam.PTransform):
+    """Exact survivors (record, signature) -> near removals and their statistics: LSH buckets,
+    candidate pairs, verified edges, connected components, each cluster's survivor."""
+
+    def __init__(self, config: DedupConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def expand(self, survivors: beam.PCollection) -> NearOutputs:
+        config = self.config
+        signed = survivors | "Signed" >> beam.Filter(lambda node: node[1] is not None)
+        nodes = signed | "NodesById" >> beam.Map(lambda node: (node[0].id, node))
+        keyed = signed | "BandKeys" >> MultiOutputParDo(BandKeysFn(near_params(config)), STATS, main="keys")
+        linked = (
+            keyed["keys"]
+            | "GroupByBucket" >> beam.GroupByKey()
+            | "LinkBuckets" >> MultiOutputParDo(LinkBucketFn(), STATS, main="pairs")
         )
-        survivors, exact_removed = exact["survivors"], exact[REMOVED]
-        stats.append(exact[STATS])
-    else:
-        survivors, exact_removed = signed["nodes"], p | "NoExactDecisions" >> beam.Create([])
-    if any(config.near(kind).enabled for kind in KINDS):
-        near_removed, near_stats = near_dedup(survivors, config)
-        stats += near_stats
-    else:
-        near_removed = p | "NoNearDecisions" >> beam.Create([])
-    combined = (
-        stats
-        | "FlattenDedupStats" >> beam.Flatten()
-        | "SumAndMax" >> beam.Map(lambda kv: (kv[0], (kv[1], kv[1])))
-        | "CombineDedupStats" >> beam.CombinePerKey(combine)
-        | "PickDedupStats" >> beam.MapTuple(pick)
-        | "AllDedupStats" >> beam.combiners.ToList()
-        | "WithRates" >> beam.FlatMap(with_rates)
-    )
-    return DedupDecisions(exact_removed, near_removed, combined)
+        attached = (
+            {"root": linked["pairs"], "node": nodes}
+            | "JoinMembers" >> beam.CoGroupByKey()
+            | "AttachMembers" >> MultiOutputParDo(AttachMemberFn(), STATS, main="candidates")
+        )
+        verified = (
+            {"member": attached["candidates"], "node": nodes}
+            | "JoinRoots" >> beam.CoGroupByKey()
+            | "Verify" >> MultiOutputParDo(VerifyFn(config), STATS, main="edges")
+        )
+        components = (
+            verified["edges"]
+            | "GroupEdgesByKind" >> beam.GroupByKey()
+            | "Components" >> MultiOutputParDo(ComponentsFn(), STATS, main="clusters")
+        )
+        decided = (
+            {"cluster": components["clusters"], "node": nodes}
+            | "JoinClusters" >> beam.CoGroupByKey()
+            | "KeyByCluster" >> beam.ParDo(KeyByClusterFn())
+            | "GroupClusters" >> beam.GroupByKey()
+            | "Survivors" >> MultiOutputParDo(NearSurvivorFn(config.keep), STATS, REMOVED)
+        )
+        stats = (keyed[STATS], linked[STATS], attached[STATS], verified[STATS], components[STATS], decided[STATS])
+        return NearOutputs(decided[REMOVED], stats | "Stats" >> beam.Flatten())
+
+
+class CombineDedupStats(beam.PTransform):
+    """Raw ((section, group, metric), value) statistics -> summed (or maxed, by metric), with rates."""
+
+    def expand(self, stats: beam.PCollection) -> beam.PCollection:
+        return (
+            stats
+            | "SumAndMax" >> beam.Map(lambda kv: (kv[0], (kv[1], kv[1])))
+            | "Combine" >> beam.CombinePerKey(combine)
+            | "Pick" >> beam.MapTuple(pick)
+            | "All" >> beam.combiners.ToList()
+            | "WithRates" >> beam.FlatMap(with_rates)
+        )
+
+
+class DedupDecide(beam.PTransform):
+    """Documents -> every removal decision of exact and near dedup, and their statistics. Only
+    small records move (id, hashes, signature); no document body."""
+
+    def __init__(self, config: DedupConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def expand(self, docs: beam.PCollection) -> DedupDecisions:
+        config, p = self.config, docs.pipeline
+        signed = docs | "Sign" >> MultiOutputParDo(SignFn(config), STATS, main="nodes")
+        stats: list[beam.PCollection] = [signed[STATS], p | "InitialStats" >> beam.Create(initial_stats(config))]
+        if config.exact:
+            exact = (
+                signed["nodes"]
+                | "KeyByHash" >> beam.Map(lambda node: ((node[0].kind, node[0].content_hash), node))
+                | "GroupByHash" >> beam.GroupByKey()
+                | "ExactGroups" >> MultiOutputParDo(ExactGroupFn(config.keep), REMOVED, STATS, main="survivors")
+            )
+            survivors, exact_removed = exact["survivors"], exact[REMOVED]
+            stats.append(exact[STATS])
+        else:
+            survivors, exact_removed = signed["nodes"], p | "NoExactDecisions" >> beam.Create([])
+        if any(config.near(kind).enabled for kind in KINDS):
+            near = survivors | "Near" >> NearDuplicates(config)
+            near_removed = near.removed
+            stats.append(near.stats)
+        else:
+            near_removed = p | "NoNearDecisions" >> beam.Create([])
+        combined = stats | "FlattenStats" >> beam.Flatten() | "Stats" >> CombineDedupStats()
+        return DedupDecisions(exact_removed, near_removed, combined)
 
 
 class ApplyDecisionsFn(beam.DoFn):
-    def process(self, element: tuple[str, dict[str, list[Any]]]):  # type: ignore[no-untyped-def]
+    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
         doc_id, grouped = element
         docs: list[Document] = sorted(grouped["doc"], key=lambda d: (d.origin, d.text))
         decisions = sorted(d for d in grouped["decision"] if d.survivor != doc_id)
@@ -355,16 +387,31 @@ class ApplyDecisionsFn(beam.DoFn):
             )
 
 
-def dedup(docs: beam.PCollection, config: BuildConfig, ledger: Ledger) -> tuple[beam.PCollection, beam.PCollection]:
-    """(kept documents, dedup statistics as ((section, group, metric), value))."""
-    ledger.count("Dedup", DEDUP, docs, "in")
-    decided = dedup_decisions(docs, config.dedup)
-    all_decisions = (decided.exact, decided.near) | "FlattenDecisions" >> beam.Flatten()
-    kept = (
-        {"doc": docs | "KeyById" >> beam.Map(lambda d: (d.id, d)), "decision": all_decisions}
-        | "JoinDecisions" >> beam.CoGroupByKey()
-        | "ApplyDecisions" >> MultiOutputParDo(ApplyDecisionsFn(), DROPS, main="docs")
-    )
-    ledger.count("Dedup", DEDUP, kept["docs"], "out")
-    ledger.add_drops(kept[DROPS])
-    return kept["docs"], decided.stats
+class DedupOutputs(NamedTuple):
+    docs: beam.PCollection
+    tallies: beam.PCollection
+    drops: beam.PCollection
+    """Exact and near duplicates (each naming its survivor) and ids read twice."""
+    stats: beam.PCollection
+    """((section, group, metric), value), combined, with duplicate rates: the manifest's `dedup`."""
+
+
+class Dedup(beam.PTransform):
+    """Documents -> the kept documents: decisions on small records, then one join with the bodies."""
+
+    def __init__(self, config: DedupConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def expand(self, docs: beam.PCollection) -> DedupOutputs:
+        counted_in = docs | "CountIn" >> CountDocuments(DEDUP, "in")
+        decided = docs | "Decide" >> DedupDecide(self.config)
+        all_decisions = (decided.exact, decided.near) | "FlattenDecisions" >> beam.Flatten()
+        kept = (
+            {"doc": docs | "KeyById" >> beam.Map(lambda d: (d.id, d)), "decision": all_decisions}
+            | "JoinDecisions" >> beam.CoGroupByKey()
+            | "ApplyDecisions" >> MultiOutputParDo(ApplyDecisionsFn(), DROPS, main="docs")
+        )
+        counted_out = kept["docs"] | "CountOut" >> CountDocuments(DEDUP, "out")
+        tallies = (counted_in, counted_out) | "Tallies" >> beam.Flatten()
+        return DedupOutputs(kept["docs"], tallies, kept[DROPS], decided.stats)

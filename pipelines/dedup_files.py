@@ -1,6 +1,6 @@
 """`corpus dedup`: exact + MinHash near-dedup of JSONL / Parquet files, with the build's transforms.
 
-    read (the build's readers) ─▶ dedup_decisions (the build's dedup) ─▶ final survivor of each removal
+    read (the build's readers) ─▶ DedupDecide (the build's dedup) ─▶ final survivor of each removal
       ─▶ join on id ─▶ kept records + one cluster row per document ─▶ shards by a hash of the id
 
 Outputs in the folder: `kept-NNNNN-of-MMMMM.jsonl.zst` (the kept records, as read: the id and text
@@ -26,29 +26,40 @@ import xxhash
 import zstandard
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from corpus.accounting import Table, imbalances, to_report
-from corpus.config import BuildConfig, FieldMap, InputConfig, MixtureConfig, MixtureSource
-from corpus.dedup.config import DedupConfig
-from corpus.document import Document
-from corpus.errors import ConfigError, CorpusError
-from corpus.io import atomic_writer, exists, join, makedirs, read_bytes, write_atomic
-from corpus.manifest import dedup_section
-from corpus.sources import plan_input
-from corpus.sources.layouts import content_key
-from pipelines.build import resolve_beam_args
-from pipelines.dedup import Decision, dedup_decisions
-from pipelines.ledger import Ledger
-from pipelines.outputs import MultiOutputParDo
-from pipelines.read import read_inputs
+from lemur_corpus.accounting import Table, imbalances, to_report
+from lemur_corpus.config import BuildConfig, FieldMap, InputConfig, MixtureConfig, MixtureSource
+from lemur_corpus.dedup.config import DedupConfig
+from lemur_corpus.document import Document
+from lemur_corpus.errors import file_error_dict_line
+from lemur_corpus.io import atomic_writer, exists, join, makedirs, read_bytes, write_atomic
+from lemur_corpus.manifest import dedup_section
+from lemur_corpus.sources import plan_input
+from lemur_corpus.pipelines.build import resolve_beam_args
+from lemur_corpus.pipelines.dedup import Decision, DedupDecide
+from lemur_corpus.pipelines.ledger import Accounting, gather
+from lemur_corpus.pipelines.loose_files import (
+    FAILED_NAME,
+    INPUT_NAME,
+    SUMMARY_NAME,
+    as_command_document,
+    command_failed,
+    detect_text_field,
+    json_lines,
+    kept_name,
+    kept_record,
+    original_id,
+    prepare_out_dir,
+    read_failed,
+    write_failed,
+)
+from lemur_corpus.pipelines.outputs import MultiOutputParDo
+from lemur_corpus.pipelines.read import ReadInputs
 
 log = logging.getLogger("corpus")
 
-INPUT_NAME = "input"
 SOURCE_NAME = "input"
 CLUSTERS_NAME = "clusters.jsonl"
 DROPPED_NAME = "dropped.jsonl"
-SUMMARY_NAME = "summary.json"
-FAILED_NAME = "FAILED.json"
 CLUSTER_PARTS = ".clusters-parts"
 MAX_NAMED_DUPLICATES = 20
 DUPLICATE_IDS = "duplicate_ids"
@@ -66,22 +77,6 @@ def command_config(paths: list[str], dedup: DedupConfig, id_field: str | None, t
         dedup=dedup,
         mixture=MixtureConfig(sources={SOURCE_NAME: MixtureSource(kind="text", weight=100.0)}),
     )
-
-
-def original_id(doc_id: str) -> str:
-    return doc_id.removeprefix(f"{INPUT_NAME}/")
-
-
-def as_command_document(doc: Document, kind: str) -> Document:
-    """The command's kind, and for records without an id their place (`FILE:LINE`) as id instead of
-    a content hash, so two identical texts stay two documents (exact duplicates, not an id clash)."""
-    if doc.id == f"{INPUT_NAME}/{content_key(doc.text)}":
-        return doc.replace(id=f"{INPUT_NAME}/{doc.origin}", kind=kind)
-    return doc.replace(kind=kind)
-
-
-def kept_record(doc: Document, id_field: str, text_field: str) -> dict[str, Any]:
-    return {**doc.meta, id_field: original_id(doc.id), text_field: doc.text}
 
 
 class ResolveFn(beam.DoFn):
@@ -123,10 +118,6 @@ class ClusterRowFn(beam.DoFn):
         yield shard, ("row", ident, row)
 
 
-def _jsonl(records: list[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records).encode("utf-8")
-
-
 class WriteShardFn(beam.DoFn):
     """One shard: its kept records (zstd JSONL) and its cluster rows, sorted by id."""
 
@@ -140,12 +131,12 @@ class WriteShardFn(beam.DoFn):
         items = sorted(items, key=lambda item: (item[1], item[0]))
         kept = [record for tag, _, record in items if tag == "kept"]
         rows = [record for tag, _, record in items if tag == "row"]
-        path = join(self.out_dir, f"kept-{index:05d}-of-{self.shards:05d}.jsonl.zst")
+        path = join(self.out_dir, kept_name(index, self.shards))
         with atomic_writer(path) as handle:
-            handle.write(zstandard.ZstdCompressor(level=3).compress(_jsonl(kept)))
+            handle.write(zstandard.ZstdCompressor(level=3).compress(json_lines(kept)))
         parts = join(self.out_dir, CLUSTER_PARTS)
         makedirs(parts)
-        write_atomic(join(parts, f"{index:05d}.jsonl"), _jsonl(rows))
+        write_atomic(join(parts, f"{index:05d}.jsonl"), json_lines(rows))
         log.info("dedup: wrote shard %d/%d (%d kept of %d)", index + 1, self.shards, len(kept), len(rows))
         yield len(kept)
 
@@ -158,8 +149,7 @@ class SummaryFn(beam.DoFn):
 
     def process(self, _: Any, stats: list, duplicates: list, duplicate_count: list, drops: list,  # type: ignore[no-untyped-def]
                 file_errors: list, written: list, accounting: Table):
-        errors = [f"{e['path']}{', line ' + str(e['line']) if e.get('line') else ''}: {e['reason']}"
-                  for e in sorted(file_errors, key=lambda e: (e["path"], e.get("line") or 0))]
+        errors = [file_error_dict_line(e) for e in sorted(file_errors, key=lambda e: (e["path"], e.get("line") or 0))]
         errors += [f"accounting: {problem}" for problem in imbalances(to_report(accounting))]
         if duplicates:
             count = duplicate_count[0] if duplicate_count else len(duplicates)
@@ -168,10 +158,10 @@ class SummaryFn(beam.DoFn):
             errors.append(f"{count} id(s) occur more than once in the input: {named}{more}. "
                           "Ids must be unique (choose another field with --id-field)")
         if errors:
-            write_atomic(join(self.out_dir, FAILED_NAME), (json.dumps({"errors": errors}, indent=2) + "\n").encode())
+            write_failed(self.out_dir, errors)
             return
         dropped = sorted(drops, key=lambda d: d.origin)
-        write_atomic(join(self.out_dir, DROPPED_NAME), _jsonl([d.to_dict() for d in dropped]))
+        write_atomic(join(self.out_dir, DROPPED_NAME), json_lines(d.to_dict() for d in dropped))
         section = dedup_section(stats)
         exact = {k: v.get("removed", 0) for k, v in section.get("exact", {}).items()}
         near = {k: v.get("removed", 0) for k, v in section.get("near", {}).items()}
@@ -191,10 +181,11 @@ class SummaryFn(beam.DoFn):
 def construct(p: beam.Pipeline, config: BuildConfig, kind: str, out_dir: str, id_field: str, text_field: str,
               shards: int) -> None:
     tasks, _ = plan_input(config.inputs[0], config)
-    ledger = Ledger()
-    docs, file_errors = read_inputs(p, tasks, config, ledger)
-    docs = docs | "AsCommandDocuments" >> beam.Map(as_command_document, kind)
-    decided = dedup_decisions(docs, config.dedup)
+    read = p | "Read" >> ReadInputs(tasks, config)
+    file_errors = read.file_errors
+    docs = read.docs | "AsCommandDocuments" >> beam.Map(as_command_document, kind)
+    decided = docs | "Decide" >> DedupDecide(config.dedup)
+    accounting = gather(p, [read]) | "Accounting" >> Accounting()  # every record read is kept or dropped
     resolved = (
         {"exact": decided.exact | "BySurvivor" >> beam.MapTuple(lambda i, d: (d.survivor, i)), "near": decided.near}
         | "JoinSurvivors" >> beam.CoGroupByKey()
@@ -226,27 +217,12 @@ def construct(p: beam.Pipeline, config: BuildConfig, kind: str, out_dir: str, id
             stats=beam.pvalue.AsList(decided.stats),
             duplicates=beam.pvalue.AsSingleton(duplicates),
             duplicate_count=beam.pvalue.AsList(duplicate_count),
-            drops=beam.pvalue.AsList(ledger.all_drops(p)),
+            drops=beam.pvalue.AsList(read.drops),
             file_errors=beam.pvalue.AsList(file_errors),
             written=beam.pvalue.AsList(written),
-            accounting=beam.pvalue.AsSingleton(ledger.accounting(p)),  # every record read is kept or dropped
+            accounting=beam.pvalue.AsSingleton(accounting),
         )
     )
-
-
-def _clear(out_dir: str, overwrite: bool) -> None:
-    if "://" in out_dir:
-        raise ConfigError(f"--out {out_dir}: `corpus dedup` writes to a local folder")
-    names = [n for n in os.listdir(out_dir) if n.startswith("kept-") or n in (
-        CLUSTERS_NAME, DROPPED_NAME, SUMMARY_NAME, FAILED_NAME, CLUSTER_PARTS)]
-    if names and not overwrite:
-        raise ConfigError(f"{out_dir} already holds dedup output ({', '.join(sorted(names)[:3])}...); "
-                          "pass --overwrite to replace it")
-    import shutil
-
-    for name in names:
-        path = os.path.join(out_dir, name)
-        shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
 
 
 def _concatenate_clusters(out_dir: str) -> str:
@@ -264,33 +240,10 @@ def _concatenate_clusters(out_dir: str) -> str:
     return target
 
 
-def detect_text_field(path: str) -> str:
-    """The text field when none is given: `text` if the first record has one, else `content`
-    (The Stack's name), as the generic layout chooses, so kept records keep the input's field."""
-    if path.lower().endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        from corpus.io import open_seekable
-
-        with open_seekable(path) as handle:
-            names = pq.ParquetFile(handle).schema_arrow.names
-        return "text" if "text" in names or "content" not in names else "content"
-    from corpus.io import iter_lines
-
-    for _, line in iter_lines(path):
-        if line.strip():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                return "text"
-            return "content" if isinstance(record, dict) and "text" not in record and "content" in record else "text"
-    return "text"
-
-
 def _fill_empty_shards(out_dir: str, shards: int) -> None:
     """Shards no document hashed to still exist (empty), so `kept-*-of-N` is always N files."""
     for index in range(shards):
-        path = join(out_dir, f"kept-{index:05d}-of-{shards:05d}.jsonl.zst")
+        path = join(out_dir, kept_name(index, shards))
         if not exists(path):
             write_atomic(path, zstandard.ZstdCompressor(level=3).compress(b""))
 
@@ -304,13 +257,13 @@ def run_dedup_files(paths: list[str], kind: str, out_dir: str, dedup: DedupConfi
     _, files = plan_input(probe.inputs[0], probe)  # every path must match a readable, non-empty file
     text_field = text_field or detect_text_field(files[0].path)
     config = command_config(paths, dedup, id_field, text_field)
-    makedirs(out_dir)
-    _clear(out_dir, overwrite)
+    prepare_out_dir(out_dir, "dedup", (CLUSTERS_NAME, DROPPED_NAME, SUMMARY_NAME, FAILED_NAME, CLUSTER_PARTS),
+                    overwrite)
     with beam.Pipeline(options=options) as p:
         construct(p, config, kind, out_dir, id_field, text_field, shards)
-    if exists(join(out_dir, FAILED_NAME)):
-        errors = json.loads(read_bytes(join(out_dir, FAILED_NAME)))["errors"]
-        raise CorpusError("dedup failed:\n  " + "\n  ".join(errors))
+    errors = read_failed(out_dir)
+    if errors is not None:
+        raise command_failed("dedup", errors)
     _concatenate_clusters(out_dir)
     _fill_empty_shards(out_dir, shards)
     summary: dict[str, Any] = json.loads(read_bytes(join(out_dir, SUMMARY_NAME)))

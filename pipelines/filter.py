@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import apache_beam as beam
 
-from corpus.accounting import FILTER, Drop
-from corpus.config import FiltersConfig
-from corpus.document import Document
-from filters.base import Filter, run_chain, setup_filters
-from filters.code import build_code_filters
-from filters.text import build_text_filters
-from pipelines.ledger import DROPS, Progress
+from lemur_corpus.accounting import FILTER, Drop
+from lemur_corpus.config import FiltersConfig
+from lemur_corpus.document import Document
+from lemur_corpus.filters.base import Filter, run_chain, setup_filters
+from lemur_corpus.filters.code import build_code_filters
+from lemur_corpus.filters.text import build_text_filters
+from lemur_corpus.pipelines.ledger import DROPS, Progress
 
 
 def _detail(signals: dict[str, float]) -> str:
@@ -37,7 +38,7 @@ class FilterFn(beam.DoFn):
         for chain in self.chains.values():
             setup_filters(chain)
 
-    def process(self, doc: Document):  # type: ignore[no-untyped-def]
+    def process(self, doc: Document) -> Iterator[Document | beam.pvalue.TaggedOutput]:
         result = run_chain(doc, self.chains.get(doc.kind, []))
         self.progress.tick(result.doc is None)
         if result.doc is not None:
@@ -45,5 +46,6 @@ class FilterFn(beam.DoFn):
             return
         name, verdict = result.verdicts[-1]
         yield beam.pvalue.TaggedOutput(
-            DROPS, Drop(FILTER, doc.source, result.reason, doc.nbytes, doc.id, doc.origin, _detail(dict(verdict.signals)))
+            DROPS,
+            Drop(FILTER, doc.source, result.reason, doc.nbytes, doc.id, doc.origin, _detail(dict(verdict.signals))),
         )

@@ -33,22 +33,32 @@ import apache_beam as beam
 import zstandard
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from corpus.accounting import FILTER, Drop
-from corpus.config import BuildConfig, FieldMap, FiltersConfig, InputConfig, MixtureConfig, lemur_mixture_sources
-from corpus.document import Document
-from corpus.errors import ConfigError, CorpusError, InputFileError
-from corpus.io import atomic_writer, makedirs, write_atomic
-from corpus.normalize import normalize_document
-from corpus.sources import ReadTask, plan_input, read_task
-from filters.base import ChainResult, Filter, run_chain, setup_filters
-from pipelines.build import resolve_beam_args
-from pipelines.dedup_files import INPUT_NAME, as_command_document, detect_text_field, original_id
-from pipelines.ledger import Progress
+from lemur_corpus.accounting import FILTER, Drop
+from lemur_corpus.config import BuildConfig, FieldMap, FiltersConfig, InputConfig, MixtureConfig, lemur_mixture_sources
+from lemur_corpus.document import Document
+from lemur_corpus.errors import InputFileError, file_error_dict_line
+from lemur_corpus.io import atomic_writer, makedirs, write_atomic
+from lemur_corpus.normalize import normalize_document
+from lemur_corpus.sources import ReadTask, plan_input, read_task
+from lemur_corpus.filters.base import ChainResult, Filter, run_chain, setup_filters
+from lemur_corpus.pipelines.build import resolve_beam_args
+from lemur_corpus.pipelines.ledger import Progress
+from lemur_corpus.pipelines.loose_files import (
+    INPUT_NAME,
+    SUMMARY_NAME,
+    as_command_document,
+    command_failed,
+    detect_text_field,
+    json_line,
+    kept_name,
+    kept_record,
+    original_id,
+    prepare_out_dir,
+)
 
 log = logging.getLogger("corpus")
 
 VERDICTS_NAME = "verdicts.jsonl"
-SUMMARY_NAME = "summary.json"
 PARTS = ".filter-parts"
 TEXT_SOURCE = "refinedweb"
 """Text records count towards this mixture source (nothing in the command depends on it)."""
@@ -74,10 +84,10 @@ def command_config(paths: list[str], kind: str, filters: FiltersConfig, fields: 
 def build_filters(kind: str, filters: FiltersConfig, only: list[str] | None) -> list[Filter]:
     """The chain of one kind: the named filters in that order, else the configured ones."""
     if kind == "text":
-        from filters.text import build_text_filters
+        from lemur_corpus.filters.text import build_text_filters
 
         return build_text_filters(filters.text, only)
-    from filters.code import build_code_filters
+    from lemur_corpus.filters.code import build_code_filters
 
     return build_code_filters(filters.code, only)
 
@@ -112,10 +122,6 @@ def drop_record(drop: Drop, stage: str) -> dict[str, Any]:
     return record
 
 
-def _line(record: dict[str, Any]) -> bytes:
-    return (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
-
-
 class Tally:
     """Documents and bytes in, kept, and dropped per reason, for summary.json."""
 
@@ -148,10 +154,6 @@ def merge_tallies(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return total
 
 
-def kept_name(index: int, count: int) -> str:
-    return f"kept-{index:05d}-of-{count:05d}.jsonl.zst"
-
-
 class FilterFileFn(beam.DoFn):
     """Reads one file, normalizes and filters every record, writes its kept records and verdicts."""
 
@@ -175,9 +177,9 @@ class FilterFileFn(beam.DoFn):
             writer = zstandard.ZstdCompressor(level=3).stream_writer(kept_file, closefd=False)
             try:
                 for record, kept in self._judge(task, tally):
-                    verdicts.write(_line(record))
+                    verdicts.write(json_line(record))
                     if kept is not None:
-                        writer.write(_line(kept))
+                        writer.write(json_line(kept))
             except InputFileError as exc:
                 error = exc.to_dict()
             writer.flush(zstandard.FLUSH_FRAME)
@@ -205,21 +207,7 @@ class FilterFileFn(beam.DoFn):
                 yield verdict_record(normalized, result), None
             else:
                 tally.add(True, "", doc.nbytes, result.doc.nbytes)
-                kept = {**result.doc.meta, self.id_field: original_id(result.doc.id), self.text_field: result.doc.text}
-                yield verdict_record(normalized, result), kept
-
-
-def _clear(out_dir: str, overwrite: bool) -> None:
-    if "://" in out_dir:
-        raise ConfigError(f"--out {out_dir}: `corpus filter` writes to a local folder")
-    names = [n for n in os.listdir(out_dir)
-             if n.startswith("kept-") or n in (VERDICTS_NAME, SUMMARY_NAME, PARTS)]
-    if names and not overwrite:
-        raise ConfigError(f"{out_dir} already holds filter output ({', '.join(sorted(names)[:3])}...); "
-                          "pass --overwrite to replace it")
-    for name in names:
-        path = os.path.join(out_dir, name)
-        shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+                yield verdict_record(normalized, result), kept_record(result.doc, self.id_field, self.text_field)
 
 
 def _collect(out_dir: str, count: int) -> dict[str, Any]:
@@ -234,8 +222,7 @@ def _collect(out_dir: str, count: int) -> dict[str, Any]:
                 summaries.append(json.load(handle))
     errors = [s["error"] for s in summaries if s["error"]]
     if errors:
-        lines = [f"{e['path']}{', line ' + str(e['line']) if e.get('line') else ''}: {e['reason']}" for e in errors]
-        raise CorpusError("filter failed:\n  " + "\n  ".join(lines))
+        raise command_failed("filter", [file_error_dict_line(e) for e in errors])
     shutil.rmtree(parts)
     summary = merge_tallies(summaries)
     summary["files"] = [{"path": s["path"], "kept_file": kept_name(s["task"], count), "documents": s["documents"],
@@ -261,12 +248,11 @@ def run_filter_files(paths: list[str], kind: str, out_dir: str, filters: Filters
     field_map = field_map.model_copy(update={"text": text_field})
     config = command_config(paths, kind, filters, field_map)
     if kind == "text":  # a configured fastText model is probed in a child process before it loads here
-        from filters.text import check_text_filters
+        from lemur_corpus.filters.text import check_text_filters
 
         check_text_filters(filters.text, only)
     setup_filters(build_filters(kind, filters, only))  # unknown names, missing models: fail before reading
-    makedirs(out_dir)
-    _clear(out_dir, overwrite)
+    prepare_out_dir(out_dir, "filter", (VERDICTS_NAME, SUMMARY_NAME, PARTS), overwrite)
     makedirs(os.path.join(out_dir, PARTS))
     fn = FilterFileFn(config, kind, only, out_dir, len(tasks), field_map.id or "id", text_field)
     with beam.Pipeline(options=options) as p:

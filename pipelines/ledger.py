@@ -1,21 +1,26 @@
-"""The ledger: counts what enters and leaves every stage and collects what each stage drops.
+"""The accounting outputs of stages: what enters and leaves each stage, and what it drops.
 
-Stages register with `Ledger.stage(...)`, which runs a DoFn that returns documents on its main output
-and `Drop` records on the `drops` tag (split portably by `pipelines.outputs`), and counts both sides. `Ledger.accounting()` folds every tally
-into one table (a combine: no worker holds more than the table) for the manifest.
+Every document stage is a composite `PTransform` that returns `StageOutputs`: its documents, its
+tallies (documents and bytes in and out, per source) and its drops (`Drop` records, one per document
+it removed, split from the documents portably by `lemur_corpus.pipelines.outputs.MultiOutputParDo`).
+No stage writes into a shared object: the build gathers the stages' outputs and `Accounting` folds
+every tally into one table (a combine: no worker holds more than the table) for the manifest.
+
+    normalized = docs | "Normalize" >> DocumentStage(NORMALIZE, StageFn(normalize_document, NORMALIZE))
+    normalized.docs, normalized.tallies, normalized.drops
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 
-from corpus.accounting import Drop, Table, Tally, add_tallies, merge_tables, tally_drop, tally_in, tally_out
-from corpus.document import Document
-from pipelines.outputs import MultiOutputParDo
+from lemur_corpus.accounting import Drop, Table, Tally, add_tallies, merge_tables, tally_drop, tally_in, tally_out
+from lemur_corpus.document import Document
+from lemur_corpus.pipelines.outputs import MultiOutputParDo
 
 log = logging.getLogger("corpus")
 
@@ -70,7 +75,7 @@ class StageFn(beam.DoFn):
     def setup(self) -> None:
         self.progress = Progress(self.stage)
 
-    def process(self, doc: Document):  # type: ignore[no-untyped-def]
+    def process(self, doc: Document) -> Iterator[Document | beam.pvalue.TaggedOutput]:
         result = self.fn(doc)
         self.progress.tick(isinstance(result, Drop))
         if isinstance(result, Drop):
@@ -79,42 +84,69 @@ class StageFn(beam.DoFn):
             yield result
 
 
-class Ledger:
-    def __init__(self) -> None:
-        self.tallies: list[beam.PCollection] = []
-        self.drops: list[beam.PCollection] = []
+class StageOutputs(NamedTuple):
+    """What a document stage gives the stages after it and the accounting."""
 
-    def count(self, label: str, stage: str, docs: beam.PCollection, side: str,
-              group: Callable[[Document], str] = lambda d: d.source) -> None:
-        make = tally_in if side == "in" else tally_out
-        self.tallies.append(
-            docs | f"{label}Count{side.title()}" >> beam.Map(lambda d, s=stage: make(s, group(d), d.nbytes))
-        )
+    docs: beam.PCollection
+    tallies: beam.PCollection
+    """`Tally` records of documents and bytes in and out of the stage (drops are tallied from `drops`)."""
+    drops: beam.PCollection | None
+    """`Drop` records; None for a stage that removes nothing (tokenize)."""
 
-    def add_drops(self, drops: beam.PCollection) -> None:
-        self.drops.append(drops)
 
-    def add_tallies(self, tallies: beam.PCollection) -> None:
-        self.tallies.append(tallies)
+def by_source(doc: Any) -> str:
+    return str(doc.source)
 
-    def stage(self, label: str, stage: str, docs: beam.PCollection, dofn: beam.DoFn,
-              count_in: bool = True, **side_inputs: Any) -> beam.PCollection:
-        if count_in:
-            self.count(label, stage, docs, "in")
-        result = docs | label >> MultiOutputParDo(dofn, DROPS, main="docs", **side_inputs)
-        self.count(label, stage, result["docs"], "out")
-        self.add_drops(result[DROPS])
-        return result["docs"]
 
-    def all_drops(self, p: beam.Pipeline) -> beam.PCollection:
-        if getattr(self, "_all_drops", None) is None:
-            self._all_drops = (self.drops or [p | "NoDrops" >> beam.Create([])]) | "FlattenDrops" >> beam.Flatten()
-        return self._all_drops
+class CountDocuments(beam.PTransform):
+    """Documents -> one `Tally` each for `stage` on `side` ("in" or "out"), grouped by `group`."""
 
-    def accounting(self, p: beam.Pipeline) -> beam.PCollection:
-        drop_tallies = self.all_drops(p) | "TallyDrops" >> beam.Map(tally_drop)
+    def __init__(self, stage: str, side: str, group: Callable[[Any], str] = by_source) -> None:
+        super().__init__()
+        self.stage, self.side, self.group = stage, side, group
+
+    def expand(self, docs: beam.PCollection) -> beam.PCollection:
+        make = tally_in if self.side == "in" else tally_out
+        stage, group = self.stage, self.group
+        return docs | "Tally" >> beam.Map(lambda d: make(stage, group(d), d.nbytes))
+
+
+class DocumentStage(beam.PTransform):
+    """A stage that keeps or drops documents one at a time: a DoFn yielding documents and, on the
+    `drops` tag, `Drop` records; documents are counted in and out."""
+
+    def __init__(self, stage: str, dofn: beam.DoFn, **side_inputs: Any) -> None:
+        super().__init__()
+        self.stage, self.dofn, self.fn_side_inputs = stage, dofn, side_inputs
+
+    def expand(self, docs: beam.PCollection) -> StageOutputs:
+        counted_in = docs | "CountIn" >> CountDocuments(self.stage, "in")
+        result = docs | "Run" >> MultiOutputParDo(self.dofn, DROPS, main="docs", **self.fn_side_inputs)
+        counted_out = result["docs"] | "CountOut" >> CountDocuments(self.stage, "out")
+        tallies = (counted_in, counted_out) | "Tallies" >> beam.Flatten()
+        return StageOutputs(result["docs"], tallies, result[DROPS])
+
+
+class Ledger(NamedTuple):
+    """Every stage's accounting outputs, flattened: all tallies and all drops of the build."""
+
+    tallies: beam.PCollection
+    drops: beam.PCollection
+
+
+def gather(p: beam.Pipeline, stages: Sequence[Any]) -> Ledger:
+    """The stages' outputs (anything with `tallies` and `drops`) flattened into one `Ledger`."""
+    drops = [s.drops for s in stages if s.drops is not None] or [p | "NoDrops" >> beam.Create([])]
+    return Ledger([s.tallies for s in stages] | "AllTallies" >> beam.Flatten(), drops | "AllDrops" >> beam.Flatten())
+
+
+class Accounting(beam.PTransform):
+    """A `Ledger` -> the accounting table {(stage, group, key): (docs, bytes)}, a singleton."""
+
+    def expand(self, ledger: Ledger) -> beam.PCollection:
+        drop_tallies = ledger.drops | "TallyDrops" >> beam.Map(tally_drop)
         return (
-            [*self.tallies, drop_tallies]
-            | "FlattenTallies" >> beam.Flatten()
-            | "Accounting" >> beam.CombineGlobally(TableCombineFn())
+            (ledger.tallies, drop_tallies)
+            | "Flatten" >> beam.Flatten()
+            | "Table" >> beam.CombineGlobally(TableCombineFn())
         )

@@ -1,19 +1,20 @@
 """Stage 6, mix: pass one counts each source's pool (and a token-weighted hash histogram), the plan
 is computed from those combines as a side input, pass two emits every document's copies.
 
-See `corpus.mixture` for the arithmetic. Nothing here holds more than one histogram per source, the
+See `lemur_corpus.mixture` for the arithmetic. Nothing here holds more than one histogram per source, the
 documents of one histogram bin per source, and the plan.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 import numpy as np
 
-from corpus.config import BuildConfig
-from corpus.mixture import (
+from lemur_corpus.config import BuildConfig
+from lemur_corpus.mixture import (
     HISTOGRAM_BINS,
     MixtureError,
     MixturePlan,
@@ -24,7 +25,7 @@ from corpus.mixture import (
     make_plan,
     sample_point,
 )
-from pipelines.tokenize import TokenizedDoc
+from lemur_corpus.pipelines.tokenize import TokenizedDoc
 
 
 class HistogramFn(beam.CombineFn):
@@ -78,7 +79,7 @@ def _choose(element: tuple[str, list[tuple[float, str, int]]], plan: MixturePlan
     return source, boundary_choice(members, plan.sources[source].boundary_tokens)
 
 
-def _copies(doc: TokenizedDoc, plan: MixturePlan, cuts: dict[str, Any]):  # type: ignore[no-untyped-def]
+def _copies(doc: TokenizedDoc, plan: MixturePlan, cuts: dict[str, Any]) -> Iterator[tuple[TokenizedDoc, int]]:
     if plan.error:
         return
     source = plan.sources[doc.source]
@@ -87,27 +88,41 @@ def _copies(doc: TokenizedDoc, plan: MixturePlan, cuts: dict[str, Any]):  # type
         yield doc, copy
 
 
-def mix(tokenized: beam.PCollection, config: BuildConfig) -> tuple[beam.PCollection, beam.PCollection, beam.PCollection]:
-    """((doc, copy) pairs, the plan as a singleton, boundary choices as (source, ids) pairs)."""
-    seed = config.seed
-    pools = (
-        tokenized
-        | "PoolPoints" >> beam.Map(lambda d: (d.source, (histogram_bin(sample_point(seed, d.id)), len(d.tokens))))
-        | "Pools" >> beam.CombinePerKey(HistogramFn())
-    )
-    p = tokenized.pipeline
-    plan = (
-        p
-        | "PlanSeed" >> beam.Create([None])
-        | "Plan" >> beam.Map(_plan, pools=beam.pvalue.AsDict(pools), config=config)
-    )
-    plan_side = beam.pvalue.AsSingleton(plan)
-    cuts = (
-        tokenized
-        | "BoundaryDocs" >> beam.Filter(_in_boundary, plan=plan_side)
-        | "BoundaryPoints" >> beam.Map(lambda d: (d.source, (sample_point(seed, d.id), d.id, len(d.tokens))))
-        | "GroupBoundary" >> beam.GroupByKey()
-        | "Choose" >> beam.Map(_choose, plan=plan_side)
-    )
-    copies = tokenized | "Copies" >> beam.FlatMap(_copies, plan=plan_side, cuts=beam.pvalue.AsDict(cuts))
-    return copies, plan, cuts
+class MixOutputs(NamedTuple):
+    copies: beam.PCollection
+    """(TokenizedDoc, copy number) for every copy the plan writes."""
+    plan: beam.PCollection
+    """The `MixturePlan`, a singleton (with `error` set when the pools cannot give the mixture)."""
+    cuts: beam.PCollection
+    """(source, ids taken from the boundary window) pairs."""
+
+
+class Mix(beam.PTransform):
+    """Tokenized documents -> their copies under the token-exact plan (two passes over the documents)."""
+
+    def __init__(self, config: BuildConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def expand(self, tokenized: beam.PCollection) -> MixOutputs:
+        seed = self.config.seed
+        pools = (
+            tokenized
+            | "PoolPoints" >> beam.Map(lambda d: (d.source, (histogram_bin(sample_point(seed, d.id)), len(d.tokens))))
+            | "Pools" >> beam.CombinePerKey(HistogramFn())
+        )
+        plan = (
+            tokenized.pipeline
+            | "PlanSeed" >> beam.Create([None])
+            | "Plan" >> beam.Map(_plan, pools=beam.pvalue.AsDict(pools), config=self.config)
+        )
+        plan_side = beam.pvalue.AsSingleton(plan)
+        cuts = (
+            tokenized
+            | "BoundaryDocs" >> beam.Filter(_in_boundary, plan=plan_side)
+            | "BoundaryPoints" >> beam.Map(lambda d: (d.source, (sample_point(seed, d.id), d.id, len(d.tokens))))
+            | "GroupBoundary" >> beam.GroupByKey()
+            | "Choose" >> beam.Map(_choose, plan=plan_side)
+        )
+        copies = tokenized | "Copies" >> beam.FlatMap(_copies, plan=plan_side, cuts=beam.pvalue.AsDict(cuts))
+        return MixOutputs(copies, plan, cuts)

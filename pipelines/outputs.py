@@ -45,7 +45,7 @@ class TagPairsFn(beam.DoFn):
     def start_bundle(self) -> None:
         self.fn.start_bundle()
 
-    def process(self, element, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def process(self, element, *args, **kwargs):  # type: ignore[no-untyped-def]  # Beam rejects `*args: Any`
         # Unannotated on purpose: Beam reads annotations as type hints and rejects `*args: Any`.
         for out in self.fn.process(element, *args, **kwargs) or ():
             if isinstance(out, TaggedOutput):

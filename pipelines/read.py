@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from corpus.accounting import READ, Drop, tally_in
-from corpus.config import BuildConfig
-from corpus.document import Document
-from corpus.errors import InputFileError
-from corpus.sources import ReadTask, read_task
-from pipelines.ledger import DROPS, FILE_ERRORS, TALLIES, Ledger
-from pipelines.outputs import MultiOutputParDo
+from lemur_corpus.accounting import READ, Drop, tally_in
+from lemur_corpus.config import BuildConfig
+from lemur_corpus.document import Document
+from lemur_corpus.errors import InputFileError
+from lemur_corpus.pipelines.ledger import DROPS, FILE_ERRORS, TALLIES, CountDocuments
+from lemur_corpus.pipelines.outputs import MultiOutputParDo
+from lemur_corpus.sources import ReadTask, read_task
 
 log = logging.getLogger("corpus")
 
@@ -24,7 +26,7 @@ class ReadFn(beam.DoFn):
         self.records = Metrics.counter("read", "records")
         self.bad = Metrics.counter("read", "bad_records")
 
-    def process(self, task: ReadTask):  # type: ignore[no-untyped-def]
+    def process(self, task: ReadTask) -> Iterator[Document | beam.pvalue.TaggedOutput]:
         docs = drops = nbytes = 0
         try:
             for item in read_task(task, self.config):
@@ -50,17 +52,31 @@ def input_of(doc: Document) -> str:
     return doc.id.split("/", 1)[0]
 
 
-def read_inputs(p: beam.Pipeline, tasks: list[ReadTask], config: BuildConfig, ledger: Ledger
-                ) -> tuple[beam.PCollection, beam.PCollection]:
-    """(documents, file errors). Tasks are spread over workers before reading."""
-    result = (
-        p
-        | "ReadTasks" >> beam.Create(tasks)
-        | "SpreadTasks" >> beam.Reshuffle()
-        | "Read" >> MultiOutputParDo(ReadFn(config), DROPS, TALLIES, FILE_ERRORS, main="docs")
-    )
-    ledger.add_tallies(result[TALLIES])
-    ledger.add_drops(result[DROPS])
-    # The read stage is accounted per input (a record's source is known only once it is parsed).
-    ledger.count("Read", READ, result["docs"], "out", group=input_of)
-    return result["docs"], result[FILE_ERRORS]
+class ReadOutputs(NamedTuple):
+    docs: beam.PCollection
+    tallies: beam.PCollection
+    """Records read per input (every record, document or drop) and documents out."""
+    drops: beam.PCollection
+    """Records that are not documents (bad JSON, no text field...), with file and line."""
+    file_errors: beam.PCollection
+    """`InputFileError.to_dict()` of each file that could not be read at all: the build fails."""
+
+
+class ReadInputs(beam.PTransform):
+    """The pipeline's start: read tasks, spread over workers before reading, into documents."""
+
+    def __init__(self, tasks: list[ReadTask], config: BuildConfig) -> None:
+        super().__init__()
+        self.tasks, self.config = tasks, config
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> ReadOutputs:
+        result = (
+            pbegin
+            | "Tasks" >> beam.Create(self.tasks)
+            | "Spread" >> beam.Reshuffle()
+            | "Read" >> MultiOutputParDo(ReadFn(self.config), DROPS, TALLIES, FILE_ERRORS, main="docs")
+        )
+        # The read stage is accounted per input (a record's source is known only once it is parsed).
+        counted_out = result["docs"] | "CountOut" >> CountDocuments(READ, "out", group=input_of)
+        tallies = (result[TALLIES], counted_out) | "Tallies" >> beam.Flatten()
+        return ReadOutputs(result["docs"], tallies, result[DROPS], result[FILE_ERRORS])

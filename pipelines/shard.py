@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
@@ -23,11 +24,11 @@ import numpy as np
 import xxhash
 import zstandard
 
-from corpus.accounting import Drop
-from corpus.io import atomic_writer, join, makedirs
-from corpus.mixture import MixturePlan
-from corpus.shards import ShardDoc, write_shard
-from pipelines.tokenize import TokenizedDoc
+from lemur_corpus.accounting import Drop
+from lemur_corpus.io import atomic_writer, join, makedirs
+from lemur_corpus.mixture import MixturePlan
+from lemur_corpus.pipelines.tokenize import TokenizedDoc
+from lemur_corpus.shards import ShardDoc, write_shard
 
 log = logging.getLogger("corpus")
 
@@ -42,7 +43,7 @@ def shard_name(index: int) -> str:
 def _assign(item: tuple[TokenizedDoc, int], num_shards: int, seed: int) -> tuple[int, tuple]:
     doc, copy = item
     base = xxhash.xxh64_intdigest(doc.id.encode("utf-8"), seed=seed)
-    position = xxhash.xxh64_intdigest(f"{doc.id}\x00{copy}".encode("utf-8"), seed=seed ^ 0x5EED)
+    position = xxhash.xxh64_intdigest(f"{doc.id}\x00{copy}".encode(), seed=seed ^ 0x5EED)
     return (base + copy) % num_shards, (position, doc.id, copy, doc)
 
 
@@ -52,7 +53,8 @@ class WriteShardFn(beam.DoFn):
         self.dtype = np.dtype(dtype)
         self.write_jsonl = write_jsonl
 
-    def process(self, element: tuple[int, list[tuple]], file_errors: list[Any], plan: MixturePlan):  # type: ignore[no-untyped-def]
+    def process(self, element: tuple[int, list[tuple]], file_errors: list[Any],
+                plan: MixturePlan) -> Iterator[dict[str, Any]]:
         if not (file_errors or plan.error):  # a failed build writes no shards
             yield self._write(*element)
 
@@ -79,24 +81,34 @@ class WriteShardFn(beam.DoFn):
         return record
 
 
-def write_shards(copies: beam.PCollection, out_dir: str, dtype: str, target_tokens: int, seed: int,
-                 write_jsonl: bool, file_errors: beam.PCollection, plan: beam.PCollection) -> beam.PCollection:
-    total = (
-        copies
-        | "CopyTokens" >> beam.Map(lambda item: len(item[0].tokens))
-        | "TotalTokens" >> beam.CombineGlobally(sum)
-    )
-    num_shards = total | "NumShards" >> beam.Map(lambda t: max(1, math.ceil(t / target_tokens)))
-    return (
-        copies
-        | "AssignShard" >> beam.Map(_assign, num_shards=beam.pvalue.AsSingleton(num_shards), seed=seed)
-        | "GroupShards" >> beam.GroupByKey()
-        | "WriteShards" >> beam.ParDo(
-            WriteShardFn(out_dir, dtype, write_jsonl),
-            file_errors=beam.pvalue.AsList(file_errors),
-            plan=beam.pvalue.AsSingleton(plan),
+class WriteShards(beam.PTransform):
+    """(doc, copy) pairs -> one shard record (path, counts, sha256) per shard written. A build with
+    file errors or a failed plan writes none (`file_errors`, `plan`: that build's PCollections)."""
+
+    def __init__(self, out_dir: str, dtype: str, target_tokens: int, seed: int, write_jsonl: bool,
+                 file_errors: beam.PCollection, plan: beam.PCollection) -> None:
+        super().__init__()
+        self.out_dir, self.dtype, self.target_tokens, self.seed = out_dir, dtype, target_tokens, seed
+        self.write_jsonl, self.file_errors, self.plan = write_jsonl, file_errors, plan
+
+    def expand(self, copies: beam.PCollection) -> beam.PCollection:
+        target_tokens = self.target_tokens
+        total = (
+            copies
+            | "CopyTokens" >> beam.Map(lambda item: len(item[0].tokens))
+            | "TotalTokens" >> beam.CombineGlobally(sum)
         )
-    )
+        num_shards = total | "NumShards" >> beam.Map(lambda t: max(1, math.ceil(t / target_tokens)))
+        return (
+            copies
+            | "Assign" >> beam.Map(_assign, num_shards=beam.pvalue.AsSingleton(num_shards), seed=self.seed)
+            | "Group" >> beam.GroupByKey()
+            | "Write" >> beam.ParDo(
+                WriteShardFn(self.out_dir, self.dtype, self.write_jsonl),
+                file_errors=beam.pvalue.AsList(self.file_errors),
+                plan=beam.pvalue.AsSingleton(self.plan),
+            )
+        )
 
 
 DROP_LOG_RECORDS_PER_FILE = 100_000
@@ -113,7 +125,8 @@ class WriteDropLogFn(beam.DoFn):
     def __init__(self, out_dir: str) -> None:
         self.out_dir = out_dir
 
-    def process(self, element: tuple[int, list[Drop]], file_errors: list[Any], parts: int):  # type: ignore[no-untyped-def]
+    def process(self, element: tuple[int, list[Drop]], file_errors: list[Any],
+                parts: int) -> Iterator[dict[str, Any]]:
         if not file_errors:
             yield self._write(*element, parts)
 
@@ -130,18 +143,25 @@ class WriteDropLogFn(beam.DoFn):
                 "sha256": hashlib.sha256(blob).hexdigest()}
 
 
-def write_drop_log(drops: beam.PCollection, out_dir: str, min_parts: int, file_errors: beam.PCollection) -> beam.PCollection:
-    """The drop log in `drop_log_parts` files; a drop's part is a hash of its id (or origin)."""
-    parts = beam.pvalue.AsSingleton(
-        drops
-        | "CountDrops" >> beam.combiners.Count.Globally()
-        | "DropLogParts" >> beam.Map(drop_log_parts, min_parts)
-    )
-    return (
-        drops
-        | "KeyDrops" >> beam.Map(lambda d, n: (xxhash.xxh64_intdigest((d.id or d.origin).encode("utf-8")) % n, d),
-                                 n=parts)
-        | "GroupDrops" >> beam.GroupByKey()
-        | "WriteDropLog" >> beam.ParDo(WriteDropLogFn(out_dir), file_errors=beam.pvalue.AsList(file_errors),
-                                       parts=parts)
-    )
+class WriteDropLog(beam.PTransform):
+    """Drops -> the drop log in `drop_log_parts` files (a drop's part is a hash of its id, or of its
+    origin), one record per file written; none when the build has file errors."""
+
+    def __init__(self, out_dir: str, min_parts: int, file_errors: beam.PCollection) -> None:
+        super().__init__()
+        self.out_dir, self.min_parts, self.file_errors = out_dir, min_parts, file_errors
+
+    def expand(self, drops: beam.PCollection) -> beam.PCollection:
+        parts = beam.pvalue.AsSingleton(
+            drops
+            | "Count" >> beam.combiners.Count.Globally()
+            | "Parts" >> beam.Map(drop_log_parts, self.min_parts)
+        )
+        return (
+            drops
+            | "Key" >> beam.Map(lambda d, n: (xxhash.xxh64_intdigest((d.id or d.origin).encode("utf-8")) % n, d),
+                                n=parts)
+            | "Group" >> beam.GroupByKey()
+            | "Write" >> beam.ParDo(WriteDropLogFn(self.out_dir), file_errors=beam.pvalue.AsList(self.file_errors),
+                                    parts=parts)
+        )

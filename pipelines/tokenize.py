@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
 import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from corpus.accounting import TOKENIZE
-from corpus.config import TokenizerConfig
-from corpus.document import Document
-from corpus.tokenizer import TokenizerIdentity, encode_batch, load_tokenizer
-from pipelines.ledger import Ledger, Progress
+from lemur_corpus.accounting import TOKENIZE
+from lemur_corpus.config import TokenizerConfig
+from lemur_corpus.document import Document
+from lemur_corpus.pipelines.ledger import CountDocuments, Progress, StageOutputs
+from lemur_corpus.tokenizer import TokenizerIdentity, encode_batch, load_tokenizer
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -39,21 +40,28 @@ class TokenizeFn(beam.DoFn):
         self.dtype = np.dtype(self.identity.dtype)
         self.progress = Progress(TOKENIZE)
 
-    def process(self, batch: list[Document]):  # type: ignore[no-untyped-def]
+    def process(self, batch: list[Document]) -> Iterator[TokenizedDoc]:
         arrays = encode_batch(self.tokenizer, [d.text for d in batch], self.identity.eos_id, self.dtype)
-        for doc, ids in zip(batch, arrays):
+        for doc, ids in zip(batch, arrays, strict=True):
             self.tokens.inc(len(ids))
             self.progress.tick()
             yield TokenizedDoc(doc.id, doc.source, doc.kind, ids, doc.nbytes, doc.text if self.keep_text else None)
 
 
-def tokenize(docs: beam.PCollection, config: TokenizerConfig, identity: TokenizerIdentity,
-             keep_text: bool, ledger: Ledger) -> beam.PCollection:
-    ledger.count("Tokenize", TOKENIZE, docs, "in")
-    tokenized = (
-        docs
-        | "Batch" >> beam.BatchElements(min_batch_size=min(16, config.batch_size), max_batch_size=config.batch_size)
-        | "Tokenize" >> beam.ParDo(TokenizeFn(config, identity, keep_text))
-    )
-    ledger.count("Tokenize", TOKENIZE, tokenized, "out")
-    return tokenized
+class Tokenize(beam.PTransform):
+    """Documents -> `TokenizedDoc`s, in batches of `batch_size`; nothing is dropped."""
+
+    def __init__(self, config: TokenizerConfig, identity: TokenizerIdentity, keep_text: bool) -> None:
+        super().__init__()
+        self.config, self.identity, self.keep_text = config, identity, keep_text
+
+    def expand(self, docs: beam.PCollection) -> StageOutputs:
+        counted_in = docs | "CountIn" >> CountDocuments(TOKENIZE, "in")
+        batch_size = self.config.batch_size
+        tokenized = (
+            docs
+            | "Batch" >> beam.BatchElements(min_batch_size=min(16, batch_size), max_batch_size=batch_size)
+            | "Encode" >> beam.ParDo(TokenizeFn(self.config, self.identity, self.keep_text))
+        )
+        counted_out = tokenized | "CountOut" >> CountDocuments(TOKENIZE, "out")
+        return StageOutputs(tokenized, (counted_in, counted_out) | "Tallies" >> beam.Flatten(), None)

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from corpus.config import BuildConfig, parse_config
-from corpus.lemur import LEMUR_TABLE8
+from lemur_corpus.config import BuildConfig, parse_config
+from lemur_corpus.lemur import LEMUR_TABLE8
 from tests.conftest import shared_path
 
 # Every language of the code sample goes to a Lemur bucket, so these builds do not depend on the

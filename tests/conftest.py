@@ -7,7 +7,6 @@ clone); CI always has it. `LEMUR_SHARED_DATA` points elsewhere if needed.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
@@ -17,8 +16,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import zstandard
 from hypothesis import settings
+
+from lemur_corpus.io import iter_lines
 
 # Property tests draw the same examples on every run and machine (a derandomized seed, no example
 # database carried between runs), so `make test` passes or fails the same way ten runs out of ten.
@@ -40,12 +40,9 @@ def shared_path(*parts: str) -> Path:
 
 
 def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
-    """Records of a .jsonl or .jsonl.zst file."""
-    path = Path(path)
-    raw = path.read_bytes()
-    if path.suffix == ".zst":
-        raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw)).read()
-    return [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
+    """The records of a .jsonl, .jsonl.gz or .jsonl.zst file, read as the package reads JSON Lines
+    (`lemur_corpus.io.iter_lines`: only `\\n` ends a record)."""
+    return [json.loads(line) for _, line in iter_lines(str(path)) if line.strip()]
 
 
 @pytest.fixture(scope="session")
@@ -60,9 +57,9 @@ def small_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small real build, made once per session: the embedded default's mixture (Table 8 weights,
     empty sources redistributed) over a capped slice of the local Python installation, in a few
     shards. Read-only: tests that corrupt it copy it first (`shutil.copytree`)."""
-    from corpus.config import BuildConfig, InputConfig, LocalEnvConfig, MixtureConfig, ShardConfig, lemur_mixture_sources
-    from corpus.defaults import local_text_filters
-    from pipelines.build import run_build
+    from lemur_corpus.config import BuildConfig, InputConfig, LocalEnvConfig, MixtureConfig, ShardConfig, lemur_mixture_sources
+    from lemur_corpus.defaults import local_text_filters
+    from lemur_corpus.pipelines.build import run_build
 
     config = BuildConfig(
         name="small",

@@ -19,7 +19,6 @@ import ast
 import functools
 import importlib
 import json
-import pkgutil
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -27,12 +26,12 @@ from typing import Any
 
 import pytest
 
-from corpus.document import Document
+from lemur_corpus.document import Document
+from tests.codebase import module_files
 from tests.conftest import executed_lines
 from tests.test_text_filters_adversarial import nested_unbounded_repeats, sre_constants, sre_parse
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("corpus", "filters", "pipelines")
 PROBE = [chr(c) for c in range(128)] + ["\u00a0", "\u00e9", "\u4e2d", "\u2028"]
 """The characters a pattern item's set is evaluated on."""
 CATEGORIES = {
@@ -44,13 +43,7 @@ REPEATS = (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT)
 
 
 def _modules() -> list[Any]:
-    found = []
-    for package in PACKAGES:
-        root = importlib.import_module(package)
-        found.append(root)
-        for info in pkgutil.walk_packages(root.__path__, prefix=f"{package}."):
-            found.append(importlib.import_module(info.name))
-    return found
+    return [importlib.import_module(name) for name in module_files()]
 
 
 def _patterns_in(value: Any, depth: int = 0) -> Iterable[re.Pattern]:
@@ -81,8 +74,7 @@ ONE_START = frozenset({"match", "fullmatch"})
 
 @functools.cache
 def _trees() -> list[ast.AST]:
-    return [ast.parse(path.read_text(encoding="utf-8")) for package in PACKAGES
-            for path in sorted((REPO / package).rglob("*.py"))]
+    return [ast.parse(path.read_text(encoding="utf-8")) for path in module_files().values()]
 
 
 @functools.cache
@@ -106,18 +98,17 @@ def inline_patterns() -> list[tuple[str, str, str]]:
     """(where, pattern, function) of patterns written inline in `re.<function>("...")` calls
     (module-level compiled ones are `code_patterns`)."""
     found = []
-    for package in PACKAGES:
-        for path in sorted((REPO / package).rglob("*.py")):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                        and isinstance(node.func.value, ast.Name) and node.func.value.id == "re"
-                        and node.func.attr in ("search", "match", "fullmatch", "sub", "subn", "findall",
-                                               "finditer", "split")
-                        and node.args and isinstance(node.args[0], ast.Constant)
-                        and isinstance(node.args[0].value, (str, bytes))):
-                    source = node.args[0].value
-                    text = source.decode("latin-1") if isinstance(source, bytes) else source
-                    found.append((f"{path.relative_to(REPO)}:{node.lineno}", text, node.func.attr))
+    for path in module_files().values():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "re"
+                    and node.func.attr in ("search", "match", "fullmatch", "sub", "subn", "findall",
+                                           "finditer", "split")
+                    and node.args and isinstance(node.args[0], ast.Constant)
+                    and isinstance(node.args[0].value, (str, bytes))):
+                source = node.args[0].value
+                text = source.decode("latin-1") if isinstance(source, bytes) else source
+                found.append((f"{path.relative_to(REPO)}:{node.lineno}", text, node.func.attr))
     return found
 
 
@@ -224,8 +215,8 @@ def test_the_quadratic_search_check_catches_what_it_should() -> None:
 
 def test_the_code_base_has_patterns_to_check() -> None:
     names = {name for name, _ in code_patterns()}
-    assert {"corpus.normalize._SURROGATE", "corpus.dedup.shingles._SPACE", "filters.code.syntax.MACRO_LINE",
-            "filters.text.c4.CITATION"} <= names
+    assert {"lemur_corpus.normalize._SURROGATE", "lemur_corpus.dedup.shingles._SPACE",
+            "lemur_corpus.filters.code.syntax.MACRO_LINE", "lemur_corpus.filters.text.c4.CITATION"} <= names
     assert len(inline_patterns()) >= 1
 
 
@@ -249,21 +240,21 @@ def test_inline_patterns_are_safe_too(where: str, pattern: str, function: str) -
 
 
 def _license_case(n: int) -> Callable[[], object]:
-    from filters.code.license import expression_allowed
+    from lemur_corpus.filters.code.license import expression_allowed
 
     return lambda: expression_allowed("MIT" + " " * n + "x" + " AND" * n, frozenset({"mit"}))
 
 
 def _shingles_case(n: int) -> Callable[[], object]:
-    from corpus.dedup.shingles import shingles
+    from lemur_corpus.dedup.shingles import shingles
 
     return lambda: [shingles(text, kind, 5, 100_000) for kind in ("words", "code")
                     for text in ("(" * n, "a " * n, "\u00e9" * n, "x" + " " * n + "y")]
 
 
 def _record_case(n: int) -> Callable[[], object]:
-    from corpus.config import parse_config
-    from corpus.sources.files import record_to_item
+    from lemur_corpus.config import parse_config
+    from lemur_corpus.sources.files import record_to_item
 
     config = parse_config({"inputs": [{"name": "w", "format": "jsonl", "kind": "text", "source": "refinedweb",
                                        "paths": ["x.jsonl"]}],
@@ -274,7 +265,7 @@ def _record_case(n: int) -> Callable[[], object]:
 
 
 def _notebook_case(n: int) -> Callable[[], object]:
-    from corpus.notebooks import NotebookError, notebook_to_script
+    from lemur_corpus.notebooks import NotebookError, notebook_to_script
 
     cells = [{"cell_type": "code", "source": ["%magic?\n", "x = 1" + " " * n + "\n"]}] * (n // 10)
     notebook = json.dumps({"cells": cells, "metadata": {"kernelspec": {"language": "python"}}})
@@ -289,10 +280,11 @@ def _notebook_case(n: int) -> Callable[[], object]:
 
 
 PARSERS: dict[str, tuple[Callable[[int], Callable[[], object]], tuple[str, ...]]] = {
-    "license expression": (_license_case, ("filters.code.license",)),
-    "shingles": (_shingles_case, ("corpus.dedup.shingles",)),
-    "record layouts": (_record_case, ("corpus.sources.files", "corpus.sources.layouts", "corpus.sources.base")),
-    "notebooks": (_notebook_case, ("corpus.notebooks",)),
+    "license expression": (_license_case, ("lemur_corpus.filters.code.license",)),
+    "shingles": (_shingles_case, ("lemur_corpus.dedup.shingles",)),
+    "record layouts": (_record_case,
+                       ("lemur_corpus.sources.files", "lemur_corpus.sources.layouts", "lemur_corpus.sources.base")),
+    "notebooks": (_notebook_case, ("lemur_corpus.notebooks",)),
 }
 
 
@@ -306,8 +298,8 @@ def test_parsers_do_linear_work_on_pathological_input(name: str) -> None:
 
 
 def test_deeply_nested_json_is_a_bad_record_not_a_crash(tmp_path: Path) -> None:
-    from corpus.config import parse_config
-    from corpus.sources import plan_input, read_task
+    from lemur_corpus.config import parse_config
+    from lemur_corpus.sources import plan_input, read_task
 
     path = tmp_path / "deep.jsonl"
     path.write_text('{"text": "ok"}\n' + "[" * 200_000 + "]" * 200_000 + "\n")
@@ -379,10 +371,9 @@ def test_the_scan_finds_what_it_looks_for(tmp_path: Path) -> None:
 
 
 def test_nothing_from_input_is_evaluated_or_unpickled() -> None:
-    for package in PACKAGES:
-        for path in sorted((REPO / package).rglob("*.py")):
-            relative = path.relative_to(REPO).as_posix()
-            assert dangerous_calls(path) <= ALLOWED.get(relative, set()), relative
+    for path in module_files().values():
+        relative = path.relative_to(REPO).as_posix()
+        assert dangerous_calls(path) <= ALLOWED.get(relative, set()), relative
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,8 +383,8 @@ def test_nothing_from_input_is_evaluated_or_unpickled() -> None:
 def test_tree_sitter_parse_stops_at_its_wall_clock_guard() -> None:
     """The step budget is tested with the filter's own tests (tests/test_code_filters_syntax.py); here
     the other guard: with an unlimited step budget, a parse still stops at `parse_timeout_s`."""
-    from filters.code.config import SyntaxConfig
-    from filters.code.syntax import SyntaxFilter
+    from lemur_corpus.filters.code.config import SyntaxConfig
+    from lemur_corpus.filters.code.syntax import SyntaxFilter
 
     guarded = SyntaxFilter(SyntaxConfig(max_parse_steps_per_kb=10**9, min_parse_steps=10**9, parse_timeout_s=0.001))
     guarded.setup()

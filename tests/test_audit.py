@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 import yaml
 
-from corpus import audit
-from corpus.audit import BuildStateError, ManifestVersionError, audit_build
-from corpus.cli import main
-from corpus.manifest import SCHEMA_VERSION
-from corpus.shards import ShardDoc, read_docs_index, read_shard_documents, write_shard
+from lemur_corpus.audit import BuildStateError, ManifestVersionError, audit_build
+from lemur_corpus.cli import main
+from lemur_corpus.manifest import SCHEMA_VERSION
+from lemur_corpus.shards import ShardDoc, read_docs_index, read_shard_documents, write_shard
 
 pytestmark = pytest.mark.slow
 
@@ -116,8 +115,10 @@ def test_an_edited_manifest_count_is_named(small_build: Path, tmp_path: Path) ->
 
     edit_manifest(build, change)
     found = mismatches(build)
-    assert any(m.startswith("shards/shard-00001:") and "documents in the files, the manifest says" in m for m in found)
-    assert any(m.startswith("source python:") and "tokens in the shards, the manifest's mixture says" in m for m in found)
+    assert any(m.startswith("shards/shard-00001:") and "documents in the files, the manifest says" in m
+               for m in found)
+    assert any(m.startswith("source python:") and "tokens in the shards, the manifest's mixture says" in m
+               for m in found)
 
 
 def test_a_weight_target_changed_in_the_recorded_config_is_named(small_build: Path, tmp_path: Path) -> None:
@@ -160,7 +161,7 @@ def rewrite_shards(build: Path, dtype: str, transform: Callable[[np.ndarray], np
         prefix = str(build / record["name"])
         lines = read_docs_index(prefix)
         docs = [ShardDoc(str(line["id"]), str(line["source"]), int(line["copy"]), transform(tokens))
-                for line, tokens in zip(lines, read_shard_documents(prefix))]
+                for line, tokens in zip(lines, read_shard_documents(prefix), strict=True)]
         manifest["shards"][i] = write_shard(prefix, record["name"], docs, np.dtype(dtype))
     manifest["totals"]["bytes"] = sum(f["bytes"] for s in manifest["shards"] for f in s["files"].values())
     (build / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
@@ -216,7 +217,8 @@ def test_an_unfinished_or_failed_build_is_said_to_be_one(small_build: Path, tmp_
     assert code == 2 and "no such build folder" in err
 
 
-def test_older_schema_versions_are_explained_or_migrated(small_build: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_older_schema_versions_are_explained_or_migrated(small_build: Path, tmp_path: Path, monkeypatch,
+                                                         capsys) -> None:
     build = copy_build(small_build, tmp_path)
 
     def make_old(m: dict[str, Any]) -> None:  # a 0.9 layout: the realized share had another name
@@ -235,7 +237,8 @@ def test_older_schema_versions_are_explained_or_migrated(small_build: Path, tmp_
             source["realized_weight"] = source.pop("realized_share")
         return m
 
-    monkeypatch.setattr(audit, "MIGRATIONS", {"0.9": (SCHEMA_VERSION, from_0_9, "realized_share → realized_weight")})
+    monkeypatch.setattr("lemur_corpus.audit.migration.MIGRATIONS",
+                        {"0.9": (SCHEMA_VERSION, from_0_9, "realized_share → realized_weight")})
     result = audit_build(str(build))
     assert result.ok, result.mismatches
     assert any("migrated from schema 0.9" in n for n in result.notes)

@@ -9,8 +9,8 @@ import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpus import audit
-from corpus.audit import (
+from lemur_corpus import audit
+from lemur_corpus.audit import (
     LengthHistogram,
     ManifestVersionError,
     SourceCopies,
@@ -20,7 +20,7 @@ from corpus.audit import (
     target_weights,
     within_target,
 )
-from corpus.manifest import SCHEMA_VERSION
+from lemur_corpus.manifest import SCHEMA_VERSION
 
 
 @given(st.lists(st.integers(min_value=1, max_value=2_000_000), min_size=1, max_size=400))
@@ -87,7 +87,7 @@ def test_scan_bin_streams_across_chunk_boundaries(tmp_path, monkeypatch) -> None
     tokens[ends[[3, 17]]] = 2  # two documents without EOS
     path = tmp_path / "x.bin"
     path.write_bytes(tokens.tobytes())
-    monkeypatch.setattr(audit, "READ_CHUNK", 10)  # not a multiple of 4: tokens straddle chunks
+    monkeypatch.setattr("lemur_corpus.audit.scan.READ_CHUNK", 10)  # not a multiple of 4: tokens straddle chunks
     scan = scan_bin(str(path), np.dtype(np.int32), ends, eos_id=1)
     assert scan.size == tokens.nbytes and scan.eos_misses == 2
     assert (scan.min_id, scan.max_id) == (int(tokens.min()), int(tokens.max()))
@@ -114,8 +114,9 @@ def test_migrate_chains_registered_steps(monkeypatch) -> None:
         m.setdefault("totals", {"tokens": 0})
         return m
 
-    monkeypatch.setattr(audit, "MIGRATIONS", {"0.8": ("0.9", rename, "share renamed realized"),
-                                              "0.9": (SCHEMA_VERSION, add_totals, "totals added")})
+    monkeypatch.setattr("lemur_corpus.audit.migration.MIGRATIONS",
+                        {"0.8": ("0.9", rename, "share renamed realized"),
+                         "0.9": (SCHEMA_VERSION, add_totals, "totals added")})
     original = {"schema_version": "0.8", "mixture": {"share": 0.5}}
     migrated, notes = migrate(original)
     assert migrated["schema_version"] == SCHEMA_VERSION
@@ -126,6 +127,6 @@ def test_migrate_chains_registered_steps(monkeypatch) -> None:
 
 
 def test_the_help_states_the_real_default_tolerance() -> None:
-    from corpus.commands.audit import TOLERANCE_HELP
+    from lemur_corpus.commands.audit import TOLERANCE_HELP
 
     assert TOLERANCE_HELP.startswith(f"{audit.DEFAULT_TOLERANCE:g} ")

@@ -6,7 +6,7 @@ import collections
 
 import pytest
 
-from corpus.buckets import (
+from lemur_corpus.buckets import (
     DEFAULT_BUCKET_BY_LANGUAGE,
     DEFAULT_LANGUAGE_BY_EXTENSION,
     UNBUCKETED,
@@ -14,9 +14,8 @@ from corpus.buckets import (
     bucket_of,
     language_of,
 )
-from corpus.lemur import CODE_BUCKETS
-from filters.code.samples import read_records
-from tests.conftest import shared_path
+from lemur_corpus.lemur import CODE_BUCKETS
+from tests.conftest import read_jsonl, shared_path
 
 TABLE = CodeBucketsConfig()
 
@@ -61,7 +60,7 @@ def test_the_table_is_config() -> None:
 
 def test_extensions_agree_with_the_stacks_languages_on_real_files() -> None:
     """For every real file whose extension is in the table, the table names The Stack's language."""
-    records = read_records(shared_path("code", "code_sample.jsonl.zst"))
+    records = read_jsonl(shared_path("code", "code_sample.jsonl.zst"))
     checked = collections.Counter()
     for record in records:
         path = record["max_stars_repo_path"]

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from corpus.cli import main
-from corpus.config import TokenizerConfig
-from corpus.errors import CorpusError
-from corpus.normalize import normalize_text
-from corpus.shards import read_docs_index, read_shard_documents
-from corpus.tokenizer import load_tokenizer, tokenizer_identity
-from pipelines.build import run_build
+from lemur_corpus.cli import main
+from lemur_corpus.config import TokenizerConfig
+from lemur_corpus.errors import CorpusError
+from lemur_corpus.normalize import normalize_text
+from lemur_corpus.pipelines.build import run_build
+from lemur_corpus.shards import read_docs_index, read_shard_documents
+from lemur_corpus.tokenizer import load_tokenizer, tokenizer_identity
 from tests.buildutil import output_digest, slice_config
 from tests.conftest import read_jsonl, shared_path
 
@@ -32,7 +32,8 @@ def unmixed_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]
 
 def _inputs_by_id() -> dict[str, str]:
     texts = {f"stack/{r['hexsha']}": r["content"] for r in read_jsonl(shared_path("code", "code_sample.jsonl.zst"))}
-    texts.update({f"web/{r['id']}": r["text"] for r in read_jsonl(shared_path("web", "trafilatura_pages.main.jsonl.zst"))})
+    texts.update({f"web/{r['id']}": r["text"]
+                  for r in read_jsonl(shared_path("web", "trafilatura_pages.main.jsonl.zst"))})
     texts.update({f"cc/{r['id']}": r["text"] for r in read_jsonl(shared_path("web", "commoncrawl_samples.jsonl.zst"))})
     return texts
 
@@ -65,7 +66,7 @@ def test_megatron_reads_exactly_the_tokenizer_output(unmixed_build: tuple[Path, 
         rows = read_docs_index(prefix)
         written = read_jsonl(prefix + ".jsonl.zst")
         assert len(dataset) == len(rows) == len(written) == shard["documents"]
-        for i, (row, text_row) in enumerate(zip(rows, written)):
+        for i, (row, text_row) in enumerate(zip(rows, written, strict=True)):
             tokens = dataset[i]
             assert tokens[-1] == eos and len(tokens) == row["tokens"]
             assert text_row["id"] == row["id"]
@@ -74,7 +75,7 @@ def test_megatron_reads_exactly_the_tokenizer_output(unmixed_build: tuple[Path, 
             if row["id"].startswith("stack/"):
                 assert text_row["text"] == original  # code is never edited after normalization
             else:  # C4 removes lines; a kept line is an input line, stripped, without citation markers
-                from filters.text.c4 import CITATION
+                from lemur_corpus.filters.text.c4 import CITATION
 
                 kept_lines = {CITATION.sub("", line.strip()) for line in original.split("\n")}
                 assert all(line in kept_lines for line in text_row["text"].split("\n"))
@@ -109,8 +110,8 @@ def test_record_level_problems_are_counted_and_the_build_goes_on(tmp_path: Path)
     bad.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
     config = slice_config(code_rows=50, inputs=[
         {"name": "web", "format": "dolma", "kind": "text", "source": "refinedweb", "paths": [str(bad)]},
-        {"name": "stack", "format": "stack", "kind": "code", "paths": [str(shared_path("code", "code_sample.jsonl.zst"))],
-         "limit_per_file": 50},
+        {"name": "stack", "format": "stack", "kind": "code",
+         "paths": [str(shared_path("code", "code_sample.jsonl.zst"))], "limit_per_file": 50},
     ])
     manifest = run_build(config, str(tmp_path / "out"))
     read = manifest["accounting"]["stages"]["read"]["web"]
@@ -129,8 +130,8 @@ def test_file_level_problem_stops_the_build_with_its_name(tmp_path: Path, capsys
     cut.write_bytes(raw[: len(raw) // 3])
     config = slice_config(inputs=[
         {"name": "web", "format": "dolma", "kind": "text", "source": "refinedweb", "paths": [str(cut)]},
-        {"name": "stack", "format": "stack", "kind": "code", "paths": [str(shared_path("code", "code_sample.jsonl.zst"))],
-         "limit_per_file": 30},
+        {"name": "stack", "format": "stack", "kind": "code",
+         "paths": [str(shared_path("code", "code_sample.jsonl.zst"))], "limit_per_file": 30},
     ])
     with pytest.raises(CorpusError) as err:
         run_build(config, str(tmp_path / "out"))

@@ -15,12 +15,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from corpus.document import Document
-from filters.base import ChainResult, run_chain, setup_filters
-from filters.code import CodeFiltersConfig, build_code_filters
-from filters.code.samples import read_records, stack_documents, stdlib_documents
-from filters.code.textstats import alnum_fraction, line_stats
-from tests.conftest import shared_path
+from lemur_corpus.document import Document
+from lemur_corpus.filters.base import ChainResult, run_chain, setup_filters
+from lemur_corpus.filters.code import CodeFiltersConfig, build_code_filters
+from lemur_corpus.filters.code.textstats import alnum_fraction, line_stats
+from tests.code_samples import stack_documents, stdlib_documents
+from tests.conftest import read_jsonl, shared_path
 
 MIN_RECALL = 0.9
 MAX_FALSE_DROP_RATE = 0.02
@@ -74,7 +74,7 @@ def sample(chain) -> list[tuple[Document, ChainResult]]:  # type: ignore[no-unty
 
 @pytest.fixture(scope="module")
 def labels() -> dict[tuple[str, str, str], dict]:
-    records = read_records(shared_path("code", "code_sample.labels.jsonl"))
+    records = read_jsonl(shared_path("code", "code_sample.labels.jsonl"))
     return {(r["hexsha"], r["repo"], r["path"]): r for r in records if "labels" in r}
 
 
@@ -142,7 +142,8 @@ def test_false_drops_on_real_hand_written_code(sample, labels, stdlib, capsys) -
     hand_written = [(doc, result) for doc, result in stdlib if not stdlib_provenance(doc)]
     machine_made = [(doc, result) for doc, result in stdlib if stdlib_provenance(doc)]
     sample_drops, sample_lines = false_drop_lines("sample, unlabelled code files", code)
-    stdlib_drops, stdlib_lines = false_drop_lines(f"standard library (1 file in {STDLIB_EVERY}), hand-written", hand_written)
+    stdlib_drops, stdlib_lines = false_drop_lines(f"standard library (1 file in {STDLIB_EVERY}), hand-written",
+                                                  hand_written)
     total = len(code) + len(hand_written)
     rate = (sample_drops + stdlib_drops) / total
     languages = collections.Counter(doc.lang for doc, _ in not_code)
@@ -152,7 +153,8 @@ def test_false_drops_on_real_hand_written_code(sample, labels, stdlib, capsys) -
              f"(limit {MAX_FALSE_DROP_RATE:.0%})", *sample_lines, *stdlib_lines,
              f"not counted: {len(not_code)} files of unbucketed languages ({dict(languages.most_common())})",
              f"standard-library files made by CPython's tools: {caught}/{len(generated)} dropped",
-             *(f"    {doc.meta['path']}: {stdlib_provenance(doc)} -> {result.reason or 'kept'}" for doc, result in machine_made)]
+             *(f"    {doc.meta['path']}: {stdlib_provenance(doc)} -> {result.reason or 'kept'}"
+               for doc, result in machine_made)]
     show(capsys, lines)
     assert len(code) > 1800 and len(hand_written) > 450
     assert rate <= MAX_FALSE_DROP_RATE, "\n".join(lines)
@@ -161,7 +163,7 @@ def test_false_drops_on_real_hand_written_code(sample, labels, stdlib, capsys) -
 
 
 def raw_sample() -> Iterator[dict]:
-    yield from read_records(shared_path("code", "code_sample.jsonl.zst"))
+    yield from read_jsonl(shared_path("code", "code_sample.jsonl.zst"))
 
 
 def test_signals_reproduce_the_stack_metadata_columns() -> None:
@@ -173,7 +175,8 @@ def test_signals_reproduce_the_stack_metadata_columns() -> None:
         if not text or "\r" in text or "\x00" in text:
             continue
         stats = line_stats(text)
-        assert round(alnum_fraction(text), 3) == pytest.approx(record["alphanum_fraction"], abs=1e-3), record["max_stars_repo_path"]
+        assert round(alnum_fraction(text), 3) == pytest.approx(record["alphanum_fraction"], abs=1e-3), (
+            record["max_stars_repo_path"])
         if not any(sep in text for sep in ("\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")):
             assert stats.max_line_length == record["max_line_length"], record["max_stars_repo_path"]
         checked += 1

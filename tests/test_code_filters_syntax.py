@@ -13,20 +13,14 @@ import numpy as np
 import pytest
 import xxhash
 
-from corpus.buckets import UNBUCKETED
-from corpus.document import Document
-from filters.base import Verdict, run_chain, setup_filters
-from filters.code import CodeFiltersConfig, build_code_filters
-from filters.code.config import DEFAULT_GRAMMARS, SyntaxConfig
-from filters.code.samples import (
-    read_records,
-    stack_documents,
-    stdlib_documents,
-    truncate_in_open_block,
-    truncate_mid_byte,
-)
-from filters.code.syntax import SyntaxFilter
-from tests.conftest import shared_path
+from lemur_corpus.buckets import UNBUCKETED
+from lemur_corpus.document import Document
+from lemur_corpus.filters.base import Verdict, run_chain, setup_filters
+from lemur_corpus.filters.code import CodeFiltersConfig, build_code_filters
+from lemur_corpus.filters.code.config import DEFAULT_GRAMMARS, SyntaxConfig
+from lemur_corpus.filters.code.syntax import SyntaxFilter
+from tests.code_samples import stack_documents, stdlib_documents, truncate_in_open_block, truncate_mid_byte
+from tests.conftest import read_jsonl, shared_path
 
 MIN_TRUNCATED_CAUGHT = 0.9
 MAX_VALID_FLAGGED = 0.01
@@ -39,7 +33,8 @@ SNIPPETS = {
     "TypeScript": "export function add(a: number, b: number): number {\n  return a + b;\n}\n",
     "TSX": "export const Hello = (p: { name: string }) => <div>Hello {p.name}</div>;\n",
     "C": "#include <stdio.h>\nint main(void) {\n    printf(\"hi\\n\");\n    return 0;\n}\n",
-    "C++": "#include <vector>\ntemplate <typename T> T sum(const std::vector<T>& v) {\n  T s{};\n  for (auto x : v) s += x;\n  return s;\n}\n",
+    "C++": ("#include <vector>\ntemplate <typename T> T sum(const std::vector<T>& v) {\n  T s{};\n"
+            "  for (auto x : v) s += x;\n  return s;\n}\n"),
     "Cuda": "__global__ void scale(float* x, float a) {\n  x[threadIdx.x] *= a;\n}\n",
     "Go": "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(\"hi\")\n}\n",
     "Rust": "fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n",
@@ -71,9 +66,10 @@ def sample() -> list[Document]:
 def valid_files(sample: list[Document], syntax: SyntaxFilter) -> list[tuple[Document, str, Verdict]]:
     """Real code that reaches the syntax filter in a build — unlabelled, bucketed and kept by the
     cheaper filters; plus one standard-library module in six — with its grammar and verdict."""
-    labels = {(r["hexsha"], r["repo"], r["path"]) for r in read_records(shared_path("code", "code_sample.labels.jsonl"))
+    labels = {(r["hexsha"], r["repo"], r["path"]) for r in read_jsonl(shared_path("code", "code_sample.labels.jsonl"))
               if "labels" in r}
-    cheap = build_code_filters(CodeFiltersConfig(), only=["language", "license", "heuristics", "generated", "data_like"])
+    cheap = build_code_filters(CodeFiltersConfig(),
+                               only=["language", "license", "heuristics", "generated", "data_like"])
     setup_filters(cheap)
     docs = [d for d in sample if (d.meta["hexsha"], d.meta["repo"], d.meta["path"]) not in labels]
     docs += [d for d in stdlib_documents(every=6) if "badsyntax" not in d.meta["path"]]
@@ -101,10 +97,12 @@ def test_valid_real_files_parse_under_their_language_threshold(syntax: SyntaxFil
     for language, rows in sorted(by_language.items()):
         shares = [v.signals.get("unparsed_share", 0.0) for _, v in rows]
         dropped = [(d.meta["path"], v.reason) for d, v in rows if not v.keep]
-        lines.append(f"  {language:11s} {len(rows):5d}  max {max(shares):.3f} ({syntax.threshold(language):.2f})  {dropped}")
+        lines.append(f"  {language:11s} {len(rows):5d}  max {max(shares):.3f} "
+                     f"({syntax.threshold(language):.2f})  {dropped}")
     with capsys.disabled():
         print("\n" + "\n".join(lines))
-    assert {"Python", "Java", "JavaScript", "TypeScript", "C", "C++", "Shell", "PHP", "Rust", "Go", "Ruby"} <= set(by_language)
+    assert {"Python", "Java", "JavaScript", "TypeScript", "C", "C++", "Shell", "PHP", "Rust", "Go",
+            "Ruby"} <= set(by_language)
     for language, rows in by_language.items():
         reasons = collections.Counter(v.reason for _, v in rows if not v.keep)
         assert reasons["syntax_errors"] == 0, (language, lines)
@@ -194,7 +192,7 @@ def test_blanking_comment_lines_does_not_change_python_verdicts(valid_files, sam
 def test_last_token_lists_children_instead_of_walking_siblings() -> None:
     """tree-sitter's `prev_sibling` and `child(i)` walk from the first sibling: stepping back over n
     trailing comments with them is quadratic (a generated file hung a worker for an hour)."""
-    from filters.code.syntax import last_token
+    from lemur_corpus.filters.code.syntax import last_token
 
     class FakeNode:
         def __init__(self, kind: str, start: int, end: int, extra: bool = False, children: tuple = ()) -> None:
@@ -224,7 +222,8 @@ def test_nul_bytes_and_replacement_characters_get_a_verdict(syntax: SyntaxFilter
 def test_cpp_header_filed_as_c_falls_back_to_the_cpp_grammar(syntax: SyntaxFilter) -> None:
     header = ("#pragma once\n#include <string>\nnamespace util {\nclass Name {\n public:\n"
               "  explicit Name(std::string v) : value_(std::move(v)) {}\n"
-              "  const std::string& get() const { return value_; }\n private:\n  std::string value_;\n};\n}  // namespace util\n")
+              "  const std::string& get() const { return value_; }\n private:\n  std::string value_;\n};\n"
+              "}  // namespace util\n")
     verdict = syntax(doc_of(header, "C", "include/util/name.h"))
     assert verdict.keep and verdict.signals["fallback"] == 1.0
     truncated = syntax(doc_of(header[: header.index("private")], "C", "include/util/name.h"))
@@ -241,6 +240,7 @@ def test_notebooks_are_parsed_with_their_kernel_grammar(syntax: SyntaxFilter) ->
     script = "# # Title\n\nimport math\n\n# %matplotlib inline\nprint(math.pi)\n"
     verdict = syntax(doc_of(script, "Jupyter Notebook", "a.ipynb", notebook_language="python"))
     assert verdict.keep and verdict.signals["parsed"] == 1.0
-    assert syntax(doc_of("x <- c(1, 2)\n", "Jupyter Notebook", "a.ipynb", notebook_language="r")).signals == {"parsed": 0.0}
+    notebook = doc_of("x <- c(1, 2)\n", "Jupyter Notebook", "a.ipynb", notebook_language="r")
+    assert syntax(notebook).signals == {"parsed": 0.0}
     assert syntax(doc_of("# Title\n", "Markdown", "README.md")).signals == {"parsed": 0.0}
     assert UNBUCKETED  # the language filter, not this one, drops unbucketed files

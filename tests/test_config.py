@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from corpus.config import BuildConfig, load_config, parse_config
-from corpus.defaults import embedded_default_config
-from corpus.errors import ConfigError
-from corpus.lemur import LEMUR_TABLE8
+from lemur_corpus.config import BuildConfig, load_config, parse_config
+from lemur_corpus.defaults import embedded_default_config
+from lemur_corpus.errors import ConfigError
+from lemur_corpus.lemur import LEMUR_TABLE8
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,7 +92,8 @@ def test_literal_error_lists_the_choices() -> None:
 )
 def test_weights_must_add_up_and_be_non_negative(weights: dict, message: str) -> None:
     data = _minimal()
-    data["mixture"]["sources"] = {n: {"kind": "text" if n == "web" else "code", "weight": w} for n, w in weights.items()}
+    data["mixture"]["sources"] = {n: {"kind": "text" if n == "web" else "code", "weight": w}
+                                  for n, w in weights.items()}
     with pytest.raises(ConfigError, match=message):
         parse_config(data)
 

@@ -107,8 +107,8 @@ def test_build_dir_is_one_folder_per_logical_date() -> None:
     import datetime as dt
 
     monday = dt.datetime(2025, 1, 6, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
-    assert ops.date_key(monday, dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)) == "2025-01-07"
-    assert ops.date_key(None, dt.datetime(2025, 3, 2, 8, tzinfo=dt.timezone.utc)) == "2025-03-02"
+    assert ops.date_key(monday, dt.datetime(2030, 1, 1, tzinfo=dt.UTC)) == "2025-01-07"
+    assert ops.date_key(None, dt.datetime(2025, 3, 2, 8, tzinfo=dt.UTC)) == "2025-03-02"
     assert ops.build_dir("/data/lemur", "2025-01-07") == "/data/lemur/builds/2025-01-07"
 
 
@@ -220,7 +220,8 @@ def test_run_cli_failure_carries_the_clis_message_and_whether_to_retry(tmp_path:
                   "print('  mixture.sources: required key is missing', file=sys.stderr)\nsys.exit(2)\n")
     with pytest.raises(ops.CliFailed) as caught:
         ops.run_cli([cli, "validate"], _Log())
-    assert str(caught.value) == "cfg.yaml: invalid configuration (1 problem(s))\n  mixture.sources: required key is missing"
+    assert str(caught.value) == ("cfg.yaml: invalid configuration (1 problem(s))\n"
+                                 "  mixture.sources: required key is missing")
     assert not caught.value.retryable
     crash = _script(tmp_path, "import os\nos.kill(os.getpid(), 9)\n")
     with pytest.raises(ops.CliFailed) as killed:
@@ -252,8 +253,8 @@ def smoke_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_validate_reports_what_the_build_would_use_and_leaves_no_probe(smoke_config: Path, tmp_path: Path) -> None:
-    from corpus.commands.validate import validate
-    from corpus.config import load_config
+    from lemur_corpus.commands.validate import validate
+    from lemur_corpus.config import load_config
 
     out = tmp_path / "builds" / "2025-01-06"
     report = validate(str(smoke_config), str(out), ["--runner=DirectRunner", "--direct_num_workers=2"])
@@ -265,7 +266,7 @@ def test_validate_reports_what_the_build_would_use_and_leaves_no_probe(smoke_con
 
 
 def test_validate_never_touches_an_existing_build(smoke_config: Path, tmp_path: Path) -> None:
-    from corpus.commands.validate import validate
+    from lemur_corpus.commands.validate import validate
 
     (tmp_path / "shards").mkdir()
     (tmp_path / "manifest.json").write_text("{}")
@@ -282,8 +283,8 @@ def test_validate_never_touches_an_existing_build(smoke_config: Path, tmp_path: 
 ])
 def test_validate_stops_on_bad_input_with_one_message(smoke_config: Path, tmp_path: Path, case: str,
                                                       message: str) -> None:
-    from corpus.commands.validate import validate
-    from corpus.errors import ConfigError
+    from lemur_corpus.commands.validate import validate
+    from lemur_corpus.errors import ConfigError
 
     config, out, beam = str(smoke_config), str(tmp_path / "out"), ["--runner=DirectRunner"]
     if case == "missing_config":
@@ -408,7 +409,7 @@ def test_build_dag_graph_schedule_and_params(airflow_runs: dict[str, Any]) -> No
     assert (dag["schedule"], dag["catchup"], dag["max_active_runs"]) == ("@weekly", False, 1)
     chain = ["validate", "build", "audit", "regenerate_manifests", "publish"]
     assert sorted(dag["tasks"]) == sorted(chain)
-    for before, after in zip(chain, chain[1:]):
+    for before, after in zip(chain, chain[1:], strict=False):
         assert dag["tasks"][before]["downstream"] == [after]
         assert dag["tasks"][after]["upstream"] == [before]
     assert {t: v["trigger_rule"] for t, v in dag["tasks"].items()} == dict.fromkeys(chain, "all_success")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from corpus.config import parse_config
-from corpus.shards import read_docs_index
-from pipelines.build import run_build
+from lemur_corpus.config import parse_config
+from lemur_corpus.pipelines.build import run_build
+from lemur_corpus.shards import read_docs_index
 from tests.buildutil import lemur_sources
 from tests.conftest import read_jsonl, shared_path
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from corpus.cli import main
-from corpus.dedup.config import DedupConfig
-from corpus.errors import ConfigError, CorpusError
-from pipelines.dedup_files import run_dedup_files
+from lemur_corpus.cli import main
+from lemur_corpus.dedup.config import DedupConfig
+from lemur_corpus.errors import ConfigError, CorpusError
+from lemur_corpus.pipelines.dedup_files import run_dedup_files
 from tests.conftest import read_jsonl, shared_path
 
 

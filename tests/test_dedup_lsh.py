@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from datasketch import MinHashLSH
 
-from corpus.dedup.clusters import connected_components, union_find_bytes
-from corpus.dedup.config import DedupConfig, NearDedupConfig
-from corpus.dedup.lsh import band_keys, collision_probability, lsh_params, optimal_params, star_pairs
-from corpus.dedup.minhash import MinHasher, estimated_jaccard
-from corpus.dedup.stats import combine, pick, with_rates
-from pipelines.dedup import min_agreements
+from lemur_corpus.dedup.clusters import connected_components, union_find_bytes
+from lemur_corpus.dedup.config import DedupConfig, NearDedupConfig
+from lemur_corpus.dedup.lsh import band_keys, collision_probability, lsh_params, optimal_params, star_pairs
+from lemur_corpus.dedup.minhash import MinHasher, estimated_jaccard
+from lemur_corpus.dedup.stats import combine, pick, with_rates
+from lemur_corpus.pipelines.dedup import min_agreements
 from tests.conftest import read_jsonl, shared_path
 
 
@@ -80,7 +80,8 @@ def test_lsh_finds_the_labelled_pairs_on_real_data() -> None:
     docs = read_jsonl(shared_path("dups", "web_neardup.docs.jsonl.zst"))
     clusters = sorted({d["cluster"] for d in docs})[:40]
     texts = {d["id"]: d["text"] for d in docs if d["cluster"] in clusters}
-    pairs = [p for p in read_jsonl(shared_path("dups", "web_neardup.pairs.jsonl")) if p["a"] in texts and p["b"] in texts]
+    pairs = [p for p in read_jsonl(shared_path("dups", "web_neardup.pairs.jsonl"))
+             if p["a"] in texts and p["b"] in texts]
     near = DedupConfig().text.model_copy(update={"threshold": 0.7})
     bands, rows = lsh_params(near)
     hasher = MinHasher(near.num_perm, near.seed, near.hash)
@@ -94,8 +95,8 @@ def test_lsh_finds_the_labelled_pairs_on_real_data() -> None:
              if estimated_jaccard(signatures[a], signatures[b]) >= near.threshold]  # type: ignore[arg-type]
     cluster_of = {m: c[0] for c in connected_components(edges) for m in c}
     same = [cluster_of.get(p["a"], p["a"]) == cluster_of.get(p["b"], p["b"]) for p in pairs]
-    clear_pos = [s for s, p in zip(same, pairs) if p["jaccard_w5"] >= 0.8]
-    clear_neg = [s for s, p in zip(same, pairs) if p["jaccard_w5"] < 0.5 and not p["is_near_dup"]]
+    clear_pos = [s for s, p in zip(same, pairs, strict=True) if p["jaccard_w5"] >= 0.8]
+    clear_neg = [s for s, p in zip(same, pairs, strict=True) if p["jaccard_w5"] < 0.5 and not p["is_near_dup"]]
     assert len(clear_pos) > 100 and all(clear_pos)
     assert clear_neg and not any(clear_neg)
     assert len(candidates) < len(texts) * 4  # star links: linear in documents, not quadratic

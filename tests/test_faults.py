@@ -26,13 +26,13 @@ import pytest
 import xxhash
 from apache_beam.options.pipeline_options import PipelineOptions
 
-import pipelines.build
-import pipelines.shard
-from corpus.document import Document
-from corpus.io import atomic_writer, write_atomic
-from corpus.normalize import normalize_document
-from corpus.shards import write_shard
-from pipelines.build import resolve_beam_args, run_build
+import lemur_corpus.pipelines.build
+import lemur_corpus.pipelines.shard
+from lemur_corpus.document import Document
+from lemur_corpus.io import atomic_writer, write_atomic
+from lemur_corpus.normalize import normalize_document
+from lemur_corpus.pipelines.build import resolve_beam_args, run_build
+from lemur_corpus.shards import write_shard
 from tests.buildutil import output_digest, slice_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,8 +86,8 @@ def flaky_write_shard(prefix: str, name: str, docs, dtype):  # type: ignore[no-u
 def test_bundle_retries_give_the_uninterrupted_bytes(reference: dict[str, str], tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     Flaky.reset()
-    monkeypatch.setattr(pipelines.build, "normalize_document", flaky_normalize)
-    monkeypatch.setattr(pipelines.shard, "write_shard", flaky_write_shard)
+    monkeypatch.setattr(lemur_corpus.pipelines.build, "normalize_document", flaky_normalize)
+    monkeypatch.setattr(lemur_corpus.pipelines.shard, "write_shard", flaky_write_shard)
     manifest = run_build(fault_config(), str(tmp_path), ["--runner=BundleBasedDirectRunner"])
     assert len(Flaky.failed_docs) == 3 and len(Flaky.failed_shards) == 2  # the faults did happen
     assert manifest["accounting"]["balanced"]  # a retried bundle's first outputs were not kept
@@ -98,7 +98,7 @@ def test_bundle_retries_give_the_uninterrupted_bytes(reference: dict[str, str], 
 def test_default_direct_runner_does_not_retry_and_writes_no_manifest(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     Flaky.reset()
-    monkeypatch.setattr(pipelines.build, "normalize_document", flaky_normalize)
+    monkeypatch.setattr(lemur_corpus.pipelines.build, "normalize_document", flaky_normalize)
     with pytest.raises(Exception, match="transient failure normalizing"):
         run_build(fault_config(), str(tmp_path))
     assert not (tmp_path / "manifest.json").exists()
@@ -149,7 +149,8 @@ def test_dask_reruns_failed_tasks_with_identical_output(dask_cluster, tmp_path: 
     for name in ("out", "total.json"):
         retried, clean = tmp_path / "retried" / name, tmp_path / "clean" / name
         if retried.is_dir():
-            assert {p.name: p.read_bytes() for p in retried.iterdir()} == {p.name: p.read_bytes() for p in clean.iterdir()}
+            assert ({p.name: p.read_bytes() for p in retried.iterdir()}
+                    == {p.name: p.read_bytes() for p in clean.iterdir()})
         else:
             assert retried.read_bytes() == clean.read_bytes()
     with pytest.raises(Exception, match="transient failure writing"):
@@ -169,8 +170,9 @@ def test_killed_build_leaves_no_manifest_and_a_rerun_gives_the_same_bytes(refere
     config = tmp_path / "config.json"
     config.write_text(json.dumps(fault_config().resolved()))
     out = tmp_path / "out"
-    build = subprocess.Popen([sys.executable, "-m", "corpus.cli", "build", "--config", str(config), "--out", str(out)],
-                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    build = subprocess.Popen(
+        [sys.executable, "-m", "lemur_corpus.cli", "build", "--config", str(config), "--out", str(out)],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
     while build.poll() is None and time.monotonic() < deadline:
         if (out / "shards").is_dir() and any((out / "shards").iterdir()):  # half-way: shards being written
@@ -179,10 +181,11 @@ def test_killed_build_leaves_no_manifest_and_a_rerun_gives_the_same_bytes(refere
         time.sleep(0.005)
     build.wait()
     stderr = build.stderr.read().decode()  # type: ignore[union-attr]
-    assert build.returncode == -signal.SIGKILL, f"the build was not killed mid-run (exit {build.returncode}): {stderr[-2000:]}"
+    assert build.returncode == -signal.SIGKILL, (
+        f"the build was not killed mid-run (exit {build.returncode}): {stderr[-2000:]}")
     assert list((out / "shards").iterdir())  # it had begun writing shards...
     assert not (out / "manifest.json").exists()  # ...but nothing says the folder is a finished build
-    audit = subprocess.run([sys.executable, "-m", "corpus.cli", "audit", str(out)], cwd=REPO, capture_output=True,
+    audit = subprocess.run([sys.executable, "-m", "lemur_corpus.cli", "audit", str(out)], cwd=REPO, capture_output=True,
                            text=True)
     assert audit.returncode != 0 and "manifest.json" in audit.stderr
     ops = _ops()

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from corpus.cli import main
-from corpus.normalize import normalize_text
-from filters.text.config import LanguageIdConfig
-from filters.text.lid import LanguageIdFilter
+from lemur_corpus.cli import main
+from lemur_corpus.normalize import normalize_text
+from lemur_corpus.filters.text.config import LanguageIdConfig
+from lemur_corpus.filters.text.lid import LanguageIdFilter
 from tests.conftest import read_jsonl, shared_path
 from tests.test_text_filters import ENGLISH, GERMAN, doc
 
@@ -139,9 +139,9 @@ def test_code_kind_uses_the_stack_fields_and_the_code_filters(tmp_path: Path) ->
 
 
 def test_settings_reach_nested_thresholds_and_name_what_is_wrong() -> None:
-    from corpus.commands.filter import apply_settings
-    from corpus.errors import ConfigError
-    from filters.text.config import TextFiltersConfig
+    from lemur_corpus.commands.filter import apply_settings
+    from lemur_corpus.errors import ConfigError
+    from lemur_corpus.filters.text.config import TextFiltersConfig
 
     config = apply_settings(TextFiltersConfig(), [
         "gopher_repetition.max_top_ngram_char_fraction.2=0.3", "lid.languages=en,de", "c4.min_sentences=null"])

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from corpus.errors import InputFileError
-from corpus.io import iter_lines, match_files, read_bytes
+from lemur_corpus.errors import InputFileError
+from lemur_corpus.io import iter_lines, match_files, read_bytes
 from tests.conftest import shared_path
 
 

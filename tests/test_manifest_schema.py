@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from corpus.errors import CorpusError
-from corpus.manifest import (
+from lemur_corpus.errors import CorpusError
+from lemur_corpus.manifest import (
     MANIFEST_NAME,
     SCHEMA_PATH,
     SCHEMA_VERSION,
@@ -92,15 +92,15 @@ def test_a_real_build_manifest_satisfies_the_schema(small_build: Path) -> None:
 @pytest.mark.slow
 def test_a_build_whose_manifest_breaks_the_schema_fails_clearly(tmp_path: Path, monkeypatch) -> None:
     """The schema demands a field the writer does not produce: the build must stop and say so."""
-    import corpus.manifest
-    from corpus.config import BuildConfig, InputConfig, LocalEnvConfig, MixtureConfig, lemur_mixture_sources
-    from corpus.defaults import local_text_filters
-    from pipelines.build import run_build
+    import lemur_corpus.manifest
+    from lemur_corpus.config import BuildConfig, InputConfig, LocalEnvConfig, MixtureConfig, lemur_mixture_sources
+    from lemur_corpus.defaults import local_text_filters
+    from lemur_corpus.pipelines.build import run_build
 
     stricter = copy.deepcopy(manifest_schema())
     stricter["properties"]["build"]["required"].append("owner")
-    monkeypatch.setattr(corpus.manifest, "manifest_schema", lambda: stricter)
-    monkeypatch.setattr("pipelines.build.manifest_schema", lambda: stricter)
+    monkeypatch.setattr(lemur_corpus.manifest, "manifest_schema", lambda: stricter)
+    monkeypatch.setattr("lemur_corpus.pipelines.build.manifest_schema", lambda: stricter)
     config = BuildConfig(
         name="tiny",
         inputs=[InputConfig(name="local", format="local_env", text_source="refinedweb",

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from corpus.cli import main
-from corpus.commands.manifests import INDEX_NAME, build_id, build_index, diff_manifests, flatten
+from lemur_corpus.cli import main
+from lemur_corpus.commands.manifests import INDEX_NAME, build_id, build_index, diff_manifests, flatten
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -94,7 +94,8 @@ def test_failed_audits_and_unfinished_builds_show_in_the_index(small_build: Path
     (damaged / "shards" / "shard-00000.docs.jsonl.zst").unlink()
     unfinished = tmp_path / "unfinished"
     (unfinished / "shards").mkdir(parents=True)
-    code = main(["manifests", "regenerate", "--root", str(root), "--json", str(small_build), str(damaged), str(unfinished)])
+    code = main(["manifests", "regenerate", "--root", str(root), "--json", str(small_build), str(damaged),
+                 str(unfinished)])
     out, err = capsys.readouterr()
     assert code == 1
     assert "unfinished build" in err

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from corpus.shards import read_docs_index
-from pipelines.build import run_build
+from lemur_corpus.pipelines.build import run_build
+from lemur_corpus.shards import read_docs_index
 from tests.buildutil import slice_config
 
 pytestmark = pytest.mark.slow

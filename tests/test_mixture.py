@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpus.config import MixtureConfig, MixtureSource
-from corpus.mixture import MixtureError, make_plan, mix_in_memory, sequences
+from lemur_corpus.config import MixtureConfig, MixtureSource
+from lemur_corpus.mixture import MixtureError, make_plan, mix_in_memory, sequences
 
 
 def config(weights: dict[str, tuple[str, float]], **kwargs) -> MixtureConfig:  # type: ignore[no-untyped-def]
@@ -59,7 +59,8 @@ def test_rates_follow_the_weights_and_the_binding_cap() -> None:
 
 def test_fractional_rates_take_whole_copies_plus_a_hashed_subset() -> None:
     rng = random.Random(1)
-    docs = corpus_of({"a": [rng.randint(10, 400) for _ in range(2000)], "b": [rng.randint(10, 400) for _ in range(2000)]})
+    docs = corpus_of({"a": [rng.randint(10, 400) for _ in range(2000)],
+                      "b": [rng.randint(10, 400) for _ in range(2000)]})
     pool_a = sum(t for s, _, t in docs if s == "a")
     cfg = config({"a": ("code", 75), "b": ("text", 25)}, total_tokens=int(pool_a * 2.37 / 0.75))
     plan, copies = mix_in_memory(cfg, 3, docs)
@@ -71,7 +72,8 @@ def test_fractional_rates_take_whole_copies_plus_a_hashed_subset() -> None:
 
 def test_same_seed_same_sample_other_seed_other_sample_equally_exact() -> None:
     rng = random.Random(2)
-    docs = corpus_of({"a": [rng.randint(10, 900) for _ in range(1500)], "b": [rng.randint(10, 900) for _ in range(600)]})
+    docs = corpus_of({"a": [rng.randint(10, 900) for _ in range(1500)],
+                      "b": [rng.randint(10, 900) for _ in range(600)]})
     cfg = config({"a": ("code", 90), "b": ("text", 10)}, total_tokens=400_000)
     plan1, copies1 = mix_in_memory(cfg, 11, docs)
     plan1b, copies1b = mix_in_memory(cfg, 11, list(reversed(docs)))  # order does not matter

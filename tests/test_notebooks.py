@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from corpus.accounting import Drop
-from corpus.document import Document
-from corpus.normalize import normalize_document
-from corpus.notebooks import NotebookError, notebook_to_script
-from filters.base import run_chain, setup_filters
-from filters.code import CodeFiltersConfig, build_code_filters
+from lemur_corpus.accounting import Drop
+from lemur_corpus.document import Document
+from lemur_corpus.filters.base import run_chain, setup_filters
+from lemur_corpus.filters.code import CodeFiltersConfig, build_code_filters
+from lemur_corpus.normalize import normalize_document
+from lemur_corpus.notebooks import NotebookError, notebook_to_script
 
 
 def notebook(cells: list[dict], language: str | None = "python", nbformat: int = 4) -> str:

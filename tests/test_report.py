@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from corpus.audit import audit_build
-from corpus.cli import main
-from corpus.manifest import cluster_size_metric
-from corpus.report import bucket_label, cluster_histograms, funnel_rows, render_report
+from lemur_corpus.audit import audit_build
+from lemur_corpus.cli import main
+from lemur_corpus.manifest import cluster_size_metric
+from lemur_corpus.report import bucket_label, cluster_histograms, funnel_rows, render_report
 
 CHARTS = ("chart-weights", "chart-funnel", "chart-clusters", "chart-lengths")
 
@@ -72,7 +72,8 @@ def parse(page: str) -> PageParser:
 def test_funnel_rows_follow_pipeline_order_and_sum_groups() -> None:
     entry = lambda i, o, dropped: {"in": {"docs": i}, "out": {"docs": o}, "dropped": dropped}  # noqa: E731
     stages = {  # as read back from JSON: keys sorted, not in pipeline order
-        "dedup": {"python": entry(10, 7, {"exact_duplicate": {"docs": 3}}), "sql": entry(5, 4, {"near_duplicate": {"docs": 1}})},
+        "dedup": {"python": entry(10, 7, {"exact_duplicate": {"docs": 3}}),
+                  "sql": entry(5, 4, {"near_duplicate": {"docs": 1}})},
         "read": {"local": entry(16, 16, {})},
         "tokenize": {"python": entry(7, 7, {}), "sql": entry(4, 4, {})},
         "normalize": {"python": entry(10, 10, {}), "sql": entry(6, 5, {"empty_text": {"docs": 1}})},

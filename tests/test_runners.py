@@ -2,8 +2,8 @@
 workers, and DaskRunner on a dask.distributed LocalCluster of 2 worker processes.
 
 Also the two properties that make a pipeline portable to a primitive runner such as Beam's Dask
-translation: multi-output ParDos split by `pipelines.outputs.MultiOutputParDo` (never one bag of
-mixed tags), and every transform of a pipeline feeds its last one (the manifest, or the command's
+translation: multi-output ParDos split by `lemur_corpus.pipelines.outputs.MultiOutputParDo` (never one
+bag of mixed tags), and every transform of a pipeline feeds its last one (the manifest, or the command's
 summary), so a runner that computes only what the last transform needs still runs everything.
 """
 
@@ -17,10 +17,13 @@ import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pipeline import AppliedPTransform, PipelineVisitor
+from apache_beam.testing.util import assert_that, equal_to
 
-from corpus.cli import main
-from pipelines.build import RUNNER_ALIASES, construct, prepare, run_build
-from pipelines.outputs import MultiOutputParDo
+from lemur_corpus.accounting import Drop
+from lemur_corpus.cli import main
+from lemur_corpus.document import Document
+from lemur_corpus.pipelines.build import RUNNER_ALIASES, construct, prepare, run_build
+from lemur_corpus.pipelines.outputs import MultiOutputParDo
 from tests.buildutil import output_digest, slice_config
 from tests.conftest import read_jsonl, shared_path
 
@@ -119,16 +122,43 @@ def test_every_build_transform_feeds_the_manifest(tmp_path: Path) -> None:
     p = beam.Pipeline(options=PipelineOptions([]))
     construct(p, prepare(config, str(tmp_path)))
     graph = _graph(p)
-    assert graph.order[-1].full_label == "WriteManifest"
+    assert graph.order[-1].full_label == "WriteManifest/Write"
     assert graph.not_feeding_last() == []
-    labels = {n.full_label for n in graph.order}
-    assert {"WriteShards", "WriteDropLog"} <= labels  # the sinks are among the manifest's ancestors
+    stages = {n.full_label.split("/")[0] for n in graph.order}
+    assert {"WriteShards", "WriteDropLog"} <= stages  # the sinks are among the manifest's ancestors
+
+
+def test_each_stage_is_one_composite_at_the_top_of_the_graph(tmp_path: Path) -> None:
+    """Stages keep their labels inside (one box per stage in a runner's UI; a stage applied twice
+    under two names does not clash) and return their accounting instead of writing to a shared ledger."""
+    config = slice_config(code_rows=20, web_rows=10)
+    p = beam.Pipeline(options=PipelineOptions([]))
+    construct(p, prepare(config, str(tmp_path)))
+    top = [t.full_label for t in p.transforms_stack[0].parts]
+    assert top == ["Read", "Normalize", "Filter", "Dedup", "Tokenize", "Mix", "WriteShards", "AllTallies", "AllDrops",
+                   "WriteDropLog", "Accounting", "WriteManifest"]
+
+    from lemur_corpus.pipelines.ledger import DocumentStage, StageFn
+
+    with beam.Pipeline() as twice:
+        docs = twice | beam.Create([Document(id=f"t/{i}", source="web", kind="text", text="x" * i) for i in range(6)])
+        first = docs | "KeepEven" >> DocumentStage("even", StageFn(_drop_odd, "even"))
+        second = first.docs | "KeepEvenAgain" >> DocumentStage("even", StageFn(_drop_odd, "even"))
+        assert_that(second.docs | beam.Map(lambda d: d.id), equal_to(["t/0", "t/2", "t/4"]), label="Kept")
+        assert_that(first.drops | "DropIds" >> beam.Map(lambda d: d.id), equal_to(["t/1", "t/3", "t/5"]),
+                    label="Dropped")
+
+
+def _drop_odd(doc: Document) -> Document | Drop:
+    if len(doc.text) % 2:
+        return Drop("even", doc.source, "odd", doc.nbytes, doc.id, doc.origin)
+    return doc
 
 
 def test_every_dedup_command_transform_feeds_the_summary(tmp_path: Path) -> None:
-    from corpus.dedup.config import DedupConfig
-    from pipelines.dedup_files import command_config
-    from pipelines.dedup_files import construct as construct_dedup
+    from lemur_corpus.dedup.config import DedupConfig
+    from lemur_corpus.pipelines.dedup_files import command_config
+    from lemur_corpus.pipelines.dedup_files import construct as construct_dedup
 
     path = str(shared_path("dups", "code_forks.docs.jsonl.zst"))
     config = command_config([path], DedupConfig(), "id", "text")
@@ -142,7 +172,7 @@ def test_every_dedup_command_transform_feeds_the_summary(tmp_path: Path) -> None
 def test_dask_alias_names_the_fixed_runner() -> None:
     from apache_beam.runners.runner import create_runner
 
-    from pipelines.dask_runner import DaskRunner
+    from lemur_corpus.pipelines.dask_runner import DaskRunner
 
     assert isinstance(create_runner(RUNNER_ALIASES["DaskRunner"]), DaskRunner)
 
@@ -171,8 +201,8 @@ def matrix_config(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-
     web = tmp_path_factory.mktemp("matrix_input") / "web.jsonl.gz"
     web.write_bytes(gzip.compress(b"\n".join(lines) + b"\n", mtime=0))
     return slice_config(code_rows=120, inputs=[
-        {"name": "stack", "format": "stack", "kind": "code", "paths": [str(shared_path("code", "code_sample.jsonl.zst"))],
-         "limit_per_file": 120},
+        {"name": "stack", "format": "stack", "kind": "code",
+         "paths": [str(shared_path("code", "code_sample.jsonl.zst"))], "limit_per_file": 120},
         {"name": "web", "format": "dolma", "kind": "text", "source": "refinedweb", "paths": [str(web)]},
         {"name": "cc", "format": "dolma", "kind": "text", "source": "wikipedia",
          "paths": [str(shared_path("web", "commoncrawl_samples.jsonl.zst"))]},

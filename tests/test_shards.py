@@ -7,9 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from corpus.config import TokenizerConfig
-from corpus.shards import ShardDoc, ShardFormatError, parse_index, read_docs_index, read_shard_documents, write_shard
-from corpus.tokenizer import encode_batch, load_tokenizer, tokenizer_identity
+from lemur_corpus.config import TokenizerConfig
+from lemur_corpus.shards import (
+    ShardDoc,
+    ShardFormatError,
+    parse_index,
+    read_docs_index,
+    read_shard_documents,
+    write_shard,
+)
+from lemur_corpus.tokenizer import encode_batch, load_tokenizer, tokenizer_identity
 from tests.conftest import read_jsonl, shared_path
 
 
@@ -18,7 +25,7 @@ def _real_token_docs(n: int = 40) -> list[ShardDoc]:
     identity = tokenizer_identity(TokenizerConfig())
     tokens = encode_batch(load_tokenizer(TokenizerConfig()), [r["content"] for r in records], identity.eos_id,
                           np.dtype(identity.dtype))
-    return [ShardDoc(r["hexsha"], "python", 0, t) for r, t in zip(records, tokens)]
+    return [ShardDoc(r["hexsha"], "python", 0, t) for r, t in zip(records, tokens, strict=True)]
 
 
 def test_index_layout_and_round_trip(tmp_path: Path) -> None:
@@ -30,7 +37,7 @@ def test_index_layout_and_round_trip(tmp_path: Path) -> None:
     assert list(index.lengths) == [len(d.tokens) for d in docs]
     assert index.pointers[0] == 0 and index.pointers[1] == 4 * len(docs[0].tokens)
     assert list(index.document_indices) == list(range(len(docs) + 1))
-    for got, want in zip(read_shard_documents(str(tmp_path / "s")), docs):
+    for got, want in zip(read_shard_documents(str(tmp_path / "s")), docs, strict=True):
         assert np.array_equal(got, want.tokens)
     assert [row["id"] for row in read_docs_index(str(tmp_path / "s"))] == [d.id for d in docs]
     assert not list(tmp_path.glob("*.tmp-*"))  # atomic: no temporary files left

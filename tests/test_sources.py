@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import ast
 import gzip
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from corpus.accounting import Drop
-from corpus.config import BuildConfig, parse_config
-from corpus.document import Document, from_arrow, to_arrow
-from corpus.errors import InputFileError
-from corpus.sources import plan_input, read_task
+from lemur_corpus.accounting import Drop
+from lemur_corpus.config import BuildConfig, InputFormat, parse_config
+from lemur_corpus.document import Document, from_arrow, to_arrow
+from lemur_corpus.errors import ConfigError, InputFileError
+from lemur_corpus.sources import PLANNERS, READERS, plan_input, read_task
+from lemur_corpus.sources.base import Container, plan_files
 from tests.conftest import read_jsonl, shared_path
 
 SOURCES = {
@@ -193,3 +195,62 @@ def test_arrow_schema_round_trip() -> None:
     docs, _ = read_all(config_for({"name": "cc", "format": "dolma", "kind": "text", "source": "refinedweb",
                                    "paths": [str(shared_path("web", "commoncrawl_samples.jsonl.zst"))]}))
     assert from_arrow(to_arrow(docs)) == docs
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry: one table per name space, and no import circle
+
+
+def test_every_format_has_a_planner_and_every_container_a_reader() -> None:
+    assert set(PLANNERS) == set(get_args(InputFormat))
+    assert set(READERS) == set(get_args(Container))
+    file_formats = set(get_args(InputFormat)) - {"hf", "local_env"}
+    assert {f for f, plan in PLANNERS.items() if plan is plan_files} == file_formats
+
+
+def test_unknown_format_is_a_config_error(tmp_path: Path) -> None:
+    config = config_for({"name": "web", "format": "jsonl", "kind": "text", "source": "refinedweb",
+                         "paths": [str(tmp_path / "*.jsonl")]})
+    inp = config.inputs[0].model_copy(update={"format": "nope"})
+    with pytest.raises(ConfigError, match="unknown format 'nope'"):
+        plan_input(inp, config)
+
+
+def _sources_imports() -> dict[str, set[str]]:
+    """Module name (`base`, `files`...) -> the modules of lemur_corpus.sources it imports, anywhere in it."""
+    import lemur_corpus.sources
+
+    package = "lemur_corpus.sources"
+    graph: dict[str, set[str]] = {}
+    for path in sorted(Path(lemur_corpus.sources.__file__).parent.glob("*.py")):
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = package if node.level else (node.module or "")
+                module = f"{base}.{node.module}" if node.level and node.module else base
+                names = [module] + [f"{module}.{a.name}" for a in node.names]
+            else:
+                continue
+            imported |= {n[len(package) + 1:].split(".")[0] for n in names if n.startswith(package + ".")}
+        graph[path.stem] = imported - {path.stem}
+    return graph
+
+
+def test_only_the_package_imports_the_registry_and_the_sources_have_no_import_circle() -> None:
+    graph = _sources_imports()
+    assert {"registry", "base", "files", "hf", "local_env", "warc"} <= set(graph)
+    assert {m for m, imported in graph.items() if "registry" in imported} == {"__init__"}
+    assert graph["base"] <= {"layouts"}  # base imports no reader
+    done: set[str] = set()
+
+    def visit(module: str, stack: tuple[str, ...]) -> None:
+        assert module not in stack, " -> ".join((*stack, module))
+        if module not in done:
+            for target in sorted(graph.get(module, ())):
+                visit(target, (*stack, module))
+            done.add(module)
+
+    for module in sorted(graph):
+        visit(module, ())

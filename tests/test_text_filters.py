@@ -10,19 +10,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpus.document import Document
-from corpus.errors import ConfigError
-from filters.base import run_chain, setup_filters
-from filters.text import TEXT_FILTER_NAMES, build_text_filters
-from filters.text.c4 import C4Filter, contains_bad_word
-from filters.text.config import (
+from lemur_corpus.document import Document
+from lemur_corpus.errors import ConfigError
+from lemur_corpus.filters.base import run_chain, setup_filters
+from lemur_corpus.filters.text import TEXT_FILTER_NAMES, build_text_filters
+from lemur_corpus.filters.text.c4 import C4Filter, contains_bad_word
+from lemur_corpus.filters.text.config import (
     C4Config,
     GopherQualityConfig,
     GopherRepetitionConfig,
     LanguageIdConfig,
     TextFiltersConfig,
 )
-from filters.text.gopher import (
+from lemur_corpus.filters.text.gopher import (
     GopherQualityFilter,
     GopherRepetitionFilter,
     duplicate_ngram_chars,
@@ -30,8 +30,8 @@ from filters.text.gopher import (
     top_ngram_chars,
     word_ids,
 )
-from filters.text.lid import LanguageIdFilter, bundled_model_path
-from filters.text.words import sentence_count, word_tokens
+from lemur_corpus.filters.text.lid import LanguageIdFilter, bundled_model_path
+from lemur_corpus.filters.text.words import sentence_count, word_tokens
 
 ENGLISH = (
     "The committee met on Tuesday to review the proposal for a new library in the town centre. "
@@ -83,7 +83,7 @@ def test_words_and_sentences_match_datatrove_spacy_tokenizer(text: str, tokens: 
 
 
 def test_words_are_independent_of_the_chunk_cache() -> None:
-    from filters.text import words
+    from lemur_corpus.filters.text import words
 
     text = "Cannot stop: e.g. the U.S. (and z.B. CO2-Preis) won't... " * 3
     first = word_tokens(text)
@@ -316,8 +316,8 @@ def test_lid_low_score_and_model_path(lid: LanguageIdFilter) -> None:
 def test_a_model_file_that_is_not_fasttext_or_is_cut_is_a_start_up_error(tmp_path) -> None:
     """fastText's C++ loader trusts the sizes a file claims: a cut model can hang or exhaust memory.
     The header is checked in-process, the whole load is probed in a child process on the driver."""
-    from filters.text import check_text_filters
-    from filters.text.config import TextFiltersConfig
+    from lemur_corpus.filters.text import check_text_filters
+    from lemur_corpus.filters.text.config import TextFiltersConfig
 
     whole = open(bundled_model_path(), "rb").read()
     cases = {"junk.ftz": b"not a model at all, just some text\n" * 4, "empty.ftz": b"",
@@ -369,7 +369,7 @@ def test_a_dropped_document_is_not_scored_by_later_filters(lid: LanguageIdFilter
 
         def __call__(self, d: Document):  # type: ignore[no-untyped-def]
             calls.append(d.id)
-            from filters.base import Verdict
+            from lemur_corpus.filters.base import Verdict
 
             return Verdict.kept()
 

@@ -23,9 +23,9 @@ except ImportError:  # pragma: no cover
     import sre_constants  # type: ignore[no-redef]
     import sre_parse  # type: ignore[no-redef]
 
-from corpus.document import Document
-from filters.text import c4, gopher, lid, words
-from filters.text.config import C4Config, GopherQualityConfig, GopherRepetitionConfig
+from lemur_corpus.document import Document
+from lemur_corpus.filters.text import c4, gopher, lid, words
+from lemur_corpus.filters.text.config import C4Config, GopherQualityConfig, GopherRepetitionConfig
 from tests.conftest import executed_lines as count_executed_lines
 
 MODULES = (words, gopher, c4, lid)
@@ -63,7 +63,8 @@ def nested_unbounded_repeats(parsed: Any, inside_repeat: bool = False) -> list[s
 
 def test_there_are_patterns_to_check() -> None:
     names = {name for name, _ in compiled_patterns()}
-    assert {"filters.text.words._INFIX", "filters.text.c4.CITATION", "filters.text.gopher._LINE_BREAKS"} <= names
+    assert {"lemur_corpus.filters.text.words._INFIX", "lemur_corpus.filters.text.c4.CITATION",
+            "lemur_corpus.filters.text.gopher._LINE_BREAKS"} <= names
 
 
 @pytest.mark.parametrize("name,pattern", compiled_patterns(), ids=lambda v: v if isinstance(v, str) else "")

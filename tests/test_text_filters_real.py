@@ -23,12 +23,12 @@ from typing import Any
 
 import pytest
 
-from corpus.document import Document
-from corpus.normalize import normalize_text
-from filters.base import run_chain, setup_filters
-from filters.text import TextFiltersConfig, build_text_filters
-from filters.text.config import LanguageIdConfig
-from filters.text.lid import LanguageIdFilter
+from lemur_corpus.document import Document
+from lemur_corpus.filters.base import run_chain, setup_filters
+from lemur_corpus.filters.text import TextFiltersConfig, build_text_filters
+from lemur_corpus.filters.text.config import LanguageIdConfig
+from lemur_corpus.filters.text.lid import LanguageIdFilter
+from lemur_corpus.normalize import normalize_text
 from tests.conftest import read_jsonl, shared_path
 
 
@@ -69,7 +69,8 @@ def test_the_same_pages_as_clean_text_are_kept_more_than_as_full_pages(main_and_
 
 def test_full_pages_fail_the_repetition_rules_far_more_often(main_and_wet: dict) -> None:
     def repetition(variant: str) -> int:
-        return sum(n for reason, n in main_and_wet[variant]["reasons"].items() if reason.startswith("gopher_repetition."))
+        return sum(n for reason, n in main_and_wet[variant]["reasons"].items()
+                   if reason.startswith("gopher_repetition."))
 
     assert repetition("wet") >= 4 * repetition("main")
     assert main_and_wet["wet"]["reasons"]["gopher_repetition.duplicate_lines"] >= 20

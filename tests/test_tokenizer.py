@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from corpus.config import TokenizerConfig
-from corpus.errors import ConfigError
-from corpus.tokenizer import default_tokenizer_path, encode_batch, load_tokenizer, token_dtype, tokenizer_identity
+from lemur_corpus.config import TokenizerConfig
+from lemur_corpus.errors import ConfigError
+from lemur_corpus.tokenizer import default_tokenizer_path, encode_batch, load_tokenizer, token_dtype, tokenizer_identity
 
 
 def test_default_is_the_wheel_tokenizer() -> None:
@@ -26,7 +26,7 @@ def test_eos_appended_and_no_other_special_tokens() -> None:
     tokenizer = load_tokenizer(TokenizerConfig())
     texts = ["def add(a, b):\n    return a + b\n", "Lemur mixes code and text 10:1."]
     out = encode_batch(tokenizer, texts, identity.eos_id, np.dtype(identity.dtype))
-    for text, ids in zip(texts, out):
+    for text, ids in zip(texts, out, strict=True):
         assert ids[-1] == identity.eos_id
         assert list(ids[:-1]) == tokenizer.encode(text, add_special_tokens=False).ids
         assert tokenizer.decode(list(ids[:-1])) == text
@@ -45,7 +45,7 @@ def test_hub_id_loads_from_the_hub_cache_offline(tmp_path: Path, monkeypatch: py
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    from corpus import tokenizer as tok
+    from lemur_corpus import tokenizer as tok
 
     tok._load_serialized.cache_clear()
     config = TokenizerConfig(hub_id="deepseek-ai/DeepSeek-V4", eos_token="<｜end▁of▁sentence｜>")

@@ -12,12 +12,11 @@ import os
 import sys
 from typing import Any
 
-from corpus.errors import ConfigError
-
+from lemur_corpus.errors import ConfigError
 
 TOLERANCE_HELP = "0.001 = 0.1 percentage point"
-"""The default of --tolerance in words; `corpus.audit.DEFAULT_TOLERANCE` is the value (a test keeps them
-equal: importing the audit engine here would make every `corpus --help` load Beam)."""
+"""The default of --tolerance in words; `lemur_corpus.audit.DEFAULT_TOLERANCE` is the value (a test keeps
+them equal: importing the audit engine here would make every `corpus --help` load Beam)."""
 
 
 def default_workers() -> int:
@@ -65,11 +64,11 @@ def run(args: argparse.Namespace) -> int:
     _validate(args)
     from rich.console import Console
 
-    from corpus.audit import DEFAULT_TOLERANCE, audit_build
+    from lemur_corpus.audit import DEFAULT_TOLERANCE, audit_build
 
     target_config = None
     if args.config:
-        from corpus.config import load_config
+        from lemur_corpus.config import load_config
 
         target_config = load_config(args.config).resolved()
     err = Console(stderr=True)
@@ -79,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                              config_origin=args.config or "", workers=args.workers,
                              progress=lambda name: status.update(f"re-read {name}"))
     if args.report:
-        from corpus.report import write_report
+        from lemur_corpus.report import write_report
 
         write_report(result, args.report)
     if args.json:
@@ -102,7 +101,8 @@ def print_result(data: dict[str, Any], console: Any) -> None:
 
     build = data["build"]
     table = Table(title=f"audit of {build['name']} ({data['build_dir']}), targets from {data['targets_from']}")
-    for col in ("source", "kind", "status", "tokens", "documents", "distinct", "epochs", "target", "realized", "Δ points"):
+    for col in ("source", "kind", "status", "tokens", "documents", "distinct", "epochs", "target", "realized",
+                "Δ points"):
         table.add_column(col, justify="left" if col in ("source", "kind", "status") else "right")
     for s in data["sources"]:
         delta = 100 * (s["realized_weight"] - s["target_weight"])
@@ -113,7 +113,8 @@ def print_result(data: dict[str, Any], console: Any) -> None:
     ratio, target = data["code_text_ratio"], data["target_code_text_ratio"]
     console.print(
         f"{data['total_shards']} shards, {data['total_documents']:,} documents, {data['total_tokens']:,} tokens; "
-        f"code:text {'-' if ratio is None else f'{ratio:.3f}'}:1 (target {'-' if target is None else f'{target:.3f}'}:1)")
+        f"code:text {'-' if ratio is None else f'{ratio:.3f}'}:1 "
+        f"(target {'-' if target is None else f'{target:.3f}'}:1)")
     for note in data["notes"]:
         console.print(f"[yellow]note:[/] {note}", markup=True, highlight=False)
     if data["ok"]:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import TYPE_CHECKING
 
+from lemur_corpus.errors import ConfigError
 
-from corpus.errors import ConfigError
+if TYPE_CHECKING:  # imported where used: `corpus --help` stays quick
+    from lemur_corpus.config import BuildConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,9 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def load(path: str | None):  # type: ignore[no-untyped-def]
-    from corpus.config import load_config
-    from corpus.defaults import embedded_default_config
+def load(path: str | None) -> BuildConfig:
+    from lemur_corpus.config import load_config
+    from lemur_corpus.defaults import embedded_default_config
 
     return embedded_default_config() if path is None else load_config(path)
 
@@ -41,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
     config = load(args.config)
     if not args.out:
         raise ConfigError("--out must name a folder")
-    from corpus.summary import print_summary
-    from pipelines.build import run_build
+    from lemur_corpus.pipelines.build import run_build
+    from lemur_corpus.summary import print_summary
 
     started = time.monotonic()
     manifest = run_build(config, args.out, args.beam_args, overwrite=args.overwrite)

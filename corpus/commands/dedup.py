@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import TYPE_CHECKING
 
-from corpus.errors import ConfigError
+from lemur_corpus.errors import ConfigError
+
+if TYPE_CHECKING:  # imported where used: `corpus --help` stays quick
+    from lemur_corpus.dedup.config import DedupConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "summary.json into --out. Everything after a bare `--` is passed to Beam unchanged.",
     )
     p.add_argument("--input", metavar="FILE", nargs="+", required=True,
-                   help="files or globs: .jsonl, .jsonl.gz, .jsonl.zst or .parquet (local or any Beam FileSystems path)")
+                   help="files or globs: .jsonl, .jsonl.gz, .jsonl.zst or .parquet "
+                        "(local or any Beam FileSystems path)")
     p.add_argument("--kind", choices=("code", "text"), required=True,
                    help="code: code-token shingles, threshold 0.85; text: word shingles, threshold 0.8")
     p.add_argument("--out", metavar="DIR", required=True, help="output folder (local)")
@@ -31,14 +36,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep", choices=("smallest_id", "most_stars", "longest"), default="smallest_id",
                    help="which document of a duplicate cluster is kept (default: smallest_id)")
     p.add_argument("--no-exact", action="store_true", help="skip exact dedup (near-dedup still finds identical texts)")
-    p.add_argument("--shards", type=int, default=4, metavar="N", help="files the kept records are written to (default: 4)")
+    p.add_argument("--shards", type=int, default=4, metavar="N",
+                   help="files the kept records are written to (default: 4)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier dedup output in --out (default: refuse)")
     p.set_defaults(func=run)
 
 
-def dedup_config(kind: str, threshold: float | None, keep: str, exact: bool):  # type: ignore[no-untyped-def]
+def dedup_config(kind: str, threshold: float | None, keep: str, exact: bool) -> DedupConfig:
     """The build's dedup config with the command's choices (validated like a config file)."""
-    from corpus.dedup.config import DedupConfig
+    from lemur_corpus.dedup.config import DedupConfig
 
     if threshold is not None and not 0.0 < threshold <= 1.0:
         raise ConfigError(f"--threshold must be in (0, 1], got {threshold:g}")
@@ -52,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.shards < 1:
         raise ConfigError(f"--shards must be at least 1, got {args.shards}")
     config = dedup_config(args.kind, args.threshold, args.keep, not args.no_exact)
-    from pipelines.dedup_files import run_dedup_files
+    from lemur_corpus.pipelines.dedup_files import run_dedup_files
 
     started = time.monotonic()
     summary = run_dedup_files(args.input, args.kind, args.out, config, id_field=args.id_field,

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from corpus.errors import ConfigError
+from lemur_corpus.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -86,7 +86,8 @@ def apply_settings(section: Any, settings: list[str]) -> Any:
             if key is None:
                 known = sorted(str(k) for k in node) if isinstance(node, dict) else []
                 hint = difflib.get_close_matches(part, known, n=1)
-                suggestion = f" (did you mean {hint[0]!r}?)" if hint else (f" (known: {', '.join(known)})" if known else "")
+                suggestion = f" (did you mean {hint[0]!r}?)" if hint else (
+                    f" (known: {', '.join(known)})" if known else "")
                 raise ConfigError(f"--set {setting!r}: unknown setting {'.'.join(path[: depth + 1])}{suggestion}")
         if isinstance(node[key], list) and isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
@@ -99,7 +100,7 @@ def apply_settings(section: Any, settings: list[str]) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from corpus.config import FieldMap, FiltersConfig
+    from lemur_corpus.config import FieldMap, FiltersConfig
 
     filters = FiltersConfig()
     section = apply_settings(getattr(filters, args.kind), args.settings)
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if only is not None and not only:
         raise ConfigError("--filters names no filter")
     fields = FieldMap(text=args.text_field, id=args.id_field, lang=args.lang_field, path=args.path_field)
-    from pipelines.filter_files import run_filter_files
+    from lemur_corpus.pipelines.filter_files import run_filter_files
 
     started = time.monotonic()
     summary = run_filter_files(args.input, args.kind, args.out, filters, only=only, fields=fields,

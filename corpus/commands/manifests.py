@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from corpus.errors import ConfigError, CorpusError
+from lemur_corpus.errors import ConfigError, CorpusError
 
 INDEX_NAME = "index.json"
 AUDIT_NAME = "audit.json"
@@ -76,13 +76,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def build_id(manifest: dict[str, Any]) -> str:
     """`<name>-<12 hex>`: a hash of the manifest without its volatile sections (same build, same id)."""
-    from corpus.manifest import dumps, without_volatile
+    from lemur_corpus.manifest import dumps, without_volatile
 
     digest = hashlib.sha256(dumps(without_volatile(manifest))).hexdigest()[:12]
     return f"{(manifest.get('build') or {}).get('name', 'build')}-{digest}"
 
 
-def index_row(build: str, manifest: dict[str, Any], audit: dict[str, Any] | None, problems: list[str]) -> dict[str, Any]:
+def index_row(build: str, manifest: dict[str, Any], audit: dict[str, Any] | None,
+              problems: list[str]) -> dict[str, Any]:
     """One row of index.json, from a stored manifest, its stored audit verdict and the re-check's problems."""
     mixture = manifest.get("mixture") or {}
     ratio = mixture.get("code_text_ratio") or {}
@@ -113,8 +114,8 @@ def index_row(build: str, manifest: dict[str, Any], audit: dict[str, Any] | None
 
 def recheck(manifest: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """What can be checked of a stored manifest without its shards: version (migrated), schema, accounting."""
-    from corpus.audit import ManifestVersionError, accounting_problems, migrate
-    from corpus.manifest import schema_problems
+    from lemur_corpus.audit import ManifestVersionError, accounting_problems, migrate
+    from lemur_corpus.manifest import schema_problems
 
     try:
         manifest, _ = migrate(manifest)
@@ -129,7 +130,7 @@ def _read_json(path: str) -> Any:
 
 
 def _write_json(path: str, data: Any) -> None:
-    from corpus.io import write_atomic
+    from lemur_corpus.io import write_atomic
 
     write_atomic(path, (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
 
@@ -162,9 +163,9 @@ def build_index(root: str) -> dict[str, Any]:
 
 def store_build(root: str, build_dir: str, tolerance: float | None) -> tuple[str, dict[str, Any]]:
     """Audit a build folder and store its manifest (byte for byte) and the verdict under `<root>/<id>/`."""
-    from corpus.audit import DEFAULT_TOLERANCE, audit_build
-    from corpus.io import read_bytes, write_atomic
-    from corpus.manifest import MANIFEST_NAME
+    from lemur_corpus.audit import DEFAULT_TOLERANCE, audit_build
+    from lemur_corpus.io import read_bytes, write_atomic
+    from lemur_corpus.manifest import MANIFEST_NAME
 
     result = audit_build(build_dir, tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance)
     build = build_id(result.manifest)
@@ -251,7 +252,7 @@ def _print_index(index: dict[str, Any], root: str) -> None:
 
 def load_any(ref: str, root: str) -> tuple[str, dict[str, Any]]:
     """(label, manifest at the current schema) of a build folder, a manifest file, or an id under `root`."""
-    from corpus.audit import load_build_manifest, migrate
+    from lemur_corpus.audit import load_build_manifest, migrate
 
     if os.path.isfile(ref):
         try:
@@ -335,12 +336,15 @@ def diff_manifests(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     for name in sorted(set(sources_a) | set(sources_b)):
         sa, sb = sources_a.get(name, {}), sources_b.get(name, {})
         if sa != sb:
-            source_rows.append({"source": name, **{f"{k}_a": sa.get(k) for k in ("realized_tokens", "weight", "realized_weight", "pool_tokens")},
-                                **{f"{k}_b": sb.get(k) for k in ("realized_tokens", "weight", "realized_weight", "pool_tokens")}})
+            keys = ("realized_tokens", "weight", "realized_weight", "pool_tokens")
+            source_rows.append({"source": name, **{f"{k}_a": sa.get(k) for k in keys},
+                                **{f"{k}_b": sb.get(k) for k in keys}})
     counts = [dict(row, delta=(row["b"] or 0) - (row["a"] or 0)) for row in changed(_counts(a), _counts(b))]
     return {
-        "a": {"id": build_id(a), "date": (a.get("run") or {}).get("finished"), "config_hash": (a.get("build") or {}).get("config_hash")},
-        "b": {"id": build_id(b), "date": (b.get("run") or {}).get("finished"), "config_hash": (b.get("build") or {}).get("config_hash")},
+        "a": {"id": build_id(a), "date": (a.get("run") or {}).get("finished"),
+              "config_hash": (a.get("build") or {}).get("config_hash")},
+        "b": {"id": build_id(b), "date": (b.get("run") or {}).get("finished"),
+              "config_hash": (b.get("build") or {}).get("config_hash")},
         "same_build": build_id(a) == build_id(b),
         "code": changed(flatten(a.get("code") or {}), flatten(b.get("code") or {})),
         "config": changed(flatten(a.get("config") or {}), flatten(b.get("config") or {})),
@@ -408,6 +412,8 @@ def _print_diff(result: dict[str, Any], label_a: str, label_b: str) -> None:
             f"{r['paths_removed']:,}", f"{r['paths_resized']:,}") for r in result["inputs"]])
     table("documents per stage, source and drop reason", ("stage/group count", "A", "B", "Δ"),
           [(r["key"], _fmt(r["a"]), _fmt(r["b"]), f"{r['delta']:+,}") for r in result["counts"]])
-    table("sources: tokens and weights", ("source", "tokens A", "tokens B", "target A", "target B", "realized A", "realized B"),
+    table("sources: tokens and weights",
+          ("source", "tokens A", "tokens B", "target A", "target B", "realized A", "realized B"),
           [(r["source"], _fmt(r["realized_tokens_a"]), _fmt(r["realized_tokens_b"]), _pct(r["weight_a"]),
-            _pct(r["weight_b"]), _pct(r["realized_weight_a"]), _pct(r["realized_weight_b"])) for r in result["sources"]])
+            _pct(r["weight_b"]), _pct(r["realized_weight_a"]), _pct(r["realized_weight_b"]))
+           for r in result["sources"]])

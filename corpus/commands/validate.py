@@ -3,9 +3,9 @@
 A scheduler runs this as the first task of a build so that a wrong config path, a runner Beam does not
 know, a missing input file or an output folder nobody can write stops the run at once, with one clear
 message and no retry, before any worker starts and before a previous build is cleared. It runs the
-build's own checks (`load_config`, then `pipelines.build.preflight`: runner, filters, tokenizer, inputs),
-so the two can never disagree. Nothing is read but file listings, and the only write is a probe file in --out,
-removed again.
+build's own checks (`load_config`, then `lemur_corpus.pipelines.build.preflight`: runner, filters,
+tokenizer, inputs), so the two can never disagree. Nothing is read but file listings, and the only
+write is a probe file in --out, removed again.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import uuid
 from typing import Any
 
-from corpus.errors import ConfigError
+from lemur_corpus.errors import ConfigError
 
 PROBE_PREFIX = ".corpus-validate-probe-"
 
@@ -44,7 +44,7 @@ def check_writable(out_dir: str) -> None:
 
     `os.access` is not enough: it says yes to root on a read-only mount, and knows nothing of gs://.
     """
-    from corpus.io import join, makedirs, write_atomic
+    from lemur_corpus.io import join, makedirs, write_atomic
 
     probe = join(out_dir, f"{PROBE_PREFIX}{uuid.uuid4().hex[:12]}")
     try:
@@ -61,8 +61,8 @@ def validate(config_path: str | None, out_dir: str, beam_args: list[str]) -> dic
     """Every pre-build check, in the order a user fixes them; the facts a scheduler logs and keeps."""
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-    from corpus.commands.build import load
-    from pipelines.build import preflight
+    from lemur_corpus.commands.build import load
+    from lemur_corpus.pipelines.build import preflight
 
     config = load(config_path)
     if not out_dir:

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from corpus.configbase import StrictModel
+from lemur_corpus.configbase import StrictModel
 
 SurvivorRule = Literal["smallest_id", "most_stars", "longest"]
 Tokens = Literal["words", "code"]
@@ -59,7 +59,7 @@ class NearDedupConfig(StrictModel):
         return 0.9 if self.verify else 0.5
 
     @model_validator(mode="after")
-    def _bands_rows(self) -> "NearDedupConfig":
+    def _bands_rows(self) -> NearDedupConfig:
         if (self.bands is None) != (self.rows is None):
             raise ValueError("give both 'bands' and 'rows', or neither (then they are derived from the threshold)")
         if self.bands is not None and self.rows is not None and self.bands * self.rows > self.num_perm:

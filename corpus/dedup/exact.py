@@ -11,8 +11,8 @@ from collections.abc import Iterable
 
 import xxhash
 
-from corpus.dedup.config import SurvivorRule
-from corpus.document import Document, utf8_len
+from lemur_corpus.dedup.config import SurvivorRule
+from lemur_corpus.document import Document, utf8_len
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

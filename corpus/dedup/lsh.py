@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import xxhash
 
-from corpus.dedup.config import NearDedupConfig
+from lemur_corpus.dedup.config import NearDedupConfig
 
 
 @functools.lru_cache(maxsize=64)

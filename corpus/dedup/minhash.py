@@ -24,7 +24,7 @@ import numpy as np
 import xxhash
 from datasketch.hashfunc import sha1_hash32
 
-from corpus.dedup.shingles import ShingleBlock, ShingleStats, iter_shingle_blocks
+from lemur_corpus.dedup.shingles import ShingleBlock, ShingleStats, iter_shingle_blocks
 
 HashFunction = Callable[[bytes], int]
 
@@ -170,8 +170,8 @@ class MinHasher:
             # the kernel is compiled without bounds checks: a signature of another shape or dtype
             # (one read back from a file of another setting) would write outside its array
             if signature.shape != self.a.shape or signature.dtype != np.uint32:
-                raise ValueError(f"a signature of {signature.shape} {signature.dtype} for a {self.num_perm}-permutation "
-                                 f"uint32 MinHash")
+                raise ValueError(f"a signature of {signature.shape} {signature.dtype} for a "
+                                 f"{self.num_perm}-permutation uint32 MinHash")
             permute_min(signature, self.hash_block(block), self.a, self.b)
 
     def signature_of(self, shingles: list[bytes]) -> np.ndarray:

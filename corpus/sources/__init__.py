@@ -1,5 +1,9 @@
-"""Source adapters: plan read tasks on the driver, read them into Documents on the workers."""
+"""Source adapters: plan read tasks on the driver, read them into Documents on the workers.
 
-from corpus.sources.base import ReadTask, plan_input, read_task
+`registry` maps input formats to planners and containers to readers; `base` holds what readers share.
+"""
 
-__all__ = ["ReadTask", "plan_input", "read_task"]
+from lemur_corpus.sources.base import ReadTask
+from lemur_corpus.sources.registry import PLANNERS, READERS, plan_input, read_task
+
+__all__ = ["PLANNERS", "READERS", "ReadTask", "plan_input", "read_task"]

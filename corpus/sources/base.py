@@ -1,31 +1,31 @@
-"""Read tasks: the unit of parallel reading. The driver plans them, workers turn them into Documents.
+"""What every source reader shares: the read task, and how records become Documents and Drops.
 
-`plan_input` runs on the driver before any data is read: it expands globs (a pattern that matches
-nothing is an error naming it), checks files are non-empty and readable, and cuts the input into tasks
-(one per file; one per Hugging Face shard; batches of files for the local environment).
-`read_task` runs on a worker and yields `Document`s and `Drop`s (bad records, with file and line);
-a file that cannot be read at all raises `InputFileError`.
+A `ReadTask` is the unit of parallel reading: the driver plans them, workers turn them into Documents.
+This module imports no reader; `lemur_corpus.sources.registry` maps format and container names to the
+reader modules and holds `plan_input` / `read_task`, which dispatch through it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from typing import Literal
 
-from corpus.accounting import READ, Drop
-from corpus.buckets import bucket_of, language_of
-from corpus.config import BuildConfig, InputConfig
-from corpus.document import Document, utf8_len
-from corpus.errors import ConfigError
-from corpus.io import InputFile, match_files
-from corpus.sources.layouts import RecordParts, RecordProblem
+from lemur_corpus.accounting import READ, Drop
+from lemur_corpus.buckets import bucket_of, language_of
+from lemur_corpus.config import BuildConfig, InputConfig
+from lemur_corpus.document import Document, utf8_len
+from lemur_corpus.errors import ConfigError
+from lemur_corpus.io import InputFile, match_files
+from lemur_corpus.sources.layouts import RecordParts, RecordProblem
+
+Container = Literal["jsonl", "parquet", "warc", "hf", "local_env"]
+"""What a task reads, which picks the reader (`registry.READERS`): a file's type, or a whole source."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ReadTask:
     input_name: str
-    container: str
-    """`jsonl`, `parquet`, `warc`, `hf` or `local_env`."""
+    container: Container
     path: str = ""
     size: int = 0
     part: int = 0
@@ -42,7 +42,7 @@ class ReadTask:
         return self.path
 
 
-def container_of(path: str, fmt: str) -> str:
+def container_of(path: str, fmt: str) -> Container:
     lower = path.lower()
     for suffix in (".zst", ".zstd", ".gz"):
         if lower.endswith(suffix):
@@ -59,16 +59,9 @@ def container_of(path: str, fmt: str) -> str:
     )
 
 
-def plan_input(inp: InputConfig, config: BuildConfig) -> tuple[list[ReadTask], list[InputFile]]:
-    """The read tasks of one input and the files it will read (for the manifest)."""
-    if inp.format == "local_env":
-        from corpus.sources.local_env import plan_local_env
-
-        return plan_local_env(inp, config)
-    if inp.format == "hf":
-        from corpus.sources.hf import plan_hf
-
-        return plan_hf(inp)
+def plan_files(inp: InputConfig, config: BuildConfig) -> tuple[list[ReadTask], list[InputFile]]:
+    """The planner of every file format: one task per file its globs match (a glob matching nothing is
+    an error naming it), the container told by the file's name."""
     files = match_files(inp.paths, allow_empty=config.allow_empty_files)
     tasks = [
         ReadTask(inp.name, container_of(f.path, inp.format), path=f.path, size=f.size) for f in files
@@ -102,32 +95,6 @@ def make_document(
 
 def problem_drop(inp: InputConfig, problem: RecordProblem, origin: str, nbytes: int) -> Drop:
     return Drop(READ, inp.name, problem.reason, nbytes, origin=origin, detail=problem.detail)
-
-
-def read_task(task: ReadTask, config: BuildConfig) -> Iterator[Document | Drop]:
-    inp = next(i for i in config.inputs if i.name == task.input_name)
-    if task.container == "jsonl":
-        from corpus.sources.files import read_jsonl
-
-        yield from read_jsonl(task, inp, config)
-    elif task.container == "parquet":
-        from corpus.sources.files import read_parquet
-
-        yield from read_parquet(task, inp, config)
-    elif task.container == "warc":
-        from corpus.sources.warc import read_warc
-
-        yield from read_warc(task, inp, config)
-    elif task.container == "hf":
-        from corpus.sources.hf import read_hf
-
-        yield from read_hf(task, inp, config)
-    elif task.container == "local_env":
-        from corpus.sources.local_env import read_local_env
-
-        yield from read_local_env(task, inp, config)
-    else:  # pragma: no cover - plan_input only makes the containers above
-        raise ValueError(f"unknown container {task.container!r}")
 
 
 def text_nbytes(text: str) -> int:

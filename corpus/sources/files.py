@@ -8,13 +8,13 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from corpus.accounting import Drop
-from corpus.config import BuildConfig, InputConfig
-from corpus.document import Document
-from corpus.errors import InputFileError
-from corpus.io import iter_lines, open_seekable
-from corpus.sources.base import ReadTask, make_document, problem_drop
-from corpus.sources.layouts import LAYOUTS, RecordProblem
+from lemur_corpus.accounting import Drop
+from lemur_corpus.config import BuildConfig, InputConfig
+from lemur_corpus.document import Document
+from lemur_corpus.errors import InputFileError
+from lemur_corpus.io import iter_lines, open_seekable
+from lemur_corpus.sources.base import ReadTask, make_document, problem_drop
+from lemur_corpus.sources.layouts import LAYOUTS, RecordProblem
 
 
 def _layout(inp: InputConfig):  # type: ignore[no-untyped-def]

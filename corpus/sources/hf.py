@@ -11,13 +11,13 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from corpus.accounting import Drop
-from corpus.config import BuildConfig, HFDatasetConfig, InputConfig
-from corpus.document import Document
-from corpus.errors import InputFileError
-from corpus.io import InputFile
-from corpus.sources.base import ReadTask
-from corpus.sources.files import record_to_item
+from lemur_corpus.accounting import Drop
+from lemur_corpus.config import BuildConfig, HFDatasetConfig, InputConfig
+from lemur_corpus.document import Document
+from lemur_corpus.errors import InputFileError
+from lemur_corpus.io import InputFile
+from lemur_corpus.sources.base import ReadTask
+from lemur_corpus.sources.files import record_to_item
 
 _LOCAL_BUILDERS = {"parquet", "json", "csv", "arrow", "text"}
 
@@ -49,7 +49,8 @@ def _describe(hf: HFDatasetConfig) -> str:
     return f"hf:{hf.id}" + (f"/{hf.name}" if hf.name else "") + f"[{hf.split}]"
 
 
-def plan_hf(inp: InputConfig) -> tuple[list[ReadTask], list[InputFile]]:
+def plan_hf(inp: InputConfig, config: BuildConfig) -> tuple[list[ReadTask], list[InputFile]]:
+    """One task per shard of a streamed dataset (one for a local one); `config` is unused."""
     assert inp.hf is not None
     label = _describe(inp.hf)
     try:

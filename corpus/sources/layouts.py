@@ -12,7 +12,7 @@ from typing import Any
 
 import xxhash
 
-from corpus.config import FieldMap
+from lemur_corpus.config import FieldMap
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

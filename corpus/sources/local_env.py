@@ -1,4 +1,5 @@
-"""The embedded default source: the Python installation running the build (DESIGN §5).
+"""The embedded default source: the Python installation running the build (docs/design.md, The
+embedded default).
 
 Code: source files of the standard library, site-packages and the C headers, bucketed by extension
 (Python, C, C++, JavaScript, shell, SQL...). Text: package descriptions (the body of each
@@ -18,14 +19,14 @@ from collections.abc import Iterator
 
 import xxhash
 
-from corpus.accounting import Drop
-from corpus.buckets import UNBUCKETED, bucket_of
-from corpus.config import BuildConfig, InputConfig, LocalEnvConfig
-from corpus.document import Document
-from corpus.errors import ConfigError, InputFileError
-from corpus.io import InputFile
-from corpus.sources.base import ReadTask, make_document, problem_drop
-from corpus.sources.layouts import RecordParts, RecordProblem
+from lemur_corpus.accounting import Drop
+from lemur_corpus.buckets import UNBUCKETED, bucket_of
+from lemur_corpus.config import BuildConfig, InputConfig, LocalEnvConfig
+from lemur_corpus.document import Document
+from lemur_corpus.errors import ConfigError, InputFileError
+from lemur_corpus.io import InputFile
+from lemur_corpus.sources.base import ReadTask, make_document, problem_drop
+from lemur_corpus.sources.layouts import RecordParts, RecordProblem
 
 BATCH = 64
 _TEXT_EXTENSIONS = (".rst", ".md", ".txt")

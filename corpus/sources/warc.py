@@ -3,8 +3,8 @@
 `response` records with an HTML body become documents (main content extracted, as RefinedWeb does
 with trafilatura), `conversion` records (WET) are text already. Records that are not documents
 (request, metadata, warcinfo) and non-HTML responses are counted under named drop reasons, so the
-read stage still balances. Decompression goes through `corpus.io`, which notices truncated files;
-warcio reads the stream without seeking and undoes chunked transfer and content encodings.
+read stage still balances. Decompression goes through `lemur_corpus.io`, which notices truncated
+files; warcio reads the stream without seeking and undoes chunked transfer and content encodings.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 from warcio.archiveiterator import ArchiveIterator
 
-from corpus.accounting import Drop
-from corpus.config import BuildConfig, InputConfig
-from corpus.document import Document
-from corpus.errors import InputFileError
-from corpus.io import iter_chunks
-from corpus.sources.base import ReadTask, make_document, problem_drop
-from corpus.sources.layouts import RecordParts, RecordProblem
+from lemur_corpus.accounting import Drop
+from lemur_corpus.config import BuildConfig, InputConfig
+from lemur_corpus.document import Document
+from lemur_corpus.errors import InputFileError
+from lemur_corpus.io import iter_chunks
+from lemur_corpus.sources.base import ReadTask, make_document, problem_drop
+from lemur_corpus.sources.layouts import RecordParts, RecordProblem
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 

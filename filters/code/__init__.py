@@ -5,14 +5,20 @@ chain, so each filter only sees what the cheaper ones kept). These names are wha
 `filters.code.filters` in the build config and `corpus filter --kind code --filters a,b` accept;
 drop reasons read `<name>.<rule>`:
 
-| name | drops (rule) | evidence |
-|---|---|---|
-| `language` | `language_not_allowed` | language unknown, mapped to no bucket (`unbucketed`), or bucket not allowed |
-| `license` | `license_not_allowed`, `no_license` | repository licenses outside The Stack's permissive list |
-| `heuristics` | `too_large`, `too_small`, `max_line_length`, `avg_line_length`, `alphanum_fraction`, `encoded_data` | Codex/The Stack/StarCoder line and character rules; StarCoder2 encoded-data runs |
-| `generated` | `lock_file`, `generated_path`, `vendored_path`, `tool_marker`, `header_marker`, `minified`, `bundle` | generator banners, lock files, minified and bundled code |
-| `data_like` | `xml_declaration`, `data_format_size`, `literal_rows` | XML documents, JSON/YAML/CSV outside StarCoder's bounds, data dumps |
-| `syntax` | `syntax_errors`, `parse_timeout` | tree-sitter: share of bytes under ERROR/MISSING nodes above the language's threshold |
+Each filter: its name, the rules it drops by, then the evidence it goes on:
+
+- `language`: `language_not_allowed`; language unknown, mapped to no bucket (`unbucketed`), or bucket
+  not allowed.
+- `license`: `license_not_allowed`, `no_license`; repository licenses outside The Stack's permissive
+  list.
+- `heuristics`: `too_large`, `too_small`, `max_line_length`, `avg_line_length`, `alphanum_fraction`,
+  `encoded_data`; Codex/The Stack/StarCoder line and character rules; StarCoder2 encoded-data runs.
+- `generated`: `lock_file`, `generated_path`, `vendored_path`, `tool_marker`, `header_marker`, `minified`,
+  `bundle`; generator banners, lock files, minified and bundled code.
+- `data_like`: `xml_declaration`, `data_format_size`, `literal_rows`; XML documents, JSON/YAML/CSV
+  outside StarCoder's bounds, data dumps.
+- `syntax`: `syntax_errors`, `parse_timeout`; tree-sitter: share of bytes under ERROR/MISSING nodes
+  above the language's threshold.
 
 Every verdict carries its signals (numbers) so decisions can be inspected and compared.
 """
@@ -21,14 +27,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from filters.base import Filter, build_chain, setup_filters
-from filters.code.config import CODE_FILTER_NAMES, CodeFiltersConfig
-from filters.code.data_like import DataLikeFilter
-from filters.code.generated import GeneratedFilter
-from filters.code.heuristics import HeuristicsFilter
-from filters.code.language import LanguageFilter
-from filters.code.license import LicenseFilter
-from filters.code.syntax import SyntaxFilter
+from lemur_corpus.filters.base import Filter, build_chain, setup_filters
+from lemur_corpus.filters.code.config import CODE_FILTER_NAMES, CodeFiltersConfig
+from lemur_corpus.filters.code.data_like import DataLikeFilter
+from lemur_corpus.filters.code.generated import GeneratedFilter
+from lemur_corpus.filters.code.heuristics import HeuristicsFilter
+from lemur_corpus.filters.code.language import LanguageFilter
+from lemur_corpus.filters.code.license import LicenseFilter
+from lemur_corpus.filters.code.syntax import SyntaxFilter
 
 _FACTORIES: dict[str, Callable[[CodeFiltersConfig], Filter]] = {
     "language": lambda c: LanguageFilter(c.language),

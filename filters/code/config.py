@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from corpus.configbase import StrictModel
+from lemur_corpus.configbase import StrictModel
 
 CODE_FILTER_NAMES: tuple[str, ...] = ("language", "license", "heuristics", "generated", "data_like", "syntax")
 """Every code filter, in its default run order: cheap checks first, tree-sitter (slowest) last."""
@@ -264,7 +264,7 @@ class CodeFiltersConfig(StrictModel):
     @field_validator("filters")
     @classmethod
     def _known_filters(cls, names: list[str]) -> list[str]:
-        from filters.base import filter_name_problem
+        from lemur_corpus.filters.base import filter_name_problem
 
         problem = filter_name_problem("code", names, CODE_FILTER_NAMES)
         if problem:

@@ -15,9 +15,9 @@ import dataclasses
 
 import re2
 
-from corpus.document import Document
-from filters.base import Verdict
-from filters.code.config import DataLikeConfig
+from lemur_corpus.document import Document
+from lemur_corpus.filters.base import Verdict
+from lemur_corpus.filters.code.config import DataLikeConfig
 
 _LITERAL = (
     r"(?:[-+]?(?:0[xX][0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+)[uUlLfFdD]*"

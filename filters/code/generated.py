@@ -28,10 +28,10 @@ import re
 
 import re2
 
-from corpus.document import Document
-from filters.base import Verdict
-from filters.code.config import GeneratedConfig
-from filters.code.textstats import extension_of, head_lines, line_stats, path_of, whitespace_fraction
+from lemur_corpus.document import Document
+from lemur_corpus.filters.base import Verdict
+from lemur_corpus.filters.code.config import GeneratedConfig
+from lemur_corpus.filters.code.textstats import extension_of, head_lines, line_stats, path_of, whitespace_fraction
 
 TOOL_MARKERS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (tool, re.compile(pattern, re.IGNORECASE))

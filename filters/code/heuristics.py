@@ -13,10 +13,10 @@ import dataclasses
 
 import re2
 
-from corpus.document import Document
-from filters.base import Verdict
-from filters.code.config import HeuristicsConfig
-from filters.code.textstats import alnum_fraction, line_stats
+from lemur_corpus.document import Document
+from lemur_corpus.filters.base import Verdict
+from lemur_corpus.filters.code.config import HeuristicsConfig
+from lemur_corpus.filters.code.textstats import alnum_fraction, line_stats
 
 # StarCoder2 §3, "encoded data": base64, hex bytes, \\u escapes. The hex separator is widened from
 # `,` to `,\s*`: as published, the pattern cannot cross a comma followed by a space, so it misses

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from corpus.buckets import UNBUCKETED
-from corpus.document import Document
-from filters.base import Verdict
-from filters.code.config import LanguageConfig
+from lemur_corpus.buckets import UNBUCKETED
+from lemur_corpus.document import Document
+from lemur_corpus.filters.base import Verdict
+from lemur_corpus.filters.code.config import LanguageConfig
 
 NOT_ALLOWED = "language_not_allowed"
 

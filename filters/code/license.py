@@ -12,10 +12,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from corpus.document import Document
-from filters.base import Verdict
-from filters.code.config import LicenseConfig
-from filters.code.textstats import meta_value
+from lemur_corpus.document import Document
+from lemur_corpus.filters.base import Verdict
+from lemur_corpus.filters.code.config import LicenseConfig
+from lemur_corpus.filters.code.textstats import meta_value
 
 
 def license_list(value: Any) -> list[str]:

@@ -36,16 +36,16 @@ import dataclasses
 import importlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import tree_sitter as ts
 
-from corpus.document import Document
-from corpus.errors import ConfigError
-from filters.base import Verdict
-from filters.code.config import SyntaxConfig
-from filters.code.textstats import extension_of, merged_length, path_of
+from lemur_corpus.document import Document
+from lemur_corpus.errors import ConfigError
+from lemur_corpus.filters.base import Verdict
+from lemur_corpus.filters.code.config import SyntaxConfig
+from lemur_corpus.filters.code.textstats import extension_of, merged_length, path_of
 
 COMMENT_KINDS = ("comment", "line_comment", "block_comment", "html_comment")
 OPEN_TOKENS = frozenset({"{", "(", "[", ",", ":", "=", "=>", "->", "${", "#{", "then", "do", "else", "elif", "in"})
@@ -198,7 +198,7 @@ def last_token(root: ts.Node) -> ts.Node | None:
 
 
 def parse(grammar: Grammar, source: bytes, max_steps: int, timeout_s: float,
-          blanked_comments: list[tuple[int, int]] = ()) -> ParseResult:  # type: ignore[assignment]
+          blanked_comments: Sequence[tuple[int, int]] = ()) -> ParseResult:
     """Parse `source` within `max_steps` progress reports and `timeout_s` seconds and measure it;
     `blanked_comments` are comment spans blanked before parsing (they count in `comment_share`)."""
     steps = 0

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from corpus.document import Document
+from lemur_corpus.document import Document
 
 _ASCII_ALNUM = (string.ascii_letters + string.digits).encode("ascii")
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")

@@ -4,12 +4,16 @@ The filters, by name, in their default run order (the first drop ends the chain,
 sees what the ones before it kept). These names are what `filters.text.filters` in the build config
 and `corpus filter --kind text --filters a,b` accept; drop reasons read `<name>.<rule>`:
 
-| name | drops (rule) | source |
-|---|---|---|
-| `lid` | `language`, `low_score`, `no_text` | RefinedWeb: fastText lid.176, top language allowed and scoring >= 0.65 |
-| `gopher_repetition` | `duplicate_paragraphs`, `duplicate_paragraph_chars`, `duplicate_lines`, `duplicate_line_chars`, `top_<n>gram`, `duplicate_<n>gram`, `empty` | Gopher Table A1 |
-| `gopher_quality` | `min_words`, `max_words`, `no_words`, `min_mean_word_length`, `max_mean_word_length`, `hash_word_ratio`, `ellipsis_word_ratio`, `bullet_lines`, `ellipsis_lines`, `alpha_words`, `stop_words` | Gopher App. A.1.1 |
-| `c4` | `too_few_sentences`, `lorem_ipsum`, `curly_bracket`, `bad_words` (and removes lines) | C4 §2.2 |
+Each filter: its name, the rules it drops by, then where the rules come from:
+
+- `lid`: `language`, `low_score`, `no_text`; RefinedWeb: fastText lid.176, top language allowed and
+  scoring >= 0.65.
+- `gopher_repetition`: `duplicate_paragraphs`, `duplicate_paragraph_chars`, `duplicate_lines`,
+  `duplicate_line_chars`, `top_<n>gram`, `duplicate_<n>gram`, `empty`; Gopher Table A1.
+- `gopher_quality`: `min_words`, `max_words`, `no_words`, `min_mean_word_length`,
+  `max_mean_word_length`, `hash_word_ratio`, `ellipsis_word_ratio`, `bullet_lines`, `ellipsis_lines`,
+  `alpha_words`, `stop_words`; Gopher App. A.1.1.
+- `c4`: `too_few_sentences`, `lorem_ipsum`, `curly_bracket`, `bad_words` (and removes lines); C4 §2.2.
 
 Why this order (cost measured per core on ../shared/data/web): language ID costs about what one
 Gopher filter costs (2.4 vs 2.1-2.3 MB/s) but removes most of a multilingual crawl, so it goes first
@@ -24,11 +28,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from filters.base import Filter, build_chain
-from filters.text.c4 import C4Filter
-from filters.text.config import TEXT_FILTER_NAMES, TextFiltersConfig
-from filters.text.gopher import GopherQualityFilter, GopherRepetitionFilter
-from filters.text.lid import LanguageIdFilter
+from lemur_corpus.filters.base import Filter, build_chain
+from lemur_corpus.filters.text.c4 import C4Filter
+from lemur_corpus.filters.text.config import TEXT_FILTER_NAMES, TextFiltersConfig
+from lemur_corpus.filters.text.gopher import GopherQualityFilter, GopherRepetitionFilter
+from lemur_corpus.filters.text.lid import LanguageIdFilter
 
 _FACTORIES: dict[str, Callable[[TextFiltersConfig], Filter]] = {
     "lid": lambda c: LanguageIdFilter(c.lid),

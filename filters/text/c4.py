@@ -15,11 +15,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from corpus.document import Document
-from corpus.io import read_bytes
-from filters.base import Verdict
-from filters.text.config import C4Config
-from filters.text.words import sentence_count, word_tokens
+from lemur_corpus.document import Document
+from lemur_corpus.filters.base import Verdict
+from lemur_corpus.filters.text.config import C4Config
+from lemur_corpus.filters.text.words import sentence_count, word_tokens
+from lemur_corpus.io import read_bytes
 
 CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
 """Wikipedia-style markers: `[12]`, `[]`, `[edit]`, `[citation needed]` (a linear pattern)."""

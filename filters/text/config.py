@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from corpus.configbase import StrictModel
+from lemur_corpus.configbase import StrictModel
 
 TEXT_FILTER_NAMES: tuple[str, ...] = ("lid", "gopher_repetition", "gopher_quality", "c4")
 """Every text filter, in its default run order (see `filters/text/__init__.py` for why)."""
@@ -63,7 +63,7 @@ class GopherRepetitionConfig(StrictModel):
 
 
 class GopherQualityConfig(StrictModel):
-    """Gopher Appendix A.1.1 quality filters ("words" are the tokens of `filters.text.words`)."""
+    """Gopher Appendix A.1.1 quality filters ("words" are the tokens of `lemur_corpus.filters.text.words`)."""
 
     min_words: int | None = Field(default=50, ge=0)
     """Fewer words (tokens with a character other than punctuation) than this: dropped."""
@@ -129,7 +129,7 @@ class TextFiltersConfig(StrictModel):
     @field_validator("filters")
     @classmethod
     def _known_filters(cls, names: list[str]) -> list[str]:
-        from filters.base import filter_name_problem
+        from lemur_corpus.filters.base import filter_name_problem
 
         problem = filter_name_problem("text", names, TEXT_FILTER_NAMES)
         if problem:

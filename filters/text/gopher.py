@@ -1,10 +1,11 @@
 """Gopher's quality and repetition filters (Rae et al. 2021, Appendix A.1.1 and Table A1).
 
-Both read the document's words from `filters.text.words` (the same tokens datatrove's English
-tokenizer produces); the second filter to run reuses the first one's tokens. The order and the exact
-arithmetic of every rule follow datatrove's `GopherQualityFilter` / `GopherRepetitionFilter`, so
-decisions can be compared one to one (`benchmarks/compare_datatrove.py`); where a rule's input is
-undefined (no words at all) the document is dropped with a reason instead of dividing by zero.
+Both read the document's words from `lemur_corpus.filters.text.words` (the same tokens datatrove's
+English tokenizer produces); the second filter to run reuses the first one's tokens. The order and
+the exact arithmetic of every rule follow datatrove's `GopherQualityFilter` /
+`GopherRepetitionFilter`, so decisions can be compared one to one (`benchmarks/compare_datatrove.py`);
+where a rule's input is undefined (no words at all) the document is dropped with a reason instead of
+dividing by zero.
 
 Repetition works on integer n-gram ids built with numpy (`ngram_ids`): each n-gram id is the dense
 rank of the pair (id of its first n-1 words, id of its last word), so no n-gram string is ever built.
@@ -20,10 +21,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from corpus.document import Document
-from filters.base import Verdict
-from filters.text.config import GopherQualityConfig, GopherRepetitionConfig
-from filters.text.words import cached_word_tokens
+from lemur_corpus.document import Document
+from lemur_corpus.filters.base import Verdict
+from lemur_corpus.filters.text.config import GopherQualityConfig, GopherRepetitionConfig
+from lemur_corpus.filters.text.words import cached_word_tokens
 
 _BULLETS = ("•", "-")
 """Gopher: "lines starting with a bullet point" (datatrove's reading: `•` or `-`)."""
@@ -179,7 +180,7 @@ def duplicate_ngram_chars(n: int, gram: np.ndarray, counts: np.ndarray, cumulati
     gram_chars = (cumulative[repeated + n] - cumulative[repeated]).tolist()
     seen: set[int] = set()
     chars = next_free = 0
-    for position, gram_id, size in zip(repeated.tolist(), gram[repeated].tolist(), gram_chars):
+    for position, gram_id, size in zip(repeated.tolist(), gram[repeated].tolist(), gram_chars, strict=True):
         if position < next_free:
             continue
         if gram_id in seen:

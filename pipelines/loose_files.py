@@ -1,0 +1,116 @@
+"""What the loose-file commands (`corpus dedup`, `corpus filter`) share.
+
+Both read the user's JSONL / Parquet files as the one input of a build config named `INPUT_NAME`,
+so every document id is `input/<id>` inside the pipeline and `original_id` outside it; a record
+without an id is identified by its place (`FILE:LINE`, or `FILE#rowN` for Parquet). Without a text
+field on the command line, `detect_text_field` picks the one the files use. Both write into a local
+folder: `kept-NNNNN-of-MMMMM.jsonl.zst` (the kept records, as read) beside the command's own files;
+`prepare_out_dir` refuses a folder holding earlier output of the command unless told to overwrite,
+and then removes only the files the command itself writes (nothing else in the folder is touched).
+A failed run ends in one `CorpusError` listing every problem (`command_failed`); a pipeline that can
+only find out at its end records the problems in `FAILED.json` (`write_failed` / `read_failed`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from typing import Any
+
+from lemur_corpus.document import Document
+from lemur_corpus.errors import ConfigError, CorpusError
+from lemur_corpus.io import exists, iter_lines, join, makedirs, open_seekable, read_bytes, write_atomic
+from lemur_corpus.sources.layouts import content_key
+
+INPUT_NAME = "input"
+"""The name of the commands' one input: the prefix of every document id in the pipeline."""
+KEPT_PREFIX = "kept-"
+SUMMARY_NAME = "summary.json"
+FAILED_NAME = "FAILED.json"
+
+
+def original_id(doc_id: str) -> str:
+    """The id as the input gave it (or the record's place), without the pipeline's input prefix."""
+    return doc_id.removeprefix(f"{INPUT_NAME}/")
+
+
+def as_command_document(doc: Document, kind: str) -> Document:
+    """The command's kind, and for records without an id their place (`FILE:LINE`) as id instead of
+    a content hash, so two identical texts stay two documents (exact duplicates, not an id clash)."""
+    if doc.id == f"{INPUT_NAME}/{content_key(doc.text)}":
+        return doc.replace(id=f"{INPUT_NAME}/{doc.origin}", kind=kind)
+    return doc.replace(kind=kind)
+
+
+def kept_record(doc: Document, id_field: str, text_field: str) -> dict[str, Any]:
+    """A kept record as read: every field, with the id and text under the input's own names."""
+    return {**doc.meta, id_field: original_id(doc.id), text_field: doc.text}
+
+
+def kept_name(index: int, count: int) -> str:
+    return f"{KEPT_PREFIX}{index:05d}-of-{count:05d}.jsonl.zst"
+
+
+def json_line(record: dict[str, Any]) -> bytes:
+    """One JSON Lines record as the commands write them (UTF-8, keys sorted)."""
+    return (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+
+
+def json_lines(records: Iterable[dict[str, Any]]) -> bytes:
+    return b"".join(json_line(r) for r in records)
+
+
+def detect_text_field(path: str) -> str:
+    """The text field when none is given: `text` if the first record has one, else `content`
+    (The Stack's name), as the generic layout chooses, so kept records keep the input's field."""
+    if path.lower().endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        with open_seekable(path) as handle:
+            names = pq.ParquetFile(handle).schema_arrow.names
+        return "text" if "text" in names or "content" not in names else "content"
+    for _, line in iter_lines(path):
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                return "text"
+            return "content" if isinstance(record, dict) and "text" not in record and "content" in record else "text"
+    return "text"
+
+
+def prepare_out_dir(out_dir: str, command: str, names: Iterable[str], overwrite: bool) -> None:
+    """Create the local output folder. The command's earlier output there (`kept-*` and `names`) is
+    refused without `overwrite`, else removed; nothing else in the folder is touched."""
+    makedirs(out_dir)
+    if "://" in out_dir:
+        raise ConfigError(f"--out {out_dir}: `corpus {command}` writes to a local folder")
+    owned = set(names)
+    found = [n for n in os.listdir(out_dir) if n.startswith(KEPT_PREFIX) or n in owned]
+    if found and not overwrite:
+        raise ConfigError(f"{out_dir} already holds {command} output ({', '.join(sorted(found)[:3])}...); "
+                          "pass --overwrite to replace it")
+    for name in found:
+        path = os.path.join(out_dir, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+
+
+def command_failed(command: str, errors: list[str]) -> CorpusError:
+    """The one error a failed run raises: every problem, one per line."""
+    return CorpusError(f"{command} failed:\n  " + "\n  ".join(errors))
+
+
+def write_failed(out_dir: str, errors: list[str]) -> None:
+    """The failure marker: `FAILED.json` listing the problems, written instead of the output."""
+    write_atomic(join(out_dir, FAILED_NAME), (json.dumps({"errors": errors}, indent=2) + "\n").encode())
+
+
+def read_failed(out_dir: str) -> list[str] | None:
+    """The problems of the failure marker, or None when the run did not fail."""
+    path = join(out_dir, FAILED_NAME)
+    if not exists(path):
+        return None
+    errors: list[str] = json.loads(read_bytes(path))["errors"]
+    return errors
