@@ -33,9 +33,17 @@ class Drop:
     id: str = ""
     origin: str = ""
     detail: str = ""
+    duplicate_of: str = ""
+    """Dedup removals: the id of the kept document this one duplicates."""
+    similarity: float | None = None
+    """Dedup removals: the Jaccard similarity with `duplicate_of` as verified (1.0: identical text)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field; `duplicate_of` and `similarity` only for the dedup removals that have them."""
+        out = dataclasses.asdict(self)
+        if not self.duplicate_of:
+            del out["duplicate_of"], out["similarity"]
+        return out
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from lemur_corpus.errors import CorpusError
+from lemur_corpus.errors import CorpusError, interrupted
 
 COMMANDS = ("build", "validate", "audit", "manifests", "dedup", "filter")
 
@@ -35,6 +35,20 @@ def setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.ERROR)
 
 
+class _Version(argparse.Action):
+    """`corpus --version`: computed only when asked (it may run git)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        from lemur_corpus.manifest import code_version
+
+        code = code_version()
+        revision = code["git_commit"] or "no git checkout"
+        dirty = " (uncommitted changes)" if code["git_dirty"] else ""
+        print(f"corpus (lemur-corpus) {code['version']}, code {revision}{dirty}")
+        parser.exit(0)
+
+
 def parser() -> argparse.ArgumentParser:
     import importlib
 
@@ -44,6 +58,8 @@ def parser() -> argparse.ArgumentParser:
         "mix to exact token weights, write Megatron shards and an auditable manifest.",
     )
     top.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    top.add_argument("--version", action=_Version, nargs=0,
+                     help="print the package version and the code revision (as a manifest records them)")
     sub = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"lemur_corpus.commands.{name}").register(sub)
@@ -66,9 +82,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CorpusError as exc:
         if args.debug:
             raise
+        if interrupted(exc):
+            print("interrupted", file=sys.stderr)
+            return 130
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        # Ctrl-C reaches us as KeyboardInterrupt, or wrapped by the runner that caught it in a worker
+        if not interrupted(exc) or args.debug:
+            raise
         print("interrupted", file=sys.stderr)
         return 130
 

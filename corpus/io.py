@@ -49,9 +49,13 @@ class InputFile:
     size: int
 
 
-def match_files(patterns: list[str], *, allow_empty: bool = False) -> list[InputFile]:
-    """Expand globs into a sorted, de-duplicated list of files; every pattern must match something."""
+def match_files(patterns: list[str], *, allow_empty: bool = False,
+                unmatched: list[str] | None = None) -> list[InputFile]:
+    """Expand globs into a sorted, de-duplicated list of files. Every pattern must match something:
+    all that match nothing are named in one error; when `unmatched` is given (an optional input),
+    they are appended to it instead."""
     found: dict[str, int] = {}
+    missing: list[tuple[str, str]] = []
     for pattern in patterns:
         try:
             results = _filesystems().match([pattern])[0].metadata_list
@@ -59,15 +63,24 @@ def match_files(patterns: list[str], *, allow_empty: bool = False) -> list[Input
             raise InputFileError(pattern, f"cannot list files: {exc}") from None
         files = [m for m in results if not m.path.endswith("/")]
         if not files:
-            raise InputFileError(pattern, _nothing_matched(pattern))
+            missing.append((pattern, _nothing_matched(pattern)))
         for m in files:
             found[m.path] = m.size_in_bytes
+    if missing and unmatched is None:
+        if len(missing) == 1:
+            raise InputFileError(*missing[0])
+        raise InputFileError(missing[0][0], f"{missing[0][1]}; nor do {len(missing) - 1} more: "
+                                            + ", ".join(p for p, _ in missing[1:]))
+    if unmatched is not None:
+        unmatched.extend(p for p, _ in missing)
     inputs = [InputFile(path, size) for path, size in sorted(found.items())]
     for f in inputs:
         if "://" not in f.path and (problem := _not_a_regular_file(f.path)):
             raise InputFileError(f.path, problem)
         if f.size == 0 and not allow_empty:
-            raise InputFileError(f.path, "the file is empty (0 bytes); set allow_empty_files: true to accept it")
+            raise InputFileError(f.path, "the file is empty (0 bytes); to accept empty files set "
+                                         "allow_empty_files: true in the config (--allow-empty-files for corpus "
+                                         "dedup and filter)")
         if "://" not in f.path and not os.access(f.path, os.R_OK):
             raise InputFileError(f.path, "the file is not readable (permission denied)")
     return inputs
@@ -207,6 +220,11 @@ def iter_lines(path: str) -> Iterator[tuple[int, bytes]]:
 
 def read_bytes(path: str) -> bytes:
     return b"".join(iter_chunks(path))
+
+
+def read_raw_bytes(path: str) -> bytes:
+    """The file's bytes as stored (not decompressed): what a checksum of the file is taken over."""
+    return b"".join(_raw_chunks(path))
 
 
 def open_seekable(path: str) -> BinaryIO:

@@ -8,6 +8,7 @@ This module is the only place that assembles or writes a manifest.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import subprocess
@@ -16,7 +17,7 @@ from typing import Any
 
 from lemur_corpus import __version__
 from lemur_corpus.accounting import STAGES, Table, imbalances, to_report
-from lemur_corpus.config import BuildConfig
+from lemur_corpus.config import BuildConfig, InputConfig
 from lemur_corpus.errors import CorpusError
 from lemur_corpus.io import InputFile, join, listing_sha256, read_bytes, write_atomic
 from lemur_corpus.mixture import MixturePlan, sequences
@@ -126,9 +127,23 @@ def inputs_section(config: BuildConfig, files: dict[str, list[InputFile]]) -> li
             "files": len(listed),
             "bytes": sum(f.size for f in listed),
             "listing_sha256": listing_sha256(listed),
+            "filters": input_filter_chains(config, inp),
+            **({"unmatched": [p for p in inp.paths if not any(fnmatch.fnmatchcase(f.path, p) for f in listed)]}
+               if inp.optional else {}),
             "paths": [{"path": f.path, "bytes": f.size} for f in listed],
         })
     return out
+
+
+def input_filter_chains(config: BuildConfig, inp: InputConfig) -> dict[str, list[str]]:
+    """The chain each kind of an input's documents ran (none for a kind whose filters are off)."""
+    kinds = [inp.kind] if inp.kind else ["code", "text"]
+    chains = {}
+    for kind in kinds:
+        section = config.filters.text if kind == "text" else config.filters.code
+        own = getattr(inp.filters, kind) if inp.filters else None
+        chains[kind] = (list(own) if own is not None else list(section.filters)) if section.enabled else []
+    return chains
 
 
 def stage_chain_problems(report: dict[str, dict[str, dict[str, Any]]]) -> list[str]:

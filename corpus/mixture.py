@@ -200,19 +200,28 @@ def plan_totals(
 ) -> tuple[int, str, str | None]:
     """(N, how it was chosen, the source whose cap binds)."""
     caps = {s: (config.sources[s].max_epochs or config.default_max_epochs) for s in config.sources}
-    if config.total_tokens is not None:
-        n = config.total_tokens
-        for s, w in sorted(weights.items()):
-            if w > 0 and w * n / pools[s] > caps[s] + 1e-12:
-                raise MixtureError(
-                    f"total_tokens {n:,} needs {w * n / pools[s]:.3f} epochs of source {s!r} "
-                    f"({pools[s]:,} tokens after filtering), above its cap of {caps[s]:g}; "
-                    "lower total_tokens or raise the cap (max_epochs)"
-                )
-        return n, "config", None
     limits = {s: caps[s] * pools[s] / w for s, w in weights.items() if w > 0}
     binding = min(limits, key=lambda s: (limits[s], s))
-    return int(math.floor(limits[binding])), "caps", binding
+    feasible = int(math.floor(limits[binding]))
+    if config.total_tokens is not None:
+        n = config.total_tokens
+        if any(w > 0 and w * n / pools[s] > caps[s] + 1e-12 for s, w in weights.items()):
+            # the binding source is the one that needs the most epochs relative to its cap, not the
+            # first in any order: name it, the largest total every cap allows, and the keys to change
+            w = weights[binding]
+            over = [s for s in sorted(limits, key=lambda s: (limits[s], s))
+                    if weights[s] * n / pools[s] > caps[s] + 1e-12]
+            others = f" (also over their caps: {', '.join(over[1:6])}{', ...' if len(over) > 6 else ''})" \
+                if len(over) > 1 else ""
+            raise MixtureError(
+                f"total_tokens {n:,} needs {w * n / pools[binding]:.3f} epochs of source {binding!r} "
+                f"({pools[binding]:,} tokens after filtering and dedup), above its cap of {caps[binding]:g}"
+                f"{others}; the largest total every cap allows is {feasible:,}: set mixture.total_tokens to "
+                f"at most that, remove it (the largest feasible total is then used), or raise "
+                f"mixture.sources.{binding}.max_epochs"
+            )
+        return n, "config", None
+    return feasible, "caps", binding
 
 
 def make_plan(

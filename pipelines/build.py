@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,11 +20,12 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from lemur_corpus.accounting import FILTER, NORMALIZE
+from lemur_corpus.accounting import FILTER, NORMALIZE, READ, Drop, Table
 from lemur_corpus.config import BuildConfig
-from lemur_corpus.errors import ConfigError, CorpusError, file_error_dict_line
+from lemur_corpus.errors import ConfigError, CorpusError, InputFileError, file_error_dict_line, interrupted
 from lemur_corpus.filters.code import check_code_filters
 from lemur_corpus.filters.text import check_text_filters
+from lemur_corpus.folders import PROBE_PREFIX, Owned, claim
 from lemur_corpus.io import InputFile, exists, join, makedirs, read_bytes
 from lemur_corpus.manifest import (
     FAILED_NAME,
@@ -39,7 +41,7 @@ from lemur_corpus.manifest import (
 from lemur_corpus.mixture import MixturePlan
 from lemur_corpus.normalize import normalize_document
 from lemur_corpus.pipelines.dedup import Dedup
-from lemur_corpus.pipelines.filter import FilterFn
+from lemur_corpus.pipelines.filter import FilterFn, input_chains
 from lemur_corpus.pipelines.ledger import Accounting, DocumentStage, StageFn, gather
 from lemur_corpus.pipelines.mix import Mix
 from lemur_corpus.pipelines.read import ReadInputs
@@ -83,34 +85,41 @@ def resolve_beam_args(beam_args: list[str]) -> list[str]:
         try:
             create_runner(runner)
         except (ValueError, ImportError) as exc:
-            raise ConfigError(f"unknown Beam runner {runner!r}: {exc}") from None
+            raise ConfigError(f"unknown Beam runner {runner!r}: {exc}; this project also provides "
+                              f"{', '.join(sorted(RUNNER_ALIASES))} ({', '.join(sorted(RUNNER_ALIASES.values()))})"
+                              ) from None
     return out
 
 
+BUILD_FOLDER = Owned(
+    command="build",
+    finished=MANIFEST_NAME,
+    names=frozenset({MANIFEST_NAME, FAILED_NAME}),
+    patterns=(
+        (SHARDS_DIR, re.compile(r"shard-\d{5}\.(?:bin|idx|docs\.jsonl\.zst|jsonl\.zst)")),
+        (DROPS_DIR, re.compile(r"drops-\d{5}-of-\d{5}\.jsonl\.zst")),
+        ("", re.compile(re.escape(PROBE_PREFIX) + r"[0-9a-f]{12}")),
+    ),
+)
+"""What a build writes in its folder: everything else there is the user's and is never touched."""
+
+
 def _clear_previous(out_dir: str, overwrite: bool) -> None:
-    import shutil
-
-    if exists(join(out_dir, MANIFEST_NAME)):
-        if not overwrite:
-            raise ConfigError(f"{out_dir} already holds a finished build (manifest.json); "
-                              "pass --overwrite to replace it")
-    if "://" in out_dir:
-        from apache_beam.io.filesystems import FileSystems
-
-        for name in (MANIFEST_NAME, FAILED_NAME):
-            if exists(join(out_dir, name)):
-                FileSystems.delete([join(out_dir, name)])
-        for sub in (SHARDS_DIR, DROPS_DIR):
-            if exists(join(out_dir, sub)):
-                FileSystems.delete([join(out_dir, sub)])
+    """Claim a local folder (`folders.claim`); a remote one is cleared by name."""
+    if "://" not in out_dir:
+        claim(out_dir, BUILD_FOLDER, overwrite)
         return
-    import os
+    if exists(join(out_dir, MANIFEST_NAME)) and not overwrite:
+        raise ConfigError(f"{out_dir} already holds a finished build (manifest.json); pass --overwrite to replace it")
+    from apache_beam.io.filesystems import FileSystems
 
+    makedirs(out_dir)
     for name in (MANIFEST_NAME, FAILED_NAME):  # the manifest goes first: the folder is now unfinished
-        if os.path.exists(os.path.join(out_dir, name)):
-            os.unlink(os.path.join(out_dir, name))
+        if exists(join(out_dir, name)):
+            FileSystems.delete([join(out_dir, name)])
     for sub in (SHARDS_DIR, DROPS_DIR):
-        shutil.rmtree(os.path.join(out_dir, sub), ignore_errors=True)
+        if exists(join(out_dir, sub)):
+            FileSystems.delete([join(out_dir, sub)])
 
 
 def plan_inputs(config: BuildConfig) -> tuple[list[ReadTask], dict[str, list[InputFile]]]:
@@ -120,11 +129,21 @@ def plan_inputs(config: BuildConfig) -> tuple[list[ReadTask], dict[str, list[Inp
     """
     tasks: list[ReadTask] = []
     files: dict[str, list[InputFile]] = {}
-    for inp in config.inputs:
-        input_tasks, input_files = plan_input(inp, config)
+    problems: list[InputFileError] = []
+    for inp in config.inputs:  # every input is checked: one run names every problem
+        try:
+            input_tasks, input_files = plan_input(inp, config)
+        except InputFileError as exc:
+            problems.append(exc)
+            continue
         tasks.extend(input_tasks)
         files[inp.name] = input_files
         log.info("input %s: %d files, %d read tasks", inp.name, len(input_files), len(input_tasks))
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise InputFileError(problems[0].path, f"{problems[0].reason}; and {len(problems) - 1} more input "
+                             "problem(s):\n  " + "\n  ".join(str(p) for p in problems[1:]), problems[0].line)
     return tasks, files
 
 
@@ -152,10 +171,23 @@ def prepare(config: BuildConfig, out_dir: str, beam_args: list[str] | None = Non
             overwrite: bool = False) -> BuildPlan:
     checked = preflight(config, beam_args)
     args, identity, tasks, files = checked.beam_args, checked.tokenizer, checked.tasks, checked.files
-    makedirs(out_dir)
     _clear_previous(out_dir, overwrite)
     return BuildPlan(config, out_dir, tasks, files, identity, args, code_version(),
                      dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+
+
+FIRST_BAD_RECORDS = 5
+"""Bad records a failed build names (the drop log holds all of them)."""
+
+
+def bad_record_problems(accounting: Table, first: list[Drop], limit: int | None) -> list[str]:
+    """The build's failure when more records than `limit` could not be read (`max_bad_records`)."""
+    bad = sum(docs for (stage, _, key), (docs, _) in accounting.items() if stage == READ and key.startswith("dropped:"))
+    if limit is None or bad <= limit:
+        return []
+    named = "; ".join(f"{d.origin}: {d.reason}" for d in sorted(first, key=lambda d: d.origin))
+    return [f"{bad:,} input records could not be read as documents, more than max_bad_records = {limit:,} "
+            f"(first: {named}); every one is in drops/ with its file and line"]
 
 
 class WriteManifestFn(beam.DoFn):
@@ -164,11 +196,12 @@ class WriteManifestFn(beam.DoFn):
         self.schema = manifest_schema()  # read on the driver: workers need not have manifests/
 
     def process(self, _: Any, accounting: dict, dedup_stats: list, mixture: MixturePlan,
-                shards: list, drop_logs: list, file_errors: list) -> Iterator[str]:
+                shards: list, drop_logs: list, file_errors: list, first_bad: list) -> Iterator[str]:
         plan = self.plan
         errors = [file_error_dict_line(e) for e in sorted(file_errors, key=lambda e: (e["path"], e.get("line") or 0))]
         if mixture.error:
             errors.append(f"mixture: {mixture.error}")
+        errors += bad_record_problems(accounting, [b for bad in first_bad for b in bad], plan.config.max_bad_records)
         if not errors:
             runner = PipelineOptions(plan.beam_args).view_as(StandardOptions).runner or "DirectRunner"
             manifest, problems = build_manifest(
@@ -209,6 +242,7 @@ class WriteManifest(beam.PTransform):
                 shards=beam.pvalue.AsList(r["shards"]),
                 drop_logs=beam.pvalue.AsList(r["drop_logs"]),
                 file_errors=beam.pvalue.AsList(r["file_errors"]),
+                first_bad=beam.pvalue.AsList(r["first_bad"]),
             )
         )
 
@@ -219,7 +253,7 @@ def construct(p: beam.Pipeline, plan: BuildPlan) -> None:
     config = plan.config
     read = p | "Read" >> ReadInputs(plan.tasks, config)
     normalized = read.docs | "Normalize" >> DocumentStage(NORMALIZE, StageFn(normalize_document, NORMALIZE))
-    filtered = normalized.docs | "Filter" >> DocumentStage(FILTER, FilterFn(config.filters))
+    filtered = normalized.docs | "Filter" >> DocumentStage(FILTER, FilterFn(config.filters, input_chains(config.inputs)))
     deduped = filtered.docs | "Dedup" >> Dedup(config.dedup)
     tokenized = deduped.docs | "Tokenize" >> Tokenize(config.tokenizer, plan.tokenizer, config.shards.write_jsonl)
     mixed = tokenized.docs | "Mix" >> Mix(config)
@@ -229,9 +263,11 @@ def construct(p: beam.Pipeline, plan: BuildPlan) -> None:
     ledger = gather(p, [read, normalized, filtered, deduped, tokenized])
     drop_logs = ledger.drops | "WriteDropLog" >> WriteDropLog(plan.out_dir, config.shards.log_files, read.file_errors)
     accounting = ledger | "Accounting" >> Accounting()
+    first_bad = (read.drops | "FirstBadRecords" >> beam.combiners.Top.Smallest(FIRST_BAD_RECORDS,
+                                                                              key=lambda d: (d.origin, d.reason)))
     _ = p | "WriteManifest" >> WriteManifest(
         plan, accounting=accounting, dedup_stats=deduped.stats, mixture=mixed.plan, shards=shards,
-        drop_logs=drop_logs, file_errors=read.file_errors)
+        drop_logs=drop_logs, file_errors=read.file_errors, first_bad=first_bad)
 
 
 def run_build(config: BuildConfig, out_dir: str, beam_args: list[str] | None = None,
@@ -239,8 +275,14 @@ def run_build(config: BuildConfig, out_dir: str, beam_args: list[str] | None = N
     """Run the whole build; return the manifest, or raise `CorpusError` with every reason it failed."""
     plan = prepare(config, out_dir, beam_args, overwrite)
     started = time.monotonic()
-    with beam.Pipeline(options=PipelineOptions(plan.beam_args)) as p:
-        construct(p, plan)
+    try:
+        with beam.Pipeline(options=PipelineOptions(plan.beam_args)) as p:
+            construct(p, plan)
+    except BaseException as exc:  # a crash or Ctrl-C: the folder says so, it never looks finished
+        if not exists(join(out_dir, MANIFEST_NAME)) and not exists(join(out_dir, FAILED_NAME)):
+            reason = "interrupted" if interrupted(exc) else f"{type(exc).__name__}: {str(exc)[:2000]}"
+            write_failure(out_dir, [reason])
+        raise
     log.info("pipeline finished in %.1f s", time.monotonic() - started)
     failed = join(out_dir, FAILED_NAME)
     if exists(failed):

@@ -1,13 +1,15 @@
 """`corpus dedup`: exact + MinHash near-dedup of JSONL / Parquet files, with the build's transforms.
 
-    read (the build's readers) ─▶ DedupDecide (the build's dedup) ─▶ final survivor of each removal
+    read (the build's readers) ─▶ DedupDecide (the build's dedup: the kept document of each removal)
       ─▶ join on id ─▶ kept records + one cluster row per document ─▶ shards by a hash of the id
 
 Outputs in the folder: `kept-NNNNN-of-MMMMM.jsonl.zst` (the kept records, as read: the id and text
 fields under their own names plus every other field), `clusters.jsonl` (`id, cluster, kept` for every
-input document; `cluster` is the id of the document that stands for the cluster, so a document
-without duplicates is its own cluster), `dropped.jsonl` (records that could not be read, with file
-and line), and `summary.json` (counts and the dedup statistics). Texts are deduplicated as given (no
+input document; `cluster` is the id of the kept document that stands for it, so a kept document is
+its own cluster; a removed one also has `reason`, `duplicate_of` (that kept document: every removed
+document has a kept document it was verified against) and `similarity` (their Jaccard as verified,
+1.0 for an exact duplicate of it)), `dropped.jsonl` (records that could not be read, with file and
+line), and `summary.json` (counts and the dedup statistics). Texts are deduplicated as given (no
 normalization), so kept records are byte-for-byte the input's texts.
 
 An id read twice is an error that names the ids and where they were read; nothing is written then.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
@@ -35,7 +38,7 @@ from lemur_corpus.io import atomic_writer, exists, join, makedirs, read_bytes, w
 from lemur_corpus.manifest import dedup_section
 from lemur_corpus.sources import plan_input
 from lemur_corpus.pipelines.build import resolve_beam_args
-from lemur_corpus.pipelines.dedup import Decision, DedupDecide
+from lemur_corpus.pipelines.dedup import DedupDecide
 from lemur_corpus.pipelines.ledger import Accounting, gather
 from lemur_corpus.pipelines.loose_files import (
     FAILED_NAME,
@@ -43,11 +46,13 @@ from lemur_corpus.pipelines.loose_files import (
     SUMMARY_NAME,
     as_command_document,
     command_failed,
+    check_text_field,
     detect_text_field,
     json_lines,
     kept_name,
     kept_record,
     original_id,
+    failing_honestly,
     prepare_out_dir,
     read_failed,
     write_failed,
@@ -65,30 +70,20 @@ MAX_NAMED_DUPLICATES = 20
 DUPLICATE_IDS = "duplicate_ids"
 
 
-def command_config(paths: list[str], dedup: DedupConfig, id_field: str | None, text_field: str | None) -> BuildConfig:
+def command_config(paths: list[str], dedup: DedupConfig, id_field: str | None, text_field: str | None,
+                   allow_empty_files: bool = False) -> BuildConfig:
     """A build config whose one input is the command's files (mixture: a single source). The files
     are read as text records whatever the command's kind: the build adds fields to code records for
     its code filters (the file path), and kept records must be the input's records, field for field;
     `as_command_document` then gives each document the command's kind."""
     return BuildConfig(
         name="dedup",
+        allow_empty_files=allow_empty_files,
         inputs=[InputConfig(name=INPUT_NAME, format="jsonl", kind="text", paths=paths, source=SOURCE_NAME,
                             fields=FieldMap(id=id_field, text=text_field))],
         dedup=dedup,
         mixture=MixtureConfig(sources={SOURCE_NAME: MixtureSource(kind="text", weight=100.0)}),
     )
-
-
-class ResolveFn(beam.DoFn):
-    """Joined on an exact survivor's id: its removed copies point at the document that finally
-    stands for them (the survivor itself, or the survivor of its near-duplicate cluster)."""
-
-    def process(self, element: tuple[str, dict[str, list[Any]]]):  # type: ignore[no-untyped-def]
-        survivor, grouped = element
-        near = sorted(grouped["near"])
-        final = near[0].survivor if near else survivor
-        for removed in sorted(grouped["exact"]):
-            yield removed, Decision("exact_duplicate", final)
 
 
 class ClusterRowFn(beam.DoFn):
@@ -97,7 +92,7 @@ class ClusterRowFn(beam.DoFn):
     def __init__(self, id_field: str, text_field: str, shards: int) -> None:
         self.id_field, self.text_field, self.shards = id_field, text_field, shards
 
-    def process(self, element: tuple[str, dict[str, list[Any]]]):  # type: ignore[no-untyped-def]
+    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
         doc_id, grouped = element
         docs: list[Document] = sorted(grouped["doc"], key=lambda d: d.origin)
         if not docs:
@@ -110,8 +105,10 @@ class ClusterRowFn(beam.DoFn):
         shard = xxhash.xxh64_intdigest(doc_id.encode("utf-8")) % self.shards
         ident = original_id(doc_id)
         if decisions:
-            row = {"id": ident, "cluster": original_id(decisions[0].survivor), "kept": False,
-                   "reason": decisions[0].reason}
+            decision = decisions[0]
+            kept_id = original_id(decision.survivor)
+            row = {"id": ident, "cluster": kept_id, "kept": False, "reason": decision.reason,
+                   "duplicate_of": kept_id, "similarity": decision.similarity}
         else:
             row = {"id": ident, "cluster": ident, "kept": True}
             yield shard, ("kept", ident, kept_record(doc, self.id_field, self.text_field))
@@ -124,7 +121,7 @@ class WriteShardFn(beam.DoFn):
     def __init__(self, out_dir: str, shards: int) -> None:
         self.out_dir, self.shards = out_dir, shards
 
-    def process(self, element: tuple[int, list[tuple[str, str, dict]]], failed: list):  # type: ignore[no-untyped-def]
+    def process(self, element: tuple[int, list[tuple[str, str, dict]]], failed: list) -> Iterator[int]:
         if failed:
             return
         index, items = element
@@ -147,8 +144,8 @@ class SummaryFn(beam.DoFn):
     def __init__(self, out_dir: str) -> None:
         self.out_dir = out_dir
 
-    def process(self, _: Any, stats: list, duplicates: list, duplicate_count: list, drops: list,  # type: ignore[no-untyped-def]
-                file_errors: list, written: list, accounting: Table):
+    def process(self, _: Any, stats: list, duplicates: list, duplicate_count: list, drops: list,
+                file_errors: list, written: list, accounting: Table) -> Iterator[dict[str, Any]]:
         errors = [file_error_dict_line(e) for e in sorted(file_errors, key=lambda e: (e["path"], e.get("line") or 0))]
         errors += [f"accounting: {problem}" for problem in imbalances(to_report(accounting))]
         if duplicates:
@@ -186,14 +183,8 @@ def construct(p: beam.Pipeline, config: BuildConfig, kind: str, out_dir: str, id
     docs = read.docs | "AsCommandDocuments" >> beam.Map(as_command_document, kind)
     decided = docs | "Decide" >> DedupDecide(config.dedup)
     accounting = gather(p, [read]) | "Accounting" >> Accounting()  # every record read is kept or dropped
-    resolved = (
-        {"exact": decided.exact | "BySurvivor" >> beam.MapTuple(lambda i, d: (d.survivor, i)), "near": decided.near}
-        | "JoinSurvivors" >> beam.CoGroupByKey()
-        | "Resolve" >> beam.ParDo(ResolveFn())
-    )
-    decisions = (resolved, decided.near) | "AllDecisions" >> beam.Flatten()
     rows = (
-        {"doc": docs | "KeyById" >> beam.Map(lambda d: (d.id, d)), "decision": decisions}
+        {"doc": docs | "KeyById" >> beam.Map(lambda d: (d.id, d)), "decision": decided.removed}
         | "JoinDecisions" >> beam.CoGroupByKey()
         | "ClusterRows" >> MultiOutputParDo(ClusterRowFn(id_field, text_field, shards), DUPLICATE_IDS, main="rows")
     )
@@ -250,21 +241,23 @@ def _fill_empty_shards(out_dir: str, shards: int) -> None:
 
 def run_dedup_files(paths: list[str], kind: str, out_dir: str, dedup: DedupConfig, *, id_field: str = "id",
                     text_field: str | None = None, shards: int = 4, beam_args: list[str] | None = None,
-                    overwrite: bool = False) -> dict[str, Any]:
+                    overwrite: bool = False, allow_empty_files: bool = False) -> dict[str, Any]:
     """Run the command's pipeline; return the summary, or raise `CorpusError` naming what failed."""
     options = PipelineOptions(resolve_beam_args(list(beam_args or [])))  # a wrong runner stops us here
-    probe = command_config(paths, dedup, id_field, text_field)
+    probe = command_config(paths, dedup, id_field, text_field, allow_empty_files)
     _, files = plan_input(probe.inputs[0], probe)  # every path must match a readable, non-empty file
     text_field = text_field or detect_text_field(files[0].path)
-    config = command_config(paths, dedup, id_field, text_field)
-    prepare_out_dir(out_dir, "dedup", (CLUSTERS_NAME, DROPPED_NAME, SUMMARY_NAME, FAILED_NAME, CLUSTER_PARTS),
-                    overwrite)
-    with beam.Pipeline(options=options) as p:
-        construct(p, config, kind, out_dir, id_field, text_field, shards)
-    errors = read_failed(out_dir)
-    if errors is not None:
-        raise command_failed("dedup", errors)
-    _concatenate_clusters(out_dir)
-    _fill_empty_shards(out_dir, shards)
-    summary: dict[str, Any] = json.loads(read_bytes(join(out_dir, SUMMARY_NAME)))
-    return summary
+    check_text_field([f.path for f in files], text_field)
+    config = command_config(paths, dedup, id_field, text_field, allow_empty_files)
+    names = (CLUSTERS_NAME, DROPPED_NAME, CLUSTER_PARTS)
+    prepare_out_dir(out_dir, "dedup", names, overwrite)
+    with failing_honestly(out_dir, "dedup", names):
+        with beam.Pipeline(options=options) as p:
+            construct(p, config, kind, out_dir, id_field, text_field, shards)
+        errors = read_failed(out_dir)
+        if errors is not None:
+            raise command_failed("dedup", errors)
+        _concatenate_clusters(out_dir)
+        _fill_empty_shards(out_dir, shards)
+        summary: dict[str, Any] = json.loads(read_bytes(join(out_dir, SUMMARY_NAME)))
+        return summary

@@ -48,11 +48,13 @@ from lemur_corpus.pipelines.loose_files import (
     SUMMARY_NAME,
     as_command_document,
     command_failed,
+    check_text_field,
     detect_text_field,
     json_line,
     kept_name,
     kept_record,
     original_id,
+    failing_honestly,
     prepare_out_dir,
 )
 
@@ -60,6 +62,8 @@ log = logging.getLogger("corpus")
 
 VERDICTS_NAME = "verdicts.jsonl"
 PARTS = ".filter-parts"
+FILTER_NAMES = (VERDICTS_NAME, SUMMARY_NAME, PARTS)
+"""What `corpus filter` writes besides `kept-*` files (and FAILED.json when it fails)."""
 TEXT_SOURCE = "refinedweb"
 """Text records count towards this mixture source (nothing in the command depends on it)."""
 DEFAULT_FIELDS = {
@@ -69,11 +73,13 @@ DEFAULT_FIELDS = {
 """Field names when the command line names none: generic records for text, The Stack for code."""
 
 
-def command_config(paths: list[str], kind: str, filters: FiltersConfig, fields: FieldMap) -> BuildConfig:
+def command_config(paths: list[str], kind: str, filters: FiltersConfig, fields: FieldMap,
+                   allow_empty_files: bool = False) -> BuildConfig:
     """A build config whose one input is the command's files. Code records are bucketed by language
     as in the build (the code filters judge the bucket), so the mixture is Lemur's table."""
     return BuildConfig(
         name="filter",
+        allow_empty_files=allow_empty_files,
         inputs=[InputConfig(name=INPUT_NAME, format="jsonl", kind=kind, paths=paths,  # type: ignore[arg-type]
                             source=TEXT_SOURCE if kind == "text" else None, fields=fields)],
         filters=filters,
@@ -233,7 +239,8 @@ def _collect(out_dir: str, count: int) -> dict[str, Any]:
 
 def run_filter_files(paths: list[str], kind: str, out_dir: str, filters: FiltersConfig, *,
                      only: list[str] | None = None, fields: FieldMap | None = None,
-                     beam_args: list[str] | None = None, overwrite: bool = False) -> dict[str, Any]:
+                     beam_args: list[str] | None = None, overwrite: bool = False,
+                     allow_empty_files: bool = False) -> dict[str, Any]:
     """Validate everything (files, filter names, models), run the pipeline, return the summary."""
     options = PipelineOptions(resolve_beam_args(list(beam_args or [])))  # a wrong runner stops us here
     defaults = DEFAULT_FIELDS[kind]
@@ -242,24 +249,26 @@ def run_filter_files(paths: list[str], kind: str, out_dir: str, filters: Filters
         text=given.text or defaults.get("text"), id=given.id or defaults["id"],
         lang=given.lang or defaults["lang"], path=given.path or defaults["path"],
     )
-    probe = command_config(paths, kind, filters, field_map)
+    probe = command_config(paths, kind, filters, field_map, allow_empty_files)
     tasks, files = plan_input(probe.inputs[0], probe)  # every path must match a readable, non-empty file
     text_field = field_map.text or detect_text_field(files[0].path)
     field_map = field_map.model_copy(update={"text": text_field})
-    config = command_config(paths, kind, filters, field_map)
+    check_text_field([f.path for f in files], text_field)
+    config = command_config(paths, kind, filters, field_map, allow_empty_files)
     if kind == "text":  # a configured fastText model is probed in a child process before it loads here
         from lemur_corpus.filters.text import check_text_filters
 
         check_text_filters(filters.text, only)
     setup_filters(build_filters(kind, filters, only))  # unknown names, missing models: fail before reading
-    prepare_out_dir(out_dir, "filter", (VERDICTS_NAME, SUMMARY_NAME, PARTS), overwrite)
-    makedirs(os.path.join(out_dir, PARTS))
-    fn = FilterFileFn(config, kind, only, out_dir, len(tasks), field_map.id or "id", text_field)
-    with beam.Pipeline(options=options) as p:
-        (
-            p
-            | "Files" >> beam.Create(list(enumerate(tasks)))
-            | "Spread" >> beam.Reshuffle()
-            | "Filter" >> beam.ParDo(fn)
-        )
-    return _collect(out_dir, len(tasks))
+    prepare_out_dir(out_dir, "filter", FILTER_NAMES, overwrite)
+    with failing_honestly(out_dir, "filter", FILTER_NAMES):
+        makedirs(os.path.join(out_dir, PARTS))
+        fn = FilterFileFn(config, kind, only, out_dir, len(tasks), field_map.id or "id", text_field)
+        with beam.Pipeline(options=options) as p:
+            (
+                p
+                | "Files" >> beam.Create(list(enumerate(tasks)))
+                | "Spread" >> beam.Reshuffle()
+                | "Filter" >> beam.ParDo(fn)
+            )
+        return _collect(out_dir, len(tasks))

@@ -5,23 +5,25 @@ so every document id is `input/<id>` inside the pipeline and `original_id` outsi
 without an id is identified by its place (`FILE:LINE`, or `FILE#rowN` for Parquet). Without a text
 field on the command line, `detect_text_field` picks the one the files use. Both write into a local
 folder: `kept-NNNNN-of-MMMMM.jsonl.zst` (the kept records, as read) beside the command's own files;
-`prepare_out_dir` refuses a folder holding earlier output of the command unless told to overwrite,
-and then removes only the files the command itself writes (nothing else in the folder is touched).
-A failed run ends in one `CorpusError` listing every problem (`command_failed`); a pipeline that can
-only find out at its end records the problems in `FAILED.json` (`write_failed` / `read_failed`).
+`prepare_out_dir` claims the folder (`lemur_corpus.folders`): finished output is refused unless told to
+overwrite, unfinished output is cleared, and files the command did not write are never touched.
+A failed run ends in one `CorpusError` listing every problem (`command_failed`); whatever fails or is
+interrupted, `failing_honestly` leaves `FAILED.json` and none of the partial output.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
-import shutil
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from lemur_corpus.document import Document
 from lemur_corpus.errors import ConfigError, CorpusError
-from lemur_corpus.io import exists, iter_lines, join, makedirs, open_seekable, read_bytes, write_atomic
+from lemur_corpus.folders import Owned, claim, clear
+from lemur_corpus.io import exists, iter_lines, join, open_seekable, read_bytes, write_atomic
+from lemur_corpus.sources.base import missing_text_field
 from lemur_corpus.sources.layouts import content_key
 
 INPUT_NAME = "input"
@@ -81,20 +83,52 @@ def detect_text_field(path: str) -> str:
     return "text"
 
 
+def check_text_field(paths: Iterable[str], text_field: str) -> None:
+    """Before any pipeline runs: every file's first records must hold the text field, else one error
+    naming the file, the fields it does have, and the flag that picks another."""
+    for path in paths:
+        if problem := missing_text_field(path, (text_field,), lambda name: f"pass --text-field {name}"):
+            raise ConfigError(f"{path}: {problem}")
+
+
+KEPT_FILE = re.compile(rf"{re.escape(KEPT_PREFIX)}\d{{5}}-of-\d{{5}}\.jsonl\.zst")
+
+
+def command_folder(command: str, names: Iterable[str]) -> Owned:
+    """What a loose-file command writes in its folder: `kept-*` files, `names`, the summary (its
+    finished marker) and the failure marker."""
+    return Owned(command=command, finished=SUMMARY_NAME,
+                 names=frozenset(names) | {SUMMARY_NAME, FAILED_NAME}, patterns=(("", KEPT_FILE),))
+
+
 def prepare_out_dir(out_dir: str, command: str, names: Iterable[str], overwrite: bool) -> None:
-    """Create the local output folder. The command's earlier output there (`kept-*` and `names`) is
-    refused without `overwrite`, else removed; nothing else in the folder is touched."""
-    makedirs(out_dir)
+    """Claim the local output folder (`lemur_corpus.folders.claim`): a finished output is refused
+    without `overwrite`, an unfinished or failed one is cleared, files the command did not write are
+    never touched (and refused without `overwrite`)."""
     if "://" in out_dir:
         raise ConfigError(f"--out {out_dir}: `corpus {command}` writes to a local folder")
-    owned = set(names)
-    found = [n for n in os.listdir(out_dir) if n.startswith(KEPT_PREFIX) or n in owned]
-    if found and not overwrite:
-        raise ConfigError(f"{out_dir} already holds {command} output ({', '.join(sorted(found)[:3])}...); "
-                          "pass --overwrite to replace it")
-    for name in found:
-        path = os.path.join(out_dir, name)
-        shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+    claim(out_dir, command_folder(command, names), overwrite)
+
+
+@contextlib.contextmanager
+def failing_honestly(out_dir: str, command: str, names: Iterable[str]) -> Iterator[None]:
+    """Run the command's work; if it fails or is interrupted, leave only `FAILED.json` (the problems
+    it recorded, or the error) where partial output would have looked like a result."""
+    try:
+        yield
+    except BaseException as exc:
+        errors = read_failed(out_dir) or [_describe(exc)]
+        clear(out_dir, command_folder(command, names))
+        write_failed(out_dir, errors)
+        raise
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, CorpusError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def command_failed(command: str, errors: list[str]) -> CorpusError:

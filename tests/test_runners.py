@@ -136,7 +136,7 @@ def test_each_stage_is_one_composite_at_the_top_of_the_graph(tmp_path: Path) -> 
     construct(p, prepare(config, str(tmp_path)))
     top = [t.full_label for t in p.transforms_stack[0].parts]
     assert top == ["Read", "Normalize", "Filter", "Dedup", "Tokenize", "Mix", "WriteShards", "AllTallies", "AllDrops",
-                   "WriteDropLog", "Accounting", "WriteManifest"]
+                   "WriteDropLog", "Accounting", "FirstBadRecords", "WriteManifest"]
 
     from lemur_corpus.pipelines.ledger import DocumentStage, StageFn
 

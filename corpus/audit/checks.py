@@ -94,9 +94,14 @@ class SourceAudit:
     target_tokens: int
     pool_tokens: int
     pool_documents: int
-    epochs: float
+    realized_epochs: float
+    """Tokens measured in the shards over the pool (the manifest's `realized_epochs`)."""
     status: str
     lengths: LengthHistogram
+    planned_epochs: float = 0.0
+    """The plan's rate r_s (the manifest's `rate`)."""
+    reference_epochs: float | None = None
+    """The paper's figure (Lemur Table 8), when the config gives one."""
     meets_target: bool = True
     """Within the tolerance of its target weight, or within one document of it."""
 
@@ -408,7 +413,7 @@ def audit_sources(manifest: dict[str, Any], measures: list[ShardMeasure],
             source, targets.kinds.get(source) or str(plan.get("kind", "?")), tokens, documents, unique, target,
             targets.configured.get(source, 0.0), realized, int(plan.get("target_tokens", 0)), pool,
             int(plan.get("pool_documents", 0)), tokens / pool if pool else 0.0, str(plan.get("status", "?")),
-            lengths, meets))
+            lengths, meets, float(plan.get("rate", 0.0)), plan.get("reference_epochs")))
     for field, changes in sorted(weight_changes.items()):
         label = "configured weights" if field == "configured_weight" else "weights after redistribution"
         mismatches.append(f"config: its {label} differ from those the build's mixture plan used, for "

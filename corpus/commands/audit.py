@@ -101,13 +101,15 @@ def print_result(data: dict[str, Any], console: Any) -> None:
 
     build = data["build"]
     table = Table(title=f"audit of {build['name']} ({data['build_dir']}), targets from {data['targets_from']}")
-    for col in ("source", "kind", "status", "tokens", "documents", "distinct", "epochs", "target", "realized",
-                "Δ points"):
+    for col in ("source", "kind", "status", "tokens", "documents", "distinct", "epochs", "paper", "target",
+                "realized", "Δ points"):
         table.add_column(col, justify="left" if col in ("source", "kind", "status") else "right")
     for s in data["sources"]:
         delta = 100 * (s["realized_weight"] - s["target_weight"])
         table.add_row(s["name"], s["kind"], s["status"], f"{s['tokens']:,}", f"{s['documents']:,}",
-                      f"{s['unique_documents']:,}", f"{s['epochs']:.3f}", _pct(s["target_weight"]),
+                      f"{s['unique_documents']:,}", f"{s['planned_epochs']:.3f} -> {s['realized_epochs']:.3f}",
+                      "-" if s.get("reference_epochs") is None else f"{s['reference_epochs']:g}",
+                      _pct(s["target_weight"]),
                       _pct(s["realized_weight"]), f"{delta:+.3f}")
     console.print(table)
     ratio, target = data["code_text_ratio"], data["target_code_text_ratio"]

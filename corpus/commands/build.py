@@ -29,6 +29,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output folder, local or any Beam FileSystems path (default: build/default)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a finished build in --out (default: refuse)")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="settings",
+                   help="override any config key, e.g. --set mixture.total_tokens=null or "
+                   "--set inputs.stack.optional=true (repeatable; VALUE is read as YAML; validated like the "
+                   "config file and recorded in the manifest's resolved config)")
+    p.add_argument("--max-bad-records", metavar="N", type=int, default=None,
+                   help="fail when more than N input records cannot be read as documents (bad JSON, no text "
+                   "field...), naming the first ones; overrides the config's max_bad_records (default: no limit, "
+                   "every bad record is dropped and logged with its file and line)")
     p.add_argument("--json", action="store_true", help="print the manifest's summary as JSON instead of tables")
     p.set_defaults(func=run)
 
@@ -42,6 +50,14 @@ def load(path: str | None) -> BuildConfig:
 
 def run(args: argparse.Namespace) -> int:
     config = load(args.config)
+    if args.settings:
+        from lemur_corpus.config import with_settings
+
+        config = with_settings(config, args.settings)
+    if args.max_bad_records is not None:
+        if args.max_bad_records < 0:
+            raise ConfigError("--max-bad-records must be 0 or more")
+        config.max_bad_records = args.max_bad_records
     if not args.out:
         raise ConfigError("--out must name a folder")
     from lemur_corpus.pipelines.build import run_build

@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shards", type=int, default=4, metavar="N",
                    help="files the kept records are written to (default: 4)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier dedup output in --out (default: refuse)")
+    p.add_argument("--allow-empty-files", action="store_true",
+                   help="accept input files of 0 bytes (default: an empty file is an error naming it)")
     p.set_defaults(func=run)
 
 
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     summary = run_dedup_files(args.input, args.kind, args.out, config, id_field=args.id_field,
                               text_field=args.text_field, shards=args.shards, beam_args=args.beam_args,
-                              overwrite=args.overwrite)
+                              overwrite=args.overwrite, allow_empty_files=args.allow_empty_files)
     near = summary["dedup"].get("near", {}).get(args.kind, {})
     print(f"{summary['documents']:,} documents: {summary['kept']:,} kept, {summary['exact_removed']:,} exact "
           f"and {summary['near_removed']:,} near duplicates removed ({near.get('clusters', 0):,} near-duplicate "

@@ -46,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="override a filter setting, e.g. --set gopher_quality.min_words=100 or "
                    "--set lid.languages=en,de (repeatable; VALUE is read as YAML: null switches a rule off)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier filter output in --out (default: refuse)")
+    p.add_argument("--allow-empty-files", action="store_true",
+                   help="accept input files of 0 bytes (default: an empty file is an error naming it)")
     p.set_defaults(func=run)
 
 
@@ -113,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     summary = run_filter_files(args.input, args.kind, args.out, filters, only=only, fields=fields,
-                               beam_args=args.beam_args, overwrite=args.overwrite)
+                               beam_args=args.beam_args, overwrite=args.overwrite,
+                               allow_empty_files=args.allow_empty_files)
     print_summary(summary, args.out, time.monotonic() - started)
     return 0
 

@@ -17,8 +17,7 @@ import uuid
 from typing import Any
 
 from lemur_corpus.errors import ConfigError
-
-PROBE_PREFIX = ".corpus-validate-probe-"
+from lemur_corpus.folders import PROBE_PREFIX
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,12 +61,14 @@ def validate(config_path: str | None, out_dir: str, beam_args: list[str]) -> dic
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
     from lemur_corpus.commands.build import load
-    from lemur_corpus.pipelines.build import preflight
+    from lemur_corpus.folders import check
+    from lemur_corpus.pipelines.build import BUILD_FOLDER, preflight
 
     config = load(config_path)
     if not out_dir:
         raise ConfigError("--out must name a folder")
     checked = preflight(config, beam_args)
+    check(out_dir, BUILD_FOLDER, overwrite=True)  # a file, or another command's folder: no flag fixes that
     check_writable(out_dir)
     runner = PipelineOptions(checked.beam_args).view_as(StandardOptions).runner or "DirectRunner"
     identity = checked.tokenizer

@@ -1,39 +1,110 @@
-"""Clusters: connected components of the verified near-duplicate edges of one kind.
+"""Connected components of the verified near-duplicate edges, computed so that no worker holds them.
 
-This is the one global step of near-dedup. Its worker holds only the documents that have at least
-one verified edge, as ids (the edges, not the documents or signatures, are gathered), in a
-union-find with path halving and union by size: O(E α(V)) time and memory
+The pipeline (`pipelines/dedup_components.py`) runs the alternating large-star / small-star
+algorithm of Kiveris et al. 2014 ("Connected Components in MapReduce and Beyond"): each step groups
+the edges by one endpoint and rewrites that node's neighbourhood, so a worker holds one node's
+neighbours at a time. Node names are totally ordered (here `(kind, id)` tuples); on an undirected
+edge set E, with N(u) the neighbours of u and m(u) = min(N(u) + [u]):
 
-    union_find_bytes(V, E, L) = V * (NODE_BYTES + L) + E * EDGE_BYTES
+- large-star(u): link every neighbour v > u to m(u) (edges to smaller neighbours are dropped here;
+  those neighbours re-link u from their side);
+- small-star(u): link u and every neighbour v < u to m of those.
 
-for V documents with an edge, E edges and mean id length L: about 0.4 KB per document that has a
-near-duplicate. 10^7 such documents need ~4 GB in one worker; The Stack's scale (~10^8 files with a
-near-duplicate) would need ~40 GB, the point at which this step should become an iterative
-distributed algorithm (large-star/small-star, Kiveris et al. 2014). The pipeline records V, E and
-this bound in the manifest (`dedup.near.<kind>`), so a build shows how close it is.
+Both keep the components and move every node's links towards its component's minimum; the graph is
+settled when it is a set of stars, each centred on its component's minimum. That is a local test
+(`unsettled`): no node has a smaller neighbour and another neighbour. Kiveris et al. prove O(log^2 n)
+rounds; near-duplicate graphs (small components of short diameter) settle in a few. Beam has no
+loops, so the pipeline unrolls `component_rounds` rounds and counts, per round, the nodes not yet
+settled. A settled star's centre knows its whole component (its neighbours), so it names every
+member's group (`label_component`): one group per component, or for a component above
+`max_component_size`, parts of that many members by the rank of their names.
 
-Which member of a cluster survives is decided elsewhere, per cluster, with
-`corpus/dedup/exact.py: split_group`, so this worker never needs more than ids.
+`connected_components` (union-find, one process) is the reference the tests and benchmarks compare
+with; the pipeline never gathers the edges in one place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Iterator
+from typing import Any, Protocol, TypeVar
 
-NODE_BYTES = 200
-"""CPython cost of one node: its dict slot and key str header (~130 B), parent and size list
-slots with their ints (~70 B); plus the id's characters."""
-EDGE_BYTES = 170
-"""CPython cost of one gathered edge: a 2-tuple (56 B) of two str headers (2 x 49 B), list slot."""
+
+class Ordered(Protocol):
+    """What a node name must be: hashable and totally ordered (ids, `(kind, id)` tuples)."""
+
+    def __lt__(self, other: Any, /) -> bool: ...
+
+    def __hash__(self) -> int: ...
+
+
+Node = TypeVar("Node", bound=Ordered)
+
+
+def unsettled(node: Node, neighbours: set[Node]) -> bool:
+    """Whether `node` breaks the settled shape: it has a smaller neighbour and another neighbour."""
+    return len(neighbours) > 1 and min(neighbours) < node
+
+
+def large_star(node: Node, neighbours: set[Node]) -> Iterator[tuple[Node, Node]]:
+    """Edges (m, v) for every neighbour v > node, m the smallest of node and its neighbours."""
+    if not neighbours:
+        return
+    smallest = min(min(neighbours), node)
+    for v in neighbours:
+        if node < v:
+            yield smallest, v
+
+
+def small_star(node: Node, smaller: set[Node]) -> Iterator[tuple[Node, Node]]:
+    """Edges (m, v) for node and each of its smaller neighbours v, m the smallest of them (v != m)."""
+    if not smaller:
+        return
+    smallest = min(smaller)
+    yield smallest, node
+    for v in smaller:
+        if v != smallest:
+            yield smallest, v
+
+
+def label_component(centre: Node, members: Iterable[Node], max_size: int) -> tuple[int, list[tuple[Node, int]]]:
+    """(size, [(member, part)]) of a settled star: `centre` and its neighbours `members`. Parts are
+    0 for a component of at most `max_size`; otherwise the members sorted by name are cut into parts
+    of `max_size` (part = rank // max_size), a split that depends on the names alone."""
+    ordered = sorted({centre, *members})
+    size = len(ordered)
+    if size <= max_size:
+        return size, [(member, 0) for member in ordered]
+    return size, [(member, rank // max_size) for rank, member in enumerate(ordered)]
+
+
+def star_rounds(edges: Iterable[tuple[Node, Node]], rounds: int) -> tuple[set[tuple[Node, Node]], list[int]]:
+    """The pipeline's rounds in one process (for tests): (edges after `rounds` rounds, unsettled
+    nodes at the start of each round and after the last)."""
+    current = {(a, b) if a < b else (b, a) for a, b in edges if a != b}
+    counts = []
+    for _ in range(rounds + 1):
+        neighbours: dict[Node, set[Node]] = {}
+        for a, b in current:
+            neighbours.setdefault(a, set()).add(b)
+            neighbours.setdefault(b, set()).add(a)
+        counts.append(sum(unsettled(u, n) for u, n in neighbours.items()))
+        if len(counts) > rounds:
+            break
+        large = {e for u, n in neighbours.items() for e in large_star(u, n) if e[0] != e[1]}
+        smaller: dict[Node, set[Node]] = {}
+        for a, b in large:
+            smaller.setdefault(b, set()).add(a)
+        current = {e for u, s in smaller.items() for e in small_star(u, s) if e[0] != e[1]}
+    return current, counts
 
 
 class UnionFind:
     def __init__(self) -> None:
-        self.index: dict[str, int] = {}
+        self.index: dict[Hashable, int] = {}
         self.parent: list[int] = []
         self.size: list[int] = []
 
-    def _node(self, item: str) -> int:
+    def _node(self, item: Hashable) -> int:
         found = self.index.get(item)
         if found is None:
             found = self.index[item] = len(self.parent)
@@ -48,7 +119,7 @@ class UnionFind:
             node = parent[node]
         return node
 
-    def union(self, a: str, b: str) -> None:
+    def union(self, a: Hashable, b: Hashable) -> None:
         ra, rb = self.find(self._node(a)), self.find(self._node(b))
         if ra == rb:
             return
@@ -57,22 +128,18 @@ class UnionFind:
         self.parent[rb] = ra
         self.size[ra] += self.size[rb]
 
-    def components(self) -> list[list[str]]:
-        """Every component as its sorted ids, components ordered by their smallest id."""
-        groups: dict[int, list[str]] = {}
+    def components(self) -> list[list]:
+        """Every component as its sorted members, components ordered by their smallest member."""
+        groups: dict[int, list] = {}
         for item, node in self.index.items():
             groups.setdefault(self.find(node), []).append(item)
         return sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
 
 
-def connected_components(edges: Iterable[tuple[str, str]]) -> list[list[str]]:
-    """Connected components of an undirected edge list (nodes without edges do not appear)."""
+def connected_components(edges: Iterable[tuple[Node, Node]]) -> list[list[Node]]:
+    """Connected components of an undirected edge list in one process (nodes without edges do not
+    appear): the reference for the distributed computation."""
     uf = UnionFind()
     for a, b in edges:
         uf.union(a, b)
     return uf.components()
-
-
-def union_find_bytes(nodes: int, edges: int, mean_id_length: float) -> int:
-    """The memory bound of the global components step (see the module docstring)."""
-    return int(nodes * (NODE_BYTES + mean_id_length) + edges * EDGE_BYTES)

@@ -8,20 +8,29 @@ threshold). With verification on, missed pairs weigh 0.9: at threshold 0.8 and 2
 that is 23 bands x 11 rows, which finds a pair of Jaccard 0.82 with probability 0.94, where
 datasketch's equal weights (17 x 15) find it with probability 0.59.
 
-A bucket is linked as a star, each member to the bucket's smallest id: a bucket of k documents
-gives k - 1 candidate pairs, never k(k-1)/2, so a bucket of thousands of boilerplate pages costs
-linear work. Members of one bucket all agree on the band, so the star keeps them connected.
+Inside a bucket, members are sorted in `keep` order and each is paired with the `window` members
+before it and with the bucket's first `window` members (`bucket_pairs`). A bucket of up to
+2 x window + 1 documents gives every one of its pairs; a bigger one (thousands of pages of one
+template, a boilerplate page copied 100,000 times) gives at most 2 x window pairs per member, linear
+work, and says how many pairs it left out. Linking a bucket as a star to its smallest id (what this
+module did before) loses true pairs: when the root resembles neither B nor C, the pair B~C is never
+compared. The first `window` members are the documents a walk in keep order keeps first, so every
+member is also compared with the likely survivors.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import xxhash
 
 from lemur_corpus.dedup.config import NearDedupConfig
+from lemur_corpus.errors import ConfigError
+
+MIN_BANDS = 2
+"""datasketch's `MinHashLSH` refuses fewer bands (`b < 2`); so do we, naming the keys."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -33,11 +42,23 @@ def optimal_params(threshold: float, num_perm: int, false_negative_weight: float
     return int(bands), int(rows)
 
 
-def lsh_params(config: NearDedupConfig) -> tuple[int, int]:
-    """(bands, rows) of a kind's near-dedup: given in the config, else datasketch's optimum."""
+def lsh_params(config: NearDedupConfig, where: str = "dedup.<kind>") -> tuple[int, int]:
+    """(bands, rows) of a kind's near-dedup (`where`: its config path, for errors): given in the
+    config, else datasketch's optimum. Fewer than 2 bands is a `ConfigError` naming the keys."""
     if config.bands is not None and config.rows is not None:
-        return config.bands, config.rows
-    return optimal_params(config.threshold, config.num_perm, config.fn_weight())
+        bands, rows = config.bands, config.rows
+        if bands < MIN_BANDS:
+            raise ConfigError(f"{where}.bands = {bands}: LSH needs at least {MIN_BANDS} bands "
+                              "(datasketch's MinHashLSH refuses fewer)")
+        return bands, rows
+    bands, rows = optimal_params(config.threshold, config.num_perm, config.fn_weight())
+    if bands < MIN_BANDS:
+        raise ConfigError(
+            f"{where}.threshold = {config.threshold:g} with {where}.num_perm = {config.num_perm}: datasketch's "
+            f"optimal banding is {bands} band of {rows} rows, and LSH needs at least {MIN_BANDS} bands "
+            f"(datasketch's MinHashLSH refuses fewer); raise {where}.num_perm, lower {where}.threshold, or "
+            f"set {where}.bands and {where}.rows")
+    return bands, rows
 
 
 def collision_probability(similarity: float, bands: int, rows: int) -> float:
@@ -52,11 +73,27 @@ def band_keys(signature: np.ndarray, bands: int, rows: int) -> list[bytes]:
     return [i.to_bytes(2, "big") + xxhash.xxh3_128_digest(values[i].tobytes()) for i in range(bands)]
 
 
-def star_pairs(members: Iterable[str]) -> Iterator[tuple[str, str]]:
-    """(member, smallest id) for every other member of one bucket: linear in the bucket's size."""
-    ordered = sorted(set(members))
-    if len(ordered) < 2:
-        return
-    root = ordered[0]
-    for member in ordered[1:]:
-        yield member, root
+def bucket_pairs(ordered: Sequence[str], window: int) -> Iterator[tuple[str, str]]:
+    """(earlier, later) pairs to verify in one bucket whose distinct members are `ordered` in keep
+    order: each member with the `window` members before it and with the first `window` members."""
+    for j in range(1, len(ordered)):
+        later = ordered[j]
+        start = max(0, j - window)
+        for i in range(min(window, start)):
+            yield ordered[i], later
+        for i in range(start, j):
+            yield ordered[i], later
+
+
+def bucket_pair_count(size: int, window: int) -> int:
+    """How many pairs `bucket_pairs` gives for a bucket of `size` members (without listing them)."""
+    total = 0
+    for j in range(1, size):
+        start = max(0, j - window)
+        total += min(window, start) + (j - start)
+    return total
+
+
+def pairs_left_out(size: int, window: int) -> int:
+    """Pairs of a bucket of `size` members that `bucket_pairs` does not give (0 up to 2 x window + 1)."""
+    return size * (size - 1) // 2 - bucket_pair_count(size, window)

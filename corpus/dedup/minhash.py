@@ -182,11 +182,27 @@ class MinHasher:
 
     def signature(self, text: str, tokens: str, n: int, max_shingles: int) -> tuple[np.ndarray | None, ShingleStats]:
         """(signature, what the shingling saw) of a document; None when it has no token at all."""
+        signature, stats, _ = self.sign(text, tokens, n, max_shingles, with_set=False)
+        return signature, stats
+
+    def sign(self, text: str, tokens: str, n: int, max_shingles: int,
+             with_set: bool = True) -> tuple[np.ndarray | None, ShingleStats, np.ndarray | None]:
+        """(signature, what the shingling saw, shingle set) of a document: the set is the sorted
+        distinct 32-bit hashes of the shingles the signature is made of (`with_set`), what exact
+        verification compares (`lemur_corpus.dedup.verify`). Each shingle is hashed once for both."""
         signature = self.empty()
         stats = ShingleStats()
+        hashes: list[np.ndarray] = []
         for block in iter_shingle_blocks(text, tokens, n, max_shingles, stats=stats):
-            self.update(signature, block)
-        return (signature if stats.shingles else None), stats
+            if len(block):
+                block_hashes = self.hash_block(block)
+                permute_min(signature, block_hashes, self.a, self.b)
+                if with_set:
+                    hashes.append(block_hashes)
+        if not stats.shingles:
+            return None, stats, None
+        shingle_set = np.unique(np.concatenate(hashes)).astype(np.uint32, copy=False) if with_set else None
+        return signature, stats, shingle_set
 
 
 def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> float:

@@ -2,8 +2,9 @@
 is built from (`corpus/manifest.py: dedup_section`).
 
 Sections: `exact` and `near` per kind, `exact_by_source` and `near_by_source` per mixture source.
-Metrics named `max_*` combine by maximum, all others by sum; `duplicate_rate` is derived once the
-sums are known (removed / documents), because a rate cannot be summed.
+Metrics named `max_*` (and those in `MAX_METRICS`) combine by maximum, all others by sum;
+`duplicate_rate` is derived once the sums are known (removed / documents), because a rate cannot be
+summed.
 """
 
 from __future__ import annotations
@@ -14,11 +15,31 @@ Stat = tuple[tuple[str, str, str], float]
 
 NEAR_METRICS = (
     "documents", "empty_documents", "short_documents", "capped_documents",
-    "buckets_linked", "max_bucket_size", "candidate_pairs", "max_root_candidates",
-    "verified_edges", "rejected_pairs", "union_find_nodes", "union_find_edges", "union_find_bytes",
+    "buckets_linked", "max_bucket_size", "window_limited_buckets", "pairs_not_compared",
+    "candidate_pairs", "max_verify_group", "verified_edges", "rejected_pairs",
+    "component_nodes", "components", "max_component_size", "component_rounds", "unconverged_nodes",
+    "split_components", "component_parts", "edges_outside_parts",
     "clusters", "max_cluster_size", "removed", "removed_bytes",
 )
-"""Every near-dedup metric of a kind, reported (as 0 when nothing happened) whenever it is enabled."""
+"""Every near-dedup metric of a kind, reported (as 0 when nothing happened) whenever it is enabled:
+
+- buckets: `buckets_linked` (LSH buckets of two or more documents), `max_bucket_size`,
+  `window_limited_buckets` (buckets larger than 2 x bucket_window + 1, where not every pair was
+  verified) and `pairs_not_compared` (the pairs those buckets left out);
+- verification: `candidate_pairs` (distinct pairs proposed), `max_verify_group` (the most documents
+  one document was verified against on one worker), `verified_edges`, `rejected_pairs`;
+- components: `component_nodes` (documents with an edge), `components`, `max_component_size`,
+  `component_rounds` (large-star/small-star rounds the graph needed to settle; the config's bound is
+  `component_round_limit`), `unconverged_nodes` (nodes still unsettled after the last round: 0 when
+  the components are exact), `split_components` and `component_parts` (components above
+  `max_component_size` and the parts they were decided in), `edges_outside_parts` (edges between
+  two parts, not used);
+- decisions: `clusters` (kept documents that absorbed at least one duplicate), `max_cluster_size`
+  (one kept document and its removed duplicates), `removed`, `removed_bytes`.
+"""
+
+MAX_METRICS = frozenset({"component_rounds"})
+"""Metrics combined by maximum besides those named `max_*`."""
 
 
 def stat(section: str, group: str, metric: str, value: float = 1) -> Stat:
@@ -26,7 +47,7 @@ def stat(section: str, group: str, metric: str, value: float = 1) -> Stat:
 
 
 def is_max_metric(key: tuple[str, str, str]) -> bool:
-    return key[2].startswith("max_")
+    return key[2].startswith("max_") or key[2] in MAX_METRICS
 
 
 def combine(values: Iterable[tuple[float, float]]) -> tuple[float, float]:

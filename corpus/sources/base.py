@@ -8,18 +8,24 @@ reader modules and holds `plan_input` / `read_task`, which dispatch through it.
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from lemur_corpus.accounting import READ, Drop
 from lemur_corpus.buckets import bucket_of, language_of
 from lemur_corpus.config import BuildConfig, InputConfig
 from lemur_corpus.document import Document, utf8_len
-from lemur_corpus.errors import ConfigError
-from lemur_corpus.io import InputFile, match_files
-from lemur_corpus.sources.layouts import RecordParts, RecordProblem
+from lemur_corpus.errors import ConfigError, InputFileError
+from lemur_corpus.io import InputFile, iter_lines, match_files, open_seekable
+from lemur_corpus.sources.layouts import RecordParts, RecordProblem, text_fields_of
 
 Container = Literal["jsonl", "parquet", "warc", "hf", "local_env"]
 """What a task reads, which picks the reader (`registry.READERS`): a file's type, or a whole source."""
+
+
+log = logging.getLogger("corpus")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -60,13 +66,79 @@ def container_of(path: str, fmt: str) -> Container:
 
 
 def plan_files(inp: InputConfig, config: BuildConfig) -> tuple[list[ReadTask], list[InputFile]]:
-    """The planner of every file format: one task per file its globs match (a glob matching nothing is
-    an error naming it), the container told by the file's name."""
-    files = match_files(inp.paths, allow_empty=config.allow_empty_files)
+    """The planner of every file format: one task per file its globs match, the container told by
+    the file's name. Globs matching nothing are one error naming them all, or, for an `optional`
+    input, one warning (the input reads what is there). Every file's first records (a Parquet
+    file's schema) are checked for the text field its layout needs: a file without it is an error
+    naming the fields it has, before any worker starts, not a silent drop of every row."""
+    unmatched: list[str] | None = [] if inp.optional else None
+    files = match_files(inp.paths, allow_empty=config.allow_empty_files, unmatched=unmatched)
+    if unmatched:
+        log.warning("input %s (optional): nothing matches %s", inp.name, ", ".join(unmatched))
+    for f in files:
+        check_text_field(inp, f.path)
     tasks = [
         ReadTask(inp.name, container_of(f.path, inp.format), path=f.path, size=f.size) for f in files
     ]
     return tasks, files
+
+
+FIELD_SAMPLE = 100
+"""Records whose fields are looked at before the run (a Parquet file: its schema)."""
+TEXT_FIELD_NAMES = ("text", "content", "body", "raw_content", "code", "document", "contents")
+
+
+def first_fields(path: str, sample: int = FIELD_SAMPLE) -> list[str] | None:
+    """The field names of a file's first `sample` records in first-seen order (a Parquet file: every
+    column, read from its footer); None when none of them parses (the read stage names those lines).
+    A file that cannot be opened or decompressed raises `InputFileError` naming it."""
+    if container_of(path, "jsonl") == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            with open_seekable(path) as handle:
+                return list(pq.ParquetFile(handle).schema_arrow.names)
+        except InputFileError:
+            raise
+        except Exception as exc:  # a cut or foreign file: pyarrow says why
+            raise InputFileError(path, f"not a readable Parquet file: {exc}") from None
+    names: dict[str, None] = {}
+    parsed = 0
+    for _, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            names.update(dict.fromkeys(record))
+            parsed += 1
+        if parsed >= sample:
+            break
+    return list(names) if parsed else None
+
+
+def missing_text_field(path: str, wanted: Sequence[str], fix: Callable[[str], str]) -> str | None:
+    """Why a file cannot feed its input (none of its first records has any of the `wanted` text
+    fields), naming the fields it does have and the setting that picks another; None when it can."""
+    fields = first_fields(path)
+    if fields is None or any(name in fields for name in wanted):
+        return None
+    shown = ", ".join(fields[:12]) + (", ..." if len(fields) > 12 else "")
+    candidates = [name for name in fields if name in TEXT_FIELD_NAMES]
+    expected = " or ".join(repr(w) for w in wanted)
+    suggestion = fix(candidates[0] if candidates else "NAME")
+    return f"no record has the text field {expected} (its fields: {shown}); {suggestion}"
+
+
+def check_text_field(inp: InputConfig, path: str) -> None:
+    """`missing_text_field` for an input of the build: an `InputFileError` naming the file."""
+    if container_of(path, inp.format) == "warc":
+        return
+    wanted = text_fields_of(inp.format, inp.fields)
+    if problem := missing_text_field(path, wanted, lambda name: f"set inputs.{inp.name}.fields.text to {name}"):
+        raise InputFileError(path, problem)
 
 
 def make_document(

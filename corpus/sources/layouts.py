@@ -174,6 +174,14 @@ def generic(record: dict[str, Any], fields: FieldMap) -> RecordParts | RecordPro
     )
 
 
+def text_fields_of(layout: str, fields: FieldMap) -> tuple[str, ...]:
+    """The field names a layout reads its text from (any one will do), given the input's FieldMap."""
+    if fields.text:
+        return (fields.text,)
+    return {"stack": ("content",), "refinedweb": ("content",), "redpajama": ("text",), "dolma": ("text",)}.get(
+        layout, ("text", "content"))
+
+
 LAYOUTS = {
     "stack": stack,
     "refinedweb": refinedweb,

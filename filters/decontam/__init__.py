@@ -1,0 +1,1 @@
+"""Decontamination against benchmarks (in progress)."""

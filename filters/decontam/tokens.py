@@ -1,0 +1,84 @@
+"""Words and hashed word n-grams: the one view of text that benchmark items and documents share.
+
+A copy must match however it was laid out, so both sides are reduced to their words: Unicode word
+characters (`\\w+`: letters, digits, underscore), lower-cased, with everything between them ignored.
+That one rule makes indentation, blank lines, line wrapping, quote style (`'x'`, `"x"`, `'''x'''`),
+comment markers (`#`, `//`, `/* */`, `--`, `;`), markdown, HTML-stripped punctuation and operator
+spacing invisible, for code and prose alike. GSM8K's calculator annotations (`<<48/2=24>>`) are
+removed before the words are taken, on both sides, so an answer copied with or without them reads
+the same.
+
+An n-gram is n consecutive words; its 64-bit hash is a polynomial over xxh3 hashes of the words,
+finished with splitmix64's mixer, computed with numpy in n vectorized passes. The same words give
+the same hashes on every machine (no salted `hash()`, unsigned arithmetic that wraps).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import xxhash
+
+from lemur_corpus.normalize import normalize_text
+
+TOKENIZATION = "words-v1"
+"""Names the rules above; an index records it and is refused by code with other rules."""
+WORD = re.compile(r"\w+")
+CALCULATOR_ANNOTATION = re.compile(r"<<[^<>\n]{0,200}=[^<>\n]{0,200}>>")
+"""GSM8K's `<<expression=result>>` (always holding `=`); C++ `a << b >> c` has no `=` between."""
+_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+_EMPTY = np.zeros(0, dtype=np.uint64)
+
+
+def words(text: str) -> list[str]:
+    """The lower-cased words of `text`, calculator annotations removed."""
+    if "<<" in text:
+        text = CALCULATOR_ANNOTATION.sub(" ", text)
+    return WORD.findall(text.lower())
+
+
+def benchmark_words(text: str) -> list[str]:
+    """The words of a benchmark field, normalized as the build normalizes documents first."""
+    return words(normalize_text(text))
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: every input bit reaches every output bit."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def word_hashes(tokens: list[str]) -> np.ndarray:
+    """xxh3-64 of each word's UTF-8 bytes (each distinct word hashed once)."""
+    table = {w: xxhash.xxh3_64_intdigest(w.encode("utf-8")) for w in set(tokens)}
+    return np.fromiter((table[w] for w in tokens), dtype=np.uint64, count=len(tokens))
+
+
+def ngram_hashes(tokens: list[str], n: int) -> np.ndarray:
+    """The hashes of the word n-grams of `tokens`, in order (len(tokens) - n + 1 of them, or none)."""
+    count = len(tokens) - n + 1
+    if count <= 0:
+        return _EMPTY
+    hashed = word_hashes(tokens)
+    with np.errstate(over="ignore"):
+        acc = hashed[:count].copy()
+        for j in range(1, n):
+            acc = acc * _MULTIPLIER + hashed[j : j + count]
+        return _mix(acc)
+
+
+def fingerprints(hashes: np.ndarray) -> np.ndarray:
+    """The distinct 32-bit fingerprints (high half of the hashes), sorted: what an index stores. At
+    a few million indexed n-grams a document's n-gram meets a stray fingerprint with probability
+    ~1e-3, and a match needs several n-grams of one part (match.py), so chance collisions do not add
+    up to one."""
+    return np.unique((hashes >> np.uint64(32)).astype(np.uint32))
+
+
+def text_ngrams(text: str, n: int) -> np.ndarray:
+    """The distinct n-gram fingerprints of a document's text, sorted."""
+    return fingerprints(ngram_hashes(words(text), n))

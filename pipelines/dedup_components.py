@@ -1,0 +1,129 @@
+"""Connected components of the verified near-duplicate edges, across workers.
+
+    edges ((kind, a), (kind, b)), a < b
+      ─▶ round 1: large-star (group by node) ─▶ small-star (group by larger end) ─▶ round 2 ...
+      ─▶ after `rounds` rounds: group by node ─▶ each settled star's centre labels its members
+      ─▶ (id, (kind, centre id, part))
+
+The algorithm and its convergence test are `lemur_corpus.dedup.clusters`. Every step groups the edges
+by one node: a worker holds one node's neighbours at a time, never the graph (a settled star's
+centre holds its component's names: bounded by the largest component). Beam has no loops: the rounds
+are unrolled, and a round over an already settled graph passes its edges through unchanged. Each
+large-star step counts the nodes not yet settled; `component_rounds` is the last round that found
+one, `unconverged_nodes` the nodes still unsettled after the last round (0: the components are
+exact). A node the centres did not reach is decided alone (`DecideComponents`), which can keep a
+duplicate, never remove a document wrongly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
+
+import apache_beam as beam
+
+from lemur_corpus.dedup.clusters import label_component, large_star, small_star, unsettled
+from lemur_corpus.pipelines.dedup_common import STATS, tagged_stat
+from lemur_corpus.pipelines.outputs import MultiOutputParDo
+
+Name = tuple[str, str]
+"""A node: (kind, document id). Ordered: a component's smallest name names it."""
+Label = tuple[str, str, int]
+"""Where a document is decided: (kind, id of its component's smallest document, part)."""
+
+
+def both_ways(edge: tuple[Name, Name]) -> Iterator[tuple[Name, Name]]:
+    a, b = edge
+    yield a, b
+    yield b, a
+
+
+def to_larger(edge: tuple[Name, Name]) -> tuple[Name, Name]:
+    a, b = edge
+    return (b, a) if a < b else (a, b)
+
+
+class LargeStarFn(beam.DoFn):
+    """A node and its neighbours → large-star edges; counts the node when it is not settled yet."""
+
+    def __init__(self, round_number: int) -> None:
+        self.round_number = round_number
+
+    def process(self, element: tuple[Name, Iterable[Name]]) -> Iterator[Any]:
+        node, values = element
+        neighbours = set(values)
+        if unsettled(node, neighbours):
+            yield tagged_stat("near", node[0], "component_rounds", self.round_number)
+        yield from large_star(node, neighbours)
+
+
+class SmallStarFn(beam.DoFn):
+    def process(self, element: tuple[Name, Iterable[Name]]) -> Iterator[tuple[Name, Name]]:
+        node, smaller = element
+        yield from small_star(node, set(smaller))
+
+
+class LabelFn(beam.DoFn):
+    """A node of the final graph and its neighbours: a settled star's centre labels every member of
+    its component (split into parts above the kind's `max_component_size`)."""
+
+    def __init__(self, max_size: dict[str, int]) -> None:
+        self.max_size = max_size
+
+    def process(self, element: tuple[Name, Iterable[Name]]) -> Iterator[Any]:
+        node, values = element
+        neighbours = set(values)
+        kind = node[0]
+        if unsettled(node, neighbours):
+            yield tagged_stat("near", kind, "unconverged_nodes")
+        if not neighbours or min(neighbours) < node:
+            return  # a leaf: its centre labels it
+        limit = self.max_size[kind]
+        size, parts = label_component(node, neighbours, limit)
+        yield tagged_stat("near", kind, "components")
+        yield tagged_stat("near", kind, "component_nodes", size)
+        yield tagged_stat("near", kind, "max_component_size", size)
+        if size > limit:
+            yield tagged_stat("near", kind, "split_components")
+            yield tagged_stat("near", kind, "component_parts", parts[-1][1] + 1)
+        for member, part in parts:
+            yield member[1], (kind, node[1], part)
+
+
+class ComponentLabels(NamedTuple):
+    labels: beam.PCollection
+    """(id, Label) of every document with a verified edge (several for a node of an unsettled graph)."""
+    stats: beam.PCollection
+
+
+class ConnectedComponents(beam.PTransform):
+    """Verified edges ((kind, a), (kind, b)) → the component label of every document that has one."""
+
+    def __init__(self, rounds: int, max_size: dict[str, int]) -> None:
+        super().__init__()
+        self.rounds, self.max_size = rounds, max_size
+
+    def expand(self, edges: beam.PCollection) -> ComponentLabels:
+        stats = []
+        for number in range(1, self.rounds + 1):
+            large = (
+                edges
+                | f"Round{number:02d}BothWays" >> beam.FlatMap(both_ways)
+                | f"Round{number:02d}GroupByNode" >> beam.GroupByKey()
+                | f"Round{number:02d}LargeStar" >> MultiOutputParDo(LargeStarFn(number), STATS, main="edges")
+            )
+            stats.append(large[STATS])
+            edges = (
+                large["edges"]
+                | f"Round{number:02d}ToLarger" >> beam.Map(to_larger)
+                | f"Round{number:02d}GroupByLarger" >> beam.GroupByKey()
+                | f"Round{number:02d}SmallStar" >> beam.ParDo(SmallStarFn())
+            )
+        labelled = (
+            edges
+            | "FinalBothWays" >> beam.FlatMap(both_ways)
+            | "FinalGroupByNode" >> beam.GroupByKey()
+            | "Label" >> MultiOutputParDo(LabelFn(self.max_size), STATS, main="labels")
+        )
+        stats.append(labelled[STATS])
+        return ComponentLabels(labelled["labels"], stats | "Stats" >> beam.Flatten())

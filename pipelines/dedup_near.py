@@ -1,0 +1,238 @@
+"""Near-duplicates within a kind: LSH buckets, verified pairs, components across workers, survivors.
+
+    exact survivors (record, signature)            payloads (id, shingle set or signature)
+      ─▶ band keys ─▶ group by bucket ─▶ windowed pairs in keep order (earlier, later)
+      ─▶ join the earlier document's payload ─▶ join the later one's ─▶ verify each pair
+      ─▶ verified edges ─▶ ConnectedComponents (large-star/small-star rounds) ─▶ (id, label)
+      ─▶ join records, labels and edges on id ─▶ group by label ─▶ walk in keep order ─▶ removals
+
+Memory per worker: a bucket holds its members' ids and keep keys; the first join holds one
+document's payload and the ids of the later documents paired with it; the second holds one document
+and the payloads of the documents before it it is verified against (at most 2 x bucket_window per
+bucket it shares, counted as `max_verify_group`); the components steps hold one node's neighbours;
+the walk holds one component (or one part of `max_component_size` documents) and its edges. Nothing
+holds the whole edge list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
+
+import apache_beam as beam
+
+from lemur_corpus.dedup.config import DedupConfig, SurvivorRule
+from lemur_corpus.dedup.exact import DedupRecord, survivor_key
+from lemur_corpus.dedup.lsh import band_keys, bucket_pairs, lsh_params, pairs_left_out
+from lemur_corpus.dedup.minhash import from_bytes
+from lemur_corpus.dedup.stats import NEAR_METRICS, stat
+from lemur_corpus.dedup.survivors import walk
+from lemur_corpus.dedup.verify import Verifier
+from lemur_corpus.document import KINDS
+from lemur_corpus.pipelines.dedup_common import (
+    REMOVED,
+    STATS,
+    Payload,
+    SignedNode,
+    first_node,
+    first_payload,
+    removal_outputs,
+    tagged_stat,
+)
+from lemur_corpus.pipelines.dedup_components import ConnectedComponents, Label
+from lemur_corpus.pipelines.outputs import MultiOutputParDo
+
+
+def near_params(config: DedupConfig) -> dict[str, tuple[int, int]]:
+    """(bands, rows) of every kind whose near-dedup is enabled (computed once, on the driver; LSH
+    parameters datasketch would refuse are a `ConfigError` naming the keys)."""
+    return {kind: lsh_params(config.near(kind), f"dedup.{kind}") for kind in KINDS if config.near(kind).enabled}
+
+
+def initial_stats(config: DedupConfig) -> list[tuple[tuple[str, str, str], float]]:
+    """Zeros for every near metric, the LSH parameters and the bounds, so the manifest always shows them."""
+    out = []
+    for kind, (bands, rows) in sorted(near_params(config).items()):
+        near = config.near(kind)
+        out += [stat("near", kind, metric, 0) for metric in NEAR_METRICS]
+        out += [stat("near", kind, "bands", bands), stat("near", kind, "rows", rows),
+                stat("near", kind, "num_perm", near.num_perm), stat("near", kind, "bucket_window", near.bucket_window),
+                stat("near", kind, "component_round_limit", config.component_rounds),
+                stat("near", kind, "component_size_limit", near.max_component_size)]
+    return out
+
+
+class BandKeysFn(beam.DoFn):
+    """(record, signature) → ((kind, band key), (keep key, id)) for every band."""
+
+    def __init__(self, params: dict[str, tuple[int, int]], rule: SurvivorRule) -> None:
+        self.params, self.rule = params, rule
+
+    def process(self, node: SignedNode) -> Iterator[Any]:
+        record, signature = node
+        bands, rows = self.params[record.kind]
+        yield tagged_stat("near", record.kind, "documents")
+        yield tagged_stat("near_by_source", record.source, "documents")
+        member = (survivor_key(record, self.rule), record.id)
+        for key in band_keys(from_bytes(signature), bands, rows):
+            yield (record.kind, key), member
+
+
+class BucketPairsFn(beam.DoFn):
+    """A bucket → (earlier id, later id) for the pairs its window verifies (see `dedup.lsh.bucket_pairs`)."""
+
+    def __init__(self, windows: dict[str, int]) -> None:
+        self.windows = windows
+
+    def process(self, element: tuple[tuple[str, bytes], Iterable[tuple[tuple, str]]]) -> Iterator[Any]:
+        (kind, _), members = element
+        keys: dict[str, tuple] = {}
+        for key, doc_id in members:  # an id read twice is one member, at its first place
+            if doc_id not in keys or key < keys[doc_id]:
+                keys[doc_id] = key
+        if len(keys) < 2:
+            return
+        ordered = sorted(keys, key=keys.__getitem__)
+        window = self.windows[kind]
+        yield tagged_stat("near", kind, "buckets_linked")
+        yield tagged_stat("near", kind, "max_bucket_size", len(ordered))
+        left_out = pairs_left_out(len(ordered), window)
+        if left_out:
+            yield tagged_stat("near", kind, "window_limited_buckets")
+            yield tagged_stat("near", kind, "pairs_not_compared", left_out)
+        yield from bucket_pairs(ordered, window)
+
+
+class AttachEarlierFn(beam.DoFn):
+    """Joined on the earlier document's id: (later id, (earlier id, earlier payload)) once per
+    distinct pair."""
+
+    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
+        earlier, grouped = element
+        payload = first_payload(grouped["payload"])
+        if payload is None:
+            return
+        for later in sorted(set(grouped["later"])):
+            if later != earlier:
+                yield later, (earlier, payload)
+
+
+class VerifyFn(beam.DoFn):
+    """Joined on the later document's id: each pair's similarity; the edges that reach the threshold
+    go to the components (as names) and to the walk (as the later document's edges)."""
+
+    def __init__(self, config: DedupConfig) -> None:
+        self.config = config
+
+    def setup(self) -> None:
+        self.verifiers = {kind: Verifier(near.verify, near.threshold, near.num_perm)
+                          for kind in KINDS if (near := self.config.near(kind)).enabled}
+
+    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
+        later, grouped = element
+        mine = first_payload(grouped["payload"])
+        if mine is None or not grouped["earlier"]:
+            return
+        earlier: dict[str, Payload] = {}
+        for doc_id, payload in grouped["earlier"]:
+            if doc_id not in earlier or payload.content_hash < earlier[doc_id].content_hash:
+                earlier[doc_id] = payload
+        ids = sorted(earlier)
+        kind, source = mine.kind, mine.source
+        yield tagged_stat("near", kind, "max_verify_group", len(ids))
+        yield tagged_stat("near", kind, "candidate_pairs", len(ids))
+        yield tagged_stat("near_by_source", source, "candidate_pairs", len(ids))
+        results = self.verifiers[kind].similarities(mine.data, [earlier[i].data for i in ids])
+        edges = []
+        for doc_id, (similarity, is_edge) in zip(ids, results, strict=True):
+            metric = "verified_edges" if is_edge else "rejected_pairs"
+            yield tagged_stat("near", kind, metric)
+            yield tagged_stat("near_by_source", source, metric)
+            if is_edge:
+                edges.append((doc_id, similarity))
+                a, b = (kind, doc_id), (kind, later)
+                yield beam.pvalue.TaggedOutput("names", (a, b) if a < b else (b, a))
+        if edges:
+            yield later, edges
+
+
+class GroupMemberFn(beam.DoFn):
+    """Joined on id: a document with an edge → (its label, (record, its edges))."""
+
+    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
+        doc_id, grouped = element
+        node = first_node(grouped["node"])
+        if node is None or not (grouped["label"] or grouped["edges"]):
+            return
+        record: DedupRecord = node[0]
+        labels: list[Label] = sorted(grouped["label"])
+        label = labels[0] if labels else (record.kind, doc_id, 0)  # unsettled, unreached: decided alone
+        edges = [edge for edges in grouped["edges"] for edge in edges]
+        yield label, (record, edges)
+
+
+class DecideComponentFn(beam.DoFn):
+    """One component (or part) → kept and removed documents, walked in keep order."""
+
+    def __init__(self, rule: SurvivorRule) -> None:
+        self.rule = rule
+
+    def process(self, element: tuple[Label, Iterable[tuple[DedupRecord, list]]]) -> Iterator[Any]:
+        (kind, _, _), members = element
+        result = walk(members, self.rule)
+        if result.outside_edges:
+            yield tagged_stat("near", kind, "edges_outside_parts", result.outside_edges)
+        similarity = {r.record.id: r.similarity for r in result.removed}
+        for kept, removed in result.clusters():
+            yield from removal_outputs("near", kept, [(r, similarity[r.id]) for r in removed])
+
+
+class NearOutputs(NamedTuple):
+    removed: beam.PCollection
+    """(id, Decision) of near-duplicate removals."""
+    stats: beam.PCollection
+    """((section, group, metric), value) before combining."""
+
+
+class NearDuplicates(beam.PTransform):
+    """Exact survivors (record, signature) and payloads (id, Payload) -> near removals and their
+    statistics: LSH buckets, verified pairs, connected components, each component's walk."""
+
+    def __init__(self, config: DedupConfig, payloads: beam.PCollection) -> None:
+        super().__init__()
+        self.config, self.payloads = config, payloads
+
+    def expand(self, survivors: beam.PCollection) -> NearOutputs:
+        config, payloads = self.config, self.payloads
+        enabled = [kind for kind in KINDS if config.near(kind).enabled]
+        signed = survivors | "Signed" >> beam.Filter(lambda node: node[1] is not None)
+        keyed = signed | "BandKeys" >> MultiOutputParDo(BandKeysFn(near_params(config), config.keep), STATS,
+                                                        main="keys")
+        pairs = (
+            keyed["keys"]
+            | "GroupByBucket" >> beam.GroupByKey()
+            | "BucketPairs" >> MultiOutputParDo(BucketPairsFn({k: config.near(k).bucket_window for k in enabled}),
+                                                STATS, main="pairs")
+        )
+        attached = (
+            {"later": pairs["pairs"], "payload": payloads}
+            | "JoinEarlier" >> beam.CoGroupByKey()
+            | "AttachEarlier" >> beam.ParDo(AttachEarlierFn())
+        )
+        verified = (
+            {"earlier": attached, "payload": payloads}
+            | "JoinLater" >> beam.CoGroupByKey()
+            | "Verify" >> MultiOutputParDo(VerifyFn(config), STATS, "names", main="edges")
+        )
+        components = verified["names"] | "Components" >> ConnectedComponents(
+            config.component_rounds, {k: config.near(k).max_component_size for k in enabled})
+        decided = (
+            {"node": signed | "RecordsById" >> beam.Map(lambda node: (node[0].id, (node[0], None))),
+             "label": components.labels, "edges": verified["edges"]}
+            | "JoinComponents" >> beam.CoGroupByKey()
+            | "KeyByComponent" >> beam.ParDo(GroupMemberFn())
+            | "GroupComponents" >> beam.GroupByKey()
+            | "Decide" >> MultiOutputParDo(DecideComponentFn(config.keep), STATS, REMOVED)
+        )
+        stats = (keyed[STATS], pairs[STATS], verified[STATS], components.stats, decided[STATS])
+        return NearOutputs(decided[REMOVED], stats | "Stats" >> beam.Flatten())
