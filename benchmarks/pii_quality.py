@@ -170,7 +170,8 @@ def evaluate(items: list[Item], config: PiiConfig) -> dict[str, object]:
 def report(items: list[Item], result: dict, show_misses: bool) -> bool:
     found, totals = result["found"], result["totals"]
     ours = found["ours"]
-    print(f"{'type':24s} {'n':>4s} {'ours':>7s} {'bigcode':>8s} {'datatrove':>10s}   (recall: share of planted values redacted)")
+    print(f"{'type':24s} {'n':>4s} {'ours':>7s} {'bigcode':>8s} {'datatrove':>10s}   "
+          "(recall: share of planted values redacted)")
     pii_types = [t for g, t in totals if g == "pii"]
     for t in pii_types:
         n = totals[("pii", t)]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from lemur_corpus.errors import CorpusError, interrupted
 
-COMMANDS = ("build", "validate", "audit", "manifests", "dedup", "filter")
+COMMANDS = ("build", "validate", "audit", "manifests", "dedup", "filter", "decontam")
 
 
 class _QuietBeamImports(logging.Filter):
@@ -33,6 +33,9 @@ def setup_logging(verbose: bool) -> None:
     logging.getLogger("corpus").setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("apache_beam", "distributed", "datasets", "urllib3", "httpx"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.ERROR)
+    # Beam logs a failed bundle's traceback at ERROR before the error reaches us; the user gets our one
+    # line for it (and the traceback with --debug), so without --debug Beam speaks only when it is fatal.
+    logging.getLogger("apache_beam").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
 
 
 class _Version(argparse.Action):

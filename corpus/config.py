@@ -371,7 +371,8 @@ def load_config(path: str | Path) -> BuildConfig:
 
 
 def _resolve_relative_paths(config: BuildConfig, base: Path) -> BuildConfig:
-    """Input paths in a config file may use `${VAR}` and `~`, and are relative to the file's folder."""
+    """Input paths in a config file (and the decontamination index and benchmark files) may use `${VAR}`
+    and `~`, and are relative to the file's folder."""
     for inp in config.inputs:
         resolved = []
         for p in inp.paths:
@@ -383,6 +384,16 @@ def _resolve_relative_paths(config: BuildConfig, base: Path) -> BuildConfig:
                 )
             resolved.append(p if ("://" in p or Path(p).is_absolute()) else str((base / p).resolve()))
         inp.paths = resolved
+    def beside(path: str) -> str:
+        path = os.path.expanduser(os.path.expandvars(path))
+        return path if ("://" in path or path.startswith("package:") or Path(path).is_absolute()) else str(
+            (base / path).resolve())
+
+    for kind in ("code", "text"):  # the decontamination index and benchmark files, likewise
+        decontam = getattr(config.filters, kind).decontam
+        if decontam.index not in (None, "builtin"):
+            decontam.index = beside(decontam.index)
+        decontam.benchmarks = [beside(p) for p in decontam.benchmarks]
     return config
 
 

@@ -22,8 +22,11 @@ from lemur_corpus.filters.text.config import TextFiltersConfig
 # The local text (READMEs, package descriptions, licenses) is not web prose: Gopher's quality rules
 # reject READMEs for their code blocks (share of alphabetic words) and C4 removes most lines of
 # hard-wrapped files, leaving too little text to sample once licenses are deduplicated. Language ID
-# and Gopher's repetition rules apply to any text, so those two run here; real web inputs get all four.
-DEFAULT_TEXT_FILTERS = ["lid", "gopher_repetition"]
+# and Gopher's repetition rules apply to any text, so those two run here, and `pii` redacts what they
+# keep (package metadata is full of author e-mail addresses); real web inputs get every text filter.
+# `decontam` runs first in both chains here as everywhere (benchmark items are no more welcome in
+# package documentation than in web pages).
+DEFAULT_TEXT_FILTERS = ["decontam", "lid", "gopher_repetition", "pii"]
 
 
 def local_text_filters() -> FiltersConfig:

@@ -196,6 +196,16 @@ def mixture_section(plan: MixturePlan, shards: list[dict[str, Any]]) -> dict[str
     return section
 
 
+def filter_edits_section(edits: list[tuple[tuple[str, str, str], int]]) -> dict[str, dict[str, dict[str, int]]]:
+    """{filter: {source: {key: count}}}: what filters changed in kept documents, e.g.
+    `pii.python.email` (addresses redacted in kept Python files), `pii.python.documents` (files with at
+    least one redaction), `c4.refinedweb.lines.javascript` (lines C4 removed)."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for (name, source, key), count in sorted(edits):
+        out.setdefault(name, {}).setdefault(source, {})[key] = int(count)
+    return out
+
+
 def build_manifest(
     *,
     config: BuildConfig,
@@ -208,10 +218,15 @@ def build_manifest(
     drop_logs: list[dict[str, Any]],
     code: dict[str, Any],
     run: dict[str, Any],
+    filter_edits: list[tuple[tuple[str, str, str], int]] | None = None,
+    decontamination: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
-    """(manifest, problems). A manifest with problems must not be committed."""
+    """(manifest, problems). A manifest with problems must not be committed. `decontamination` is the
+    finished contamination report (lemur_corpus.filters.decontam.report), when a chain ran `decontam`."""
     report = to_report(accounting)
     problems = imbalances(report) + stage_chain_problems(report)
+    if decontamination is not None:
+        problems += decontamination_problems(decontamination, report)
     shards = sorted(shards, key=lambda s: s["name"])
     total_tokens = sum(s["tokens"] for s in shards)
     manifest = {
@@ -223,6 +238,7 @@ def build_manifest(
         "tokenizer": tokenizer.to_dict(),
         "accounting": {"stages": report, "balanced": not problems, "problems": problems},
         "dedup": dedup_section(dedup_stats),
+        "filter_edits": filter_edits_section(filter_edits or []),
         "mixture": mixture_section(plan, shards),
         "shards": shards,
         "totals": {
@@ -236,7 +252,33 @@ def build_manifest(
         "drop_logs": sorted(drop_logs, key=lambda d: d["path"]),
         "run": run,
     }
+    if decontamination is not None:
+        manifest["decontamination"] = decontamination
     return manifest, problems
+
+
+DECONTAM_PREFIX = "decontam."
+"""Drop reasons of the decontamination filter: `decontam.<benchmark>`."""
+
+
+def decontamination_problems(section: dict[str, Any], stages: dict[str, Any]) -> list[str]:
+    """The contamination report against the filter stage's accounting: per benchmark and source, the
+    documents the report says `decontam` dropped are those the accounting counts under
+    `decontam.<benchmark>` (a report that lost or invented documents cannot be trusted)."""
+    counted: dict[tuple[str, str], int] = {}
+    for group, entry in (stages.get("filter") or {}).items():
+        for reason, dropped in (entry.get("dropped") or {}).items():
+            if reason.startswith(DECONTAM_PREFIX) and reason != f"{DECONTAM_PREFIX}error":
+                key = (reason.removeprefix(DECONTAM_PREFIX), group)
+                counted[key] = counted.get(key, 0) + int(dropped.get("docs", 0))
+    reported: dict[tuple[str, str], int] = {}
+    for benchmark, entry in (section.get("benchmarks") or {}).items():
+        for source, counts in (entry.get("by_source") or {}).items():
+            if counts.get("dropped"):
+                reported[(benchmark, source)] = int(counts["dropped"])
+    return [f"decontamination: the report has {reported.get(k, 0):,} documents of source {k[1]} dropped as "
+            f"decontam.{k[0]}, the accounting {counted.get(k, 0):,}"
+            for k in sorted(set(counted) | set(reported)) if counted.get(k, 0) != reported.get(k, 0)]
 
 
 def dumps(manifest: dict[str, Any]) -> bytes:

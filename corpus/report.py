@@ -2,7 +2,9 @@
 
 Charts are matplotlib figures inlined as SVG (no scripts, no external files, text stays text): target
 vs realized weight per source with the deviation against the tolerance, the drop funnel per stage and
-reason, the dedup cluster-size histogram, and document lengths per source from the shards' docs index.
+reason, the dedup cluster-size histogram, the benchmark items the `decontam` filter found (per
+benchmark: documents dropped by it or by another filter first), and document lengths per source from
+the shards' docs index.
 The page is deterministic for the same build (fixed SVG ids, no timestamps of its own).
 """
 
@@ -19,6 +21,7 @@ import numpy as np
 
 from lemur_corpus.accounting import STAGES
 from lemur_corpus.audit import AuditResult, SourceAudit
+from lemur_corpus.filters.pii.config import PII_TYPES
 from lemur_corpus.io import write_atomic
 from lemur_corpus.manifest import CLUSTER_SIZE_METRIC
 
@@ -265,6 +268,83 @@ def _figure_html(chart_id: str, svg: str, caption: str) -> str:
     return f'<figure id="{chart_id}">{svg}<figcaption>{_e(caption)}</figcaption></figure>'
 
 
+def redactions_html(edits: dict[str, Any] | None) -> str:
+    """The `pii` filter's redactions per source and type (manifest `filter_edits.pii`), and what other
+    filters changed in kept documents."""
+    pii = (edits or {}).get("pii") or {}
+    if not pii:
+        parts = ["<p class=\"note\">No redactions in this manifest (the pii filter did not run or found "
+                 "nothing, or the manifest predates <code>filter_edits</code>).</p>"]
+    else:
+        types = [t for t in PII_TYPES if any(t in counts for counts in pii.values())]
+        rows = [(source, f"{counts.get('documents', 0):,}", f"{sum(counts.get(t, 0) for t in PII_TYPES):,}",
+                 *(f"{counts.get(t, 0):,}" for t in types)) for source, counts in sorted(pii.items())]
+        totals = ("all sources", f"{sum(c.get('documents', 0) for c in pii.values()):,}",
+                  f"{sum(c.get(t, 0) for c in pii.values() for t in PII_TYPES):,}",
+                  *(f"{sum(c.get(t, 0) for c in pii.values()):,}" for t in types))
+        parts = ["<p>Values replaced in kept documents before tokenization (documents: those with at least "
+                 "one redaction).</p>",
+                 _table(("source", "documents", "redactions", *types), [*rows, totals],
+                        numeric=set(range(1, 3 + len(types))))]
+    others = [(name, source, " · ".join(f"{k} {v:,}" for k, v in counts.items()))
+              for name, sources in sorted((edits or {}).items()) if name != "pii"
+              for source, counts in sorted(sources.items())]
+    if others:
+        parts.append(_details("Other edits by filters", _table(("filter", "source", "edits"), others)))
+    return "".join(parts)
+
+
+def contamination_chart(rows: list[dict[str, Any]]) -> str:
+    """Documents holding items of each benchmark: dropped by `decontam`, and dropped first by another filter."""
+    shown = [r for r in rows if r["documents"]]
+    fig = _figure(9, 0.45 * len(shown) + 1.4)
+    ax = fig.subplots()
+    y = np.arange(len(shown))
+    dropped = np.array([r["dropped"] for r in shown])
+    anyway = np.array([r["dropped_by_other_filters"] for r in shown])
+    named_other = np.array([r["documents"] - r["dropped"] - r["dropped_by_other_filters"] for r in shown])
+    ax.barh(y, dropped, color=FAIL_COLOR, label="dropped by decontam (named this benchmark)")
+    ax.barh(y, anyway, left=dropped, color=TARGET_COLOR, label="dropped first by another filter")
+    ax.barh(y, named_other, left=dropped + anyway, color=REALIZED_COLOR, label="dropped under another benchmark")
+    ax.set_yticks(y, [f"{r['benchmark']} ({r['items_matched']:,} items)" for r in shown])
+    ax.invert_yaxis()
+    ax.set_xlabel("documents holding items of the benchmark")
+    ax.legend(loc="lower right", fontsize=8)
+    return _svg(fig)
+
+
+def contamination_html(rows: list[dict[str, Any]], section: dict[str, Any] | None) -> str:
+    """The `decontam` filter's report: per benchmark the items found and the documents that held them,
+    the index each chain matched against, and the items found in most documents."""
+    if not isinstance(section, dict):
+        return ("<p class=\"note\">No contamination report in this manifest (no chain ran the decontam "
+                "filter, or the manifest predates it).</p>")
+    parts = [f"<p>{section.get('documents', 0):,} documents held benchmark items: "
+             f"{section.get('dropped', 0):,} dropped by <code>decontam</code>, "
+             f"{section.get('dropped_by_other_filters', 0):,} by another filter first "
+             f"({_e(', '.join(f'{r} {n:,}' for r, n in (section.get('other_filters') or {}).items()) or 'none')}).</p>"]
+    if any(r["documents"] for r in rows):
+        parts.append(_figure_html("chart-contamination", contamination_chart(rows),
+                                  "Documents holding items of each benchmark, by what removed them."))
+    parts.append(_table(
+        ("benchmark", "items indexed", "items found", "documents", "dropped", "dropped anyway", "sources"),
+        ((r["benchmark"], f"{r['items']:,}", f"{r['items_matched']:,}", f"{r['documents']:,}", f"{r['dropped']:,}",
+          f"{r['dropped_by_other_filters']:,}", ", ".join(f"{s} {n:,}" for s, n in r["by_source"].items()) or "-")
+         for r in rows), numeric={1, 2, 3, 4, 5}))
+    items = [(r["benchmark"], t["item"], f"{t['documents']:,}") for r in rows for t in r["top_items"]]
+    if items:
+        parts.append(_details("Items found in the most documents (all of them: the manifest's "
+                              "decontamination.benchmarks.*.items)", _table(("benchmark", "item", "documents"), items,
+                                                                           numeric={2})))
+    indexes = [(kind, identity.get("index") or "-", identity.get("index_sha256") or "-",
+                ", ".join(f"{k} {v}" for k, v in sorted((identity.get("settings") or {}).items())),
+                f"{identity.get('min_containment')}")
+               for kind, identity in sorted((section.get("indexes") or {}).items())]
+    parts.append(_details("Indexes matched against", _table(("chain", "index", "sha256", "settings", "min containment"),
+                                                            indexes)))
+    return "".join(parts)
+
+
 def render_report(result: AuditResult) -> str:
     """The whole page as a string."""
     data = result.to_json()
@@ -342,6 +422,10 @@ def render_report(result: AuditResult) -> str:
                   for group, metrics in groups.items() if isinstance(metrics, dict)]
     if dedup_rows:
         parts.append(_details("Dedup statistics", _table(("section", "group", "metrics"), dedup_rows)))
+    parts.append("<h2>Redactions</h2>")
+    parts.append(redactions_html(manifest.get("filter_edits")))
+    parts.append("<h2>Contamination</h2>")
+    parts.append(contamination_html(data.get("contamination") or [], manifest.get("decontamination")))
     parts.append("<h2>Document lengths</h2>")
     if any(s.lengths.documents for s in result.sources):
         parts.append(_figure_html("chart-lengths", lengths_chart(result.sources),

@@ -72,7 +72,8 @@ def print_summary(manifest: dict[str, Any], out_dir: str, seconds: float, as_jso
     for r in contributing:
         table.add_row(r["source"], r["kind"], r["status"], f"{r['documents_read']:,}", f"{r['documents_kept']:,}",
                       f"{r['pool_tokens']:,}", f"{r['planned_epochs']:.3f} -> {r['realized_epochs']:.3f}",
-                      "" if r["reference_epochs"] is None else f"{r['reference_epochs']:g}", f"{r['tokens']:,}", f"{100 * r['configured_weight']:.2f} -> {100 * r['target_weight']:.2f} -> "
+                      "" if r["reference_epochs"] is None else f"{r['reference_epochs']:g}", f"{r['tokens']:,}",
+                      f"{100 * r['configured_weight']:.2f} -> {100 * r['target_weight']:.2f} -> "
                       f"{100 * r['realized_weight']:.2f}%")
     console.print(table)
     if absent:

@@ -20,10 +20,11 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from lemur_corpus.accounting import FILTER, NORMALIZE, READ, Drop, Table
+from lemur_corpus.accounting import NORMALIZE, READ, Drop, Table
 from lemur_corpus.config import BuildConfig
 from lemur_corpus.errors import ConfigError, CorpusError, InputFileError, file_error_dict_line, interrupted
 from lemur_corpus.filters.code import check_code_filters
+from lemur_corpus.filters.decontam.report import finished_report
 from lemur_corpus.filters.text import check_text_filters
 from lemur_corpus.folders import PROBE_PREFIX, Owned, claim
 from lemur_corpus.io import InputFile, exists, join, makedirs, read_bytes
@@ -40,8 +41,8 @@ from lemur_corpus.manifest import (
 )
 from lemur_corpus.mixture import MixturePlan
 from lemur_corpus.normalize import normalize_document
-from lemur_corpus.pipelines.dedup import Dedup
-from lemur_corpus.pipelines.filter import FilterFn, input_chains
+from lemur_corpus.pipelines.dedup import Dedup, near_params
+from lemur_corpus.pipelines.filter import FilterStage, input_chains
 from lemur_corpus.pipelines.ledger import Accounting, DocumentStage, StageFn, gather
 from lemur_corpus.pipelines.mix import Mix
 from lemur_corpus.pipelines.read import ReadInputs
@@ -67,6 +68,8 @@ class BuildPlan:
     beam_args: list[str]
     code: dict[str, Any]
     started: str
+    decontamination: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Kind -> identity of the decontamination index its chains use (`decontam_indexes`)."""
 
 
 def resolve_beam_args(beam_args: list[str]) -> list[str]:
@@ -153,6 +156,22 @@ class Preflight:
     tokenizer: TokenizerIdentity
     tasks: list[ReadTask]
     files: dict[str, list[InputFile]]
+    decontamination: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def decontam_indexes(config: BuildConfig) -> dict[str, dict[str, Any]]:
+    """Kind -> identity of the decontamination index (file, sha256, settings, sources) of the kinds whose
+    chains run `decontam` (the configured chain or an input's own); loading it here makes an unreadable
+    index, or one built with other settings, stop the build before any worker starts."""
+    from lemur_corpus.filters.decontam import NAME, index_identity
+
+    found: dict[str, dict[str, Any]] = {}
+    for kind in ("code", "text"):
+        section = getattr(config.filters, kind)
+        chains = [section.filters] + [getattr(inp.filters, kind) or [] for inp in config.inputs if inp.filters]
+        if section.enabled and any(NAME in chain for chain in chains):
+            found[kind] = index_identity(section.decontam)
+    return found
 
 
 def preflight(config: BuildConfig, beam_args: list[str] | None = None) -> Preflight:
@@ -162,9 +181,11 @@ def preflight(config: BuildConfig, beam_args: list[str] | None = None) -> Prefli
         check_code_filters(config.filters.code)
     if config.filters.text.enabled:  # so does a configured fastText model that does not load
         check_text_filters(config.filters.text)
+    near_params(config.dedup)  # LSH parameters datasketch would refuse (fewer than 2 bands): a ConfigError
     identity = tokenizer_identity(config.tokenizer, config.shards.dtype)
+    decontamination = decontam_indexes(config)
     tasks, files = plan_inputs(config)
-    return Preflight(args, identity, tasks, files)
+    return Preflight(args, identity, tasks, files, decontamination)
 
 
 def prepare(config: BuildConfig, out_dir: str, beam_args: list[str] | None = None,
@@ -173,11 +194,28 @@ def prepare(config: BuildConfig, out_dir: str, beam_args: list[str] | None = Non
     args, identity, tasks, files = checked.beam_args, checked.tokenizer, checked.tasks, checked.files
     _clear_previous(out_dir, overwrite)
     return BuildPlan(config, out_dir, tasks, files, identity, args, code_version(),
-                     dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+                     dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), checked.decontamination)
 
 
 FIRST_BAD_RECORDS = 5
 """Bad records a failed build names (the drop log holds all of them)."""
+
+
+class FirstBadRecordsFn(beam.CombineFn):
+    """The `FIRST_BAD_RECORDS` read drops first by (origin, reason): what a failed build names."""
+
+    def create_accumulator(self) -> list[Drop]:
+        return []
+
+    def add_input(self, acc: list[Drop], drop: Drop) -> list[Drop]:
+        return self.merge_accumulators([acc, [drop]])
+
+    def merge_accumulators(self, accs: Any) -> list[Drop]:
+        merged = [d for acc in accs for d in acc]
+        return sorted(merged, key=lambda d: (d.origin, d.reason, d.id))[:FIRST_BAD_RECORDS]
+
+    def extract_output(self, acc: list[Drop]) -> list[Drop]:
+        return acc
 
 
 def bad_record_problems(accounting: Table, first: list[Drop], limit: int | None) -> list[str]:
@@ -196,7 +234,8 @@ class WriteManifestFn(beam.DoFn):
         self.schema = manifest_schema()  # read on the driver: workers need not have manifests/
 
     def process(self, _: Any, accounting: dict, dedup_stats: list, mixture: MixturePlan,
-                shards: list, drop_logs: list, file_errors: list, first_bad: list) -> Iterator[str]:
+                shards: list, drop_logs: list, file_errors: list, first_bad: list,
+                filter_edits: list, contamination: dict) -> Iterator[str]:
         plan = self.plan
         errors = [file_error_dict_line(e) for e in sorted(file_errors, key=lambda e: (e["path"], e.get("line") or 0))]
         if mixture.error:
@@ -209,6 +248,8 @@ class WriteManifestFn(beam.DoFn):
                 dedup_stats=dedup_stats, plan=mixture, shards=shards, drop_logs=drop_logs, code=plan.code,
                 run={"runner": runner, "options": plan.beam_args, "started": plan.started,
                      "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
+                filter_edits=filter_edits,
+                decontamination=finished_report(contamination, plan.decontamination) if plan.decontamination else None,
             )
             # A manifest that breaks its schema is a writer bug: the build fails and says where.
             problems = [f"accounting: {p}" for p in problems] + [
@@ -243,6 +284,8 @@ class WriteManifest(beam.PTransform):
                 drop_logs=beam.pvalue.AsList(r["drop_logs"]),
                 file_errors=beam.pvalue.AsList(r["file_errors"]),
                 first_bad=beam.pvalue.AsList(r["first_bad"]),
+                filter_edits=beam.pvalue.AsList(r["filter_edits"]),
+                contamination=beam.pvalue.AsSingleton(r["contamination"]),
             )
         )
 
@@ -253,7 +296,7 @@ def construct(p: beam.Pipeline, plan: BuildPlan) -> None:
     config = plan.config
     read = p | "Read" >> ReadInputs(plan.tasks, config)
     normalized = read.docs | "Normalize" >> DocumentStage(NORMALIZE, StageFn(normalize_document, NORMALIZE))
-    filtered = normalized.docs | "Filter" >> DocumentStage(FILTER, FilterFn(config.filters, input_chains(config.inputs)))
+    filtered = normalized.docs | "Filter" >> FilterStage(config.filters, input_chains(config.inputs))
     deduped = filtered.docs | "Dedup" >> Dedup(config.dedup)
     tokenized = deduped.docs | "Tokenize" >> Tokenize(config.tokenizer, plan.tokenizer, config.shards.write_jsonl)
     mixed = tokenized.docs | "Mix" >> Mix(config)
@@ -263,11 +306,11 @@ def construct(p: beam.Pipeline, plan: BuildPlan) -> None:
     ledger = gather(p, [read, normalized, filtered, deduped, tokenized])
     drop_logs = ledger.drops | "WriteDropLog" >> WriteDropLog(plan.out_dir, config.shards.log_files, read.file_errors)
     accounting = ledger | "Accounting" >> Accounting()
-    first_bad = (read.drops | "FirstBadRecords" >> beam.combiners.Top.Smallest(FIRST_BAD_RECORDS,
-                                                                              key=lambda d: (d.origin, d.reason)))
+    first_bad = read.drops | "FirstBadRecords" >> beam.CombineGlobally(FirstBadRecordsFn())
     _ = p | "WriteManifest" >> WriteManifest(
         plan, accounting=accounting, dedup_stats=deduped.stats, mixture=mixed.plan, shards=shards,
-        drop_logs=drop_logs, file_errors=read.file_errors, first_bad=first_bad)
+        drop_logs=drop_logs, file_errors=read.file_errors, first_bad=first_bad, filter_edits=filtered.edits,
+        contamination=filtered.contamination)
 
 
 def run_build(config: BuildConfig, out_dir: str, beam_args: list[str] | None = None,

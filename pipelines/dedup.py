@@ -25,7 +25,7 @@ import apache_beam as beam
 
 from lemur_corpus.accounting import DEDUP, Drop
 from lemur_corpus.dedup.config import DedupConfig, SurvivorRule
-from lemur_corpus.dedup.exact import dedup_record, split_group
+from lemur_corpus.dedup.exact import dedup_record, split_group, survivor_key
 from lemur_corpus.dedup.minhash import MinHasher, to_bytes
 from lemur_corpus.dedup.stats import combine, pick, with_rates
 from lemur_corpus.dedup.verify import to_set_bytes
@@ -78,7 +78,9 @@ class SignFn(beam.DoFn):
             return
         signature_bytes = to_bytes(signature)
         data = to_set_bytes(shingle_set) if shingle_set is not None else signature_bytes
-        yield beam.pvalue.TaggedOutput(PAYLOADS, (doc.id, Payload(doc.kind, doc.source, record.content_hash, data)))
+        keep = survivor_key(record, self.config.keep)
+        payload = Payload(doc.kind, doc.source, record.content_hash, keep, data)
+        yield beam.pvalue.TaggedOutput(PAYLOADS, (doc.id, payload))
         yield record, signature_bytes
 
 
@@ -138,19 +140,21 @@ class DedupDecide(beam.PTransform):
         config, p = self.config, docs.pipeline
         near_on = any(config.near(kind).enabled for kind in KINDS)
         tags = (STATS, PAYLOADS) if near_on else (STATS,)  # no payload is made without near-dedup
-        signed = docs | "Sign" >> MultiOutputParDo(SignFn(config), *tags, main="nodes")
+        signed = docs | "Sign" >> MultiOutputParDo(SignFn(config), *tags,
+                                                   main="nodes" if config.exact or near_on else None)
         stats: list[beam.PCollection] = [signed[STATS], p | "InitialStats" >> beam.Create(initial_stats(config))]
         if config.exact:
             exact = (
                 signed["nodes"]
                 | "KeyByHash" >> beam.Map(lambda node: ((node[0].kind, node[0].content_hash), node))
                 | "GroupByHash" >> beam.GroupByKey()
-                | "ExactGroups" >> MultiOutputParDo(ExactGroupFn(config.keep), REMOVED, STATS, main="survivors")
+                | "ExactGroups" >> MultiOutputParDo(ExactGroupFn(config.keep), REMOVED, STATS,
+                                                    main="survivors" if near_on else None)  # only near-dedup reads them
             )
-            survivors, exact_removed = exact["survivors"], exact[REMOVED]
+            survivors, exact_removed = exact.get("survivors"), exact[REMOVED]
             stats.append(exact[STATS])
         else:
-            survivors, exact_removed = signed["nodes"], p | "NoExactDecisions" >> beam.Create([])
+            survivors, exact_removed = signed.get("nodes"), p | "NoExactDecisions" >> beam.Create([])
         if near_on:
             near = survivors | "Near" >> NearDuplicates(config, signed[PAYLOADS])
             stats.append(near.stats)

@@ -31,6 +31,8 @@ class Payload(NamedTuple):
     source: str
     content_hash: str
     """Picks one payload when an id was read twice (the smallest hash, as `first_node`)."""
+    keep: tuple
+    """The document's place in `keep` order (`dedup.exact.survivor_key`; its id comes last)."""
     data: bytes
     """The shingle set (`verify: exact`) or the signature (`signature`, `off`), little-endian uint32."""
 
@@ -66,8 +68,14 @@ def removal_outputs(section: str, survivor: DedupRecord, removed: list[tuple[Ded
     yield tagged_stat(section, kind, cluster_size_metric(len(removed) + 1))  # the report's histogram
     yield tagged_stat(section, kind, "max_cluster_size", len(removed) + 1)
     yield tagged_stat(f"{section}_by_source", survivor.source, "clusters")
+    yield from removed_outputs(section, survivor.id, removed)
+
+
+def removed_outputs(section: str, survivor: str, removed: list[tuple[DedupRecord, float]],
+                    ) -> Iterator[beam.pvalue.TaggedOutput]:
+    """The decision and statistics of each removed document, naming the kept document `survivor`."""
     for record, similarity in removed:
-        yield tagged_stat(section, kind, "removed")
-        yield tagged_stat(section, kind, "removed_bytes", record.nbytes)
+        yield tagged_stat(section, record.kind, "removed")
+        yield tagged_stat(section, record.kind, "removed_bytes", record.nbytes)
         yield tagged_stat(f"{section}_by_source", record.source, "removed")
-        yield beam.pvalue.TaggedOutput(REMOVED, (record.id, Decision(f"{section}_duplicate", survivor.id, similarity)))
+        yield beam.pvalue.TaggedOutput(REMOVED, (record.id, Decision(f"{section}_duplicate", survivor, similarity)))

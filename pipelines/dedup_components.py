@@ -1,6 +1,6 @@
 """Connected components of the verified near-duplicate edges, across workers.
 
-    edges ((kind, a), (kind, b)), a < b
+    edges ((kind, a), (kind, b)) keyed both ways
       ─▶ round 1: large-star (group by node) ─▶ small-star (group by larger end) ─▶ round 2 ...
       ─▶ after `rounds` rounds: group by node ─▶ each settled star's centre labels its members
       ─▶ (id, (kind, centre id, part))
@@ -9,9 +9,9 @@ The algorithm and its convergence test are `lemur_corpus.dedup.clusters`. Every 
 by one node: a worker holds one node's neighbours at a time, never the graph (a settled star's
 centre holds its component's names: bounded by the largest component). Beam has no loops: the rounds
 are unrolled, and a round over an already settled graph passes its edges through unchanged. Each
-large-star step counts the nodes not yet settled; `component_rounds` is the last round that found
-one, `unconverged_nodes` the nodes still unsettled after the last round (0: the components are
-exact). A node the centres did not reach is decided alone (`DecideComponents`), which can keep a
+large-star step marks the nodes not yet settled (the mark travels with the node); `component_rounds`
+is the last round that found one, `unconverged_nodes` the nodes still unsettled after the last round
+(0: the components are exact). A node the centres did not reach is decided alone (`DecideComponents`), which can keep a
 duplicate, never remove a document wrongly.
 """
 
@@ -26,10 +26,18 @@ from lemur_corpus.dedup.clusters import label_component, large_star, small_star,
 from lemur_corpus.pipelines.dedup_common import STATS, tagged_stat
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
 
-Name = tuple[str, str]
-"""A node: (kind, document id). Ordered: a component's smallest name names it."""
+Name = tuple
+"""A node: (kind, *its keep key), the id last (`dedup.exact.survivor_key`). Names sort in keep
+order, so a component's smallest name is its first document in keep order: the one its walk keeps
+first, whatever else happens, and the one that names the component."""
 Label = tuple[str, str, int]
-"""Where a document is decided: (kind, id of its component's smallest document, part)."""
+"""Where a document is decided: (kind, id of its component's first document in keep order, part)."""
+
+
+Marker = int
+"""Travels with a node through the rounds, among its neighbours: the last round that found the node
+unsettled. Carried on the data (not emitted as a statistic per round), so a round costs two
+groupings and two light steps whatever the number of rounds."""
 
 
 def both_ways(edge: tuple[Name, Name]) -> Iterator[tuple[Name, Name]]:
@@ -38,29 +46,44 @@ def both_ways(edge: tuple[Name, Name]) -> Iterator[tuple[Name, Name]]:
     yield b, a
 
 
-def to_larger(edge: tuple[Name, Name]) -> tuple[Name, Name]:
-    a, b = edge
-    return (b, a) if a < b else (a, b)
+def _split(values: Iterable[Name | Marker]) -> tuple[set[Name], Marker]:
+    names: set[Name] = set()
+    marker = 0
+    for value in values:
+        if isinstance(value, int):
+            marker = max(marker, value)
+        else:
+            names.add(value)
+    return names, marker
 
 
 class LargeStarFn(beam.DoFn):
-    """A node and its neighbours → large-star edges; counts the node when it is not settled yet."""
+    """A node and its neighbours (keyed both ways) → large-star edges keyed by their larger end."""
 
     def __init__(self, round_number: int) -> None:
         self.round_number = round_number
 
-    def process(self, element: tuple[Name, Iterable[Name]]) -> Iterator[Any]:
+    def process(self, element: tuple[Name, Iterable[Name | Marker]]) -> Iterator[tuple[Name, Name | Marker]]:
         node, values = element
-        neighbours = set(values)
+        neighbours, marker = _split(values)
         if unsettled(node, neighbours):
-            yield tagged_stat("near", node[0], "component_rounds", self.round_number)
-        yield from large_star(node, neighbours)
+            marker = self.round_number
+        if marker:
+            yield node, marker
+        for smallest, larger in large_star(node, neighbours):
+            yield larger, smallest
 
 
 class SmallStarFn(beam.DoFn):
-    def process(self, element: tuple[Name, Iterable[Name]]) -> Iterator[tuple[Name, Name]]:
-        node, smaller = element
-        yield from small_star(node, set(smaller))
+    """A node and its smaller neighbours → small-star edges, keyed both ways for the next round."""
+
+    def process(self, element: tuple[Name, Iterable[Name | Marker]]) -> Iterator[tuple[Name, Name | Marker]]:
+        node, values = element
+        smaller, marker = _split(values)
+        if marker:
+            yield node, marker
+        for edge in small_star(node, smaller):
+            yield from both_ways(edge)
 
 
 class LabelFn(beam.DoFn):
@@ -70,10 +93,12 @@ class LabelFn(beam.DoFn):
     def __init__(self, max_size: dict[str, int]) -> None:
         self.max_size = max_size
 
-    def process(self, element: tuple[Name, Iterable[Name]]) -> Iterator[Any]:
+    def process(self, element: tuple[Name, Iterable[Name | Marker]]) -> Iterator[Any]:
         node, values = element
-        neighbours = set(values)
+        neighbours, marker = _split(values)
         kind = node[0]
+        if marker:
+            yield tagged_stat("near", kind, "component_rounds", marker)
         if unsettled(node, neighbours):
             yield tagged_stat("near", kind, "unconverged_nodes")
         if not neighbours or min(neighbours) < node:
@@ -87,7 +112,7 @@ class LabelFn(beam.DoFn):
             yield tagged_stat("near", kind, "split_components")
             yield tagged_stat("near", kind, "component_parts", parts[-1][1] + 1)
         for member, part in parts:
-            yield member[1], (kind, node[1], part)
+            yield member[-1], (kind, node[-1], part)
 
 
 class ComponentLabels(NamedTuple):
@@ -104,26 +129,18 @@ class ConnectedComponents(beam.PTransform):
         self.rounds, self.max_size = rounds, max_size
 
     def expand(self, edges: beam.PCollection) -> ComponentLabels:
-        stats = []
+        """`edges`: every verified edge keyed both ways, (a, b) and (b, a)."""
         for number in range(1, self.rounds + 1):
-            large = (
-                edges
-                | f"Round{number:02d}BothWays" >> beam.FlatMap(both_ways)
-                | f"Round{number:02d}GroupByNode" >> beam.GroupByKey()
-                | f"Round{number:02d}LargeStar" >> MultiOutputParDo(LargeStarFn(number), STATS, main="edges")
-            )
-            stats.append(large[STATS])
             edges = (
-                large["edges"]
-                | f"Round{number:02d}ToLarger" >> beam.Map(to_larger)
+                edges
+                | f"Round{number:02d}GroupByNode" >> beam.GroupByKey()
+                | f"Round{number:02d}LargeStar" >> beam.ParDo(LargeStarFn(number))
                 | f"Round{number:02d}GroupByLarger" >> beam.GroupByKey()
                 | f"Round{number:02d}SmallStar" >> beam.ParDo(SmallStarFn())
             )
         labelled = (
             edges
-            | "FinalBothWays" >> beam.FlatMap(both_ways)
             | "FinalGroupByNode" >> beam.GroupByKey()
             | "Label" >> MultiOutputParDo(LabelFn(self.max_size), STATS, main="labels")
         )
-        stats.append(labelled[STATS])
-        return ComponentLabels(labelled["labels"], stats | "Stats" >> beam.Flatten())
+        return ComponentLabels(labelled["labels"], labelled[STATS])

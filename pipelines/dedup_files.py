@@ -34,31 +34,30 @@ from lemur_corpus.config import BuildConfig, FieldMap, InputConfig, MixtureConfi
 from lemur_corpus.dedup.config import DedupConfig
 from lemur_corpus.document import Document
 from lemur_corpus.errors import file_error_dict_line
-from lemur_corpus.io import atomic_writer, exists, join, makedirs, read_bytes, write_atomic
+from lemur_corpus.io import atomic_writer, exists, join, makedirs, match_files, read_bytes, write_atomic
 from lemur_corpus.manifest import dedup_section
-from lemur_corpus.sources import plan_input
 from lemur_corpus.pipelines.build import resolve_beam_args
-from lemur_corpus.pipelines.dedup import DedupDecide
+from lemur_corpus.pipelines.dedup import DedupDecide, near_params
 from lemur_corpus.pipelines.ledger import Accounting, gather
 from lemur_corpus.pipelines.loose_files import (
-    FAILED_NAME,
     INPUT_NAME,
     SUMMARY_NAME,
     as_command_document,
-    command_failed,
     check_text_field,
+    command_failed,
     detect_text_field,
+    failing_honestly,
     json_lines,
     kept_name,
     kept_record,
     original_id,
-    failing_honestly,
     prepare_out_dir,
     read_failed,
     write_failed,
 )
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
 from lemur_corpus.pipelines.read import ReadInputs
+from lemur_corpus.sources import plan_input
 
 log = logging.getLogger("corpus")
 
@@ -244,8 +243,8 @@ def run_dedup_files(paths: list[str], kind: str, out_dir: str, dedup: DedupConfi
                     overwrite: bool = False, allow_empty_files: bool = False) -> dict[str, Any]:
     """Run the command's pipeline; return the summary, or raise `CorpusError` naming what failed."""
     options = PipelineOptions(resolve_beam_args(list(beam_args or [])))  # a wrong runner stops us here
-    probe = command_config(paths, dedup, id_field, text_field, allow_empty_files)
-    _, files = plan_input(probe.inputs[0], probe)  # every path must match a readable, non-empty file
+    near_params(dedup)  # so do LSH parameters datasketch would refuse (fewer than 2 bands)
+    files = match_files(paths, allow_empty=allow_empty_files)  # every path: a readable, non-empty file
     text_field = text_field or detect_text_field(files[0].path)
     check_text_field([f.path for f in files], text_field)
     config = command_config(paths, dedup, id_field, text_field, allow_empty_files)

@@ -1,13 +1,16 @@
 """Near-duplicates within a kind: LSH buckets, verified pairs, components across workers, survivors.
 
     exact survivors (record, signature)            payloads (id, shingle set or signature)
-      ─▶ band keys ─▶ group by bucket ─▶ windowed pairs in keep order (earlier, later)
-      ─▶ join the earlier document's payload ─▶ join the later one's ─▶ verify each pair
+      ─▶ band keys ─▶ group by bucket ─▶ windowed pairs in keep order (earlier, later) ─▶ distinct
+      ─▶ join pairs and payloads on id ─▶ each payload to the later documents of its pairs
+      ─▶ group by later document ─▶ verify its pairs
       ─▶ verified edges ─▶ ConnectedComponents (large-star/small-star rounds) ─▶ (id, label)
       ─▶ join records, labels and edges on id ─▶ group by label ─▶ walk in keep order ─▶ removals
 
-Memory per worker: a bucket holds its members' ids and keep keys; the first join holds one
-document's payload and the ids of the later documents paired with it; the second holds one document
+Every payload crosses the network once, plus one copy per later document it is paired with.
+Memory per worker: a bucket holds its members' ids and keep keys; the join holds one document's
+payload and the ids of the distinct later documents paired with it (all of a bucket's members for
+one of its first `bucket_window`: ids only); a verification group holds one document
 and the payloads of the documents before it it is verified against (at most 2 x bucket_window per
 bucket it shares, counted as `max_verify_group`); the components steps hold one node's neighbours;
 the walk holds one component (or one part of `max_component_size` documents) and its edges. Nothing
@@ -37,10 +40,13 @@ from lemur_corpus.pipelines.dedup_common import (
     first_node,
     first_payload,
     removal_outputs,
+    removed_outputs,
     tagged_stat,
 )
 from lemur_corpus.pipelines.dedup_components import ConnectedComponents, Label
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
+
+NAMES = "names"
 
 
 def near_params(config: DedupConfig) -> dict[str, tuple[int, int]]:
@@ -79,7 +85,7 @@ class BandKeysFn(beam.DoFn):
 
 
 class BucketPairsFn(beam.DoFn):
-    """A bucket → (earlier id, later id) for the pairs its window verifies (see `dedup.lsh.bucket_pairs`)."""
+    """A bucket → the pairs its window verifies (see `dedup.lsh.bucket_pairs`): (earlier id, later id)."""
 
     def __init__(self, windows: dict[str, int]) -> None:
         self.windows = windows
@@ -103,40 +109,44 @@ class BucketPairsFn(beam.DoFn):
         yield from bucket_pairs(ordered, window)
 
 
-class AttachEarlierFn(beam.DoFn):
-    """Joined on the earlier document's id: (later id, (earlier id, earlier payload)) once per
-    distinct pair."""
+class RoutePayloadFn(beam.DoFn):
+    """Joined on a document's id: its payload goes to every later document it is paired with, and
+    to itself when it is the later document of a pair; all its pairs meet there, once each."""
 
-    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
-        earlier, grouped = element
+    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, tuple[str, Payload]]]:
+        doc_id, grouped = element
         payload = first_payload(grouped["payload"])
         if payload is None:
             return
-        for later in sorted(set(grouped["later"])):
-            if later != earlier:
-                yield later, (earlier, payload)
+        for later in grouped["later"]:  # distinct pairs: each later document once
+            yield later, (doc_id, payload)
+        if grouped["is_later"]:
+            yield doc_id, (doc_id, payload)
 
 
 class VerifyFn(beam.DoFn):
-    """Joined on the later document's id: each pair's similarity; the edges that reach the threshold
-    go to the components (as names) and to the walk (as the later document's edges)."""
+    """A later document's payload and those of the earlier documents paired with it: each pair's
+    similarity; the edges that reach the threshold go to the components (as names, keyed both ways)
+    and to the walk (as the later document's edges)."""
 
     def __init__(self, config: DedupConfig) -> None:
         self.config = config
 
     def setup(self) -> None:
-        self.verifiers = {kind: Verifier(near.verify, near.threshold, near.num_perm)
+        self.verifiers = {kind: Verifier(near.verify, near.threshold)
                           for kind in KINDS if (near := self.config.near(kind)).enabled}
 
-    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
-        later, grouped = element
-        mine = first_payload(grouped["payload"])
-        if mine is None or not grouped["earlier"]:
-            return
+    def process(self, element: tuple[str, Iterable[tuple[str, Payload]]]) -> Iterator[Any]:
+        later, values = element
         earlier: dict[str, Payload] = {}
-        for doc_id, payload in grouped["earlier"]:
-            if doc_id not in earlier or payload.content_hash < earlier[doc_id].content_hash:
+        mine: Payload | None = None
+        for doc_id, payload in values:
+            if doc_id == later:
+                mine = payload
+            elif doc_id not in earlier or payload.content_hash < earlier[doc_id].content_hash:
                 earlier[doc_id] = payload
+        if mine is None or not earlier:
+            return
         ids = sorted(earlier)
         kind, source = mine.kind, mine.source
         yield tagged_stat("near", kind, "max_verify_group", len(ids))
@@ -150,8 +160,9 @@ class VerifyFn(beam.DoFn):
             yield tagged_stat("near_by_source", source, metric)
             if is_edge:
                 edges.append((doc_id, similarity))
-                a, b = (kind, doc_id), (kind, later)
-                yield beam.pvalue.TaggedOutput("names", (a, b) if a < b else (b, a))
+                a, b = (kind, *earlier[doc_id].keep), (kind, *mine.keep)
+                yield beam.pvalue.TaggedOutput(NAMES, (a, b))
+                yield beam.pvalue.TaggedOutput(NAMES, (b, a))
         if edges:
             yield later, edges
 
@@ -172,19 +183,22 @@ class GroupMemberFn(beam.DoFn):
 
 
 class DecideComponentFn(beam.DoFn):
-    """One component (or part) → kept and removed documents, walked in keep order."""
+    """One component (or one part of a split one) → kept and removed documents, walked in keep
+    order. A part after the first also uses its edges to the component's first document in keep
+    order (the label's centre), which the first part keeps for certain."""
 
     def __init__(self, rule: SurvivorRule) -> None:
         self.rule = rule
 
     def process(self, element: tuple[Label, Iterable[tuple[DedupRecord, list]]]) -> Iterator[Any]:
-        (kind, _, _), members = element
-        result = walk(members, self.rule)
+        (kind, centre, part), members = element
+        result = walk(members, self.rule, kept_elsewhere=(centre,) if part else ())
         if result.outside_edges:
             yield tagged_stat("near", kind, "edges_outside_parts", result.outside_edges)
-        similarity = {r.record.id: r.similarity for r in result.removed}
-        for kept, removed in result.clusters():
-            yield from removal_outputs("near", kept, [(r, similarity[r.id]) for r in removed])
+        for kept, removals in result.clusters():
+            yield from removal_outputs("near", kept, [(r.record, r.similarity) for r in removals])
+        # a split component's later parts: removals for the centre (its cluster is counted in part 0)
+        yield from removed_outputs("near", centre, [(r.record, r.similarity) for r in result.absorbed_elsewhere()])
 
 
 class NearOutputs(NamedTuple):
@@ -214,15 +228,17 @@ class NearDuplicates(beam.PTransform):
             | "BucketPairs" >> MultiOutputParDo(BucketPairsFn({k: config.near(k).bucket_window for k in enabled}),
                                                 STATS, main="pairs")
         )
-        attached = (
-            {"later": pairs["pairs"], "payload": payloads}
-            | "JoinEarlier" >> beam.CoGroupByKey()
-            | "AttachEarlier" >> beam.ParDo(AttachEarlierFn())
+        distinct = pairs["pairs"] | "DistinctPairs" >> beam.Distinct()  # a pair shares several bands' buckets
+        routed = (
+            {"later": distinct, "is_later": distinct | "LaterIds" >> beam.MapTuple(lambda _, later: (later, None)),
+             "payload": payloads}
+            | "JoinPayloads" >> beam.CoGroupByKey()
+            | "RoutePayloads" >> beam.ParDo(RoutePayloadFn())
         )
         verified = (
-            {"earlier": attached, "payload": payloads}
-            | "JoinLater" >> beam.CoGroupByKey()
-            | "Verify" >> MultiOutputParDo(VerifyFn(config), STATS, "names", main="edges")
+            routed
+            | "GroupPairs" >> beam.GroupByKey()
+            | "Verify" >> MultiOutputParDo(VerifyFn(config), STATS, NAMES, main="edges")
         )
         components = verified["names"] | "Components" >> ConnectedComponents(
             config.component_rounds, {k: config.near(k).max_component_size for k in enabled})

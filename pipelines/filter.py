@@ -1,9 +1,20 @@
-"""Stages 2 and 3: normalize, then the filters of the document's kind (models load in `setup`)."""
+"""Stages 2 and 3: normalize, then the filters of the document's kind (models load in `setup`).
+
+Filters that edit a kept document (C4's line removal, `pii`'s redactions) say what they changed in
+their verdict's `removed`; `FilterStage` sums it per filter, source and key into its `edits` output,
+the manifest's `filter_edits` (`filter_edits.pii.python.email`: addresses redacted in kept Python files).
+
+For every document in which the `decontam` filter found benchmark items, including documents another
+filter dropped before `decontam` ran, `FilterFn` also emits a `ContaminationRecord`
+(lemur_corpus.filters.decontam.report); `FilterStage` folds them into the contamination report, the
+manifest's `decontamination` section.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 
@@ -12,8 +23,22 @@ from lemur_corpus.config import FiltersConfig, InputConfig
 from lemur_corpus.document import Document
 from lemur_corpus.filters.base import Filter, run_chain, setup_filters
 from lemur_corpus.filters.code import build_code_filters
+from lemur_corpus.filters.decontam import DecontamFilter
+from lemur_corpus.filters.decontam.report import (
+    ContaminationRecord,
+    add_record,
+    contamination_record,
+    empty_report,
+    merge_reports,
+)
 from lemur_corpus.filters.text import build_text_filters
-from lemur_corpus.pipelines.ledger import DROPS, Progress
+from lemur_corpus.pipelines.ledger import DROPS, CountDocuments, Progress
+from lemur_corpus.pipelines.outputs import MultiOutputParDo
+
+EDITS = "edits"
+"""Tag of the `((filter, source, key), count)` records of what filters changed in kept documents."""
+CONTAMINATION = "contamination"
+"""Tag of the `ContaminationRecord`s of documents holding benchmark items."""
 
 
 def _detail(signals: dict[str, float]) -> str:
@@ -50,15 +75,74 @@ class FilterFn(beam.DoFn):
         for chains in (self.chains, *self.input_chains.values()):
             for chain in chains.values():
                 setup_filters(chain)
+        self.reported = {id(chain) for chains in (self.chains, *self.input_chains.values())
+                         for chain in chains.values() if any(isinstance(f, DecontamFilter) for f in chain)}
 
     def process(self, doc: Document) -> Iterator[Document | beam.pvalue.TaggedOutput]:
         chains = self.input_chains.get(doc.id.split("/", 1)[0], self.chains)
-        result = run_chain(doc, chains.get(doc.kind, []))
+        chain = chains.get(doc.kind, [])
+        result = run_chain(doc, chain)
         self.progress.tick(result.doc is None)
+        if id(chain) in self.reported:
+            record = contamination_record(doc, result, chain)
+            if record is not None:
+                yield beam.pvalue.TaggedOutput(CONTAMINATION, record)
         if result.doc is not None:
             yield result.doc
+            for name, verdict in result.verdicts:
+                if verdict.removed:
+                    yield beam.pvalue.TaggedOutput(EDITS, ((name, doc.source, "documents"), 1))
+                    for key, count in verdict.removed.items():
+                        yield beam.pvalue.TaggedOutput(EDITS, ((name, doc.source, key), count))
             return
         name, verdict = result.verdicts[-1]
         yield beam.pvalue.TaggedOutput(
-            DROPS, Drop(FILTER, doc.source, result.reason, doc.nbytes, doc.id, doc.origin, _detail(dict(verdict.signals)))
+            DROPS,
+            Drop(FILTER, doc.source, result.reason, doc.nbytes, doc.id, doc.origin, _detail(dict(verdict.signals))),
         )
+
+
+class ContaminationReportFn(beam.CombineFn):
+    """`ContaminationRecord`s -> the contamination report (sums and smallest example ids: order-free)."""
+
+    def create_accumulator(self) -> dict[str, Any]:
+        return empty_report()
+
+    def add_input(self, acc: dict[str, Any], record: ContaminationRecord) -> dict[str, Any]:
+        return add_record(acc, record)
+
+    def merge_accumulators(self, accs: Iterable[dict[str, Any]]) -> dict[str, Any]:
+        return merge_reports(accs)
+
+    def extract_output(self, acc: dict[str, Any]) -> dict[str, Any]:
+        return acc
+
+
+class FilterOutputs(NamedTuple):
+    docs: beam.PCollection
+    tallies: beam.PCollection
+    drops: beam.PCollection
+    edits: beam.PCollection
+    """((filter, source, key), count), summed: what the filters changed in the kept documents."""
+    contamination: beam.PCollection
+    """The contamination report (one dict, `lemur_corpus.filters.decontam.report`)."""
+
+
+class FilterStage(beam.PTransform):
+    """The filter stage: `FilterFn` over the documents, counted in and out, with its drops and the
+    summed edits of its filters (`DocumentStage` plus one output)."""
+
+    def __init__(self, config: FiltersConfig, per_input: dict[str, dict[str, list[str] | None]] | None = None) -> None:
+        super().__init__()
+        self.config, self.per_input = config, per_input
+
+    def expand(self, docs: beam.PCollection) -> FilterOutputs:
+        counted_in = docs | "CountIn" >> CountDocuments(FILTER, "in")
+        result = docs | "Run" >> MultiOutputParDo(FilterFn(self.config, self.per_input), DROPS, EDITS, CONTAMINATION,
+                                                  main="docs")
+        counted_out = result["docs"] | "CountOut" >> CountDocuments(FILTER, "out")
+        tallies = (counted_in, counted_out) | "Tallies" >> beam.Flatten()
+        edits = result[EDITS] | "SumEdits" >> beam.CombinePerKey(sum)
+        report = result[CONTAMINATION] | "Contamination" >> beam.CombineGlobally(ContaminationReportFn())
+        return FilterOutputs(result["docs"], tallies, result[DROPS], edits, report)
+

@@ -14,8 +14,11 @@ Outputs in the folder:
 - `verdicts.jsonl`: one line per input record, in input order: `id, kept, reason, signals` (signals
   keyed `<filter>.<signal>`), plus `origin` (file:line), and `meta` / `removed` when a filter set
   them. Records that could not be read or were empty after normalization are there too, with the
-  reasons `read.<why>` and `normalize.<why>`: nothing leaves without a line;
-- `summary.json`: documents and bytes in, kept, and dropped per reason.
+  reasons `read.<why>` and `normalize.<why>`: nothing leaves without a line. With `decontam` in the
+  chain, `contamination` lists the benchmark items a record holds, also when another filter dropped
+  it first (`meta.contamination` has each match's part and containment when `decontam` dropped it);
+- `summary.json`: documents and bytes in, kept, and dropped per reason, and the contamination report
+  (lemur_corpus.filters.decontam.report: per benchmark, item and source).
 
 A record without an id is identified by its place (`FILE:LINE`, or `FILE#rowN` for Parquet).
 """
@@ -35,28 +38,35 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from lemur_corpus.accounting import FILTER, Drop
 from lemur_corpus.config import BuildConfig, FieldMap, FiltersConfig, InputConfig, MixtureConfig, lemur_mixture_sources
-from lemur_corpus.document import Document
+from lemur_corpus.document import Document, Kind
 from lemur_corpus.errors import InputFileError, file_error_dict_line
-from lemur_corpus.io import atomic_writer, makedirs, write_atomic
-from lemur_corpus.normalize import normalize_document
-from lemur_corpus.sources import ReadTask, plan_input, read_task
 from lemur_corpus.filters.base import ChainResult, Filter, run_chain, setup_filters
+from lemur_corpus.filters.decontam.report import (
+    ContaminationRecord,
+    add_record,
+    contamination_record,
+    empty_report,
+    merge_reports,
+)
+from lemur_corpus.io import atomic_writer, makedirs, match_files, write_atomic
+from lemur_corpus.normalize import normalize_document
 from lemur_corpus.pipelines.build import resolve_beam_args
 from lemur_corpus.pipelines.ledger import Progress
 from lemur_corpus.pipelines.loose_files import (
     INPUT_NAME,
     SUMMARY_NAME,
     as_command_document,
-    command_failed,
     check_text_field,
+    command_failed,
     detect_text_field,
+    failing_honestly,
     json_line,
     kept_name,
     kept_record,
     original_id,
-    failing_honestly,
     prepare_out_dir,
 )
+from lemur_corpus.sources import ReadTask, plan_input, read_task
 
 log = logging.getLogger("corpus")
 
@@ -66,21 +76,21 @@ FILTER_NAMES = (VERDICTS_NAME, SUMMARY_NAME, PARTS)
 """What `corpus filter` writes besides `kept-*` files (and FAILED.json when it fails)."""
 TEXT_SOURCE = "refinedweb"
 """Text records count towards this mixture source (nothing in the command depends on it)."""
-DEFAULT_FIELDS = {
+DEFAULT_FIELDS: dict[str, dict[str, str | None]] = {
     "text": {"id": "id", "lang": "lang", "path": None},
     "code": {"id": "hexsha", "lang": "lang", "path": "max_stars_repo_path", "text": "content"},
 }
 """Field names when the command line names none: generic records for text, The Stack for code."""
 
 
-def command_config(paths: list[str], kind: str, filters: FiltersConfig, fields: FieldMap,
+def command_config(paths: list[str], kind: Kind, filters: FiltersConfig, fields: FieldMap,
                    allow_empty_files: bool = False) -> BuildConfig:
     """A build config whose one input is the command's files. Code records are bucketed by language
     as in the build (the code filters judge the bucket), so the mixture is Lemur's table."""
     return BuildConfig(
         name="filter",
         allow_empty_files=allow_empty_files,
-        inputs=[InputConfig(name=INPUT_NAME, format="jsonl", kind=kind, paths=paths,  # type: ignore[arg-type]
+        inputs=[InputConfig(name=INPUT_NAME, format="jsonl", kind=kind, paths=paths,
                             source=TEXT_SOURCE if kind == "text" else None, fields=fields)],
         filters=filters,
         mixture=MixtureConfig(sources=lemur_mixture_sources()),
@@ -129,10 +139,20 @@ def drop_record(drop: Drop, stage: str) -> dict[str, Any]:
 
 
 class Tally:
-    """Documents and bytes in, kept, and dropped per reason, for summary.json."""
+    """Documents and bytes in, kept, and dropped per reason, and what the filters changed in the kept
+    ones (`edits`: `pii.email`, `c4.lines.javascript`...), for summary.json."""
 
     def __init__(self) -> None:
-        self.counts: dict[str, Any] = {"documents": 0, "bytes": 0, "kept": 0, "kept_bytes": 0, "dropped": {}}
+        self.counts: dict[str, Any] = {"documents": 0, "bytes": 0, "kept": 0, "kept_bytes": 0, "dropped": {},
+                                       "edits": {}, "contamination": empty_report()}
+
+    def contaminated(self, record: ContaminationRecord) -> None:
+        add_record(self.counts["contamination"], record)
+
+    def edited(self, result: ChainResult) -> None:
+        for name, verdict in result.verdicts:
+            for key, count in verdict.removed.items():
+                self.counts["edits"][f"{name}.{key}"] = self.counts["edits"].get(f"{name}.{key}", 0) + count
 
     def add(self, kept: bool, reason: str, nbytes: int, kept_bytes: int = 0) -> None:
         c = self.counts
@@ -156,7 +176,11 @@ def merge_tallies(parts: list[dict[str, Any]]) -> dict[str, Any]:
             into = total["dropped"].setdefault(reason, {"docs": 0, "bytes": 0})
             into["docs"] += entry["docs"]
             into["bytes"] += entry["bytes"]
+        for key, count in part.get("edits", {}).items():
+            total["edits"][key] = total["edits"].get(key, 0) + count
+        total["contamination"] = merge_reports([total["contamination"], part.get("contamination") or empty_report()])
     total["dropped"] = dict(sorted(total["dropped"].items(), key=lambda kv: (-kv[1]["docs"], kv[0])))
+    total["edits"] = dict(sorted(total["edits"].items()))
     return total
 
 
@@ -173,7 +197,7 @@ class FilterFileFn(beam.DoFn):
         setup_filters(self.filters)
         self.progress = Progress(FILTER)
 
-    def process(self, element: tuple[int, ReadTask]):  # type: ignore[no-untyped-def]
+    def process(self, element: tuple[int, ReadTask]) -> Iterator[dict[str, Any]]:
         index, task = element
         tally = Tally()
         parts = os.path.join(self.out_dir, PARTS)
@@ -208,12 +232,18 @@ class FilterFileFn(beam.DoFn):
                 continue
             result = run_chain(normalized, self.filters)
             self.progress.tick(not result.kept)
+            verdict = verdict_record(normalized, result)
+            contamination = contamination_record(normalized, result, self.filters)
+            if contamination is not None:  # also when another filter dropped it before `decontam` ran
+                tally.contaminated(contamination)
+                verdict["contamination"] = [{"benchmark": b, "item": i} for b, i in contamination.items]
             if result.doc is None:
                 tally.add(False, result.reason, doc.nbytes)
-                yield verdict_record(normalized, result), None
+                yield verdict, None
             else:
                 tally.add(True, "", doc.nbytes, result.doc.nbytes)
-                yield verdict_record(normalized, result), kept_record(result.doc, self.id_field, self.text_field)
+                tally.edited(result)
+                yield verdict, kept_record(result.doc, self.id_field, self.text_field)
 
 
 def _collect(out_dir: str, count: int) -> dict[str, Any]:
@@ -237,7 +267,7 @@ def _collect(out_dir: str, count: int) -> dict[str, Any]:
     return summary
 
 
-def run_filter_files(paths: list[str], kind: str, out_dir: str, filters: FiltersConfig, *,
+def run_filter_files(paths: list[str], kind: Kind, out_dir: str, filters: FiltersConfig, *,
                      only: list[str] | None = None, fields: FieldMap | None = None,
                      beam_args: list[str] | None = None, overwrite: bool = False,
                      allow_empty_files: bool = False) -> dict[str, Any]:
@@ -249,12 +279,12 @@ def run_filter_files(paths: list[str], kind: str, out_dir: str, filters: Filters
         text=given.text or defaults.get("text"), id=given.id or defaults["id"],
         lang=given.lang or defaults["lang"], path=given.path or defaults["path"],
     )
-    probe = command_config(paths, kind, filters, field_map, allow_empty_files)
-    tasks, files = plan_input(probe.inputs[0], probe)  # every path must match a readable, non-empty file
+    files = match_files(paths, allow_empty=allow_empty_files)  # every path: a readable, non-empty file
     text_field = field_map.text or detect_text_field(files[0].path)
     field_map = field_map.model_copy(update={"text": text_field})
-    check_text_field([f.path for f in files], text_field)
+    check_text_field([f.path for f in files], text_field)  # the command's own flag in the message
     config = command_config(paths, kind, filters, field_map, allow_empty_files)
+    tasks, files = plan_input(config.inputs[0], config)
     if kind == "text":  # a configured fastText model is probed in a child process before it loads here
         from lemur_corpus.filters.text import check_text_filters
 

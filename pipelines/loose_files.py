@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from lemur_corpus.document import Document
-from lemur_corpus.errors import ConfigError, CorpusError
+from lemur_corpus.errors import ConfigError, CorpusError, interrupted
 from lemur_corpus.folders import Owned, claim, clear
 from lemur_corpus.io import exists, iter_lines, join, open_seekable, read_bytes, write_atomic
 from lemur_corpus.sources.base import missing_text_field
@@ -77,7 +77,7 @@ def detect_text_field(path: str) -> str:
         if line.strip():
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 return "text"
             return "content" if isinstance(record, dict) and "text" not in record and "content" in record else "text"
     return "text"
@@ -124,7 +124,7 @@ def failing_honestly(out_dir: str, command: str, names: Iterable[str]) -> Iterat
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, KeyboardInterrupt):
+    if interrupted(exc):  # Ctrl-C, also as the runner re-raises it from a worker
         return "interrupted"
     if isinstance(exc, CorpusError):
         return str(exc)

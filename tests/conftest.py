@@ -57,14 +57,22 @@ def small_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small real build, made once per session: the embedded default's mixture (Table 8 weights,
     empty sources redistributed) over a capped slice of the local Python installation, in a few
     shards. Read-only: tests that corrupt it copy it first (`shutil.copytree`)."""
-    from lemur_corpus.config import BuildConfig, InputConfig, LocalEnvConfig, MixtureConfig, ShardConfig, lemur_mixture_sources
+    from lemur_corpus.config import (
+        BuildConfig,
+        InputConfig,
+        LocalEnvConfig,
+        MixtureConfig,
+        ShardConfig,
+        lemur_mixture_sources,
+    )
     from lemur_corpus.defaults import local_text_filters
     from lemur_corpus.pipelines.build import run_build
 
     config = BuildConfig(
         name="small",
         inputs=[InputConfig(name="local", format="local_env", text_source="refinedweb",
-                            local_env=LocalEnvConfig(max_files_per_bucket=40, max_text_files=80, max_file_bytes=40_000))],
+                            local_env=LocalEnvConfig(max_files_per_bucket=40, max_text_files=80,
+                                                     max_file_bytes=40_000))],
         filters=local_text_filters(),
         mixture=MixtureConfig(sources=lemur_mixture_sources(), on_empty_source="redistribute", min_pool_tokens=2_000),
         shards=ShardConfig(target_tokens=150_000),

@@ -279,12 +279,24 @@ def _notebook_case(n: int) -> Callable[[], object]:
     return run
 
 
+def _pii_case(n: int) -> Callable[[], object]:
+    from lemur_corpus.filters.pii import PiiConfig, PiiFilter
+
+    pii = PiiFilter(PiiConfig())
+    texts = ["1.2.3.4." * n, "password=" * n, "a@" * n, "key" + "1.2.3.4." * n, "://:" + "a1.b2@" * n,
+             '"' + "\\\"" * n, "2a00:" * n, "-----BEGIN PRIVATE KEY-----\n" * (n // 10) + "QUJD" * n,
+             "AKIA" + "A" * n + " SECRET_KEY = '" + "x1" * n]
+    docs = [Document(id="t/x", source="refinedweb", kind="text", text=t, lang="en") for t in texts]
+    return lambda: [pii(doc) for doc in docs]
+
+
 PARSERS: dict[str, tuple[Callable[[int], Callable[[], object]], tuple[str, ...]]] = {
     "license expression": (_license_case, ("lemur_corpus.filters.code.license",)),
     "shingles": (_shingles_case, ("lemur_corpus.dedup.shingles",)),
     "record layouts": (_record_case,
                        ("lemur_corpus.sources.files", "lemur_corpus.sources.layouts", "lemur_corpus.sources.base")),
     "notebooks": (_notebook_case, ("lemur_corpus.notebooks",)),
+    "pii": (_pii_case, ("lemur_corpus.filters.pii.scan", "lemur_corpus.filters.pii.secrets")),
 }
 
 

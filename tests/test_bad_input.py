@@ -3,16 +3,23 @@ drop record with its reason, and in = out + Σ dropped at every stage.
 
 Where each case is tested (this file adds what the others do not):
 
-| case | test |
-|---|---|
-| truncated .zst / .gz | tests/test_io.py (file and line of the break), tests/test_build.py (the build stops, no manifest) |
-| non-JSON lines, invalid UTF-8, missing text | tests/test_build.py, tests/test_sources.py (drops with file:line); here: random mixes |
-| wrong field types | here: any JSON value in any field of every layout is a Document or a Drop, never an exception |
-| NUL bytes | here: escaped NULs are removed by normalization, raw NUL bytes make the line a `bad_json` drop |
-| a 50 MB single-line document, binary files in a code source, duplicate ids, an empty compressed file | here, in one build |
-| empty files | tests/test_io.py (0 bytes: an error naming the file); here: a compressed file holding no record |
-| a path that matches nothing | tests/test_io.py, tests/test_build.py (the command line's one-line message) |
-| an unreadable file | here: a directory, a FIFO, a broken link (refused by name before reading), a file whose read fails (EIO), a file gone before its worker opens it. Tests run as root, for whom `chmod 000` stops nothing, so none of these rely on it |
+- truncated .zst / .gz: tests/test_io.py (file and line of the break), tests/test_build.py (the build
+  stops, no manifest).
+- non-JSON lines, invalid UTF-8, missing text: tests/test_build.py, tests/test_sources.py (drops with
+  file:line); here: random mixes.
+- wrong field types: here: any JSON value in any field of every layout is a Document or a Drop, never
+  an exception.
+- NUL bytes: here: escaped NULs are removed by normalization, raw NUL bytes make the line a `bad_json`
+  drop.
+- a 50 MB single-line document, binary files in a code source, duplicate ids, an empty compressed
+  file: here, in one build.
+- empty files: tests/test_io.py (0 bytes: an error naming the file); here: a compressed file holding
+  no record.
+- a path that matches nothing: tests/test_io.py, tests/test_build.py (the command line's one-line
+  message).
+- an unreadable file: here: a directory, a FIFO, a broken link (refused by name before reading), a
+  file whose read fails (EIO), a file gone before its worker opens it. Tests run as root, for whom
+  `chmod 000` stops nothing, so none of these rely on it.
 """
 
 from __future__ import annotations
@@ -34,10 +41,10 @@ from lemur_corpus.config import BuildConfig, lemur_mixture_sources, parse_config
 from lemur_corpus.document import Document
 from lemur_corpus.errors import CorpusError, InputFileError
 from lemur_corpus.normalize import normalize_document
+from lemur_corpus.pipelines.build import run_build
 from lemur_corpus.sources import plan_input, read_task
 from lemur_corpus.sources.files import record_to_item
 from lemur_corpus.sources.layouts import LAYOUTS
-from lemur_corpus.pipelines.build import run_build
 from tests.buildutil import slice_config
 from tests.conftest import read_jsonl, shared_path
 
@@ -107,8 +114,8 @@ def test_a_read_error_stops_the_build_naming_the_file_and_line(tmp_path: Path) -
     mem.symlink_to("/proc/self/mem")
     config = slice_config(code_rows=20, inputs=[
         {"name": "web", "format": "dolma", "kind": "text", "source": "refinedweb", "paths": [str(mem)]},
-        {"name": "stack", "format": "stack", "kind": "code", "paths": [str(shared_path("code", "code_sample.jsonl.zst"))],
-         "limit_per_file": 20},
+        {"name": "stack", "format": "stack", "kind": "code",
+         "paths": [str(shared_path("code", "code_sample.jsonl.zst"))], "limit_per_file": 20},
     ], allow_empty_files=True)
     with pytest.raises(CorpusError) as err:
         run_build(config, str(tmp_path / "out"))
@@ -179,7 +186,8 @@ def _kinds(page: dict, n: int) -> dict[str, tuple[bytes, str | None]]:
 
 
 KIND_NAMES = sorted(_kinds({"text": "x" * 500}, 0))
-COMPRESSIONS = {"": lambda b: b, ".gz": lambda b: gzip.compress(b, mtime=0), ".zst": zstandard.ZstdCompressor().compress}
+COMPRESSIONS = {"": lambda b: b, ".gz": lambda b: gzip.compress(b, mtime=0),
+                ".zst": zstandard.ZstdCompressor().compress}
 
 
 def write_mix(folder: Path, names: list[str], blank_every: int, suffix: str, pages: list[dict]) -> tuple[Path, list]:
@@ -204,7 +212,7 @@ def test_random_mixes_lose_nothing_and_name_every_bad_line(names: list[str], bla
     path, expected = write_mix(tmp_path_factory.mktemp("mix"), names, blank_every, suffix, pages)
     items = read_all(one_input([str(path)]))
     assert len(items) == len(expected)  # read: in = out + dropped, one item per record
-    for (line, name, reason), item in zip(expected, items):
+    for (line, name, reason), item in zip(expected, items, strict=True):
         assert item.origin == f"{path}:{line}", name
         assert (item.reason if isinstance(item, Drop) else None) == reason, name
     documents = [i for i in items if isinstance(i, Document)]

@@ -13,6 +13,8 @@ import pytest
 from lemur_corpus.cli import main
 from lemur_corpus.config import TokenizerConfig
 from lemur_corpus.errors import CorpusError
+from lemur_corpus.filters.code.config import CODE_FILTER_NAMES
+from lemur_corpus.filters.text.config import TEXT_FILTER_NAMES
 from lemur_corpus.normalize import normalize_text
 from lemur_corpus.pipelines.build import run_build
 from lemur_corpus.shards import read_docs_index, read_shard_documents
@@ -26,8 +28,15 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def unmixed_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("unmixed")
-    config = slice_config(mixture={"enabled": False}, shards={"target_tokens": 300_000, "write_jsonl": True})
+    config = slice_config(mixture={"enabled": False}, shards={"target_tokens": 300_000, "write_jsonl": True},
+                          filters=WITHOUT_PII)
     return out, run_build(config, str(out))
+
+
+# The pii filter edits texts on purpose (tests/test_pii_build.py covers it); these tests check that the
+# shards hold exactly the input's texts after normalization (and C4's line removal).
+WITHOUT_PII = {kind: {"filters": [n for n in names if n != "pii"]}
+               for kind, names in (("text", TEXT_FILTER_NAMES), ("code", CODE_FILTER_NAMES))}
 
 
 def _inputs_by_id() -> dict[str, str]:
@@ -87,7 +96,7 @@ def test_shards_are_atomic_and_listed(unmixed_build: tuple[Path, dict]) -> None:
     out, manifest = unmixed_build
     files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     listed = {f["path"] for s in manifest["shards"] for f in s["files"].values()}
-    listed |= {d["path"] for d in manifest["drop_logs"]} | {"manifest.json"}
+    listed |= {d["path"] for d in manifest["drop_logs"]} | {"manifest.json", ".lemur-corpus"}  # + the folder's marker
     assert files == listed  # nothing half-written, nothing unlisted
     tokens = sum(len(t) for s in manifest["shards"] for t in read_shard_documents(str(out / s["name"])))
     assert tokens == manifest["totals"]["tokens"]
@@ -95,7 +104,8 @@ def test_shards_are_atomic_and_listed(unmixed_build: tuple[Path, dict]) -> None:
 
 def test_same_input_same_bytes(unmixed_build: tuple[Path, dict], tmp_path: Path) -> None:
     out, _ = unmixed_build
-    config = slice_config(mixture={"enabled": False}, shards={"target_tokens": 300_000, "write_jsonl": True})
+    config = slice_config(mixture={"enabled": False}, shards={"target_tokens": 300_000, "write_jsonl": True},
+                          filters=WITHOUT_PII)
     run_build(config, str(tmp_path))
     assert output_digest(tmp_path) == output_digest(out)
 

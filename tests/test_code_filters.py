@@ -64,14 +64,14 @@ def chain():  # type: ignore[no-untyped-def]
 
 def test_default_chain_runs_cheap_filters_first_and_tree_sitter_last() -> None:
     names = [f.name for f in build_code_filters(CodeFiltersConfig())]
-    assert names == ["language", "license", "heuristics", "generated", "data_like", "syntax"]
+    assert names == ["decontam", "language", "license", "heuristics", "generated", "data_like", "syntax", "pii"]
     assert tuple(names) == CODE_FILTER_NAMES
 
 
 def test_only_selects_and_orders_by_name_and_rejects_unknown_names() -> None:
     only = ["syntax", "language"]
     assert [f.name for f in build_code_filters(CodeFiltersConfig(), only=only)] == ["syntax", "language"]
-    with pytest.raises(ConfigError, match="unknown code filter.*nope.*known: language"):
+    with pytest.raises(ConfigError, match="unknown code filter.*nope.*known: decontam, language"):
         build_code_filters(CodeFiltersConfig(), only=["language", "nope"])
     with pytest.raises(ConfigError, match="named twice: syntax"):
         build_code_filters(CodeFiltersConfig(), only=["syntax", "syntax"])

@@ -519,6 +519,6 @@ def test_rerunning_a_date_replaces_its_build_in_place(airflow_runs: dict[str, An
     manifest = json.loads((build / "manifest.json").read_text())
     listed = {f["path"] for shard in manifest["shards"] for f in shard["files"].values()}
     listed |= {d["path"] for d in manifest.get("drop_logs", [])}
-    on_disk = {str(p.relative_to(build)) for p in build.rglob("*") if p.is_file()} - {"manifest.json"}
+    on_disk = {str(p.relative_to(build)) for p in build.rglob("*") if p.is_file()} - {"manifest.json", ".lemur-corpus"}
     assert on_disk == listed
     assert _published(root)["manifest_sha256"] == ops.manifest_sha256(str(build))

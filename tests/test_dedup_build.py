@@ -58,17 +58,36 @@ def test_near_duplicates_removed_within_code_and_text(build: tuple[Path, dict]) 
             assert not (f"web/{pair['a']}" in kept and f"web/{pair['b']}" in kept), pair
 
 
-def test_manifest_records_candidates_edges_clusters_and_memory(build: tuple[Path, dict]) -> None:
+def test_manifest_records_candidates_edges_components_and_clusters(build: tuple[Path, dict]) -> None:
     _, manifest = build
     section = manifest["dedup"]
     for kind, source in (("code", "python"), ("text", "refinedweb")):
         near = section["near"][kind]
-        assert near["candidate_pairs"] >= near["verified_edges"] > 0
-        assert near["verified_edges"] == near["union_find_edges"]
-        assert near["union_find_nodes"] >= near["clusters"] + near["removed"]
-        assert near["union_find_bytes"] > 0 and near["max_cluster_size"] >= 2
+        assert near["candidate_pairs"] == near["verified_edges"] + near["rejected_pairs"]
+        assert near["verified_edges"] > 0 and near["components"] > 0
+        assert near["component_nodes"] >= near["clusters"] + near["removed"]
+        assert 1 <= near["component_rounds"] <= near["component_round_limit"] and near["unconverged_nodes"] == 0
+        assert near["max_component_size"] >= near["max_cluster_size"] >= 2
+        assert near["split_components"] == near["component_parts"] == near["edges_outside_parts"] == 0
+        assert near["bucket_window"] == 16 and near["max_bucket_size"] >= 2
         assert 0 < near["duplicate_rate"] < 1
         assert near["removed"] == manifest["accounting"]["stages"]["dedup"][source]["dropped"]["near_duplicate"]["docs"]
         by_source = section["near_by_source"][source]
         assert by_source["removed"] == near["removed"] and by_source["documents"] == near["documents"]
         assert set(by_source) >= {"candidate_pairs", "verified_edges", "clusters", "duplicate_rate"}
+
+
+def test_drop_log_names_the_kept_twin_of_every_dedup_removal(build: tuple[Path, dict]) -> None:
+    out, manifest = build
+    kept = _kept_ids(out)
+    drops = [d for path in sorted((out / "drops").glob("*.jsonl.zst")) for d in read_jsonl(path)]
+    removed = [d for d in drops if d["reason"] in ("exact_duplicate", "near_duplicate")]
+    assert len(removed) == sum(g["dropped"].get(r, {}).get("docs", 0)
+                               for g in manifest["accounting"]["stages"]["dedup"].values()
+                               for r in ("exact_duplicate", "near_duplicate"))
+    thresholds = {"python": 0.85, "refinedweb": 0.8}
+    for drop in removed:
+        assert drop["duplicate_of"] in kept, drop  # the document it matched is in the shards
+        assert drop["similarity"] >= thresholds[drop["group"]]
+        assert drop["detail"].startswith(f"duplicate of {drop['duplicate_of']}")
+    assert all("duplicate_of" not in d for d in drops if d["stage"] != "dedup")

@@ -11,6 +11,7 @@ import zstandard
 
 from lemur_corpus.cli import main
 from lemur_corpus.dedup.config import DedupConfig
+from lemur_corpus.dedup.shingles import shingles
 from lemur_corpus.errors import ConfigError, CorpusError
 from lemur_corpus.pipelines.dedup_files import run_dedup_files
 from tests.conftest import read_jsonl, shared_path
@@ -69,9 +70,29 @@ def test_one_kept_document_per_cluster_and_kept_records_unchanged(forks: tuple[P
         assert record == originals[record["id"]]  # the input record, field for field
     summary = json.loads((forks[0] / "summary.json").read_bytes())
     near = summary["dedup"]["near"]["code"]
-    assert summary["documents"] == len(originals) == summary["kept"] + summary["exact_removed"] + summary["near_removed"]
+    assert (summary["documents"] == len(originals)
+            == summary["kept"] + summary["exact_removed"] + summary["near_removed"])
     assert near["removed"] > 0 and near["verified_edges"] >= near["clusters"] > 0
-    assert near["union_find_bytes"] > 0 and near["bands"] * near["rows"] <= near["num_perm"]
+    assert near["component_nodes"] >= near["clusters"] + near["removed"] and near["unconverged_nodes"] == 0
+    assert near["components"] > 0 and near["bands"] * near["rows"] <= near["num_perm"]
+
+
+def test_every_removal_names_its_kept_twin_and_their_similarity(forks: tuple[Path, Path]) -> None:
+    clusters = _clusters(forks[0])
+    texts = {d["id"]: d["content"] for d in read_jsonl(shared_path("dups", "code_forks.docs.jsonl.zst"))}
+    config = DedupConfig().code
+    removed = [row for row in clusters.values() if not row["kept"]]
+    assert {row["reason"] for row in removed} == {"exact_duplicate", "near_duplicate"}
+    for row in removed:
+        twin = clusters[row["duplicate_of"]]
+        assert row["cluster"] == twin["id"] and twin["kept"]  # named, and kept
+        a, b = (set(shingles(texts[i], config.tokens, config.ngram, config.max_shingles))
+                for i in (row["id"], twin["id"]))
+        assert row["similarity"] == pytest.approx(len(a & b) / len(a | b), abs=1e-4)
+        assert row["similarity"] >= config.threshold
+    for row in clusters.values():
+        if row["kept"]:
+            assert "duplicate_of" not in row and "similarity" not in row
 
 
 def test_same_clusters_and_bytes_on_every_run(forks: tuple[Path, Path]) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from lemur_corpus.cli import main
-from lemur_corpus.normalize import normalize_text
 from lemur_corpus.filters.text.config import LanguageIdConfig
 from lemur_corpus.filters.text.lid import LanguageIdFilter
+from lemur_corpus.normalize import normalize_text
 from tests.conftest import read_jsonl, shared_path
 from tests.test_text_filters import ENGLISH, GERMAN, doc
 
@@ -109,14 +109,15 @@ def test_real_pages_match_the_filter_and_do_not_depend_on_workers(tmp_path: Path
     one, two = tmp_path / "one", tmp_path / "two"
     base = ["filter", "--input", str(source), str(other), "--kind", "text", "--filters", "lid"]
     assert main([*base, "--out", str(one)]) == 0
-    assert main([*base, "--out", str(two), "--", "--direct_num_workers=2", "--direct_running_mode=multi_threading"]) == 0
+    assert main([*base, "--out", str(two), "--", "--direct_num_workers=2",
+                 "--direct_running_mode=multi_threading"]) == 0
     assert (one / "verdicts.jsonl").read_bytes() == (two / "verdicts.jsonl").read_bytes()
 
     lid = LanguageIdFilter(LanguageIdConfig())
     rows = verdicts(one)
     records = read_jsonl(source) + read_jsonl(other)
     assert len(rows) == len(records)
-    for row, record in zip(rows, records):
+    for row, record in zip(rows, records, strict=True):
         expected = lid(doc(normalize_text(record["text"])))
         assert (row["id"], row["kept"], row["meta"]["language"]) == (record["id"], expected.keep,
                                                                        expected.meta["language"])

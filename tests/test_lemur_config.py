@@ -76,7 +76,7 @@ def test_a_partial_download_builds_with_the_unedited_config(tmp_path: Path, monk
     assert "sql's weight went to" in printed.out
     # curated text kept: no web-page rules ran on it (its chain is recorded), DM Mathematics survives
     dm = next(i for i in manifest["inputs"] if i["name"] == "dm_mathematics")
-    assert dm["filters"] == {"text": []}
+    assert not {"lid", "gopher_repetition", "gopher_quality", "c4"} & set(dm["filters"]["text"])
     assert manifest["accounting"]["stages"]["filter"]["dm_mathematics"]["out"]["docs"] == 200
     assert sources["dm_mathematics"]["realized_tokens"] > 0 and sources["books"]["realized_tokens"] > 0
     assert manifest["config"]["mixture"]["total_tokens"] is None  # the --set overrides are in the record

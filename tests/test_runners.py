@@ -161,9 +161,9 @@ def test_every_dedup_command_transform_feeds_the_summary(tmp_path: Path) -> None
     from lemur_corpus.pipelines.dedup_files import construct as construct_dedup
 
     path = str(shared_path("dups", "code_forks.docs.jsonl.zst"))
-    config = command_config([path], DedupConfig(), "id", "text")
+    config = command_config([path], DedupConfig(), "id", "content")
     p = beam.Pipeline(options=PipelineOptions([]))
-    construct_dedup(p, config, "code", str(tmp_path), "id", "text", 2)
+    construct_dedup(p, config, "code", str(tmp_path), "id", "content", 2)
     graph = _graph(p)
     assert graph.order[-1].full_label == "Summary"
     assert graph.not_feeding_last() == []

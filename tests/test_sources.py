@@ -24,7 +24,8 @@ SOURCES = {
     "python": {"kind": "code", "weight": 40}, "others": {"kind": "code", "weight": 20},
     "javascript": {"kind": "code", "weight": 10}, "java": {"kind": "code", "weight": 10},
     "shell": {"kind": "code", "weight": 5}, "c": {"kind": "code", "weight": 5}, "cpp": {"kind": "code", "weight": 5},
-    "php": {"kind": "code", "weight": 1}, "sql": {"kind": "code", "weight": 1}, "notebooks": {"kind": "code", "weight": 1},
+    "php": {"kind": "code", "weight": 1}, "sql": {"kind": "code", "weight": 1},
+    "notebooks": {"kind": "code", "weight": 1},
     "refinedweb": {"kind": "text", "weight": 1}, "wikipedia": {"kind": "text", "weight": 1},
 }
 
@@ -129,7 +130,8 @@ def test_truncated_warc_is_a_file_error(tmp_path: Path) -> None:
     raw = shared_path("web", "warc", "dolma__sample-0000.warc.gz").read_bytes()
     path = tmp_path / "cut.warc.gz"
     path.write_bytes(raw[: len(raw) // 2])
-    config = config_for({"name": "crawl", "format": "warc", "kind": "text", "source": "refinedweb", "paths": [str(path)]})
+    config = config_for(
+        {"name": "crawl", "format": "warc", "kind": "text", "source": "refinedweb", "paths": [str(path)]})
     with pytest.raises(InputFileError, match="truncated gzip"):
         read_all(config)
 

@@ -342,7 +342,8 @@ def test_a_model_file_that_is_not_fasttext_or_is_cut_is_a_start_up_error(tmp_pat
 
 def test_default_chain_is_in_documented_order() -> None:
     filters = build_text_filters(TextFiltersConfig())
-    assert [f.name for f in filters] == list(TEXT_FILTER_NAMES) == ["lid", "gopher_repetition", "gopher_quality", "c4"]
+    assert [f.name for f in filters] == list(TEXT_FILTER_NAMES) == [
+        "decontam", "lid", "gopher_repetition", "gopher_quality", "c4", "pii"]
     assert [f.name for f in build_text_filters(TextFiltersConfig(), ["c4", "lid"])] == ["c4", "lid"]
     with pytest.raises(ConfigError, match="unknown text filter"):
         build_text_filters(TextFiltersConfig(), ["gopher"])

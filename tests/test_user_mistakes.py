@@ -25,7 +25,6 @@ from lemur_corpus.cli import main
 from lemur_corpus.errors import ConfigError, interrupted
 from lemur_corpus.folders import MARKER_NAME, check, claim
 from lemur_corpus.pipelines.build import BUILD_FOLDER, bad_record_problems
-from tests.buildutil import slice_config
 from tests.conftest import REPO, read_jsonl, shared_path
 
 ENGLISH = ("The library opened a new reading room on the second floor last spring. Visitors can borrow books, "
@@ -180,7 +179,7 @@ def test_ctrl_c_is_interrupted_and_130_however_the_runner_wraps_it(monkeypatch: 
 def test_ctrl_c_during_the_filter_stage(tmp_path: Path) -> None:
     """A real SIGINT while `corpus filter` works: `interrupted`, 130, and a folder that says so."""
     pages = read_jsonl(shared_path("web", "trafilatura_pages.main.jsonl.zst"))
-    records = [json.dumps({"id": f"{r['id']}-{i}", "text": r["text"]}) for i in range(8) for r in pages]
+    records = [json.dumps({"id": f"{r['id']}-{i}", "text": r["text"]}) for i in range(24) for r in pages]
     src = tmp_path / "many.jsonl.gz"
     src.write_bytes(gzip.compress(("\n".join(records) + "\n").encode(), mtime=0))
     out = tmp_path / "out"

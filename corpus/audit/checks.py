@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from lemur_corpus.accounting import imbalances
+from lemur_corpus.audit.contamination import contamination_problems, contamination_rows
 from lemur_corpus.audit.migration import _listing, load_build_manifest
 from lemur_corpus.audit.scan import (
     LengthHistogram,
@@ -290,6 +291,7 @@ class AuditResult:
             "shards": self.shards,
             "mismatches": self.mismatches,
             "notes": self.notes,
+            "contamination": contamination_rows(self.manifest),
         }
 
 
@@ -482,6 +484,7 @@ def audit_build(build_dir: str, *, tolerance: float = DEFAULT_TOLERANCE, config:
     mismatches.extend(_totals_problems(manifest, measures, total))
     mismatches.extend(accounting_problems(manifest))
     mismatches.extend(drop_log_problems(build_dir, manifest))
+    mismatches.extend(contamination_problems(manifest))
     target_code = sum(s.target_weight for s in sources if s.kind == "code")
     target_text = sum(s.target_weight for s in sources if s.kind == "text")
     return AuditResult(build_dir, manifest, tolerance, sources, shard_rows, total,

@@ -117,6 +117,8 @@ def print_result(data: dict[str, Any], console: Any) -> None:
         f"{data['total_shards']} shards, {data['total_documents']:,} documents, {data['total_tokens']:,} tokens; "
         f"code:text {'-' if ratio is None else f'{ratio:.3f}'}:1 "
         f"(target {'-' if target is None else f'{target:.3f}'}:1)")
+    if data.get("contamination"):
+        print_contamination(data["contamination"], console)
     for note in data["notes"]:
         console.print(f"[yellow]note:[/] {note}", markup=True, highlight=False)
     if data["ok"]:
@@ -126,3 +128,18 @@ def print_result(data: dict[str, Any], console: Any) -> None:
     console.print(f"[bold red]audit FAILED[/]: {len(data['mismatches'])} mismatch(es)", markup=True)
     for line in data["mismatches"]:
         console.print(f"  - {line}", markup=False, highlight=False)
+
+
+def print_contamination(rows: list[dict[str, Any]], console: Any) -> None:
+    """Per benchmark: items indexed and found, documents holding them, what dropped them, where from."""
+    from rich.table import Table
+
+    table = Table(title="contamination (decontam filter): benchmark items found in the inputs")
+    for col in ("benchmark", "items", "found", "documents", "dropped", "dropped anyway", "sources", "most found"):
+        table.add_column(col, justify="left" if col in ("benchmark", "sources", "most found") else "right")
+    for row in rows:
+        sources = ", ".join(f"{s} {n:,}" for s, n in row["by_source"].items()) or "-"
+        top = ", ".join(f"{t['item']} ({t['documents']})" for t in row["top_items"][:3]) or "-"
+        table.add_row(row["benchmark"], f"{row['items']:,}", f"{row['items_matched']:,}", f"{row['documents']:,}",
+                      f"{row['dropped']:,}", f"{row['dropped_by_other_filters']:,}", sources, top)
+    console.print(table)

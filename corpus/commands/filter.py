@@ -20,8 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Read files with the build's readers, normalize, and run the filters of one kind exactly "
         "as `corpus build` does. Writes into --out: kept-*.jsonl.zst (the kept records, one file per input "
         "file, in input order), verdicts.jsonl (id, kept, reason, signals for every record, so decisions "
-        "can be inspected and compared) and summary.json. Text filters: lid, gopher_repetition, "
-        "gopher_quality, c4. Code filters: language, license, heuristics, generated, data_like, syntax. "
+        "can be inspected and compared) and summary.json. Text filters: decontam, lid, gopher_repetition, "
+        "gopher_quality, c4, pii. Code filters: decontam, language, license, heuristics, generated, data_like, "
+        "syntax, pii (`--filters pii` redacts e-mail addresses, public IPs and secrets alone; `--filters decontam` "
+        "drops records holding benchmark items and reports them per benchmark and item). "
         "Everything after a bare `--` is passed to Beam unchanged.",
     )
     p.add_argument("--input", metavar="FILE", nargs="+", required=True,
@@ -129,4 +131,11 @@ def print_summary(summary: dict[str, Any], out_dir: str, seconds: float) -> None
         print(f"  {entry['docs']:>8,}  {reason}")
     if len(summary["dropped"]) > 12:
         print(f"  ... {len(summary['dropped']) - 12} more reasons in summary.json")
+    edits = summary.get("edits") or {}
+    if edits:
+        print("in the kept records: " + ", ".join(f"{key} {count:,}" for key, count in edits.items()))
+    contamination = summary.get("contamination") or {}
+    for name, entry in sorted((contamination.get("benchmarks") or {}).items()):
+        print(f"benchmark {name}: {entry['documents']:,} records hold {len(entry['items']):,} of its items "
+              f"({entry['dropped']:,} dropped by decontam, {entry['dropped_by_other_filters']:,} by other filters)")
     print(f"output: {out_dir.rstrip('/')}/ (kept-*.jsonl.zst, verdicts.jsonl, summary.json)  ({seconds:.0f} s)")

@@ -352,6 +352,7 @@ def diff_manifests(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         "tokenizer": changed(a.get("tokenizer") or {}, b.get("tokenizer") or {}),
         "counts": counts,
         "dedup": changed(flatten(a.get("dedup") or {}), flatten(b.get("dedup") or {})),
+        "filter_edits": changed(flatten(a.get("filter_edits") or {}), flatten(b.get("filter_edits") or {})),
         "sources": source_rows,
         "totals": changed(flatten(a.get("totals") or {}), flatten(b.get("totals") or {})),
     }
@@ -404,7 +405,7 @@ def _print_diff(result: dict[str, Any], label_a: str, label_b: str) -> None:
             t.add_row(*(Text(cell) for cell in row))  # keys like inputs[local] are not markup
         console.print(t)
 
-    for section in ("code", "config", "tokenizer", "dedup", "totals"):
+    for section in ("code", "config", "tokenizer", "dedup", "filter_edits", "totals"):
         table(f"{section}: {len(result[section])} change(s)", ("key", "A", "B"),
               [(r["key"], _fmt(r["a"]), _fmt(r["b"])) for r in result[section]])
     table("inputs", ("input", "status", "changed fields", "paths +", "paths -", "resized"),

@@ -3,8 +3,9 @@
 The pipeline (`pipelines/dedup_components.py`) runs the alternating large-star / small-star
 algorithm of Kiveris et al. 2014 ("Connected Components in MapReduce and Beyond"): each step groups
 the edges by one endpoint and rewrites that node's neighbourhood, so a worker holds one node's
-neighbours at a time. Node names are totally ordered (here `(kind, id)` tuples); on an undirected
-edge set E, with N(u) the neighbours of u and m(u) = min(N(u) + [u]):
+neighbours at a time. Node names are totally ordered (the pipeline's are `(kind, *keep key)`
+tuples, in keep order); on an undirected edge set E, with N(u) the neighbours of u and
+m(u) = min(N(u) + [u]):
 
 - large-star(u): link every neighbour v > u to m(u) (edges to smaller neighbours are dropped here;
   those neighbours re-link u from their side);
@@ -17,7 +18,8 @@ rounds; near-duplicate graphs (small components of short diameter) settle in a f
 loops, so the pipeline unrolls `component_rounds` rounds and counts, per round, the nodes not yet
 settled. A settled star's centre knows its whole component (its neighbours), so it names every
 member's group (`label_component`): one group per component, or for a component above
-`max_component_size`, parts of that many members by the rank of their names.
+`max_component_size`, parts of that many members by the rank of their names (keep order: the first
+part holds the component's first documents, the ones most likely kept).
 
 `connected_components` (union-find, one process) is the reference the tests and benchmarks compare
 with; the pipeline never gathers the edges in one place.

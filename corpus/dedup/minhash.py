@@ -201,8 +201,19 @@ class MinHasher:
                     hashes.append(block_hashes)
         if not stats.shingles:
             return None, stats, None
-        shingle_set = np.unique(np.concatenate(hashes)).astype(np.uint32, copy=False) if with_set else None
-        return signature, stats, shingle_set
+        return signature, stats, (sorted_distinct(np.concatenate(hashes)) if with_set else None)
+
+
+def sorted_distinct(values: np.ndarray) -> np.ndarray:
+    """The distinct values, sorted (what `np.unique` gives; a sort and a mask are ~20x faster than
+    numpy 2.4's hash-based `np.unique` on a few thousand uint32)."""
+    ordered = np.sort(values)
+    if ordered.size < 2:
+        return ordered
+    keep = np.empty(ordered.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
 
 
 def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> float:

@@ -105,20 +105,23 @@ class ShingleBlock:
 
 
 def ngram_block(tokens: list[str], n: int) -> ShingleBlock:
-    """All `n`-grams of `tokens` (one of all of them when there are fewer than `n`)."""
-    joined = " ".join(tokens)
-    buffer = joined.encode("utf-8", "surrogatepass")
-    if len(buffer) == len(joined):  # ASCII: characters are bytes
-        lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
-    else:
-        encoded = (t.encode("utf-8", "surrogatepass") for t in tokens)
-        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(tokens))
+    """All `n`-grams of `tokens` (one of all of them when there are fewer than `n`).
+
+    The tokens are joined by single spaces and encoded once; a token never contains a space byte
+    (tokens hold no whitespace, and UTF-8 continuation bytes are >= 0x80), so the spaces of the
+    buffer are exactly the token boundaries: no Python call per token."""
+    buffer = " ".join(tokens).encode("utf-8", "surrogatepass")
     if len(tokens) < n:
         return ShingleBlock(buffer, np.zeros(1, np.int64), np.array([len(buffer)], np.int64))
-    starts = np.zeros(len(tokens), dtype=np.int64)
-    np.cumsum(lengths[:-1] + 1, out=starts[1:])
+    spaces = np.flatnonzero(np.frombuffer(buffer, dtype=np.uint8) == 32)
     count = len(tokens) - n + 1
-    return ShingleBlock(buffer, starts[:count], starts[n - 1:] + lengths[n - 1:])
+    starts = np.empty(count, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = spaces[: count - 1] + 1
+    ends = np.empty(count, dtype=np.int64)
+    ends[:-1] = spaces[n - 1:]
+    ends[-1] = len(buffer)
+    return ShingleBlock(buffer, starts, ends)
 
 
 def iter_shingle_blocks(text: str, tokens: str, n: int, max_shingles: int, block_shingles: int = 8192,

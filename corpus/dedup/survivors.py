@@ -14,8 +14,9 @@ signature verification).
 
 The walk needs the component's members and the edges among them, on one worker; a component larger
 than `max_component_size` is cut into parts (see `clusters.label_component`) and each part is walked
-alone: an edge to a document of another part is not used (counted), which can keep a document, never
-remove one wrongly.
+alone. A part knows one document of the others for sure: the component's first document in keep
+order, which its own part always keeps (`kept_elsewhere`); an edge to any other document of another
+part is not used (counted), which can keep a document, never remove one wrongly.
 """
 
 from __future__ import annotations
@@ -42,20 +43,28 @@ class Removal:
 class Walk:
     kept: list[DedupRecord]
     removed: list[Removal]
+    """In keep order; `duplicate_of` is a document of `kept` or of `kept_elsewhere`."""
     outside_edges: int
-    """Edges whose other end is not among the walked documents (another part of a split component)."""
+    """Edges whose other end is neither walked here nor known to be kept (another part)."""
 
-    def clusters(self) -> list[tuple[DedupRecord, list[DedupRecord]]]:
-        """(kept document, the documents removed as its duplicates) for every kept document that
+    def clusters(self) -> list[tuple[DedupRecord, list[Removal]]]:
+        """(kept document, the removals naming it) for every kept document of this walk that
         absorbed at least one, in keep order of the kept document."""
-        absorbed: dict[str, list[DedupRecord]] = {}
+        absorbed: dict[str, list[Removal]] = {}
         for removal in self.removed:
-            absorbed.setdefault(removal.duplicate_of, []).append(removal.record)
+            absorbed.setdefault(removal.duplicate_of, []).append(removal)
         return [(k, absorbed[k.id]) for k in self.kept if k.id in absorbed]
 
+    def absorbed_elsewhere(self) -> list[Removal]:
+        """Removals naming a document kept outside this walk (`kept_elsewhere`)."""
+        here = {k.id for k in self.kept}
+        return [r for r in self.removed if r.duplicate_of not in here]
 
-def walk(members: Iterable[tuple[DedupRecord, Iterable[Edge]]], rule: SurvivorRule) -> Walk:
-    """Keep or remove each of `members` (record, its verified edges, in either direction)."""
+
+def walk(members: Iterable[tuple[DedupRecord, Iterable[Edge]]], rule: SurvivorRule,
+         kept_elsewhere: Iterable[str] = ()) -> Walk:
+    """Keep or remove each of `members` (record, its verified edges, in either direction);
+    `kept_elsewhere`: ids not among them that are kept for certain (they come first in keep order)."""
     records: dict[str, DedupRecord] = {}
     adjacency: dict[str, dict[str, float]] = {}
     pending: list[tuple[str, str, float]] = []
@@ -64,21 +73,24 @@ def walk(members: Iterable[tuple[DedupRecord, Iterable[Edge]]], rule: SurvivorRu
         if current is None or record.content_hash < current.content_hash:  # an id read twice: one stands
             records[record.id] = record
         pending.extend((record.id, other, similarity) for other, similarity in edges)
+    elsewhere = set(kept_elsewhere) - set(records)
     outside = 0
     for a, b, similarity in pending:
         if a == b:
             continue
-        if b not in records:
+        if b not in records and b not in elsewhere:
             outside += 1
             continue
         for x, y in ((a, b), (b, a)):
             known = adjacency.setdefault(x, {})
             known[y] = max(similarity, known.get(y, similarity))
-    rank = {doc_id: i for i, doc_id in enumerate(sorted(records, key=lambda i: survivor_key(records[i], rule)))}
+    order = sorted(records, key=lambda i: survivor_key(records[i], rule))
+    rank = {doc_id: -1 for doc_id in elsewhere}  # before every walked document
+    rank.update((doc_id, i) for i, doc_id in enumerate(order))
     kept: list[DedupRecord] = []
     removed: list[Removal] = []
-    is_kept: set[str] = set()
-    for doc_id in sorted(records, key=rank.__getitem__):
+    is_kept: set[str] = set(elsewhere)
+    for doc_id in order:
         matches = [(similarity, other) for other, similarity in adjacency.get(doc_id, {}).items() if other in is_kept]
         if matches:
             similarity, other = min(matches, key=lambda m: (-m[0], rank[m[1]]))

@@ -54,8 +54,8 @@ def reaches(numerator: int, denominator: int, threshold: float) -> bool:
 class Verifier:
     """Compares one document's payload with several others' (`similarities`) for one kind."""
 
-    def __init__(self, mode: VerifyMode, threshold: float, num_perm: int) -> None:
-        self.mode, self.threshold, self.num_perm = mode, threshold, num_perm
+    def __init__(self, mode: VerifyMode, threshold: float) -> None:
+        self.mode, self.threshold = mode, threshold
 
     def decode(self, payload: bytes) -> np.ndarray:
         return set_from_bytes(payload)

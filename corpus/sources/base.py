@@ -109,7 +109,7 @@ def first_fields(path: str, sample: int = FIELD_SAMPLE) -> list[str] | None:
             continue
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # the read stage names the line (bad_json)
             continue
         if isinstance(record, dict):
             names.update(dict.fromkeys(record))

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow.parquet as pq
 
 from lemur_corpus.accounting import Drop
-from lemur_corpus.config import BuildConfig, InputConfig
+from lemur_corpus.config import BuildConfig, FieldMap, InputConfig
 from lemur_corpus.document import Document
 from lemur_corpus.errors import InputFileError
 from lemur_corpus.io import iter_lines, open_seekable
 from lemur_corpus.sources.base import ReadTask, make_document, problem_drop
-from lemur_corpus.sources.layouts import LAYOUTS, RecordProblem
+from lemur_corpus.sources.layouts import LAYOUTS, RecordParts, RecordProblem
 
 
-def _layout(inp: InputConfig):  # type: ignore[no-untyped-def]
+def _layout(inp: InputConfig) -> Callable[[dict[str, Any], FieldMap], RecordParts | RecordProblem]:
     if inp.format == "hf" and inp.hf is not None:
         return LAYOUTS[inp.hf.layout]
     return LAYOUTS[inp.format if inp.format in LAYOUTS else "jsonl"]

@@ -37,7 +37,7 @@ class _ChunkStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, target) -> int:  # type: ignore[no-untyped-def]
+    def readinto(self, target: memoryview) -> int:  # type: ignore[override]  # BufferedReader passes a memoryview
         while not self._buffer:
             chunk = next(self._chunks, None)
             if chunk is None:
@@ -60,9 +60,9 @@ def _charset(content_type: str) -> str | None:
 def html_to_text(body: bytes, charset: str | None) -> str:
     encoding = charset or detect_encoding(body)
     try:
-        html = bytes_to_str(body, encoding)
+        html = bytes_to_str(body, encoding)  # type: ignore[arg-type]  # detect_encoding: utf-8 when unsure, not None
     except LookupError:  # an unknown charset name in the headers
-        html = bytes_to_str(body, detect_encoding(body))
+        html = bytes_to_str(body, detect_encoding(body))  # type: ignore[arg-type]  # utf-8 when unsure, not None
     return extract_plain_text(html, main_content=True, alt_texts=False, links=False)
 
 
@@ -99,7 +99,8 @@ def read_warc(task: ReadTask, inp: InputConfig, config: BuildConfig) -> Iterator
                     content_type = headers.get_header("Content-Type") or ""
                 mime = content_type.split(";")[0].strip().lower()
                 if mime not in _HTML_TYPES:
-                    yield problem_drop(inp, RecordProblem("non_html_content", mime or "no content type"), origin, len(body))
+                    yield problem_drop(inp, RecordProblem("non_html_content", mime or "no content type"), origin,
+                                       len(body))
                     continue
                 text = html_to_text(body, _charset(content_type))
             yield make_document(inp, config, RecordParts(url or record_id, text, "", meta), origin)

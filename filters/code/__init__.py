@@ -7,6 +7,9 @@ drop reasons read `<name>.<rule>`:
 
 Each filter: its name, the rules it drops by, then the evidence it goes on:
 
+- `decontam`: `<benchmark>` (`decontam.humaneval`, `decontam.mbpp`, ...); the file holds an item of a
+  benchmark Lemur is judged on: n-grams of its words against the shipped index
+  (`lemur_corpus.filters.decontam`, shared with the text chain; first: see that package for why).
 - `language`: `language_not_allowed`; language unknown, mapped to no bucket (`unbucketed`), or bucket
   not allowed.
 - `license`: `license_not_allowed`, `no_license`; repository licenses outside The Stack's permissive
@@ -19,6 +22,8 @@ Each filter: its name, the rules it drops by, then the evidence it goes on:
   outside StarCoder's bounds, data dumps.
 - `syntax`: `syntax_errors`, `parse_timeout`; tree-sitter: share of bytes under ERROR/MISSING nodes
   above the language's threshold.
+- `pii`: `too_many_hits` (only with `pii.max_hits` set); redacts e-mail addresses, public IP addresses
+  and secrets in the kept files (`lemur_corpus.filters.pii`, shared with the text chain).
 
 Every verdict carries its signals (numbers) so decisions can be inspected and compared.
 """
@@ -35,14 +40,18 @@ from lemur_corpus.filters.code.heuristics import HeuristicsFilter
 from lemur_corpus.filters.code.language import LanguageFilter
 from lemur_corpus.filters.code.license import LicenseFilter
 from lemur_corpus.filters.code.syntax import SyntaxFilter
+from lemur_corpus.filters.decontam import DecontamFilter
+from lemur_corpus.filters.pii import PiiFilter
 
 _FACTORIES: dict[str, Callable[[CodeFiltersConfig], Filter]] = {
+    "decontam": lambda c: DecontamFilter(c.decontam),
     "language": lambda c: LanguageFilter(c.language),
     "license": lambda c: LicenseFilter(c.license),
     "heuristics": lambda c: HeuristicsFilter(c.heuristics),
     "generated": lambda c: GeneratedFilter(c.generated),
     "data_like": lambda c: DataLikeFilter(c.data_like),
     "syntax": lambda c: SyntaxFilter(c.syntax),
+    "pii": lambda c: PiiFilter(c.pii),
 }
 assert tuple(_FACTORIES) == CODE_FILTER_NAMES
 
@@ -50,7 +59,7 @@ assert tuple(_FACTORIES) == CODE_FILTER_NAMES
 def build_code_filters(config: CodeFiltersConfig, only: list[str] | None = None) -> list[Filter]:
     """The code filters in run order (cheap before expensive); `only` selects and orders by name.
 
-    Without `only`, the configured `filters` list decides (all six by default). Grammar modules are
+    Without `only`, the configured `filters` list decides (all of them by default). Grammar modules are
     imported here, so a misconfigured grammar is a ConfigError before any data is read.
     """
     return build_chain("code", list(only) if only is not None else list(config.filters), _FACTORIES, config)

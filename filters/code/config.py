@@ -25,9 +25,14 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from lemur_corpus.configbase import StrictModel
+from lemur_corpus.filters.decontam.config import DecontamConfig
+from lemur_corpus.filters.pii.config import PiiConfig
 
-CODE_FILTER_NAMES: tuple[str, ...] = ("language", "license", "heuristics", "generated", "data_like", "syntax")
-"""Every code filter, in its default run order: cheap checks first, tree-sitter (slowest) last."""
+CODE_FILTER_NAMES: tuple[str, ...] = (
+    "decontam", "language", "license", "heuristics", "generated", "data_like", "syntax", "pii")
+"""Every code filter, in its default run order: `decontam` first (it looks at every file anyway, for the
+contamination report; lemur_corpus.filters.decontam says why), then cheap checks, tree-sitter (slowest)
+last among the judges; `pii` after them all, so only kept files are redacted (it edits, it does not judge)."""
 
 
 class LanguageConfig(StrictModel):
@@ -260,6 +265,8 @@ class CodeFiltersConfig(StrictModel):
     generated: GeneratedConfig = Field(default_factory=GeneratedConfig)
     data_like: DataLikeConfig = Field(default_factory=DataLikeConfig)
     syntax: SyntaxConfig = Field(default_factory=SyntaxConfig)
+    pii: PiiConfig = Field(default_factory=PiiConfig)
+    decontam: DecontamConfig = Field(default_factory=DecontamConfig)
 
     @field_validator("filters")
     @classmethod

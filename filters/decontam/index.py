@@ -38,21 +38,28 @@ import zstandard
 from lemur_corpus import __version__
 from lemur_corpus.errors import ConfigError, InputFileError
 from lemur_corpus.filters.decontam.benchmarks import BenchmarkSource, Item, read_benchmarks
-from lemur_corpus.filters.decontam.tokens import TOKENIZATION, benchmark_words, fingerprints, ngram_hashes, text_ngrams
+from lemur_corpus.filters.decontam.tokens import (
+    TOKENIZATION,
+    benchmark_words,
+    distinct_ngrams,
+    fingerprints,
+    ngram_hashes,
+)
 
 MAGIC = b"LEMURDCX"
 FORMAT_VERSION = 1
 PART_NAMES: tuple[str, ...] = (
     "prompt", "description", "solution", "test", "text", "code", "tests", "question", "answer", "mc", "mc_plain",
-    "input", "query", "target",
+    "input", "query", "target", "question_query",
 )
 """Every part name a layout produces (benchmarks.py); the index stores a part's name as its position."""
-EXTENDS: dict[str, str] = {"mc": "question", "mc_plain": "question"}
+EXTENDS: dict[str, str] = {"mc": "question", "mc_plain": "question", "question_query": "query"}
 """Parts that are another part plus more (a question with its choices): they are sampled from the
 n-grams they add, so a question alone matches its `question` part, and the choices, wherever their
 labels put them, match the `mc` parts."""
 _ARRAYS: tuple[tuple[str, str], ...] = (
-    ("part_keys", "<u4"), ("part_size", "<u2"), ("part_item", "<u4"), ("part_name", "<u1"), ("item_benchmark", "<u2"),
+    ("part_keys", "<u4"), ("part_size", "<u2"), ("part_total", "<u2"), ("part_item", "<u4"), ("part_name", "<u1"),
+    ("item_benchmark", "<u2"),
 )
 
 
@@ -82,6 +89,9 @@ class DecontamIndex:
     """Every indexed part's sample of fingerprints (uint32), part after part, each sorted."""
     part_size: np.ndarray
     """The part's sample size: the denominator of its containment."""
+    part_total: np.ndarray
+    """The part's informative n-grams (at most 65,535): between two parts found whole, the larger is
+    the more specific evidence (a MultiPL-E prompt over the HumanEval docstring it holds)."""
     part_item: np.ndarray
     part_name: np.ndarray
     """Position in PART_NAMES."""
@@ -97,12 +107,13 @@ class DecontamIndex:
 
     @classmethod
     def from_parts(cls, settings: IndexSettings, part_keys: np.ndarray, part_size: np.ndarray,
-                   part_item: np.ndarray, part_name: np.ndarray, item_ids: list[str], item_benchmark: np.ndarray,
-                   benchmarks: list[str], header: dict[str, Any], sha256: str = "") -> DecontamIndex:
+                   part_total: np.ndarray, part_item: np.ndarray, part_name: np.ndarray, item_ids: list[str],
+                   item_benchmark: np.ndarray, benchmarks: list[str], header: dict[str, Any],
+                   sha256: str = "") -> DecontamIndex:
         owner = np.repeat(np.arange(len(part_size), dtype=np.uint32), part_size.astype(np.int64))
         order = np.argsort(part_keys, kind="stable")
-        return cls(settings, part_keys, part_size, part_item, part_name, item_ids, item_benchmark, benchmarks,
-                   header, sha256, part_keys[order], owner[order])
+        return cls(settings, part_keys, part_size, part_total, part_item, part_name, item_ids, item_benchmark,
+                   benchmarks, header, sha256, part_keys[order], owner[order])
 
     @property
     def items(self) -> int:
@@ -127,6 +138,7 @@ class DecontamIndex:
         return DecontamIndex.from_parts(
             self.settings, np.concatenate([self.part_keys, other.part_keys[keep_key]]),
             np.concatenate([self.part_size, other.part_size[keep_part]]),
+            np.concatenate([self.part_total, other.part_total[keep_part]]),
             np.concatenate([self.part_item, new_item[other.part_item[keep_part]].astype(np.uint32)]),
             np.concatenate([self.part_name, other.part_name[keep_part]]),
             self.item_ids + [i for i, k in zip(other.item_ids, keep_item, strict=True) if k],
@@ -145,7 +157,7 @@ def background_ngrams(paths: Iterable[str], ngram: int) -> np.ndarray:
         if not json_lines:
             from lemur_corpus.io import read_bytes
 
-            found.append(text_ngrams(read_bytes(path).decode("utf-8", errors="replace"), ngram))
+            found.append(distinct_ngrams(read_bytes(path).decode("utf-8", errors="replace"), ngram))
             continue
         for line, raw in iter_lines(path):
             if not raw.strip():
@@ -156,8 +168,8 @@ def background_ngrams(paths: Iterable[str], ngram: int) -> np.ndarray:
                 raise InputFileError(path, f"not valid JSON: {exc}", line) from None
             text = record.get("text", record.get("content")) if isinstance(record, dict) else None
             if isinstance(text, str):
-                found.append(text_ngrams(text, ngram))
-    return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.uint64)
+                found.append(distinct_ngrams(text, ngram))
+    return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.uint32)
 
 
 def build_index(items: list[Item], sources: list[BenchmarkSource], settings: IndexSettings,
@@ -175,7 +187,7 @@ def build_index(items: list[Item], sources: list[BenchmarkSource], settings: Ind
         family = families.setdefault(item.family, len(families))
         own: dict[str, tuple[int, np.ndarray]] = {}
         for name, text in item.parts:
-            prints = fingerprints(ngram_hashes(benchmark_words(text), settings.ngram))
+            prints = np.unique(fingerprints(ngram_hashes(benchmark_words(text), settings.ngram)))
             base = own.get(EXTENDS.get(name, ""))
             own[name] = (len(part_prints), prints)
             if base is not None:  # only what the extension adds is its evidence
@@ -194,24 +206,26 @@ def build_index(items: list[Item], sources: list[BenchmarkSource], settings: Ind
     for item in items:
         stats[item.benchmark]["items"] += 1
     samples: list[np.ndarray] = []
+    totals: list[int] = []
     kept_item: list[int] = []
     kept_name: list[int] = []
     indexed: set[int] = set()
     informative_parts: set[int] = set()
-    for position, (prints, item_index, name, base) in enumerate(
+    for position, (prints, item_index, name_index, base_position) in enumerate(
             zip(part_prints, part_item, part_name, part_base, strict=True)):
         entry = stats[items[item_index].benchmark]
         informative = prints[~np.isin(prints, common, assume_unique=True)] if len(common) else prints
         if len(informative) < settings.min_ngrams:
             entry["trivial_parts"] += 1
             continue
-        if base in informative_parts:  # the part it extends matches alone, wherever it is
+        if base_position in informative_parts:  # the part it extends matches alone, wherever it is
             entry["covered_parts"] += 1
             continue
         informative_parts.add(position)
         samples.append(informative[: settings.sketch])  # sorted: the smallest fingerprints, a bottom-k sample
+        totals.append(min(len(informative), 65535))
         kept_item.append(item_index)
-        kept_name.append(name)
+        kept_name.append(name_index)
         indexed.add(item_index)
         entry["parts"] += 1
     for item_index in indexed:
@@ -230,20 +244,20 @@ def build_index(items: list[Item], sources: list[BenchmarkSource], settings: Ind
         "entries": int(len(part_keys)),
     }
     return DecontamIndex.from_parts(
-        settings, part_keys, sizes, np.array(kept_item, dtype=np.uint32), np.array(kept_name, dtype=np.uint8),
+        settings, part_keys, sizes, np.array(totals, dtype=np.uint16), np.array(kept_item, dtype=np.uint32),
+        np.array(kept_name, dtype=np.uint8),
         [i.id for i in items], np.array([benchmarks.index(i.benchmark) for i in items], dtype=np.uint16),
         benchmarks, header)
 
 
-def _common_ngrams(part_hashes: list[np.ndarray], part_family: list[int], max_families: int) -> np.ndarray:
-    """The n-grams found in `max_families` or more families of items."""
-    if not part_hashes:
-        return np.zeros(0, dtype=np.uint64)
-    hashes = np.concatenate(part_hashes)
-    family = np.concatenate([np.full(len(h), f, dtype=np.uint64) for h, f in zip(part_hashes, part_family,
-                                                                                   strict=True)])
-    pairs = np.unique(np.stack([hashes, family], axis=1), axis=0)  # one row per (n-gram, family)
-    distinct, counts = np.unique(pairs[:, 0], return_counts=True)
+def _common_ngrams(part_prints: list[np.ndarray], part_family: list[int], max_families: int) -> np.ndarray:
+    """The fingerprints found in `max_families` or more families of items."""
+    if not part_prints:
+        return np.zeros(0, dtype=np.uint32)
+    prints = np.concatenate(part_prints).astype(np.uint64)
+    family = np.repeat(np.array(part_family, dtype=np.uint64), [len(p) for p in part_prints])
+    pairs = np.unique((prints << np.uint64(32)) | family)  # one per (n-gram, family)
+    distinct, counts = np.unique((pairs >> np.uint64(32)).astype(np.uint32), return_counts=True)
     return distinct[counts >= max_families]
 
 
@@ -264,7 +278,8 @@ def index_benchmarks(specs: list[str], settings: IndexSettings, background: list
 
 def index_bytes(index: DecontamIndex) -> bytes:
     """The file's bytes (deterministic for the same index)."""
-    arrays = {"part_keys": index.part_keys, "part_size": index.part_size, "part_item": index.part_item,
+    arrays = {"part_keys": index.part_keys, "part_size": index.part_size, "part_total": index.part_total,
+              "part_item": index.part_item,
               "part_name": index.part_name, "item_benchmark": index.item_benchmark}
     body = b"".join(np.ascontiguousarray(arrays[name], dtype=dtype).tobytes() for name, dtype in _ARRAYS)
     table = json.dumps({"benchmarks": index.benchmarks, "items": index.item_ids}, separators=(",", ":"),
@@ -317,6 +332,7 @@ def parse_index(data: bytes, origin: str) -> DecontamIndex:
         settings = IndexSettings(**header["settings"])
     except (zstandard.ZstdError, KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{origin}: damaged decontamination index ({type(exc).__name__}: {exc})") from None
-    return DecontamIndex.from_parts(settings, arrays["part_keys"], arrays["part_size"], arrays["part_item"],
-                                    arrays["part_name"], list(table["items"]), arrays["item_benchmark"],
+    return DecontamIndex.from_parts(settings, arrays["part_keys"], arrays["part_size"], arrays["part_total"],
+                                    arrays["part_item"], arrays["part_name"], list(table["items"]),
+                                    arrays["item_benchmark"],
                                     list(table["benchmarks"]), header, hashlib.sha256(data).hexdigest())

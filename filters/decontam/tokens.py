@@ -72,13 +72,18 @@ def ngram_hashes(tokens: list[str], n: int) -> np.ndarray:
 
 
 def fingerprints(hashes: np.ndarray) -> np.ndarray:
-    """The distinct 32-bit fingerprints (high half of the hashes), sorted: what an index stores. At
-    a few million indexed n-grams a document's n-gram meets a stray fingerprint with probability
-    ~1e-3, and a match needs several n-grams of one part (match.py), so chance collisions do not add
-    up to one."""
-    return np.unique((hashes >> np.uint64(32)).astype(np.uint32))
+    """The 32-bit fingerprints of n-gram hashes (their high half), in order: what an index stores. At
+    under a million indexed n-grams a document's n-gram meets a stray fingerprint with probability
+    ~2e-4, and a match needs several n-grams of one part (match.py), so chance collisions never add
+    up to a match."""
+    return (hashes >> np.uint64(32)).astype(np.uint32)
 
 
 def text_ngrams(text: str, n: int) -> np.ndarray:
-    """The distinct n-gram fingerprints of a document's text, sorted."""
+    """The n-gram fingerprints of a document's text, in order (repeats included)."""
     return fingerprints(ngram_hashes(words(text), n))
+
+
+def distinct_ngrams(text: str, n: int) -> np.ndarray:
+    """The distinct n-gram fingerprints of a text, sorted."""
+    return np.unique(text_ngrams(text, n))

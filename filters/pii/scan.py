@@ -6,8 +6,9 @@ private-key armour, `://user:password@` and `name = value` assignments to secret
 candidate is then judged by a small Python check on its own bytes and a bounded window around it
 (at most a line), so work grows with the text and the number of candidates, never their product.
 
-    findings = scan(text.encode(), ScanContext.for_document(config, kind, lang, path))
-    redacted, counts = redact(text, config, kind, lang, path)
+    ctx = ScanContext.for_document(config, kind, lang, path)
+    findings = scan(text.encode(), ctx)          # byte spans and types, without overlaps
+    redacted, counts = redact(text, ctx)         # the new text, redactions per type
 
 Replacements keep code valid and the output deterministic: only the sensitive characters are
 replaced (a literal's quotes, a URL's user and host, a key's armour stay), by reserved values of the
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 from collections import Counter
 from collections.abc import Iterable
 
@@ -31,22 +33,25 @@ from lemur_corpus.filters.pii.config import PiiConfig
 from lemur_corpus.filters.pii.tlds import TLDS
 
 _BRANCHES: tuple[tuple[str, bytes], ...] = (
-    ("pk_begin", rb"-----BEGIN[A-Z0-9 ]* PRIVATE KEY(?: BLOCK)?-----"),
-    ("pk_end", rb"-----END[A-Z0-9 ]* PRIVATE KEY(?: BLOCK)?-----"),
-    ("url", rb"://[^\s:/?#@'\"<>`]*:[^\s/?@'\"<>`]+@"),
+    ("pk_begin", rb"-----BEGIN[A-Z0-9 ]{0,32} PRIVATE KEY(?: BLOCK)?-----"),
+    ("pk_end", rb"-----END[A-Z0-9 ]{0,32} PRIVATE KEY(?: BLOCK)?-----"),
+    ("url", rb"://[^\s:/?#@'\"<>`]{0,64}:[^\s/?@'\"<>`]{1,128}@"),
     ("aws", rb"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b"),
     ("token", rb"\b(?:gh[pousr]_|github_pat_|gl(?:pat|dt|ft|soat|rt|cbt|ptt|imt|agent|oas)-|GR1348941|xox[abposr]-"
               rb"|xapp-|[rs]k_(?:live|test)_|AIza|GOCSPX-|ya29\.|npm_|pypi-|hf_|sk-|SG\.)[0-9A-Za-z_\-.]*"),
     ("jwt", rb"\beyJ[A-Za-z0-9_\-]+\.eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"),
     ("slack_hook", rb"hooks\.slack\.com/services/[A-Za-z0-9_/]+"),
-    ("email", rb"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z][A-Za-z0-9\-]*"),
+    ("email", rb"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z][A-Za-z0-9\-]*"),
     ("ipv4", rb"\b[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"),
     ("ipv6", rb"\b[23][0-9A-Fa-f]{0,3}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*"),
-    ("assign", rb"(?i:key|token|secret|passw(?:or)?d|pwd|pass|passphrase|passcode|credentials?)[A-Za-z0-9_.\-]*"
-               rb"[\"'\]]*[ \t]*(?::=|=>|==|=|:|<-|>)"),
+    ("assign", rb"(?i:key|token|secret|passw(?:or)?d|pwd|pass|passphrase|passcode|credentials?)[A-Za-z0-9_.\-]{0,40}"
+               rb"[\"'\]]{0,2}[ \t]{0,16}(?::=|=>|==|=|:|<-|>)"),
 )
-"""Candidate patterns, one named group each, in priority order where two start at the same byte."""
-_GROUPS: tuple[str, ...] = tuple(name for name, _ in _BRANCHES)
+"""Candidate patterns, in priority order where two start at the same byte. Repeats that could span a long
+run before another branch's match are bounded: RE2 finds the leftmost match, so a thread that starts
+early and stays alive (an e-mail's local part over `1.2.3.4.1.2.3.4...`) would make every search scan to
+the end of the run, quadratic over the document."""
+BRANCHES: tuple[str, ...] = tuple(name for name, _ in _BRANCHES)
 
 
 def _options() -> re2.Options:
@@ -55,7 +60,12 @@ def _options() -> re2.Options:
     return options
 
 
-CANDIDATES = re2.compile(b"|".join(b"(" + pattern + b")" for _, pattern in _BRANCHES), _options())
+CANDIDATES = re2.compile(b"|".join(b"(?:" + pattern + b")" for _, pattern in _BRANCHES), _options())
+"""Without capture groups: RE2 finds the spans with its DFA alone, and `branch` names them."""
+ASSIGN_KEYWORDS = (b"key", b"token", b"secret", b"pass", b"pwd", b"credential")
+TOKEN_PREFIXES = (b"gh", b"github_pat_", b"gl", b"GR1348941", b"xox", b"xapp-", b"sk_", b"rk_", b"sk-", b"AIza",
+                  b"GOCSPX-", b"ya29.", b"npm_", b"pypi-", b"hf_", b"SG.")
+DIGITS_AND_DOTS = frozenset(b"0123456789.")
 VERSION_CUE = re2.compile(rb"(?i)(?:version|\bver\b|\bv\b|\breleases?\b|\bbuild\b|\bfirmware\b|\bassembly|"
                           rb"\bsdk\b|\bapi\b|\brev\b|\brevision\b|\bsection\b|\bchapter\b|\bfigure\b|\btable\b|"
                           rb"\bstep\b|\bclause\b|\boid\b)")
@@ -77,7 +87,10 @@ LOCAL_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01
 WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 PATH_BYTES = NAME_BYTES | frozenset(b"/~")
 BASE64_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/=")
-UNQUOTED_STOP = frozenset(b" \t\r\n;,&\"'`)]}<>")
+UNQUOTED_VALUE = re.compile(rb"[^ \t\r\n;,&\"'`<>]{0,256}")
+"""An unquoted value: up to whitespace, a separator of pairs (`;`, `,`, `&`), a quote or a tag; a longer
+run is no secret (only ever matched at one position, so linear)."""
+CLOSERS = {ord(")"): b"(", ord("]"): b"[", ord("}"): b"{"}
 MAX_NAME = 64
 MAX_VALUE = 1024
 MAX_KEY_BODY = 16384
@@ -110,11 +123,13 @@ class ScanContext:
 
 
 def unquoted_literals(config: PiiConfig, kind: str, lang: str, path: str) -> bool:
-    """Whether an unquoted `name = value` is a literal in this document: prose, config files, shell."""
+    """Whether an unquoted `name = value` is a literal in this document: prose, config files, shell
+    (by language, or by file name: `settings.ini`, `.env`, `.env.local`)."""
     if kind == "text" or lang in config.unquoted_value_languages:
         return True
     base = path.lower().rsplit("/", 1)[-1]
-    return any(base.endswith(ext) or base.startswith(ext + ".") for ext in config.unquoted_value_extensions)
+    extensions = tuple(config.unquoted_value_extensions)
+    return base.endswith(extensions) or (base.startswith(extensions) and "." in base[1:])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,10 +176,11 @@ def check_ipv4(text: bytes, start: int, end: int, ctx: ScanContext) -> str | Non
         return None  # private, loopback, link-local, documentation, reserved; masks; public resolvers
     if parts[3] == b"0":
         return None  # a network (17.0.0.0, 13.32.0.0/15), not a host; and the shape of many versions
-    if before in b"-=~^/" and start >= 2 and (text[start - 2] in WORD_BYTES or text[start - 2] in b"=<>~!"):
-        return None  # pkg-1.2.3.4, pkg==1.2.3.4, Chrome/1.2.3.4
+    if start >= 2 and ((before in b"-~^/" and text[start - 2] in WORD_BYTES) or
+                       (before == 61 and text[start - 2] in b"=<>~!")):
+        return None  # pkg-1.2.3.4, Chrome/1.2.3.4, pkg==1.2.3.4, pkg>=1.2.3.4 (but host=1.2.3.4 is an address)
     line_start = max(text.rfind(b"\n", max(0, start - 48), start) + 1, start - 48)
-    before_text = text[line_start:start]
+    before_text = text[line_start:start].replace(b"_", b" ")  # SERVER_IP, build_version: words too
     if VERSION_CUE.search(before_text):
         return None
     if int(parts[0]) <= VERSION_OCTET and int(parts[1]) <= VERSION_OCTET and not IP_CUE.search(before_text):
@@ -216,17 +232,17 @@ def check_url_password(text: bytes, start: int, end: int) -> Finding | None:
 
 def _quoted(text: bytes, at: int) -> tuple[int, int] | None:
     """The inside of the string literal opening at `at`, on one line, escapes honoured."""
-    quote = text[at]
-    i = at + 1
+    quote = text[at:at + 1]
     limit = min(len(text), at + 1 + MAX_VALUE)
-    while i < limit:
-        c = text[i]
-        if c == quote:
-            return at + 1, i
-        if c == 10:
-            return None
-        i += 2 if c == 92 else 1
-    return None
+    close = text.find(quote, at + 1, limit)
+    while close != -1:
+        backslashes = close - len(text[at + 1:close].rstrip(b"\\")) - at - 1
+        if backslashes % 2 == 0:
+            break
+        close = text.find(quote, close + 1, limit)  # an escaped quote: look on
+    if close == -1 or text.find(b"\n", at + 1, close) != -1:
+        return None
+    return at + 1, close
 
 
 def _value_span(text: bytes, at: int, operator: bytes, ctx: ScanContext,
@@ -251,9 +267,8 @@ def _value_span(text: bytes, at: int, operator: bytes, ctx: ScanContext,
     if text[i] in b"\"'`":
         inside = _quoted(text, i)
         return (inside[0], inside[1], True) if inside else None
-    j = i
-    while j < n and j - i < MAX_VALUE and text[j] not in UNQUOTED_STOP:
-        j += 1
+    run = UNQUOTED_VALUE.match(text, i)  # matches at every position (it may be empty)
+    j = _trim_unquoted(text, i, run.end() if run else i)
     before = text[max(0, name_start - 2):name_start].strip()
     in_connection_string = before[-1:] in (b";", b"?", b"&") or text[j:j + 1] in (b";", b"&")
     if operator == b">":
@@ -267,7 +282,23 @@ def _is_call(value: bytes) -> bool:
     """`getpass.getpass(`, `os.environ[`, `config.get(`: an expression, not a literal."""
     cut = min((i for i in (value.find(b"("), value.find(b"[")) if i > 0), default=-1)
     head = value[:cut]
-    return cut > 0 and not head[:1].isdigit() and all(c in WORD_BYTES or c == 46 for c in head)
+    closed = cut == len(value) - 1 or value[-1:] in b")]"
+    return cut > 0 and closed and secrets.is_wordy(head.replace(b"_", b"."))
+
+
+def _trim_unquoted(text: bytes, start: int, end: int) -> int:
+    """An unquoted value without what closes its context: a bracket it did not open (`f(password=x)`),
+    a sentence's final punctuation."""
+    while end > start:
+        last = text[end - 1]
+        value = text[start:end]
+        if last in CLOSERS and value.count(CLOSERS[last]) < value.count(bytes([last])):
+            end -= 1
+        elif last in b".,:!?" and (end == len(text) or text[end] in b" \t\r\n"):
+            end -= 1
+        else:
+            break
+    return end
 
 
 def check_assignment(text: bytes, start: int, end: int, ctx: ScanContext) -> Finding | None:
@@ -292,8 +323,9 @@ def check_assignment(text: bytes, start: int, end: int, ctx: ScanContext) -> Fin
     value = text[value_start:value_end]
     if not secrets.is_fair_literal(value):
         return None
-    if not quoted and (value[:1] in b"!*&~|{[" or _is_call(value)):
-        return None  # YAML tags, aliases, anchors and flow collections; calls and subscripts
+    if not quoted and (value in (b"~", b"|", b"|-", b">") or value[:1] in b"{[" or _is_call(value)
+                       or (value[:1] in b"!*&" and secrets.is_wordy(value.lstrip(b"!*&")))):
+        return None  # YAML nulls, block scalars, flow collections, tags, aliases, anchors; calls, subscripts
     config = ctx.config
     if kind == "password":
         ok = secrets.looks_like_password(value, config.min_password_length)
@@ -356,14 +388,39 @@ def private_keys(text: bytes, begins: list[tuple[int, int]], ends: list[tuple[in
 # The scan
 
 
+def branch(matched: bytes) -> str:
+    """Which branch of CANDIDATES matched these bytes, told by their shape (one Python test instead
+    of RE2's submatch pass; no two branches produce the same shape, tests/test_pii.py checks it)."""
+    head = matched[:16]
+    if head.startswith(b"-----"):
+        return "pk_begin" if head.startswith(b"-----BEGIN") else "pk_end"
+    if head.startswith(b"://"):
+        return "url"
+    if b"@" in matched:
+        return "email"
+    if head.startswith(b"hooks.slack"):
+        return "slack_hook"
+    if all(c in DIGITS_AND_DOTS for c in matched):
+        return "ipv4"
+    if head.lower().startswith(ASSIGN_KEYWORDS):
+        return "assign"
+    if head.startswith(b"eyJ"):
+        return "jwt"
+    if head.startswith(TOKEN_PREFIXES):
+        return "token"
+    if b":" in matched:
+        return "ipv6"
+    return "aws"
+
+
 def scan(text: bytes, ctx: ScanContext) -> list[Finding]:
     """Every finding in `text` (UTF-8), in order, without overlaps (the more specific one wins)."""
     findings: list[Finding] = []
     begins: list[tuple[int, int]] = []
     ends: list[tuple[int, int]] = []
     for match in CANDIDATES.finditer(text):
-        group = _GROUPS[match.lastindex - 1]
         start, end = match.span()
+        group = branch(text[start:end])
         found: Finding | None = None
         kind: str | None = None
         if group == "email":
@@ -437,7 +494,7 @@ def replacement(finding: Finding, original: bytes, numbers: dict[str, dict[bytes
         if finding.type == "email":
             return b"user%d@example.com" % (n + 1)
         if finding.type == "ipv4":
-            return ("%s%d" % (DOCUMENTATION_V4[n // 254 % 3], n % 254 + 1)).encode()
+            return f"{DOCUMENTATION_V4[n // 254 % 3]}{n % 254 + 1}".encode()
         return b"2001:db8::%x" % (n + 1)
     return PLACEHOLDERS.get(finding.type) or b"REDACTED_" + finding.type.upper().encode()
 

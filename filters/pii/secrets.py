@@ -18,12 +18,15 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections import Counter
+
+import re2
 
 PLACEHOLDER_MARKS: tuple[bytes, ...] = (
     b"example", b"xxxx", b"****", b"....", b"your", b"redacted", b"placeholder", b"changeme", b"change_me",
     b"dummy", b"sample", b"fake", b"insert", b"replace", b"0000000000", b"1234567890", b"abcdefgh", b"<", b">",
-    b"${", b"{{", b"}}", b"$(", b"%(", b"%s", b"#{", b"{}", b"...", b"\\",
+    b"${", b"{{", b"}}", b"$(", b"#{", b"{}", b"...", b"\\",
 )
 """Found in a value (lower-cased), they make it a placeholder, a template or an escaped blob."""
 PLACEHOLDER_WORDS: frozenset[bytes] = frozenset({
@@ -42,6 +45,11 @@ SECRET_WORDS = frozenset({
     "bearertoken", "refreshtoken", "clientsecret", "appsecret", "apisecret", "webhooksecret", "consumersecret",
     "consumerkey",
 })
+COMPOUND_PASSWORD_ENDINGS = ("password", "passwd", "passphrase")
+COMPOUND_SECRET_ENDINGS = ("token", "secret", "apikey", "secretkey", "accesskey", "privatekey", "authkey",
+                           "signingkey", "masterkey", "encryptionkey")
+"""Endings of names written as one word (`ADMINPASSWORD`, `SLACKTOKEN`, `STRIPEAPIKEY`): no English word
+ends so; plain `key` endings do (`monkey`, `hockey`)."""
 TRAILING_WORDS = frozenset({"base", "value", "str", "string", "b64", "base64", "hex", "raw", "bytes", "plain",
                             "plaintext", "encoded"})
 """Words that may follow the secret word without changing what the name holds (`SECRET_KEY_BASE`)."""
@@ -54,10 +62,21 @@ NOT_SECRET_QUALIFIERS = frozenset({
     "composite", "natural", "surrogate", "hash", "shard", "sharding", "range", "entity", "model", "table", "json",
     "dom", "react", "element", "component", "widget", "form", "input", "event", "keyboard", "locale", "lang",
     "type", "data", "meta", "metadata", "tag", "file", "path", "dir", "page", "continuation", "cursor", "sync",
-    "cancellation", "cancel", "start", "end", "eof", "lexer", "parser", "lex", "sort", "order", "icon", "image",
+    "cancellation", "cancel", "start", "end", "eof", "lexer", "parser", "lex", "order", "icon", "image",
     "css", "style", "site", "verification", "min", "max", "length",
 })
 """Words before `key`/`token` that make the name hold no credential (`primary_key`, `next_page_token`)."""
+
+
+# Single-character classes, searched in C (values can be 1 KB and a document can hold thousands).
+_LETTER = re.compile(rb"[A-Za-z\x80-\xff]")
+_DIGIT = re.compile(rb"[0-9]")
+_SYMBOL = re.compile(rb"[^A-Za-z0-9._\-/:\x80-\xff]")
+_NOT_WORD_OR_SEPARATOR = re.compile(rb"[^A-Za-z._\-/:\x80-\xff]")
+_CASE_CHANGE = re.compile(rb"[a-z][A-Z]")
+_CONTROL_OR_SPACE = re.compile(rb"[\x00-\x20\x7f]")
+_PLACEHOLDER_MARK = re2.compile(b"|".join(re.escape(mark) for mark in PLACEHOLDER_MARKS))
+"""One RE2 pass for all the marks (Python's `re` tries each alternative at every position)."""
 
 
 def entropy(value: bytes) -> float:
@@ -93,9 +112,9 @@ def name_kind(name: str) -> str | None:
     if not words:
         return None
     last = words[-1]
-    if last in PASSWORD_WORDS:
-        return "password"
-    if last not in SECRET_WORDS:
+    if last in PASSWORD_WORDS or last.endswith(COMPOUND_PASSWORD_ENDINGS):
+        return "password"  # ADMINPASSWORD, dbpasswd
+    if last not in SECRET_WORDS and not last.endswith(COMPOUND_SECRET_ENDINGS):
         return None
     if last in ("key", "token") and len(words) == 1:
         return None  # a bare `key`/`token` is a dict key, a React key, a lexer token
@@ -106,17 +125,33 @@ def name_kind(name: str) -> str | None:
 
 def is_placeholder(value: bytes) -> bool:
     lowered = value.lower()
-    if lowered in PLACEHOLDER_WORDS or len(set(value)) <= 2:
+    if lowered in PLACEHOLDER_WORDS or len(set(value)) <= 2 or is_format_template(value):
         return True
-    return any(mark in lowered for mark in PLACEHOLDER_MARKS)
+    return bool(_PLACEHOLDER_MARK.search(lowered))
+
+
+def is_format_template(value: bytes) -> bool:
+    """printf-style fields: `%s` or `%d` opening the value or after a non-alphanumeric, `%(name)s`."""
+    at = value.find(b"%")
+    while at != -1:
+        following = value[at + 1:at + 2]
+        if following in (b"s", b"d") and (at == 0 or not value[at - 1:at].isalnum()):
+            return True
+        if following == b"(":
+            close = value.find(b")", at)
+            name = value[at + 2:close].replace(b"_", b"")
+            if close > at + 2 and name.isalnum() and value[close + 1:close + 2] in (b"s", b"d", b"r", b"i", b"f"):
+                return True
+        at = value.find(b"%", at + 1)
+    return False
 
 
 def is_wordy(value: bytes) -> bool:
     """Words joined by separators (`auth.password`, `user:sessions:active`, `REDACTED_SECRET`,
     `getUserName`): letters only, and within a word case changes as in identifiers, not at random."""
-    if not all(c in SEPARATORS or 65 <= c <= 90 or 97 <= c <= 122 for c in value):
+    if _NOT_WORD_OR_SEPARATOR.search(value):
         return False
-    return _case_changes(value) <= 2 * (1 + sum(1 for c in value if c in SEPARATORS))
+    return _case_changes(value) <= 2 * (1 + len(value) - len(value.translate(None, bytes(SEPARATORS))))
 
 
 def is_uuid(value: bytes) -> bool:
@@ -136,20 +171,13 @@ def _is_hex(value: bytes) -> bool:
 
 
 def _classes(value: bytes) -> tuple[bool, bool, bool]:
-    """(has a letter, has a digit, has a symbol other than a separator)."""
-    letter = digit = symbol = False
-    for c in value:
-        if 48 <= c <= 57:
-            digit = True
-        elif 65 <= c <= 90 or 97 <= c <= 122:
-            letter = True
-        elif c not in SEPARATORS:
-            symbol = True
-    return letter, digit, symbol
+    """(has a letter, has a digit, has a symbol other than a separator); bytes of non-ASCII letters
+    count as letters (`Contraseña`)."""
+    return bool(_LETTER.search(value)), bool(_DIGIT.search(value)), bool(_SYMBOL.search(value))
 
 
 def _case_changes(value: bytes) -> int:
-    return sum(1 for a, b in zip(value, value[1:], strict=False) if (97 <= a <= 122) and (65 <= b <= 90))
+    return len(_CASE_CHANGE.findall(value))
 
 
 def looks_random(value: bytes, min_length: int, min_entropy: float) -> bool:
@@ -176,7 +204,7 @@ def is_fair_literal(value: bytes) -> bool:
         return False
     if b"://" in value:
         return False  # a URL: its password is judged on its own
-    return not any(c <= 32 or c == 127 for c in value)
+    return not _CONTROL_OR_SPACE.search(value)
 
 
 def is_variable(value: bytes) -> bool:
@@ -189,7 +217,7 @@ def is_variable(value: bytes) -> bool:
 def is_path(value: bytes) -> bool:
     """A file path (`/etc/ssl/key.pem`, `~/.ssh/id_rsa`, `C:\\keys\\app.pfx`): base64 may start with `/`
     too, but its segments are long and random."""
-    if not (value[:1] in b"/~" or value[:2] == b"./" or value[:3] == b"../" or value[1:3] in (b":\\", b":/")):
+    if not (value[:1] == b"/" or value[:2] in (b"~/", b"./") or value[:3] == b"../" or value[1:3] in (b":\\", b":/")):
         return False
     segments = [s for s in value.replace(b"\\", b"/").split(b"/") if s and s not in (b"~", b".", b"..")]
     last = segments[-1] if segments else b""

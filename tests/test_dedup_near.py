@@ -1,0 +1,146 @@
+"""Near-dedup as Beam runs it: pairs a star would never compare, chains of edits, components that
+do not settle within the round bound, and a giant component split into parts."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from lemur_corpus.dedup.clusters import connected_components
+from lemur_corpus.dedup.config import DedupConfig
+from lemur_corpus.dedup.exact import DedupRecord
+from lemur_corpus.dedup.minhash import to_bytes
+from lemur_corpus.dedup.survivors import walk
+from lemur_corpus.pipelines.dedup_common import Decision, Payload
+from lemur_corpus.pipelines.dedup_files import run_dedup_files
+from lemur_corpus.pipelines.dedup_near import NearDuplicates
+from tests.conftest import read_jsonl, shared_path
+
+
+def _w5(text: str) -> set[str]:
+    words = re.findall(r"\w+", text.lower())
+    return {" ".join(words[i:i + 5]) for i in range(max(1, len(words) - 4))}
+
+
+def _jaccard(a: str, b: str) -> float:
+    x, y = _w5(a), _w5(b)
+    return len(x & y) / len(x | y)
+
+
+def _words(count: int) -> list[str]:
+    pages = read_jsonl(shared_path("web", "trafilatura_pages.main.jsonl.zst"))
+    words = [w for page in pages for w in page["text"].split()]
+    return words[:count]
+
+
+def test_a_pair_the_star_never_compared_is_verified() -> None:
+    """The issue's reproduction: B and C agree on 216 of 256 permutations (J 0.84) and share two
+    bands with a smaller id A that agrees with B on 34 only. Linked as a star to A, both candidate
+    pairs were rejected and nothing was found; verified pairwise, C is removed for B."""
+    rng = np.random.default_rng(13)
+    bands, rows = 23, 11
+    b = rng.integers(0, 2**32, 256, dtype=np.uint64).astype(np.uint32)
+    c = b.copy()
+    differ = [band * rows for band in range(2, bands)]  # one position in every band but 0 and 1
+    differ += [int(p) for p in rng.choice(np.arange(22 + rows, 256), 60, replace=False) if p not in differ][:19]
+    c[differ] += np.uint32(1)
+    a = rng.integers(0, 2**32, 256, dtype=np.uint64).astype(np.uint32)
+    a[:22] = b[:22]  # bands 0 and 1: one bucket of A, B and C
+    a[100:112] = b[100:112]
+    assert np.count_nonzero(b == c) == 216 and np.count_nonzero(a == b) == 34
+    config = DedupConfig.model_validate({"text": {"verify": "signature", "bands": bands, "rows": rows}})
+    records = {i: DedupRecord(i, "text", "web", f"h{i}", 100, 0) for i in "ABC"}
+    signatures = {"A": a, "B": b, "C": c}
+    with beam.Pipeline() as p:
+        nodes = p | "Nodes" >> beam.Create([(records[i], to_bytes(signatures[i])) for i in "ABC"])
+        payloads = p | "Payloads" >> beam.Create(
+            [(i, Payload("text", "web", f"h{i}", (i,), to_bytes(signatures[i]))) for i in "ABC"])
+        near = nodes | NearDuplicates(config, payloads)
+        assert_that(near.removed, equal_to([("C", Decision("near_duplicate", "B", round(216 / 256, 6)))]))
+
+
+def _chain(count: int, step: int, seed: int) -> list[dict[str, str]]:
+    """Documents sliding along real text `step` words at a time: neighbours are near-duplicates,
+    documents far apart are not. Ids are random, so id order says nothing about the chain."""
+    words = _words(count * step + 200)
+    rng = random.Random(seed)
+    ids = [f"{rng.getrandbits(40):010x}" for _ in range(count)]
+    return [{"id": ids[i], "text": " ".join(words[i * step:i * step + 200])} for i in range(count)]
+
+
+def _write(path: Path, docs: list[dict[str, str]]) -> Path:
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    return path
+
+
+def _rows(out: Path) -> dict[str, dict]:
+    return {r["id"]: r for r in read_jsonl(out / "clusters.jsonl")}
+
+
+@pytest.mark.slow
+def test_chains_of_edits_match_the_one_process_reference_and_survive_unsettled_components(tmp_path: Path) -> None:
+    docs = _chain(60, 4, seed=5)
+    texts = {d["id"]: d["text"] for d in docs}
+    path = _write(tmp_path / "chain.jsonl", docs)
+    settled, unsettled = tmp_path / "settled", tmp_path / "unsettled"
+    summary = run_dedup_files([str(path)], "text", str(settled), DedupConfig(), shards=1)
+    near = summary["dedup"]["near"]["text"]
+    assert near["unconverged_nodes"] == 0 and 1 <= near["component_rounds"] <= DedupConfig().component_rounds
+    assert near["components"] == 1 and near["max_component_size"] == len(docs)
+    rows = _rows(settled)
+    # the reference, in one process: every pair at exact J >= 0.8, union-find, the same walk
+    ids = sorted(texts)
+    edges = [(a, b, _jaccard(texts[a], texts[b])) for i, a in enumerate(ids) for b in ids[i + 1:]]
+    edges = [e for e in edges if e[2] >= 0.8]
+    [component] = connected_components([(a, b) for a, b, _ in edges])
+    assert len(component) == len(docs)
+    reference = walk([(DedupRecord(i, "text", "input", "", 1, 0), [(a, s) for a, b, s in edges if b == i])
+                      for i in component], "smallest_id")
+    assert {r.id for r in reference.kept} == {i for i, row in rows.items() if row["kept"]}
+    assert {r.record.id: r.duplicate_of for r in reference.removed} == {
+        i: row["duplicate_of"] for i, row in rows.items() if not row["kept"]}
+    assert len(reference.kept) > 1  # a chain is not one cluster: its far ends are not near-duplicates
+
+    summary = run_dedup_files([str(path)], "text", str(unsettled), DedupConfig(component_rounds=1), shards=1)
+    assert summary["dedup"]["near"]["text"]["unconverged_nodes"] > 0
+    rows = _rows(unsettled)
+    assert len(rows) == len(docs)  # every document still has a verdict
+    for row in rows.values():  # and every removal still has a kept near-duplicate, named
+        if not row["kept"]:
+            twin = rows[row["duplicate_of"]]
+            assert twin["kept"] and _jaccard(texts[row["id"]], texts[twin["id"]]) >= 0.8
+            assert row["similarity"] == pytest.approx(_jaccard(texts[row["id"]], texts[twin["id"]]), abs=1e-3)
+
+
+@pytest.mark.slow
+def test_a_giant_component_is_split_deterministically_and_every_member_gets_a_verdict(tmp_path: Path) -> None:
+    """A boilerplate page copied 150 times, each copy with its own small edit: one component, above a
+    bound of 40 documents, decided in parts of 40, counted; nothing lost."""
+    page = " ".join(_words(400))
+    rng = random.Random(3)
+    docs = [{"id": f"{rng.getrandbits(40):010x}", "text": f"{page} edition {i} of {rng.getrandbits(30)}"}
+            for i in range(150)]
+    path = _write(tmp_path / "copies.jsonl", docs)
+    config = DedupConfig.model_validate({"text": {"max_component_size": 40}})
+    first, second = tmp_path / "a", tmp_path / "b"
+    summary = run_dedup_files([str(path)], "text", str(first), config, shards=1)
+    run_dedup_files([str(path)], "text", str(second), config, shards=1,
+                    beam_args=["--direct_num_workers=2", "--direct_running_mode=multi_threading"])
+    assert (first / "clusters.jsonl").read_bytes() == (second / "clusters.jsonl").read_bytes()
+    near = summary["dedup"]["near"]["text"]
+    assert near["components"] == 1 and near["max_component_size"] == 150
+    assert near["split_components"] == 1 and near["component_parts"] == 4  # 40 + 40 + 40 + 30
+    assert near["window_limited_buckets"] > 0 and near["pairs_not_compared"] > 0
+    rows = _rows(first)
+    kept = [r for r in rows.values() if r["kept"]]
+    assert len(rows) == 150 and summary["kept"] == len(kept)
+    assert summary["kept"] + summary["near_removed"] + summary["exact_removed"] == 150
+    assert len(kept) == 1, kept  # the later parts use their edges to the first document, kept for certain
+    assert all(rows[r["duplicate_of"]]["kept"] and r["similarity"] >= 0.8 for r in rows.values() if not r["kept"])
