@@ -32,6 +32,7 @@ from lemur_corpus.filters.text.gopher import (
 )
 from lemur_corpus.filters.text.lid import LanguageIdFilter, bundled_model_path
 from lemur_corpus.filters.text.words import sentence_count, word_tokens
+from tests.text_fuzz import reference_duplicate_chars
 
 ENGLISH = (
     "The committee met on Tuesday to review the proposal for a new library in the town centre. "
@@ -167,21 +168,6 @@ def test_gopher_repetition_keeps_prose_and_reports_every_fraction() -> None:
 )
 def test_gopher_repetition_rules(text: str, reason: str) -> None:
     assert repetition(text)[0] == reason
-
-
-def reference_duplicate_chars(words: list[str], n: int) -> int:
-    """datatrove's `find_all_duplicate`, on word tuples: the definition our numpy version follows."""
-    seen: set[tuple[str, ...]] = set()
-    chars = index = 0
-    while index < len(words) - n + 1:
-        gram = tuple(words[index : index + n])
-        if gram in seen:
-            chars += sum(map(len, gram))
-            index += n
-        else:
-            seen.add(gram)
-            index += 1
-    return chars
 
 
 def reference_top_chars(words: list[str], n: int) -> int:

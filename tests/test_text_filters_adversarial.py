@@ -24,11 +24,11 @@ except ImportError:  # pragma: no cover
     import sre_parse  # type: ignore[no-redef]
 
 from lemur_corpus.document import Document
-from lemur_corpus.filters.text import c4, gopher, lid, words
+from lemur_corpus.filters.text import c4, gopher, lid, spacy_tables, words
 from lemur_corpus.filters.text.config import C4Config, GopherQualityConfig, GopherRepetitionConfig
 from tests.conftest import executed_lines as count_executed_lines
 
-MODULES = (words, gopher, c4, lid)
+MODULES = (words, spacy_tables, gopher, c4, lid)
 REPEATS = {sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, getattr(sre_constants, "POSSESSIVE_REPEAT", None)}
 
 
@@ -105,10 +105,15 @@ PATHOLOGICAL: dict[str, Callable[[int], str]] = {
     "one_word_repeated": lambda n: "spam " * n,
     "distinct_words": lambda n: " ".join(f"w{i}" for i in range(n)),
     "curly_lines": lambda n: "Hello there my friend {.\n" * n,
+    "whitespace_tokens": lambda n: "Done!  !! \t" * n,
+    "one_space_run": lambda n: "a" + " " * n + "b",
+    "matches_across_chunks": lambda n: "T: (:)h " * n,
+    "sentences_with_whitespace_tokens": lambda n: "We won the cup!  !! And then?\u00a0Yes.\n" * n,
 }
 
 FILTERS: dict[str, Callable[[], Callable[[Document], object]]] = {
     "words": lambda: lambda d: words.word_tokens(d.text),
+    "spacy_tokens": lambda: lambda d: words.spacy_tokens(d.text),
     "gopher_repetition": lambda: gopher.GopherRepetitionFilter(GopherRepetitionConfig()),
     "gopher_quality": lambda: gopher.GopherQualityFilter(GopherQualityConfig()),
     "c4": lambda: c4.C4Filter(C4Config()),

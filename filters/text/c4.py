@@ -6,8 +6,16 @@ phrase are removed), then the page is judged on the lines that remain: fewer tha
 "lorem ipsum" or a curly bracket drop it. A kept page's text is its kept lines, and the verdict says
 how many lines each rule removed. Rule order and arithmetic follow datatrove's `C4QualityFilter`.
 
-Sentences are counted like spaCy's `sentencizer` (datatrove's sentence splitter for English), and
-only up to `min_sentences`: past that the count cannot change the decision.
+Sentences are counted like spaCy's `sentencizer` (datatrove's sentence splitter for English), on
+spaCy's tokens with its whitespace tokens (in "We won the cup!  !!" the second space starts a
+sentence, so that line is two), and only up to `min_sentences`: past that the count cannot change
+the decision.
+
+A known difference from datatrove 0.10 (its quirk, not copied): with its terminal-punctuation rule
+off (`filter_no_terminal_punct=False`) and no minimum of words per line, it keeps blank lines and
+counts one sentence for each (`split_into_sentences("")` returns `[""]`); we skip blank lines (our
+`terminal_punctuation: []` with `min_words_per_line: null`; `compare_datatrove.py` reports a
+terminal-punctuation setting other than datatrove's as not transferable).
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from collections import Counter
 from lemur_corpus.document import Document
 from lemur_corpus.filters.base import Verdict
 from lemur_corpus.filters.text.config import C4Config
-from lemur_corpus.filters.text.words import sentence_count, word_tokens
+from lemur_corpus.filters.text.words import sentence_count, spacy_tokens
 from lemur_corpus.io import read_bytes
 
 CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
@@ -103,7 +111,7 @@ class C4Filter:
                 removed["lines.policy"] += 1
                 continue
             if c.min_sentences is not None and sentences < c.min_sentences:
-                sentences += sentence_count(word_tokens(line))
+                sentences += sentence_count(spacy_tokens(line))
             kept.append(line)
         if c.min_sentences is not None and sentences < c.min_sentences:
             return self._dropped("too_few_sentences", kept, removed, sentences)

@@ -9,8 +9,9 @@ Sources cited below:
 - RefinedWeb: Penedo et al. 2023, "The RefinedWeb Dataset for Falcon LLM", §3.1 and Appendix G.1
   (fastText language identification of CCNet, English kept when its score is at least 0.65).
 
-A threshold set to null switches that one rule off; leaving a filter's name out of `filters` switches
-the whole filter off.
+A threshold set to null switches that one rule off; 0 is a threshold like any other (a maximum of 0
+drops a document with any; datatrove switches a rule off at 0 instead). Leaving a filter's name out
+of `filters` switches the whole filter off.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ class GopherQualityConfig(StrictModel):
     """Gopher Appendix A.1.1 quality filters ("words" are the tokens of `lemur_corpus.filters.text.words`)."""
 
     min_words: int | None = Field(default=50, ge=0)
-    """Fewer words (tokens with a character other than punctuation) than this: dropped."""
+    """Fewer words (tokens with a character outside datatrove's punctuation set, `gopher.NOT_WORD_CHARS`:
+    `•` and `©` are words, `...` and `１` are not) than this: dropped."""
     max_words: int | None = Field(default=100_000, ge=1)
     """More words than this: dropped."""
     min_mean_word_length: float | None = Field(default=3.0, ge=0)

@@ -3,18 +3,31 @@
 Both read the document's words from `lemur_corpus.filters.text.words` (the same tokens datatrove's
 English tokenizer produces); the second filter to run reuses the first one's tokens. The order and
 the exact arithmetic of every rule follow datatrove's `GopherQualityFilter` /
-`GopherRepetitionFilter`, so decisions can be compared one to one (`benchmarks/compare_datatrove.py`);
-where a rule's input is undefined (no words at all) the document is dropped with a reason instead of
-dividing by zero.
+`GopherRepetitionFilter`, so decisions can be compared one to one (`benchmarks/compare_datatrove.py`,
+and `tests/test_text_filters_datatrove.py` against its recorded decisions). A word is a token with a
+character outside datatrove's punctuation set (`NOT_WORD_CHARS`).
 
 Repetition works on integer n-gram ids built with numpy (`ngram_ids`): each n-gram id is the dense
 rank of the pair (id of its first n-1 words, id of its last word), so no n-gram string is ever built.
+
+Known differences from datatrove 0.10 (its bugs, not copied), each with a reproduction:
+- Its duplicate n-gram rule keys an n-gram by its words joined without spaces (`"".join(words)`), so
+  ("ab", "c") and ("a", "bc") are one n-gram there. This page is dropped by datatrove
+  (`duplicated_5_n_grams`) and kept by us, its repeated phrase being three different 5-grams:
+      amber falcon crossed silent meadow. A farmer walked to the market with his brother on Tuesday morning.
+      ambe rfalcon crossed silent meadow. She painted the kitchen window while the children read their letters.
+      amber falconc rossed silent meadow. The council will ask an architect to prepare drawings next spring.
+- A threshold of 0 switches its rule off (`if self.max_bullet_lines_ratio and ...`), so with
+  `max_bullet_lines_ratio=0` it keeps a page of bullets. Ours applies 0 ("drop when any": a page
+  with one bullet line among 71 is dropped as `bullet_lines`) and switches a rule off with null;
+  `compare_datatrove.py` hands datatrove the smallest positive float for our 0, the same rule there.
+- A page without a single token (" \n\t ") with `min_doc_words` off: it raises ZeroDivisionError
+  (`text.count("#") / n_words`); we drop it as `no_words`.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
@@ -37,16 +50,32 @@ _LINE_BREAKS = re.compile(r"\n+")
 # Quality
 
 
+NOT_WORD_CHARS = frozenset(
+    "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~«´»։؝؞؟۔܀܁܂߹࠷࠹࠽࠾।॥၊။።፧፨᙮᜵᜶។៕៖៙៚᠃᠉᥄᥅᪨᪩᪪᪫᭚᭛᭞᭟᭽᭾᰻᰼᱾᱿–—’“”„…"
+    "‼‽⁇⁈⁉∶━►⸮⸼⹓⹔、。〈〉《》「」【】꓿꘎꘏꛳꛷꡶꡷꣎꣏꤯꧈꧉꩝꩞꩟꫰꫱꯫﹒﹖﹗！％（），．１：；？～｡\U00010a56\U00010a57\U00010f55"
+    "\U00010f56\U00010f57\U00010f58\U00010f59\U00010f86\U00010f87\U00010f88\U00010f89\U00011047"
+    "\U00011048\U000110be\U000110bf\U000110c0\U000110c1\U00011141\U00011142\U00011143\U000111c5"
+    "\U000111c6\U000111cd\U000111de\U000111df\U00011238\U00011239\U0001123b\U0001123c\U000112a9"
+    "\U0001144b\U0001144c\U000115c2\U000115c3\U000115c9\U000115ca\U000115cb\U000115cc\U000115cd"
+    "\U000115ce\U000115cf\U000115d0\U000115d1\U000115d2\U000115d3\U000115d4\U000115d5\U000115d6"
+    "\U000115d7\U00011641\U00011642\U0001173c\U0001173d\U0001173e\U00011944\U00011946\U00011a42"
+    "\U00011a43\U00011a9b\U00011a9c\U00011c41\U00011c42\U00011ef7\U00011ef8\U00011f43\U00011f44"
+    "\U00016a6e\U00016a6f\U00016af5\U00016b37\U00016b38\U00016b44\U00016e98\U0001bc9f\U0001da88"
+) | frozenset(map(chr, (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))))
+"""datatrove's `PUNCTUATION_SET` (`datatrove/utils/text.py`, 0.10: its `PUNCTUATION` and
+`TERMINAL_PUNCTUATION`): a token made only of these is not a word. ASCII punctuation, sentence
+ends of many scripts, a few CJK and fullwidth marks (`１` among them) and control characters; not
+`•` `©` `€` `°` `™` `→` or emoji, which are words."""
+
+
 @lru_cache(maxsize=1 << 16)
 def token_kind(token: str) -> tuple[bool, bool]:
-    """(is a word, contains a letter). A word has a character that is not punctuation, a symbol or a
-    control character (Unicode categories P*, S*, C*): `,` `...` `|` `€` are tokens but not words."""
+    """(is a word, contains a letter). A token is a word unless every character of it is in
+    `NOT_WORD_CHARS`, as datatrove counts words: `,` `...` `！` `１` are tokens but not words; `•`,
+    `€`, `©` and emoji are words."""
     if token.isalpha():
-        return True, True
-    if token.isdecimal():
-        return True, False
-    is_word = any(unicodedata.category(c)[0] not in "PSC" for c in token)
-    return is_word, any(c.isalpha() for c in token)
+        return True, True  # no letter is in NOT_WORD_CHARS
+    return not NOT_WORD_CHARS.issuperset(token), any(c.isalpha() for c in token)
 
 
 def quality_signals(text: str, words: Sequence[str], stop_words: frozenset[str]) -> dict[str, float]:
@@ -76,20 +105,25 @@ def quality_signals(text: str, words: Sequence[str], stop_words: frozenset[str])
 
 
 def quality_reason(signals: dict[str, float], config: GopherQualityConfig) -> str:
-    """The first Gopher quality rule the document fails (datatrove's order), or ''."""
+    """The first Gopher quality rule the document fails (datatrove's order), or ''.
+
+    Without words the mean word length is undefined and its two rules are skipped (datatrove's mean
+    of nothing is NaN, which fails no comparison); without tokens at all the ratios below are
+    undefined too, and the document is dropped as `no_words` (datatrove raises ZeroDivisionError)."""
     c = config
     words = signals["words"]
     if c.min_words is not None and words < c.min_words:
         return "min_words"
     if c.max_words is not None and words > c.max_words:
         return "max_words"
-    if words == 0:
-        return "no_words"  # nothing below is defined without words
-    mean = signals["mean_word_length"]
-    if c.min_mean_word_length is not None and mean < c.min_mean_word_length:
-        return "min_mean_word_length"
-    if c.max_mean_word_length is not None and mean > c.max_mean_word_length:
-        return "max_mean_word_length"
+    if words:
+        mean = signals["mean_word_length"]
+        if c.min_mean_word_length is not None and mean < c.min_mean_word_length:
+            return "min_mean_word_length"
+        if c.max_mean_word_length is not None and mean > c.max_mean_word_length:
+            return "max_mean_word_length"
+    if signals["tokens"] == 0:
+        return "no_words"
     if c.max_hash_word_ratio is not None and signals["hash_word_ratio"] > c.max_hash_word_ratio:
         return "hash_word_ratio"
     if c.max_ellipsis_word_ratio is not None and signals["ellipsis_word_ratio"] > c.max_ellipsis_word_ratio:

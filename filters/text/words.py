@@ -6,7 +6,14 @@ us with, uses spaCy's rule-based English tokenizer (`spacy.blank("en")`, no mode
 `sentencizer`. Running spaCy per document would dominate our cost, so this module re-implements the
 same algorithm (`Tokenizer._split_affixes` / `_attach_tokens` and `Sentencizer.predict`, spaCy 3.8)
 with plain string operations: whitespace chunks, then prefixes and suffixes peeled off one at a time,
-then special cases (contractions, abbreviations), URLs and infixes.
+then special cases (contractions, abbreviations; `spacy_tables`), URLs and infixes. Two things spaCy
+does over the whole text are done here too, where they can matter: whitespace runs other than one
+space are tokens (`spacy_tokens`, for the sentencizer), and the special-case matcher can match across
+chunks, which cancels a merge inside a chunk (`_needs_joining`).
+
+The one known difference: a whitespace-free run over `MAX_CHUNK` characters stays one token, where
+spaCy would peel its affixes (measured on ../shared/data/web: one of 2,751 documents, a 330,000-
+character JSON blob, tokenized differently, decided the same).
 
 Every step is linear in the length of the text: prefixes and suffixes are found by looking at the
 characters at the two ends (never by searching the whole chunk), chunks are walked with indices (no
@@ -17,9 +24,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from typing import cast
+
+from lemur_corpus.filters.text.spacy_tables import SENTENCE_END_CHARS, SPECIAL_CASES
 
 # ---------------------------------------------------------------------------------------------
 # Character classes, as spaCy's `lang/char_classes.py` defines them: Latin (with its case from
@@ -171,108 +180,8 @@ def _url_rest(s: str, start: int) -> bool:
     return rest == len(s) or s[rest] in "/?#"
 
 
-# ---------------------------------------------------------------------------------------------
-# Special cases: spaCy's English tokenizer exceptions (lang/en/tokenizer_exceptions.py), generated
-# the same way: contractions split, abbreviations kept whole.
-
-
-def _special_cases() -> dict[str, tuple[str, ...]]:
-    exc: dict[str, tuple[str, ...]] = {}
-
-    def both(word: str) -> tuple[str, str]:
-        return (word, word.title())
-
-    for orth in both("i"):
-        exc.update({orth + "'m": (orth, "'m"), orth + "m": (orth, "m"),
-                    orth + "'ma": (orth, "'m", "a"), orth + "ma": (orth, "m", "a")})
-    for pron in ("i", "you", "he", "she", "it", "we", "they"):
-        for orth in both(pron):
-            exc.update({orth + "'ll": (orth, "'ll"), orth + "ll": (orth, "ll"),
-                        orth + "'ll've": (orth, "'ll", "'ve"), orth + "llve": (orth, "ll", "ve"),
-                        orth + "'d": (orth, "'d"), orth + "d": (orth, "d"),
-                        orth + "'d've": (orth, "'d", "'ve"), orth + "dve": (orth, "d", "ve")})
-    for pron in ("i", "you", "we", "they"):
-        for orth in both(pron):
-            exc.update({orth + "'ve": (orth, "'ve"), orth + "ve": (orth, "ve")})
-    for pron in ("you", "we", "they"):
-        for orth in both(pron):
-            exc.update({orth + "'re": (orth, "'re"), orth + "re": (orth, "re")})
-    for pron in ("he", "she", "it"):
-        for orth in both(pron):
-            exc.update({orth + "'s": (orth, "'s"), orth + "s": (orth, "s")})
-    for word, number in (("who", ""), ("what", ""), ("when", ""), ("where", ""), ("why", ""), ("how", ""),
-                         ("there", ""), ("that", "sing"), ("this", "sing"), ("these", "plur"),
-                         ("those", "plur")):
-        for orth in both(word):
-            if number != "plur":
-                exc.update({orth + "'s": (orth, "'s"), orth + "s": (orth, "s")})
-            exc.update({orth + "'ll": (orth, "'ll"), orth + "ll": (orth, "ll"),
-                        orth + "'ll've": (orth, "'ll", "'ve"), orth + "llve": (orth, "ll", "ve")})
-            if number != "sing":
-                exc.update({orth + "'re": (orth, "'re"), orth + "re": (orth, "re"),
-                            orth + "'ve": (orth, "'ve"), orth + "ve": (orth, "ve")})
-            exc.update({orth + "'d": (orth, "'d"), orth + "d": (orth, "d"),
-                        orth + "'d've": (orth, "'d", "'ve"), orth + "dve": (orth, "d", "ve")})
-    for verb in ("ca", "could", "do", "does", "did", "had", "may", "might", "must", "need", "ought", "sha",
-                 "should", "wo", "would"):
-        for orth in both(verb):
-            exc.update({orth + "n't": (orth, "n't"), orth + "nt": (orth, "nt"),
-                        orth + "n't've": (orth, "n't", "'ve"), orth + "ntve": (orth, "nt", "ve")})
-    for verb in ("could", "might", "must", "should", "would"):
-        for orth in both(verb):
-            exc.update({orth + "'ve": (orth, "'ve"), orth + "ve": (orth, "ve")})
-    for verb in ("ai", "are", "is", "was", "were", "have", "has", "dare"):
-        for orth in both(verb):
-            exc.update({orth + "n't": (orth, "n't"), orth + "nt": (orth, "nt")})
-    for word in ("doin", "goin", "nothin", "nuthin", "ol", "somethin", "lovin", "havin"):
-        for orth in both(word):
-            exc.update({orth: (orth,), orth + "'": (orth + "'",)})
-    for word in ("em", "ll", "nuff"):
-        exc.update({word: (word,), "'" + word: ("'" + word,)})
-    for hour in range(1, 13):
-        for period in ("a.m.", "am", "p.m.", "pm"):
-            exc[f"{hour}{period}"] = (str(hour), period)
-    exc.update({
-        "y'all": ("y'", "all"), "yall": ("y", "all"), "how'd'y": ("how", "'d", "'y"),
-        "How'd'y": ("How", "'d", "'y"), "not've": ("not", "'ve"), "notve": ("not", "ve"),
-        "Not've": ("Not", "'ve"), "Notve": ("Not", "ve"), "cannot": ("can", "not"),
-        "Cannot": ("Can", "not"), "gonna": ("gon", "na"), "Gonna": ("Gon", "na"), "gotta": ("got", "ta"),
-        "Gotta": ("Got", "ta"), "let's": ("let", "'s"), "Let's": ("Let", "'s"), "c'mon": ("c'm", "on"),
-        "C'mon": ("C'm", "on"),
-    })
-    for unit in "cfkCFK":
-        exc[f"°{unit}."] = ("°", unit, ".")
-    whole = (
-        "'S 's \u2018S \u2018s and/or w/o 're 'Cause 'cause 'cos 'Cos 'coz 'Coz 'cuz 'Cuz 'bout ma'am Ma'am "
-        "o'clock O'clock Mt. Ak. Ala. Apr. Ariz. Ark. Aug. Calif. Colo. Conn. Dec. Del. Feb. Fla. Ga. Ia. "
-        "Id. Ill. Ind. Jan. Jul. Jun. Kan. Kans. Ky. La. Mar. Mass. Mich. Minn. Miss. N.C. N.D. N.H. N.J. "
-        "N.M. N.Y. Neb. Nebr. Nev. Nov. Oct. Okla. Ore. Pa. S.C. Sep. Sept. Tenn. Va. Wash. Wis. 'd a.m. "
-        "Adm. Bros. co. Co. Corp. D.C. Dr. e.g. E.g. E.G. Gen. Gov. i.e. I.e. I.E. Inc. Jr. Ltd. Md. Messrs. "
-        "Mo. Mont. Mr. Mrs. Ms. p.m. Ph.D. Prof. Rep. Rev. Sen. St. vs. v.s. "
-        # spaCy's language-independent exceptions: single letters with a period, emoticons.
-        "' \\\") <space> '' C++ a. b. c. d. e. f. g. h. i. j. k. l. m. n. o. p. q. r. s. t. u. v. w. x. y. z. "
-        "ä. ö. ü. \\t \\n \u2014 "
-        ":) :-) :)) :-)) :))) :-))) (: (-: =) (= :] :-] [: [-: [= =] :o) (o: :} :-} 8) 8-) (-8 ;) ;-) (; (-; "
-        ":( :-( :(( :-(( :((( :-((( ): )-: =( >:( :') :'-) :'( :'-( :/ :-/ =/ =| :| :-| ]= =[ :1 :P :-P :p "
-        ":-p :O :-O :o :-o :0 :-0 :() >:o :* :-* :3 :-3 =3 :> :-> :X :-X :x :-x :D :-D ;D ;-D =D xD XD xDD "
-        "XDD 8D 8-D ^_^ ^__^ ^___^ >.< >.> <.< ._. ;_; -_- -__- v.v V.V v_v V_V o_o o_O O_o O_O 0_o o_0 0_0 "
-        "o.O O.o O.O o.o 0.0 o.0 0.o @_@ <3 <33 <333 </3 (^_^) (-_-) (._.) (>_<) (*_*) (¬_¬) ಠ_ಠ ಠ︵ಠ (ಠ_ಠ) "
-        "¯\\(ツ)/¯ (╯°□°）╯︵┻━┻ ><(((*>"
-    )
-    for orth in whole.split():
-        exc[orth] = (orth,)
-    for excluded in ("Ill", "ill", "Its", "its", "Hell", "hell", "Shell", "shell", "Shed", "shed", "were",
-                     "Were", "Well", "well", "Whore", "whore"):
-        exc.pop(excluded, None)
-    # Every exception with an apostrophe also exists with a typographic one (spaCy's `expand_exc`).
-    for orth, pieces in list(exc.items()):
-        if "'" in orth:
-            exc[orth.replace("'", "’")] = tuple(p.replace("'", "’") for p in pieces)
-    return exc
-
-
-SPECIAL_CASES: dict[str, tuple[str, ...]] = _special_cases()
 _MAX_SPECIAL = max(len(k) for k in SPECIAL_CASES)
+
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,10 +308,11 @@ def _matcher_patterns() -> dict[tuple[str, ...], str]:
     return patterns
 
 
-def _merge_specials(out: list[str], first: int) -> None:
-    """Replace runs of `out[first:]` that spell a special case by its tokens (longest runs win, as
-    spaCy's `_filter_special_spans` keeps them)."""
-    tokens = out[first:]
+def _special_spans(tokens: Sequence[str]) -> dict[int, int]:
+    """Where spaCy's `_special_matcher` retokenizes: {start: length} of the runs of `tokens` that spell
+    a special case's pattern. All matches are found, then kept longest first and, among equal
+    lengths, leftmost first, unless their first or last token was covered by a match already seen
+    (spaCy's `_filter_special_spans`): a match that is dropped still covers its tokens."""
     matches = [
         (length, i)
         for i, token in enumerate(tokens)
@@ -410,14 +320,23 @@ def _merge_specials(out: list[str], first: int) -> None:
         for length in _MATCHER_LENGTHS
         if i + length <= len(tokens) and tuple(tokens[i : i + length]) in _MATCHER_PATTERNS
     ]
-    if not matches:
-        return
     seen: set[int] = set()
     accepted: dict[int, int] = {}
     for length, i in sorted(matches, key=lambda m: (-m[0], m[1])):
         if i not in seen and i + length - 1 not in seen:
             accepted[i] = length
         seen.update(range(i, i + length))
+    return accepted
+
+
+def _merge_specials(out: list[str], first: int) -> bool:
+    """Replace runs of `out[first:]` (the tokens of one chunk) that spell a special case by its tokens;
+    whether that changed them (such a chunk is a `MatchedChunk`: "it's" is split into the tokens of
+    its special case already, a match there changes nothing)."""
+    tokens = out[first:]
+    accepted = _special_spans(tokens)
+    if not accepted:
+        return False
     merged: list[str] = []
     i = 0
     while i < len(tokens):
@@ -428,7 +347,10 @@ def _merge_specials(out: list[str], first: int) -> None:
         else:
             merged.extend(SPECIAL_CASES[_MATCHER_PATTERNS[tuple(tokens[i : i + span])]])
             i += span
+    if merged == tokens:
+        return False
     out[first:] = merged
+    return True
 
 
 def _split_infixes(s: str, out: list[str]) -> None:
@@ -472,6 +394,14 @@ def _word_and_mark(chunk: str) -> bool:
     return mark in _SUFFIX_CHARS
 
 
+class MatchedChunk(tuple[str, ...]):
+    """The tokens of a chunk that spaCy's special-case matcher changed ("(:)h": "(:" ")" "h", not
+    "(" ":" ")" "h"): the only chunks whose tokens a match reaching in from a neighbour can change
+    (`_needs_joining`). Always two tokens or more."""
+
+    __slots__ = ()
+
+
 def chunk_tokens(chunk: str) -> tuple[str, ...]:
     """The tokens of one whitespace-free chunk. Words repeat (Zipf), so results are cached like
     spaCy caches them; the cache is bounded and the result does not depend on it."""
@@ -485,9 +415,7 @@ def chunk_tokens(chunk: str) -> tuple[str, ...]:
     else:
         out: list[str] = []
         _split_chunk(chunk, out)
-        if len(out) > 1:
-            _merge_specials(out, 0)
-        tokens = tuple(out)
+        tokens = MatchedChunk(out) if len(out) > 1 and _merge_specials(out, 0) else tuple(out)
     if len(chunk) <= _CACHED_CHUNK_LENGTH:
         if len(_CHUNK_CACHE) >= _CHUNK_CACHE_SIZE:
             _CHUNK_CACHE.clear()
@@ -498,13 +426,129 @@ def chunk_tokens(chunk: str) -> tuple[str, ...]:
 def word_tokens(text: str) -> list[str]:
     """The words of `text` as datatrove's English `word_tokenize` returns them (spaCy tokens, blanks
     dropped): punctuation split off, contractions split, abbreviations and URLs kept whole."""
+    return _chunk_words(text, text.split())
+
+
+def _chunk_words(text: str, chunks: list[str]) -> list[str]:
+    """`word_tokens` of `text`, whose whitespace-separated chunks are `chunks`."""
     out: list[str] = []
-    for chunk in text.split():
+    matched: list[str] = []
+    for chunk in chunks:
         tokens = _CHUNK_CACHE.get(chunk) or chunk_tokens(chunk)
         if len(tokens) == 1:
             out.append(tokens[0])
         else:
             out.extend(tokens)
+            if type(tokens) is MatchedChunk:
+                matched.append(chunk)
+    if matched and _needs_joining(chunks, matched):
+        return _joined_words(text, chunks)
+    return out
+
+
+def _raw_tokens(chunks: Sequence[str]) -> tuple[list[str], list[int]]:
+    """The tokens of `chunks` before the matcher merges anything, and the chunk each one is from."""
+    tokens: list[str] = []
+    owners: list[int] = []
+    for index, chunk in enumerate(chunks):
+        start = len(tokens)
+        merged = _CHUNK_CACHE.get(chunk) or chunk_tokens(chunk)
+        if type(merged) is MatchedChunk:
+            _split_chunk(chunk, tokens)
+        else:
+            tokens.extend(merged)  # no pattern inside: the chunk's tokens are unmerged
+        owners.extend([index] * (len(tokens) - start))
+    return tokens, owners
+
+
+def _needs_joining(chunks: list[str], matched: list[str]) -> bool:
+    """Whether spaCy's matcher, run over `chunks` together as spaCy runs it over a document, may
+    decide differently than chunk by chunk: a match across chunks ("(:)h (:)" holds ":" "(" of the
+    special ":(" across the space) merges nothing, since its text has a space, but it covers its
+    tokens and so can cancel a match inside a chunk that it overlaps. Only the `matched` chunks
+    (`MatchedChunk`, in order), with the neighbours a pattern can reach, are looked at."""
+    reach = max(_MATCHER_LENGTHS) - 1  # chunks are a token or more: a match spans at most this many
+    index = -1
+    for chunk in matched:
+        index = chunks.index(chunk, index + 1)
+        tokens, owners = _raw_tokens(chunks[max(0, index - reach) : index + reach + 1])
+        across: list[tuple[int, int]] = []
+        inside: list[tuple[int, int]] = []
+        for i, token in enumerate(tokens):
+            if token in _MATCHER_FIRST:
+                for length in _MATCHER_LENGTHS:
+                    end = i + length
+                    if end <= len(tokens) and tuple(tokens[i:end]) in _MATCHER_PATTERNS:
+                        (inside if owners[i] == owners[end - 1] else across).append((i, end))
+        if any(a < d and c < b for a, b in across for c, d in inside):
+            return True
+    return False
+
+
+def _joined_words(text: str, chunks: list[str]) -> list[str]:
+    """`word_tokens` where a match across chunks matters: spaCy's matcher over the whole text."""
+    if " ".join(chunks) != text.strip():  # whitespace tokens between chunks stop matches: split there
+        return [token for token in spacy_tokens(text) if not token.isspace()]
+    out: list[str] = []
+    _joined_tokens(chunks, out)
+    return out
+
+
+def _joined_tokens(chunks: Sequence[str], out: list[str]) -> None:
+    """The tokens of chunks one space apart, spaCy's matcher run over all of them together."""
+    if len(chunks) == 1:
+        out.extend(_CHUNK_CACHE.get(chunks[0]) or chunk_tokens(chunks[0]))
+        return
+    tokens, owners = _raw_tokens(chunks)
+    spans = _special_spans(tokens)
+    i = 0
+    while i < len(tokens):
+        length = spans.get(i, 1)
+        if length > 1 and owners[i] == owners[i + length - 1]:
+            out.extend(SPECIAL_CASES[_MATCHER_PATTERNS[tuple(tokens[i : i + length])]])
+        else:
+            out.extend(tokens[i : i + length])
+        i += length
+
+
+_WHITESPACE_RUN = re.compile(r"\s+")
+"""A run of whitespace (`\\s` is `str.isspace`, the whitespace spaCy and `str.split` split on)."""
+
+
+def _segments(text: str) -> Iterator[tuple[bool, str]]:
+    """`text` cut at spaCy's whitespace tokens: (True, a whitespace token) or (False, the text between
+    two, whose chunks are one space apart). spaCy splits text into runs of whitespace and of other
+    characters; a single space after a chunk belongs to that chunk, and any other run (two spaces, a
+    tab, a no-break space, whitespace at the start) less that space is a token."""
+    start = 0  # of the current segment
+    for match in _WHITESPACE_RUN.finditer(text):
+        a, b = match.span()
+        if a and b - a == 1 and text[a] == " ":
+            continue  # one space after a chunk: no token
+        if a > start:
+            yield False, text[start:a]
+        token = text[a + 1 : b] if a and text[a] == " " else text[a:b]
+        if token:
+            yield True, token
+        start = b
+    if start < len(text):
+        yield False, text[start:]
+
+
+def spacy_tokens(text: str) -> list[str]:
+    """spaCy's tokens of `text`, whitespace tokens included (its sentencizer sees them; datatrove's
+    `split_into_words` strips them away): in "cup!  !!" the second space is a token, not punctuation,
+    so a sentence starts there. No special-case pattern holds a whitespace token, so the text between
+    two is tokenized on its own."""
+    chunks = text.split()
+    if " ".join(chunks) == text:  # one space between chunks: no whitespace token
+        return _chunk_words(text, chunks)
+    out: list[str] = []
+    for is_space, piece in _segments(text):
+        if is_space:
+            out.append(piece)
+        else:
+            out.extend(word_tokens(piece))
     return out
 
 
@@ -522,13 +566,6 @@ def cached_word_tokens(text: str) -> list[str]:
     return words
 
 
-# spaCy's Sentencizer.default_punct_chars.
-SENTENCE_END_CHARS = frozenset(
-    "!.?։؟۔܀܁܂߹।॥၊။።፧፨᙮᜵᜶᠃᠉᥄᥅᪨᪩᪪᪫᭚᭛᭞᭟᰻᰼᱾᱿‼‽⁇⁈⁉⸮⸼꓿꘎꘏꛳꛷꡶꡷꣎꣏꤯꧈꧉꩝꩞꩟꫰꫱꯫﹒﹖﹗！．？"
-    "𐩖𐩗𑁇𑁈𑂾𑂿𑃀𑃁𑅁𑅂𑅃𑇅𑇆𑇍𑇞𑇟𑈸𑈹𑈻𑈼𑊩𑑋𑑌𑗂𑗃𑗉𑗊𑗋𑗌𑗍𑗎𑗏𑗐𑗑𑗒𑗓𑗔𑗕𑗖𑗗𑙁𑙂𑜼𑜽𑜾𑩂𑩃𑪛𑪜𑱁𑱂𖩮𖩯𖫵𖬷𖬸𖭄𛲟𝪈｡。"
-)
-
-
 @lru_cache(maxsize=4096)
 def is_punct(token: str) -> bool:
     """spaCy's `is_punct`: every character is Unicode punctuation (category P*)."""
@@ -536,8 +573,10 @@ def is_punct(token: str) -> bool:
 
 
 def sentence_count(tokens: list[str]) -> int:
-    """spaCy's Sentencizer: a sentence ends at a sentence-final punctuation token, and the next one
-    starts at the first following token that is not punctuation."""
+    """spaCy's Sentencizer on `spacy_tokens`: a sentence ends at a sentence-final punctuation token,
+    and the next one starts at the first following token that is not punctuation (a whitespace token
+    is not). datatrove's `split_into_sentences` returns one piece per spaCy sentence, a sentence of
+    whitespace alone included."""
     if not tokens:
         return 0
     count = 1
