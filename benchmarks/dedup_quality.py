@@ -14,9 +14,9 @@ smallest index kept) on the same documents. Truth is exact Jaccard of word 5-gra
 - pair recall: share of true pairs of which at least one document was removed;
 - F1 of the two, ours and datasketch's, and their ratio.
 
-Code sets are also run with word shingles (`tokens: words`), the definition the truth and the
-baseline use, next to the default code-token shingles: the gap between the two is the shingle
-definition, not the method. Also printed: `twin precision`, the share of our removals whose named
+Code sets are also run with code-token shingles (`tokens: code`: operator characters are tokens
+too), next to the default word shingles (the definition the truth and the baseline use): the gap
+between the two is the shingle definition, not the method. Also printed: `twin precision`, the share of our removals whose named
 `duplicate_of` has J >= t with them (the provenance is right, not just some kept neighbour), and for
 labelled sets the same two views against the labels (labelled positives with a document removed;
 labelled negatives where one was removed naming the other). Our wall time is the whole Beam pipeline on the DirectRunner
@@ -150,8 +150,8 @@ def main() -> int:
             print(f"\n{name}: {len(records)} documents, kind {spec.kind}"
                   + (f", {len(pairs)} labelled pairs" if pairs else f" ({args.families} families, seed {args.seed})"))
             for t in args.thresholds:
-                # code sets also with word shingles: the definition the truth (and the baseline) use
-                for variant in ([None, "words"] if spec.kind == "code" else [None]):
+                # code sets also with code-token shingles, the alternative to the words the truth uses
+                for variant in ([None, "code"] if spec.kind == "code" else [None]):
                     suffix = f" [{variant} shingles]" if variant else ""
                     out = Path(tmp) / f"{name}-{t}-{variant}"
                     rows, ours_s = run_ours(path, spec.kind, t, out, variant)

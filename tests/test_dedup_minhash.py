@@ -146,7 +146,7 @@ def test_a_20mb_single_line_is_capped_in_bounded_memory(line: str) -> None:
 
 def test_config_defaults_and_validation() -> None:
     config = DedupConfig()
-    assert (config.code.tokens, config.code.threshold, config.code.num_perm) == ("code", 0.85, 256)
+    assert (config.code.tokens, config.code.threshold, config.code.num_perm) == ("words", 0.85, 256)
     assert (config.text.tokens, config.text.threshold, config.text.verify) == ("words", 0.8, "exact")
     assert DedupConfig.model_validate({"text": {"verify": True}}).text.verify == "signature"  # older configs
     assert DedupConfig.model_validate({"text": {"verify": False}}).text.verify == "off"
@@ -154,7 +154,7 @@ def test_config_defaults_and_validation() -> None:
         DedupConfig.model_validate({"text": {"verify": "sometimes"}})
     with pytest.raises(ValueError, match="at least 2 bands"):
         DedupConfig.model_validate({"text": {"bands": 1, "rows": 8}})
-    assert DedupConfig.model_validate({"code": {"threshold": 0.9}}).code.tokens == "code"
+    assert DedupConfig.model_validate({"code": {"threshold": 0.9}}).code.tokens == "words"
     with pytest.raises(ValueError, match="both 'bands' and 'rows'"):
         DedupConfig.model_validate({"text": {"bands": 4}})
     with pytest.raises(ValueError, match="exceeds num_perm"):
