@@ -16,11 +16,12 @@ smallest index kept) on the same documents. Truth is exact Jaccard of word 5-gra
 
 Code sets are also run with code-token shingles (`tokens: code`: operator characters are tokens
 too), next to the default word shingles (the definition the truth and the baseline use): the gap
-between the two is the shingle definition, not the method. Also printed: `twin precision`, the
-share of our removals whose named `duplicate_of` has J >= t with them (the provenance is right,
-not just some kept neighbour), and for labelled sets the same two views against the labels (labelled positives with a document removed;
-labelled negatives where one was removed naming the other). Our wall time is the whole Beam pipeline on the DirectRunner
-(start-up included); datasketch's is eval_dedup's MinHash + LSH + union-find in one process.
+between the two is the shingle definition, not the method. Also printed: `twin precision`, the share
+of our removals whose named `duplicate_of` has J >= t with them (the provenance is right, not just
+some kept neighbour), and for labelled sets the same two views against the labels (labelled
+positives with a document removed; labelled negatives where one was removed naming the other). Our
+wall time is the whole Beam pipeline on the DirectRunner (start-up included); datasketch's is
+eval_dedup's MinHash + LSH + union-find in one process.
 
 Targets (issue 13): at t = 0.8, removal precision >= 0.97 and pair recall >= 0.95 on every set; at
 every t, our F1 not below datasketch's.
