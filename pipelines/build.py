@@ -26,7 +26,7 @@ from lemur_corpus.errors import ConfigError, CorpusError, InputFileError, file_e
 from lemur_corpus.filters.code import check_code_filters
 from lemur_corpus.filters.decontam.report import finished_report
 from lemur_corpus.filters.text import check_text_filters
-from lemur_corpus.folders import MARKER_NAME, PROBE_PREFIX, Owned, claim
+from lemur_corpus.folders import PROBE_PREFIX, Owned, claim, marker_command
 from lemur_corpus.io import InputFile, exists, join, link_or_copy, makedirs, read_bytes
 from lemur_corpus.manifest import (
     FAILED_NAME,
@@ -118,8 +118,7 @@ def _check_variants_folder(out_dir: str) -> None:
     if not os.path.isdir(folder):
         return
     for name in sorted(os.listdir(folder)):
-        marker = os.path.join(folder, name, MARKER_NAME)
-        if name != SHARED_DIR and not (os.path.isfile(marker) and '"build"' in open(marker, encoding="utf-8").read()):
+        if name != SHARED_DIR and marker_command(os.path.join(folder, name)) != BUILD_FOLDER.command:
             raise ConfigError(f"--out {out_dir}: {VARIANTS_DIR}/{name} was not written by `corpus build`; "
                               f"move it away (a build replaces {VARIANTS_DIR}/ whole)")
 

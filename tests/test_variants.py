@@ -287,3 +287,38 @@ def test_the_audit_notices_a_pointer_at_other_tokens(variant_build: tuple[Path, 
     idx_path.write_bytes(bytes(raw))
     result = audit_build(str(folder))
     assert any("addresses other tokens than its .docs.jsonl.zst line names" in m for m in result.mismatches)
+
+
+@pytest.mark.slow
+def test_the_summary_and_the_dags_know_the_variants(variant_build: tuple[Path, dict[str, Any]],
+                                                    capsys: pytest.CaptureFixture) -> None:
+    import importlib.util
+
+    from lemur_corpus.summary import print_summary
+
+    out, manifest = variant_build
+    print_summary(manifest, str(out), 1.0)
+    printed = capsys.readouterr().out
+    for entry in manifest["variants"]:
+        assert f"variant {entry['name']}: {out}/variants/{entry['name']}" in printed
+    spec = importlib.util.spec_from_file_location("ops_for_variants", Path(__file__).parents[1] / "dags" /
+                                                  "lemur_corpus_ops.py")
+    assert spec and spec.loader
+    ops = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ops)
+    assert ops.variant_dirs(str(out)) == [str(out / "variants" / n) for n in ("r3", "r30", "table")]
+
+
+def test_a_variants_folder_the_build_did_not_write_is_refused(tmp_path: Path) -> None:
+    from lemur_corpus.pipelines.build import _clear_previous
+
+    out = tmp_path / "out"
+    _clear_previous(str(out), False, ["r5"])
+    assert (out / "variants" / "r5" / ".lemur-corpus").is_file()
+    _clear_previous(str(out), True, ["r5", "r20"])  # a rerun replaces the variants it wrote
+    assert sorted(p.name for p in (out / "variants").iterdir()) == ["r20", "r5"]
+    (out / "variants" / "mine").mkdir()
+    (out / "variants" / "mine" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="variants/mine was not written by `corpus build`"):
+        _clear_previous(str(out), True, ["r5"])
+    assert (out / "variants" / "mine" / "notes.txt").read_text() == "mine"
