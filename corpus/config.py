@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from lemur_corpus.buckets import CodeBucketsConfig
 from lemur_corpus.configbase import NAME_PATTERN, StrictModel
@@ -28,6 +28,7 @@ from lemur_corpus.filters.text.config import TEXT_FILTER_NAMES, TextFiltersConfi
 from lemur_corpus.lemur import LEMUR_TABLE8
 from lemur_corpus.mixture import MixtureConfig, MixtureSource
 from lemur_corpus.tokenizer import TokenizerConfig
+from lemur_corpus.variants import VariantConfig, check_variants
 
 InputFormat = Literal["stack", "refinedweb", "redpajama", "dolma", "jsonl", "warc", "hf", "local_env"]
 
@@ -173,7 +174,18 @@ class BuildConfig(StrictModel):
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     mixture: MixtureConfig
+    variants: list[VariantConfig] = Field(default_factory=list)
+    """Alternative mixtures planned from the same pools in the same pass, each written to
+    `OUT/variants/<name>/` as a complete build folder (docs/design.md, Variants)."""
     shards: ShardConfig = Field(default_factory=ShardConfig)
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, value: list[VariantConfig], info: ValidationInfo) -> list[VariantConfig]:
+        mixture = info.data.get("mixture")
+        if value and mixture is not None:  # without a valid mixture its own error is reported
+            check_variants(mixture, value)
+        return value
 
     @model_validator(mode="after")
     def _references(self) -> BuildConfig:
@@ -215,7 +227,19 @@ class BuildConfig(StrictModel):
 
     def resolved(self) -> dict[str, Any]:
         """The config with every default filled in: what the manifest records and hashes."""
-        return self.model_dump(mode="json")
+        data = self.model_dump(mode="json")
+        if not self.variants:  # a build without variants hashes as it did before they existed
+            del data["variants"]
+        return data
+
+    def variant_config(self, name: str) -> BuildConfig:
+        """The config a variant's folder records: this one with the variant's mixture, and no variants."""
+        variants = {v.name: v for v in self.variants}
+        mixtures = dict(zip(variants, check_variants(self.mixture, self.variants), strict=True))
+        return self.model_copy(update={"name": f"{self.name}-{name}", "mixture": mixtures[name], "variants": []})
+
+    def variant_mixtures(self) -> dict[str, MixtureConfig]:
+        return dict(zip((v.name for v in self.variants), check_variants(self.mixture, self.variants), strict=True))
 
     def config_hash(self) -> str:
         return hashlib.sha256(canonical_json(self.resolved()).encode()).hexdigest()

@@ -86,10 +86,11 @@ def survey(out_dir: str, owned: Owned) -> Survey:
             own.append(name)
         else:
             foreign.append(name + ("/" if os.path.isdir(path) else ""))
-    return Survey(own, foreign, _marker_command(out_dir))
+    return Survey(own, foreign, marker_command(out_dir))
 
 
-def _marker_command(out_dir: str) -> str | None:
+def marker_command(out_dir: str) -> str | None:
+    """The command a folder's marker names (None: no marker)."""
     try:
         with open(os.path.join(out_dir, MARKER_NAME), encoding="utf-8") as handle:
             command = json.load(handle).get("command")

@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import io
 import os
+import shutil
 import stat
 import uuid
 import zlib
@@ -300,3 +301,23 @@ def atomic_writer(path: str) -> Iterator[BinaryIO]:
 def gzip_bytes(data: bytes) -> bytes:
     # mtime=0 keeps the output byte-identical across runs.
     return gzip.compress(data, mtime=0)
+
+
+def link_or_copy(source: str, path: str) -> bool:
+    """Make `path` the same file as `source`: a hard link where the filesystem allows one (no bytes
+    written), else a copy (across filesystems, on object stores). True when linked. Either way the new
+    name appears atomically, replacing what was there."""
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+    if "://" not in path and "://" not in source:
+        try:
+            os.link(source, tmp)
+            linked = True
+        except OSError:  # EXDEV (another filesystem), EPERM (no hard links there), ...
+            shutil.copyfile(source, tmp)
+            linked = False
+        os.replace(tmp, path)
+        return linked
+    if _filesystems().exists(path):
+        _filesystems().delete([path])
+    _filesystems().copy([source], [path])
+    return False

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import math
 import re
 from collections.abc import Iterable
@@ -21,8 +22,9 @@ import numpy as np
 
 from lemur_corpus.accounting import STAGES
 from lemur_corpus.audit import AuditResult, SourceAudit
+from lemur_corpus.errors import CorpusError
 from lemur_corpus.filters.pii.config import PII_TYPES
-from lemur_corpus.io import write_atomic
+from lemur_corpus.io import join, read_bytes, write_atomic
 from lemur_corpus.manifest import CLUSTER_SIZE_METRIC
 
 TARGET_COLOR = "#9aa5b1"
@@ -135,6 +137,84 @@ def weights_chart(sources: list[SourceAudit], tolerance: float) -> str:
     dev.xaxis.set_major_locator(MaxNLocator(5, symmetric=True))
     dev.set_title("Deviation (red: fails the audit)")
     return _svg(fig)
+
+
+def variant_rows(build_dir: str, manifest: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """(the main mixture and each variant: label, spec, code:text, tokens, bytes, realized epochs and
+    weight per source; notes on variant folders that could not be read)."""
+    def row(label: str, m: dict[str, Any], spec: str, cost: dict[str, Any] | None) -> dict[str, Any]:
+        mixture = m.get("mixture") or {}
+        ratio = mixture.get("code_text_ratio") or {}
+        sources = {name: (float(p.get("realized_epochs") or 0.0), float(p.get("realized_weight") or 0.0))
+                   for name, p in (mixture.get("sources") or {}).items()}
+        return {"label": label, "spec": spec, "target": ratio.get("target"), "realized": ratio.get("realized"),
+                "tokens": (m.get("totals") or {}).get("tokens"), "bytes": cost, "sources": sources}
+
+    entries = manifest.get("variants") or []
+    if not entries:
+        return [], []
+    rows, notes = [row("main", manifest, "the build's mixture", None)], []
+    for entry in entries:
+        path = join(build_dir, str(entry.get("path")), "manifest.json")
+        try:
+            variant = json.loads(read_bytes(path))
+        except (CorpusError, OSError, ValueError) as exc:
+            notes.append(f"variant {entry.get('name')}: {path} could not be read ({exc})")
+            continue
+        spec = ", ".join(f"{k}: {v}" for k, v in sorted((entry.get("spec") or {}).items()) if k != "name")
+        rows.append(row(str(entry.get("name")), variant, spec, entry.get("bytes")))
+    return rows, notes
+
+
+def variants_chart(rows: list[dict[str, Any]]) -> str:
+    """Realized epochs per source, the main mixture and each variant side by side."""
+    sources = sorted({s for r in rows for s, (epochs, _) in r["sources"].items() if epochs > 0},
+                     key=lambda s: (-max(r["sources"].get(s, (0.0, 0.0))[0] for r in rows), s))
+    fig = _figure(11, 0.3 * len(sources) * max(1, len(rows)) / 2 + 1.8)
+    ax = fig.subplots()
+    y = np.arange(len(sources))
+    height = 0.8 / max(1, len(rows))
+    colors = matplotlib_colors(len(rows))
+    for i, r in enumerate(rows):
+        ratio = "-" if r["realized"] is None else f"{r['realized']:.3f}"
+        ax.barh(y - 0.4 + height * (i + 0.5), [r["sources"].get(s, (0.0, 0.0))[0] for s in sources], height,
+                color=colors[i], label=f"{r['label']} (code:text {ratio}:1)")
+    ax.set_yticks(y, sources)
+    ax.invert_yaxis()
+    ax.set_xlabel("realized epochs of each source's pool (tokens written / tokens after filtering and dedup)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("Variants: epochs per source, from one pass over the same pools")
+    return _svg(fig)
+
+
+def matplotlib_colors(n: int) -> list[Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    return [cmap(i % 10) for i in range(n)]
+
+
+def variants_html(build_dir: str, manifest: dict[str, Any]) -> str:
+    rows, notes = variant_rows(build_dir, manifest)
+    if not rows:
+        return ""
+    parts = ["<h2>Variants</h2>"]
+    if len(rows) > 1:
+        parts.append(_figure_html("chart-variants", variants_chart(rows),
+                                  "Each variant is planned from the same pools as the main mixture, its extra "
+                                  "copies drawn by the same seeded hash (larger rates take supersets)."))
+    parts.append(_table(
+        ("mixture", "spec", "code:text target", "code:text realized", "tokens", "index bytes", "shared .bin bytes",
+         "copied .bin bytes"),
+        ((r["label"], r["spec"], "-" if r["target"] is None else f"{r['target']:.3f}",
+          "-" if r["realized"] is None else f"{r['realized']:.3f}", f"{r['tokens'] or 0:,}",
+          *(("-", "-", "-") if r["bytes"] is None else (
+              f"{r['bytes']['index_bytes']:,}", f"{r['bytes']['linked_bin_bytes']:,}",
+              f"{r['bytes']['copied_bin_bytes']:,}")))
+         for r in rows), numeric=set(range(2, 8))))
+    if notes:
+        parts.append("<ul class=\"note\">" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
+    return "".join(parts)
 
 
 def reason_colors(reasons: list[str]) -> dict[str, Any]:
@@ -392,6 +472,7 @@ def render_report(result: AuditResult) -> str:
           "-" if s.reference_epochs is None else f"{s.reference_epochs:g}", f"{100 * s.configured_weight:.3f}%",
           f"{100 * s.target_weight:.3f}%", f"{100 * s.realized_weight:.3f}%") for s in result.sources),
         numeric=set(range(3, 13))))
+    parts.append(variants_html(result.build_dir, manifest))
     stages = (manifest.get("accounting") or {}).get("stages") or {}
     rows = funnel_rows(stages)
     parts.append("<h2>Drop funnel</h2>")

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
 import numpy as np
+import xxhash
 import zstandard
 
 from lemur_corpus.io import atomic_writer, read_bytes
@@ -56,11 +57,16 @@ class _HashingWriter:
         self.size += len(data)
 
 
-def index_bytes(lengths: np.ndarray, dtype: np.dtype) -> bytes:
+def index_bytes(lengths: np.ndarray, dtype: np.dtype, pointers: np.ndarray | None = None) -> bytes:
+    """The `.idx` of sequences of `lengths` tokens; by default back to back from byte 0, or at the
+    given byte `pointers` (a variant's index into shared token bytes: Megatron reads every sequence at
+    its own pointer, `IndexedDataset.get`)."""
     lengths = np.asarray(lengths, dtype=np.int32)
-    pointers = np.zeros(len(lengths), dtype=np.int64)
-    if len(lengths) > 1:
-        np.cumsum(lengths[:-1].astype(np.int64) * dtype.itemsize, out=pointers[1:])
+    if pointers is None:
+        pointers = np.zeros(len(lengths), dtype=np.int64)
+        if len(lengths) > 1:
+            np.cumsum(lengths[:-1].astype(np.int64) * dtype.itemsize, out=pointers[1:])
+    pointers = np.asarray(pointers, dtype=np.int64)
     document_indices = np.arange(len(lengths) + 1, dtype=np.int64)
     return b"".join(
         [
@@ -121,6 +127,68 @@ def write_shard(prefix: str, name: str, docs: Iterable[ShardDoc], dtype: np.dtyp
         "tokens_by_source": dict(sorted(tokens_by_source.items())),
         "documents_by_source": dict(sorted(docs_by_source.items())),
         "files": {"bin": bin_record, "idx": idx_record, "docs": docs_record},
+    }
+
+
+def token_digest(tokens: np.ndarray) -> str:
+    """A document's identity in shared token bytes: xxh3-64 of its token bytes, as hex."""
+    return f"{xxhash.xxh3_64_intdigest(memoryview(np.ascontiguousarray(tokens)).cast('B')):016x}"  # type: ignore[arg-type]  # numpy stubs: __buffer__ only on 3.12+
+
+
+def write_bin(path: str, name: str, arrays: Iterable[np.ndarray],
+              dtype: np.dtype) -> tuple[dict[str, object], list[int]]:
+    """Token arrays back to back in one `.bin` (no index): (its file record, each array's byte offset)."""
+    pointers: list[int] = []
+    with atomic_writer(path) as handle:
+        writer = _HashingWriter(handle)
+        for tokens in arrays:
+            pointers.append(writer.size)
+            writer.write(memoryview(np.ascontiguousarray(tokens, dtype=dtype)).cast("B"))  # type: ignore[arg-type]  # numpy stubs: __buffer__ only on 3.12+
+    return _file_record(path, name, writer.size, writer.sha.hexdigest()), pointers
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PointedDoc:
+    """One document (or copy) of a shard whose `.bin` is shared: where its tokens already are."""
+
+    id: str
+    source: str
+    copy: int
+    tokens: int
+    pointer: int
+    """Byte offset of the document in the shared `.bin`."""
+    digest: str
+    """`token_digest` of its tokens, so an audit can check the pointer addresses this document."""
+
+
+def write_pointer_shard(prefix: str, name: str, docs: Iterable[PointedDoc], dtype: np.dtype) -> dict[str, Any]:
+    """Write `<prefix>.idx` and `.docs.jsonl.zst` of documents whose tokens are in an existing `.bin`
+    (`<prefix>.bin`, placed by the caller); return the record without its `bin` file."""
+    docs = list(docs)
+    lengths = np.asarray([d.tokens for d in docs], dtype=np.int32)
+    idx = index_bytes(lengths, dtype, np.asarray([d.pointer for d in docs], dtype=np.int64))
+    with atomic_writer(prefix + ".idx") as handle:
+        handle.write(idx)
+    lines = [json.dumps({"id": d.id, "source": d.source, "copy": d.copy, "tokens": d.tokens, "xxh": d.digest},
+                        ensure_ascii=False, sort_keys=True).encode("utf-8") for d in docs]
+    blob = zstandard.ZstdCompressor(level=10).compress(b"\n".join(lines) + b"\n" if lines else b"")
+    with atomic_writer(prefix + ".docs.jsonl.zst") as handle:
+        handle.write(blob)
+    tokens_by_source: dict[str, int] = {}
+    docs_by_source: dict[str, int] = {}
+    for d in docs:
+        tokens_by_source[d.source] = tokens_by_source.get(d.source, 0) + d.tokens
+        docs_by_source[d.source] = docs_by_source.get(d.source, 0) + 1
+    return {
+        "name": name,
+        "tokens": int(lengths.astype(np.int64).sum()),
+        "documents": len(docs),
+        "dtype": dtype.name,
+        "tokens_by_source": dict(sorted(tokens_by_source.items())),
+        "documents_by_source": dict(sorted(docs_by_source.items())),
+        "files": {"idx": _file_record(prefix + ".idx", name + ".idx", len(idx), hashlib.sha256(idx).hexdigest()),
+                  "docs": _file_record(prefix + ".docs.jsonl.zst", name + ".docs.jsonl.zst", len(blob),
+                                       hashlib.sha256(blob).hexdigest())},
     }
 
 

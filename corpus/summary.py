@@ -57,7 +57,9 @@ def print_summary(manifest: dict[str, Any], out_dir: str, seconds: float, as_jso
     bad = bad_records(manifest)
     if as_json:
         json.dump({"sources": rows, "bad_records": bad, "totals": totals, "code_text_ratio": ratio, "out": out_dir,
-                   "seconds": round(seconds, 1)}, sys.stdout, indent=2)
+                   "seconds": round(seconds, 1),
+                   **({"variants": manifest["variants"]} if "variants" in manifest else {})},
+                  sys.stdout, indent=2)
         print()
         return
     console = Console(width=max(Console().width, 132))
@@ -95,4 +97,12 @@ def print_summary(manifest: dict[str, Any], out_dir: str, seconds: float, as_jso
         + ", ".join(f"{n:,} sequences of {length}" for length, n in totals["sequences"].items())
         if realized is not None else f"{totals['shards']} shards, {totals['tokens']:,} tokens"
     )
+    for variant in manifest.get("variants") or []:
+        cost, vratio = variant["bytes"], variant["code_text_ratio"]
+        shown = "-" if vratio["realized"] is None else f"{vratio['realized']:.3f}:1 (target {vratio['target']:.3f}:1)"
+        console.print(f"variant {variant['name']}: {out_dir.rstrip('/')}/{variant['path']}: "
+                      f"{variant['shards']} shards, "
+                      f"{variant['tokens']:,} tokens, code:text {shown}; {cost['index_bytes']:,} index bytes written, "
+                      f"{cost['linked_bin_bytes']:,} .bin bytes shared by hard link"
+                      + (f", {cost['copied_bin_bytes']:,} copied" if cost["copied_bin_bytes"] else ""), highlight=False)
     console.print(f"manifest: {out_dir.rstrip('/')}/manifest.json  ({seconds:.0f} s)")

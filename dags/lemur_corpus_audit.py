@@ -61,6 +61,12 @@ def reaudit(published: dict) -> dict:
             f"{ops.audit_failure(exc)}") from None
     log.info("published build %s still passes its audit: %s tokens, %s documents", published["build_dir"],
              result.get("total_tokens"), result.get("total_documents"))
+    for folder in ops.variant_dirs(published["build_dir"]):  # its variants are published with it
+        try:
+            ops.run_cli(ops.audit_argv(cli, folder), log)
+        except ops.CliFailed as exc:
+            raise AirflowFailException(f"DRIFT: the published variant {folder} no longer passes its audit: "
+                                       f"{ops.audit_failure(exc)}") from None
     return {"build_dir": published["build_dir"], "ok": result.get("ok"), "total_tokens": result.get("total_tokens")}
 
 

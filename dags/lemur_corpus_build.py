@@ -100,6 +100,14 @@ def audit(built: dict) -> dict:
             f"audit of {built['build_dir']} failed, not publishing: {ops.audit_failure(exc)}") from None
     log.info("audit passed: %s tokens, %s documents, code:text %s", result.get("total_tokens"),
              result.get("total_documents"), result.get("code_text_ratio"))
+    for folder in ops.variant_dirs(built["build_dir"]):  # each variant is published with the build: audit it
+        try:
+            variant = ops.run_cli(ops.audit_argv(built["cli"], folder), log).json()
+        except ops.CliFailed as exc:
+            raise AirflowFailException(f"audit of variant {folder} failed, not publishing: "
+                                       f"{ops.audit_failure(exc)}") from None
+        log.info("variant %s passed its audit: %s tokens, code:text %s", folder, variant.get("total_tokens"),
+                 variant.get("code_text_ratio"))
     return {**built, "audit": {k: result.get(k) for k in ("ok", "total_tokens", "total_documents",
                                                            "code_text_ratio", "tolerance")}}
 

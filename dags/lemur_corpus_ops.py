@@ -258,6 +258,14 @@ def manifest_sha256(build: str) -> str:
     return file_sha256(path)
 
 
+def variant_dirs(build: str) -> list[str]:
+    """The variant folders of a build with variants (its manifest's `variants`), each a complete build
+    that is audited, and published, with it (`<output_root>/latest/variants/<name>`)."""
+    with open(os.path.join(build, MANIFEST_NAME), encoding="utf-8") as handle:
+        entries = json.load(handle).get("variants") or []
+    return [os.path.join(build, str(entry["path"])) for entry in entries]
+
+
 def _write_json_atomic(path: str, data: Any) -> None:
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
     with open(tmp, "w", encoding="utf-8") as handle:

@@ -26,8 +26,8 @@ from lemur_corpus.errors import ConfigError, CorpusError, InputFileError, file_e
 from lemur_corpus.filters.code import check_code_filters
 from lemur_corpus.filters.decontam.report import finished_report
 from lemur_corpus.filters.text import check_text_filters
-from lemur_corpus.folders import PROBE_PREFIX, Owned, claim
-from lemur_corpus.io import InputFile, exists, join, makedirs, read_bytes
+from lemur_corpus.folders import PROBE_PREFIX, Owned, claim, marker_command
+from lemur_corpus.io import InputFile, exists, join, link_or_copy, makedirs, read_bytes
 from lemur_corpus.manifest import (
     FAILED_NAME,
     MANIFEST_NAME,
@@ -48,8 +48,10 @@ from lemur_corpus.pipelines.mix import Mix
 from lemur_corpus.pipelines.read import ReadInputs
 from lemur_corpus.pipelines.shard import DROPS_DIR, SHARDS_DIR, WriteDropLog, WriteShards
 from lemur_corpus.pipelines.tokenize import Tokenize
+from lemur_corpus.pipelines.variants import MAIN, WriteVariantShards, bytes_added, variant_dir
 from lemur_corpus.sources import ReadTask, plan_input
 from lemur_corpus.tokenizer import TokenizerIdentity, tokenizer_identity
+from lemur_corpus.variants import SHARED_DIR, VARIANTS_DIR
 
 log = logging.getLogger("corpus")
 
@@ -97,7 +99,7 @@ def resolve_beam_args(beam_args: list[str]) -> list[str]:
 BUILD_FOLDER = Owned(
     command="build",
     finished=MANIFEST_NAME,
-    names=frozenset({MANIFEST_NAME, FAILED_NAME}),
+    names=frozenset({MANIFEST_NAME, FAILED_NAME, VARIANTS_DIR}),
     patterns=(
         (SHARDS_DIR, re.compile(r"shard-\d{5}\.(?:bin|idx|docs\.jsonl\.zst|jsonl\.zst)")),
         (DROPS_DIR, re.compile(r"drops-\d{5}-of-\d{5}\.jsonl\.zst")),
@@ -107,10 +109,27 @@ BUILD_FOLDER = Owned(
 """What a build writes in its folder: everything else there is the user's and is never touched."""
 
 
-def _clear_previous(out_dir: str, overwrite: bool) -> None:
-    """Claim a local folder (`folders.claim`); a remote one is cleared by name."""
+def _check_variants_folder(out_dir: str) -> None:
+    """`variants/` is replaced whole by a build: refuse one that holds anything a build did not write
+    there (every entry is a variant folder with the build's marker, or the shared token bytes)."""
+    import os
+
+    folder = os.path.join(out_dir, VARIANTS_DIR)
+    if not os.path.isdir(folder):
+        return
+    for name in sorted(os.listdir(folder)):
+        if name != SHARED_DIR and marker_command(os.path.join(folder, name)) != BUILD_FOLDER.command:
+            raise ConfigError(f"--out {out_dir}: {VARIANTS_DIR}/{name} was not written by `corpus build`; "
+                              f"move it away (a build replaces {VARIANTS_DIR}/ whole)")
+
+
+def _clear_previous(out_dir: str, overwrite: bool, variants: list[str] | None = None) -> None:
+    """Claim a local folder (`folders.claim`), and each variant's folder; a remote one is cleared by name."""
     if "://" not in out_dir:
+        _check_variants_folder(out_dir)
         claim(out_dir, BUILD_FOLDER, overwrite)
+        for name in variants or []:
+            claim(join(out_dir, VARIANTS_DIR, name), BUILD_FOLDER, overwrite)
         return
     if exists(join(out_dir, MANIFEST_NAME)) and not overwrite:
         raise ConfigError(f"{out_dir} already holds a finished build (manifest.json); pass --overwrite to replace it")
@@ -120,7 +139,7 @@ def _clear_previous(out_dir: str, overwrite: bool) -> None:
     for name in (MANIFEST_NAME, FAILED_NAME):  # the manifest goes first: the folder is now unfinished
         if exists(join(out_dir, name)):
             FileSystems.delete([join(out_dir, name)])
-    for sub in (SHARDS_DIR, DROPS_DIR):
+    for sub in (SHARDS_DIR, DROPS_DIR, VARIANTS_DIR):
         if exists(join(out_dir, sub)):
             FileSystems.delete([join(out_dir, sub)])
 
@@ -192,7 +211,7 @@ def prepare(config: BuildConfig, out_dir: str, beam_args: list[str] | None = Non
             overwrite: bool = False) -> BuildPlan:
     checked = preflight(config, beam_args)
     args, identity, tasks, files = checked.beam_args, checked.tokenizer, checked.tasks, checked.files
-    _clear_previous(out_dir, overwrite)
+    _clear_previous(out_dir, overwrite, [v.name for v in config.variants])
     return BuildPlan(config, out_dir, tasks, files, identity, args, code_version(),
                      dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), checked.decontamination)
 
@@ -228,6 +247,34 @@ def bad_record_problems(accounting: Table, first: list[Drop], limit: int | None)
             f"(first: {named}); every one is in drops/ with its file and line"]
 
 
+def build_errors(plan: BuildPlan, accounting: dict, mixture: MixturePlan, file_errors: list,
+                 first_bad: list) -> list[str]:
+    """Why the build failed, from what the pipeline gathered (none: it did not)."""
+    errors = [file_error_dict_line(e) for e in sorted(file_errors, key=lambda e: (e["path"], e.get("line") or 0))]
+    if mixture.error:
+        errors.append(f"mixture: {mixture.error}")
+    return errors + bad_record_problems(accounting, [b for bad in first_bad for b in bad], plan.config.max_bad_records)
+
+
+def assemble(plan: BuildPlan, config: BuildConfig, schema: dict[str, Any], *, mixture: MixturePlan,
+             shards: list, accounting: dict, dedup_stats: list, drop_logs: list, filter_edits: list,
+             contamination: dict, extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
+    """A manifest of this build (or of one of its variants: `config` and `mixture` are the variant's),
+    and its problems; a manifest that breaks its schema is a writer bug, reported as a problem."""
+    runner = PipelineOptions(plan.beam_args).view_as(StandardOptions).runner or "DirectRunner"
+    manifest, problems = build_manifest(
+        config=config, inputs=plan.files, tokenizer=plan.tokenizer, accounting=accounting,
+        dedup_stats=dedup_stats, plan=mixture, shards=shards, drop_logs=drop_logs, code=plan.code,
+        run={"runner": runner, "options": plan.beam_args, "started": plan.started,
+             "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
+        filter_edits=filter_edits,
+        decontamination=finished_report(contamination, plan.decontamination) if plan.decontamination else None,
+    )
+    manifest.update(extra or {})
+    return manifest, [f"accounting: {p}" for p in problems] + [
+        f"manifest schema: {p}" for p in schema_problems(manifest, schema)]
+
+
 class WriteManifestFn(beam.DoFn):
     def __init__(self, plan: BuildPlan) -> None:
         self.plan = plan
@@ -235,30 +282,103 @@ class WriteManifestFn(beam.DoFn):
 
     def process(self, _: Any, accounting: dict, dedup_stats: list, mixture: MixturePlan,
                 shards: list, drop_logs: list, file_errors: list, first_bad: list,
-                filter_edits: list, contamination: dict) -> Iterator[str]:
+                filter_edits: list, contamination: dict, variants: list | None = None) -> Iterator[str]:
         plan = self.plan
-        errors = [file_error_dict_line(e) for e in sorted(file_errors, key=lambda e: (e["path"], e.get("line") or 0))]
-        if mixture.error:
-            errors.append(f"mixture: {mixture.error}")
-        errors += bad_record_problems(accounting, [b for bad in first_bad for b in bad], plan.config.max_bad_records)
+        errors = build_errors(plan, accounting, mixture, file_errors, first_bad)
+        if not errors:  # a failed build fails its variants alike: say it once
+            errors = [f"variant {v['name']!r}: {e}" for v in sorted(variants or [], key=lambda v: v["name"])
+                      for e in v["errors"]]
         if not errors:
-            runner = PipelineOptions(plan.beam_args).view_as(StandardOptions).runner or "DirectRunner"
-            manifest, problems = build_manifest(
-                config=plan.config, inputs=plan.files, tokenizer=plan.tokenizer, accounting=accounting,
-                dedup_stats=dedup_stats, plan=mixture, shards=shards, drop_logs=drop_logs, code=plan.code,
-                run={"runner": runner, "options": plan.beam_args, "started": plan.started,
-                     "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
-                filter_edits=filter_edits,
-                decontamination=finished_report(contamination, plan.decontamination) if plan.decontamination else None,
-            )
-            # A manifest that breaks its schema is a writer bug: the build fails and says where.
-            problems = [f"accounting: {p}" for p in problems] + [
-                f"manifest schema: {p}" for p in schema_problems(manifest, self.schema)]
+            extra = {"variants": variant_summaries(variants)} if plan.config.variants else None
+            manifest, problems = assemble(
+                plan, plan.config, self.schema, mixture=mixture, shards=shards, accounting=accounting,
+                dedup_stats=dedup_stats, drop_logs=drop_logs, filter_edits=filter_edits,
+                contamination=contamination, extra=extra)
             if not problems:
                 yield write_manifest(plan.out_dir, manifest, self.schema)
                 return
             errors.extend(problems)
         yield write_failure(plan.out_dir, errors)
+
+
+def variant_summaries(variants: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The main manifest's `variants` section: where each variant is and what it cost."""
+    return [{k: v for k, v in summary.items() if k != "errors"}
+            for summary in sorted(variants or [], key=lambda v: v["name"])]
+
+
+class WriteVariantManifestFn(beam.DoFn):
+    """(variant, its shard records) -> the variant folder's manifest (or FAILED.json), with its own
+    names for the drop log; yields the variant's summary for the main manifest."""
+
+    def __init__(self, plan: BuildPlan) -> None:
+        self.plan = plan
+        self.schema = manifest_schema()
+
+    def process(self, element: tuple[str, list[Any]], plans: dict[str, MixturePlan], accounting: dict,
+                dedup_stats: list, shards: list, drop_logs: list, file_errors: list, first_bad: list,
+                filter_edits: list, contamination: dict) -> Iterator[dict[str, Any]]:
+        plan, (name, found) = self.plan, element
+        records = sorted((r for r in found if r), key=lambda r: r["name"])
+        folder = variant_dir(plan.out_dir, name)
+        errors = build_errors(plan, accounting, plans[MAIN], file_errors, first_bad)
+        summary: dict[str, Any] = {"name": name, "path": f"{VARIANTS_DIR}/{name}", "errors": errors}
+        if errors:
+            write_failure(folder, ["the main build failed"] + errors)
+            yield summary
+            return
+        makedirs(join(folder, DROPS_DIR))
+        for record in drop_logs:  # the same drop log, under the variant folder's own names
+            link_or_copy(join(plan.out_dir, record["path"]), join(folder, record["path"]))
+        config = plan.config.variant_config(name)
+        spec = next(v for v in plan.config.variants if v.name == name).spec()
+        cost = bytes_added(records)
+        manifest, problems = assemble(
+            plan, config, self.schema, mixture=plans[name], shards=records, accounting=accounting,
+            dedup_stats=dedup_stats, drop_logs=drop_logs, filter_edits=filter_edits, contamination=contamination,
+            extra={"variant": {"name": name, "spec": spec, "bytes": cost,
+                               "of": {"name": plan.config.name, "config_hash": plan.config.config_hash()}}})
+        if problems:
+            write_failure(folder, problems)
+            summary["errors"] = problems
+            yield summary
+            return
+        write_manifest(folder, manifest, self.schema)
+        ratio = manifest["mixture"]["code_text_ratio"]
+        summary.update({"config_hash": manifest["build"]["config_hash"], "spec": spec,
+                        "tokens": manifest["totals"]["tokens"], "shards": manifest["totals"]["shards"],
+                        "code_text_ratio": {"target": ratio["target"], "realized": ratio["realized"]},
+                        "bytes": cost})
+        yield summary
+
+
+class WriteVariantManifests(beam.PTransform):
+    """Every variant's manifest, after its shards and the drop log are written: (variant summary)."""
+
+    def __init__(self, plan: BuildPlan, *, records: beam.PCollection, plans: beam.PCollection,
+                 **results: beam.PCollection) -> None:
+        super().__init__()
+        self.plan, self.records, self.plans, self.results = plan, records, plans, results
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        r = self.results
+        names = pbegin | "Names" >> beam.Create([(v.name, None) for v in self.plan.config.variants])
+        return (
+            (names, self.records) | "All" >> beam.Flatten()
+            | "Group" >> beam.GroupByKey()
+            | "Write" >> beam.ParDo(
+                WriteVariantManifestFn(self.plan),
+                plans=beam.pvalue.AsSingleton(self.plans),
+                accounting=beam.pvalue.AsSingleton(r["accounting"]),
+                dedup_stats=beam.pvalue.AsList(r["dedup_stats"]),
+                shards=beam.pvalue.AsList(r["shards"]),
+                drop_logs=beam.pvalue.AsList(r["drop_logs"]),
+                file_errors=beam.pvalue.AsList(r["file_errors"]),
+                first_bad=beam.pvalue.AsList(r["first_bad"]),
+                filter_edits=beam.pvalue.AsList(r["filter_edits"]),
+                contamination=beam.pvalue.AsSingleton(r["contamination"]),
+            )
+        )
 
 
 class WriteManifest(beam.PTransform):
@@ -286,6 +406,7 @@ class WriteManifest(beam.PTransform):
                 first_bad=beam.pvalue.AsList(r["first_bad"]),
                 filter_edits=beam.pvalue.AsList(r["filter_edits"]),
                 contamination=beam.pvalue.AsSingleton(r["contamination"]),
+                **({"variants": beam.pvalue.AsList(r["variants"])} if r.get("variants") is not None else {}),
             )
         )
 
@@ -300,17 +421,25 @@ def construct(p: beam.Pipeline, plan: BuildPlan) -> None:
     deduped = filtered.docs | "Dedup" >> Dedup(config.dedup)
     tokenized = deduped.docs | "Tokenize" >> Tokenize(config.tokenizer, plan.tokenizer, config.shards.write_jsonl)
     mixed = tokenized.docs | "Mix" >> Mix(config)
-    shards = mixed.copies | "WriteShards" >> WriteShards(
+    main_shards = WriteShards(
         plan.out_dir, plan.tokenizer.dtype, config.shards.target_tokens, config.seed, config.shards.write_jsonl,
-        read.file_errors, mixed.plan)
+        read.file_errors, mixed.plan, homes=bool(config.variants))
+    shards = mixed.copies | "WriteShards" >> main_shards
     ledger = gather(p, [read, normalized, filtered, deduped, tokenized])
     drop_logs = ledger.drops | "WriteDropLog" >> WriteDropLog(plan.out_dir, config.shards.log_files, read.file_errors)
     accounting = ledger | "Accounting" >> Accounting()
     first_bad = read.drops | "FirstBadRecords" >> beam.CombineGlobally(FirstBadRecordsFn())
-    _ = p | "WriteManifest" >> WriteManifest(
-        plan, accounting=accounting, dedup_stats=deduped.stats, mixture=mixed.plan, shards=shards,
-        drop_logs=drop_logs, file_errors=read.file_errors, first_bad=first_bad, filter_edits=filtered.edits,
-        contamination=filtered.contamination)
+    results = dict(accounting=accounting, dedup_stats=deduped.stats, mixture=mixed.plan, shards=shards,
+                   drop_logs=drop_logs, file_errors=read.file_errors, first_bad=first_bad,
+                   filter_edits=filtered.edits, contamination=filtered.contamination)
+    if config.variants:  # one more stage, only in builds with variants (docs/design.md, Variants)
+        assert main_shards.num_shards is not None and main_shards.token_homes is not None  # set by expand
+        records = mixed.variant_copies | "WriteVariantShards" >> WriteVariantShards(
+            plan.out_dir, plan.tokenizer.dtype, config.shards.target_tokens, config.seed, main_shards.num_shards,
+            main_shards.token_homes, read.file_errors, mixed.plan)
+        results["variants"] = p | "WriteVariantManifests" >> WriteVariantManifests(
+            plan, records=records, plans=mixed.plans, **results)
+    _ = p | "WriteManifest" >> WriteManifest(plan, **results)
 
 
 def run_build(config: BuildConfig, out_dir: str, beam_args: list[str] | None = None,

@@ -18,6 +18,7 @@ from lemur_corpus.mixture import (
     HISTOGRAM_BINS,
     MixtureError,
     MixturePlan,
+    SourcePlan,
     boundary_choice,
     copies_of,
     histogram_bin,
@@ -26,6 +27,7 @@ from lemur_corpus.mixture import (
     sample_point,
 )
 from lemur_corpus.pipelines.tokenize import TokenizedDoc
+from lemur_corpus.variants import MAIN, in_any_window, nested_choices
 
 
 class HistogramFn(beam.CombineFn):
@@ -70,6 +72,61 @@ def _plan(_: Any, pools: dict[str, dict[str, Any]], config: BuildConfig) -> Mixt
         return MixturePlan.failed(config.seed, str(exc))
 
 
+def _plans(_: Any, pools: dict[str, dict[str, Any]], config: BuildConfig) -> dict[str, MixturePlan]:
+    """The main plan (key `MAIN`) and every variant's, from the same pools. A variant the pools cannot
+    give fails the whole build, naming the variant, before anything is written."""
+    plans = {MAIN: _plan(None, pools, config)}
+    problems = []
+    for name, mixture in config.variant_mixtures().items():
+        plan = _plan(None, pools, config.model_copy(update={"mixture": mixture}))
+        if plan.error:
+            problems.append(f"variant {name!r}: {plan.error}")
+        plans[name] = plan
+    if problems and not plans[MAIN].error:
+        plans[MAIN] = MixturePlan.failed(config.seed, "; ".join(problems))
+    return plans
+
+
+def _source_plans(plans: dict[str, MixturePlan], source: str) -> dict[str, SourcePlan]:
+    return {key: plan.sources[source] for key, plan in plans.items() if source in plan.sources}
+
+
+def _in_any_boundary(doc: TokenizedDoc, plans: dict[str, MixturePlan]) -> bool:
+    main = plans[MAIN]
+    return not main.error and in_any_window(_source_plans(plans, doc.source).values(),
+                                            sample_point(main.seed, doc.id))
+
+
+def _choose_nested(element: tuple[str, list[tuple[float, str, int]]],
+                   plans: dict[str, MixturePlan]) -> tuple[str, dict[str, frozenset[str]]]:
+    source, members = element
+    return source, nested_choices(members, _source_plans(plans, source))
+
+
+def copies_per_plan(doc: TokenizedDoc, plans: dict[str, MixturePlan], cuts: dict[str, Any]) -> dict[str, int]:
+    """Plan key -> how many times each plan writes the document (nothing when the build failed)."""
+    if plans[MAIN].error:
+        return {}
+    u = sample_point(plans[MAIN].seed, doc.id)
+    chosen = cuts.get(doc.source) or {}
+    return {key: copies_of(plan.sources[doc.source], u, doc.id, chosen.get(key)) for key, plan in plans.items()}
+
+
+def _main_copies(doc: TokenizedDoc, plans: dict[str, MixturePlan],
+                 cuts: dict[str, Any]) -> Iterator[tuple[TokenizedDoc, int]]:
+    for copy in range(copies_per_plan(doc, plans, cuts).get(MAIN, 0)):
+        yield doc, copy
+
+
+def _variant_copies(doc: TokenizedDoc, plans: dict[str, MixturePlan],
+                    cuts: dict[str, Any]) -> Iterator[tuple[TokenizedDoc, int, dict[str, int]]]:
+    """(doc, copies in the main mixture, {variant: copies}) for a document some variant writes."""
+    counts = copies_per_plan(doc, plans, cuts)
+    variants = {key: n for key, n in counts.items() if key != MAIN and n}
+    if variants:
+        yield doc, counts[MAIN], variants
+
+
 def _in_boundary(doc: TokenizedDoc, plan: MixturePlan) -> bool:
     return not plan.error and in_boundary(plan.sources[doc.source], sample_point(plan.seed, doc.id))
 
@@ -94,7 +151,11 @@ class MixOutputs(NamedTuple):
     plan: beam.PCollection
     """The `MixturePlan`, a singleton (with `error` set when the pools cannot give the mixture)."""
     cuts: beam.PCollection
-    """(source, ids taken from the boundary window) pairs."""
+    """(source, ids taken from the boundary window) pairs; with variants, (source, {plan key: ids})."""
+    plans: beam.PCollection | None = None
+    """With variants: {plan key: `MixturePlan`} (`MAIN` and each variant), a singleton."""
+    variant_copies: beam.PCollection | None = None
+    """With variants: (doc, main copies, {variant: copies}) for every document a variant writes."""
 
 
 class Mix(beam.PTransform):
@@ -111,6 +172,8 @@ class Mix(beam.PTransform):
             | "PoolPoints" >> beam.Map(lambda d: (d.source, (histogram_bin(sample_point(seed, d.id)), len(d.tokens))))
             | "Pools" >> beam.CombinePerKey(HistogramFn())
         )
+        if self.config.variants:
+            return self._with_variants(tokenized, pools)
         plan = (
             tokenized.pipeline
             | "PlanSeed" >> beam.Create([None])
@@ -126,3 +189,26 @@ class Mix(beam.PTransform):
         )
         copies = tokenized | "Copies" >> beam.FlatMap(_copies, plan=plan_side, cuts=beam.pvalue.AsDict(cuts))
         return MixOutputs(copies, plan, cuts)
+
+    def _with_variants(self, tokenized: beam.PCollection, pools: beam.PCollection) -> MixOutputs:
+        """The same two passes, planning every variant from the same pools and choosing each plan's
+        boundary documents together (`nested_choices`), so that larger rates take supersets."""
+        seed = self.config.seed
+        plans = (
+            tokenized.pipeline
+            | "PlanSeed" >> beam.Create([None])
+            | "Plans" >> beam.Map(_plans, pools=beam.pvalue.AsDict(pools), config=self.config)
+        )
+        plans_side = beam.pvalue.AsSingleton(plans)
+        plan = plans | "MainPlan" >> beam.Map(lambda p: p[MAIN])
+        cuts = (
+            tokenized
+            | "BoundaryDocs" >> beam.Filter(_in_any_boundary, plans=plans_side)
+            | "BoundaryPoints" >> beam.Map(lambda d: (d.source, (sample_point(seed, d.id), d.id, len(d.tokens))))
+            | "GroupBoundary" >> beam.GroupByKey()
+            | "Choose" >> beam.Map(_choose_nested, plans=plans_side)
+        )
+        cuts_side = beam.pvalue.AsDict(cuts)
+        copies = tokenized | "Copies" >> beam.FlatMap(_main_copies, plans=plans_side, cuts=cuts_side)
+        variant_copies = tokenized | "VariantCopies" >> beam.FlatMap(_variant_copies, plans=plans_side, cuts=cuts_side)
+        return MixOutputs(copies, plan, cuts, plans, variant_copies)

@@ -28,7 +28,7 @@ from lemur_corpus.accounting import Drop
 from lemur_corpus.io import atomic_writer, join, makedirs
 from lemur_corpus.mixture import MixturePlan
 from lemur_corpus.pipelines.tokenize import TokenizedDoc
-from lemur_corpus.shards import ShardDoc, write_shard
+from lemur_corpus.shards import ShardDoc, token_digest, write_shard
 
 log = logging.getLogger("corpus")
 
@@ -47,16 +47,40 @@ def _assign(item: tuple[TokenizedDoc, int], num_shards: int, seed: int) -> tuple
     return (base + copy) % num_shards, (position, doc.id, copy, doc)
 
 
+def token_home(index: int, path: str, record: dict[str, Any], tokens: int,
+               docs: list[tuple[str, np.ndarray]], pointers: list[int]) -> tuple[int, dict[str, Any]]:
+    """(shard index, where each document's tokens are in that shard's `.bin`): what variant indexes
+    point into (`pipelines/variants.py`)."""
+    return index, {"path": path, "bin": record, "tokens": tokens,
+                   "docs": {doc_id: (pointer, token_digest(tokens_))
+                            for (doc_id, tokens_), pointer in zip(docs, pointers, strict=True)}}
+
+
 class WriteShardFn(beam.DoFn):
-    def __init__(self, out_dir: str, dtype: str, write_jsonl: bool) -> None:
+    def __init__(self, out_dir: str, dtype: str, write_jsonl: bool, homes: bool = False) -> None:
         self.out_dir = out_dir
         self.dtype = np.dtype(dtype)
         self.write_jsonl = write_jsonl
+        self.homes = homes
+        """Also emit, tagged `home`, where each document's first copy is (a build with variants)."""
 
     def process(self, element: tuple[int, list[tuple]], file_errors: list[Any],
-                plan: MixturePlan) -> Iterator[dict[str, Any]]:
-        if not (file_errors or plan.error):  # a failed build writes no shards
-            yield self._write(*element)
+                plan: MixturePlan) -> Iterator[Any]:
+        if file_errors or plan.error:  # a failed build writes no shards
+            return
+        record = self._write(*element)
+        if not self.homes:
+            yield record
+            return
+        yield "record", record
+        index, members = element
+        members = sorted(members, key=lambda m: m[:3])
+        offsets = np.cumsum([0] + [len(doc.tokens) * self.dtype.itemsize for _, _, _, doc in members[:-1]])
+        firsts = [(doc, int(offset)) for (_, _, copy, doc), offset in zip(members, offsets, strict=True) if copy == 0]
+        yield "home", token_home(index, join(self.out_dir, SHARDS_DIR, shard_name(index) + ".bin"),
+                                 record["files"]["bin"], record["tokens"],
+                                 [(d.id, np.asarray(d.tokens, dtype=self.dtype)) for d, _ in firsts],
+                                 [o for _, o in firsts])
 
     def _write(self, index: int, members: list[tuple]) -> dict[str, Any]:
         members = sorted(members, key=lambda m: m[:3])
@@ -86,10 +110,15 @@ class WriteShards(beam.PTransform):
     file errors or a failed plan writes none (`file_errors`, `plan`: that build's PCollections)."""
 
     def __init__(self, out_dir: str, dtype: str, target_tokens: int, seed: int, write_jsonl: bool,
-                 file_errors: beam.PCollection, plan: beam.PCollection) -> None:
+                 file_errors: beam.PCollection, plan: beam.PCollection, homes: bool = False) -> None:
         super().__init__()
         self.out_dir, self.dtype, self.target_tokens, self.seed = out_dir, dtype, target_tokens, seed
         self.write_jsonl, self.file_errors, self.plan = write_jsonl, file_errors, plan
+        self.homes = homes
+        self.num_shards: beam.PCollection | None = None
+        """After expansion: the shard count K, a singleton."""
+        self.token_homes: beam.PCollection | None = None
+        """After expansion, with `homes`: (shard index, where its documents' tokens are), per shard."""
 
     def expand(self, copies: beam.PCollection) -> beam.PCollection:
         target_tokens = self.target_tokens
@@ -99,16 +128,21 @@ class WriteShards(beam.PTransform):
             | "TotalTokens" >> beam.CombineGlobally(sum)
         )
         num_shards = total | "NumShards" >> beam.Map(lambda t: max(1, math.ceil(t / target_tokens)))
-        return (
+        self.num_shards = num_shards
+        written = (
             copies
             | "Assign" >> beam.Map(_assign, num_shards=beam.pvalue.AsSingleton(num_shards), seed=self.seed)
             | "Group" >> beam.GroupByKey()
             | "Write" >> beam.ParDo(
-                WriteShardFn(self.out_dir, self.dtype, self.write_jsonl),
+                WriteShardFn(self.out_dir, self.dtype, self.write_jsonl, self.homes),
                 file_errors=beam.pvalue.AsList(self.file_errors),
                 plan=beam.pvalue.AsSingleton(self.plan),
             )
         )
+        if not self.homes:
+            return written
+        self.token_homes = written | "Homes" >> beam.FlatMap(lambda pair: [pair[1]] if pair[0] == "home" else [])
+        return written | "Records" >> beam.FlatMap(lambda pair: [pair[1]] if pair[0] == "record" else [])
 
 
 DROP_LOG_RECORDS_PER_FILE = 100_000

@@ -24,6 +24,7 @@ from lemur_corpus.cli import main
 from lemur_corpus.document import Document
 from lemur_corpus.pipelines.build import RUNNER_ALIASES, construct, prepare, run_build
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
+from lemur_corpus.variants import VariantConfig
 from tests.buildutil import output_digest, slice_config
 from tests.conftest import read_jsonl, shared_path
 
@@ -138,6 +139,15 @@ def test_each_stage_is_one_composite_at_the_top_of_the_graph(tmp_path: Path) -> 
     assert top == ["Read", "Normalize", "Filter", "Dedup", "Tokenize", "Mix", "WriteShards", "AllTallies", "AllDrops",
                    "WriteDropLog", "Accounting", "FirstBadRecords", "WriteManifest"]
 
+    variants = slice_config(code_rows=20, web_rows=10, variants=[{"name": "r5", "code_text_ratio": 5}])
+    p = beam.Pipeline(options=PipelineOptions([]))
+    construct(p, prepare(variants, str(tmp_path / "variants")))
+    top = [t.full_label for t in p.transforms_stack[0].parts]
+    assert top == ["Read", "Normalize", "Filter", "Dedup", "Tokenize", "Mix", "WriteShards", "AllTallies", "AllDrops",
+                   "WriteDropLog", "Accounting", "FirstBadRecords", "WriteVariantShards", "WriteVariantManifests",
+                   "WriteManifest"]
+    assert _graph(p).not_feeding_last() == []  # the variants' sinks feed the main manifest too
+
     from lemur_corpus.pipelines.ledger import DocumentStage, StageFn
 
     with beam.Pipeline() as twice:
@@ -229,6 +239,27 @@ def test_runner_matrix_gives_identical_bytes(matrix_config, dask_cluster, tmp_pa
     assert digests["multi_processing"] == digests["direct"]
     assert digests["dask"] == digests["direct"]
     assert manifests["dask"]["run"]["runner"] == RUNNER_ALIASES["DaskRunner"]
+
+
+@pytest.mark.slow
+def test_variants_give_identical_bytes_on_every_runner(matrix_config, dask_cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A build with variants: the variant folders (hard-linked token bytes, index shards, manifests) are
+    the same bytes on every runner, like the main mixture."""
+    config = matrix_config.model_copy(update={"variants": [
+        VariantConfig(name="r4", code_text_ratio=4), VariantConfig(name="r40", code_text_ratio=40)]})
+    runs = {
+        "direct": [],
+        "multi_processing": MULTI_PROCESSING,
+        "dask": [DASK, f"--dask_client_address={dask_cluster.scheduler_address}"],
+    }
+    digests = {}
+    for name, args in runs.items():
+        manifest = run_build(config, str(tmp_path / name), args)
+        assert [v["name"] for v in manifest["variants"]] == ["r4", "r40"]
+        digests[name] = output_digest(tmp_path / name)
+    assert any(path.startswith("variants/r40/shards/") for path in digests["direct"])
+    assert digests["multi_processing"] == digests["direct"]
+    assert digests["dask"] == digests["direct"]
 
 
 @pytest.mark.slow

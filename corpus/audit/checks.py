@@ -32,7 +32,7 @@ from lemur_corpus.audit.scan import (
 )
 from lemur_corpus.config import canonical_json
 from lemur_corpus.errors import CorpusError
-from lemur_corpus.io import exists, iter_lines, join
+from lemur_corpus.io import exists, iter_lines, join, read_bytes
 from lemur_corpus.manifest import schema_problems, stage_chain_problems
 from lemur_corpus.mixture import MixtureError, redistribute, sequences
 
@@ -240,6 +240,29 @@ def extra_shard_files(build_dir: str, shards: list[dict[str, Any]]) -> tuple[lis
         elif name not in listed:
             problems.append(f"shards/{name} is not in the manifest (left from another build?)")
     return problems, notes
+
+
+def variant_problems(build_dir: str, manifest: dict[str, Any]) -> list[str]:
+    """A build with variants: each listed variant folder holds a finished build of that variant, of this
+    build (its own shards are audited by `corpus audit` on the folder)."""
+    problems = []
+    for entry in manifest.get("variants") or []:
+        path = join(build_dir, str(entry.get("path")), "manifest.json")
+        if not exists(path):
+            problems.append(f"variant {entry.get('name')}: {entry.get('path')}/manifest.json is missing")
+            continue
+        try:
+            variant = json.loads(read_bytes(path))
+        except (CorpusError, ValueError) as exc:
+            problems.append(f"variant {entry.get('name')}: {entry.get('path')}/manifest.json is unreadable ({exc})")
+            continue
+        if (variant.get("build") or {}).get("config_hash") != entry.get("config_hash"):
+            problems.append(f"variant {entry.get('name')}: its manifest's config hash differs from the one this "
+                            "build recorded (rewritten by another build?)")
+        if ((variant.get("variant") or {}).get("of") or {}).get("config_hash") != \
+                (manifest.get("build") or {}).get("config_hash"):
+            problems.append(f"variant {entry.get('name')}: its manifest names another build as its main mixture")
+    return problems
 
 
 # ---------------------------------------------------------------------------------------------
@@ -485,6 +508,7 @@ def audit_build(build_dir: str, *, tolerance: float = DEFAULT_TOLERANCE, config:
     mismatches.extend(accounting_problems(manifest))
     mismatches.extend(drop_log_problems(build_dir, manifest))
     mismatches.extend(contamination_problems(manifest))
+    mismatches.extend(variant_problems(build_dir, manifest))
     target_code = sum(s.target_weight for s in sources if s.kind == "code")
     target_text = sum(s.target_weight for s in sources if s.kind == "text")
     return AuditResult(build_dir, manifest, tolerance, sources, shard_rows, total,

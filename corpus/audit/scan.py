@@ -149,11 +149,39 @@ class BinScan:
     max_id: int | None
     min_id: int | None
     eos_misses: int
+    segment_digests: list[str | None] = dataclasses.field(default_factory=list)
+    """xxh3-64 of each requested byte range (None: it runs past the end of the file)."""
 
 
-def scan_bin(path: str, dtype: np.dtype | None, ends: np.ndarray, eos_id: int) -> BinScan:
+class SegmentHasher:
+    """xxh3-64 of byte ranges of a file fed chunk by chunk in order (a variant's documents in a shared
+    `.bin`: any order, any gaps), so the audit reads the `.bin` once."""
+
+    def __init__(self, starts: np.ndarray, ends: np.ndarray) -> None:
+        order = np.argsort(starts, kind="stable")
+        self.order, self.starts, self.ends = order, starts[order], ends[order]
+        self.digests: list[str | None] = [None] * len(starts)
+        self.hashers: dict[int, Any] = {}
+        self.next = 0
+
+    def feed(self, offset: int, chunk: bytes) -> None:
+        end = offset + len(chunk)
+        while self.next < len(self.starts) and self.starts[self.next] < end:
+            self.hashers[self.next] = xxhash.xxh3_64()
+            self.next += 1
+        for i in list(self.hashers):
+            lo, hi = max(int(self.starts[i]), offset) - offset, min(int(self.ends[i]), end) - offset
+            if hi > lo:
+                self.hashers[i].update(chunk[lo:hi])
+            if self.ends[i] <= end:
+                self.digests[int(self.order[i])] = self.hashers.pop(i).hexdigest()
+
+
+def scan_bin(path: str, dtype: np.dtype | None, ends: np.ndarray, eos_id: int,
+             segments: tuple[np.ndarray, np.ndarray] | None = None) -> BinScan:
     """One streaming pass over a `.bin`: sha256, the id range, and how many documents (whose last token
-    positions are `ends`) do not end in `eos_id`. With no dtype (a broken index) only the hash is taken."""
+    positions are `ends`, sorted) do not end in `eos_id`; with `segments` (byte starts, byte ends), the
+    xxh3-64 of each. With no dtype (a broken index) only the hash is taken."""
     sha = hashlib.sha256()
     size = 0
     carry = b""
@@ -161,8 +189,11 @@ def scan_bin(path: str, dtype: np.dtype | None, ends: np.ndarray, eos_id: int) -
     max_id: int | None = None
     min_id: int | None = None
     misses = 0
+    hasher = SegmentHasher(*segments) if segments is not None else None
     for chunk in _raw_chunks(path):
         sha.update(chunk)
+        if hasher is not None:
+            hasher.feed(size, chunk)
         size += len(chunk)
         if dtype is None:
             continue
@@ -179,7 +210,7 @@ def scan_bin(path: str, dtype: np.dtype | None, ends: np.ndarray, eos_id: int) -
         if hi > lo:
             misses += int(np.count_nonzero(tokens[ends[lo:hi] - start] != eos_id))
         start += len(tokens)
-    return BinScan(size, sha.hexdigest(), max_id, min_id, misses)
+    return BinScan(size, sha.hexdigest(), max_id, min_id, misses, hasher.digests if hasher is not None else [])
 
 
 def read_docs_lines(path: str) -> list[dict[str, Any]]:
@@ -197,19 +228,39 @@ def read_docs_lines(path: str) -> list[dict[str, Any]]:
         raise
 
 
-def _index_problems(name: str, index: Any) -> list[str]:
+def _index_problems(name: str, index: Any, bin_tokens: int | None = None) -> list[str]:
+    """The `.idx` against itself: back-to-back pointers, or (a shared `.bin` of `bin_tokens` tokens)
+    pointers at whole tokens inside it."""
     problems = []
     lengths = index.lengths.astype(np.int64)
-    expected = np.zeros(len(lengths), dtype=np.int64)
-    if len(lengths) > 1:
-        np.cumsum(lengths[:-1] * index.dtype.itemsize, out=expected[1:])
-    if not np.array_equal(index.pointers, expected):
-        problems.append(f"{name}.idx: byte pointers do not follow the sequence lengths")
+    if bin_tokens is None:
+        expected = np.zeros(len(lengths), dtype=np.int64)
+        if len(lengths) > 1:
+            np.cumsum(lengths[:-1] * index.dtype.itemsize, out=expected[1:])
+        if not np.array_equal(index.pointers, expected):
+            problems.append(f"{name}.idx: byte pointers do not follow the sequence lengths")
+    else:
+        size = bin_tokens * index.dtype.itemsize
+        outside = (index.pointers < 0) | (index.pointers + lengths * index.dtype.itemsize > size) | (
+            index.pointers % index.dtype.itemsize != 0)
+        if outside.any():
+            problems.append(f"{name}.idx: {int(outside.sum()):,} byte pointer(s) outside the shared .bin's "
+                            f"{bin_tokens:,} tokens or not at a token boundary")
     if not np.array_equal(index.document_indices, np.arange(len(lengths) + 1, dtype=np.int64)):
         problems.append(f"{name}.idx: document indices are not 0..{len(lengths)} (one sequence per document)")
     if len(lengths) and int(lengths.min()) <= 0:
         problems.append(f"{name}.idx: {int(np.count_nonzero(lengths <= 0))} document(s) of length <= 0")
     return problems
+
+
+def _digest_problems(name: str, lines: list[dict[str, Any]], digests: list[str | None]) -> list[str]:
+    """A shared `.bin`: each document's tokens at its pointer must be those its docs-index line names."""
+    if len(lines) != len(digests):
+        return []  # the count mismatch is reported by `_docs_measure`
+    wrong = sum(1 for line, digest in zip(lines, digests, strict=True)
+                if not isinstance(line, dict) or line.get("xxh") != digest)
+    return [f"{name}: {wrong:,} document(s) whose .idx pointer addresses other tokens than its "
+            ".docs.jsonl.zst line names (xxh3-64 of the tokens differs)"] if wrong else []
 
 
 def _docs_measure(measure: ShardMeasure, lines: list[dict[str, Any]], lengths: np.ndarray | None) -> None:
@@ -260,21 +311,35 @@ def measure_shard(build_dir: str, record: dict[str, Any], tokenizer: dict[str, A
             index = parse_index(raw, f"{name}.idx")
         except ShardFormatError as exc:
             measure.problems.append(str(exc))
+    shared = record.get("bin_tokens")  # a variant's shard: its .bin is token bytes shared with others
+    bin_tokens = int(shared) if isinstance(shared, int) else None
     if index is not None:
         measure.dtype = index.dtype.name
-        measure.problems.extend(_index_problems(name, index))
+        measure.problems.extend(_index_problems(name, index, bin_tokens))
         measure.documents = len(index.lengths)
         measure.tokens = int(index.lengths.astype(np.int64).sum())
+    scan = None
     if "bin" not in missing:
-        ends = np.cumsum(index.lengths.astype(np.int64)) - 1 if index is not None else np.zeros(0, np.int64)
+        segments = None
+        if index is None:
+            ends = np.zeros(0, np.int64)
+        elif bin_tokens is None:
+            ends = np.cumsum(index.lengths.astype(np.int64)) - 1
+        else:
+            starts = index.pointers.astype(np.int64)
+            stops = starts + index.lengths.astype(np.int64) * index.dtype.itemsize
+            segments = (starts, stops)
+            ends = np.unique(stops // index.dtype.itemsize - 1)
         scan = scan_bin(paths["bin"], index.dtype if index is not None else None, ends,
-                        int(tokenizer.get("eos_id", -1)))
+                        int(tokenizer.get("eos_id", -1)), segments)
         measure.files["bin"] = (scan.size, scan.sha256)
         if index is not None:
-            expected = measure.tokens * index.dtype.itemsize
+            described = measure.tokens if bin_tokens is None else bin_tokens
+            expected = described * index.dtype.itemsize
             if scan.size != expected:
-                measure.problems.append(f"{name}.bin is {scan.size:,} bytes, its .idx describes {expected:,} "
-                                        f"({measure.tokens:,} {index.dtype.name} tokens)")
+                measure.problems.append(f"{name}.bin is {scan.size:,} bytes, its "
+                                        f"{'.idx' if bin_tokens is None else 'record (bin_tokens)'} describes "
+                                        f"{expected:,} ({described:,} {index.dtype.name} tokens)")
             else:
                 _tokenizer_signs(measure, scan, index.dtype, tokenizer)
     if "docs" not in missing:
@@ -285,6 +350,8 @@ def measure_shard(build_dir: str, record: dict[str, Any], tokenizer: dict[str, A
             measure.problems.append(f"{name}.docs.jsonl.zst is unreadable: {exc}")
         else:
             _docs_measure(measure, lines, index.lengths if index is not None else None)
+            if bin_tokens is not None and scan is not None and index is not None:
+                measure.problems.extend(_digest_problems(name, lines, scan.segment_digests))
     for kind in paths:
         if kind not in SHARD_FILES and kind not in missing:
             measure.files[kind] = file_digest(paths[kind])

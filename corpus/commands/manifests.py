@@ -325,8 +325,20 @@ def _counts(manifest: dict[str, Any]) -> dict[str, int]:
 
 def _sources(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     fields = ("kind", "status", "pool_tokens", "pool_documents", "target_tokens", "realized_tokens",
-              "realized_documents", "weight", "realized_weight")
+              "realized_documents", "weight", "realized_weight", "rate", "realized_epochs")
     return {s: {f: p.get(f) for f in fields} for s, p in ((manifest.get("mixture") or {}).get("sources") or {}).items()}
+
+
+def _mixture_summary(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The mixture as a whole: N, how it was chosen, code:text; which variant of which build this is."""
+    mixture = manifest.get("mixture") or {}
+    ratio = mixture.get("code_text_ratio") or {}
+    variant = manifest.get("variant") or {}
+    return {"total_tokens": mixture.get("total_tokens"), "total_from": mixture.get("total_from"),
+            "binding_source": mixture.get("binding_source"), "code_text_ratio target": ratio.get("target"),
+            "code_text_ratio realized": ratio.get("realized"),
+            "realized_total_tokens": mixture.get("realized_total_tokens"),
+            "variant": variant.get("name"), "variant of": (variant.get("of") or {}).get("config_hash")}
 
 
 def diff_manifests(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -336,7 +348,7 @@ def diff_manifests(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     for name in sorted(set(sources_a) | set(sources_b)):
         sa, sb = sources_a.get(name, {}), sources_b.get(name, {})
         if sa != sb:
-            keys = ("realized_tokens", "weight", "realized_weight", "pool_tokens")
+            keys = ("realized_tokens", "weight", "realized_weight", "pool_tokens", "realized_epochs")
             source_rows.append({"source": name, **{f"{k}_a": sa.get(k) for k in keys},
                                 **{f"{k}_b": sb.get(k) for k in keys}})
     counts = [dict(row, delta=(row["b"] or 0) - (row["a"] or 0)) for row in changed(_counts(a), _counts(b))]
@@ -354,6 +366,7 @@ def diff_manifests(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         "dedup": changed(flatten(a.get("dedup") or {}), flatten(b.get("dedup") or {})),
         "filter_edits": changed(flatten(a.get("filter_edits") or {}), flatten(b.get("filter_edits") or {})),
         "sources": source_rows,
+        "mixture": changed(_mixture_summary(a), _mixture_summary(b)),
         "totals": changed(flatten(a.get("totals") or {}), flatten(b.get("totals") or {})),
     }
 
@@ -383,6 +396,10 @@ def _pct(value: Any) -> str:
     return f"{100 * value:.3f}%" if isinstance(value, (int, float)) else "-"
 
 
+def _epochs(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
+
+
 def _print_diff(result: dict[str, Any], label_a: str, label_b: str) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -405,7 +422,7 @@ def _print_diff(result: dict[str, Any], label_a: str, label_b: str) -> None:
             t.add_row(*(Text(cell) for cell in row))  # keys like inputs[local] are not markup
         console.print(t)
 
-    for section in ("code", "config", "tokenizer", "dedup", "filter_edits", "totals"):
+    for section in ("code", "config", "tokenizer", "dedup", "filter_edits", "mixture", "totals"):
         table(f"{section}: {len(result[section])} change(s)", ("key", "A", "B"),
               [(r["key"], _fmt(r["a"]), _fmt(r["b"])) for r in result[section]])
     table("inputs", ("input", "status", "changed fields", "paths +", "paths -", "resized"),
@@ -413,8 +430,10 @@ def _print_diff(result: dict[str, Any], label_a: str, label_b: str) -> None:
             f"{r['paths_removed']:,}", f"{r['paths_resized']:,}") for r in result["inputs"]])
     table("documents per stage, source and drop reason", ("stage/group count", "A", "B", "Δ"),
           [(r["key"], _fmt(r["a"]), _fmt(r["b"]), f"{r['delta']:+,}") for r in result["counts"]])
-    table("sources: tokens and weights",
-          ("source", "tokens A", "tokens B", "target A", "target B", "realized A", "realized B"),
+    table("sources: tokens, weights and epochs side by side",
+          ("source", "tokens A", "tokens B", "target A", "target B", "realized A", "realized B", "epochs A",
+           "epochs B"),
           [(r["source"], _fmt(r["realized_tokens_a"]), _fmt(r["realized_tokens_b"]), _pct(r["weight_a"]),
-            _pct(r["weight_b"]), _pct(r["realized_weight_a"]), _pct(r["realized_weight_b"]))
+            _pct(r["weight_b"]), _pct(r["realized_weight_a"]), _pct(r["realized_weight_b"]),
+            _epochs(r.get("realized_epochs_a")), _epochs(r.get("realized_epochs_b")))
            for r in result["sources"]])
