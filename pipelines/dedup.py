@@ -240,7 +240,7 @@ class DedupOutputs(NamedTuple):
     """Exact and near duplicates (each naming its survivor) and ids read twice."""
     stats: beam.PCollection
     """((section, group, metric), value), combined, with duplicate rates: the manifest's `dedup`."""
-    index: beam.PCollection
+    index_written: beam.PCollection
     """(kind, {path, sha256, documents, files, bytes}) of the index written (none without `index`)."""
 
 

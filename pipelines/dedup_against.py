@@ -84,7 +84,8 @@ def initial_against_stats(specs: dict[str, AgainstSpec]) -> list[tuple[tuple[str
     out = []
     for kind, spec in sorted(specs.items()):
         out += [stat(AGAINST, kind, metric, 0) for metric in AGAINST_METRICS]
-        out += [stat(AGAINST, kind, "index_documents", spec.documents), stat(AGAINST, kind, "index_files", len(spec.files))]
+        out += [stat(AGAINST, kind, "index_documents", spec.documents),
+                stat(AGAINST, kind, "index_files", len(spec.files))]
     return out
 
 
@@ -201,7 +202,7 @@ class BucketPairsFn(beam.DoFn):
         news: set[str] = set()
         for ref, new_id in members:
             if ref:
-                olds.add(tuple(ref))  # type: ignore[arg-type]  # a Ref travelled as a tuple of three strings
+                olds.add(tuple(ref))
             else:
                 news.add(new_id)
         if not olds or not news:

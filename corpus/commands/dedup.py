@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Exact (content hash) and near-duplicate (MinHash LSH, verified) dedup of one kind of "
         "documents, with the same transforms as `corpus build`. Writes kept-*.jsonl.zst (the kept records), "
         "clusters.jsonl (id, cluster, kept for every document), dropped.jsonl (unreadable records), "
-        "dedup-index/ (the kept documents' dedup index, for a later --against) and summary.json into --out. Everything after a bare `--` is passed to Beam unchanged.",
+        "dedup-index/ (the kept documents' dedup index, for a later --against) and summary.json into --out."
+        " Everything after a bare `--` is passed to Beam unchanged.",
     )
     p.add_argument("--input", metavar="FILE", nargs="+", required=True,
                    help="files or globs: .jsonl, .jsonl.gz, .jsonl.zst or .parquet "

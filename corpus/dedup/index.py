@@ -15,7 +15,7 @@ dedup-index merge` writes any folder. A row is one document that was kept (publi
 | `source` | string (dictionary) | its mixture source |
 | `doc_id` | string | its id in that build |
 | `content_hash` | fixed_size_binary(16) | xxh3-128 of its text (exact dedup's hash) |
-| `sketch` | binary (num_perm / 2 bytes), null when near-dedup is off or the text has no token | the 4-bit MinHash sketch |
+| `sketch` | binary (num_perm / 2 bytes) or null | the 4-bit MinHash sketch (null: near-dedup off, or no token) |
 
 Why a 4-bit sketch and no stored signature or band keys: a full signature is num_perm x 4 bytes
 (1,024 B at the default 256 permutations) and the band keys 18 B x bands (414 B at 23 bands), each
@@ -110,7 +110,7 @@ def sketch_values_of(signature: np.ndarray) -> np.ndarray:
     """4 bits per permutation: the top bits of a multiplicative hash of the whole 32-bit minimum
     (its own top bits are almost always 0: it is a minimum; its low bits depend on few input bits)."""
     v = signature.astype(np.uint64)
-    return ((((v * _MIX) & _MASK32) >> np.uint64(32 - SKETCH_BITS))).astype(np.uint8)
+    return (((v * _MIX) & _MASK32) >> np.uint64(32 - SKETCH_BITS)).astype(np.uint8)
 
 
 def pack_sketch(values: np.ndarray) -> bytes:
@@ -269,7 +269,8 @@ def _read_header(folder: str) -> dict[str, Any]:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise DedupIndexError(f"dedup index {path}: not a {FORMAT} header")
     if header.get("version") != VERSION:
-        raise DedupIndexError(f"dedup index {path}: format version {header.get('version')!r}, this code reads {VERSION}")
+        raise DedupIndexError(f"dedup index {path}: format version {header.get('version')!r}, this code reads "
+                              f"{VERSION}")
     for key in ("kind", "settings", "builds", "documents", "files"):
         if key not in header:
             raise DedupIndexError(f"dedup index {path}: the header has no {key!r}")
@@ -333,7 +334,8 @@ IndexRow = tuple[str, str, str, bytes, bytes | None]
 def _schema() -> Any:
     import pyarrow as pa
 
-    return pa.schema([("build", pa.dictionary(pa.int32(), pa.string())), ("source", pa.dictionary(pa.int32(), pa.string())),
+    words = pa.dictionary(pa.int32(), pa.string())
+    return pa.schema([("build", words), ("source", words),
                       ("doc_id", pa.string()), ("content_hash", pa.binary(16)), ("sketch", pa.binary())])
 
 
@@ -346,7 +348,7 @@ def part_bytes(rows: Iterable[IndexRow]) -> bytes:
     import pyarrow.parquet as pq
 
     ordered = sorted(rows, key=lambda r: (r[0], r[2]))
-    columns = list(zip(*ordered, strict=True)) if ordered else [[] for _ in COLUMNS]
+    columns: list[Any] = list(zip(*ordered, strict=True)) if ordered else [[] for _ in COLUMNS]
     arrays = [pa.array(list(columns[0]), pa.string()).dictionary_encode(),
               pa.array(list(columns[1]), pa.string()).dictionary_encode(),
               pa.array(list(columns[2]), pa.string()), pa.array(list(columns[3]), pa.binary(16)),
@@ -376,7 +378,7 @@ def read_part(data: bytes, where: str) -> Any:
 
 def table_rows(table: Any) -> list[IndexRow]:
     columns = [table.column(c).to_pylist() for c in COLUMNS]
-    return list(zip(*columns, strict=True))  # type: ignore[arg-type]  # five columns: an IndexRow each
+    return list(zip(*columns, strict=True))
 
 
 def shard_of(build: str, doc_id: str, shards: int) -> int:
