@@ -53,6 +53,8 @@ INDEX_DIR = "dedup-index"
 SKETCH_BITS = 4
 CONTENT_HASH = "xxh3_128"
 COLUMNS = ("build", "source", "doc_id", "content_hash", "sketch")
+NEAR_SETTINGS = ("tokens", "ngram", "num_perm", "seed", "hash", "threshold", "max_shingles", "sketch_bits",
+                 "bands", "rows")
 
 _MIX = np.uint64(0x9E3779B1)
 _MASK32 = np.uint64(0xFFFFFFFF)
@@ -97,7 +99,8 @@ def settings_difference(index: dict[str, Any], ours: dict[str, Any]) -> str | No
     theirs = index.get("near")
     if theirs is None:
         return f"it has no MinHash sketches (dedup.{ours['kind']} near-dedup was off), this run near-dedups"
-    for key in sorted(set(mine) | set(theirs)):
+    order = {key: i for i, key in enumerate(NEAR_SETTINGS)}  # what the user set first, what follows from it last
+    for key in sorted(set(mine) | set(theirs), key=lambda k: (order.get(k, len(order)), k)):
         if mine.get(key) != theirs.get(key):
             return (f"dedup.{ours['kind']}.{key} = {theirs.get(key)!r} in the index, this run uses "
                     f"{mine.get(key)!r}")
