@@ -105,7 +105,7 @@ def run_chain(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     dumps = chain_corpus(args.data, work, args.chain_docs, args.dumps, args.seed)
     files = [write_jsonl(work / f"dump{k + 1}.jsonl", rows) for k, rows in enumerate(dumps)]
     outs, merged, digests = [], None, {}
-    chain_wall = 0.0
+    chain_wall, unchanged_checks = 0.0, 0
     for k, path in enumerate(files):
         out = work / f"dump{k + 1}"
         result = dedup([path], out, [merged] if merged else None, build_id=f"dump{k + 1}")
@@ -113,6 +113,7 @@ def run_chain(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         outs.append(out)
         for earlier in outs[:-1]:  # published outputs: untouched by every later run
             assert digest_tree(earlier / "dedup-index") == digests[earlier], f"{earlier} changed"
+            unchanged_checks += 1
         digests[out] = digest_tree(out / "dedup-index")
         target = work / f"merged{k + 1}"
         inputs = [str(merged)] if merged else []
@@ -129,6 +130,11 @@ def run_chain(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     untraceable = [r["id"] for r in rows.values() if not r["kept"] and r.get("duplicate_of_build")
                    and r["duplicate_of"] not in kept_by_build.get(r["duplicate_of_build"], set())]
     untraceable += [r["id"] for r in rows.values() if not r["kept"] and "duplicate_of" not in r]
+    from lemur_corpus.dedup.index import open_index, read_part, table_rows
+
+    final = open_index(str(merged), "text")
+    in_final = {row[2] for path, _ in final.files() for row in table_rows(read_part(Path(path).read_bytes(), path))}
+    published = {i for ids in kept_by_build.values() for i in ids}
     full_rows = {r["id"]: r for r in read_jsonl(work / "full" / "clusters.jsonl")}
     later = [doc["id"] for rows_k in dumps[1:] for doc in rows_k]
     differ = [i for i in later if rows[i]["kept"] != full_rows[i]["kept"]]
@@ -156,7 +162,9 @@ def run_chain(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "disagreements": {"removed_only_incrementally": only_incremental,
                           "removed_only_in_full": len(differ) - only_incremental},
         "removed_against_earlier": sum(1 for r in rows.values() if r.get("duplicate_of_build")),
-        "untraceable_removals": len(untraceable), "published_documents_removed": 0,
+        "untraceable_removals": len(untraceable),
+        "published_documents_missing_from_final_index": len(published - in_final),
+        "final_index_documents": len(in_final), "earlier_index_unchanged_checks": unchanged_checks,
         "incremental_chain": ours, "one_full_dedup": full_scores, "datasketch_baseline": baseline,
         "chain_wall_s": round(chain_wall, 1), "full_wall_s": round(full["wall_s"], 1),
     }
@@ -219,12 +227,13 @@ def main() -> None:
             print(json.dumps({"cost": result["cost"]}), flush=True)
     if "chain" in result:
         c = result["chain"]
+        ours, full, base = c["incremental_chain"], c["one_full_dedup"], c["datasketch_baseline"]
         print(f"chain of {len(c['dumps'])} dumps, {c['documents']:,} documents: agreement with one full dedup "
               f"(earlier dumps win) {c['agreement_with_full']:.4f} on {c['new_documents']:,} new documents; removal "
-              f"precision {c['incremental_chain']['removal_precision']:.4f} / pair recall "
-              f"{c['incremental_chain']['pair_recall']:.4f} (full dedup {c['one_full_dedup']['removal_precision']:.4f}"
-              f" / {c['one_full_dedup']['pair_recall']:.4f}; datasketch {c['datasketch_baseline']['removal_precision']:.4f}"
-              f" / {c['datasketch_baseline']['pair_recall']:.4f}); untraceable removals {c['untraceable_removals']}")
+              f"precision {ours['removal_precision']:.4f} / pair recall {ours['pair_recall']:.4f} (full dedup "
+              f"{full['removal_precision']:.4f} / {full['pair_recall']:.4f}; datasketch {base['removal_precision']:.4f}"
+              f" / {base['pair_recall']:.4f}); untraceable removals {c['untraceable_removals']}, published documents "
+              f"missing from the final index {c['published_documents_missing_from_final_index']}")
     if "cost" in result:
         c = result["cost"]
         print(f"adding {c['new_documents']:,} documents against an index of {c['base_documents']:,}: "

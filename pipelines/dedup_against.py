@@ -111,8 +111,13 @@ class NewKeysFn(beam.DoFn):
         keys = sketch_band_keys(unpack_sketches([sketch], num_perm), bands, rows)[0]
         yield beam.pvalue.TaggedOutput("filter", (("near", record.kind), keys))
         yield beam.pvalue.TaggedOutput("sketch", (record.id, (record.content_hash, record.kind, sketch)))
-        for key in keys.tolist():
-            yield (record.kind, key), ("", record.id)
+        yield record.kind, record.id, keys  # one element a document: its band memberships are made after
+
+
+def band_members(element: tuple[str, str, np.ndarray]) -> Iterator[tuple[tuple[str, int], tuple[Any, str]]]:
+    kind, doc_id, keys = element
+    for key in keys.tolist():
+        yield (kind, key), ("", doc_id)
 
 
 class UniqueKeysFn(beam.CombineFn):
@@ -257,14 +262,17 @@ class VerifyAgainstFn(beam.DoFn):
 
 
 class BestMatchFn(beam.DoFn):
-    """Every match of one new document → its one removal: exact first, then the highest similarity,
-    then the earliest (build, id); with its statistics."""
+    """Joined on a new document: no match → its node(s) go on to this run's own dedup; matches → its
+    one removal: exact first, then the highest similarity, then the earliest (build, id)."""
 
     def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
         new_id, grouped = element
         decisions = grouped["decision"]
         nodes = grouped["node"]
-        if not decisions or not nodes:
+        if not decisions:
+            yield from nodes
+            return
+        if not nodes:
             return
         record = min(nodes, key=lambda n: n[0].content_hash)[0]
         decision = min(decisions, key=lambda d: (d.reason != EXACT_REASON, -d.similarity, d.build, d.survivor))
@@ -272,7 +280,6 @@ class BestMatchFn(beam.DoFn):
         yield tagged_stat(AGAINST, record.kind, "removed_bytes", record.nbytes)
         yield tagged_stat(AGAINST, record.kind, "exact_removed" if decision.reason == EXACT_REASON else "near_removed")
         yield beam.pvalue.TaggedOutput("removed", (new_id, decision))
-        yield beam.pvalue.TaggedOutput("kept_out", new_id)
 
 
 class AgainstOutputs(NamedTuple):
@@ -308,8 +315,9 @@ class DedupAgainst(beam.PTransform):
             | "JoinHashes" >> beam.CoGroupByKey()
             | "ExactMatches" >> MultiOutputParDo(ExactMatchFn(), STATS, main="decisions")
         )
+        members = new["members"] | "BandMembers" >> beam.FlatMap(band_members)
         pairs = (
-            (new["members"], index["members"])
+            (members, index["members"])
             | "AllMembers" >> beam.Flatten()
             | "GroupByBucket" >> beam.GroupByKey()
             | "BucketPairs" >> MultiOutputParDo(
@@ -329,14 +337,9 @@ class DedupAgainst(beam.PTransform):
             {"decision": (exact["decisions"], verified["decisions"]) | "AllMatches" >> beam.Flatten(),
              "node": nodes | "NodesById" >> beam.Map(lambda n: (n[0].id, n))}
             | "JoinMatches" >> beam.CoGroupByKey()
-            | "BestMatch" >> MultiOutputParDo(BestMatchFn(), STATS, "removed", "kept_out")
+            | "BestMatch" >> MultiOutputParDo(BestMatchFn(), STATS, "removed", main="remaining")
         )
-        remaining = (
-            {"node": nodes | "KeyNodes" >> beam.Map(lambda n: (n[0].id, n)),
-             "out": decided["kept_out"] | "OutIds" >> beam.Map(lambda i: (i, None))}
-            | "JoinRemoved" >> beam.CoGroupByKey()
-            | "Remaining" >> beam.FlatMap(lambda kv: [] if kv[1]["out"] else kv[1]["node"])
-        )
+        remaining = decided["remaining"]
         stats = ((exact[STATS], pairs[STATS], verified[STATS], decided[STATS],
                   p | "InitialStats" >> beam.Create(initial_against_stats(specs)))
                  | "Stats" >> beam.Flatten())

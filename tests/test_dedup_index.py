@@ -56,7 +56,8 @@ def test_sketch_estimates_the_jaccard_of_the_labelled_pairs() -> None:
         agree = int(np.count_nonzero(unpack_sketches([sketch_of(a)], 256) == unpack_sketches([sketch_of(b)], 256)))
         sketch_errors.append(sketch_similarity(agree, 256) - pair["jaccard_w5"])
         full_errors.append(float(np.mean(a == b)) - pair["jaccard_w5"])
-    sketch_rmse, full_rmse = float(np.sqrt(np.mean(np.square(sketch_errors)))), float(np.sqrt(np.mean(np.square(full_errors))))
+    sketch_rmse = float(np.sqrt(np.mean(np.square(sketch_errors))))
+    full_rmse = float(np.sqrt(np.mean(np.square(full_errors))))
     assert len(pairs) >= 200
     assert sketch_rmse < 0.04 and sketch_rmse < 1.35 * full_rmse, (sketch_rmse, full_rmse)
     assert abs(float(np.mean(sketch_errors))) < 0.01  # unbiased: the chance agreements are subtracted
@@ -159,7 +160,8 @@ def test_against_a_merged_index_decides_the_same(chain: dict[str, Any]) -> None:
     assert _rows(work / "week2") == _rows(work / "week2m")
     assert (work / "merged" / "merge.json").exists()
     merged = open_index(str(work / "merged"), "text")
-    assert merged.builds == ["week1"] and merged.header["documents"] == sum(r["kept"] for r in _rows(work / "week1").values())
+    kept = sum(r["kept"] for r in _rows(work / "week1").values())
+    assert merged.builds == ["week1"] and merged.header["documents"] == kept
 
 
 def test_merge_is_deterministic_and_refuses_a_build_twice(chain: dict[str, Any], tmp_path: Path,
