@@ -37,12 +37,17 @@ class Drop:
     """Dedup removals: the id of the kept document this one duplicates."""
     similarity: float | None = None
     """Dedup removals: the Jaccard similarity with `duplicate_of` as verified (1.0: identical text)."""
+    duplicate_of_build: str = ""
+    """Removals for a document an earlier build published (`--dedup-against`): that build's id."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field; `duplicate_of` and `similarity` only for the dedup removals that have them."""
+        """Every field; `duplicate_of` and `similarity` only for the dedup removals that have them,
+        `duplicate_of_build` only for removals against an earlier build."""
         out = dataclasses.asdict(self)
         if not self.duplicate_of:
             del out["duplicate_of"], out["similarity"]
+        if not self.duplicate_of_build:
+            del out["duplicate_of_build"]
         return out
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from lemur_corpus.errors import CorpusError, interrupted
 
-COMMANDS = ("build", "validate", "audit", "manifests", "dedup", "filter", "decontam")
+COMMANDS = ("build", "validate", "audit", "manifests", "dedup", "dedup_index", "filter", "decontam")
 
 
 class _QuietBeamImports(logging.Filter):

@@ -220,6 +220,7 @@ def build_manifest(
     run: dict[str, Any],
     filter_edits: list[tuple[tuple[str, str, str], int]] | None = None,
     decontamination: dict[str, Any] | None = None,
+    dedup_index: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """(manifest, problems). A manifest with problems must not be committed. `decontamination` is the
     finished contamination report (lemur_corpus.filters.decontam.report), when a chain ran `decontam`."""
@@ -254,6 +255,8 @@ def build_manifest(
     }
     if decontamination is not None:
         manifest["decontamination"] = decontamination
+    if dedup_index is not None:
+        manifest["dedup_index"] = dedup_index
     return manifest, problems
 
 

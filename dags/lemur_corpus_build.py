@@ -2,6 +2,12 @@
 
     validate ─▶ build ─▶ audit ─▶ regenerate_manifests ─▶ publish
 
+Incremental by default: each run dedups its documents against the last published build (its dedup
+index), so nothing published is ever removed and every removal names the earlier build
+(`corpus build --dedup-against`); param `dedup_against` names other builds or a merged index
+(`corpus dedup-index merge`) instead, and `incremental: false` makes a full rebuild. The build's
+manifest records what it was deduplicated against, and its audit checks those indexes.
+
 Every task runs the pipeline's `corpus` command line in the pipeline's own virtualenv (Airflow Variable
 `lemur_corpus_cli`, default `<checkout>/.venv/bin/corpus`) as a child process; this file imports neither
 Beam nor the `corpus` package, so it parses fast. Each run builds into `<output_root>/builds/<logical
@@ -65,12 +71,14 @@ def validate(params: dict | None = None) -> dict:
     config = ops.from_checkout(params["config"]) if params["config"] else None
     key = ops.date_key(context.get("logical_date"), context["dag_run"].run_after)
     out = ops.build_dir(root, key)
+    against = ops.dedup_against(root, out, params.get("incremental", True), params.get("dedup_against") or [])
+    log.info("dedup against: %s", ", ".join(against) if against else "nothing (a full build)")
     cli = corpus_cli()
     report = run(ops.validate_argv(cli, config, out, beam)).json()
     log.info("validated: build %s (config hash %s), runner %s, output %s",
              report["name"], report["config_hash"][:12], report["runner"], out)
     return {"cli": cli, "config": config, "beam_args": beam, "output_root": root, "date": key,
-            "build_dir": out, "config_hash": report["config_hash"], "name": report["name"]}
+            "build_dir": out, "config_hash": report["config_hash"], "name": report["name"], "dedup_against": against}
 
 
 @task(retries=BUILD_RETRIES, retry_delay=BUILD_RETRY_DELAY, retry_exponential_backoff=True,
@@ -82,7 +90,8 @@ def build(plan: dict) -> dict:
     if ops.withdraw_if_published(plan["output_root"], plan["build_dir"]):
         log.warning("%s was the published build: latest is withdrawn until this rebuild passes its audit",
                     plan["build_dir"])
-    summary = run(ops.build_argv(plan["cli"], plan["config"], plan["build_dir"], plan["beam_args"])).json()
+    summary = run(ops.build_argv(plan["cli"], plan["config"], plan["build_dir"], plan["beam_args"],
+                                 plan.get("dedup_against") or [])).json()
     totals = summary["totals"]
     log.info("built %s: %s shards, %s documents, %s tokens", plan["build_dir"], totals["shards"],
              totals["documents"], totals["tokens"])
@@ -154,6 +163,11 @@ with DAG(
                               description="More Beam pipeline options, e.g. --direct_num_workers=2"),
         "output_root": Param(ops.DEFAULT_OUTPUT_ROOT, type="string", minLength=1,
                              description="Local or mounted folder holding builds/, manifests/ and latest"),
+        "incremental": Param(True, type="boolean",
+                             description="Dedup against earlier builds (true) or rebuild in full (false)"),
+        "dedup_against": Param([], type="array", items={"type": "string"},
+                               description="Builds or merged dedup indexes to dedup against; empty: the last "
+                               "published build"),
     },
 ) as dag:
     publish(regenerate_manifests(audit(build(validate()))))

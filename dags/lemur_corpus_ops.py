@@ -140,9 +140,26 @@ def validate_argv(cli: str, config: str | None, out: str, beam: Sequence[str]) -
     return [cli, "validate", *_config_args(config), "--out", out, "--json", "--", *beam]
 
 
-def build_argv(cli: str, config: str | None, out: str, beam: Sequence[str]) -> list[str]:
-    """`--overwrite`: a rerun of the same date replaces that date's build instead of refusing."""
-    return [cli, "build", *_config_args(config), "--out", out, "--overwrite", "--json", "--", *beam]
+def build_argv(cli: str, config: str | None, out: str, beam: Sequence[str],
+               dedup_against: Sequence[str] = ()) -> list[str]:
+    """`--overwrite`: a rerun of the same date replaces that date's build instead of refusing;
+    `dedup_against`: earlier builds or merged dedup indexes the build dedups against."""
+    against = ["--dedup-against", *dedup_against] if dedup_against else []
+    return [cli, "build", *_config_args(config), "--out", out, "--overwrite", *against, "--json", "--", *beam]
+
+
+def dedup_against(output_root: str, build: str, incremental: bool, explicit: Sequence[str]) -> list[str]:
+    """What a run dedups against: nothing for a full rebuild (`incremental` off); else the given
+    builds or merged indexes, or by default the last published build. A rerun of the published
+    date's own folder dedups against nothing: it replaces that build, it does not extend it."""
+    if not incremental:
+        return []
+    if explicit:
+        return [os.path.abspath(p) for p in explicit]
+    published = published_build(output_root)
+    if published is None or os.path.normpath(published) == os.path.normpath(build):
+        return []
+    return [published]
 
 
 def audit_argv(cli: str, build: str) -> list[str]:

@@ -22,6 +22,8 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from lemur_corpus.accounting import NORMALIZE, READ, Drop, Table
 from lemur_corpus.config import BuildConfig
+from lemur_corpus.dedup.index import INDEX_DIR, IndexHandle, index_settings, open_indexes
+from lemur_corpus.document import KINDS
 from lemur_corpus.errors import ConfigError, CorpusError, InputFileError, file_error_dict_line, interrupted
 from lemur_corpus.filters.code import check_code_filters
 from lemur_corpus.filters.decontam.report import finished_report
@@ -42,6 +44,8 @@ from lemur_corpus.manifest import (
 from lemur_corpus.mixture import MixturePlan
 from lemur_corpus.normalize import normalize_document
 from lemur_corpus.pipelines.dedup import Dedup, near_params
+from lemur_corpus.pipelines.dedup_against import against_specs
+from lemur_corpus.pipelines.dedup_index import IndexTarget
 from lemur_corpus.pipelines.filter import FilterStage, input_chains
 from lemur_corpus.pipelines.ledger import Accounting, DocumentStage, StageFn, gather
 from lemur_corpus.pipelines.mix import Mix
@@ -72,6 +76,17 @@ class BuildPlan:
     started: str
     decontamination: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Kind -> identity of the decontamination index its chains use (`decontam_indexes`)."""
+    index: IndexTarget | None = None
+    """Where the dedup index of the kept documents goes, and the build's id in it."""
+    against: dict[str, list[IndexHandle]] = dataclasses.field(default_factory=dict)
+    """Kind -> the checked earlier indexes this build dedups against (`--dedup-against`)."""
+
+    def dedup_index_record(self, written: list[tuple[str, dict[str, Any]]]) -> dict[str, Any] | None:
+        """The manifest's `dedup_index`: this build's id, the index it wrote, what it was deduplicated against."""
+        if self.index is None:
+            return None
+        return {"build_id": self.index.build_id, "written": {kind: entry for kind, entry in sorted(written)},
+                "against": [h.record() for kind in sorted(self.against) for h in self.against[kind]]}
 
 
 def resolve_beam_args(beam_args: list[str]) -> list[str]:
@@ -99,7 +114,7 @@ def resolve_beam_args(beam_args: list[str]) -> list[str]:
 BUILD_FOLDER = Owned(
     command="build",
     finished=MANIFEST_NAME,
-    names=frozenset({MANIFEST_NAME, FAILED_NAME, VARIANTS_DIR}),
+    names=frozenset({MANIFEST_NAME, FAILED_NAME, VARIANTS_DIR, INDEX_DIR}),  # the dedup index folder is written whole
     patterns=(
         (SHARDS_DIR, re.compile(r"shard-\d{5}\.(?:bin|idx|docs\.jsonl\.zst|jsonl\.zst)")),
         (DROPS_DIR, re.compile(r"drops-\d{5}-of-\d{5}\.jsonl\.zst")),
@@ -139,7 +154,7 @@ def _clear_previous(out_dir: str, overwrite: bool, variants: list[str] | None = 
     for name in (MANIFEST_NAME, FAILED_NAME):  # the manifest goes first: the folder is now unfinished
         if exists(join(out_dir, name)):
             FileSystems.delete([join(out_dir, name)])
-    for sub in (SHARDS_DIR, DROPS_DIR, VARIANTS_DIR):
+    for sub in (SHARDS_DIR, DROPS_DIR, VARIANTS_DIR, INDEX_DIR):
         if exists(join(out_dir, sub)):
             FileSystems.delete([join(out_dir, sub)])
 
@@ -207,13 +222,30 @@ def preflight(config: BuildConfig, beam_args: list[str] | None = None) -> Prefli
     return Preflight(args, identity, tasks, files, decontamination)
 
 
+def default_build_id(out_dir: str) -> str:
+    """A build's id in dedup indexes when none is given: its folder's name (the DAG's date)."""
+    return out_dir.rstrip("/").rsplit("/", 1)[-1] or "build"
+
+
+def dedup_indexes(config: BuildConfig, out_dir: str, against: list[str] | None,
+                  build_id: str | None) -> tuple[IndexTarget, dict[str, list[IndexHandle]]]:
+    """The index this build writes, and the earlier indexes it dedups against, each checked whole
+    (settings, files, sha256; every kind): a problem stops the build before anything is written."""
+    params = near_params(config.dedup)
+    settings = {kind: index_settings(kind, config.dedup.near(kind), params.get(kind)) for kind in KINDS}
+    build_id = build_id or default_build_id(out_dir)
+    handles = {kind: open_indexes(against, kind, settings[kind], build_id) for kind in KINDS} if against else {}
+    return IndexTarget(out_dir, build_id, settings), handles
+
+
 def prepare(config: BuildConfig, out_dir: str, beam_args: list[str] | None = None,
-            overwrite: bool = False) -> BuildPlan:
+            overwrite: bool = False, against: list[str] | None = None, build_id: str | None = None) -> BuildPlan:
     checked = preflight(config, beam_args)
     args, identity, tasks, files = checked.beam_args, checked.tokenizer, checked.tasks, checked.files
+    index, handles = dedup_indexes(config, out_dir, against, build_id)
     _clear_previous(out_dir, overwrite, [v.name for v in config.variants])
     return BuildPlan(config, out_dir, tasks, files, identity, args, code_version(),
-                     dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), checked.decontamination)
+                     dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), checked.decontamination, index, handles)
 
 
 FIRST_BAD_RECORDS = 5
@@ -258,7 +290,8 @@ def build_errors(plan: BuildPlan, accounting: dict, mixture: MixturePlan, file_e
 
 def assemble(plan: BuildPlan, config: BuildConfig, schema: dict[str, Any], *, mixture: MixturePlan,
              shards: list, accounting: dict, dedup_stats: list, drop_logs: list, filter_edits: list,
-             contamination: dict, extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
+             contamination: dict, extra: dict[str, Any] | None = None,
+             dedup_index: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
     """A manifest of this build (or of one of its variants: `config` and `mixture` are the variant's),
     and its problems; a manifest that breaks its schema is a writer bug, reported as a problem."""
     runner = PipelineOptions(plan.beam_args).view_as(StandardOptions).runner or "DirectRunner"
@@ -269,6 +302,7 @@ def assemble(plan: BuildPlan, config: BuildConfig, schema: dict[str, Any], *, mi
              "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
         filter_edits=filter_edits,
         decontamination=finished_report(contamination, plan.decontamination) if plan.decontamination else None,
+        dedup_index=dedup_index,
     )
     manifest.update(extra or {})
     return manifest, [f"accounting: {p}" for p in problems] + [
@@ -282,7 +316,8 @@ class WriteManifestFn(beam.DoFn):
 
     def process(self, _: Any, accounting: dict, dedup_stats: list, mixture: MixturePlan,
                 shards: list, drop_logs: list, file_errors: list, first_bad: list,
-                filter_edits: list, contamination: dict, variants: list | None = None) -> Iterator[str]:
+                filter_edits: list, contamination: dict, dedup_index: list,
+                variants: list | None = None) -> Iterator[str]:
         plan = self.plan
         errors = build_errors(plan, accounting, mixture, file_errors, first_bad)
         if not errors:  # a failed build fails its variants alike: say it once
@@ -293,7 +328,8 @@ class WriteManifestFn(beam.DoFn):
             manifest, problems = assemble(
                 plan, plan.config, self.schema, mixture=mixture, shards=shards, accounting=accounting,
                 dedup_stats=dedup_stats, drop_logs=drop_logs, filter_edits=filter_edits,
-                contamination=contamination, extra=extra)
+                contamination=contamination, extra=extra,
+                dedup_index=plan.dedup_index_record(dedup_index))
             if not problems:
                 yield write_manifest(plan.out_dir, manifest, self.schema)
                 return
@@ -406,6 +442,7 @@ class WriteManifest(beam.PTransform):
                 first_bad=beam.pvalue.AsList(r["first_bad"]),
                 filter_edits=beam.pvalue.AsList(r["filter_edits"]),
                 contamination=beam.pvalue.AsSingleton(r["contamination"]),
+                dedup_index=beam.pvalue.AsList(r["dedup_index"]),
                 **({"variants": beam.pvalue.AsList(r["variants"])} if r.get("variants") is not None else {}),
             )
         )
@@ -418,7 +455,8 @@ def construct(p: beam.Pipeline, plan: BuildPlan) -> None:
     read = p | "Read" >> ReadInputs(plan.tasks, config)
     normalized = read.docs | "Normalize" >> DocumentStage(NORMALIZE, StageFn(normalize_document, NORMALIZE))
     filtered = normalized.docs | "Filter" >> FilterStage(config.filters, input_chains(config.inputs))
-    deduped = filtered.docs | "Dedup" >> Dedup(config.dedup)
+    specs = against_specs(config.dedup, plan.against, near_params(config.dedup)) if plan.against else None
+    deduped = filtered.docs | "Dedup" >> Dedup(config.dedup, plan.index, specs)
     tokenized = deduped.docs | "Tokenize" >> Tokenize(config.tokenizer, plan.tokenizer, config.shards.write_jsonl)
     mixed = tokenized.docs | "Mix" >> Mix(config)
     main_shards = WriteShards(
@@ -439,13 +477,15 @@ def construct(p: beam.Pipeline, plan: BuildPlan) -> None:
             main_shards.token_homes, read.file_errors, mixed.plan)
         results["variants"] = p | "WriteVariantManifests" >> WriteVariantManifests(
             plan, records=records, plans=mixed.plans, **results)
-    _ = p | "WriteManifest" >> WriteManifest(plan, **results)
+    _ = p | "WriteManifest" >> WriteManifest(plan, **results, dedup_index=deduped.index_written)
 
 
 def run_build(config: BuildConfig, out_dir: str, beam_args: list[str] | None = None,
-              overwrite: bool = False) -> dict[str, Any]:
-    """Run the whole build; return the manifest, or raise `CorpusError` with every reason it failed."""
-    plan = prepare(config, out_dir, beam_args, overwrite)
+              overwrite: bool = False, against: list[str] | None = None, build_id: str | None = None) -> dict[str, Any]:
+    """Run the whole build; return the manifest, or raise `CorpusError` with every reason it failed.
+    `against`: earlier builds or dedup indexes to dedup against; `build_id`: this build's id in its
+    own dedup index (default: the output folder's name)."""
+    plan = prepare(config, out_dir, beam_args, overwrite, against, build_id)
     started = time.monotonic()
     try:
         with beam.Pipeline(options=PipelineOptions(plan.beam_args)) as p:

@@ -30,7 +30,18 @@ from lemur_corpus.dedup.minhash import MinHasher, to_bytes
 from lemur_corpus.dedup.stats import combine, pick, with_rates
 from lemur_corpus.dedup.verify import to_set_bytes
 from lemur_corpus.document import KINDS, Document
-from lemur_corpus.pipelines.dedup_common import REMOVED, STATS, Decision, Node, Payload, removal_outputs, tagged_stat
+from lemur_corpus.pipelines.dedup_against import AgainstSpec, DedupAgainst
+from lemur_corpus.pipelines.dedup_common import (
+    REMOVED,
+    STATS,
+    Decision,
+    Node,
+    Payload,
+    first_node,
+    removal_outputs,
+    tagged_stat,
+)
+from lemur_corpus.pipelines.dedup_index import IndexTarget, WriteIndex
 from lemur_corpus.pipelines.dedup_near import NearDuplicates, initial_stats, near_params
 from lemur_corpus.pipelines.ledger import DROPS, CountDocuments
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
@@ -38,6 +49,7 @@ from lemur_corpus.pipelines.outputs import MultiOutputParDo
 __all__ = ["Decision", "Dedup", "DedupDecide", "DedupDecisions", "DedupOutputs", "near_params"]
 
 PAYLOADS = "payloads"
+INDEX = "index"
 
 
 class DedupDecisions(NamedTuple):
@@ -46,6 +58,8 @@ class DedupDecisions(NamedTuple):
     for them) and near duplicates (naming the kept document they matched)."""
     stats: beam.PCollection
     """((section, group, metric), value), combined, with duplicate rates."""
+    nodes: beam.PCollection | None
+    """(record, signature) of every document (when `keep_nodes`: what the index is made from)."""
 
 
 class SignFn(beam.DoFn):
@@ -130,22 +144,32 @@ class CombineDedupStats(beam.PTransform):
 
 class DedupDecide(beam.PTransform):
     """Documents -> every removal decision of exact and near dedup, and their statistics. Only
-    small records move (id, hashes, signature, shingle set); no document body."""
+    small records move (id, hashes, signature, shingle set); no document body.
 
-    def __init__(self, config: DedupConfig) -> None:
+    With `against` (kind → the earlier indexes' files, `DedupAgainst`), documents that duplicate an
+    earlier build's are removed first, naming it; the others are deduplicated among themselves."""
+
+    def __init__(self, config: DedupConfig, against: dict[str, AgainstSpec] | None = None,
+                 keep_nodes: bool = False) -> None:
         super().__init__()
-        self.config = config
+        self.config, self.against, self.keep_nodes = config, against or {}, keep_nodes
 
     def expand(self, docs: beam.PCollection) -> DedupDecisions:
         config, p = self.config, docs.pipeline
         near_on = any(config.near(kind).enabled for kind in KINDS)
         tags = (STATS, PAYLOADS) if near_on else (STATS,)  # no payload is made without near-dedup
-        signed = docs | "Sign" >> MultiOutputParDo(SignFn(config), *tags,
-                                                   main="nodes" if config.exact or near_on else None)
+        wants_nodes = config.exact or near_on or self.keep_nodes or bool(self.against)
+        signed = docs | "Sign" >> MultiOutputParDo(SignFn(config), *tags, main="nodes" if wants_nodes else None)
         stats: list[beam.PCollection] = [signed[STATS], p | "InitialStats" >> beam.Create(initial_stats(config))]
+        nodes = signed.get("nodes")
+        earlier_removed = None
+        if self.against:
+            against = nodes | "Against" >> DedupAgainst(self.against)
+            nodes, earlier_removed = against.remaining, against.removed
+            stats.append(against.stats)
         if config.exact:
             exact = (
-                signed["nodes"]
+                nodes
                 | "KeyByHash" >> beam.Map(lambda node: ((node[0].kind, node[0].content_hash), node))
                 | "GroupByHash" >> beam.GroupByKey()
                 | "ExactGroups" >> MultiOutputParDo(ExactGroupFn(config.keep), REMOVED, STATS,
@@ -154,7 +178,7 @@ class DedupDecide(beam.PTransform):
             survivors, exact_removed = exact.get("survivors"), exact[REMOVED]
             stats.append(exact[STATS])
         else:
-            survivors, exact_removed = signed.get("nodes"), p | "NoExactDecisions" >> beam.Create([])
+            survivors, exact_removed = nodes, p | "NoExactDecisions" >> beam.Create([])
         if near_on:
             near = survivors | "Near" >> NearDuplicates(config, signed[PAYLOADS])
             stats.append(near.stats)
@@ -167,15 +191,25 @@ class DedupDecide(beam.PTransform):
             removed = (resolved, near.removed) | "AllDecisions" >> beam.Flatten()
         else:
             removed = exact_removed
+        if earlier_removed is not None:
+            removed = (removed, earlier_removed) | "WithEarlier" >> beam.Flatten()
         combined = stats | "FlattenStats" >> beam.Flatten() | "Stats" >> CombineDedupStats()
-        return DedupDecisions(removed, combined)
+        return DedupDecisions(removed, combined, signed.get("nodes") if self.keep_nodes else None)
+
+
+def removal_detail(decision: Decision) -> str:
+    where = f" in build {decision.build}" if decision.build else ""
+    return f"duplicate of {decision.survivor}{where} (Jaccard {decision.similarity:g})"
 
 
 class ApplyDecisionsFn(beam.DoFn):
+    """Joined on id: the kept document (and, when the index is written, its node on `INDEX`), or
+    its drop naming the document it duplicates."""
+
     def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
         doc_id, grouped = element
         docs: list[Document] = sorted(grouped["doc"], key=lambda d: (d.origin, d.text))
-        decisions = sorted(d for d in grouped["decision"] if d.survivor != doc_id)
+        decisions = sorted(d for d in grouped["decision"] if d.survivor != doc_id or d.build)
         if not docs:
             return
         first, rest = docs[0], docs[1:]
@@ -183,11 +217,15 @@ class ApplyDecisionsFn(beam.DoFn):
             decision = decisions[0]
             yield beam.pvalue.TaggedOutput(
                 DROPS, Drop(DEDUP, first.source, decision.reason, first.nbytes, first.id, first.origin,
-                            f"duplicate of {decision.survivor} (Jaccard {decision.similarity:g})",
-                            duplicate_of=decision.survivor, similarity=decision.similarity),
+                            removal_detail(decision), duplicate_of=decision.survivor,
+                            similarity=decision.similarity, duplicate_of_build=decision.build),
             )
         else:
             yield first
+            nodes = grouped.get("node") or []
+            if nodes:  # the node of the document kept (an id read twice: the one of its text)
+                mine = [n for n in nodes if n[0].content_hash == dedup_record(first).content_hash]
+                yield beam.pvalue.TaggedOutput(INDEX, first_node(mine or nodes))
         for other in rest:
             yield beam.pvalue.TaggedOutput(
                 DROPS, Drop(DEDUP, other.source, "duplicate_id", other.nbytes, other.id, other.origin,
@@ -202,23 +240,37 @@ class DedupOutputs(NamedTuple):
     """Exact and near duplicates (each naming its survivor) and ids read twice."""
     stats: beam.PCollection
     """((section, group, metric), value), combined, with duplicate rates: the manifest's `dedup`."""
+    index_written: beam.PCollection
+    """(kind, {path, sha256, documents, files, bytes}) of the index written (none without `index`)."""
 
 
 class Dedup(beam.PTransform):
-    """Documents -> the kept documents: decisions on small records, then one join with the bodies."""
+    """Documents -> the kept documents: decisions on small records, then one join with the bodies.
+    With `index`, the kept documents' index is written (`pipelines/dedup_index.py`); with `against`,
+    documents that duplicate an earlier build's are removed first."""
 
-    def __init__(self, config: DedupConfig) -> None:
+    def __init__(self, config: DedupConfig, index: IndexTarget | None = None,
+                 against: dict[str, AgainstSpec] | None = None) -> None:
         super().__init__()
-        self.config = config
+        self.config, self.index, self.against = config, index, against
 
     def expand(self, docs: beam.PCollection) -> DedupOutputs:
         counted_in = docs | "CountIn" >> CountDocuments(DEDUP, "in")
-        decided = docs | "Decide" >> DedupDecide(self.config)
+        decided = docs | "Decide" >> DedupDecide(self.config, self.against, keep_nodes=self.index is not None)
+        joined: dict[str, beam.PCollection] = {"doc": docs | "KeyById" >> beam.Map(lambda d: (d.id, d)),
+                                               "decision": decided.removed}
+        if decided.nodes is not None:
+            joined["node"] = decided.nodes | "NodesById" >> beam.Map(lambda n: (n[0].id, n))
         kept = (
-            {"doc": docs | "KeyById" >> beam.Map(lambda d: (d.id, d)), "decision": decided.removed}
+            joined
             | "JoinDecisions" >> beam.CoGroupByKey()
-            | "ApplyDecisions" >> MultiOutputParDo(ApplyDecisionsFn(), DROPS, main="docs")
+            | "ApplyDecisions" >> MultiOutputParDo(ApplyDecisionsFn(), DROPS, *((INDEX,) if self.index else ()),
+                                                   main="docs")
         )
         counted_out = kept["docs"] | "CountOut" >> CountDocuments(DEDUP, "out")
         tallies = (counted_in, counted_out) | "Tallies" >> beam.Flatten()
-        return DedupOutputs(kept["docs"], tallies, kept[DROPS], decided.stats)
+        if self.index is not None:
+            written = kept[INDEX] | "WriteIndex" >> WriteIndex(self.index)
+        else:
+            written = docs.pipeline | "NoIndex" >> beam.Create([])
+        return DedupOutputs(kept["docs"], tallies, kept[DROPS], decided.stats, written)

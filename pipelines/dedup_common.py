@@ -44,6 +44,9 @@ class Decision(NamedTuple):
     """The id of the kept document this one duplicates (`duplicate_of`)."""
     similarity: float = 1.0
     """Jaccard similarity with that document as verified (1.0: identical text)."""
+    build: str = ""
+    """The id of the earlier build that published `survivor` (removals against a dedup index);
+    empty when `survivor` is a document of this run."""
 
 
 def tagged_stat(section: str, group: str, metric: str, value: float = 1) -> beam.pvalue.TaggedOutput:

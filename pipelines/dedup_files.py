@@ -3,6 +3,12 @@
     read (the build's readers) ─▶ DedupDecide (the build's dedup: the kept document of each removal)
       ─▶ join on id ─▶ kept records + one cluster row per document ─▶ shards by a hash of the id
 
+With `against` (earlier runs' indexes, `--against`), a document that duplicates one of theirs is
+removed first (`reason` `published_exact_duplicate` or `published_near_duplicate`, `duplicate_of` the
+earlier document's id and `duplicate_of_build` its build's id); the others are deduplicated among
+themselves. Every run writes the index of what it kept into `dedup-index/<kind>/` (build id:
+`--build-id`, default the output folder's name), for the next run to dedup against.
+
 Outputs in the folder: `kept-NNNNN-of-MMMMM.jsonl.zst` (the kept records, as read: the id and text
 fields under their own names plus every other field), `clusters.jsonl` (`id, cluster, kept` for every
 input document; `cluster` is the id of the kept document that stands for it, so a kept document is
@@ -18,6 +24,7 @@ A record without an id is identified by `FILE:LINE` (or `FILE#rowN` for Parquet)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -32,12 +39,16 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from lemur_corpus.accounting import Table, imbalances, to_report
 from lemur_corpus.config import BuildConfig, FieldMap, InputConfig, MixtureConfig, MixtureSource
 from lemur_corpus.dedup.config import DedupConfig
+from lemur_corpus.dedup.index import INDEX_DIR, IndexHandle, index_settings, open_indexes
 from lemur_corpus.document import Document
 from lemur_corpus.errors import file_error_dict_line
 from lemur_corpus.io import atomic_writer, exists, join, makedirs, match_files, read_bytes, write_atomic
 from lemur_corpus.manifest import dedup_section
 from lemur_corpus.pipelines.build import resolve_beam_args
 from lemur_corpus.pipelines.dedup import DedupDecide, near_params
+from lemur_corpus.pipelines.dedup_against import AgainstSpec, against_specs
+from lemur_corpus.pipelines.dedup_common import first_node
+from lemur_corpus.pipelines.dedup_index import IndexTarget, WriteIndex
 from lemur_corpus.pipelines.ledger import Accounting, gather
 from lemur_corpus.pipelines.loose_files import (
     INPUT_NAME,
@@ -67,6 +78,7 @@ DROPPED_NAME = "dropped.jsonl"
 CLUSTER_PARTS = ".clusters-parts"
 MAX_NAMED_DUPLICATES = 20
 DUPLICATE_IDS = "duplicate_ids"
+INDEX_NODES = "index_nodes"
 
 
 def command_config(paths: list[str], dedup: DedupConfig, id_field: str | None, text_field: str | None,
@@ -105,12 +117,17 @@ class ClusterRowFn(beam.DoFn):
         ident = original_id(doc_id)
         if decisions:
             decision = decisions[0]
-            kept_id = original_id(decision.survivor)
+            kept_id = decision.survivor if decision.build else original_id(decision.survivor)
             row = {"id": ident, "cluster": kept_id, "kept": False, "reason": decision.reason,
                    "duplicate_of": kept_id, "similarity": decision.similarity}
+            if decision.build:
+                row["duplicate_of_build"] = decision.build
         else:
             row = {"id": ident, "cluster": ident, "kept": True}
             yield shard, ("kept", ident, kept_record(doc, self.id_field, self.text_field))
+            node = first_node(grouped.get("node") or [])
+            if node is not None:
+                yield beam.pvalue.TaggedOutput(INDEX_NODES, (dataclasses.replace(node[0], id=ident), node[1]))
         yield shard, ("row", ident, row)
 
 
@@ -140,11 +157,11 @@ class WriteShardFn(beam.DoFn):
 class SummaryFn(beam.DoFn):
     """Writes `summary.json`, or `FAILED.json` naming duplicate ids and unreadable files."""
 
-    def __init__(self, out_dir: str) -> None:
-        self.out_dir = out_dir
+    def __init__(self, out_dir: str, against: list[dict[str, Any]] | None = None) -> None:
+        self.out_dir, self.against = out_dir, against or []
 
     def process(self, _: Any, stats: list, duplicates: list, duplicate_count: list, drops: list,
-                file_errors: list, written: list, accounting: Table) -> Iterator[dict[str, Any]]:
+                file_errors: list, written: list, accounting: Table, index: list) -> Iterator[dict[str, Any]]:
         errors = [file_error_dict_line(e) for e in sorted(file_errors, key=lambda e: (e["path"], e.get("line") or 0))]
         errors += [f"accounting: {problem}" for problem in imbalances(to_report(accounting))]
         if duplicates:
@@ -161,32 +178,43 @@ class SummaryFn(beam.DoFn):
         section = dedup_section(stats)
         exact = {k: v.get("removed", 0) for k, v in section.get("exact", {}).items()}
         near = {k: v.get("removed", 0) for k, v in section.get("near", {}).items()}
+        earlier = sum(v.get("removed", 0) for v in section.get("against", {}).values())
         summary = {
-            "documents": sum(v.get("documents", 0) for v in section.get("exact", {}).values())
-            or sum(v.get("documents", 0) for v in section.get("near", {}).values()),
+            "documents": (sum(v.get("documents", 0) for v in section.get("exact", {}).values())
+                          or sum(v.get("documents", 0) for v in section.get("near", {}).values())) + earlier,
+            "against_removed": earlier,
+            "dedup_against": self.against,
             "kept": sum(written),
             "exact_removed": sum(exact.values()),
             "near_removed": sum(near.values()),
             "unreadable_records": len(dropped),
             "dedup": section,
+            "dedup_index": {kind: entry for kind, entry in sorted(index)},
         }
         write_atomic(join(self.out_dir, SUMMARY_NAME), (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
         yield summary
 
 
 def construct(p: beam.Pipeline, config: BuildConfig, kind: str, out_dir: str, id_field: str, text_field: str,
-              shards: int) -> None:
+              shards: int, against: dict[str, AgainstSpec] | None = None, index: IndexTarget | None = None,
+              handles: dict[str, list[IndexHandle]] | None = None) -> None:
     tasks, _ = plan_input(config.inputs[0], config)
     read = p | "Read" >> ReadInputs(tasks, config)
     file_errors = read.file_errors
     docs = read.docs | "AsCommandDocuments" >> beam.Map(as_command_document, kind)
-    decided = docs | "Decide" >> DedupDecide(config.dedup)
+    decided = docs | "Decide" >> DedupDecide(config.dedup, against, keep_nodes=index is not None)
     accounting = gather(p, [read]) | "Accounting" >> Accounting()  # every record read is kept or dropped
+    joined = {"doc": docs | "KeyById" >> beam.Map(lambda d: (d.id, d)), "decision": decided.removed}
+    if decided.nodes is not None:
+        joined["node"] = decided.nodes | "NodesById" >> beam.Map(lambda n: (n[0].id, n))
     rows = (
-        {"doc": docs | "KeyById" >> beam.Map(lambda d: (d.id, d)), "decision": decided.removed}
+        joined
         | "JoinDecisions" >> beam.CoGroupByKey()
-        | "ClusterRows" >> MultiOutputParDo(ClusterRowFn(id_field, text_field, shards), DUPLICATE_IDS, main="rows")
+        | "ClusterRows" >> MultiOutputParDo(ClusterRowFn(id_field, text_field, shards), DUPLICATE_IDS,
+                                            *((INDEX_NODES,) if index else ()), main="rows")
     )
+    index_written = (rows[INDEX_NODES] | "WriteIndex" >> WriteIndex(index) if index is not None
+                     else p | "NoIndex" >> beam.Create([]))
     duplicates = rows[DUPLICATE_IDS] | "SomeDuplicates" >> beam.combiners.Top.Smallest(MAX_NAMED_DUPLICATES)
     duplicate_count = rows[DUPLICATE_IDS] | "CountDuplicates" >> beam.combiners.Count.Globally()
     failed = (
@@ -203,7 +231,7 @@ def construct(p: beam.Pipeline, config: BuildConfig, kind: str, out_dir: str, id
         p
         | "SummarySeed" >> beam.Create([None])
         | "Summary" >> beam.ParDo(
-            SummaryFn(out_dir),
+            SummaryFn(out_dir, [h.record() for hs in (handles or {}).values() for h in hs]),
             stats=beam.pvalue.AsList(decided.stats),
             duplicates=beam.pvalue.AsSingleton(duplicates),
             duplicate_count=beam.pvalue.AsList(duplicate_count),
@@ -211,6 +239,7 @@ def construct(p: beam.Pipeline, config: BuildConfig, kind: str, out_dir: str, id
             file_errors=beam.pvalue.AsList(file_errors),
             written=beam.pvalue.AsList(written),
             accounting=beam.pvalue.AsSingleton(accounting),
+            index=beam.pvalue.AsList(index_written),
         )
     )
 
@@ -240,19 +269,26 @@ def _fill_empty_shards(out_dir: str, shards: int) -> None:
 
 def run_dedup_files(paths: list[str], kind: str, out_dir: str, dedup: DedupConfig, *, id_field: str = "id",
                     text_field: str | None = None, shards: int = 4, beam_args: list[str] | None = None,
-                    overwrite: bool = False, allow_empty_files: bool = False) -> dict[str, Any]:
-    """Run the command's pipeline; return the summary, or raise `CorpusError` naming what failed."""
+                    overwrite: bool = False, allow_empty_files: bool = False, against: list[str] | None = None,
+                    build_id: str | None = None, index_parts: int = 4) -> dict[str, Any]:
+    """Run the command's pipeline; return the summary, or raise `CorpusError` naming what failed.
+    `against`: earlier runs' output folders or indexes (checked whole before anything is written)."""
     options = PipelineOptions(resolve_beam_args(list(beam_args or [])))  # a wrong runner stops us here
-    near_params(dedup)  # so do LSH parameters datasketch would refuse (fewer than 2 bands)
+    params = near_params(dedup)  # so do LSH parameters datasketch would refuse (fewer than 2 bands)
+    build_id = build_id or os.path.basename(os.path.normpath(out_dir))
+    settings = {kind: index_settings(kind, dedup.near(kind), params.get(kind))}
+    handles = {kind: open_indexes(against, kind, settings[kind], build_id)} if against else {}
+    specs = against_specs(dedup, handles, params) if handles else None
+    target = IndexTarget(out_dir, build_id, settings, index_parts)
     files = match_files(paths, allow_empty=allow_empty_files)  # every path: a readable, non-empty file
     text_field = text_field or detect_text_field(files[0].path)
     check_text_field([f.path for f in files], text_field)
     config = command_config(paths, dedup, id_field, text_field, allow_empty_files)
-    names = (CLUSTERS_NAME, DROPPED_NAME, CLUSTER_PARTS)
+    names = (CLUSTERS_NAME, DROPPED_NAME, CLUSTER_PARTS, INDEX_DIR)
     prepare_out_dir(out_dir, "dedup", names, overwrite)
     with failing_honestly(out_dir, "dedup", names):
         with beam.Pipeline(options=options) as p:
-            construct(p, config, kind, out_dir, id_field, text_field, shards)
+            construct(p, config, kind, out_dir, id_field, text_field, shards, specs, target, handles)
         errors = read_failed(out_dir)
         if errors is not None:
             raise command_failed("dedup", errors)

@@ -38,6 +38,7 @@ CORPUS = Path(sys.executable).with_name("corpus")
 HARNESS_TIMEOUT_S = 1500
 
 GOOD_DATE, BAD_AUDIT_DATE = "2025-01-06", "2025-01-13"
+INCREMENTAL_DATE = "2025-02-10"
 BAD_INPUT_DATES = {"missing_config": "2025-01-20", "unknown_runner": "2025-01-27", "unwritable_root": "2025-02-03"}
 
 spec = importlib.util.spec_from_file_location("lemur_corpus_ops", DAGS / "lemur_corpus_ops.py")
@@ -335,6 +336,9 @@ def airflow_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     home.mkdir()
     config = work / "smoke.yaml"
     config.write_text(_smoke_config_text())
+    more = work / "smoke-more.yaml"  # the same inputs, more of them: the next week's data
+    more.write_text(_smoke_config_text().replace("limit_per_file: 300", "limit_per_file: 500")
+                    .replace("limit_per_file: 200", "limit_per_file: 400"))
     corrupting = work / "corrupting-corpus"
     corrupting.write_text(CORRUPTING_CLI.format(python=sys.executable, corpus=str(CORPUS)))
     corrupting.chmod(0o755)
@@ -355,13 +359,16 @@ def airflow_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         audit("audit_nothing_published", "2025-01-05", output_root=root),
         build("good", GOOD_DATE),
         audit("audit_ok", "2025-01-07"),
-        {**build("bad_audit", BAD_AUDIT_DATE), "env": {"AIRFLOW_VAR_LEMUR_CORPUS_CLI": str(corrupting)}},
+        {**build("bad_audit", BAD_AUDIT_DATE, incremental=False),  # a full build: the same inputs again
+         "env": {"AIRFLOW_VAR_LEMUR_CORPUS_CLI": str(corrupting)}},
         build("missing_config", BAD_INPUT_DATES["missing_config"], config=str(work / "no-such-config.yaml")),
         build("unknown_runner", BAD_INPUT_DATES["unknown_runner"], runner="NoSuchRunner"),
         build("unwritable_root", BAD_INPUT_DATES["unwritable_root"], output_root=_unwritable_root(work)),
         {"kind": "flip_byte", "name": "drift", "glob": str(root / "latest" / "shards" / "*.bin")},
         audit("audit_drift", "2025-01-08"),
         build("rerun", GOOD_DATE),
+        build("incremental", INCREMENTAL_DATE, config=str(more), output_root=str(work / "out2"),
+              dedup_against=[str(root / "builds" / GOOD_DATE)]),
     ]
     (work / "steps.json").write_text(json.dumps(steps, indent=2))
     env = {
@@ -414,7 +421,8 @@ def test_build_dag_graph_schedule_and_params(airflow_runs: dict[str, Any]) -> No
         assert dag["tasks"][after]["upstream"] == [before]
     assert {t: v["trigger_rule"] for t, v in dag["tasks"].items()} == dict.fromkeys(chain, "all_success")
     params = dag["params"]
-    assert sorted(params) == ["beam_options", "config", "output_root", "runner"]
+    assert sorted(params) == ["beam_options", "config", "dedup_against", "incremental", "output_root", "runner"]
+    assert params["incremental"]["default"] is True and params["dedup_against"]["default"] == []
     assert params["config"] == {"default": None, "schema": {"type": ["null", "string"]},
                                 "description": "Build config (YAML) path; null builds the embedded default"}
     assert all(p["description"] for p in params.values())
@@ -519,6 +527,41 @@ def test_rerunning_a_date_replaces_its_build_in_place(airflow_runs: dict[str, An
     manifest = json.loads((build / "manifest.json").read_text())
     listed = {f["path"] for shard in manifest["shards"] for f in shard["files"].values()}
     listed |= {d["path"] for d in manifest.get("drop_logs", [])}
+    for entry in manifest["dedup_index"]["written"].values():  # the index of what the build kept
+        folder = entry["path"].rsplit("/", 1)[0]
+        header = json.loads((build / entry["path"]).read_text())
+        listed |= {entry["path"]} | {f"{folder}/{f['name']}" for f in header["files"]}
     on_disk = {str(p.relative_to(build)) for p in build.rglob("*") if p.is_file()} - {"manifest.json", ".lemur-corpus"}
     assert on_disk == listed
     assert _published(root)["manifest_sha256"] == ops.manifest_sha256(str(build))
+
+
+@pytest.mark.slow
+def test_an_incremental_run_dedups_against_the_given_build_and_records_it(airflow_runs: dict[str, Any]) -> None:
+    run, root = airflow_runs["steps"]["incremental"], airflow_runs["root"]
+    assert run["state"] == "success", _log(run)[-3000:]
+    manifest = json.loads((airflow_runs["work"] / "out2" / "builds" / INCREMENTAL_DATE / "manifest.json").read_text())
+    against = manifest["dedup_index"]["against"]
+    assert {a["builds"][0] for a in against} == {GOOD_DATE} and {a["kind"] for a in against} == {"code", "text"}
+    dropped = {reason for groups in manifest["accounting"]["stages"]["dedup"].values() for reason in groups["dropped"]}
+    assert {"published_exact_duplicate"} <= dropped  # the earlier week's documents, read again
+    assert manifest["dedup_index"]["build_id"] == INCREMENTAL_DATE
+    bad = json.loads((root / "builds" / BAD_AUDIT_DATE / "manifest.json").read_text())
+    assert bad["dedup_index"]["against"] == []  # incremental: false, a full build
+
+
+def test_dedup_against_defaults_to_the_published_build_and_can_be_switched_off(tmp_path: Path) -> None:
+    root = tmp_path / "out"
+    first, second = root / "builds" / "2025-01-06", root / "builds" / "2025-01-13"
+    for folder in (first, second):
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_text("{}")
+    assert ops.dedup_against(str(root), str(second), True, []) == []  # nothing published yet
+    ops.publish(str(root), str(first), expected_manifest_sha256=ops.manifest_sha256(str(first)), record={})
+    assert ops.dedup_against(str(root), str(second), True, []) == [str(first)]
+    assert ops.dedup_against(str(root), str(first), True, []) == []  # a rerun of the published date
+    assert ops.dedup_against(str(root), str(second), False, []) == []
+    assert ops.dedup_against(str(root), str(second), True, ["/x/merged"]) == ["/x/merged"]
+    argv = ops.build_argv("corpus", None, str(second), ["--runner=X"], [str(first)])
+    assert argv == ["corpus", "build", "--out", str(second), "--overwrite", "--dedup-against", str(first), "--json",
+                    "--", "--runner=X"]

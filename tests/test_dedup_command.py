@@ -35,11 +35,12 @@ def _kept(out: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def forks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """code_forks deduplicated twice: once in-process, once on two threads with other shards' order."""
+    """code_forks deduplicated twice: once in-process, once on two threads with other shards' order
+    (one build id: it names the kept documents in the dedup index, whose checksums the summary holds)."""
     path = shared_path("dups", "code_forks.docs.jsonl.zst")
     first, second = tmp_path_factory.mktemp("forks1"), tmp_path_factory.mktemp("forks2")
-    assert main(["dedup", "--input", str(path), "--kind", "code", "--out", str(first)]) == 0
-    run_dedup_files([str(path)], "code", str(second), DedupConfig(),
+    assert main(["dedup", "--input", str(path), "--kind", "code", "--out", str(first), "--build-id", "forks"]) == 0
+    run_dedup_files([str(path)], "code", str(second), DedupConfig(), build_id="forks",
                     beam_args=["--direct_num_workers=2", "--direct_running_mode=multi_threading"])
     return first, second
 
@@ -97,6 +98,8 @@ def test_every_removal_names_its_kept_twin_and_their_similarity(forks: tuple[Pat
 
 def test_same_clusters_and_bytes_on_every_run(forks: tuple[Path, Path]) -> None:
     assert _outputs(forks[0]) == _outputs(forks[1])
+    index = [p.relative_to(forks[0]) for p in sorted((forks[0] / "dedup-index").rglob("*")) if p.is_file()]
+    assert len(index) == 5 and all((forks[0] / p).read_bytes() == (forks[1] / p).read_bytes() for p in index)
 
 
 def _write_jsonl(path: Path, records: list[dict]) -> Path:

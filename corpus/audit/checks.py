@@ -21,6 +21,7 @@ import numpy as np
 
 from lemur_corpus.accounting import imbalances
 from lemur_corpus.audit.contamination import contamination_problems, contamination_rows
+from lemur_corpus.audit.dedup_index import dedup_index_problems
 from lemur_corpus.audit.migration import _listing, load_build_manifest
 from lemur_corpus.audit.scan import (
     LengthHistogram,
@@ -509,6 +510,7 @@ def audit_build(build_dir: str, *, tolerance: float = DEFAULT_TOLERANCE, config:
     mismatches.extend(drop_log_problems(build_dir, manifest))
     mismatches.extend(contamination_problems(manifest))
     mismatches.extend(variant_problems(build_dir, manifest))
+    mismatches.extend(dedup_index_problems(build_dir, manifest))
     target_code = sum(s.target_weight for s in sources if s.kind == "code")
     target_text = sum(s.target_weight for s in sources if s.kind == "text")
     return AuditResult(build_dir, manifest, tolerance, sources, shard_rows, total,

@@ -37,6 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fail when more than N input records cannot be read as documents (bad JSON, no text "
                    "field...), naming the first ones; overrides the config's max_bad_records (default: no limit, "
                    "every bad record is dropped and logged with its file and line)")
+    p.add_argument("--dedup-against", metavar="BUILD_OR_INDEX", nargs="+", default=None,
+                   help="earlier builds (their dedup-index/) or dedup indexes (`corpus dedup-index merge`): a document "
+                   "that duplicates one they published is removed, naming it and its build (drop reasons "
+                   "published_exact_duplicate, published_near_duplicate); theirs are never removed. Each index is "
+                   "checked whole (settings, files, sha256) before anything is written; the manifest records them")
+    p.add_argument("--build-id", metavar="ID", default=None,
+                   help="this build's id in the dedup index it writes (dedup-index/; default: the --out folder's name)")
     p.add_argument("--json", action="store_true", help="print the manifest's summary as JSON instead of tables")
     p.set_defaults(func=run)
 
@@ -64,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from lemur_corpus.summary import print_summary
 
     started = time.monotonic()
-    manifest = run_build(config, args.out, args.beam_args, overwrite=args.overwrite)
+    manifest = run_build(config, args.out, args.beam_args, overwrite=args.overwrite, against=args.dedup_against,
+                         build_id=args.build_id)
     print_summary(manifest, args.out, time.monotonic() - started, as_json=args.json)
     return 0
 

@@ -18,8 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="remove exact and near-duplicate documents from JSONL/Parquet files",
         description="Exact (content hash) and near-duplicate (MinHash LSH, verified) dedup of one kind of "
         "documents, with the same transforms as `corpus build`. Writes kept-*.jsonl.zst (the kept records), "
-        "clusters.jsonl (id, cluster, kept for every document), dropped.jsonl (unreadable records) and "
-        "summary.json into --out. Everything after a bare `--` is passed to Beam unchanged.",
+        "clusters.jsonl (id, cluster, kept for every document), dropped.jsonl (unreadable records), "
+        "dedup-index/ (the kept documents' dedup index, for a later --against) and summary.json into --out."
+        " Everything after a bare `--` is passed to Beam unchanged.",
     )
     p.add_argument("--input", metavar="FILE", nargs="+", required=True,
                    help="files or globs: .jsonl, .jsonl.gz, .jsonl.zst or .parquet "
@@ -39,6 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shards", type=int, default=4, metavar="N",
                    help="files the kept records are written to (default: 4)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier dedup output in --out (default: refuse)")
+    p.add_argument("--against", metavar="DIR", nargs="+", default=None,
+                   help="earlier `corpus dedup` outputs, builds or dedup indexes (`corpus dedup-index merge`): a "
+                   "document that duplicates one they kept is removed, naming it and its build; theirs are never "
+                   "removed. Each index is checked whole (settings, files, sha256) before anything is written")
+    p.add_argument("--build-id", metavar="ID", default=None,
+                   help="the id this run's kept documents get in the dedup index it writes into --out/dedup-index/ "
+                   "(default: the --out folder's name)")
     p.add_argument("--allow-empty-files", action="store_true",
                    help="accept input files of 0 bytes (default: an empty file is an error naming it)")
     p.set_defaults(func=run)
@@ -65,12 +73,18 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     summary = run_dedup_files(args.input, args.kind, args.out, config, id_field=args.id_field,
                               text_field=args.text_field, shards=args.shards, beam_args=args.beam_args,
-                              overwrite=args.overwrite, allow_empty_files=args.allow_empty_files)
+                              overwrite=args.overwrite, allow_empty_files=args.allow_empty_files,
+                              against=args.against, build_id=args.build_id)
     near = summary["dedup"].get("near", {}).get(args.kind, {})
     print(f"{summary['documents']:,} documents: {summary['kept']:,} kept, {summary['exact_removed']:,} exact "
           f"and {summary['near_removed']:,} near duplicates removed ({near.get('clusters', 0):,} near-duplicate "
           f"clusters, {near.get('candidate_pairs', 0):,} candidate pairs, {near.get('verified_edges', 0):,} "
           f"verified); {summary['unreadable_records']:,} unreadable records")
+    if args.against:
+        against = summary["dedup"].get("against", {}).get(args.kind, {})
+        print(f"against {against.get('index_documents', 0):,} earlier documents ({len(args.against)} index(es)): "
+              f"{against.get('exact_removed', 0):,} exact and {against.get('near_removed', 0):,} near duplicates of "
+              "them removed")
     print(f"output: {args.out.rstrip('/')}/ (kept-*.jsonl.zst, clusters.jsonl, summary.json)  "
           f"({time.monotonic() - started:.0f} s)")
     return 0

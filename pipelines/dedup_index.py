@@ -1,0 +1,128 @@
+"""Writes the dedup index of the documents a run kept (`lemur_corpus.dedup.index` has the format).
+
+    kept nodes (record, signature) ─▶ (kind, part) by a hash of (build, id) ─▶ group ─▶ one Parquet
+      file a part, written by the worker that holds it, with its sha256 ─▶ per kind: the header
+      (settings, builds, every file with its checksum), after the empty parts are written
+
+Parts are written in parallel; the header step only lists the files' checksums (one small element a
+part), so no worker ever holds the index.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+
+from lemur_corpus.dedup.index import (
+    HEADER_NAME,
+    INDEX_DIR,
+    file_entry,
+    header_bytes,
+    make_header,
+    part_bytes,
+    part_name,
+    shard_of,
+    sketch_of,
+)
+from lemur_corpus.dedup.minhash import from_bytes
+from lemur_corpus.io import join, makedirs, write_atomic
+from lemur_corpus.pipelines.dedup_common import Node
+
+DEFAULT_PARTS = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexTarget:
+    """Where and as what a run writes the index of what it kept."""
+
+    out_dir: str
+    """The run's output folder; the index goes to `<out_dir>/dedup-index/<kind>/`."""
+    build_id: str
+    settings: dict[str, dict[str, Any]]
+    """Kind → `index_settings` (every kind gets an index, empty when it kept nothing)."""
+    parts: int = DEFAULT_PARTS
+
+    def folder(self, kind: str) -> str:
+        return join(self.out_dir, INDEX_DIR, kind)
+
+
+class IndexRowFn(beam.DoFn):
+    """A kept node → ((kind, part), row)."""
+
+    def __init__(self, target: IndexTarget) -> None:
+        self.target = target
+
+    def process(self, node: Node) -> Iterator[Any]:
+        record, signature = node
+        settings = self.target.settings[record.kind]
+        sketch = sketch_of(from_bytes(signature)) if signature is not None and settings["near"] else None
+        row = (self.target.build_id, record.source, record.id, bytes.fromhex(record.content_hash), sketch)
+        yield (record.kind, shard_of(self.target.build_id, record.id, self.target.parts)), row
+
+
+class WritePartFn(beam.DoFn):
+    def __init__(self, target: IndexTarget) -> None:
+        self.target = target
+
+    def process(self, element: tuple[tuple[str, int], list]) -> Iterator[tuple[str, dict[str, Any]]]:
+        (kind, part), rows = element
+        rows = list(rows)
+        name = part_name(part, self.target.parts)
+        data = part_bytes(rows)
+        makedirs(self.target.folder(kind))
+        write_atomic(join(self.target.folder(kind), name), data)
+        yield kind, file_entry(name, data, len(rows))
+
+
+class WriteHeaderFn(beam.DoFn):
+    """A kind → its empty parts and its header; yields what the manifest records of it."""
+
+    def __init__(self, target: IndexTarget) -> None:
+        self.target = target
+
+    def process(self, kind: str, entries: list[tuple[str, dict[str, Any]]]) -> Iterator[tuple[str, dict[str, Any]]]:
+        target = self.target
+        files = {e["name"]: e for k, e in entries if k == kind}
+        folder = target.folder(kind)
+        makedirs(folder)
+        for part in range(target.parts):
+            name = part_name(part, target.parts)
+            if name not in files:
+                data = part_bytes([])
+                write_atomic(join(folder, name), data)
+                files[name] = file_entry(name, data, 0)
+        documents = sum(e["rows"] for e in files.values())
+        header = make_header(target.settings[kind], [{"id": target.build_id, "documents": documents}],
+                             list(files.values()))
+        data = header_bytes(header)
+        write_atomic(join(folder, HEADER_NAME), data)
+        import hashlib
+
+        yield kind, {"path": f"{INDEX_DIR}/{kind}/{HEADER_NAME}", "sha256": hashlib.sha256(data).hexdigest(),
+                     "documents": documents, "files": len(files),
+                     "bytes": sum(e["bytes"] for e in files.values()) + len(data)}
+
+
+class WriteIndex(beam.PTransform):
+    """Kept nodes → the index files; yields (kind, {path, sha256, documents, files, bytes}) a kind."""
+
+    def __init__(self, target: IndexTarget) -> None:
+        super().__init__()
+        self.target = target
+
+    def expand(self, kept: beam.PCollection) -> beam.PCollection:
+        target = self.target
+        entries = (
+            kept
+            | "Rows" >> beam.ParDo(IndexRowFn(target))
+            | "GroupParts" >> beam.GroupByKey()
+            | "WriteParts" >> beam.ParDo(WritePartFn(target))
+        )
+        return (
+            kept.pipeline
+            | "Kinds" >> beam.Create(sorted(target.settings))
+            | "WriteHeaders" >> beam.ParDo(WriteHeaderFn(target), entries=beam.pvalue.AsList(entries))
+        )
