@@ -143,9 +143,12 @@ def validate_argv(cli: str, config: str | None, out: str, beam: Sequence[str]) -
 def build_argv(cli: str, config: str | None, out: str, beam: Sequence[str],
                dedup_against: Sequence[str] = ()) -> list[str]:
     """`--overwrite`: a rerun of the same date replaces that date's build instead of refusing;
-    `dedup_against`: earlier builds or merged dedup indexes the build dedups against."""
+    `dedup_against`: earlier builds or merged dedup indexes the build dedups against; the build's id
+    in its dedup index (what later removals name) is its folder's name, the run's date."""
     against = ["--dedup-against", *dedup_against] if dedup_against else []
-    return [cli, "build", *_config_args(config), "--out", out, "--overwrite", *against, "--json", "--", *beam]
+    build_id = os.path.basename(os.path.normpath(out))
+    return [cli, "build", *_config_args(config), "--out", out, "--overwrite", "--build-id", build_id, *against,
+            "--json", "--", *beam]
 
 
 def dedup_against(output_root: str, build: str, incremental: bool, explicit: Sequence[str]) -> list[str]:

@@ -22,7 +22,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from lemur_corpus.accounting import NORMALIZE, READ, Drop, Table
 from lemur_corpus.config import BuildConfig
-from lemur_corpus.dedup.index import INDEX_DIR, IndexHandle, index_settings, open_indexes
+from lemur_corpus.dedup.index import INDEX_DIR, IndexHandle, content_build_id, index_settings, open_indexes
 from lemur_corpus.document import KINDS
 from lemur_corpus.errors import ConfigError, CorpusError, InputFileError, file_error_dict_line, interrupted
 from lemur_corpus.filters.code import check_code_filters
@@ -222,18 +222,20 @@ def preflight(config: BuildConfig, beam_args: list[str] | None = None) -> Prefli
     return Preflight(args, identity, tasks, files, decontamination)
 
 
-def default_build_id(out_dir: str) -> str:
-    """A build's id in dedup indexes when none is given: its folder's name (the DAG's date)."""
-    return out_dir.rstrip("/").rsplit("/", 1)[-1] or "build"
+def default_build_id(config: BuildConfig, files: dict[str, list[InputFile]]) -> str:
+    """A build's id in dedup indexes when none is given: the config's name and a digest of the config
+    and the input files (path, size); the DAG passes its date instead."""
+    listed = {name: [(f.path, f.size) for f in found] for name, found in sorted(files.items())}
+    return content_build_id(config.name, {"config": config.model_dump(mode="json"), "files": listed})
 
 
-def dedup_indexes(config: BuildConfig, out_dir: str, against: list[str] | None,
+def dedup_indexes(config: BuildConfig, out_dir: str, files: dict[str, list[InputFile]], against: list[str] | None,
                   build_id: str | None) -> tuple[IndexTarget, dict[str, list[IndexHandle]]]:
     """The index this build writes, and the earlier indexes it dedups against, each checked whole
     (settings, files, sha256; every kind): a problem stops the build before anything is written."""
     params = near_params(config.dedup)
     settings = {kind: index_settings(kind, config.dedup.near(kind), params.get(kind)) for kind in KINDS}
-    build_id = build_id or default_build_id(out_dir)
+    build_id = build_id or default_build_id(config, files)
     handles = {kind: open_indexes(against, kind, settings[kind], build_id) for kind in KINDS} if against else {}
     return IndexTarget(out_dir, build_id, settings), handles
 
@@ -242,7 +244,7 @@ def prepare(config: BuildConfig, out_dir: str, beam_args: list[str] | None = Non
             overwrite: bool = False, against: list[str] | None = None, build_id: str | None = None) -> BuildPlan:
     checked = preflight(config, beam_args)
     args, identity, tasks, files = checked.beam_args, checked.tokenizer, checked.tasks, checked.files
-    index, handles = dedup_indexes(config, out_dir, against, build_id)
+    index, handles = dedup_indexes(config, out_dir, files, against, build_id)
     _clear_previous(out_dir, overwrite, [v.name for v in config.variants])
     return BuildPlan(config, out_dir, tasks, files, identity, args, code_version(),
                      dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), checked.decontamination, index, handles)
@@ -484,7 +486,7 @@ def run_build(config: BuildConfig, out_dir: str, beam_args: list[str] | None = N
               overwrite: bool = False, against: list[str] | None = None, build_id: str | None = None) -> dict[str, Any]:
     """Run the whole build; return the manifest, or raise `CorpusError` with every reason it failed.
     `against`: earlier builds or dedup indexes to dedup against; `build_id`: this build's id in its
-    own dedup index (default: the output folder's name)."""
+    own dedup index (default: `default_build_id`)."""
     plan = prepare(config, out_dir, beam_args, overwrite, against, build_id)
     started = time.monotonic()
     try:

@@ -7,7 +7,7 @@ With `against` (earlier runs' indexes, `--against`), a document that duplicates 
 removed first (`reason` `published_exact_duplicate` or `published_near_duplicate`, `duplicate_of` the
 earlier document's id and `duplicate_of_build` its build's id); the others are deduplicated among
 themselves. Every run writes the index of what it kept into `dedup-index/<kind>/` (build id:
-`--build-id`, default the output folder's name), for the next run to dedup against.
+`--build-id`, default `dedup-` and a digest of the settings and input files), for the next run to dedup against.
 
 Outputs in the folder: `kept-NNNNN-of-MMMMM.jsonl.zst` (the kept records, as read: the id and text
 fields under their own names plus every other field), `clusters.jsonl` (`id, cluster, kept` for every
@@ -39,7 +39,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from lemur_corpus.accounting import Table, imbalances, to_report
 from lemur_corpus.config import BuildConfig, FieldMap, InputConfig, MixtureConfig, MixtureSource
 from lemur_corpus.dedup.config import DedupConfig
-from lemur_corpus.dedup.index import INDEX_DIR, IndexHandle, index_settings, open_indexes
+from lemur_corpus.dedup.index import INDEX_DIR, IndexHandle, content_build_id, index_settings, open_indexes
 from lemur_corpus.document import Document
 from lemur_corpus.errors import file_error_dict_line
 from lemur_corpus.io import atomic_writer, exists, join, makedirs, match_files, read_bytes, write_atomic
@@ -275,12 +275,13 @@ def run_dedup_files(paths: list[str], kind: str, out_dir: str, dedup: DedupConfi
     `against`: earlier runs' output folders or indexes (checked whole before anything is written)."""
     options = PipelineOptions(resolve_beam_args(list(beam_args or [])))  # a wrong runner stops us here
     params = near_params(dedup)  # so do LSH parameters datasketch would refuse (fewer than 2 bands)
-    build_id = build_id or os.path.basename(os.path.normpath(out_dir))
+    files = match_files(paths, allow_empty=allow_empty_files)  # every path: a readable, non-empty file
+    build_id = build_id or content_build_id("dedup", {"kind": kind, "dedup": dedup.model_dump(mode="json"),
+                                                      "files": [(f.path, f.size) for f in files]})
     settings = {kind: index_settings(kind, dedup.near(kind), params.get(kind))}
     handles = {kind: open_indexes(against, kind, settings[kind], build_id)} if against else {}
     specs = against_specs(dedup, handles, params) if handles else None
     target = IndexTarget(out_dir, build_id, settings, index_parts)
-    files = match_files(paths, allow_empty=allow_empty_files)  # every path: a readable, non-empty file
     text_field = text_field or detect_text_field(files[0].path)
     check_text_field([f.path for f in files], text_field)
     config = command_config(paths, dedup, id_field, text_field, allow_empty_files)

@@ -117,7 +117,8 @@ def test_build_command_overwrites_the_dates_folder_and_passes_beam_options_throu
     beam = ops.beam_args("DirectRunner", ["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
     argv = ops.build_argv("/venv/bin/corpus", "/etc/lemur it's.yaml", "/out/builds/2025-01-06", beam)
     assert argv == ["/venv/bin/corpus", "build", "--config", "/etc/lemur it's.yaml", "--out",
-                    "/out/builds/2025-01-06", "--overwrite", "--json", "--", "--runner=DirectRunner",
+                    "/out/builds/2025-01-06", "--overwrite", "--build-id", "2025-01-06", "--json", "--",
+                    "--runner=DirectRunner",
                     "--direct_num_workers=2", "--direct_running_mode=multi_processing"]
     assert ops.validate_argv("corpus", None, "/o", ["--runner=X"]) == [
         "corpus", "validate", "--out", "/o", "--json", "--", "--runner=X"]

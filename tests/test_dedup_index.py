@@ -107,8 +107,9 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     first, second = [docs[i] for i in order[:1000]], [docs[i] for i in order[1000:]]
     work = tmp_path_factory.mktemp("chain")
     a, b = _write_dump(work / "a.jsonl", first), _write_dump(work / "b.jsonl", second)
-    assert main(["dedup", "--input", str(a), "--kind", "text", "--out", str(work / "week1")]) == 0
-    assert main(["dedup", "--input", str(b), "--kind", "text", "--out", str(work / "week2"),
+    assert main(["dedup", "--input", str(a), "--kind", "text", "--out", str(work / "week1"),
+                 "--build-id", "week1"]) == 0
+    assert main(["dedup", "--input", str(b), "--kind", "text", "--out", str(work / "week2"), "--build-id", "week2",
                  "--against", str(work / "week1")]) == 0
     assert main(["dedup-index", "merge", str(work / "week1"), "--out", str(work / "merged")]) == 0
     assert main(["dedup", "--input", str(b), "--kind", "text", "--out", str(work / "week2m"), "--build-id", "week2",

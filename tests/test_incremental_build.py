@@ -14,7 +14,7 @@ import pytest
 from lemur_corpus.audit.checks import audit_build
 from lemur_corpus.cli import main
 from lemur_corpus.config import parse_config
-from lemur_corpus.pipelines.build import run_build
+from lemur_corpus.pipelines.build import default_build_id, preflight, run_build
 from lemur_corpus.shards import read_docs_index
 from tests.buildutil import lemur_sources
 from tests.conftest import read_jsonl, shared_path
@@ -42,8 +42,8 @@ def _kept_ids(out: Path) -> set[str]:
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("weekly")
-    first = run_build(_config(120), str(root / "week1"))
-    second = run_build(_config(260), str(root / "week2"), against=[str(root / "week1")])
+    first = run_build(_config(120), str(root / "week1"), build_id="week1")
+    second = run_build(_config(260), str(root / "week2"), against=[str(root / "week1")], build_id="week2")
     return {"root": root, "first": first, "second": second}
 
 
@@ -104,3 +104,13 @@ def test_a_build_against_an_index_of_other_settings_stops_before_writing(
                  "--dedup-against", str(copy)]) == 2
     assert "part-00002-of-00004.parquet is missing" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_default_build_id_follows_config_and_inputs_not_the_folder(builds: dict[str, Any]) -> None:
+    """Without --build-id the index and manifest are the same bytes in any folder (the id is a
+    digest of the config and input files), and other inputs give another id."""
+    config = _config(120)
+    files = preflight(config).files
+    same = default_build_id(config, files)
+    assert same == default_build_id(_config(120), preflight(_config(120)).files)
+    assert same.startswith(f"{config.name}-") and same != default_build_id(_config(260), preflight(_config(260)).files)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import struct
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -305,6 +306,7 @@ def test_the_summary_and_the_dags_know_the_variants(variant_build: tuple[Path, d
                                                   "lemur_corpus_ops.py")
     assert spec and spec.loader
     ops = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = ops  # as an import would: its dataclasses look their module up
     spec.loader.exec_module(ops)
     assert ops.variant_dirs(str(out)) == [str(out / "variants" / n) for n in ("r3", "r30", "table")]
 

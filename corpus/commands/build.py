@@ -43,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "published_exact_duplicate, published_near_duplicate); theirs are never removed. Each index is "
                    "checked whole (settings, files, sha256) before anything is written; the manifest records them")
     p.add_argument("--build-id", metavar="ID", default=None,
-                   help="this build's id in the dedup index it writes (dedup-index/; default: the --out folder's name)")
+                   help="this build's id in the dedup index it writes (dedup-index/; default: the config's name and a "
+                   "digest of the config and input files)")
     p.add_argument("--json", action="store_true", help="print the manifest's summary as JSON instead of tables")
     p.set_defaults(func=run)
 

@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "removed. Each index is checked whole (settings, files, sha256) before anything is written")
     p.add_argument("--build-id", metavar="ID", default=None,
                    help="the id this run's kept documents get in the dedup index it writes into --out/dedup-index/ "
-                   "(default: the --out folder's name)")
+                   "(default: 'dedup-' and a digest of the settings and input files)")
     p.add_argument("--allow-empty-files", action="store_true",
                    help="accept input files of 0 bytes (default: an empty file is an error naming it)")
     p.set_defaults(func=run)

@@ -322,6 +322,15 @@ def open_index(path: str, kind: str, settings: dict[str, Any] | None = None, che
     return IndexHandle(folder, header, sha256_file(header_path))
 
 
+def content_build_id(name: str, identity: Any) -> str:
+    """The id a run's documents get in its index when none is given: `<name>-<12 hex digits>` of the
+    sha256 of `identity` (its settings and input files, as JSON). The same inputs and settings give
+    the same id on any runner and in any output folder (the index and manifest stay byte-identical);
+    new inputs (next week's dump) give a new one."""
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return f"{name}-{digest}"
+
+
 def open_indexes(paths: Iterable[str], kind: str, settings: dict[str, Any] | None,
                  build_id: str | None = None) -> list[IndexHandle]:
     """Every index of `kind` under `paths`, checked; a build id met twice (the same index passed twice,
