@@ -367,8 +367,8 @@ def airflow_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         {"kind": "flip_byte", "name": "drift", "glob": str(root / "latest" / "shards" / "*.bin")},
         audit("audit_drift", "2025-01-08"),
         build("rerun", GOOD_DATE),
-        build("incremental", INCREMENTAL_DATE, config=str(more), output_root=str(work / "out2"),
-              dedup_against=[str(root / "builds" / GOOD_DATE)]),
+        build("incremental", INCREMENTAL_DATE, config=str(more), output_root=str(work / "out2"), incremental=True,
+              dedup_against=[str(root / "builds" / GOOD_DATE)]),  # one harness process: say it, not inherit it
     ]
     (work / "steps.json").write_text(json.dumps(steps, indent=2))
     env = {
