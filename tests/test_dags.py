@@ -337,9 +337,11 @@ def airflow_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     home.mkdir()
     config = work / "smoke.yaml"
     config.write_text(_smoke_config_text())
-    more = work / "smoke-more.yaml"  # the same inputs, more of them: the next week's data
+    more = work / "smoke-more.yaml"  # the same inputs, more of them: the next week's data (no new Python
+    # file among them: its pool is empty once the published ones are removed, so it is not mixed)
     more.write_text(_smoke_config_text().replace("limit_per_file: 300", "limit_per_file: 500")
-                    .replace("limit_per_file: 200", "limit_per_file: 400"))
+                    .replace("limit_per_file: 200", "limit_per_file: 400")
+                    .replace("mixture:\n", "mixture:\n  enabled: false\n  on_empty_source: redistribute\n"))
     corrupting = work / "corrupting-corpus"
     corrupting.write_text(CORRUPTING_CLI.format(python=sys.executable, corpus=str(CORPUS)))
     corrupting.chmod(0o755)
@@ -368,8 +370,8 @@ def airflow_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         {"kind": "flip_byte", "name": "drift", "glob": str(root / "latest" / "shards" / "*.bin")},
         audit("audit_drift", "2025-01-08"),
         build("rerun", GOOD_DATE),
-        build("incremental", INCREMENTAL_DATE, config=str(more), output_root=str(work / "out2"),
-              dedup_against=[str(root / "builds" / GOOD_DATE)]),
+        build("incremental", INCREMENTAL_DATE, config=str(more), output_root=str(work / "out2"), incremental=True,
+              dedup_against=[str(root / "builds" / GOOD_DATE)]),  # one harness process: say it, not inherit it
     ]
     (work / "steps.json").write_text(json.dumps(steps, indent=2))
     env = {
