@@ -305,6 +305,9 @@ def test_the_summary_and_the_dags_know_the_variants(variant_build: tuple[Path, d
                                                   "lemur_corpus_ops.py")
     assert spec and spec.loader
     ops = importlib.util.module_from_spec(spec)
+    import sys
+
+    sys.modules[spec.name] = ops  # its dataclasses look their module up while being defined
     spec.loader.exec_module(ops)
     assert ops.variant_dirs(str(out)) == [str(out / "variants" / n) for n in ("r3", "r30", "table")]
 
