@@ -25,6 +25,7 @@ from lemur_corpus.mixture import (
     make_plan,
     sample_point,
 )
+from lemur_corpus.pipelines.profile import MIX, profiled_fn
 from lemur_corpus.pipelines.tokenize import TokenizedDoc
 
 
@@ -55,6 +56,7 @@ class HistogramFn(beam.CombineFn):
                 "tokens": int(acc[0].sum()), "documents": int(acc[1].sum())}
 
 
+@profiled_fn(MIX)
 def _plan(_: Any, pools: dict[str, dict[str, Any]], config: BuildConfig) -> MixturePlan:
     try:
         return make_plan(
@@ -70,15 +72,18 @@ def _plan(_: Any, pools: dict[str, dict[str, Any]], config: BuildConfig) -> Mixt
         return MixturePlan.failed(config.seed, str(exc))
 
 
+@profiled_fn(MIX)
 def _in_boundary(doc: TokenizedDoc, plan: MixturePlan) -> bool:
     return not plan.error and in_boundary(plan.sources[doc.source], sample_point(plan.seed, doc.id))
 
 
+@profiled_fn(MIX)
 def _choose(element: tuple[str, list[tuple[float, str, int]]], plan: MixturePlan) -> tuple[str, frozenset[str]]:
     source, members = element
     return source, boundary_choice(members, plan.sources[source].boundary_tokens)
 
 
+@profiled_fn(MIX, flat=True)
 def _copies(doc: TokenizedDoc, plan: MixturePlan, cuts: dict[str, Any]) -> Iterator[tuple[TokenizedDoc, int]]:
     if plan.error:
         return
@@ -86,6 +91,16 @@ def _copies(doc: TokenizedDoc, plan: MixturePlan, cuts: dict[str, Any]) -> Itera
     n = copies_of(source, sample_point(plan.seed, doc.id), doc.id, cuts.get(doc.source))
     for copy in range(n):
         yield doc, copy
+
+
+@profiled_fn(MIX)
+def _pool_point(doc: TokenizedDoc, seed: int) -> tuple[str, tuple[int, int]]:
+    return doc.source, (histogram_bin(sample_point(seed, doc.id)), len(doc.tokens))
+
+
+@profiled_fn(MIX)
+def _boundary_point(doc: TokenizedDoc, seed: int) -> tuple[str, tuple[float, str, int]]:
+    return doc.source, (sample_point(seed, doc.id), doc.id, len(doc.tokens))
 
 
 class MixOutputs(NamedTuple):
@@ -108,7 +123,7 @@ class Mix(beam.PTransform):
         seed = self.config.seed
         pools = (
             tokenized
-            | "PoolPoints" >> beam.Map(lambda d: (d.source, (histogram_bin(sample_point(seed, d.id)), len(d.tokens))))
+            | "PoolPoints" >> beam.Map(_pool_point, seed)
             | "Pools" >> beam.CombinePerKey(HistogramFn())
         )
         plan = (
@@ -120,7 +135,7 @@ class Mix(beam.PTransform):
         cuts = (
             tokenized
             | "BoundaryDocs" >> beam.Filter(_in_boundary, plan=plan_side)
-            | "BoundaryPoints" >> beam.Map(lambda d: (d.source, (sample_point(seed, d.id), d.id, len(d.tokens))))
+            | "BoundaryPoints" >> beam.Map(_boundary_point, seed)
             | "GroupBoundary" >> beam.GroupByKey()
             | "Choose" >> beam.Map(_choose, plan=plan_side)
         )
