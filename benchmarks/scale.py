@@ -17,7 +17,7 @@ shards, manifest) then runs in a fresh process per size and runner, which report
   second (driver and workers together);
 - where the CPU went: the manifest's `run.profile` (pipelines/profile.py), CPU seconds per stage (read,
   normalize, each filter, exact dedup, MinHash, components, tokenize, mix, write) per MB and per
-  document of input, and what no stage claims (the runner's coders and shuffles, the accounting):
+  document of input, and per MB the stage itself saw (a code filter sees only code), and what no stage claims (the runner's coders and shuffles, the accounting):
   the whole run's CPU minus the stages' sum;
 - peak RSS per worker: the largest worker process's peak (`getrusage(RUSAGE_CHILDREN)`: the
   multi_processing SDK workers, or the Dask LocalCluster's worker processes; `/proc/<pid>/status`
@@ -283,10 +283,12 @@ def print_profile(r: dict) -> None:
         return
     mb, docs = r["bytes_in"] / 1e6, r["docs_in"]
     other = r["cpu_s"] - profile["cpu_s"]
-    rows = [(name, s["cpu_s"]) for name, s in profile["stages"].items()] + [("runner and bookkeeping", other)]
-    print(f"    {'stage':<28} {'CPU s':>8} {'CPU s/MB':>9} {'CPU ms/doc':>10} {'share':>6}")
-    for name, cpu in rows:
-        print(f"    {name:<28} {cpu:8.2f} {cpu / mb:9.3f} {1e3 * cpu / docs:10.3f} {cpu / r['cpu_s']:6.1%}")
+    rows = [(name, s["cpu_s"], s["bytes"]) for name, s in profile["stages"].items()]
+    rows.append(("runner and bookkeeping", other, 0))
+    print(f"    {'stage':<28} {'CPU s':>8} {'CPU s/MB':>9} {'CPU ms/doc':>10} {'share':>6} {'s/MB seen':>10}")
+    for name, cpu, seen in rows:
+        own = f"{cpu / (seen / 1e6):10.3f}" if seen else f"{'':>10}"
+        print(f"    {name:<28} {cpu:8.2f} {cpu / mb:9.3f} {1e3 * cpu / docs:10.3f} {cpu / r['cpu_s']:6.1%} {own}")
     total = r["cpu_s"]
     print(f"    {'all (driver + workers)':<28} {total:8.2f} {total / mb:9.3f} {1e3 * total / docs:10.3f}")
 

@@ -11,13 +11,14 @@ from apache_beam.metrics import Metrics
 
 from lemur_corpus.accounting import TOKENIZE
 from lemur_corpus.config import TokenizerConfig
-from lemur_corpus.document import Document
+from lemur_corpus.document import Document, pickled_by_fields
 from lemur_corpus.pipelines.ledger import CountDocuments, Progress, StageOutputs
 from lemur_corpus.pipelines.profile import TOKENIZE as TOKENIZE_STAGE
 from lemur_corpus.pipelines.profile import profiled
 from lemur_corpus.tokenizer import TokenizerIdentity, encode_batch, load_tokenizer
 
 
+@pickled_by_fields
 @dataclasses.dataclass(frozen=True, slots=True)
 class TokenizedDoc:
     id: str
