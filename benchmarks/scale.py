@@ -17,8 +17,9 @@ shards, manifest) then runs in a fresh process per size and runner, which report
   second (driver and workers together);
 - where the CPU went: the manifest's `run.profile` (pipelines/profile.py), CPU seconds per stage (read,
   normalize, each filter, exact dedup, MinHash, components, tokenize, mix, write) per MB and per
-  document of input, and per MB the stage itself saw (a code filter sees only code), and what no stage claims (the runner's coders and shuffles, the accounting):
-  the whole run's CPU minus the stages' sum;
+  document of input, and per MB the stage itself saw (a code filter sees only code); and what no
+  stage claims (the runner's coders and shuffles, the accounting): the whole run's CPU minus the
+  stages' sum;
 - peak RSS per worker: the largest worker process's peak (`getrusage(RUSAGE_CHILDREN)`: the
   multi_processing SDK workers, or the Dask LocalCluster's worker processes; `/proc/<pid>/status`
   VmHWM of each `dask worker` of `--runner dask-cluster`), and the driver's own peak, separately.
