@@ -26,7 +26,9 @@ them with `lemur_corpus.pipelines.outputs.MultiOutputParDo`, so it runs on the s
 only slowly. Without `--dask_client_address` or `--dask_scheduler_file`, a
 `dask.distributed.LocalCluster` of `--dask_workers` single-threaded worker processes is started for
 the run and closed after it. A failed task is run again up to `--dask_retries` times (the build's
-writers are idempotent).
+writers are idempotent). Beam metrics (`Metrics.counter`, `.distribution`: the build's per-stage
+profile) are kept on each worker and gathered when the pipeline is done (`pipelines/dask_metrics.py`),
+so `result.metrics()` works as on Beam's own runners.
 Output bytes do not depend on any of this: every stage sorts what it groups.
 """
 
