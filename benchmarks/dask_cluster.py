@@ -10,8 +10,10 @@ processes are stopped on exit, on an exception and on Ctrl-C (terminate, then ki
         run_build(config, out, ["--runner=DaskRunner", f"--dask_client_address={cluster.address}"])
         cluster.worker_stats()  # per worker: CPU seconds and peak RSS so far
 
-Workers run without a nanny (`--no-nanny`): each is one process whose CPU and peak RSS
-(`/proc/<pid>/status: VmHWM`) can be read directly, and a worker that dies is not restarted.
+Workers run as `dask worker` runs them on a cluster, under a nanny (which restarts a worker that
+dies and sets the same PYTHONHASHSEED in every worker); a worker's CPU and peak RSS
+(`/proc/<pid>/status: VmHWM`) are read from the worker process itself (its pid asked of the worker),
+its nanny's CPU added.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ class DaskCluster:
             for k in range(self.workers):
                 self._start(f"worker-{k}", [
                     "worker", "--scheduler-file", str(self.scheduler_file), "--host", "127.0.0.1",
-                    "--nthreads", str(self.threads), "--no-nanny", "--no-dashboard", "--memory-limit", "0",
+                    "--nthreads", str(self.threads), "--no-dashboard", "--memory-limit", "0",
                     "--name", f"worker-{k}", "--local-directory", str(Path(self._tmp.name) / f"worker-{k}")])
             self._wait(self._all_workers_joined, f"{self.workers} workers")
         except BaseException:
@@ -109,13 +111,20 @@ class DaskCluster:
             time.sleep(0.2)
         raise RuntimeError(f"{what} did not start within {START_TIMEOUT_S:.0f} s")
 
-    @property
     def worker_pids(self) -> list[int]:
-        return [p.pid for p in self.processes[1:]]
+        """The worker processes' pids (each a child of its nanny), in worker-name order."""
+        from dask.distributed import Client
+
+        with Client(self.address, timeout=10) as client:
+            by_address = client.run(os.getpid)
+            names = {a: w.get("name", a) for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
+        return [by_address[a] for a in sorted(by_address, key=lambda a: str(names.get(a, a)))]
 
     def worker_stats(self) -> list[dict[str, float]]:
-        """Per worker process: CPU seconds and peak RSS (MiB) since it started."""
-        return [{"cpu_s": cpu_seconds(pid), "peak_rss_mib": peak_rss_mib(pid)} for pid in self.worker_pids]
+        """Per worker: CPU seconds (the worker process and its nanny) and the worker's peak RSS (MiB)."""
+        nannies = [p.pid for p in self.processes[1:]]
+        return [{"cpu_s": cpu_seconds(pid) + cpu_seconds(nanny), "peak_rss_mib": peak_rss_mib(pid)}
+                for pid, nanny in zip(self.worker_pids(), nannies, strict=True)]
 
     def close(self) -> None:
         for process in reversed(self.processes):  # workers first, the scheduler last
