@@ -15,8 +15,14 @@ shards, manifest) then runs in a fresh process per size and runner, which report
 
 - throughput: input MB and documents per second per worker (wall time x workers), and per CPU
   second (driver and workers together);
+- where the CPU went: the manifest's `run.profile` (pipelines/profile.py), CPU seconds per stage (read,
+  normalize, each filter, exact dedup, MinHash, components, tokenize, mix, write) per MB and per
+  document of input, and per MB the stage itself saw (a code filter sees only code); and what no
+  stage claims (the runner's coders and shuffles, the accounting): the whole run's CPU minus the
+  stages' sum;
 - peak RSS per worker: the largest worker process's peak (`getrusage(RUSAGE_CHILDREN)`: the
-  multi_processing SDK workers, or the Dask worker processes), and the driver's own peak, separately.
+  multi_processing SDK workers, or the Dask LocalCluster's worker processes; `/proc/<pid>/status`
+  VmHWM of each `dask worker` of `--runner dask-cluster`), and the driver's own peak, separately.
   The in-process DirectRunner and the multi_processing runner keep every PCollection in the driver,
   so the driver grows with N; a distributed runner (Dask, Dataflow, Flink, Spark) keeps data on its
   workers and spills. The workers must stay flat.
@@ -28,10 +34,16 @@ What a worker can hold, by design (and where the bound is stated): one document 
 shard's members (`shards.target_tokens` tokens, plus their texts with `write_jsonl`); one drop-log
 part (at most `pipelines/shard.py: DROP_LOG_RECORDS_PER_FILE` records); a dedup bucket's ids and a
 root's candidates' signatures; the mixture's boundary bin (1/65,536 of a source's documents) and one
-65,536-bin histogram per source; the one global step, union-find over ids with a near-duplicate edge
-(`union_find_bytes`, recorded in the manifest and printed here).
+65,536-bin histogram per source; a near-duplicate component (the largest, `max_component_size` in the
+manifest's dedup statistics, is printed here; components are found by distributed star
+contraction, `pipelines/dedup_components.py`, over `component_rounds` rounds).
 
-    .venv/bin/python benchmarks/scale.py [--docs 50000 200000] [--runner mp|dask|direct] [--workers 2]
+Runners: `mp` DirectRunner multi_processing; `direct` in-process; `dask` the project's DaskRunner on
+a LocalCluster it starts; `dask-cluster` a real cluster (benchmarks/dask_cluster.py): one `dask
+scheduler` and --workers `dask worker` processes over TCP, started fresh for each size and stopped
+after it, the build reaching them only through `--dask_client_address`.
+
+    .venv/bin/python benchmarks/scale.py [--docs 50000 200000] [--runner mp|dask|dask-cluster|direct] [--workers 2]
 """
 
 from __future__ import annotations
@@ -174,11 +186,13 @@ def build_config(inputs: dict, count: int) -> dict:
     }
 
 
-def runner_args(runner: str, workers: int) -> list[str]:
+def runner_args(runner: str, workers: int, address: str = "") -> list[str]:
     if runner == "mp":
         return ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
     if runner == "dask":
         return ["--runner=DaskRunner", f"--dask_workers={workers}"]
+    if runner == "dask-cluster":
+        return ["--runner=DaskRunner", f"--dask_client_address={address}"]
     return []
 
 
@@ -188,7 +202,7 @@ def rusage(who: int) -> tuple[float, float]:
     return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def measure_build(config_file: Path, runner: str, workers: int) -> dict:
+def measure_build(config_file: Path, runner: str, workers: int, address: str = "") -> dict:
     """Runs in a fresh process: one build, then its timings and peaks."""
     import logging
 
@@ -199,7 +213,7 @@ def measure_build(config_file: Path, runner: str, workers: int) -> dict:
     config = parse_config(json.loads(config_file.read_text()))
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as out:
-        manifest = run_build(config, out, runner_args(runner, workers))
+        manifest = run_build(config, out, runner_args(runner, workers, address))
     wall = time.monotonic() - started
     cpu_self, rss_self = rusage(resource.RUSAGE_SELF)
     cpu_children, rss_children = rusage(resource.RUSAGE_CHILDREN)
@@ -211,13 +225,36 @@ def measure_build(config_file: Path, runner: str, workers: int) -> dict:
         "bytes_in": sum(g["in"]["bytes"] for g in read.values()),
         "docs_out": manifest["totals"]["documents"], "tokens_out": manifest["totals"]["tokens"],
         "shards": len(manifest["shards"]),
-        "union_find_bytes": sum(v.get("union_find_bytes", 0) for v in near.values()),
+        "max_component_size": max((v.get("max_component_size", 0) for v in near.values()), default=0),
+        "component_rounds": max((v.get("component_rounds", 0) for v in near.values()), default=0),
+        "profile": manifest["run"].get("profile"),
     }
 
 
 def measure(config_file: Path, runner: str, workers: int) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--measure", str(config_file), runner, str(workers)],
-                            capture_output=True, text=True)
+    """One build in a fresh process; on `dask-cluster`, against a fresh real cluster whose worker
+    processes' CPU and peak RSS are read from /proc (they are not the build process's children)."""
+    command = [sys.executable, __file__, "--measure", str(config_file), runner, str(workers)]
+    if runner != "dask-cluster":
+        return _measure(command)
+    from benchmarks.dask_cluster import DaskCluster, cpu_seconds
+
+    with DaskCluster(workers=workers) as cluster:
+        before = cluster.worker_stats()
+        scheduler = cluster.processes[0].pid
+        scheduler_cpu = cpu_seconds(scheduler)
+        r = _measure([*command, cluster.address])
+        after = cluster.worker_stats()
+        scheduler_cpu = cpu_seconds(scheduler) - scheduler_cpu
+    r["worker_cpu_s"] = [a["cpu_s"] - b["cpu_s"] for a, b in zip(after, before, strict=True)]
+    r["worker_rss_each_mib"] = [a["peak_rss_mib"] for a in after]
+    r["worker_rss_mib"] = max(r["worker_rss_each_mib"])
+    r["cpu_s"] += sum(r["worker_cpu_s"]) + scheduler_cpu
+    return r
+
+
+def _measure(command: list[str]) -> dict:
+    result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode:
         raise SystemExit(f"the build failed:\n{result.stderr[-4000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -230,25 +267,50 @@ def report(count: int, runner: str, workers: int, r: dict) -> None:
           f"{mb / per_worker:5.3f} MB/s and {r['docs_in'] / per_worker:5.1f} docs/s per worker, "
           f"{r['docs_in'] / r['cpu_s']:5.1f} docs/CPU-s | peak RSS: worker {r['worker_rss_mib']:6.0f} MiB, "
           f"driver {r['driver_rss_mib']:6.0f} MiB | {r['docs_out']:,} docs, {r['tokens_out']:,} tokens out in "
-          f"{r['shards']} shards; union-find {r['union_find_bytes'] / 2**20:.1f} MiB")
+          f"{r['shards']} shards; largest near-duplicate component {r['max_component_size']:,} documents "
+          f"({r['component_rounds']} rounds)")
+    if r.get("worker_rss_each_mib"):
+        print("    each dask worker: " + ", ".join(
+            f"{cpu:.0f} CPU-s, peak {rss:.0f} MiB" for cpu, rss in zip(r["worker_cpu_s"], r["worker_rss_each_mib"],
+                                                                       strict=True)))
+    print_profile(r)
+
+
+def print_profile(r: dict) -> None:
+    """The manifest's per-stage profile, and what no stage claims (the run's CPU minus their sum)."""
+    profile = r.get("profile")
+    if not profile:
+        print("    (the runner reported no metrics: no per-stage profile)")
+        return
+    mb, docs = r["bytes_in"] / 1e6, r["docs_in"]
+    other = r["cpu_s"] - profile["cpu_s"]
+    rows = [(name, s["cpu_s"], s["bytes"]) for name, s in profile["stages"].items()]
+    rows.append(("runner and bookkeeping", other, 0))
+    print(f"    {'stage':<28} {'CPU s':>8} {'CPU s/MB':>9} {'CPU ms/doc':>10} {'share':>6} {'s/MB seen':>10}")
+    for name, cpu, seen in rows:
+        own = f"{cpu / (seen / 1e6):10.3f}" if seen else f"{'':>10}"
+        print(f"    {name:<28} {cpu:8.2f} {cpu / mb:9.3f} {1e3 * cpu / docs:10.3f} {cpu / r['cpu_s']:6.1%} {own}")
+    total = r["cpu_s"]
+    print(f"    {'all (driver + workers)':<28} {total:8.2f} {total / mb:9.3f} {1e3 * total / docs:10.3f}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--docs", type=int, nargs=2, default=[50_000, 200_000], metavar=("SMALL", "LARGE"))
-    parser.add_argument("--runner", choices=("mp", "dask", "direct"), default="mp",
+    parser.add_argument("--runner", choices=("mp", "dask", "dask-cluster", "direct"), default="mp",
                         help="mp: DirectRunner multi_processing; dask: DaskRunner on a LocalCluster; "
-                             "direct: in-process")
+                             "dask-cluster: DaskRunner on a real scheduler and --workers worker processes "
+                             "over TCP; direct: in-process")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--files", type=int, default=8, help="files per kind")
     parser.add_argument("--dup-rate", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=2023)
-    parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        config_file, runner, workers = args.measure
-        print(json.dumps(measure_build(Path(config_file), runner, int(workers))))
+        config_file, runner, workers, *address = args.measure
+        print(json.dumps(measure_build(Path(config_file), runner, int(workers), *address)))
         return 0
     data = Path(args.data)
     if not data.exists():

@@ -12,6 +12,8 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
+from lemur_corpus.document import pickled_by_fields
+
 # Stage names, in pipeline order.
 READ = "read"
 NORMALIZE = "normalize"
@@ -21,6 +23,7 @@ TOKENIZE = "tokenize"
 STAGES: tuple[str, ...] = (READ, NORMALIZE, FILTER, DEDUP, TOKENIZE)
 
 
+@pickled_by_fields
 @dataclasses.dataclass(frozen=True, slots=True)
 class Drop:
     """A document (or raw record) removed at `stage` for `reason`, with where it came from."""
@@ -51,6 +54,7 @@ class Drop:
         return out
 
 
+@pickled_by_fields
 @dataclasses.dataclass(frozen=True, slots=True)
 class Tally:
     stage: str

@@ -9,14 +9,38 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Literal
+import operator
+from typing import Any, Literal, TypeVar
 
 import pyarrow as pa
 
 Kind = Literal["code", "text"]
 KINDS: tuple[str, ...] = ("code", "text")
 
+R = TypeVar("R")
 
+
+def pickled_by_fields(cls: type[R]) -> type[R]:
+    """A slotted dataclass pickled as (class, its field values), as a tuple is.
+
+    Records cross every Beam stage boundary pickled (no typed coder knows them), and Python pickles a
+    `slots=True` dataclass through `dataclasses._dataclass_getstate`/`_setstate`, which walk
+    `fields()` in Python for every object: measured, a Document's pickle round trip goes from 16 to
+    8 us. Unpickling calls the class with the values, so a record comes back equal to the one sent.
+    Apply it above `@dataclasses.dataclass`.
+    """
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]  # a dataclass, see above
+    values = operator.attrgetter(*names)
+    single = len(names) == 1
+
+    def __reduce__(self: R) -> tuple[type[R], tuple[Any, ...]]:
+        return cls, ((values(self),) if single else values(self))
+
+    cls.__reduce__ = __reduce__  # type: ignore[assignment,method-assign]  # pickle's hook, set on the class
+    return cls
+
+
+@pickled_by_fields
 @dataclasses.dataclass(frozen=True, slots=True)
 class Document:
     id: str

@@ -49,6 +49,7 @@ from lemur_corpus.pipelines.dedup_index import IndexTarget
 from lemur_corpus.pipelines.filter import FilterStage, input_chains
 from lemur_corpus.pipelines.ledger import Accounting, DocumentStage, StageFn, gather
 from lemur_corpus.pipelines.mix import Mix
+from lemur_corpus.pipelines.profile import profile_from_metrics, run_profile
 from lemur_corpus.pipelines.read import ReadInputs
 from lemur_corpus.pipelines.shard import DROPS_DIR, SHARDS_DIR, WriteDropLog, WriteShards
 from lemur_corpus.pipelines.tokenize import Tokenize
@@ -492,6 +493,7 @@ def run_build(config: BuildConfig, out_dir: str, beam_args: list[str] | None = N
     try:
         with beam.Pipeline(options=PipelineOptions(plan.beam_args)) as p:
             construct(p, plan)
+        result = p.result
     except BaseException as exc:  # a crash or Ctrl-C: the folder says so, it never looks finished
         if not exists(join(out_dir, MANIFEST_NAME)) and not exists(join(out_dir, FAILED_NAME)):
             reason = "interrupted" if interrupted(exc) else f"{type(exc).__name__}: {str(exc)[:2000]}"
@@ -506,4 +508,19 @@ def run_build(config: BuildConfig, out_dir: str, beam_args: list[str] | None = N
         raise CorpusError("the build failed:\n  " + "\n  ".join(errors))
     if not exists(join(out_dir, MANIFEST_NAME)):
         raise CorpusError(f"the pipeline ended without writing {MANIFEST_NAME} in {out_dir}")
-    return read_manifest(out_dir)
+    return add_profile(out_dir, profile_from_metrics(result))
+
+
+def add_profile(out_dir: str, stages: dict[str, dict[str, float | int]]) -> dict[str, Any]:
+    """The finished build's manifest with its per-stage CPU profile (`pipelines/profile.py`) in the
+    volatile `run` section; a runner that reports no metrics leaves the manifest as it is."""
+    manifest = read_manifest(out_dir)
+    if not stages:
+        log.warning("the runner reported no metrics: the manifest has no run.profile")
+        return manifest
+    read = manifest["accounting"]["stages"].get("read", {})
+    docs = sum(g["in"]["docs"] for g in read.values())
+    nbytes = sum(g["in"]["bytes"] for g in read.values())
+    manifest["run"]["profile"] = run_profile(stages, docs, nbytes)
+    write_manifest(out_dir, manifest, manifest_schema())
+    return manifest

@@ -26,7 +26,9 @@ them with `lemur_corpus.pipelines.outputs.MultiOutputParDo`, so it runs on the s
 only slowly. Without `--dask_client_address` or `--dask_scheduler_file`, a
 `dask.distributed.LocalCluster` of `--dask_workers` single-threaded worker processes is started for
 the run and closed after it. A failed task is run again up to `--dask_retries` times (the build's
-writers are idempotent).
+writers are idempotent). Beam metrics (`Metrics.counter`, `.distribution`: the build's per-stage
+profile) are kept on each worker and gathered when the pipeline is done (`pipelines/dask_metrics.py`),
+so `result.metrics()` works as on Beam's own runners.
 Output bytes do not depend on any of this: every stage sorts what it groups.
 """
 
@@ -57,6 +59,8 @@ from apache_beam.runners.dask.transform_evaluator import (
 )
 from apache_beam.runners.runner import PipelineResult, PipelineState
 from apache_beam.transforms.sideinputs import SideInputMap
+
+from lemur_corpus.pipelines.dask_metrics import DaskMetrics, bundle_metrics, gather
 
 log = logging.getLogger("corpus")
 
@@ -136,12 +140,13 @@ def _run_bundle(items: t.Iterable[t.Any], fn: apache_beam.DoFn, run: str, label:
         input_args=args, input_kwargs=kwargs, user_state_context=None,
         bundle_finalizer_param=apache_beam.DoFn.BundleFinalizerParam())
     try:
-        if needs_setup:
-            invoker.invoke_setup()
-        invoker.invoke_start_bundle()
-        for item in items:
-            invoker.invoke_process(item)
-        invoker.invoke_finish_bundle()
+        with bundle_metrics(run, label):
+            if needs_setup:
+                invoker.invoke_setup()
+            invoker.invoke_start_bundle()
+            for item in items:
+                invoker.invoke_process(item)
+            invoker.invoke_finish_bundle()
     except BaseException:
         _discard(fn)  # as Beam does: an instance that failed is not used again (the retry sets up anew)
         raise
@@ -249,12 +254,15 @@ class BagVisitor(PipelineVisitor):
 
 @dataclasses.dataclass
 class DaskRunResult(PipelineResult):
-    """Waits for every leaf (only element counts come back to the client), then closes the client
-    and the LocalCluster it started, if any."""
+    """Waits for every leaf (only element counts come back to the client), gathers the workers'
+    Beam metrics (`pipelines/dask_metrics.py`), then closes the client and the LocalCluster it
+    started, if any."""
 
     client: t.Any
     futures: list[t.Any]
+    run_id: str
     cluster: t.Any = None
+    gathered: DaskMetrics | None = None
 
     def __post_init__(self) -> None:
         super().__init__(PipelineState.RUNNING)
@@ -266,6 +274,7 @@ class DaskRunResult(PipelineResult):
             for _ in distributed.as_completed(self.futures, timeout=duration / 1000 if duration else None,
                                               with_results=True):
                 pass  # gathering raises a worker's exception here, on the client
+            self.gathered = gather(self.client, self.run_id)
             self._state = PipelineState.DONE
         except BaseException:
             self._state = PipelineState.FAILED
@@ -285,8 +294,10 @@ class DaskRunResult(PipelineResult):
         if self.cluster is not None:
             self.cluster.close()
 
-    def metrics(self) -> t.Any:
-        raise NotImplementedError("the Dask runner does not collect Beam metrics")
+    def metrics(self) -> DaskMetrics:
+        if self.gathered is None:
+            raise RuntimeError("the pipeline has not finished: its metrics are gathered when it is done")
+        return self.gathered
 
 
 class DaskRunner(beam_dask.DaskRunner):
@@ -316,4 +327,4 @@ class DaskRunner(beam_dask.DaskRunner):
         counts = [leaf.count() for leaf in visitor.leaves()]
         retries = options.view_as(CorpusDaskOptions).dask_retries
         futures = client.compute(list(dask.optimize(*counts)), retries=retries)
-        return DaskRunResult(client, futures, cluster)
+        return DaskRunResult(client, futures, bag_kwargs[RUN_ID], cluster)

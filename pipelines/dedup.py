@@ -18,6 +18,7 @@ near-duplicate names the document kept in the end. Two documents under one id ar
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -45,6 +46,8 @@ from lemur_corpus.pipelines.dedup_index import IndexTarget, WriteIndex
 from lemur_corpus.pipelines.dedup_near import NearDuplicates, initial_stats, near_params
 from lemur_corpus.pipelines.ledger import DROPS, CountDocuments
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
+from lemur_corpus.pipelines.profile import EXACT_DEDUP, MINHASH, profiled
+from lemur_corpus.pipelines.profile import record as profile
 
 __all__ = ["Decision", "Dedup", "DedupDecide", "DedupDecisions", "DedupOutputs", "near_params"]
 
@@ -74,7 +77,10 @@ class SignFn(beam.DoFn):
                         for kind in KINDS if (c := self.config.near(kind)).enabled}
 
     def process(self, doc: Document) -> Iterator[Any]:
+        started = time.process_time()
         record = dedup_record(doc)
+        signed = time.process_time()
+        profile(EXACT_DEDUP, signed - started, doc.nbytes)
         hasher = self.hashers.get(doc.kind)
         if hasher is None:
             yield record, None
@@ -82,6 +88,7 @@ class SignFn(beam.DoFn):
         near = self.config.near(doc.kind)
         exact = near.verify == "exact"
         signature, seen, shingle_set = hasher.sign(doc.text, near.tokens, near.ngram, near.max_shingles, exact)
+        profile(MINHASH, time.process_time() - signed, doc.nbytes)
         if seen.short:
             yield tagged_stat("near", doc.kind, "short_documents")
         if seen.capped:
@@ -102,6 +109,7 @@ class ExactGroupFn(beam.DoFn):
     def __init__(self, rule: SurvivorRule) -> None:
         self.rule = rule
 
+    @profiled(EXACT_DEDUP)
     def process(self, element: tuple[Any, list[Node]]) -> Iterator[Any]:
         (kind, _), nodes = element
         unique: dict[str, Node] = {}
@@ -120,6 +128,7 @@ class ResolveFn(beam.DoFn):
     """Joined on an exact survivor's id: its removed copies name the document finally kept for them
     (the survivor itself, or the kept document it was removed for as a near-duplicate)."""
 
+    @profiled(EXACT_DEDUP)
     def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, Decision]]:
         survivor, grouped = element
         near = sorted(grouped["near"])
@@ -206,6 +215,7 @@ class ApplyDecisionsFn(beam.DoFn):
     """Joined on id: the kept document (and, when the index is written, its node on `INDEX`), or
     its drop naming the document it duplicates."""
 
+    @profiled(EXACT_DEDUP)
     def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
         doc_id, grouped = element
         docs: list[Document] = sorted(grouped["doc"], key=lambda d: (d.origin, d.text))

@@ -25,6 +25,7 @@ import apache_beam as beam
 from lemur_corpus.dedup.clusters import label_component, large_star, small_star, unsettled
 from lemur_corpus.pipelines.dedup_common import STATS, tagged_stat
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
+from lemur_corpus.pipelines.profile import COMPONENTS, profiled
 
 Name = tuple
 """A node: (kind, *its keep key), the id last (`dedup.exact.survivor_key`). Names sort in keep
@@ -63,6 +64,7 @@ class LargeStarFn(beam.DoFn):
     def __init__(self, round_number: int) -> None:
         self.round_number = round_number
 
+    @profiled(COMPONENTS)
     def process(self, element: tuple[Name, Iterable[Name | Marker]]) -> Iterator[tuple[Name, Name | Marker]]:
         node, values = element
         neighbours, marker = _split(values)
@@ -77,6 +79,7 @@ class LargeStarFn(beam.DoFn):
 class SmallStarFn(beam.DoFn):
     """A node and its smaller neighbours → small-star edges, keyed both ways for the next round."""
 
+    @profiled(COMPONENTS)
     def process(self, element: tuple[Name, Iterable[Name | Marker]]) -> Iterator[tuple[Name, Name | Marker]]:
         node, values = element
         smaller, marker = _split(values)
@@ -93,6 +96,7 @@ class LabelFn(beam.DoFn):
     def __init__(self, max_size: dict[str, int]) -> None:
         self.max_size = max_size
 
+    @profiled(COMPONENTS)
     def process(self, element: tuple[Name, Iterable[Name | Marker]]) -> Iterator[Any]:
         node, values = element
         neighbours, marker = _split(values)

@@ -45,6 +45,7 @@ from lemur_corpus.pipelines.dedup_common import (
 )
 from lemur_corpus.pipelines.dedup_components import ConnectedComponents, Label
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
+from lemur_corpus.pipelines.profile import COMPONENTS, MINHASH, profiled
 
 NAMES = "names"
 
@@ -74,6 +75,7 @@ class BandKeysFn(beam.DoFn):
     def __init__(self, params: dict[str, tuple[int, int]], rule: SurvivorRule) -> None:
         self.params, self.rule = params, rule
 
+    @profiled(MINHASH)
     def process(self, node: SignedNode) -> Iterator[Any]:
         record, signature = node
         bands, rows = self.params[record.kind]
@@ -90,6 +92,7 @@ class BucketPairsFn(beam.DoFn):
     def __init__(self, windows: dict[str, int]) -> None:
         self.windows = windows
 
+    @profiled(MINHASH)
     def process(self, element: tuple[tuple[str, bytes], Iterable[tuple[tuple, str]]]) -> Iterator[Any]:
         (kind, _), members = element
         keys: dict[str, tuple] = {}
@@ -113,6 +116,7 @@ class RoutePayloadFn(beam.DoFn):
     """Joined on a document's id: its payload goes to every later document it is paired with, and
     to itself when it is the later document of a pair; all its pairs meet there, once each."""
 
+    @profiled(MINHASH)
     def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, tuple[str, Payload]]]:
         doc_id, grouped = element
         payload = first_payload(grouped["payload"])
@@ -136,6 +140,7 @@ class VerifyFn(beam.DoFn):
         self.verifiers = {kind: Verifier(near.verify, near.threshold)
                           for kind in KINDS if (near := self.config.near(kind)).enabled}
 
+    @profiled(MINHASH)
     def process(self, element: tuple[str, Iterable[tuple[str, Payload]]]) -> Iterator[Any]:
         later, values = element
         earlier: dict[str, Payload] = {}
@@ -170,6 +175,7 @@ class VerifyFn(beam.DoFn):
 class GroupMemberFn(beam.DoFn):
     """Joined on id: a document with an edge → (its label, (record, its edges))."""
 
+    @profiled(COMPONENTS)
     def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
         doc_id, grouped = element
         node = first_node(grouped["node"])
@@ -190,6 +196,7 @@ class DecideComponentFn(beam.DoFn):
     def __init__(self, rule: SurvivorRule) -> None:
         self.rule = rule
 
+    @profiled(COMPONENTS)
     def process(self, element: tuple[Label, Iterable[tuple[DedupRecord, list]]]) -> Iterator[Any]:
         (kind, centre, part), members = element
         result = walk(members, self.rule, kept_elsewhere=(centre,) if part else ())

@@ -34,6 +34,7 @@ from lemur_corpus.filters.decontam.report import (
 from lemur_corpus.filters.text import build_text_filters
 from lemur_corpus.pipelines.ledger import DROPS, CountDocuments, Progress
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
+from lemur_corpus.pipelines.profile import FILTER_PREFIX, record
 
 EDITS = "edits"
 """Tag of the `((filter, source, key), count)` records of what filters changed in kept documents."""
@@ -60,6 +61,10 @@ def input_chains(inputs: list[InputConfig]) -> dict[str, dict[str, list[str] | N
     return {inp.name: {"text": inp.filters.text, "code": inp.filters.code} for inp in inputs if inp.filters}
 
 
+def _clock(name: str, seconds: float, nbytes: int) -> None:
+    record(FILTER_PREFIX + name, seconds, nbytes)
+
+
 class FilterFn(beam.DoFn):
     """The filters of each document's kind; an input with chains of its own (`inputs[].filters`)
     gets those (a document's input is the first part of its id)."""
@@ -81,7 +86,7 @@ class FilterFn(beam.DoFn):
     def process(self, doc: Document) -> Iterator[Document | beam.pvalue.TaggedOutput]:
         chains = self.input_chains.get(doc.id.split("/", 1)[0], self.chains)
         chain = chains.get(doc.kind, [])
-        result = run_chain(doc, chain)
+        result = run_chain(doc, chain, _clock)
         self.progress.tick(result.doc is None)
         if id(chain) in self.reported:
             record = contamination_record(doc, result, chain)

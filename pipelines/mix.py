@@ -26,6 +26,7 @@ from lemur_corpus.mixture import (
     make_plan,
     sample_point,
 )
+from lemur_corpus.pipelines.profile import MIX, profiled_fn
 from lemur_corpus.pipelines.tokenize import TokenizedDoc
 from lemur_corpus.variants import MAIN, in_any_window, nested_choices
 
@@ -57,6 +58,7 @@ class HistogramFn(beam.CombineFn):
                 "tokens": int(acc[0].sum()), "documents": int(acc[1].sum())}
 
 
+@profiled_fn(MIX)
 def _plan(_: Any, pools: dict[str, dict[str, Any]], config: BuildConfig) -> MixturePlan:
     try:
         return make_plan(
@@ -91,12 +93,14 @@ def _source_plans(plans: dict[str, MixturePlan], source: str) -> dict[str, Sourc
     return {key: plan.sources[source] for key, plan in plans.items() if source in plan.sources}
 
 
+@profiled_fn(MIX)
 def _in_any_boundary(doc: TokenizedDoc, plans: dict[str, MixturePlan]) -> bool:
     main = plans[MAIN]
     return not main.error and in_any_window(_source_plans(plans, doc.source).values(),
                                             sample_point(main.seed, doc.id))
 
 
+@profiled_fn(MIX)
 def _choose_nested(element: tuple[str, list[tuple[float, str, int]]],
                    plans: dict[str, MixturePlan]) -> tuple[str, dict[str, frozenset[str]]]:
     source, members = element
@@ -112,12 +116,14 @@ def copies_per_plan(doc: TokenizedDoc, plans: dict[str, MixturePlan], cuts: dict
     return {key: copies_of(plan.sources[doc.source], u, doc.id, chosen.get(key)) for key, plan in plans.items()}
 
 
+@profiled_fn(MIX, flat=True)
 def _main_copies(doc: TokenizedDoc, plans: dict[str, MixturePlan],
                  cuts: dict[str, Any]) -> Iterator[tuple[TokenizedDoc, int]]:
     for copy in range(copies_per_plan(doc, plans, cuts).get(MAIN, 0)):
         yield doc, copy
 
 
+@profiled_fn(MIX, flat=True)
 def _variant_copies(doc: TokenizedDoc, plans: dict[str, MixturePlan],
                     cuts: dict[str, Any]) -> Iterator[tuple[TokenizedDoc, int, dict[str, int]]]:
     """(doc, copies in the main mixture, {variant: copies}) for a document some variant writes."""
@@ -127,15 +133,18 @@ def _variant_copies(doc: TokenizedDoc, plans: dict[str, MixturePlan],
         yield doc, counts[MAIN], variants
 
 
+@profiled_fn(MIX)
 def _in_boundary(doc: TokenizedDoc, plan: MixturePlan) -> bool:
     return not plan.error and in_boundary(plan.sources[doc.source], sample_point(plan.seed, doc.id))
 
 
+@profiled_fn(MIX)
 def _choose(element: tuple[str, list[tuple[float, str, int]]], plan: MixturePlan) -> tuple[str, frozenset[str]]:
     source, members = element
     return source, boundary_choice(members, plan.sources[source].boundary_tokens)
 
 
+@profiled_fn(MIX, flat=True)
 def _copies(doc: TokenizedDoc, plan: MixturePlan, cuts: dict[str, Any]) -> Iterator[tuple[TokenizedDoc, int]]:
     if plan.error:
         return
@@ -143,6 +152,16 @@ def _copies(doc: TokenizedDoc, plan: MixturePlan, cuts: dict[str, Any]) -> Itera
     n = copies_of(source, sample_point(plan.seed, doc.id), doc.id, cuts.get(doc.source))
     for copy in range(n):
         yield doc, copy
+
+
+@profiled_fn(MIX)
+def _pool_point(doc: TokenizedDoc, seed: int) -> tuple[str, tuple[int, int]]:
+    return doc.source, (histogram_bin(sample_point(seed, doc.id)), len(doc.tokens))
+
+
+@profiled_fn(MIX)
+def _boundary_point(doc: TokenizedDoc, seed: int) -> tuple[str, tuple[float, str, int]]:
+    return doc.source, (sample_point(seed, doc.id), doc.id, len(doc.tokens))
 
 
 class MixOutputs(NamedTuple):
@@ -169,7 +188,7 @@ class Mix(beam.PTransform):
         seed = self.config.seed
         pools = (
             tokenized
-            | "PoolPoints" >> beam.Map(lambda d: (d.source, (histogram_bin(sample_point(seed, d.id)), len(d.tokens))))
+            | "PoolPoints" >> beam.Map(_pool_point, seed)
             | "Pools" >> beam.CombinePerKey(HistogramFn())
         )
         if self.config.variants:
@@ -183,7 +202,7 @@ class Mix(beam.PTransform):
         cuts = (
             tokenized
             | "BoundaryDocs" >> beam.Filter(_in_boundary, plan=plan_side)
-            | "BoundaryPoints" >> beam.Map(lambda d: (d.source, (sample_point(seed, d.id), d.id, len(d.tokens))))
+            | "BoundaryPoints" >> beam.Map(_boundary_point, seed)
             | "GroupBoundary" >> beam.GroupByKey()
             | "Choose" >> beam.Map(_choose, plan=plan_side)
         )

@@ -15,6 +15,8 @@ from lemur_corpus.document import Document
 from lemur_corpus.errors import InputFileError
 from lemur_corpus.pipelines.ledger import DROPS, FILE_ERRORS, TALLIES, CountDocuments
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
+from lemur_corpus.pipelines.profile import READ as READ_STAGE
+from lemur_corpus.pipelines.profile import timed_items
 from lemur_corpus.sources import ReadTask, read_task
 
 log = logging.getLogger("corpus")
@@ -29,7 +31,7 @@ class ReadFn(beam.DoFn):
     def process(self, task: ReadTask) -> Iterator[Document | beam.pvalue.TaggedOutput]:
         docs = drops = nbytes = 0
         try:
-            for item in read_task(task, self.config):
+            for item in timed_items(READ_STAGE, read_task(task, self.config), _nbytes):
                 if isinstance(item, Drop):
                     drops += 1
                     nbytes += item.nbytes
@@ -46,6 +48,10 @@ class ReadFn(beam.DoFn):
         if docs + drops:
             yield beam.pvalue.TaggedOutput(TALLIES, tally_in(READ, task.input_name, nbytes, docs + drops))
         log.info("read %s: %d documents, %d bad records", task.label, docs, drops)
+
+
+def _nbytes(item: Document | Drop) -> int:
+    return item.nbytes
 
 
 def input_of(doc: Document) -> str:

@@ -27,6 +27,7 @@ import zstandard
 from lemur_corpus.accounting import Drop
 from lemur_corpus.io import atomic_writer, join, makedirs
 from lemur_corpus.mixture import MixturePlan
+from lemur_corpus.pipelines.profile import WRITE, profiled
 from lemur_corpus.pipelines.tokenize import TokenizedDoc
 from lemur_corpus.shards import ShardDoc, token_digest, write_shard
 
@@ -64,6 +65,7 @@ class WriteShardFn(beam.DoFn):
         self.homes = homes
         """Also emit, tagged `home`, where each document's first copy is (a build with variants)."""
 
+    @profiled(WRITE)
     def process(self, element: tuple[int, list[tuple]], file_errors: list[Any],
                 plan: MixturePlan) -> Iterator[Any]:
         if file_errors or plan.error:  # a failed build writes no shards
@@ -159,6 +161,7 @@ class WriteDropLogFn(beam.DoFn):
     def __init__(self, out_dir: str) -> None:
         self.out_dir = out_dir
 
+    @profiled(WRITE)
     def process(self, element: tuple[int, list[Drop]], file_errors: list[Any],
                 parts: int) -> Iterator[dict[str, Any]]:
         if not file_errors:

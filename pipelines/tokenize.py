@@ -11,11 +11,14 @@ from apache_beam.metrics import Metrics
 
 from lemur_corpus.accounting import TOKENIZE
 from lemur_corpus.config import TokenizerConfig
-from lemur_corpus.document import Document
+from lemur_corpus.document import Document, pickled_by_fields
 from lemur_corpus.pipelines.ledger import CountDocuments, Progress, StageOutputs
+from lemur_corpus.pipelines.profile import TOKENIZE as TOKENIZE_STAGE
+from lemur_corpus.pipelines.profile import profiled
 from lemur_corpus.tokenizer import TokenizerIdentity, encode_batch, load_tokenizer
 
 
+@pickled_by_fields
 @dataclasses.dataclass(frozen=True, slots=True)
 class TokenizedDoc:
     id: str
@@ -40,6 +43,7 @@ class TokenizeFn(beam.DoFn):
         self.dtype = np.dtype(self.identity.dtype)
         self.progress = Progress(TOKENIZE)
 
+    @profiled(TOKENIZE_STAGE, size=lambda batch: sum(d.nbytes for d in batch))
     def process(self, batch: list[Document]) -> Iterator[TokenizedDoc]:
         arrays = encode_batch(self.tokenizer, [d.text for d in batch], self.identity.eos_id, self.dtype)
         for doc, ids in zip(batch, arrays, strict=True):

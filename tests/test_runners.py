@@ -239,6 +239,32 @@ def test_runner_matrix_gives_identical_bytes(matrix_config, dask_cluster, tmp_pa
     assert digests["multi_processing"] == digests["direct"]
     assert digests["dask"] == digests["direct"]
     assert manifests["dask"]["run"]["runner"] == RUNNER_ALIASES["DaskRunner"]
+    # every runner reports the profile; documents through each per-document stage are the same
+    profiles = {name: m["run"]["profile"]["stages"] for name, m in manifests.items()}
+    document_stages = [s for s in profiles["direct"] if s in ("read", "normalize") or s.startswith("filter.")]
+    assert len(document_stages) > 4
+    for name, stages in profiles.items():
+        assert set(stages) == set(profiles["direct"]), name
+        assert [stages[s]["elements"] for s in document_stages] == [
+            profiles["direct"][s]["elements"] for s in document_stages], name
+
+
+@pytest.mark.slow
+def test_a_real_dask_cluster_over_tcp_writes_the_direct_runners_bytes(tmp_path: Path) -> None:
+    """`dask scheduler` and two `dask worker` processes (benchmarks/dask_cluster.py), reached only through
+    `--dask_client_address`: shards, drop logs and manifest (less its run section) equal DirectRunner's."""
+    pytest.importorskip("dask.distributed")
+    from benchmarks.dask_cluster import DaskCluster
+
+    config = slice_config(code_rows=150, web_rows=60, shards={"target_tokens": 80_000})
+    run_build(config, str(tmp_path / "direct"))
+    with DaskCluster(workers=2) as cluster:
+        assert cluster.address.startswith("tcp://127.0.0.1:")
+        manifest = run_build(config, str(tmp_path / "cluster"), [DASK, f"--dask_client_address={cluster.address}"])
+        stats = cluster.worker_stats()
+    assert all(w["cpu_s"] > 1 for w in stats)  # both workers did work
+    assert output_digest(tmp_path / "cluster") == output_digest(tmp_path / "direct")
+    assert len(manifest["shards"]) > 1 and manifest["run"]["profile"]["stages"]["tokenize"]["cpu_s"] > 0
 
 
 @pytest.mark.slow

@@ -12,9 +12,10 @@ from collections.abc import Iterable
 import xxhash
 
 from lemur_corpus.dedup.config import SurvivorRule
-from lemur_corpus.document import Document, utf8_len
+from lemur_corpus.document import Document, pickled_by_fields, utf8_len
 
 
+@pickled_by_fields
 @dataclasses.dataclass(frozen=True, slots=True)
 class DedupRecord:
     id: str

@@ -1,0 +1,143 @@
+"""A real Dask cluster on this machine: one `dask scheduler` and N `dask worker` processes over TCP.
+
+Not a `LocalCluster` inside the driver: the scheduler and every worker are separate processes started
+from the command line, as on a cluster's nodes, and a build reaches them only through
+`--dask_client_address=tcp://...`. The scheduler picks a free port itself (`--port 0`) and writes
+its address to a scheduler file, which the workers and the build read; workers pick theirs too. The
+processes are stopped on exit, on an exception and on Ctrl-C (terminate, then kill after a grace).
+
+    with DaskCluster(workers=2) as cluster:
+        run_build(config, out, ["--runner=DaskRunner", f"--dask_client_address={cluster.address}"])
+        cluster.worker_stats()  # per worker: CPU seconds and peak RSS so far
+
+Workers run as `dask worker` runs them on a cluster, under a nanny (which restarts a worker that
+dies and sets the same PYTHONHASHSEED in every worker); a worker's CPU and peak RSS
+(`/proc/<pid>/status: VmHWM`) are read from the worker process itself (its pid asked of the worker),
+its nanny's CPU added.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+START_TIMEOUT_S = 120.0
+
+
+def _dask_command() -> list[str]:
+    """The `dask` command of this interpreter's environment (workers must import lemur_corpus)."""
+    exe = Path(sys.executable).with_name("dask")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "dask"]
+
+
+def peak_rss_mib(pid: int) -> float:
+    """A live process's peak resident set (VmHWM), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """A live process's user + system CPU seconds (/proc/<pid>/stat, clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class DaskCluster:
+    """A scheduler and `workers` single-threaded worker processes, stopped on leaving the block."""
+
+    def __init__(self, workers: int = 2, threads: int = 1) -> None:
+        self.workers, self.threads = workers, threads
+        self._tmp = tempfile.TemporaryDirectory(prefix="lemur-dask-")
+        self.log_dir = Path(self._tmp.name)
+        self.scheduler_file = Path(self._tmp.name) / "scheduler.json"
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
+        self.address = ""
+
+    def _start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        path = self.log_dir / f"{name}.log"
+        with path.open("wb") as log:
+            process = subprocess.Popen([*_dask_command(), *args], stdout=log, stderr=subprocess.STDOUT,
+                                       cwd=self._tmp.name)
+        self.processes.append(process)
+        self.logs.append(path)
+        return process
+
+    def __enter__(self) -> DaskCluster:
+        try:
+            self._start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                      "--scheduler-file", str(self.scheduler_file)])
+            self._wait(lambda: self.scheduler_file.exists() and self.scheduler_file.stat().st_size > 0, "the scheduler")
+            self.address = json.loads(self.scheduler_file.read_text())["address"]
+            for k in range(self.workers):
+                self._start(f"worker-{k}", [
+                    "worker", "--scheduler-file", str(self.scheduler_file), "--host", "127.0.0.1",
+                    "--nthreads", str(self.threads), "--no-dashboard", "--memory-limit", "0",
+                    "--name", f"worker-{k}", "--local-directory", str(Path(self._tmp.name) / f"worker-{k}")])
+            self._wait(self._all_workers_joined, f"{self.workers} workers")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _all_workers_joined(self) -> bool:
+        from dask.distributed import Client
+
+        with Client(self.address, timeout=10) as client:
+            return len(client.scheduler_info(n_workers=-1)["workers"]) >= self.workers
+
+    def _wait(self, ready: Any, what: str) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            dead = [(p, log) for p, log in zip(self.processes, self.logs, strict=True) if p.poll() is not None]
+            if dead:
+                process, log = dead[0]
+                raise RuntimeError(f"{what}: `{' '.join(map(str, process.args))}` exited with {process.returncode}:\n"
+                                   + log.read_text(errors="replace")[-2000:])
+            try:
+                if ready():
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{what} did not start within {START_TIMEOUT_S:.0f} s")
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes' pids (each a child of its nanny), in worker-name order."""
+        from dask.distributed import Client
+
+        with Client(self.address, timeout=10) as client:
+            by_address = client.run(os.getpid)
+            names = {a: w.get("name", a) for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
+        return [by_address[a] for a in sorted(by_address, key=lambda a: str(names.get(a, a)))]
+
+    def worker_stats(self) -> list[dict[str, float]]:
+        """Per worker: CPU seconds (the worker process and its nanny) and the worker's peak RSS (MiB)."""
+        nannies = [p.pid for p in self.processes[1:]]
+        return [{"cpu_s": cpu_seconds(pid) + cpu_seconds(nanny), "peak_rss_mib": peak_rss_mib(pid)}
+                for pid, nanny in zip(self.worker_pids(), nannies, strict=True)]
+
+    def close(self) -> None:
+        for process in reversed(self.processes):  # workers first, the scheduler last
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes = []
+        self._tmp.cleanup()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()

@@ -1,0 +1,78 @@
+"""What a record costs to cross a Beam stage boundary, with `pickled_by_fields` and without it.
+
+Between stages Beam encodes every element with the coder of its PCollection; the build's records
+(Document, Drop, Tally, DedupRecord, TokenizedDoc) have no typed coder, so `FastPrimitivesCoder`
+pickles them. Python pickles a `slots=True` dataclass through `dataclasses._dataclass_getstate` /
+`_setstate` (a walk over `fields()` in Python per object); `lemur_corpus.document.pickled_by_fields`
+pickles it as (class, field values). This measures the encode + decode round trip of real records
+(documents of ../shared/data, their dedup records, a tokenized copy) both ways, in one run: the
+baseline is the same class with the hook removed.
+
+    .venv/bin/python benchmarks/record_pickling.py [--rounds 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.common import DEFAULT_DATA, read_jsonl  # noqa: E402
+
+
+def round_trip_us(impl: object, records: list, rounds: int) -> float:
+    started = time.process_time()
+    done = 0
+    while done < rounds:
+        for record in records:
+            impl.decode(impl.encode(record))  # type: ignore[attr-defined]  # a Beam CoderImpl
+        done += len(records)
+    return 1e6 * (time.process_time() - started) / done
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=20_000)
+    args = parser.parse_args()
+    import numpy as np
+    from apache_beam import coders
+    from apache_beam.typehints import Any
+
+    from lemur_corpus.accounting import Drop
+    from lemur_corpus.dedup.exact import DedupRecord, dedup_record
+    from lemur_corpus.document import Document
+    from lemur_corpus.pipelines.tokenize import TokenizedDoc
+
+    pages = read_jsonl(DEFAULT_DATA / "web" / "trafilatura_pages.main.jsonl.zst")[:200]
+    docs = [Document(f"web/{i}", "refinedweb", "text", p["text"], "en", {"url": p.get("url", "")}, f"pages:{i}")
+            for i, p in enumerate(pages)]
+    samples = {
+        "Document": docs,
+        "DedupRecord": [dedup_record(d) for d in docs],
+        "TokenizedDoc": [TokenizedDoc(d.id, d.source, d.kind, np.arange(len(d.text) // 4, dtype=np.uint32),
+                                      d.nbytes) for d in docs],
+        "Drop": [Drop("filter", d.source, "c4.lines", d.nbytes, d.id, d.origin, "{}") for d in docs],
+    }
+    impl = coders.registry.get_coder(Any).get_impl()
+    print(f"encode + decode with Beam's FastPrimitivesCoder, mean over {args.rounds:,} round trips (CPU us):")
+    for name, records in samples.items():
+        cls = {"Document": Document, "DedupRecord": DedupRecord, "TokenizedDoc": TokenizedDoc, "Drop": Drop}[name]
+        assert name == "TokenizedDoc" or impl.decode(impl.encode(records[0])) == records[0]
+        ours = round_trip_us(impl, records, args.rounds)
+        hook = cls.__dict__["__reduce__"]
+        del cls.__reduce__  # the baseline: dataclasses' own getstate/setstate
+        try:
+            baseline = round_trip_us(impl, records, args.rounds)
+        finally:
+            cls.__reduce__ = hook
+        print(f"  {name:<13} pickled_by_fields {ours:6.1f} us | dataclass default {baseline:6.1f} us | "
+              f"x{baseline / ours:.2f} faster")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Where a build's CPU time goes: CPU seconds, elements and bytes per stage, as Beam metrics.
+
+Each stage's DoFns time their own work with `time.process_time()` and report it as a Beam
+distribution `profile:<stage>` of CPU microseconds per element (its count is the elements, its sum
+the CPU) and a counter `profile:<stage>.bytes` of the document bytes they saw. Only the stage's own
+computation is timed: `profiled` materializes a `process` call's outputs before it stops the clock,
+because a runner that fuses stages runs the consumers of an output inside the `yield` that emits it.
+What no stage claims (the runner's coders and shuffles, the accounting's counting and combining,
+key-by maps) is the build's total CPU minus the stages' sum; `benchmarks/scale.py` prints it as
+`runner and bookkeeping`.
+
+The figures are process CPU: on a worker running several threads (a gRPC data plane, the
+tokenizer's own threads) they include what those threads did meanwhile. They are run-dependent,
+so the manifest keeps them in its volatile `run` section (`run.profile`), which comparisons of
+builds leave out. Every runner that reports user metrics fills them: DirectRunner (in-process and
+multi_processing), this project's DaskRunner (`pipelines/dask_runner.py` gathers its workers'
+metrics), Dataflow, Flink, Spark.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from apache_beam.metrics import Metrics
+
+PROFILE = "profile"
+"""Namespace of the profile's Beam metrics."""
+BYTES_SUFFIX = ".bytes"
+
+READ = "read"
+EXACT_DEDUP = "exact_dedup"
+MINHASH = "minhash"
+COMPONENTS = "components"
+TOKENIZE = "tokenize"
+MIX = "mix"
+WRITE = "write"
+FILTER_PREFIX = "filter."
+"""Each filter is a stage of its own: `filter.<name>`."""
+STAGE_ORDER = (READ, "normalize", FILTER_PREFIX, EXACT_DEDUP, MINHASH, COMPONENTS, TOKENIZE, MIX, WRITE)
+"""The order stages are reported in (every `filter.*` where `filter.` stands)."""
+
+_UPDATERS: dict[str, tuple[Any, Any]] = {}
+
+
+def _updaters(stage: str) -> tuple[Any, Any]:
+    found = _UPDATERS.get(stage)
+    if found is None:
+        found = (Metrics.distribution(PROFILE, stage), Metrics.counter(PROFILE, stage + BYTES_SUFFIX))
+        _UPDATERS[stage] = found
+    return found
+
+
+def record(stage: str, seconds: float, nbytes: int = 0) -> None:
+    """One element's CPU seconds (and its document bytes) for `stage`."""
+    cpu, size = _updaters(stage)
+    cpu.update(round(seconds * 1e6))
+    if nbytes:
+        size.inc(nbytes)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def profiled(stage: str, size: Callable[[Any], int] | None = None) -> Callable[[F], F]:
+    """A DoFn's `process(self, element, ...)` timed as `stage`; `size(element)` gives the document
+    bytes it counts. Its outputs come back as a list (see the module docstring); `functools.wraps`
+    keeps the signature Beam reads side inputs from."""
+
+    def decorate(process: F) -> F:
+        @functools.wraps(process)
+        def timed(self: Any, element: Any, *args: Any, **kwargs: Any) -> list[Any]:
+            started = time.process_time()
+            outputs = list(process(self, element, *args, **kwargs) or ())
+            record(stage, time.process_time() - started, size(element) if size is not None else 0)
+            return outputs
+
+        return timed  # type: ignore[return-value]  # the same signature, see functools.wraps
+
+    return decorate
+
+
+def profiled_fn(stage: str, flat: bool = False) -> Callable[[F], F]:
+    """A `Map` function (or, `flat`, a `FlatMap` one, whose outputs are materialized) timed as `stage`."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.process_time()
+            result = fn(*args, **kwargs)
+            if flat:
+                result = list(result)
+            record(stage, time.process_time() - started)
+            return result
+
+        return timed  # type: ignore[return-value]  # the same signature, see functools.wraps
+
+    return decorate
+
+
+def timed_items(stage: str, items: Iterable[Any], size: Callable[[Any], int]) -> Iterator[Any]:
+    """`items` (a reader's generator) with the time spent producing each one recorded as `stage`;
+    the consumer's time between items is not counted, and nothing is held."""
+    iterator = iter(items)
+    while True:
+        started = time.process_time()
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        record(stage, time.process_time() - started, size(item))
+        yield item
+
+
+def profile_from_metrics(result: Any) -> dict[str, dict[str, float | int]]:
+    """Stage -> {cpu_s, elements, bytes} from a finished pipeline's metrics, summed over steps;
+    empty when the runner reports none."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    try:
+        found = result.metrics().query(MetricsFilter().with_namespace(PROFILE))
+    except (NotImplementedError, AttributeError):
+        return {}
+    stages: dict[str, dict[str, float | int]] = {}
+
+    def entry(name: str) -> dict[str, float | int]:
+        return stages.setdefault(name, {"cpu_s": 0.0, "elements": 0, "bytes": 0})
+
+    for item in found.get("distributions", []):
+        data = item.committed if item.committed is not None else item.attempted
+        if data is None:
+            continue
+        e = entry(item.key.metric.name)
+        e["cpu_s"] += data.sum / 1e6
+        e["elements"] += data.count
+    for item in found.get("counters", []):
+        name = item.key.metric.name
+        value = item.committed if item.committed is not None else item.attempted
+        if name.endswith(BYTES_SUFFIX) and value:
+            entry(name[: -len(BYTES_SUFFIX)])["bytes"] += value
+    return {name: stages[name] for name in sorted(stages, key=stage_rank)}
+
+
+def stage_rank(name: str) -> tuple[int, str]:
+    """Sort key: `STAGE_ORDER`, filters in their place, unknown stages last."""
+    for rank, stage in enumerate(STAGE_ORDER):
+        if name == stage or (stage.endswith(".") and name.startswith(stage)):
+            return rank, name
+    return len(STAGE_ORDER), name
+
+
+def run_profile(stages: dict[str, dict[str, float | int]], input_docs: int, input_bytes: int) -> dict[str, Any]:
+    """The manifest's `run.profile`: each stage's CPU seconds, elements and bytes, and its CPU per
+    MB and per document of the build's input (so the stages add up to the build's rates)."""
+    mb = input_bytes / 1e6
+    out: dict[str, Any] = {"input_documents": input_docs, "input_bytes": input_bytes, "stages": {}}
+    for name, s in stages.items():
+        cpu = float(s["cpu_s"])
+        out["stages"][name] = {
+            "cpu_s": round(cpu, 6), "elements": int(s["elements"]), "bytes": int(s["bytes"]),
+            "cpu_s_per_input_mb": round(cpu / mb, 6) if mb else 0.0,
+            "cpu_ms_per_input_document": round(1e3 * cpu / input_docs, 6) if input_docs else 0.0,
+        }
+    out["cpu_s"] = round(sum(float(s["cpu_s"]) for s in stages.values()), 6)
+    return out
+

@@ -1,0 +1,128 @@
+"""The per-stage CPU profile (pipelines/profile.py): Beam metrics that every runner we support fills,
+gathered into the manifest's volatile `run.profile`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from lemur_corpus.manifest import manifest_schema, schema_problems
+from lemur_corpus.pipelines.build import RUNNER_ALIASES
+from lemur_corpus.pipelines.profile import (
+    profile_from_metrics,
+    profiled,
+    profiled_fn,
+    run_profile,
+    stage_rank,
+    timed_items,
+)
+
+
+class ScaleFn(beam.DoFn):
+    @profiled("tokenize", size=len)
+    def process(self, text: str, factor: int) -> Iterator[str]:
+        yield text * factor
+        yield text
+
+
+@profiled_fn("mix", flat=True)
+def _pairs(text: str) -> Iterator[tuple[str, int]]:
+    yield from ((text, k) for k in range(2))
+
+
+def _read(task: int) -> Iterator[str]:
+    yield from timed_items("read", (f"doc-{task}-{k}" for k in range(3)), len)
+
+
+def _pipeline(p: beam.Pipeline) -> None:
+    factor = p | "Factor" >> beam.Create([2])
+    texts = p | "Tasks" >> beam.Create(range(4)) | "Read" >> beam.FlatMap(_read)
+    scaled = texts | "Scale" >> beam.ParDo(ScaleFn(), factor=beam.pvalue.AsSingleton(factor))
+    _ = scaled | "Pairs" >> beam.FlatMap(_pairs) | "Count" >> beam.combiners.Count.Globally()
+
+
+def _expected_elements() -> dict[str, tuple[int, int]]:
+    texts = [f"doc-{t}-{k}" for t in range(4) for k in range(3)]
+    nbytes = sum(len(t) for t in texts)
+    return {"read": (12, nbytes), "tokenize": (12, nbytes), "mix": (24, 0)}
+
+
+def _run(args: list[str]) -> dict[str, dict[str, float | int]]:
+    p = beam.Pipeline(options=PipelineOptions(args))
+    _pipeline(p)
+    result = p.run()
+    result.wait_until_finish()
+    return profile_from_metrics(result)
+
+
+def _check(stages: dict[str, dict[str, float | int]]) -> None:
+    assert list(stages) == ["read", "tokenize", "mix"]  # in build order
+    for name, (elements, nbytes) in _expected_elements().items():
+        assert (stages[name]["elements"], stages[name]["bytes"]) == (elements, nbytes), name
+        assert stages[name]["cpu_s"] >= 0
+
+
+def test_profiled_stages_report_elements_bytes_and_cpu_on_the_direct_runner() -> None:
+    _check(_run([]))
+
+
+def test_profiled_stages_report_on_the_fixed_dask_runner(dask_cluster) -> None:  # type: ignore[no-untyped-def]
+    address = dask_cluster.scheduler_address
+    _check(_run([f"--runner={RUNNER_ALIASES['DaskRunner']}", f"--dask_client_address={address}"]))
+
+
+def test_profiled_keeps_side_inputs_and_materializes_outputs() -> None:
+    fn = ScaleFn()
+    assert fn.process("ab", 2) == ["abab", "ab"]  # a list: consumers run after the clock stops
+    assert list(_pairs("x")) == [("x", 0), ("x", 1)]
+
+
+def test_stage_order_and_rates() -> None:
+    names = ["write", "filter.pii", "read", "minhash", "filter.c4", "tokenize", "odd", "normalize"]
+    assert sorted(names, key=stage_rank) == ["read", "normalize", "filter.c4", "filter.pii", "minhash", "tokenize",
+                                             "write", "odd"]
+    profile = run_profile({"read": {"cpu_s": 2.0, "elements": 10, "bytes": 4_000_000},
+                           "tokenize": {"cpu_s": 6.0, "elements": 1, "bytes": 4_000_000}}, 10, 4_000_000)
+    assert profile["cpu_s"] == 8.0
+    assert profile["stages"]["tokenize"]["cpu_s_per_input_mb"] == 1.5
+    assert profile["stages"]["read"]["cpu_ms_per_input_document"] == 200.0
+
+
+def test_no_metrics_no_profile() -> None:
+    class NoMetrics:
+        def metrics(self) -> None:
+            raise NotImplementedError
+
+    assert profile_from_metrics(NoMetrics()) == {}
+
+
+def test_a_manifest_with_a_profile_is_valid(small_build: Path) -> None:
+    import json
+
+    manifest = json.loads((small_build / "manifest.json").read_text())
+    profile = manifest["run"]["profile"]
+    assert not schema_problems(manifest, manifest_schema())
+    stages = profile["stages"]
+    for stage in ("read", "normalize", "exact_dedup", "minhash", "tokenize", "mix", "write"):
+        assert stages[stage]["cpu_s"] > 0, stage
+    assert any(name.startswith("filter.") for name in stages)
+    read_in = sum(g["in"]["docs"] for g in manifest["accounting"]["stages"]["read"].values())
+    assert profile["input_documents"] == read_in == stages["read"]["elements"]
+    normalize_in = sum(g["in"]["docs"] for g in manifest["accounting"]["stages"]["normalize"].values())
+    assert stages["normalize"]["elements"] == normalize_in
+    broken = json.loads(json.dumps(manifest))
+    broken["run"]["profile"]["stages"]["read"]["cpu_s"] = -1
+    assert schema_problems(broken, manifest_schema())
+
+
+@pytest.mark.parametrize("key", ["elements", "cpu_s_per_input_mb"])
+def test_the_schema_requires_each_stage_figure(small_build: Path, key: str) -> None:
+    import json
+
+    manifest = json.loads((small_build / "manifest.json").read_text())
+    del manifest["run"]["profile"]["stages"]["read"][key]
+    assert schema_problems(manifest, manifest_schema())
