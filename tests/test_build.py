@@ -97,6 +97,10 @@ def test_shards_are_atomic_and_listed(unmixed_build: tuple[Path, dict]) -> None:
     files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     listed = {f["path"] for s in manifest["shards"] for f in s["files"].values()}
     listed |= {d["path"] for d in manifest["drop_logs"]} | {"manifest.json", ".lemur-corpus"}  # + the folder's marker
+    for entry in manifest["dedup_index"]["written"].values():  # the index of what the build kept: its header
+        folder = entry["path"].rsplit("/", 1)[0]  # lists its parts
+        header = json.loads((out / entry["path"]).read_text())
+        listed |= {entry["path"]} | {f"{folder}/{f['name']}" for f in header["files"]}
     assert files == listed  # nothing half-written, nothing unlisted
     tokens = sum(len(t) for s in manifest["shards"] for t in read_shard_documents(str(out / s["name"])))
     assert tokens == manifest["totals"]["tokens"]

@@ -566,5 +566,5 @@ def test_dedup_against_defaults_to_the_published_build_and_can_be_switched_off(t
     assert ops.dedup_against(str(root), str(second), False, []) == []
     assert ops.dedup_against(str(root), str(second), True, ["/x/merged"]) == ["/x/merged"]
     argv = ops.build_argv("corpus", None, str(second), ["--runner=X"], [str(first)])
-    assert argv == ["corpus", "build", "--out", str(second), "--overwrite", "--dedup-against", str(first), "--json",
-                    "--", "--runner=X"]
+    assert argv == ["corpus", "build", "--out", str(second), "--overwrite", "--build-id", "2025-01-13",
+                    "--dedup-against", str(first), "--json", "--", "--runner=X"]
