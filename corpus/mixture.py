@@ -340,6 +340,35 @@ def sequences(tokens_per_shard: Iterable[int], length: int) -> int:
     return sum(max(t - 1, 0) // length for t in tokens_per_shard)
 
 
+@dataclasses.dataclass
+class PoolStats:
+    """What pass one of the pipeline computes, gathered in one process (`mix_in_memory`): per source
+    the pool's tokens, documents, token- and document-weighted histograms and largest document, and
+    every document's sample point."""
+
+    points: dict[str, float] = dataclasses.field(default_factory=dict)
+    pools: dict[str, int] = dataclasses.field(default_factory=dict)
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)
+    largest: dict[str, int] = dataclasses.field(default_factory=dict)
+    histograms: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    doc_histograms: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def of(cls, seed: int, docs: list[tuple[str, str, int]]) -> PoolStats:
+        stats = cls(points={doc_id: sample_point(seed, doc_id) for _, doc_id, _ in docs})
+        for source, doc_id, tokens in docs:
+            stats.pools[source] = stats.pools.get(source, 0) + tokens
+            stats.counts[source] = stats.counts.get(source, 0) + 1
+            stats.largest[source] = max(stats.largest.get(source, 0), tokens)
+            b = histogram_bin(stats.points[doc_id])
+            stats.histograms.setdefault(source, np.zeros(HISTOGRAM_BINS, dtype=np.int64))[b] += tokens
+            stats.doc_histograms.setdefault(source, np.zeros(HISTOGRAM_BINS, dtype=np.int64))[b] += 1
+        return stats
+
+    def plan(self, config: MixtureConfig, seed: int) -> MixturePlan:
+        return make_plan(config, seed, self.pools, self.counts, self.histograms, self.doc_histograms, self.largest)
+
+
 def mix_in_memory(
     config: MixtureConfig, seed: int, docs: Iterable[tuple[str, str, int]]
 ) -> tuple[MixturePlan, dict[str, int]]:
@@ -349,21 +378,9 @@ def mix_in_memory(
     all documents like this.
     """
     docs = list(docs)
-    pools: dict[str, int] = {}
-    counts: dict[str, int] = {}
-    histograms: dict[str, np.ndarray] = {}
-    doc_histograms: dict[str, np.ndarray] = {}
-    points = {doc_id: sample_point(seed, doc_id) for _, doc_id, _ in docs}
-    for source, doc_id, tokens in docs:
-        pools[source] = pools.get(source, 0) + tokens
-        counts[source] = counts.get(source, 0) + 1
-        b = histogram_bin(points[doc_id])
-        histograms.setdefault(source, np.zeros(HISTOGRAM_BINS, dtype=np.int64))[b] += tokens
-        doc_histograms.setdefault(source, np.zeros(HISTOGRAM_BINS, dtype=np.int64))[b] += 1
-    largest: dict[str, int] = {}
-    for source, _, tokens in docs:
-        largest[source] = max(largest.get(source, 0), tokens)
-    plan = make_plan(config, seed, pools, counts, histograms, doc_histograms, largest)
+    stats = PoolStats.of(seed, docs)
+    points = stats.points
+    plan = stats.plan(config, seed)
     members: dict[str, list[tuple[float, str, int]]] = {}
     for source, doc_id, tokens in docs:
         if in_boundary(plan.sources[source], points[doc_id]):

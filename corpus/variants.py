@@ -24,21 +24,17 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from lemur_corpus.configbase import NAME_PATTERN, StrictModel
 from lemur_corpus.mixture import (
-    HISTOGRAM_BINS,
     MixtureConfig,
     MixturePlan,
+    PoolStats,
     SourcePlan,
     boundary_choice,
     copies_of,
     histogram_bin,
-    make_plan,
-    mix_in_memory,
-    sample_point,
 )
 
 VARIANTS_DIR = "variants"
@@ -209,23 +205,11 @@ def mix_variants_in_memory(main: MixtureConfig, variants: Mapping[str, MixtureCo
     """`mixture.mix_in_memory` for the main mixture (key `MAIN`) and every variant at once: plan key ->
     (plan, copies per document id). For tests and tools; the pipeline never gathers documents like this."""
     docs = list(docs)
-    main_plan, _ = mix_in_memory(main, seed, docs)  # the pools' counts and histograms, planned once more below
-    pools: dict[str, int] = {}
-    counts: dict[str, int] = {}
-    largest: dict[str, int] = {}
-    histograms: dict[str, np.ndarray] = {}
-    doc_histograms: dict[str, np.ndarray] = {}
-    points = {doc_id: sample_point(seed, doc_id) for _, doc_id, _ in docs}
-    for source, doc_id, tokens in docs:
-        pools[source] = pools.get(source, 0) + tokens
-        counts[source] = counts.get(source, 0) + 1
-        largest[source] = max(largest.get(source, 0), tokens)
-        b = histogram_bin(points[doc_id])
-        histograms.setdefault(source, np.zeros(HISTOGRAM_BINS, dtype=np.int64))[b] += tokens
-        doc_histograms.setdefault(source, np.zeros(HISTOGRAM_BINS, dtype=np.int64))[b] += 1
-    plans = {MAIN: main_plan}
+    stats = PoolStats.of(seed, docs)
+    points = stats.points
+    plans = {MAIN: stats.plan(main, seed)}
     for name, mixture in variants.items():
-        plans[name] = make_plan(mixture, seed, pools, counts, histograms, doc_histograms, largest)
+        plans[name] = stats.plan(mixture, seed)
     members: dict[str, list[tuple[float, str, int]]] = {}
     for source, doc_id, tokens in docs:
         if in_any_window([p.sources[source] for p in plans.values()], points[doc_id]):

@@ -391,6 +391,16 @@ class WriteVariantManifestFn(beam.DoFn):
         yield summary
 
 
+SINGLETON_RESULTS = frozenset({"accounting", "mixture", "contamination"})
+"""The build's results that are one value each; every other result is a list of what its stage emitted."""
+
+
+def side_inputs(results: dict[str, beam.PCollection]) -> dict[str, Any]:
+    """The build's results as the side inputs of a manifest writer."""
+    return {name: beam.pvalue.AsSingleton(pcoll) if name in SINGLETON_RESULTS else beam.pvalue.AsList(pcoll)
+            for name, pcoll in results.items()}
+
+
 class WriteVariantManifests(beam.PTransform):
     """Every variant's manifest, after its shards and the drop log are written: (variant summary)."""
 
@@ -408,14 +418,7 @@ class WriteVariantManifests(beam.PTransform):
             | "Write" >> beam.ParDo(
                 WriteVariantManifestFn(self.plan),
                 plans=beam.pvalue.AsSingleton(self.plans),
-                accounting=beam.pvalue.AsSingleton(r["accounting"]),
-                dedup_stats=beam.pvalue.AsList(r["dedup_stats"]),
-                shards=beam.pvalue.AsList(r["shards"]),
-                drop_logs=beam.pvalue.AsList(r["drop_logs"]),
-                file_errors=beam.pvalue.AsList(r["file_errors"]),
-                first_bad=beam.pvalue.AsList(r["first_bad"]),
-                filter_edits=beam.pvalue.AsList(r["filter_edits"]),
-                contamination=beam.pvalue.AsSingleton(r["contamination"]),
+                **side_inputs({k: v for k, v in r.items() if k != "mixture"}),  # each variant has its plan
             )
         )
 
@@ -436,17 +439,7 @@ class WriteManifest(beam.PTransform):
             | "Seed" >> beam.Create([None])
             | "Write" >> beam.ParDo(
                 WriteManifestFn(self.plan),
-                accounting=beam.pvalue.AsSingleton(r["accounting"]),
-                dedup_stats=beam.pvalue.AsList(r["dedup_stats"]),
-                mixture=beam.pvalue.AsSingleton(r["mixture"]),
-                shards=beam.pvalue.AsList(r["shards"]),
-                drop_logs=beam.pvalue.AsList(r["drop_logs"]),
-                file_errors=beam.pvalue.AsList(r["file_errors"]),
-                first_bad=beam.pvalue.AsList(r["first_bad"]),
-                filter_edits=beam.pvalue.AsList(r["filter_edits"]),
-                contamination=beam.pvalue.AsSingleton(r["contamination"]),
-                dedup_index=beam.pvalue.AsList(r["dedup_index"]),
-                **({"variants": beam.pvalue.AsList(r["variants"])} if r.get("variants") is not None else {}),
+                **side_inputs(r),
             )
         )
 
