@@ -54,8 +54,10 @@ def cpu_seconds(pid: int) -> float:
 class DaskCluster:
     """A scheduler and `workers` single-threaded worker processes, stopped on leaving the block."""
 
-    def __init__(self, workers: int = 2, threads: int = 1) -> None:
-        self.workers, self.threads = workers, threads
+    def __init__(self, workers: int = 2, threads: int = 1, memory_limit: str = "0") -> None:
+        """`memory_limit`: each worker's (`dask worker --memory-limit`, e.g. "1GiB"; "0": none). Over
+        60% of it a worker spills task results to its local directory, over 80% it pauses."""
+        self.workers, self.threads, self.memory_limit = workers, threads, memory_limit
         self._tmp = tempfile.TemporaryDirectory(prefix="lemur-dask-")
         self.log_dir = Path(self._tmp.name)
         self.scheduler_file = Path(self._tmp.name) / "scheduler.json"
@@ -81,7 +83,7 @@ class DaskCluster:
             for k in range(self.workers):
                 self._start(f"worker-{k}", [
                     "worker", "--scheduler-file", str(self.scheduler_file), "--host", "127.0.0.1",
-                    "--nthreads", str(self.threads), "--no-dashboard", "--memory-limit", "0",
+                    "--nthreads", str(self.threads), "--no-dashboard", "--memory-limit", self.memory_limit,
                     "--name", f"worker-{k}", "--local-directory", str(Path(self._tmp.name) / f"worker-{k}")])
             self._wait(self._all_workers_joined, f"{self.workers} workers")
         except BaseException:

@@ -146,6 +146,39 @@ def make_input(folder: Path, count: int, files: int, seed: int, data: Path) -> l
     return [str(p) for p in paths]
 
 
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the input both datatrove comparisons generate (this one and dedup_datatrove.py)."""
+    parser.add_argument("--docs", type=int, default=5000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--files", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=2023)
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--datatrove", help=argparse.SUPPRESS)
+
+
+def checked_data(arg: str | None) -> Path:
+    """The real sample data, once both sides can run (datatrove's virtualenv exists)."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.common import DEFAULT_DATA
+
+    data = Path(arg) if arg else DEFAULT_DATA
+    if not data.exists():
+        raise SystemExit(f"real sample data not found at {data} (pass --data or set LEMUR_SHARED_DATA)")
+    if not DATATROVE_PYTHON.exists():
+        raise SystemExit(f"{DATATROVE_PYTHON} not found: run `make bench-datatrove` once to create it")
+    return data
+
+
+def write_input(folder: Path, args: argparse.Namespace, data: Path) -> list[str]:
+    """The input files under folder/in (`make_input`), described in one line."""
+    (folder / "in").mkdir()
+    files = make_input(folder / "in", args.docs, args.files, args.seed, data)
+    mb = sum(Path(f).stat().st_size for f in files) / 1e6
+    print(f"{args.docs:,} English documents (30% near-copies), {len(files)} files, {mb:.1f} MB compressed; "
+          f"{args.workers} workers each")
+    return files
+
+
 def thresholds() -> dict:
     from lemur_corpus.config import parse_config
 
@@ -155,13 +188,8 @@ def thresholds() -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--docs", type=int, default=5000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--files", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=2023)
+    add_input_arguments(parser)
     parser.add_argument("--runner", choices=("mp", "dask-cluster"), default="mp")
-    parser.add_argument("--data", default=None)
-    parser.add_argument("--datatrove", help=argparse.SUPPRESS)
     parser.add_argument("--ours", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.datatrove:
@@ -172,25 +200,15 @@ def main() -> int:
         print(json.dumps(our_build(config_path, out, json.loads(beam_args))))
         return 0
 
-    sys.path.insert(0, str(ROOT))
-    from benchmarks.common import DEFAULT_DATA
+    data = checked_data(args.data)
     from lemur_corpus.config import TokenizerConfig
     from lemur_corpus.tokenizer import default_tokenizer_path, load_tokenizer, tokenizer_identity
 
-    data = Path(args.data) if args.data else DEFAULT_DATA
-    if not data.exists():
-        raise SystemExit(f"real sample data not found at {data} (pass --data or set LEMUR_SHARED_DATA)")
-    if not DATATROVE_PYTHON.exists():
-        raise SystemExit(f"{DATATROVE_PYTHON} not found: run `make bench-datatrove` once to create it")
     identity = tokenizer_identity(TokenizerConfig(), "uint32")
     eos = load_tokenizer(TokenizerConfig()).id_to_token(identity.eos_id)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (folder / "in").mkdir()
-        files = make_input(folder / "in", args.docs, args.files, args.seed, data)
-        mb = sum(Path(f).stat().st_size for f in files) / 1e6
-        print(f"{args.docs:,} English documents (30% near-copies), {len(files)} files, {mb:.1f} MB compressed; "
-              f"{args.workers} workers each")
+        files = write_input(folder, args, data)
         config_path = folder / "ours.json"
         config_path.write_text(json.dumps(our_config(files)))
         spec = {"work": str(folder / "dt"), "inputs": str(folder / "in"), "files": files, "workers": args.workers,

@@ -9,7 +9,8 @@ A corpus of N documents is generated from the real documents of ../shared/data, 
   files of one language, keeping the first file's path, language and licenses; with probability
   --dup-rate an edited near-copy (the same `edit`) of a recent code document.
 
-Each kind is written as --files `.jsonl.zst` files, as real datasets come sharded. The full build
+Each kind is written as `.jsonl.zst` files, one per --docs-per-file documents of the corpus (or
+--files per kind), as real datasets come sharded into files of about one size. The full build
 (`lemur_corpus.pipelines.build.run_build`: read, normalize, filters, exact + MinHash dedup, tokenize, mixture,
 shards, manifest) then runs in a fresh process per size and runner, which reports:
 
@@ -171,6 +172,18 @@ MIN_POOL_TOKENS_PER_DOC = 20
 handful of SQL files must not bind the whole mixture's size (so the output grows with N)."""
 
 
+DOCS_PER_FILE = 2_500
+"""Documents of the corpus per file of each kind. Real datasets come as many files of about one size
+(The Stack's and RefinedWeb's parquet files), so a larger corpus is more files, not larger ones: a
+distributed runner's partitions follow the files."""
+
+
+def files_per_kind(count: int, docs_per_file: int) -> int:
+    """Files of each kind for `count` documents: one per `docs_per_file` documents of the corpus (its
+    code and text files then hold 70% and 30% of them), at least one."""
+    return max(1, round(count / docs_per_file))
+
+
 def build_config(inputs: dict, count: int) -> dict:
     from lemur_corpus.config import lemur_mixture_sources
 
@@ -231,15 +244,16 @@ def measure_build(config_file: Path, runner: str, workers: int, address: str = "
     }
 
 
-def measure(config_file: Path, runner: str, workers: int) -> dict:
-    """One build in a fresh process; on `dask-cluster`, against a fresh real cluster whose worker
-    processes' CPU and peak RSS are read from /proc (they are not the build process's children)."""
+def measure(config_file: Path, runner: str, workers: int, memory_limit: str = "0") -> dict:
+    """One build in a fresh process; on `dask-cluster`, against a fresh real cluster (each worker
+    with `memory_limit`, "0": none) whose worker processes' CPU and peak RSS are read from /proc
+    (they are not the build process's children)."""
     command = [sys.executable, __file__, "--measure", str(config_file), runner, str(workers)]
     if runner != "dask-cluster":
         return _measure(command)
     from benchmarks.dask_cluster import DaskCluster, cpu_seconds
 
-    with DaskCluster(workers=workers) as cluster:
+    with DaskCluster(workers=workers, memory_limit=memory_limit) as cluster:
         before = cluster.worker_stats()
         scheduler = cluster.processes[0].pid
         scheduler_cpu = cpu_seconds(scheduler)
@@ -303,7 +317,13 @@ def main() -> int:
                              "dask-cluster: DaskRunner on a real scheduler and --workers worker processes "
                              "over TCP; direct: in-process")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--files", type=int, default=8, help="files per kind")
+    parser.add_argument("--files", type=int, default=None,
+                        help="files per kind (default: one per --docs-per-file documents of the kind)")
+    parser.add_argument("--docs-per-file", type=int, default=DOCS_PER_FILE,
+                        help="documents per input file when --files is not given (default: %(default)s)")
+    parser.add_argument("--worker-memory-limit", default="0",
+                        help="dask-cluster: each worker's memory limit (e.g. 1GiB; it spills task results "
+                             "to disk over 60%% of it); default 0: no limit, nothing spilled")
     parser.add_argument("--dup-rate", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=2023)
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)
@@ -316,16 +336,18 @@ def main() -> int:
     if not data.exists():
         raise SystemExit(f"real sample data not found at {data} (pass --data or set LEMUR_SHARED_DATA)")
     results = []
-    print(f"runner {args.runner}, {args.workers} workers; dup rate {args.dup_rate}, seed {args.seed}")
+    limit = f", worker memory limit {args.worker_memory_limit}" if args.runner == "dask-cluster" else ""
+    print(f"runner {args.runner}, {args.workers} workers{limit}; dup rate {args.dup_rate}, seed {args.seed}")
     for count in args.docs:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             started = time.monotonic()
-            inputs = make_corpus(folder, count, args.files, args.dup_rate, args.seed, data)
+            files = args.files or files_per_kind(count, args.docs_per_file)
+            inputs = make_corpus(folder, count, files, args.dup_rate, args.seed, data)
             config_file = folder / "config.json"
             config_file.write_text(json.dumps(build_config(inputs, count)))
-            print(f"  {count:,} documents generated in {time.monotonic() - started:.0f} s")
-            r = measure(config_file, args.runner, args.workers)
+            print(f"  {count:,} documents in {files} files per kind generated in {time.monotonic() - started:.0f} s")
+            r = measure(config_file, args.runner, args.workers, args.worker_memory_limit)
         results.append(r)
         report(count, args.runner, args.workers, r)
     small, large = results

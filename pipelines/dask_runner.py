@@ -21,7 +21,21 @@ behaviours break or cripple our build, measured on a small real build (206 docum
    cluster's threads (unless `--dask_npartitions` / `--dask_partition_size` say otherwise),
    `Flatten` keeps its widest input's partitions, and a DoFn is set up once per worker thread.
 
-Multi-output ParDos are a fifth problem (all tags' elements land in one bag); the build avoids
+Two more make memory grow with the corpus, measured with `benchmarks/scale.py --runner dask-cluster`
+(every worker's peak RSS x1.59 for x4 documents):
+
+5. **No combiner lifting.** A `CombinePerKey` (and so every `CombineGlobally`: the accounting's
+   tallies, the statistics) is a `GroupByKey` of every input element: one partition holds all of a
+   key's values, for the accounting a dozen tallies per document. Here each partition first
+   combines its own elements (`PartialCombineFn`), and only one accumulator per key and partition
+   is shuffled and merged, as Beam's portable runners lift combiners.
+6. **Partitions grow with the input.** `Create` cut the read tasks into a fixed number of
+   partitions, and every later grouping keeps that number, so a partition held a growing share
+   of the corpus. Here `Create` puts one element in each partition (up to `MAX_CREATE_PARTITIONS`):
+   a build's partitions follow its read tasks, one input file each, and a partition holds about
+   one file's documents whatever the number of files.
+
+Multi-output ParDos are a seventh problem (all tags' elements land in one bag); the build avoids
 them with `lemur_corpus.pipelines.outputs.MultiOutputParDo`, so it runs on the stock runner too,
 only slowly. Without `--dask_client_address` or `--dask_scheduler_file`, a
 `dask.distributed.LocalCluster` of `--dask_workers` single-threaded worker processes is started for
@@ -45,7 +59,8 @@ import uuid
 import apache_beam
 from apache_beam import pvalue
 from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.pipeline import AppliedPTransform, PipelineVisitor
+from apache_beam.pipeline import AppliedPTransform, PipelineVisitor, PTransformOverride
+from apache_beam.pvalue import TaggedOutput
 from apache_beam.runners.common import DoFnContext, DoFnInvoker, DoFnSignature, _OutputHandler
 from apache_beam.runners.dask import dask_runner as beam_dask
 from apache_beam.runners.dask.overrides import _Create, _Flatten, dask_overrides
@@ -59,14 +74,21 @@ from apache_beam.runners.dask.transform_evaluator import (
 )
 from apache_beam.runners.runner import PipelineResult, PipelineState
 from apache_beam.transforms.sideinputs import SideInputMap
+from apache_beam.transforms.window import GlobalWindow, GlobalWindows, TimestampedValue
+from apache_beam.utils.windowed_value import WindowedValue
 
 from lemur_corpus.pipelines.dask_metrics import DaskMetrics, bundle_metrics, gather
 
 log = logging.getLogger("corpus")
 
 PARTITIONS_PER_WORKER_THREAD = 2
-"""`Create` cuts its elements into this many partitions per worker thread of the cluster (fewer if
-it has fewer elements): read tasks are few and heavy, and each should have a worker."""
+"""`Create` cuts its elements into at least this many partitions per worker thread of the cluster
+(fewer if it has fewer elements): read tasks are few and heavy, and each should have a worker."""
+MAX_CREATE_PARTITIONS = 64
+"""`Create` puts one element in each partition up to this many (see the module docstring, 6): a
+build's read tasks are its input files, and every later grouping keeps the number of partitions,
+so a partition holds about one file's documents. Above it, elements share partitions evenly (a
+task costs the scheduler about a millisecond per transform chain)."""
 DEFAULT_RETRIES = 2
 """A worker lost or a transient error (a network filesystem's hiccup) costs a rerun of one task."""
 RUN_ID = "_corpus_run_id"
@@ -102,23 +124,37 @@ def _materialize(window_fn: t.Any, *partitions: list[t.Any]) -> list[t.Any]:
     return [get_windowed_value(item, window_fn) for part in partitions for item in part]
 
 
-_WORKER_FNS: dict[tuple[str, str, int], apache_beam.DoFn] = {}
+_WORKER_FNS: dict[tuple[str, str, int], tuple[apache_beam.DoFn, DoFnSignature]] = {}
 """This worker's set-up DoFns of the current run, by (run, transform, thread): `setup` runs once per
 worker and thread, as Beam promises, instead of once per partition (loading the tokenizer 18 times
 was a third of a small build's time)."""
 
 
-def _worker_fn(fn: apache_beam.DoFn, run: str, label: str) -> tuple[apache_beam.DoFn, bool]:
-    """(the DoFn to use, whether it still needs `setup`). A new run tears down the previous run's."""
+def _worker_fn(fn: apache_beam.DoFn, run: str, label: str) -> tuple[apache_beam.DoFn, DoFnSignature, bool]:
+    """(the DoFn to use, its signature, whether it still needs `setup`). The signature is read once
+    per worker too (Beam inspects every method of the DoFn). A new run tears down the previous run's."""
     import threading
 
     for key in [k for k in _WORKER_FNS if k[0] != run]:
-        _teardown(_WORKER_FNS.pop(key))
+        _teardown(_WORKER_FNS.pop(key)[0])
     key = (run, label, threading.get_ident())
     if key in _WORKER_FNS:
-        return _WORKER_FNS[key], False
-    _WORKER_FNS[key] = fn
-    return fn, True
+        return (*_WORKER_FNS[key], False)
+    signature = DoFnSignature(fn)
+    _WORKER_FNS[key] = (fn, signature)
+    return fn, signature, True
+
+
+_GLOBAL_WINDOWS = (GlobalWindow(),)
+
+
+def _windowed(item: t.Any, window_fn: t.Any) -> WindowedValue:
+    """`get_windowed_value`, with the common case (a plain value in the global window) taking one
+    shared window instead of making a `GlobalWindow` per element."""
+    if isinstance(item, (TaggedOutput, WindowedValue, TimestampedValue)) or not isinstance(
+            window_fn, (GlobalWindows, type(None))):
+        return get_windowed_value(item, window_fn)
+    return WindowedValue(item, 0, _GLOBAL_WINDOWS)
 
 
 def _run_bundle(items: t.Iterable[t.Any], fn: apache_beam.DoFn, run: str, label: str, window_fn: t.Any,
@@ -126,7 +162,7 @@ def _run_bundle(items: t.Iterable[t.Any], fn: apache_beam.DoFn, run: str, label:
                 *side_values: list[t.Any]) -> list[t.Any]:
     """One partition through the DoFn: start_bundle, every element, finish_bundle (whose outputs
     are kept). Receivers are made here, so no state crosses partitions."""
-    fn, needs_setup = _worker_fn(fn, run, label)
+    fn, signature, needs_setup = _worker_fn(fn, run, label)
     receivers = OneReceiver()
     handler = _OutputHandler(
         window_fn=window_fn, main_receivers=receivers[None], tagged_receivers=receivers,
@@ -136,7 +172,7 @@ def _run_bundle(items: t.Iterable[t.Any], fn: apache_beam.DoFn, run: str, label:
     side_inputs = [SideInputMap(s.view_class, s.view_options, values)  # type: ignore[arg-type]  # a class, see above
                    for s, values in zip(specs, side_values, strict=True)]
     invoker = DoFnInvoker.create_invoker(
-        DoFnSignature(fn), handler, context=DoFnContext(label, state=None), side_inputs=side_inputs,
+        signature, handler, context=DoFnContext(label, state=None), side_inputs=side_inputs,
         input_args=args, input_kwargs=kwargs, user_state_context=None,
         bundle_finalizer_param=apache_beam.DoFn.BundleFinalizerParam())
     try:
@@ -145,7 +181,7 @@ def _run_bundle(items: t.Iterable[t.Any], fn: apache_beam.DoFn, run: str, label:
                 invoker.invoke_setup()
             invoker.invoke_start_bundle()
             for item in items:
-                invoker.invoke_process(item)
+                invoker.invoke_process(_windowed(item, window_fn))
             invoker.invoke_finish_bundle()
     except BaseException:
         _discard(fn)  # as Beam does: an instance that failed is not used again (the retry sets up anew)
@@ -154,7 +190,7 @@ def _run_bundle(items: t.Iterable[t.Any], fn: apache_beam.DoFn, run: str, label:
 
 
 def _discard(fn: apache_beam.DoFn) -> None:
-    for key, cached in list(_WORKER_FNS.items()):
+    for key, (cached, _) in list(_WORKER_FNS.items()):
         if cached is fn:
             del _WORKER_FNS[key]
     _teardown(fn)
@@ -179,7 +215,7 @@ class ParDo(DaskBagOp):
         for spec, materialized in side_inputs or []:
             specs.append(spec)
             values.append(materialized)
-        return input_bag.map(get_windowed_value, window_fn).map_partitions(
+        return input_bag.map_partitions(
             _run_bundle, transform.fn, self.bag_kwargs[RUN_ID], self.applied.full_label, window_fn, list(args),
             kwargs, specs, *values)
 
@@ -194,7 +230,7 @@ class Create(DaskBagOp):
         npartitions = self.bag_kwargs.get("npartitions")
         partition_size = self.bag_kwargs.get("partition_size")
         if not npartitions and not partition_size:
-            npartitions = self.bag_kwargs[DEFAULT_PARTITIONS]
+            npartitions = max(self.bag_kwargs[DEFAULT_PARTITIONS], min(len(items), MAX_CREATE_PARTITIONS))
         if npartitions:
             partition_size = math.ceil(len(items) / npartitions) or 1
         return db.from_sequence(items, partition_size=partition_size)
@@ -212,6 +248,88 @@ class FlattenBags(Flatten):
 
 
 OPS: dict[type, type[DaskBagOp]] = {**TRANSLATIONS, apache_beam.ParDo: ParDo, _Create: Create, _Flatten: FlattenBags}
+
+
+# ---------------------------------------------------------------------------------------------
+# Combiner lifting (see the module docstring, 5).
+
+
+class PartialCombineFn(apache_beam.DoFn):
+    """(key, value) -> one (key, accumulator) per key of the bundle (a Dask partition), emitted
+    when the bundle ends. Keys are the pipeline's own (hashable) values."""
+
+    def __init__(self, combine_fn: apache_beam.CombineFn) -> None:
+        self.combine_fn = combine_fn
+
+    def setup(self) -> None:
+        self.combine_fn.setup()
+
+    def start_bundle(self) -> None:
+        self.accumulators: dict[t.Any, t.Any] = {}
+
+    def process(self, element: tuple[t.Any, t.Any]) -> None:
+        key, value = element
+        accumulators, fn = self.accumulators, self.combine_fn
+        accumulators[key] = fn.add_input(
+            accumulators[key] if key in accumulators else fn.create_accumulator(), value)
+
+    def finish_bundle(self) -> t.Iterator[WindowedValue]:
+        for key, accumulator in self.accumulators.items():
+            yield WindowedValue((key, self.combine_fn.compact(accumulator)), 0, _GLOBAL_WINDOWS)
+        self.accumulators = {}
+
+    def teardown(self) -> None:
+        self.combine_fn.teardown()
+
+
+class MergeAccumulatorsFn(apache_beam.DoFn):
+    """(key, the partitions' accumulators) -> (key, combined output)."""
+
+    def __init__(self, combine_fn: apache_beam.CombineFn) -> None:
+        self.combine_fn = combine_fn
+
+    def setup(self) -> None:
+        self.combine_fn.setup()
+
+    def process(self, element: tuple[t.Any, t.Iterable[t.Any]]) -> t.Iterator[tuple[t.Any, t.Any]]:
+        key, accumulators = element
+        fn = self.combine_fn
+        yield key, fn.extract_output(fn.merge_accumulators(accumulators))
+
+    def teardown(self) -> None:
+        self.combine_fn.teardown()
+
+
+class LiftedCombinePerKey(apache_beam.PTransform):
+    """`CombinePerKey(fn)` as partial combines, a grouping of accumulators, and their merge."""
+
+    def __init__(self, combine_fn: apache_beam.CombineFn) -> None:
+        super().__init__()
+        self.combine_fn = combine_fn
+
+    def expand(self, pcoll: apache_beam.PCollection) -> apache_beam.PCollection:
+        return (
+            pcoll
+            | "PartialCombine" >> apache_beam.ParDo(PartialCombineFn(self.combine_fn))
+            | "GroupAccumulators" >> apache_beam.GroupByKey()
+            | "MergeAccumulators" >> apache_beam.ParDo(MergeAccumulatorsFn(self.combine_fn))
+        )
+
+
+class LiftCombiners(PTransformOverride):
+    """Replaces every `CombinePerKey` without extra arguments in the global window (the build's
+    kind) by `LiftedCombinePerKey`; any other is left as Beam expands it."""
+
+    def matches(self, applied_ptransform: AppliedPTransform) -> bool:
+        transform = applied_ptransform.transform
+        if type(transform) is not apache_beam.CombinePerKey or transform.args or transform.kwargs:
+            return False
+        main = next(iter(applied_ptransform.main_inputs.values()), None)
+        return isinstance(getattr(getattr(main, "windowing", None), "windowfn", None), GlobalWindows)
+
+    def get_replacement_transform_for_applied_ptransform(
+            self, applied_ptransform: AppliedPTransform) -> apache_beam.PTransform:
+        return LiftedCombinePerKey(t.cast(apache_beam.CombinePerKey, applied_ptransform.transform).fn)
 
 
 @dataclasses.dataclass
@@ -321,7 +439,7 @@ class DaskRunner(beam_dask.DaskRunner):
         threads = sum(client.nthreads().values()) or 1
         bag_kwargs[RUN_ID] = uuid.uuid4().hex
         bag_kwargs[DEFAULT_PARTITIONS] = PARTITIONS_PER_WORKER_THREAD * threads
-        pipeline.replace_all(dask_overrides())
+        pipeline.replace_all([LiftCombiners(), *dask_overrides()])
         visitor = BagVisitor(bag_kwargs)
         pipeline.visit(visitor)
         counts = [leaf.count() for leaf in visitor.leaves()]

@@ -81,6 +81,15 @@ def test_default_hash_matches_datasketch_default_when_asked() -> None:
 
 
 @settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=200))
+def test_sha1_32_is_datasketchs_own(data: bytes) -> None:
+    """Ours, written out so that workers need not import datasketch (SciPy, pandas)."""
+    from datasketch.hashfunc import sha1_hash32
+
+    assert HASH_FUNCTIONS["sha1_32"](data) == sha1_hash32(data)
+
+
+@settings(max_examples=60, deadline=None)
 @given(st.lists(st.binary(max_size=70), min_size=1, max_size=30))
 def test_compiled_xxh32_is_xxhash(items: list[bytes]) -> None:
     block = block_of(items)

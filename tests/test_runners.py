@@ -199,6 +199,39 @@ def test_multi_output_pardo_on_stock_and_fixed_dask(dask_cluster, tmp_path: Path
         assert json.loads(out.read_text()) == _expected_parity(), runner
 
 
+class SumAndPieces(beam.CombineFn):
+    """A sum that also counts the accumulators merged into it: 1 when every value was added to one
+    accumulator (an unlifted combine), the number of partitions holding the key when lifted."""
+
+    def create_accumulator(self) -> tuple[int, int]:
+        return 0, 1
+
+    def add_input(self, acc: tuple[int, int], value: int) -> tuple[int, int]:
+        return acc[0] + value, acc[1]
+
+    def merge_accumulators(self, accs) -> tuple[int, int]:  # type: ignore[no-untyped-def]  # Beam's signature
+        accs = list(accs)
+        return sum(a[0] for a in accs), sum(a[1] for a in accs)
+
+    def extract_output(self, acc: tuple[int, int]) -> tuple[int, int]:
+        return acc
+
+
+@pytest.mark.slow
+def test_fixed_dask_lifts_combiners_over_one_partition_per_created_element(dask_cluster) -> None:  # type: ignore[no-untyped-def]
+    """Each partition combines its own elements before the shuffle (the merge sees one accumulator
+    per partition, not every element), and `Create` gives each of its 20 elements a partition of
+    its own: key 0's ten values arrive as ten accumulators. An empty global combine keeps its default."""
+    address = f"--dask_client_address={dask_cluster.scheduler_address}"
+    with beam.Pipeline(options=PipelineOptions([f"--runner={RUNNER_ALIASES['DaskRunner']}", address])) as p:
+        numbers = p | beam.Create(list(range(20)))
+        per_key = numbers | beam.Map(lambda x: (x % 2, x)) | beam.CombinePerKey(SumAndPieces())
+        assert_that(per_key, equal_to([(0, (90, 10)), (1, (100, 10))]), label="PerKey")
+        assert_that(numbers | "Global" >> beam.CombineGlobally(sum), equal_to([190]), label="Global")
+        empty = p | "Nothing" >> beam.Create([]) | "Count" >> beam.CombineGlobally(beam.combiners.CountCombineFn())
+        assert_that(empty, equal_to([0]), label="Empty")
+
+
 @pytest.fixture(scope="module")
 def matrix_config(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A small real build touching every stage's drops: real code and web pages, one web file with

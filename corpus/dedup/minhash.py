@@ -22,11 +22,18 @@ from operator import methodcaller
 import numba
 import numpy as np
 import xxhash
-from datasketch.hashfunc import sha1_hash32
 
 from lemur_corpus.dedup.shingles import ShingleBlock, ShingleStats, iter_shingle_blocks
 
 HashFunction = Callable[[bytes], int]
+
+
+def sha1_hash32(data: bytes) -> int:
+    """datasketch's default shingle hash (`datasketch.hashfunc.sha1_hash32`): the first 4 bytes of the
+    SHA-1 digest, little-endian. Written here because importing datasketch imports SciPy and pandas
+    (about a third of a second in every worker process that signs documents)."""
+    return int.from_bytes(hashlib.sha1(data).digest()[:4], "little")
+
 
 HASH_FUNCTIONS: dict[str, HashFunction] = {
     "xxh32": xxhash.xxh32_intdigest,
