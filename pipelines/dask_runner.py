@@ -87,8 +87,9 @@ PARTITIONS_PER_WORKER_THREAD = 2
 MAX_CREATE_PARTITIONS = 64
 """`Create` puts one element in each partition up to this many (see the module docstring, 6): a
 build's read tasks are its input files, and every later grouping keeps the number of partitions,
-so a partition holds about one file's documents. Above it, elements share partitions evenly (a
-task costs the scheduler about a millisecond per transform chain)."""
+so a partition holds about one file's documents. Above it, elements share partitions evenly: every
+partition is a task in every transform chain and every tasks shuffle, and a cap of 256 made a
+three-transform test pipeline of 1,000 elements take 67 s instead of 18 s (at 64)."""
 DEFAULT_RETRIES = 2
 """A worker lost or a transient error (a network filesystem's hiccup) costs a rerun of one task."""
 RUN_ID = "_corpus_run_id"
