@@ -178,6 +178,13 @@ DOCS_PER_FILE = 2_500
 distributed runner's partitions follow the files."""
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def files_per_kind(count: int, docs_per_file: int) -> int:
     """Files of each kind for `count` documents: one per `docs_per_file` documents of the corpus (its
     code and text files then hold 70% and 30% of them), at least one."""
@@ -319,7 +326,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--files", type=int, default=None,
                         help="files per kind (default: one per --docs-per-file documents of the kind)")
-    parser.add_argument("--docs-per-file", type=int, default=DOCS_PER_FILE,
+    parser.add_argument("--docs-per-file", type=positive_int, default=DOCS_PER_FILE,
                         help="documents per input file when --files is not given (default: %(default)s)")
     parser.add_argument("--worker-memory-limit", default="0",
                         help="dask-cluster: each worker's memory limit (e.g. 1GiB; it spills task results "

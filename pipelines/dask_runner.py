@@ -77,6 +77,7 @@ from apache_beam.transforms.sideinputs import SideInputMap
 from apache_beam.transforms.window import GlobalWindow, GlobalWindows, TimestampedValue
 from apache_beam.utils.windowed_value import WindowedValue
 
+from lemur_corpus.errors import ConfigError
 from lemur_corpus.pipelines.dask_metrics import DaskMetrics, bundle_metrics, gather
 
 log = logging.getLogger("corpus")
@@ -88,8 +89,8 @@ MAX_CREATE_PARTITIONS = 64
 """`Create` puts one element in each partition up to this many (see the module docstring, 6): a
 build's read tasks are its input files, and every later grouping keeps the number of partitions,
 so a partition holds about one file's documents. Above it, elements share partitions evenly: every
-partition is a task in every transform chain and every tasks shuffle, and a cap of 256 made a
-three-transform test pipeline of 1,000 elements take 67 s instead of 18 s (at 64)."""
+partition is a task in every transform chain and every tasks shuffle, so the graph grows with
+partitions x transforms and a much larger cap slows the scheduler more than it saves."""
 DEFAULT_RETRIES = 2
 """A worker lost or a transient error (a network filesystem's hiccup) costs a rerun of one task."""
 RUN_ID = "_corpus_run_id"
@@ -436,7 +437,14 @@ class DaskRunner(beam_dask.DaskRunner):
                                                dashboard_address=":0")
             dask_options["address"] = cluster.scheduler_address
             log.info("dask: started a LocalCluster of %d worker processes at %s", workers, cluster.scheduler_address)
-        client = distributed.Client(**dask_options)
+        try:
+            client = distributed.Client(**dask_options)
+        except OSError as exc:  # a wrong or unreachable scheduler address is the user's to fix
+            if cluster is not None:
+                cluster.close()
+            where = dask_options.get("address") or dask_options.get("scheduler_file")
+            raise ConfigError(f"cannot reach the dask scheduler at {where}: {exc} (check "
+                              "--dask_client_address / --dask_scheduler_file)") from None
         threads = sum(client.nthreads().values()) or 1
         bag_kwargs[RUN_ID] = uuid.uuid4().hex
         bag_kwargs[DEFAULT_PARTITIONS] = PARTITIONS_PER_WORKER_THREAD * threads

@@ -187,6 +187,18 @@ def test_dask_alias_names_the_fixed_runner() -> None:
     assert isinstance(create_runner(RUNNER_ALIASES["DaskRunner"]), DaskRunner)
 
 
+def test_an_unreachable_dask_scheduler_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A wrong --dask_client_address: one `error:` line naming it, exit 2, a FAILED.json marker."""
+    out = tmp_path / "out"
+    code = main(["build", "--out", str(out), "--", f"--runner={RUNNER_ALIASES['DaskRunner']}",
+                 "--dask_client_address=tcp://127.0.0.1:1", "--dask_connection_timeout=1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith("error: cannot reach the dask scheduler at tcp://127.0.0.1:1")
+    assert "Traceback" not in "\n".join(err)
+    assert (out / "FAILED.json").exists() and not (out / "manifest.json").exists()
+
+
 @pytest.mark.slow
 def test_multi_output_pardo_on_stock_and_fixed_dask(dask_cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Beam's own DaskRunner puts every tag's elements in one bag; the split by tag is right on it too."""
