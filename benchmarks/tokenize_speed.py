@@ -25,10 +25,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import apache_beam as beam  # noqa: E402
+from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
 from benchmarks.common import DEFAULT_DATA, read_jsonl, real_texts  # noqa: E402
 from lemur_corpus.config import TokenizerConfig  # noqa: E402
 from lemur_corpus.document import Document  # noqa: E402
+from lemur_corpus.pipelines.direct_runner import beam_pipeline  # noqa: E402
 from lemur_corpus.pipelines.tokenize import Tokenize  # noqa: E402
 from lemur_corpus.tokenizer import load_tokenizer, tokenizer_identity  # noqa: E402
 
@@ -58,7 +60,7 @@ def pipeline_run(files: list[str], config: TokenizerConfig) -> tuple[float, int]
     with tempfile.TemporaryDirectory() as tmp:
         result = os.path.join(tmp, "tokens")
         started = time.perf_counter()
-        with beam.Pipeline() as p:
+        with beam_pipeline(PipelineOptions()) as p:
             docs = p | beam.Create(files, reshuffle=False) | beam.FlatMap(_documents)
             tokenized = docs | "Tokenize" >> Tokenize(config, identity, False)
             _ = tokenized.docs | beam.CombineGlobally(_Total()) | beam.Map(_write, result)

@@ -46,6 +46,7 @@ from lemur_corpus.normalize import normalize_document
 from lemur_corpus.pipelines.dedup import Dedup, near_params
 from lemur_corpus.pipelines.dedup_against import against_specs
 from lemur_corpus.pipelines.dedup_index import IndexTarget
+from lemur_corpus.pipelines.direct_runner import beam_pipeline
 from lemur_corpus.pipelines.filter import FilterStage, input_chains
 from lemur_corpus.pipelines.ledger import Accounting, DocumentStage, StageFn, gather
 from lemur_corpus.pipelines.mix import Mix
@@ -209,12 +210,18 @@ def decontam_indexes(config: BuildConfig) -> dict[str, dict[str, Any]]:
     return found
 
 
+def input_kinds(config: BuildConfig) -> list[str]:
+    """The kinds of document the build's inputs yield (`local_env`, which has no `kind`, yields both)."""
+    return sorted({kind for inp in config.inputs for kind in ((inp.kind,) if inp.kind else KINDS)})
+
+
 def preflight(config: BuildConfig, beam_args: list[str] | None = None) -> Preflight:
     """Every check that needs no data and writes nothing; `prepare` and `corpus validate` both run it."""
     args = resolve_beam_args(list(beam_args or []))
-    if config.filters.code.enabled:  # a grammar that does not load stops the build here, not in a worker
+    kinds = input_kinds(config)  # a kind with no input runs no filter: nothing to load
+    if config.filters.code.enabled and "code" in kinds:  # a grammar that does not load stops the build here
         check_code_filters(config.filters.code)
-    if config.filters.text.enabled:  # so does a configured fastText model that does not load
+    if config.filters.text.enabled and "text" in kinds:  # so does a configured fastText model that does not load
         check_text_filters(config.filters.text)
     near_params(config.dedup)  # LSH parameters datasketch would refuse (fewer than 2 bands): a ConfigError
     identity = tokenizer_identity(config.tokenizer, config.shards.dtype)
@@ -450,7 +457,8 @@ def construct(p: beam.Pipeline, plan: BuildPlan) -> None:
     config = plan.config
     read = p | "Read" >> ReadInputs(plan.tasks, config)
     normalized = read.docs | "Normalize" >> DocumentStage(NORMALIZE, StageFn(normalize_document, NORMALIZE))
-    filtered = normalized.docs | "Filter" >> FilterStage(config.filters, input_chains(config.inputs))
+    filtered = normalized.docs | "Filter" >> FilterStage(config.filters, input_chains(config.inputs),
+                                                     input_kinds(config))
     specs = against_specs(config.dedup, plan.against, near_params(config.dedup)) if plan.against else None
     deduped = filtered.docs | "Dedup" >> Dedup(config.dedup, plan.index, specs)
     tokenized = deduped.docs | "Tokenize" >> Tokenize(config.tokenizer, plan.tokenizer, config.shards.write_jsonl)
@@ -484,7 +492,7 @@ def run_build(config: BuildConfig, out_dir: str, beam_args: list[str] | None = N
     plan = prepare(config, out_dir, beam_args, overwrite, against, build_id)
     started = time.monotonic()
     try:
-        with beam.Pipeline(options=PipelineOptions(plan.beam_args)) as p:
+        with beam_pipeline(PipelineOptions(plan.beam_args)) as p:
             construct(p, plan)
         result = p.result
     except BaseException as exc:  # a crash or Ctrl-C: the folder says so, it never looks finished

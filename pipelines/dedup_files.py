@@ -49,6 +49,7 @@ from lemur_corpus.pipelines.dedup import DedupDecide, near_params
 from lemur_corpus.pipelines.dedup_against import AgainstSpec, against_specs
 from lemur_corpus.pipelines.dedup_common import first_node
 from lemur_corpus.pipelines.dedup_index import IndexTarget, WriteIndex
+from lemur_corpus.pipelines.direct_runner import beam_pipeline
 from lemur_corpus.pipelines.ledger import Accounting, gather
 from lemur_corpus.pipelines.loose_files import (
     INPUT_NAME,
@@ -288,7 +289,7 @@ def run_dedup_files(paths: list[str], kind: str, out_dir: str, dedup: DedupConfi
     names = (CLUSTERS_NAME, DROPPED_NAME, CLUSTER_PARTS, INDEX_DIR)
     prepare_out_dir(out_dir, "dedup", names, overwrite)
     with failing_honestly(out_dir, "dedup", names):
-        with beam.Pipeline(options=options) as p:
+        with beam_pipeline(options) as p:
             construct(p, config, kind, out_dir, id_field, text_field, shards, specs, target, handles)
         errors = read_failed(out_dir)
         if errors is not None:

@@ -13,14 +13,14 @@ manifest's `decontamination` section.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any, NamedTuple
 
 import apache_beam as beam
 
 from lemur_corpus.accounting import FILTER, Drop
 from lemur_corpus.config import FiltersConfig, InputConfig
-from lemur_corpus.document import Document
+from lemur_corpus.document import KINDS, Document
 from lemur_corpus.filters.base import Filter, run_chain, setup_filters
 from lemur_corpus.filters.code import build_code_filters
 from lemur_corpus.filters.decontam import DecontamFilter
@@ -47,12 +47,14 @@ def _detail(signals: dict[str, float]) -> str:
     return json.dumps(rounded, sort_keys=True)[:500]
 
 
-def build_chains(config: FiltersConfig, only: dict[str, list[str] | None] | None = None) -> dict[str, list[Filter]]:
-    """The chain of each kind: the configured one, or the names in `only` (an input's own chains)."""
+def build_chains(config: FiltersConfig, only: dict[str, list[str] | None] | None = None,
+                 kinds: Collection[str] = KINDS) -> dict[str, list[Filter]]:
+    """The chain of each kind: the configured one, or the names in `only` (an input's own chains);
+    empty for a kind outside `kinds` (a build without code inputs loads no grammar)."""
     only = only or {}
     return {
-        "text": build_text_filters(config.text, only.get("text")) if config.text.enabled else [],
-        "code": build_code_filters(config.code, only.get("code")) if config.code.enabled else [],
+        "text": build_text_filters(config.text, only.get("text")) if config.text.enabled and "text" in kinds else [],
+        "code": build_code_filters(config.code, only.get("code")) if config.code.enabled and "code" in kinds else [],
     }
 
 
@@ -67,16 +69,19 @@ def _clock(name: str, seconds: float, nbytes: int) -> None:
 
 class FilterFn(beam.DoFn):
     """The filters of each document's kind; an input with chains of its own (`inputs[].filters`)
-    gets those (a document's input is the first part of its id)."""
+    gets those (a document's input is the first part of its id). Only the chains of `kinds` (the
+    kinds the build reads) are built and set up: a document of another kind passes unfiltered."""
 
-    def __init__(self, config: FiltersConfig, per_input: dict[str, dict[str, list[str] | None]] | None = None) -> None:
+    def __init__(self, config: FiltersConfig, per_input: dict[str, dict[str, list[str] | None]] | None = None,
+                 kinds: Collection[str] = KINDS) -> None:
         self.config = config
         self.per_input = per_input or {}
+        self.kinds = tuple(kinds)
 
     def setup(self) -> None:
         self.progress = Progress(FILTER)
-        self.chains = build_chains(self.config)
-        self.input_chains = {name: build_chains(self.config, only) for name, only in self.per_input.items()}
+        self.chains = build_chains(self.config, kinds=self.kinds)
+        self.input_chains = {name: build_chains(self.config, only, self.kinds) for name, only in self.per_input.items()}
         for chains in (self.chains, *self.input_chains.values()):
             for chain in chains.values():
                 setup_filters(chain)
@@ -137,14 +142,15 @@ class FilterStage(beam.PTransform):
     """The filter stage: `FilterFn` over the documents, counted in and out, with its drops and the
     summed edits of its filters (`DocumentStage` plus one output)."""
 
-    def __init__(self, config: FiltersConfig, per_input: dict[str, dict[str, list[str] | None]] | None = None) -> None:
+    def __init__(self, config: FiltersConfig, per_input: dict[str, dict[str, list[str] | None]] | None = None,
+                 kinds: Collection[str] = KINDS) -> None:
         super().__init__()
-        self.config, self.per_input = config, per_input
+        self.config, self.per_input, self.kinds = config, per_input, kinds
 
     def expand(self, docs: beam.PCollection) -> FilterOutputs:
         counted_in = docs | "CountIn" >> CountDocuments(FILTER, "in")
-        result = docs | "Run" >> MultiOutputParDo(FilterFn(self.config, self.per_input), DROPS, EDITS, CONTAMINATION,
-                                                  main="docs")
+        fn = FilterFn(self.config, self.per_input, self.kinds)
+        result = docs | "Run" >> MultiOutputParDo(fn, DROPS, EDITS, CONTAMINATION, main="docs")
         counted_out = result["docs"] | "CountOut" >> CountDocuments(FILTER, "out")
         tallies = (counted_in, counted_out) | "Tallies" >> beam.Flatten()
         edits = result[EDITS] | "SumEdits" >> beam.CombinePerKey(sum)

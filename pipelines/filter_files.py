@@ -51,6 +51,7 @@ from lemur_corpus.filters.decontam.report import (
 from lemur_corpus.io import atomic_writer, makedirs, match_files, write_atomic
 from lemur_corpus.normalize import normalize_document
 from lemur_corpus.pipelines.build import resolve_beam_args
+from lemur_corpus.pipelines.direct_runner import beam_pipeline
 from lemur_corpus.pipelines.ledger import Progress
 from lemur_corpus.pipelines.loose_files import (
     INPUT_NAME,
@@ -294,7 +295,7 @@ def run_filter_files(paths: list[str], kind: Kind, out_dir: str, filters: Filter
     with failing_honestly(out_dir, "filter", FILTER_NAMES):
         makedirs(os.path.join(out_dir, PARTS))
         fn = FilterFileFn(config, kind, only, out_dir, len(tasks), field_map.id or "id", text_field)
-        with beam.Pipeline(options=options) as p:
+        with beam_pipeline(options) as p:
             (
                 p
                 | "Files" >> beam.Create(list(enumerate(tasks)))

@@ -42,6 +42,7 @@ from lemur_corpus.document import Document
 from lemur_corpus.errors import CorpusError, InputFileError
 from lemur_corpus.normalize import normalize_document
 from lemur_corpus.pipelines.build import run_build
+from lemur_corpus.pipelines.direct_runner import beam_pipeline
 from lemur_corpus.sources import plan_input, read_task
 from lemur_corpus.sources.files import record_to_item
 from lemur_corpus.sources.layouts import LAYOUTS
@@ -232,6 +233,7 @@ def test_the_pipeline_ledger_balances_on_random_mixes(names: list[str], tmp_path
                                                        pages: list[dict]) -> None:
     """read → normalize → filter → dedup in Beam, with the build's ledger: every stage balances."""
     import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
 
     from lemur_corpus.accounting import imbalances, to_report
     from lemur_corpus.pipelines.dedup import Dedup
@@ -244,7 +246,7 @@ def test_the_pipeline_ledger_balances_on_random_mixes(names: list[str], tmp_path
     config = one_input([str(path)])
     tasks, _ = plan_input(config.inputs[0], config)
     out, drops_out = folder / "accounting.json", folder / "drops.json"
-    with beam.Pipeline() as p:
+    with beam_pipeline(PipelineOptions()) as p:
         read = p | "Read" >> ReadInputs(tasks, config)
         normalized = read.docs | "Normalize" >> DocumentStage("normalize", StageFn(normalize_document, "normalize"))
         filtered = normalized.docs | "Filter" >> DocumentStage("filter", FilterFn(config.filters))

@@ -37,6 +37,17 @@ def test_equal_weights_give_datasketch_banding(threshold: float) -> None:
     assert optimal_params(threshold, 256, 0.9) == (weighted.b, weighted.r)
 
 
+@pytest.mark.parametrize("num_perm", [16, 64, 100, 256])
+def test_the_exact_quadrature_finds_datasketchs_banding_on_a_grid(num_perm: int) -> None:
+    """optimal_params integrates with Gauss-Legendre, datasketch with SciPy's quad: same (b, r)."""
+    from datasketch.lsh import _optimal_param
+
+    for threshold in (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95):
+        for fn_weight in (0.1, 0.5, 0.9):
+            expected = _optimal_param(threshold, num_perm, 1.0 - fn_weight, fn_weight)
+            assert optimal_params(threshold, num_perm, fn_weight) == tuple(map(int, expected)), (threshold, fn_weight)
+
+
 def test_verified_banding_favours_recall_and_explicit_params_win() -> None:
     config = DedupConfig()
     bands, rows = lsh_params(config.text)

@@ -11,6 +11,7 @@ from pathlib import Path
 import apache_beam as beam
 import numpy as np
 import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
 from lemur_corpus.dedup.clusters import connected_components
@@ -21,6 +22,7 @@ from lemur_corpus.dedup.survivors import walk
 from lemur_corpus.pipelines.dedup_common import Decision, Payload
 from lemur_corpus.pipelines.dedup_files import run_dedup_files
 from lemur_corpus.pipelines.dedup_near import NearDuplicates
+from lemur_corpus.pipelines.direct_runner import beam_pipeline
 from tests.conftest import read_jsonl, shared_path
 
 
@@ -58,7 +60,7 @@ def test_a_pair_the_star_never_compared_is_verified() -> None:
     config = DedupConfig.model_validate({"text": {"verify": "signature", "bands": bands, "rows": rows}})
     records = {i: DedupRecord(i, "text", "web", f"h{i}", 100, 0) for i in "ABC"}
     signatures = {"A": a, "B": b, "C": c}
-    with beam.Pipeline() as p:
+    with beam_pipeline(PipelineOptions()) as p:
         nodes = p | "Nodes" >> beam.Create([(records[i], to_bytes(signatures[i])) for i in "ABC"])
         payloads = p | "Payloads" >> beam.Create(
             [(i, Payload("text", "web", f"h{i}", (i,), to_bytes(signatures[i]))) for i in "ABC"])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import apache_beam as beam
 import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
 from lemur_corpus.cli import main
@@ -17,6 +18,7 @@ from lemur_corpus.document import Document
 from lemur_corpus.filters.code.config import CodeFiltersConfig
 from lemur_corpus.filters.text.config import TextFiltersConfig
 from lemur_corpus.manifest import filter_edits_section, manifest_schema
+from lemur_corpus.pipelines.direct_runner import beam_pipeline
 from lemur_corpus.pipelines.filter import FilterStage
 from lemur_corpus.report import redactions_html
 from tests.conftest import read_jsonl, shared_path
@@ -35,7 +37,7 @@ def test_filter_stage_sums_redactions_per_filter_source_and_type() -> None:
         _doc(3, "python", "code", "x = 1\n"),
         _doc(4, "refinedweb", "text", "Mail me: carla@acme-corp.io."),
     ]
-    with beam.Pipeline() as p:
+    with beam_pipeline(PipelineOptions()) as p:
         out = p | beam.Create(docs) | FilterStage(PII_ONLY)
         assert_that(out.edits, equal_to([
             (("pii", "python", "documents"), 2), (("pii", "python", "email"), 2), (("pii", "python", "ipv4"), 1),
@@ -54,7 +56,7 @@ def test_max_hits_drop_is_counted_and_its_redactions_are_not() -> None:
             _doc(2, "python", "code", "# d@acme-corp.io\n")]
     config = FiltersConfig(code=CodeFiltersConfig.model_validate({"filters": ["pii"], "pii": {"max_hits": 2}}),
                            text=TextFiltersConfig(filters=["pii"]))
-    with beam.Pipeline() as p:
+    with beam_pipeline(PipelineOptions()) as p:
         out = p | beam.Create(docs) | FilterStage(config)
         assert_that(out.drops | beam.Map(lambda d: (d.id, d.reason)), equal_to([("in/1", "pii.too_many_hits")]),
                     label="drops")

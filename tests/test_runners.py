@@ -23,6 +23,7 @@ from lemur_corpus.accounting import Drop
 from lemur_corpus.cli import main
 from lemur_corpus.document import Document
 from lemur_corpus.pipelines.build import RUNNER_ALIASES, construct, prepare, run_build
+from lemur_corpus.pipelines.direct_runner import OfflineDirectRunner, beam_pipeline
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
 from lemur_corpus.variants import VariantConfig
 from tests.buildutil import output_digest, slice_config
@@ -75,14 +76,33 @@ def _expected_parity() -> list:
 
 
 def test_multi_output_pardo_splits_tags_and_passes_side_inputs(tmp_path: Path) -> None:
-    with beam.Pipeline() as p:
+    with beam_pipeline(PipelineOptions()) as p:
         _parity_pipeline(p, tmp_path / "out.json")
     assert json.loads((tmp_path / "out.json").read_text()) == _expected_parity()
 
 
+@pytest.mark.parametrize("args", [[], ["--runner=DirectRunner"], MULTI_PROCESSING])
+def test_the_direct_runner_runs_offline_without_trying_prism(
+        args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beam's DirectRunner tries PrismRunner first, a binary it downloads from GitHub at run time;
+    ours goes straight to the FnApiRunner, and does not take Pipeline.run's runner-API round trip."""
+    from apache_beam.runners.portability import prism_runner
+
+    tried = []
+    monkeypatch.setattr(prism_runner.PrismRunner, "run_pipeline", lambda *a, **k: tried.append(a))
+    monkeypatch.setattr(beam.Pipeline, "from_runner_api", lambda *a, **k: tried.append(a))
+    with beam_pipeline(PipelineOptions(args)) as p:
+        assert isinstance(p.runner, OfflineDirectRunner)
+        _parity_pipeline(p, tmp_path / "out.json")
+    assert json.loads((tmp_path / "out.json").read_text()) == _expected_parity()
+    assert tried == []
+    other = beam_pipeline(PipelineOptions(["--runner=BundleBasedDirectRunner"]))
+    assert type(other.runner).__name__ == "BundleBasedDirectRunner"
+
+
 def test_multi_output_pardo_refuses_finish_bundle_outputs() -> None:
     with pytest.raises(Exception, match="finish_bundle emits elements"):
-        with beam.Pipeline() as p:
+        with beam_pipeline(PipelineOptions()) as p:
             _ = p | beam.Create([1, 2]) | MultiOutputParDo(EmitsInFinishBundleFn(), "x", main="y")
 
 
@@ -150,7 +170,7 @@ def test_each_stage_is_one_composite_at_the_top_of_the_graph(tmp_path: Path) -> 
 
     from lemur_corpus.pipelines.ledger import DocumentStage, StageFn
 
-    with beam.Pipeline() as twice:
+    with beam_pipeline(PipelineOptions()) as twice:
         docs = twice | beam.Create([Document(id=f"t/{i}", source="web", kind="text", text="x" * i) for i in range(6)])
         first = docs | "KeepEven" >> DocumentStage("even", StageFn(_drop_odd, "even"))
         second = first.docs | "KeepEvenAgain" >> DocumentStage("even", StageFn(_drop_odd, "even"))
