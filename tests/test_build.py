@@ -181,3 +181,31 @@ def test_token_arrays_are_int32_for_the_default_vocabulary(unmixed_build: tuple[
     out, manifest = unmixed_build
     first = next(read_shard_documents(str(out / manifest["shards"][0]["name"])))
     assert first.dtype == np.int32 and manifest["tokenizer"]["dtype"] == "int32"
+
+
+def test_only_the_kinds_a_build_reads_get_their_filters_set_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A text-only build loads no tree-sitter grammar, on the driver or on a worker; `local_env`
+    (no `kind`: it yields both) gets both chains."""
+    import lemur_corpus.pipelines.build as build
+    from lemur_corpus.config import parse_config
+    from lemur_corpus.defaults import embedded_default_config
+    from lemur_corpus.pipelines.filter import FilterFn
+
+    mixture = {"enabled": False, "sources": {"web": {"kind": "text", "weight": 100.0}}}
+    text_only = parse_config({"name": "t", "mixture": mixture, "inputs": [
+        {"name": "web", "format": "dolma", "kind": "text", "source": "web", "paths": ["unused.jsonl"]}]})
+    both = embedded_default_config()  # one local_env input
+    assert build.input_kinds(text_only) == ["text"] and build.input_kinds(both) == ["code", "text"]
+
+    def no_grammars(*args: object) -> None:
+        raise AssertionError("code filters checked for a build without code")
+
+    monkeypatch.setattr(build, "check_code_filters", no_grammars)
+    monkeypatch.setattr(build, "plan_inputs", lambda config: ([], {}))  # no files to list
+    build.preflight(text_only)
+    fn = FilterFn(text_only.filters, {}, build.input_kinds(text_only))
+    fn.setup()
+    assert fn.chains["code"] == [] and [f.name for f in fn.chains["text"]]
+    everything = FilterFn(both.filters, {}, build.input_kinds(both))
+    everything.setup()
+    assert everything.chains["code"] and everything.chains["text"]
