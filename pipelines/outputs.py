@@ -19,8 +19,8 @@ That detour is taken only on the Dask runners (Beam's and this project's, which 
 every other runner (the DirectRunner's FnApiRunner, Dataflow, Flink, Spark) `MultiOutputParDo` is
 the native `ParDo(fn).with_outputs(...)`: a DoFn per tag and a pair per element less (the text
 build of `benchmarks/e2e_datatrove.py` has 237 leaf transforms instead of 267: fewer to translate
-and set up, fewer calls per document). Elements of a tag nobody asked for are dropped on both paths, and `finish_bundle` may
-emit nothing on either (`WrappedFn`).
+and set up, fewer calls per document). Elements of a tag nobody asked for are dropped on both
+paths, and `finish_bundle` may emit nothing on either (`WrappedFn`).
 """
 
 from __future__ import annotations
