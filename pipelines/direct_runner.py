@@ -18,8 +18,9 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.direct.direct_runner import SwitchingDirectRunner
 
-DIRECT_RUNNER_NAMES = frozenset({"DirectRunner", "SwitchingDirectRunner"})
-"""The runner names (besides none at all) that mean Beam's DirectRunner."""
+DIRECT_RUNNER_NAMES = frozenset({"direct", "switchingdirect"})
+"""The runner names (besides none at all) that mean Beam's DirectRunner, as Beam matches them: any
+case, with or without the `Runner` suffix, or as the class's dotted path."""
 
 
 class OfflineDirectRunner(SwitchingDirectRunner):
@@ -45,5 +46,6 @@ def beam_pipeline(options: PipelineOptions) -> beam.Pipeline:
     """`beam.Pipeline(options=options)`, on `OfflineDirectRunner` where the options name the
     DirectRunner or no runner; any other runner is Beam's to create."""
     name = options.view_as(StandardOptions).runner
-    direct = name is None or (isinstance(name, str) and name.rsplit(".", 1)[-1] in DIRECT_RUNNER_NAMES)
+    direct = name is None or (
+        isinstance(name, str) and name.rsplit(".", 1)[-1].lower().removesuffix("runner") in DIRECT_RUNNER_NAMES)
     return beam.Pipeline(runner=OfflineDirectRunner() if direct else None, options=options)

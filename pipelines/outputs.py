@@ -15,11 +15,11 @@ The cost is one pass per tag over pairs that runners with fusion keep in memory.
 Only the tags asked for get a FlatMap: a tag nobody reads would be a dangling branch, and a runner
 that executes only what the last transform needs (DaskRunner again) would skip it anyway.
 
-That detour is taken only on the Dask runners (Beam's and this project's, which subclasses it). On
-every other runner (the DirectRunner's FnApiRunner, Dataflow, Flink, Spark) `MultiOutputParDo` is
-the native `ParDo(fn).with_outputs(...)`: a DoFn per tag and a pair per element less (the text
-build of `benchmarks/e2e_datatrove.py` has 237 leaf transforms instead of 267: fewer to translate
-and set up, fewer calls per document). Elements of a tag nobody asked for are dropped on both
+On the portable runners (the DirectRunner's FnApiRunner, Dataflow, Flink, Spark:
+`NATIVE_MULTI_OUTPUT_RUNNERS`) `MultiOutputParDo` is the native `ParDo(fn).with_outputs(...)`: a
+DoFn per tag and a pair per element less (the text build of `benchmarks/e2e_datatrove.py` has 237
+leaf transforms instead of 267: fewer to translate and set up, fewer calls per document); the
+detour stays for every other runner. Elements of a tag nobody asked for are dropped on both
 paths, and `finish_bundle` may emit nothing on either (`WrappedFn`).
 """
 
@@ -80,10 +80,22 @@ def _only(pair: tuple[str, Any], tag: str) -> Iterator[Any]:
         yield pair[1]
 
 
-def splits_multi_outputs(runner: object) -> bool:
-    """Whether `runner` needs the (tag, value) detour: Beam's DaskRunner or a subclass (this
-    project's). Found by module name, so that dask is not imported to ask."""
-    return any(cls.__module__.startswith("apache_beam.runners.dask") for cls in type(runner).__mro__)
+NATIVE_MULTI_OUTPUT_RUNNERS = frozenset({
+    "lemur_corpus.pipelines.direct_runner.OfflineDirectRunner",  # the FnApiRunner, as DirectRunner
+    "apache_beam.runners.portability.fn_api_runner.fn_runner.FnApiRunner",
+    "apache_beam.runners.portability.portable_runner.PortableRunner",  # Flink, Spark, Prism
+    "apache_beam.runners.dataflow.dataflow_runner.DataflowRunner",
+})
+"""Runners (or their base classes) that execute a native multi-output ParDo: the portable ones."""
+
+
+def native_multi_outputs(runner: object) -> bool:
+    """Whether `runner` gets native multi-output ParDos: it is, or derives from, one of
+    `NATIVE_MULTI_OUTPUT_RUNNERS` (by qualified name, so that no runner module is imported to ask).
+    Every other runner takes the (tag, value) detour: the Dask runners, which need it, and Beam's
+    BundleBasedDirectRunner (the retrying one), on which a retried build once delivered documents
+    into the read stage's `file_errors` output (tests/test_faults.py, one run in several)."""
+    return any(f"{cls.__module__}.{cls.__qualname__}" in NATIVE_MULTI_OUTPUT_RUNNERS for cls in type(runner).__mro__)
 
 
 class MultiOutputParDo(beam.PTransform):
@@ -97,7 +109,7 @@ class MultiOutputParDo(beam.PTransform):
         self.fn, self.tags, self.main, self.fn_kwargs = fn, tags, main, side_inputs  # not `side_inputs`: Beam's
 
     def expand(self, pcoll: beam.PCollection) -> dict[str, beam.PCollection]:
-        if not splits_multi_outputs(pcoll.pipeline.runner):
+        if native_multi_outputs(pcoll.pipeline.runner):
             native = pcoll | "Run" >> beam.ParDo(WrappedFn(self.fn), **self.fn_kwargs).with_outputs(
                 *self.tags, main=MAIN_LABEL)
             outputs = {tag: native[tag] for tag in self.tags}

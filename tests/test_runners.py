@@ -81,7 +81,7 @@ def test_multi_output_pardo_splits_tags_and_passes_side_inputs(tmp_path: Path) -
     assert json.loads((tmp_path / "out.json").read_text()) == _expected_parity()
 
 
-@pytest.mark.parametrize("args", [[], ["--runner=DirectRunner"], MULTI_PROCESSING])
+@pytest.mark.parametrize("args", [[], ["--runner=DirectRunner"], ["--runner=direct"], MULTI_PROCESSING])
 def test_the_direct_runner_runs_offline_without_trying_prism(
         args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Beam's DirectRunner tries PrismRunner first, a binary it downloads from GitHub at run time;
@@ -98,6 +98,18 @@ def test_the_direct_runner_runs_offline_without_trying_prism(
     assert tried == []
     other = beam_pipeline(PipelineOptions(["--runner=BundleBasedDirectRunner"]))
     assert type(other.runner).__name__ == "BundleBasedDirectRunner"
+
+
+def test_native_multi_outputs_only_on_the_portable_runners() -> None:
+    from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
+    from apache_beam.runners.portability.flink_runner import FlinkRunner
+    from apache_beam.runners.portability.fn_api_runner.fn_runner import FnApiRunner
+
+    from lemur_corpus.pipelines.dask_runner import DaskRunner
+    from lemur_corpus.pipelines.outputs import native_multi_outputs
+
+    assert all(native_multi_outputs(r) for r in (OfflineDirectRunner(), FnApiRunner(), FlinkRunner()))
+    assert not any(native_multi_outputs(r) for r in (BundleBasedDirectRunner(), DaskRunner()))
 
 
 def test_multi_output_pardo_refuses_finish_bundle_outputs() -> None:
@@ -365,3 +377,23 @@ def test_dedup_command_on_a_local_dask_cluster(tmp_path: Path) -> None:
         outputs[name] = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
     assert outputs["dask"] == outputs["direct"]
     assert json.loads(outputs["direct"]["summary.json"])["near_removed"] > 0
+
+
+def test_documents_are_counted_per_bundle_with_the_same_sums(tmp_path: Path) -> None:
+    """CountDocuments emits one Tally per group and bundle (not one per document); the accounting
+    table it sums to is the per-document one, on the DirectRunner's two modes."""
+    from lemur_corpus.accounting import Tally, add_tallies
+    from lemur_corpus.pipelines.ledger import CountDocuments, TableCombineFn
+
+    docs = [Document(id=f"d{i}", source=("a", "b", "c")[i % 3], kind="text", text="x" * (i + 1)) for i in range(60)]
+    expected = add_tallies({}, [Tally("s", d.source, "in", 1, d.nbytes) for d in docs])
+    for name, args in {"in_memory": [], "multi_processing": MULTI_PROCESSING}.items():
+        out = tmp_path / f"{name}.json"
+        with beam_pipeline(PipelineOptions(args)) as p:
+            tallies = p | beam.Create(docs) | CountDocuments("s", "in")
+            _ = (tallies | "Count" >> beam.combiners.Count.Globally()
+                 | beam.Map(lambda n, t: out.write_text(json.dumps([n, sorted(t.items())])),
+                            beam.pvalue.AsSingleton(tallies | beam.CombineGlobally(TableCombineFn()))))
+        count, table = json.loads(out.read_text())
+        assert {tuple(k): tuple(v) for k, v in table} == expected, name
+        assert 3 <= count < len(docs), name  # a few bundles, three groups: far fewer than one per document
