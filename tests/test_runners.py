@@ -392,8 +392,8 @@ def test_documents_are_counted_per_bundle_with_the_same_sums(tmp_path: Path) -> 
         with beam_pipeline(PipelineOptions(args)) as p:
             tallies = p | beam.Create(docs) | CountDocuments("s", "in")
             _ = (tallies | "Count" >> beam.combiners.Count.Globally()
-                 | beam.Map(lambda n, t: out.write_text(json.dumps([n, sorted(t.items())])),
-                            beam.pvalue.AsSingleton(tallies | beam.CombineGlobally(TableCombineFn()))))
+                 | beam.Map(lambda n, t, path: path.write_text(json.dumps([n, sorted(t.items())])),
+                            beam.pvalue.AsSingleton(tallies | beam.CombineGlobally(TableCombineFn())), out))
         count, table = json.loads(out.read_text())
         assert {tuple(k): tuple(v) for k, v in table} == expected, name
         assert 3 <= count < len(docs), name  # a few bundles, three groups: far fewer than one per document
