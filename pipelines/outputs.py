@@ -17,8 +17,8 @@ that executes only what the last transform needs (DaskRunner again) would skip i
 
 On the portable runners (the DirectRunner's FnApiRunner, Dataflow, Flink, Spark:
 `NATIVE_MULTI_OUTPUT_RUNNERS`) `MultiOutputParDo` is the native `ParDo(fn).with_outputs(...)`: a
-DoFn per tag and a pair per element less (the text build of `benchmarks/e2e_datatrove.py` has 237
-leaf transforms instead of 267: fewer to translate and set up, fewer calls per document); the
+DoFn per tag and a pair per element less (fewer transforms to translate and set up, fewer calls per
+document); the
 detour stays for every other runner. Elements of a tag nobody asked for are dropped on both
 paths, and `finish_bundle` may emit nothing on either (`WrappedFn`).
 """

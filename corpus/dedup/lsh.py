@@ -40,8 +40,8 @@ def optimal_params(threshold: float, num_perm: int, false_negative_weight: float
     probability 1 - (1 - s^r)^b over [0, threshold] and the false-negative one over [threshold, 1],
     the first minimum in datasketch's order (b, then r, ascending).
 
-    datasketch integrates each of the ~1,600 candidates (256 permutations) with SciPy's `quad`, and
-    importing it pulls in SciPy (0.3 s and 0.8 s of every build's start). The integrands are
+    datasketch integrates each candidate with SciPy's `quad`, and importing it pulls in SciPy,
+    both on every build's start. The integrands are
     polynomials of degree b x r <= num_perm, so Gauss-Legendre quadrature with num_perm // 2 + 1
     nodes integrates them exactly; all candidates at once (tests/test_dedup_lsh.py checks the
     result equals datasketch's over a grid of thresholds, permutations and weights)."""
