@@ -124,8 +124,16 @@ def _load_serialized(kind: str, where: str, revision: str | None) -> str:
 
 
 def load_tokenizer(config: TokenizerConfig) -> Tokenizer:
+    """The configured tokenizer, built once per process and origin (as its file is read once):
+    the driver's, loaded for the build's checks, is the one its forked workers use
+    (`pipelines/sdk_workers.py`). Shared, so never reconfigured (no padding, no truncation)."""
     kind, where = _origin(config)
-    serialized = _load_serialized(kind, where, config.revision)
+    return _built_tokenizer(kind, where, config.revision)
+
+
+@lru_cache(maxsize=4)
+def _built_tokenizer(kind: str, where: str, revision: str | None) -> Tokenizer:
+    serialized = _load_serialized(kind, where, revision)
     try:
         return Tokenizer.from_str(serialized)
     except Exception as exc:

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lemur_corpus.dedup.config import DedupConfig, NearDedupConfig
-from lemur_corpus.dedup.minhash import HASH_FUNCTIONS, MinHasher, block_of, estimated_jaccard, xxh32_ranges
+from lemur_corpus.dedup.kernels import xxh32_ranges
+from lemur_corpus.dedup.minhash import HASH_FUNCTIONS, MinHasher, block_of, estimated_jaccard
 from lemur_corpus.dedup.shingles import ShingleStats, iter_shingle_blocks, shingles
 from tests.conftest import read_jsonl, shared_path
 

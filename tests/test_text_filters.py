@@ -191,8 +191,9 @@ def test_ngram_ids_are_exact_not_hashed() -> None:
     words = [f"w{i}" for i in range(3000)] * 2
     ids, _ = word_ids(words)
     for n, gram, counts in ngram_ids(ids, 4):
-        assert len(counts) == 3000 - n + 1 + n - 1  # each n-gram twice, plus the n-1 that straddle the seam
-        assert gram[0] == gram[3000]
+        assert len(set(gram.tolist())) == 3000 - n + 1 + n - 1  # each n-gram twice, plus the n-1 that straddle the seam
+        assert gram[0] == gram[3000] and counts[gram[0]] == 2
+        assert counts[gram].tolist() == [2] * (3000 - n + 1) + [1] * (n - 1) + [2] * (3000 - n + 1)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ def test_hub_id_loads_from_the_hub_cache_offline(tmp_path: Path, monkeypatch: py
     from lemur_corpus import tokenizer as tok
 
     tok._load_serialized.cache_clear()
+    tok._built_tokenizer.cache_clear()
     config = TokenizerConfig(hub_id="deepseek-ai/DeepSeek-V4", eos_token="<｜end▁of▁sentence｜>")
     identity = tokenizer_identity(config)
     assert identity.sha256 == tokenizer_identity(TokenizerConfig()).sha256
@@ -56,6 +57,7 @@ def test_hub_id_loads_from_the_hub_cache_offline(tmp_path: Path, monkeypatch: py
     with pytest.raises(ConfigError, match="cannot load hub id 'nobody/not-cached'"):
         tokenizer_identity(missing)
     tok._load_serialized.cache_clear()
+    tok._built_tokenizer.cache_clear()
 
 
 def test_bad_tokenizer_files_fail_before_data(tmp_path: Path) -> None:

@@ -7,9 +7,10 @@ same MurmurHash3 32-bit finalizer applied once to each shingle hash, the same `a
 
 Why it is faster (benchmarks/minhash_speed.py): datasketch calls the hash function once per shingle
 from Python and then builds a `shingles x num_perm` array in several NumPy passes. Here two compiled
-kernels (numba) work on a whole block of shingles: `xxh32` reads every shingle straight from the
-block's joined UTF-8 buffer (no Python object per shingle), and `permute_min` folds each hash into
-the signature in one fused pass (multiply, add, minimum) over a signature that stays in L1 cache.
+kernels (numba, `lemur_corpus.dedup.kernels`) work on a whole block of shingles: `xxh32` reads every
+shingle straight from the block's joined UTF-8 buffer (no Python object per shingle), and
+`permute_min` folds each hash into the signature in one fused pass (multiply, add, minimum) over a
+signature that stays in L1 cache.
 The kernels compile once per process (cached on disk), not per element.
 """
 
@@ -19,7 +20,6 @@ import hashlib
 from collections.abc import Callable
 from operator import methodcaller
 
-import numba
 import numpy as np
 import xxhash
 
@@ -49,89 +49,6 @@ _DIGEST = methodcaller("digest")
 MAX_HASH = np.uint32(0xFFFFFFFF)
 """The value of a permutation no shingle has reached (datasketch's empty MinHash)."""
 
-_MASK = np.uint64(0xFFFFFFFF)
-_P1 = np.uint64(0x9E3779B1)
-_P2 = np.uint64(0x85EBCA77)
-_P3 = np.uint64(0xC2B2AE3D)
-_P4 = np.uint64(0x27D4EB2F)
-_P5 = np.uint64(0x165667B1)
-
-
-@numba.njit(cache=True, inline="always")
-def _rotl(x: np.uint64, r: int) -> np.uint64:
-    return ((x << np.uint64(r)) | (x >> np.uint64(32 - r))) & _MASK
-
-
-@numba.njit(cache=True, inline="always")
-def _read32(buf: np.ndarray, p: int) -> np.uint64:
-    return (np.uint64(buf[p]) | (np.uint64(buf[p + 1]) << np.uint64(8))
-            | (np.uint64(buf[p + 2]) << np.uint64(16)) | (np.uint64(buf[p + 3]) << np.uint64(24)))
-
-
-@numba.njit(cache=True, inline="always")
-def _round(acc: np.uint64, lane: np.uint64) -> np.uint64:
-    acc = (acc + lane * _P2) & _MASK
-    return (_rotl(acc, 13) * _P1) & _MASK
-
-
-@numba.njit(cache=True)
-def xxh32_ranges(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """xxHash32 (seed 0) of `buf[starts[i]:ends[i]]` for every i: equal to `xxhash.xxh32_intdigest`
-    of each slice (the reference algorithm, in 64-bit arithmetic masked to 32 bits)."""
-    out = np.empty(starts.size, dtype=np.uint32)
-    for i in range(starts.size):
-        p = starts[i]
-        end = ends[i]
-        length = end - p
-        if length >= 16:
-            v1 = (_P1 + _P2) & _MASK
-            v2 = _P2
-            v3 = np.uint64(0)
-            v4 = (np.uint64(0x100000000) - _P1) & _MASK
-            while p <= end - 16:
-                v1 = _round(v1, _read32(buf, p))
-                v2 = _round(v2, _read32(buf, p + 4))
-                v3 = _round(v3, _read32(buf, p + 8))
-                v4 = _round(v4, _read32(buf, p + 12))
-                p += 16
-            h = (_rotl(v1, 1) + _rotl(v2, 7) + _rotl(v3, 12) + _rotl(v4, 18)) & _MASK
-        else:
-            h = _P5
-        h = (h + np.uint64(length)) & _MASK
-        while p + 4 <= end:
-            h = (h + _read32(buf, p) * _P3) & _MASK
-            h = (_rotl(h, 17) * _P4) & _MASK
-            p += 4
-        while p < end:
-            h = (h + np.uint64(buf[p]) * _P5) & _MASK
-            h = (_rotl(h, 11) * _P1) & _MASK
-            p += 1
-        h ^= h >> np.uint64(15)
-        h = (h * _P2) & _MASK
-        h ^= h >> np.uint64(13)
-        h = (h * _P3) & _MASK
-        h ^= h >> np.uint64(16)
-        out[i] = np.uint32(h)
-    return out
-
-
-@numba.njit(cache=True)
-def permute_min(signature: np.ndarray, hashes: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
-    """signature[k] = min(signature[k], min over h of (a[k] * fmix32(h) + b[k]) mod 2^32), in place.
-    The inner loop over permutations is contiguous and branch-free, so it compiles to SIMD."""
-    num_perm = signature.size
-    for i in range(hashes.size):
-        h = np.uint32(hashes[i])
-        # MurmurHash3's 32-bit finalizer, as datasketch applies it before the permutations.
-        h ^= h >> np.uint32(16)
-        h = np.uint32(h * np.uint32(0x85EBCA6B))
-        h ^= h >> np.uint32(13)
-        h = np.uint32(h * np.uint32(0xC2B2AE35))
-        h ^= h >> np.uint32(16)
-        for k in range(num_perm):
-            signature[k] = min(signature[k], np.uint32(a[k] * h + b[k]))
-
-
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(a, b) of the affine32 permutations, as `datasketch.MinHash._init_permutations` draws them."""
     gen = np.random.RandomState(seed)
@@ -157,6 +74,9 @@ class MinHasher:
         self.seed = seed
         self.hash_name = hash_name
         self.a, self.b = permutations(num_perm, seed)
+        from lemur_corpus.dedup import kernels  # numba: only where signatures are made
+
+        self._xxh32_ranges, self._permute_min = kernels.xxh32_ranges, kernels.permute_min
 
     def empty(self) -> np.ndarray:
         return np.full(self.num_perm, MAX_HASH, dtype=np.uint32)
@@ -165,7 +85,7 @@ class MinHasher:
         """The 32-bit hash of every shingle of the block."""
         if self.hash_name == "xxh32":
             buf = np.frombuffer(block.buffer, dtype=np.uint8)
-            return xxh32_ranges(buf, block.starts, block.ends)
+            return self._xxh32_ranges(buf, block.starts, block.ends)
         # sha1_32: the first 4 bytes of each SHA-1 digest, little-endian (`sha1_hash32`), with the
         # digests made by C calls mapped in C and read as one array.
         digests = b"".join(map(_DIGEST, map(hashlib.sha1, block.as_bytes())))
@@ -179,7 +99,7 @@ class MinHasher:
             if signature.shape != self.a.shape or signature.dtype != np.uint32:
                 raise ValueError(f"a signature of {signature.shape} {signature.dtype} for a "
                                  f"{self.num_perm}-permutation uint32 MinHash")
-            permute_min(signature, self.hash_block(block), self.a, self.b)
+            self._permute_min(signature, self.hash_block(block), self.a, self.b)
 
     def signature_of(self, shingles: list[bytes]) -> np.ndarray:
         """The signature of a list of shingles (what datasketch's `update_batch` is given)."""
@@ -203,7 +123,7 @@ class MinHasher:
         for block in iter_shingle_blocks(text, tokens, n, max_shingles, stats=stats):
             if len(block):
                 block_hashes = self.hash_block(block)
-                permute_min(signature, block_hashes, self.a, self.b)
+                self._permute_min(signature, block_hashes, self.a, self.b)
                 if with_set:
                     hashes.append(block_hashes)
         if not stats.shingles:

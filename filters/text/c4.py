@@ -87,7 +87,7 @@ class C4Filter:
             if not line:
                 continue  # blank lines are layout, not content: they go without being counted
             words = line.split()
-            if c.max_word_length is not None and any(len(w) > c.max_word_length for w in words):
+            if c.max_word_length is not None and max(map(len, words), default=0) > c.max_word_length:
                 removed["lines.too_long_word"] += 1
                 continue
             if c.remove_citations and "[" in line:

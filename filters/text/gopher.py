@@ -27,8 +27,9 @@ Known differences from datatrove 0.10 (its bugs, not copied), each with a reprod
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 
@@ -173,24 +174,51 @@ def duplicates(parts: Sequence[str]) -> tuple[int, int]:
 
 
 def word_ids(words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(dense id of each word, character length of each word)."""
-    vocabulary = {word: index for index, word in enumerate(dict.fromkeys(words))}
+    """(dense id of each word, in order of first appearance; character length of each word)."""
+    # one pass in C: a missing word gets the next id from the counter
+    vocabulary: defaultdict[str, int] = defaultdict(itertools.count().__next__)
     ids = np.fromiter(map(vocabulary.__getitem__, words), dtype=np.int64, count=len(words))
     lengths = np.fromiter(map(len, vocabulary), dtype=np.int64, count=len(vocabulary))
     return ids, lengths[ids]
 
 
+SMALL_KEYS = 256
+"""Up to this many keys, a dict numbers them faster than a sort (NumPy's per-call cost dominates)."""
+
+
+def dense_ids(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(id of each key, count of each id): equal keys share an id, ids are 0..distinct-1."""
+    if len(keys) > SMALL_KEYS:
+        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        return inverse.reshape(-1), counts
+    numbering: defaultdict[int, int] = defaultdict(itertools.count().__next__)
+    inverse = np.fromiter(map(numbering.__getitem__, keys.tolist()), dtype=np.int64, count=len(keys))
+    return inverse, np.bincount(inverse, minlength=len(numbering))
+
+
 def ngram_ids(ids: np.ndarray, max_n: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """For n = 2..max_n: (n, id of the n-gram at each position, count of each id). Ids are exact
-    (dense ranks of (id of the first n-1 words, id of the last word)), never hashes."""
+    (equal n-grams, equal ids: numbered from (id of the first n-1 words, id of the last word)),
+    never hashes.
+
+    An n-gram can occur twice only where its first n-1 words do, so only those positions are
+    compared (fewer with every n); every other position's n-gram occurs once and gets an id of its
+    own. The sort per n is then over the repeated prefixes, not over the whole document."""
+    if not len(ids):
+        return
+    counts = np.bincount(ids)
+    width = len(counts)
     current = ids
-    width = int(ids.max()) + 1 if len(ids) else 1
     for n in range(2, max_n + 1):
-        if len(ids) < n:
+        positions = len(ids) - n + 1
+        if positions < 1:
             return
-        keys = current[:-1] * width + ids[n - 1 :]
-        _, current, counts = np.unique(keys, return_inverse=True, return_counts=True)
-        current = current.reshape(-1).astype(np.int64, copy=False)
+        candidates = np.flatnonzero(counts[current[:positions]] >= 2)
+        keys = current[candidates] * width + ids[candidates + n - 1]
+        inverse, candidate_counts = dense_ids(keys)
+        current = np.arange(len(candidate_counts), len(candidate_counts) + positions, dtype=np.int64)
+        current[candidates] = inverse
+        counts = np.concatenate((candidate_counts, np.ones(positions, dtype=np.int64)))
         yield n, current, counts
 
 

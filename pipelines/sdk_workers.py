@@ -1,0 +1,308 @@
+"""The DirectRunner's multi_processing workers, started while the driver builds the graph.
+
+Beam's multi_processing mode starts `python -m apache_beam.runners.worker.sdk_worker_main` for each
+worker when the first stage runs, after the driver has built and translated the graph; each worker
+then imports Beam and, while unpickling the first DoFns, the build's modules (seconds of CPU in
+every worker, while the driver waits). Here `WarmWorkers` starts the workers as soon as the pipeline
+is created, forked from the driver (they share the modules it has imported and the kernels and
+tokenizer it has loaded) or, where the driver already runs other threads, spawned from this module
+(each then loads them itself); then each waits for its settings on a pipe. When the FnApiRunner
+starts a worker, `WarmWorkerHandler` (the handler of the `WARM_SUBPROCESS_URN` environment) hands one
+of them what Beam hands its subprocess in the environment (the control and logging addresses, the
+options, the worker id) and waits for it to end, as Beam waits for its own subprocess. A worker
+asked for with none waiting (a runner that asks for more workers than were started) is spawned
+then: slower, never different.
+
+A worker leaves with `os._exit` once the harness has returned and its logs are flushed: the
+interpreter's teardown (freeing every object of the run) does nothing for the build, and Beam stops
+its workers one after the other, each waiting for the last to exit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import weakref
+from typing import IO, Any
+
+from apache_beam.runners.portability import local_job_service
+from apache_beam.runners.portability.fn_api_runner import fn_runner, worker_handlers
+from apache_beam.transforms import environments
+
+log = logging.getLogger("corpus")
+
+WARM_SUBPROCESS_URN = "lemur_corpus:env:warm_subprocess:v1"
+"""An SDK environment whose payload names a `WarmWorkers` of the driver process."""
+
+_POOLS: dict[str, WarmWorkers] = {}
+"""The driver's live pools by id: the FnApiRunner builds worker handlers from the environment's
+payload alone."""
+
+HOW_STARTED = "LEMUR_CORPUS_SDK_WORKER"
+"""Set in a worker's environment: `forked` or `spawned`."""
+
+
+def worker_command() -> list[str]:
+    return [sys.executable, "-m", __name__]
+
+
+class WorkerProcess:
+    """A worker process waiting for its settings on a pipe (its stdin when spawned)."""
+
+    def __init__(self, pid: int, pipe: IO[bytes], popen: subprocess.Popen[bytes] | None = None) -> None:
+        self.pid, self._pipe, self._popen = pid, pipe, popen
+        self.returncode: int | None = None
+
+    def hand(self, settings: dict[str, str]) -> None:
+        """Give the worker its harness's settings: it starts the harness."""
+        self._pipe.write(json.dumps(settings).encode("utf-8") + b"\n")
+        self._pipe.close()
+
+    def dismiss(self) -> None:
+        """End of input before any settings: the worker leaves without starting a harness."""
+        self._pipe.close()
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            if self._popen is not None:
+                self.returncode = self._popen.poll()
+            else:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(worker_command(), timeout or 0)
+            time.sleep(0.02)
+        assert self.returncode is not None
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+            self.wait()
+
+
+class WarmWorkers:
+    """`count` worker processes, started now; each waits for the harness's settings.
+
+    Forked from the driver when it runs no other thread yet (the usual case: `beam_pipeline` is
+    called before anything starts a thread), so a worker shares the driver's imported modules
+    instead of importing them again; otherwise (a driver that has run pipelines before keeps Beam's
+    threads) spawned as `python -m lemur_corpus.pipelines.sdk_workers`. Forking a process with
+    other Python threads could copy a lock some thread holds."""
+
+    def __init__(self, count: int) -> None:
+        self.id = f"{os.getpid()}-{id(self):x}"
+        self._lock = threading.Lock()
+        fork = hasattr(os, "fork") and threading.active_count() == 1
+        if fork and count:
+            prepare()  # once, here: the forked workers inherit what it loaded
+        self._waiting: list[WorkerProcess] = []
+        for _ in range(count):
+            self._waiting.append(_forked(self._waiting) if fork else _spawned())
+        _POOLS[self.id] = self
+        self._finalizer = weakref.finalize(self, _close, self.id, self._waiting)
+
+    def take(self) -> WorkerProcess:
+        """A waiting worker, or one started now (spawned) when none is left."""
+        with self._lock:
+            if self._waiting:
+                return self._waiting.pop(0)
+        return _spawned()
+
+    def close(self) -> None:
+        """Tell the workers nobody took to leave, and wait for them."""
+        self._finalizer()
+
+
+def _spawned() -> WorkerProcess:
+    # stdout and stderr are the driver's, as Beam's own worker subprocesses' are
+    popen = subprocess.Popen(worker_command(), stdin=subprocess.PIPE, env={**os.environ, HOW_STARTED: "spawned"})
+    assert popen.stdin is not None
+    return WorkerProcess(popen.pid, popen.stdin, popen)
+
+
+def _forked(siblings: list[WorkerProcess]) -> WorkerProcess:
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()  # or the worker would write the driver's pending output a second time
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the worker: it never returns into the driver's code
+        code = 1
+        try:
+            os.close(write_fd)
+            for sibling in siblings:  # or a sibling would never see the end of its pipe
+                sibling.dismiss()
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.environ[HOW_STARTED] = "forked"
+            with os.fdopen(read_fd, "rb") as pipe:
+                code = serve(pipe, prepared=True)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    os.close(read_fd)
+    return WorkerProcess(pid, os.fdopen(write_fd, "wb"))
+
+
+def _close(pool_id: str, waiting: list[WorkerProcess]) -> None:
+    _POOLS.pop(pool_id, None)
+    for process in waiting:
+        process.dismiss()
+    for process in waiting:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    waiting.clear()
+
+
+@environments.Environment.register_urn(WARM_SUBPROCESS_URN, bytes)
+class WarmSubprocessEnvironment(environments.SubprocessSDKEnvironment):
+    """Beam's subprocess environment whose workers come from a `WarmWorkers` (its id the payload)."""
+
+    def to_runner_api_parameter(self, context: Any) -> tuple[str, bytes]:
+        return WARM_SUBPROCESS_URN, self.command_string.encode("utf-8")
+
+    @staticmethod
+    def from_runner_api_parameter(payload: bytes, capabilities: Any, artifacts: Any, resource_hints: Any,
+                                  context: Any) -> WarmSubprocessEnvironment:
+        return WarmSubprocessEnvironment(payload.decode("utf-8"), capabilities, artifacts, resource_hints)
+
+    @classmethod
+    def of(cls, pool: WarmWorkers) -> WarmSubprocessEnvironment:
+        return cls(pool.id, capabilities=environments.python_sdk_capabilities(), artifacts=())
+
+
+class WarmSdkWorker(local_job_service.SubprocessSdkWorker):
+    """Beam's `SubprocessSdkWorker` (one worker subprocess and its logging server) with the process
+    taken from a pool instead of started here."""
+
+    def run(self) -> None:
+        import grpc
+        from apache_beam.portability.api import beam_fn_api_pb2_grpc, endpoints_pb2
+        from apache_beam.utils import thread_pool_executor
+        from google.protobuf import json_format, text_format
+
+        options = [("grpc.http2.max_pings_without_data", 0), ("grpc.http2.max_ping_strikes", 0)]
+        logging_server = grpc.server(thread_pool_executor.shared_unbounded_instance(), options=options)
+        logging_port = logging_server.add_insecure_port("[::]:0")
+        logging_server.start()
+        beam_fn_api_pb2_grpc.add_BeamFnLoggingServicer_to_server(local_job_service.BeamFnLoggingServicer(),
+                                                                  logging_server)
+        settings = {
+            "CONTROL_API_SERVICE_DESCRIPTOR": text_format.MessageToString(
+                endpoints_pb2.ApiServiceDescriptor(url=self._control_address)),
+            "LOGGING_API_SERVICE_DESCRIPTOR": text_format.MessageToString(
+                endpoints_pb2.ApiServiceDescriptor(url=f"localhost:{logging_port}")),
+            "PIPELINE_OPTIONS": json_format.MessageToJson(self._provision_info.provision_info.pipeline_options),
+        }
+        if self._worker_id:
+            settings["WORKER_ID"] = self._worker_id
+        pool = _POOLS.get(self._worker_command_line)
+        process = pool.take() if pool else _spawned()
+        try:
+            process.hand(settings)
+            # Beam raises here, in a thread nobody joins for errors: the harness has already
+            # reported a failure to the runner, and on Ctrl-C (status 130) the driver reports it
+            if process.wait() not in (0, 130):
+                log.error("SDK worker %s (pid %d) exited with status %d", self._worker_id, process.pid,
+                          process.returncode)
+        finally:
+            process.kill()
+            logging_server.stop(0)
+
+
+@worker_handlers.WorkerHandler.register_environment(WARM_SUBPROCESS_URN, bytes)
+class WarmWorkerHandler(worker_handlers.SubprocessSdkWorkerHandler):
+    """Beam's subprocess worker handler, its worker a `WarmSdkWorker`."""
+
+    def start_worker(self) -> None:
+        self.worker = WarmSdkWorker(self._worker_command_line, self.control_address, self.provision_info,
+                                    self.worker_id)
+        self.worker_thread = threading.Thread(name="run_worker", target=self.worker.run)
+        self.worker_thread.start()
+
+
+class WarmFnApiRunner(fn_runner.FnApiRunner):
+    """The FnApiRunner with its multi_processing workers from `pool`. `FnApiRunner.run_pipeline` sets
+    its default environment from `--direct_running_mode` (a plain subprocess one for
+    multi_processing); this runner keeps the warm one."""
+
+    def __init__(self, pool: WarmWorkers, **kwargs: Any) -> None:
+        self._warm_environment = WarmSubprocessEnvironment.of(pool)
+        super().__init__(**kwargs)
+
+    @property  # an attribute of FnApiRunner, fixed here
+    def _default_environment(self) -> environments.Environment:
+        return self._warm_environment
+
+    @_default_environment.setter
+    def _default_environment(self, _environment: environments.Environment) -> None:
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+# The worker process
+
+
+def prepare() -> None:
+    """What a worker would otherwise do on its first bundles: import the harness and load the
+    MinHash kernels (compiled and cached on disk by numba; loading them still sets up numba's
+    compiler). The driver does it once before it forks the workers, which also inherit
+    the modules of the build's DoFns and the build's tokenizer (loaded by the driver for its checks
+    and kept by `lemur_corpus.tokenizer.load_tokenizer`); a spawned worker does it itself."""
+    import apache_beam.runners.worker.sdk_worker_main  # noqa: F401
+
+    from lemur_corpus.dedup.minhash import MinHasher
+
+    MinHasher(2, 1, "xxh32").sign("warm up the kernels", "words", 1, 10)
+
+
+def serve(pipe: IO[bytes], prepared: bool = False) -> int:
+    """A worker's life: prepare (unless its driver did), wait for the settings on `pipe`, run the
+    harness; its exit status."""
+    try:
+        if not prepared:
+            prepare()
+        line = pipe.readline()
+    except KeyboardInterrupt:  # Ctrl-C reaches every process of the group; the driver reports it
+        return 130
+    if not line.strip():  # the driver needed no more workers, or has ended
+        return 0
+    os.environ.update(json.loads(line))
+    from apache_beam.runners.worker import sdk_worker_main
+
+    try:
+        sdk_worker_main.main(sys.argv)
+        code = 0
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # the harness has logged it to the driver; this is the process's stderr
+        traceback.print_exc()
+        code = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code
+
+
+def main() -> int:
+    os._exit(serve(sys.stdin.buffer))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""DirectRunner multi_processing on workers started with the pipeline (`pipelines/sdk_workers.py`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.util import assert_that, equal_to
+
+from lemur_corpus.pipelines.direct_runner import OfflineDirectRunner, ViewCachingOptions, beam_pipeline
+from lemur_corpus.pipelines.sdk_workers import HOW_STARTED, WarmWorkers
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MULTI_PROCESSING = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+
+
+def _square_and_where(n: int) -> tuple[int, str]:
+    return n * n, os.environ.get(HOW_STARTED, "by Beam")
+
+
+def test_multi_processing_runs_on_the_workers_started_with_the_pipeline() -> None:
+    # forked where this process runs no other thread yet; where it has run pipelines before (Beam's
+    # threads live on), spawned
+    how = "forked" if threading.active_count() == 1 else "spawned"
+    with beam_pipeline(PipelineOptions(MULTI_PROCESSING)) as p:
+        assert isinstance(p.runner, OfflineDirectRunner)
+        results = p | beam.Create(range(10)) | beam.Map(_square_and_where)
+        assert_that(results, equal_to([(n * n, how) for n in range(10)]))
+
+
+FRESH_DRIVER = """
+import json, sys
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+from lemur_corpus.pipelines.direct_runner import beam_pipeline
+from tests.test_sdk_workers import MULTI_PROCESSING, _square_and_where
+
+with beam_pipeline(PipelineOptions(MULTI_PROCESSING)) as p:
+    _ = p | beam.Create(range(10)) | beam.Map(_square_and_where) | beam.combiners.ToList() | beam.Map(
+        lambda rows: open(sys.argv[1], "w").write(json.dumps(sorted(rows))))
+"""
+
+
+def test_a_fresh_driver_forks_its_workers(tmp_path: Path) -> None:
+    """A driver with no other thread (a `corpus build`) forks the workers: they share its modules."""
+    out = tmp_path / "rows.json"
+    result = subprocess.run([sys.executable, "-c", FRESH_DRIVER, str(out)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(out.read_text()) == [[n * n, "forked"] for n in range(10)]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_worker_given_no_settings_leaves_without_a_harness() -> None:
+    pool = WarmWorkers(2)
+    processes = [pool.take(), pool.take()]
+    extra = pool.take()  # none left: one started now, from the same module
+    pool.close()
+    for process in processes + [extra]:
+        process.dismiss()  # end of input before any settings: what the pool gives those still waiting
+        assert process.wait(timeout=120) == 0
+
+
+def test_a_pool_closes_what_it_started_and_nothing_else() -> None:
+    pool = WarmWorkers(2)
+    waiting = list(pool._waiting)
+    pool.close()
+    assert [process.poll() for process in waiting] == [0, 0]
+    pool.close()  # twice is harmless
+
+
+def test_options_views_are_made_once_and_survive_a_copy(tmp_path: Path) -> None:
+    """Beam asks for views on every apply; a view shares the options' values, so one per class."""
+    import copy
+    import pickle
+
+    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+
+    options = PipelineOptions(["--direct_num_workers=3", "--runner=DirectRunner"]).view_as(ViewCachingOptions)
+    assert options.view_as(DirectOptions) is options.view_as(DirectOptions)
+    options.view_as(DirectOptions).direct_num_workers = 5  # a change through a view is seen by all
+    for other in (copy.deepcopy(options), pickle.loads(pickle.dumps(options))):
+        assert other.view_as(DirectOptions).direct_num_workers == 5
+        assert other.view_as(StandardOptions).runner == "DirectRunner"
+        assert other.view_as(DirectOptions) is not options.view_as(DirectOptions)
