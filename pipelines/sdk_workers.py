@@ -145,7 +145,6 @@ def _forked(siblings: list[WorkerProcess]) -> WorkerProcess:
             os.close(write_fd)
             for sibling in siblings:  # or a sibling would never see the end of its pipe
                 sibling.dismiss()
-            signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.environ[HOW_STARTED] = "forked"
             with os.fdopen(read_fd, "rb") as pipe:
@@ -275,12 +274,12 @@ def prepare() -> None:
 def serve(pipe: IO[bytes], prepared: bool = False) -> int:
     """A worker's life: prepare (unless its driver did), wait for the settings on `pipe`, run the
     harness; its exit status."""
-    try:
-        if not prepared:
-            prepare()
-        line = pipe.readline()
-    except KeyboardInterrupt:  # Ctrl-C reaches every process of the group; the driver reports it
-        return 130
+    # Ctrl-C reaches every process of the group: the driver reports it and ends the run, which
+    # ends the harness (its control channel closes) or this wait (its pipe closes)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not prepared:
+        prepare()
+    line = pipe.readline()
     if not line.strip():  # the driver needed no more workers, or has ended
         return 0
     os.environ.update(json.loads(line))
@@ -289,8 +288,6 @@ def serve(pipe: IO[bytes], prepared: bool = False) -> int:
     try:
         sdk_worker_main.main(sys.argv)
         code = 0
-    except KeyboardInterrupt:
-        code = 130
     except BaseException:  # the harness has logged it to the driver; this is the process's stderr
         traceback.print_exc()
         code = 1

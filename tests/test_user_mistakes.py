@@ -176,27 +176,43 @@ def test_ctrl_c_is_interrupted_and_130_however_the_runner_wraps_it(monkeypatch: 
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_the_filter_stage(tmp_path: Path) -> None:
-    """A real SIGINT while `corpus filter` works: `interrupted`, 130, and a folder that says so."""
+@pytest.mark.parametrize("beam_args", [[], ["--", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]])
+def test_ctrl_c_during_the_filter_stage(beam_args: list[str], tmp_path: Path) -> None:
+    """A real SIGINT while `corpus filter` works: `interrupted`, 130, and a folder that says so. As
+    from a terminal, the signal reaches the whole process group (with multi_processing, the worker
+    processes too: they leave it to the driver, and none outlives it)."""
     pages = read_jsonl(shared_path("web", "trafilatura_pages.main.jsonl.zst"))
     records = [json.dumps({"id": f"{r['id']}-{i}", "text": r["text"]}) for i in range(24) for r in pages]
     src = tmp_path / "many.jsonl.gz"
     src.write_bytes(gzip.compress(("\n".join(records) + "\n").encode(), mtime=0))
     out = tmp_path / "out"
     process = subprocess.Popen([sys.executable, "-m", "lemur_corpus.cli", "filter", "--input", str(src), "--kind",
-                                "text", "--out", str(out)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                "text", "--out", str(out), *beam_args], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (out / ".filter-parts").is_dir() and process.poll() is None:
         time.sleep(0.05)
     time.sleep(1.0)  # the filters are working on the documents now
     assert process.poll() is None, "the run ended before it could be interrupted"
-    process.send_signal(signal.SIGINT)
+    os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     err = stderr.decode()
     assert process.returncode == 130, err[-3000:]
+    deadline = time.monotonic() + 30
+    while _group_alive(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _group_alive(process.pid), "a process of the run outlived it"
     assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
     assert not (out / "summary.json").exists() and not list(out.glob("kept-*"))
     assert json.loads((out / "FAILED.json").read_text())["errors"] == ["interrupted"]
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
