@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -70,6 +71,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv_given = argv
     argv = list(sys.argv[1:] if argv is None else argv)
     # Everything after a bare `--` belongs to Beam, unchanged.
     passthrough: list[str] = []
@@ -86,16 +88,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         if interrupted(exc):
-            print("interrupted", file=sys.stderr)
-            return 130
+            return _interrupted(as_program=argv_given is None)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BaseException as exc:
         # Ctrl-C reaches us as KeyboardInterrupt, or wrapped by the runner that caught it in a worker
         if not interrupted(exc) or args.debug:
             raise
-        print("interrupted", file=sys.stderr)
-        return 130
+        return _interrupted(as_program=argv_given is None)
+
+
+def _interrupted(as_program: bool) -> int:
+    """`interrupted`, the last line, and 130. As the program (not called by a test), the process is
+    about to end: a Ctrl-C that reaches it from here on (a second one, or one Python delivers late,
+    while the interpreter waits for the runner's threads) is ignored, not printed as a traceback
+    after `interrupted`."""
+    if as_program:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    print("interrupted", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":

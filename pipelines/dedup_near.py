@@ -1,14 +1,23 @@
 """Near-duplicates within a kind: LSH buckets, verified pairs, components across workers, survivors.
 
     exact survivors (record, signature)            payloads (id, shingle set or signature)
-      ─▶ band keys ─▶ group by bucket ─▶ windowed pairs in keep order (earlier, later) ─▶ distinct
+      ─▶ band keys ─▶ bucket groups (combined per bundle) ─▶ each bucket of a group
+      ─▶ windowed pairs in keep order (earlier, later) ─▶ distinct
       ─▶ join pairs and payloads on id ─▶ each payload to the later documents of its pairs
       ─▶ group by later document ─▶ verify its pairs
       ─▶ verified edges ─▶ ConnectedComponents (large-star/small-star rounds) ─▶ (id, label)
       ─▶ join records, labels and edges on id ─▶ group by label ─▶ walk in keep order ─▶ removals
 
 Every payload crosses the network once, plus one copy per later document it is paired with.
-Memory per worker: a bucket holds its members' ids and keep keys; the join holds one document's
+Buckets travel in groups (`BUCKET_GROUP_ENTRIES`): a document has one band key per band and almost
+every bucket holds one document, so a shuffle of one element per document and band would move
+~20 elements per document only to find most of them alone; a group is a list of about
+`BUCKET_GROUP_ENTRIES` band keys, built per bundle by the runner's combiner lifting (each bundle
+sends a list per group it touched).
+
+Memory per worker: a bucket group holds its band keys and members' ids and keep keys (on average
+`BUCKET_GROUP_ENTRIES`, plus any bucket that is large by itself), and the combining step the band
+keys of its bundle until the runner flushes them; the join holds one document's
 payload and the ids of the distinct later documents paired with it (all of a bucket's members for
 one of its first `bucket_window`: ids only); a verification group holds one document
 and the payloads of the documents before it it is verified against (at most 2 x bucket_window per
@@ -19,7 +28,10 @@ holds the whole edge list.
 
 from __future__ import annotations
 
+import itertools
+from collections import Counter
 from collections.abc import Iterable, Iterator
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import apache_beam as beam
@@ -69,34 +81,92 @@ def initial_stats(config: DedupConfig) -> list[tuple[tuple[str, str, str], float
     return out
 
 
+BUCKET_GROUP_ENTRIES = 8_192
+"""Band keys per bucket group, on average. A kind's buckets are dealt into
+`bucket_groups(documents, bands)` groups by their key's hash, so the groups stay this size whatever
+the corpus's (more documents: more groups, not larger ones). About 0.5 MB of entries: small enough
+for any worker, large enough that a bundle sends a few lists, not thousands of elements; 5,000
+text documents (23 bands) make 15 groups, enough for several workers."""
+
+BandEntry = tuple
+"""(band key, *keep key): one document in one LSH bucket (a keep key ends with the document's id;
+flat, because the coders decode nested tuples several times slower)."""
+
+
+def bucket_groups(documents: int, bands: int) -> int:
+    """Groups for a kind of `documents` signed documents of `bands` band keys each: about
+    `BUCKET_GROUP_ENTRIES` keys per group, at least one group."""
+    return max(1, -(-documents * bands // BUCKET_GROUP_ENTRIES))
+
+
+def bucket_group(key: bytes, groups: int) -> int:
+    """The group of a bucket: its key's hash (the last 8 bytes of a 128-bit hash) modulo `groups`."""
+    return int.from_bytes(key[-8:], "big") % groups
+
+
 class BandKeysFn(beam.DoFn):
-    """(record, signature) → ((kind, band key), (keep key, id)) for every band."""
+    """(record, signature) → ((kind, bucket group), (band key, *keep key)) for every band; the
+    groups of a kind follow its number of signed documents (`signed`, a side input)."""
 
     def __init__(self, params: dict[str, tuple[int, int]], rule: SurvivorRule) -> None:
         self.params, self.rule = params, rule
 
     @profiled(MINHASH)
-    def process(self, node: SignedNode) -> Iterator[Any]:
+    def process(self, node: SignedNode, signed: dict[str, int]) -> Iterator[Any]:
         record, signature = node
         bands, rows = self.params[record.kind]
+        groups = bucket_groups(signed[record.kind], bands)
         yield tagged_stat("near", record.kind, "documents")
         yield tagged_stat("near_by_source", record.source, "documents")
-        member = (survivor_key(record, self.rule), record.id)
+        keep = survivor_key(record, self.rule)
         for key in band_keys(from_bytes(signature), bands, rows):
-            yield (record.kind, key), member
+            yield (record.kind, bucket_group(key, groups)), (key, *keep)
+
+
+class BucketEntriesFn(beam.CombineFn):
+    """A bucket group's band entries, as a list (in no particular order: `BucketPairsFn` sorts)."""
+
+    def create_accumulator(self) -> list[BandEntry]:
+        return []
+
+    def add_input(self, accumulator: list[BandEntry], entry: BandEntry) -> list[BandEntry]:
+        accumulator.append(entry)
+        return accumulator
+
+    def add_inputs(self, accumulator: list[BandEntry], entries: Iterable[BandEntry]) -> list[BandEntry]:
+        accumulator.extend(entries)
+        return accumulator
+
+    def merge_accumulators(self, accumulators: Iterable[list[BandEntry]]) -> list[BandEntry]:
+        merged: list[BandEntry] = []
+        for accumulator in accumulators:
+            merged.extend(accumulator)
+        return merged
+
+    def extract_output(self, accumulator: list[BandEntry]) -> list[BandEntry]:
+        return accumulator
 
 
 class BucketPairsFn(beam.DoFn):
-    """A bucket → the pairs its window verifies (see `dedup.lsh.bucket_pairs`): (earlier id, later id)."""
+    """A bucket group → for each of its buckets, the pairs its window verifies (see
+    `dedup.lsh.bucket_pairs`): (earlier id, later id)."""
 
     def __init__(self, windows: dict[str, int]) -> None:
         self.windows = windows
 
     @profiled(MINHASH)
-    def process(self, element: tuple[tuple[str, bytes], Iterable[tuple[tuple, str]]]) -> Iterator[Any]:
-        (kind, _), members = element
+    def process(self, element: tuple[tuple[str, int], list[BandEntry]]) -> Iterator[Any]:
+        (kind, _), entries = element
+        sizes = Counter(entry[0] for entry in entries)
+        shared = sorted((entry for entry in entries if sizes[entry[0]] > 1), key=itemgetter(0))
+        for _, bucket in itertools.groupby(shared, key=itemgetter(0)):  # almost every bucket holds one
+            yield from self.bucket(kind, [entry[1:] for entry in bucket])
+
+    def bucket(self, kind: str, members: list[tuple]) -> Iterator[Any]:
+        """One bucket's members' keep keys (the id last) → its pairs and statistics."""
         keys: dict[str, tuple] = {}
-        for key, doc_id in members:  # an id read twice is one member, at its first place
+        for key in members:  # an id read twice is one member, at its first place
+            doc_id = key[-1]
             if doc_id not in keys or key < keys[doc_id]:
                 keys[doc_id] = key
         if len(keys) < 2:
@@ -227,11 +297,16 @@ class NearDuplicates(beam.PTransform):
         config, payloads = self.config, self.payloads
         enabled = [kind for kind in KINDS if config.near(kind).enabled]
         signed = survivors | "Signed" >> beam.Filter(lambda node: node[1] is not None)
+        signed_per_kind = (
+            signed
+            | "KindOfSigned" >> beam.Map(lambda node: (node[0].kind, 1))
+            | "CountSigned" >> beam.CombinePerKey(sum)
+        )
         keyed = signed | "BandKeys" >> MultiOutputParDo(BandKeysFn(near_params(config), config.keep), STATS,
-                                                        main="keys")
+                                                        main="keys", signed=beam.pvalue.AsDict(signed_per_kind))
         pairs = (
             keyed["keys"]
-            | "GroupByBucket" >> beam.GroupByKey()
+            | "GroupBuckets" >> beam.CombinePerKey(BucketEntriesFn())
             | "BucketPairs" >> MultiOutputParDo(BucketPairsFn({k: config.near(k).bucket_window for k in enabled}),
                                                 STATS, main="pairs")
         )

@@ -21,6 +21,8 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 from apache_beam.runners.direct.direct_runner import SwitchingDirectRunner
 
+from lemur_corpus.pipelines.dofn_specs import remember_dofn_specs
+
 DIRECT_RUNNER_NAMES = frozenset({"direct", "switchingdirect"})
 """The runner names (besides none at all) that mean Beam's DirectRunner, as Beam matches them: any
 case, with or without the `Runner` suffix, or as the class's dotted path."""
@@ -96,6 +98,7 @@ def beam_pipeline(options: PipelineOptions) -> beam.Pipeline:
     """`beam.Pipeline(options=options)` with the same options as `ViewCachingOptions`, on
     `OfflineDirectRunner` where the options name the DirectRunner or no runner; any other runner is
     Beam's to create."""
+    remember_dofn_specs()  # Beam's per-ParDo introspection, once per DoFn class (this process and its forks)
     name = options.view_as(StandardOptions).runner
     direct = name is None or (
         isinstance(name, str) and name.rsplit(".", 1)[-1].lower().removesuffix("runner") in DIRECT_RUNNER_NAMES)

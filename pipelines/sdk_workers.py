@@ -265,10 +265,14 @@ def prepare() -> None:
     MinHash kernels (compiled and cached on disk by numba; loading them still sets up numba's
     compiler). The driver does it once before it forks the workers, which also inherit
     the modules of the build's DoFns and the build's tokenizer (loaded by the driver for its checks
-    and kept by `lemur_corpus.tokenizer.load_tokenizer`); a spawned worker does it itself."""
+    and kept by `lemur_corpus.tokenizer.load_tokenizer`); a spawned worker does it itself. Both
+    answer Beam's per-stage DoFn introspection once per class (`dofn_specs`)."""
     import apache_beam.runners.worker.sdk_worker_main  # noqa: F401
 
     from lemur_corpus.dedup.minhash import MinHasher
+    from lemur_corpus.pipelines.dofn_specs import remember_dofn_specs
+
+    remember_dofn_specs()
 
     MinHasher(2, 1, "xxh32").sign("warm up the kernels", "words", 1, 10)
 

@@ -17,11 +17,13 @@ from apache_beam.testing.util import assert_that, equal_to
 from lemur_corpus.dedup.clusters import connected_components
 from lemur_corpus.dedup.config import DedupConfig
 from lemur_corpus.dedup.exact import DedupRecord
+from lemur_corpus.dedup.lsh import bucket_pairs
 from lemur_corpus.dedup.minhash import to_bytes
 from lemur_corpus.dedup.survivors import walk
+from lemur_corpus.pipelines import dedup_near
 from lemur_corpus.pipelines.dedup_common import Decision, Payload
 from lemur_corpus.pipelines.dedup_files import run_dedup_files
-from lemur_corpus.pipelines.dedup_near import NearDuplicates
+from lemur_corpus.pipelines.dedup_near import BucketPairsFn, NearDuplicates, bucket_group, bucket_groups
 from lemur_corpus.pipelines.direct_runner import beam_pipeline
 from tests.conftest import read_jsonl, shared_path
 
@@ -66,6 +68,55 @@ def test_a_pair_the_star_never_compared_is_verified() -> None:
             [(i, Payload("text", "web", f"h{i}", (i,), to_bytes(signatures[i]))) for i in "ABC"])
         near = nodes | NearDuplicates(config, payloads)
         assert_that(near.removed, equal_to([("C", Decision("near_duplicate", "B", round(216 / 256, 6)))]))
+
+
+def test_bucket_groups_stay_one_size_as_the_corpus_grows() -> None:
+    entries = dedup_near.BUCKET_GROUP_ENTRIES
+    assert bucket_groups(0, 22) == bucket_groups(10, 22) == 1
+    for documents in (5_000, 50_000, 1_000_000, 300_000_000):
+        groups = bucket_groups(documents, 22)
+        assert documents * 22 / groups <= entries < documents * 22 / (groups - 1)  # the fewest that fit
+    rng = np.random.default_rng(3)  # band keys: a band index, then a 128-bit hash
+    keys = [int(i % 22).to_bytes(2, "big") + rng.bytes(16) for i in range(220_000)]
+    sizes = np.bincount([bucket_group(key, bucket_groups(10_000, 22)) for key in keys])
+    assert len(sizes) == bucket_groups(10_000, 22) and sizes.max() < 1.1 * entries  # dealt evenly
+
+
+def _pairs_and_stats(fn: BucketPairsFn, element: tuple) -> tuple[list, list]:
+    out = fn.process(element)
+    stats = sorted(o.value for o in out if isinstance(o, beam.pvalue.TaggedOutput))
+    return [o for o in out if not isinstance(o, beam.pvalue.TaggedOutput)], stats
+
+
+def test_a_bucket_group_gives_each_of_its_buckets_pairs_whatever_the_order() -> None:
+    """Singletons give nothing; a bucket of several gives its window's pairs in keep order; an id
+    seen twice in a bucket is one member at its best place; other buckets of the group stay apart."""
+    rng = random.Random(7)
+    big = [(-stars, f"d{n:03d}") for n, stars in enumerate(rng.sample(range(1000), 9))]
+    entries = [(b"\x00\x01big", *key) for key in big]
+    entries += [(b"\x00\x02two", -5, "x1"), (b"\x00\x02two", -9, "x2"), (b"\x00\x02two", -7, "x1")]
+    entries += [(f"\x00\x03{n}".encode(), -1, f"s{n}") for n in range(50)]  # singletons
+    fn = BucketPairsFn({"code": 2})
+    expected = sorted([*bucket_pairs([doc_id for _, doc_id in sorted(big)], 2), ("x2", "x1")])
+    first = None
+    for _ in range(5):
+        rng.shuffle(entries)
+        pairs, stats = _pairs_and_stats(fn, (("code", 0), list(entries)))
+        assert sorted(pairs) == expected
+        first = first or stats
+        assert stats == first
+    assert (("near", "code", "buckets_linked"), 1) in first and (("near", "code", "max_bucket_size"), 9) in first
+
+
+@pytest.mark.slow
+def test_decisions_do_not_depend_on_how_buckets_are_grouped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = _chain(40, 4, seed=11)
+    path = _write(tmp_path / "chain.jsonl", docs)
+    run_dedup_files([str(path)], "text", str(tmp_path / "one"), DedupConfig(), shards=1)
+    monkeypatch.setattr(dedup_near, "BUCKET_GROUP_ENTRIES", 7)  # 40 x 23 band keys: 132 groups
+    summary = run_dedup_files([str(path)], "text", str(tmp_path / "many"), DedupConfig(), shards=1)
+    assert summary["dedup"]["near"]["text"]["buckets_linked"] > 0
+    assert _rows(tmp_path / "one") == _rows(tmp_path / "many")
 
 
 def _chain(count: int, step: int, seed: int) -> list[dict[str, str]]:
