@@ -1,6 +1,6 @@
 """Near-duplicate dedup against datatrove: the same files, the same worker processes, wall time.
 
-    .venv/bin/python benchmarks/dedup_datatrove.py [--docs 5000] [--workers 2]
+    .venv/bin/python benchmarks/dedup_datatrove.py [--docs 5000] [--workers 2] [--repeat 1]
     (datatrove runs in .venv-datatrove, as `make bench-datatrove` sets it up: benchmarks/compare_datatrove.py)
 
 Input: the same as benchmarks/e2e_datatrove.py's (its `make_input`): --docs English documents of real
@@ -27,7 +27,8 @@ workers. Documents kept: summary.json's `kept`.
 
 Each side runs in a fresh process; the time is that process's wall time, start-up included. The
 ratio is datatrove's time over ours. The machine's cores may be shared: the two runs are back to
-back, so the ratio is more telling than either time.
+back, so the ratio is more telling than either time; with `--repeat N` the pair runs N times and the
+ratio is of the two sides' median times (`e2e_datatrove.repeated`).
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ def main() -> int:
         DATATROVE_PYTHON,
         HASHES_PER_BUCKET,
         checked_data,
+        repeated,
         timed,
         write_input,
     )
@@ -122,21 +124,29 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         files = write_input(folder, args, data)
-        ours_out = folder / "ours"
-        ours_s, _ = timed([str(corpus), "dedup", "--input", *files, "--kind", "text", "--threshold", str(THRESHOLD),
-                           "--out", str(ours_out), "--", "--direct_running_mode=multi_processing",
-                           f"--direct_num_workers={args.workers}"])
-        summary = json.loads((ours_out / "summary.json").read_text())
-        spec = {"work": str(folder / "dt"), "inputs": str(folder / "in"), "files": len(files),
-                "workers": args.workers, "buckets": BUCKETS, "hashes_per_bucket": HASHES_PER_BUCKET,
-                "result": str(folder / "dt-result.json")}
-        (folder / "spec.json").write_text(json.dumps(spec))
-        theirs_s, _ = timed([str(DATATROVE_PYTHON), __file__, "--datatrove", str(folder / "spec.json")])
-        kept = json.loads((folder / "dt-result.json").read_text())["kept"]
+
+        def run_ours(run: int) -> float:
+            wall, _ = timed([str(corpus), "dedup", "--input", *files, "--kind", "text", "--threshold",
+                             str(THRESHOLD), "--out", str(folder / f"ours-{run}"), "--",
+                             "--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"])
+            return wall
+
+        def run_theirs(run: int) -> float:
+            spec = {"work": str(folder / f"dt-{run}"), "inputs": str(folder / "in"), "files": len(files),
+                    "workers": args.workers, "buckets": BUCKETS, "hashes_per_bucket": HASHES_PER_BUCKET,
+                    "result": str(folder / f"dt-result-{run}.json")}
+            (folder / "spec.json").write_text(json.dumps(spec))
+            wall, _ = timed([str(DATATROVE_PYTHON), __file__, "--datatrove", str(folder / "spec.json")])
+            return wall
+
+        ours_s, theirs_s = repeated(args.repeat, run_ours, run_theirs)
+        summary = json.loads((folder / "ours-0" / "summary.json").read_text())
+        kept = json.loads((folder / "dt-result-0.json").read_text())["kept"]
     print(f"  ours:       {ours_s:7.1f} s | {summary['kept']:,} of {summary['documents']:,} documents kept "
           f"({summary['exact_removed']:,} exact, {summary['near_removed']:,} near duplicates removed)")
     print(f"  datatrove:  {theirs_s:7.1f} s | {kept:,} of {args.docs:,} documents kept")
-    print(f"  datatrove / ours: x{theirs_s / ours_s:.2f} (wall time, same input, {args.workers} workers each)")
+    median = f", medians of {args.repeat} runs each" if args.repeat > 1 else ""
+    print(f"  datatrove / ours: x{theirs_s / ours_s:.2f} (wall time, same input, {args.workers} workers each{median})")
     return 0
 
 

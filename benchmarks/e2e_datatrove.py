@@ -1,6 +1,6 @@
 """End to end against datatrove: the same text build on the same input, 2 workers each, wall time.
 
-    .venv/bin/python benchmarks/e2e_datatrove.py [--docs 5000] [--workers 2] [--files 8]
+    .venv/bin/python benchmarks/e2e_datatrove.py [--docs 5000] [--workers 2] [--files 8] [--repeat 1]
     (datatrove runs in .venv-datatrove, as `make bench-datatrove` sets it up: benchmarks/compare_datatrove.py)
 
 Input: --docs English documents of real prose from ../shared/data/web, a third of them edited
@@ -27,17 +27,20 @@ multi_processing with --workers workers (`--runner dask-cluster`: a real Dask sc
 
 Each side runs in a fresh process; the time is that process's wall time, start-up included. The
 ratio is datatrove's time over ours. The machine's cores may be shared: the two runs are back to
-back, so the ratio is more telling than either time.
+back, so the ratio is more telling than either time; with `--repeat N` the pair runs N times (each
+run on fresh output folders) and the ratio is of the two sides' median times, every run printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,6 +157,20 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=2023)
     parser.add_argument("--data", default=None)
     parser.add_argument("--datatrove", help=argparse.SUPPRESS)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run both sides this many times, alternating; the ratio of their medians")
+
+
+def repeated(times: int, ours: Callable[[int], float], theirs: Callable[[int], float]) -> tuple[float, float]:
+    """Median wall times of `ours(run)` and `theirs(run)`, run alternately `times` times (a share of
+    the machine's load falls on each side's runs); each pair is printed when there are several."""
+    pairs = []
+    for run in range(times):
+        pairs.append((ours(run), theirs(run)))
+        if times > 1:
+            print(f"  run {run + 1}: ours {pairs[-1][0]:7.1f} s, datatrove {pairs[-1][1]:7.1f} s, "
+                  f"x{pairs[-1][1] / pairs[-1][0]:.2f}", flush=True)
+    return statistics.median(o for o, _ in pairs), statistics.median(t for _, t in pairs)
 
 
 def checked_data(arg: str | None) -> Path:
@@ -211,28 +228,39 @@ def main() -> int:
         files = write_input(folder, args, data)
         config_path = folder / "ours.json"
         config_path.write_text(json.dumps(our_config(files)))
-        spec = {"work": str(folder / "dt"), "inputs": str(folder / "in"), "files": files, "workers": args.workers,
-                "thresholds": thresholds(), "tokenizer": default_tokenizer_path(), "eos": eos,
-                "result": str(folder / "dt-result.json")}
-        (folder / "spec.json").write_text(json.dumps(spec))
-        if args.runner == "dask-cluster":
-            from benchmarks.dask_cluster import DaskCluster
+        ours: dict = {}
+        theirs: dict = {}
 
-            with DaskCluster(workers=args.workers) as cluster:
-                beam_args = ["--runner=DaskRunner", f"--dask_client_address={cluster.address}"]
-                ours_s, out = timed([sys.executable, __file__, "--ours", str(config_path), str(folder / "ours"),
-                                     json.dumps(beam_args)])
-        else:
-            beam_args = ["--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"]
-            ours_s, out = timed([sys.executable, __file__, "--ours", str(config_path), str(folder / "ours"),
-                                 json.dumps(beam_args)])
-        ours = json.loads(out.strip().splitlines()[-1])
-        theirs_s, _ = timed([str(DATATROVE_PYTHON), __file__, "--datatrove", str(folder / "spec.json")])
-        theirs = json.loads((folder / "dt-result.json").read_text())
+        def run_ours(run: int) -> float:
+            if args.runner == "dask-cluster":
+                from benchmarks.dask_cluster import DaskCluster
+
+                with DaskCluster(workers=args.workers) as cluster:
+                    beam_args = ["--runner=DaskRunner", f"--dask_client_address={cluster.address}"]
+                    wall, out = timed([sys.executable, __file__, "--ours", str(config_path),
+                                       str(folder / f"ours-{run}"), json.dumps(beam_args)])
+            else:
+                beam_args = ["--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"]
+                wall, out = timed([sys.executable, __file__, "--ours", str(config_path), str(folder / f"ours-{run}"),
+                                   json.dumps(beam_args)])
+            ours.update(json.loads(out.strip().splitlines()[-1]))
+            return wall
+
+        def run_theirs(run: int) -> float:
+            spec = {"work": str(folder / f"dt-{run}"), "inputs": str(folder / "in"), "files": files,
+                    "workers": args.workers, "thresholds": thresholds(), "tokenizer": default_tokenizer_path(),
+                    "eos": eos, "result": str(folder / f"dt-result-{run}.json")}
+            (folder / "spec.json").write_text(json.dumps(spec))
+            wall, _ = timed([str(DATATROVE_PYTHON), __file__, "--datatrove", str(folder / "spec.json")])
+            theirs.update(json.loads(Path(spec["result"]).read_text()))
+            return wall
+
+        ours_s, theirs_s = repeated(args.repeat, run_ours, run_theirs)
         kept, tokens = theirs["documents"], theirs["tokens"]
     print(f"  ours ({args.runner}): {ours_s:7.1f} s | {ours['documents']:,} documents, {ours['tokens']:,} tokens out")
     print(f"  datatrove:  {theirs_s:7.1f} s | {kept:,} documents, {tokens:,} tokens out")
-    print(f"  datatrove / ours: x{theirs_s / ours_s:.2f} (wall time, same input, {args.workers} workers each)")
+    median = f", medians of {args.repeat} runs each" if args.repeat > 1 else ""
+    print(f"  datatrove / ours: x{theirs_s / ours_s:.2f} (wall time, same input, {args.workers} workers each{median})")
     return 0
 
 

@@ -1,9 +1,9 @@
 """Beam's question "does this DoFn use state or timers?", answered once per DoFn class.
 
 Beam asks `apache_beam.transforms.userstate.get_dofn_specs(dofn)` every time it builds, validates,
-translates or runs a ParDo: on the driver several times for every ParDo of the graph (720 times for
-`corpus dedup`), on every worker for every ParDo of every stage it sets up. Each call wraps every
-method `dir(dofn)` lists and reads its signature, about a millisecond. The answer depends only on
+translates or runs a ParDo: on the driver several times for every ParDo of the graph, on every
+worker for every ParDo of every stage it sets up. Each call wraps every method `dir(dofn)` lists
+and reads its signature (`inspect.signature`). The answer depends only on
 the default arguments of the DoFn's methods (`DoFn.StateParam(...)`, `DoFn.TimerParam(...)`), which
 belong to its class; so `remember_dofn_specs()` keeps it per class and per the methods an instance
 shadows (`beam.Map(f)`'s DoFn sets its own `process`). A DoFn whose instance holds a bound method
