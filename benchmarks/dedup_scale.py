@@ -12,12 +12,18 @@ edits of the labelled web_neardup set, at strengths that put about 60% of the co
   pipeline  `corpus dedup` (the build's Beam transforms) on the in-process DirectRunner: wall time,
             documents/s per core (CPU time), peak RSS, and the dedup statistics. The DirectRunner
             keeps every PCollection in memory, so this RSS includes the runner's copy of the data
-            and grows with N; distributed runners spill and shuffle instead.
+            and grows with N; distributed runners spill and shuffle instead. With `--runner
+            dask-cluster` the same command runs on a real Dask cluster (benchmarks/dask_cluster.py: a
+            scheduler and --workers worker processes over TCP, fresh for each size) with the corpus
+            dealt into one file per `--docs-per-file` documents (partitions follow files): then the
+            driver's peak RSS and every worker's (from /proc) are printed, and what must stay flat
+            as N grows is the workers' (issue 13: within +20% from 250k to 1M documents).
 
 Baseline in the same run: datasketch's `MinHash.bulk` (same shingles, permutations, hash) streamed
 over the same file, for the sign stage.
 
     .venv/bin/python benchmarks/dedup_scale.py [--docs 50000 200000] [--stages sign pipeline]
+        [--runner direct|dask-cluster] [--workers 2] [--docs-per-file 2500]
 """
 
 from __future__ import annotations
@@ -132,13 +138,13 @@ def stage_sign(path: Path, baseline: bool) -> dict:
             "peak_rss_mib": peak_rss_mib()}
 
 
-def stage_pipeline(path: Path) -> dict:
+def stage_pipeline(paths: list[Path], beam_args: list[str]) -> dict:
     from lemur_corpus.dedup.config import DedupConfig
     from lemur_corpus.pipelines.dedup_files import run_dedup_files
 
     started, cpu = time.monotonic(), cpu_seconds()
     with tempfile.TemporaryDirectory() as out:
-        summary = run_dedup_files([str(path)], "text", out, DedupConfig(), shards=4)
+        summary = run_dedup_files([str(p) for p in paths], "text", out, DedupConfig(), shards=4, beam_args=beam_args)
     near = summary["dedup"]["near"]["text"]
     keep = ("documents", "candidate_pairs", "verified_edges", "clusters", "removed", "max_bucket_size",
             "component_nodes", "components", "max_component_size", "component_rounds", "unconverged_nodes",
@@ -148,11 +154,33 @@ def stage_pipeline(path: Path) -> dict:
             **{k: near[k] for k in keep}}
 
 
-def measure(stage: str, path: Path) -> dict:
-    """Runs one stage in a fresh process, so its peak RSS is its own."""
-    result = subprocess.run([sys.executable, __file__, "--measure", stage, str(path)], capture_output=True,
-                            text=True, check=True)
+def measure(stage: str, paths: list[Path], address: str = "") -> dict:
+    """Runs one stage in a fresh process, so its peak RSS is its own (`address`: a Dask scheduler's)."""
+    command = [sys.executable, __file__, "--measure", stage, json.dumps([str(p) for p in paths])]
+    result = subprocess.run([*command, *([address] if address else [])], capture_output=True, text=True)
+    if result.returncode:
+        raise SystemExit(f"the {stage} stage failed:\n{result.stderr[-4000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def measure_on_cluster(paths: list[Path], workers: int) -> dict:
+    """The pipeline stage against a fresh real Dask cluster; its workers' CPU and peak RSS from /proc
+    (they are not the measuring process's children)."""
+    from benchmarks.dask_cluster import DaskCluster
+    from benchmarks.dask_cluster import cpu_seconds as process_cpu
+
+    with DaskCluster(workers=workers) as cluster:
+        before = cluster.worker_stats()
+        scheduler, scheduler_cpu = cluster.processes[0].pid, process_cpu(cluster.processes[0].pid)
+        r = measure("pipeline", paths, cluster.address)
+        after = cluster.worker_stats()
+        scheduler_cpu = process_cpu(scheduler) - scheduler_cpu
+    r["driver_rss_mib"] = r["peak_rss_mib"]
+    r["worker_rss_each_mib"] = [a["peak_rss_mib"] for a in after]
+    r["worker_cpu_s"] = [a["cpu_s"] - b["cpu_s"] for a, b in zip(after, before, strict=True)]
+    r["peak_rss_mib"] = max(r["worker_rss_each_mib"])
+    r["cpu_s"] += sum(r["worker_cpu_s"]) + scheduler_cpu
+    return r
 
 
 def main() -> int:
@@ -162,12 +190,18 @@ def main() -> int:
     parser.add_argument("--stages", nargs="+", default=["sign", "pipeline"], choices=["sign", "pipeline"])
     parser.add_argument("--dup-rate", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=2023)
-    parser.add_argument("--measure", nargs=2, metavar=("STAGE", "FILE"), help=argparse.SUPPRESS)
+    parser.add_argument("--runner", choices=("direct", "dask-cluster"), default="direct",
+                        help="where the pipeline stage runs (the sign stages always run in one process)")
+    parser.add_argument("--workers", type=int, default=2, help="dask-cluster: worker processes")
+    parser.add_argument("--docs-per-file", type=int, default=2_500, help="dask-cluster: documents per input file")
+    parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        stage, path = args.measure
-        result = {"sign": lambda: stage_sign(Path(path), False), "baseline": lambda: stage_sign(Path(path), True),
-                  "pipeline": lambda: stage_pipeline(Path(path))}[stage]()
+        stage, paths_json, *address = args.measure
+        paths = [Path(p) for p in json.loads(paths_json)]
+        beam_args = ["--runner=DaskRunner", f"--dask_client_address={address[0]}"] if address else []
+        result = {"sign": lambda: stage_sign(paths[0], False), "baseline": lambda: stage_sign(paths[0], True),
+                  "pipeline": lambda: stage_pipeline(paths, beam_args)}[stage]()
         print(json.dumps(result))
         return 0
     pages = read_pages(Path(args.data))
@@ -181,8 +215,18 @@ def main() -> int:
                   f"{time.monotonic() - started:.0f} s); dup rate {args.dup_rate}, seed {args.seed}")
             wanted = set(args.stages) | ({"baseline"} if "sign" in args.stages else set())
             stages = [s for s in ("sign", "baseline", "pipeline") if s in wanted]
+            files = [path]
+            if args.runner == "dask-cluster" and "pipeline" in stages:
+                from benchmarks.scale import split_text
+
+                files = [Path(tmp) / f"docs-{count}-{k:03d}.jsonl.zst"
+                         for k in range(max(1, round(count / args.docs_per_file)))]
+                split_text(path, files)
             for stage in stages:
-                r = measure(stage, path)
+                if stage == "pipeline" and args.runner == "dask-cluster":
+                    r = measure_on_cluster(files, args.workers)
+                else:
+                    r = measure(stage, [path])
                 rows.setdefault(stage, []).append(r)
                 name = {"sign": "ours: sign+band keys", "baseline": "datasketch MinHash + band keys",
                         "pipeline": "ours: corpus dedup (Beam)"}[stage]
@@ -196,6 +240,11 @@ def main() -> int:
                              f"{r['components']:,} components of {r['component_nodes']:,} documents "
                              f"(largest {r['max_component_size']:,}), settled in {r['component_rounds']} rounds "
                              f"({r['unconverged_nodes']:,} unsettled)")
+                if r.get("worker_rss_each_mib"):
+                    name = f"ours: corpus dedup on dask x{args.workers}"
+                    extra += (f"; driver peak RSS {r['driver_rss_mib']:.0f} MiB, each worker: " + ", ".join(
+                        f"{c:.0f} CPU-s, peak {m:.0f} MiB"
+                        for c, m in zip(r["worker_cpu_s"], r["worker_rss_each_mib"], strict=True)))
                 print(f"  {name:32s} wall {r['wall_s']:7.1f} s  {r['docs'] / r['cpu_s']:7.0f} docs/s/core  "
                       f"peak RSS {r['peak_rss_mib']:7.0f} MiB{extra}")
             if "sign" in rows and "baseline" in rows:
@@ -204,10 +253,15 @@ def main() -> int:
     if len(args.docs) > 1:
         first, last = args.docs[0], args.docs[-1]
         for stage, results in rows.items():
-            print(f"peak RSS {stage}: {results[0]['peak_rss_mib']:.0f} MiB at {first:,} docs -> "
+            who = "the largest worker's" if results[0].get("worker_rss_each_mib") else ""
+            print(f"peak RSS {stage} {who}: {results[0]['peak_rss_mib']:.0f} MiB at {first:,} docs -> "
                   f"{results[-1]['peak_rss_mib']:.0f} MiB at {last:,} docs "
                   f"(x{results[-1]['peak_rss_mib'] / results[0]['peak_rss_mib']:.2f} "
                   f"for x{last / first:.1f} documents)")
+            if results[0].get("driver_rss_mib"):
+                print(f"peak RSS {stage}, driver: {results[0]['driver_rss_mib']:.0f} -> "
+                      f"{results[-1]['driver_rss_mib']:.0f} MiB "
+                      f"(x{results[-1]['driver_rss_mib'] / results[0]['driver_rss_mib']:.2f})")
     return 0
 
 
