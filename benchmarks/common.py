@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -29,3 +30,11 @@ def real_texts(data: Path) -> list[str]:
     for name in sorted((data / "web").glob("*.jsonl.zst")):
         texts.extend(r["text"] for r in read_jsonl(name))
     return texts
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1 (a count of runs, files, documents)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value

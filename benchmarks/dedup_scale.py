@@ -47,7 +47,7 @@ import zstandard
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import DEFAULT_DATA, read_jsonl  # noqa: E402
+from benchmarks.common import DEFAULT_DATA, positive_int, read_jsonl  # noqa: E402
 
 RECENT = 2000
 """Edited copies are made of one of this many latest documents (bounded memory while generating)."""
@@ -192,8 +192,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=2023)
     parser.add_argument("--runner", choices=("direct", "dask-cluster"), default="direct",
                         help="where the pipeline stage runs (the sign stages always run in one process)")
-    parser.add_argument("--workers", type=int, default=2, help="dask-cluster: worker processes")
-    parser.add_argument("--docs-per-file", type=int, default=2_500, help="dask-cluster: documents per input file")
+    parser.add_argument("--workers", type=positive_int, default=2, help="dask-cluster: worker processes")
+    parser.add_argument("--docs-per-file", type=positive_int, default=2_500,
+                        help="dask-cluster: documents per input file")
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:

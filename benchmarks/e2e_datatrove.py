@@ -151,13 +151,16 @@ def make_input(folder: Path, count: int, files: int, seed: int, data: Path) -> l
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the input both datatrove comparisons generate (this one and dedup_datatrove.py)."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.common import positive_int
+
     parser.add_argument("--docs", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--seed", type=int, default=2023)
     parser.add_argument("--data", default=None)
     parser.add_argument("--datatrove", help=argparse.SUPPRESS)
-    parser.add_argument("--repeat", type=int, default=1,
+    parser.add_argument("--repeat", type=positive_int, default=1,
                         help="run both sides this many times, alternating; the ratio of their medians")
 
 

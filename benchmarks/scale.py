@@ -66,7 +66,7 @@ import zstandard
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import DEFAULT_DATA, read_jsonl  # noqa: E402
+from benchmarks.common import DEFAULT_DATA, positive_int, read_jsonl  # noqa: E402
 from benchmarks.dedup_scale import RECENT, edit, generate  # noqa: E402
 
 CODE_SHARE = 0.7
@@ -176,13 +176,6 @@ DOCS_PER_FILE = 2_500
 """Documents of the corpus per file of each kind. Real datasets come as many files of about one size
 (The Stack's and RefinedWeb's parquet files), so a larger corpus is more files, not larger ones: a
 distributed runner's partitions follow the files."""
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 def files_per_kind(count: int, docs_per_file: int) -> int:
