@@ -42,7 +42,7 @@ from lemur_corpus.pipelines.dedup_common import (
     removal_outputs,
     tagged_stat,
 )
-from lemur_corpus.pipelines.dedup_index import IndexTarget, WriteIndex
+from lemur_corpus.pipelines.dedup_index import IndexTarget, WriteIndex, index_node
 from lemur_corpus.pipelines.dedup_near import NearDuplicates, initial_stats, near_params
 from lemur_corpus.pipelines.ledger import DROPS, CountDocuments
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
@@ -62,7 +62,7 @@ class DedupDecisions(NamedTuple):
     stats: beam.PCollection
     """((section, group, metric), value), combined, with duplicate rates."""
     nodes: beam.PCollection | None
-    """(record, signature) of every document (when `keep_nodes`: what the index is made from)."""
+    """(record, sketch) of every document (when `keep_nodes`: what the index is made from, `index_node`)."""
 
 
 class SignFn(beam.DoFn):
@@ -203,7 +203,8 @@ class DedupDecide(beam.PTransform):
         if earlier_removed is not None:
             removed = (removed, earlier_removed) | "WithEarlier" >> beam.Flatten()
         combined = stats | "FlattenStats" >> beam.Flatten() | "Stats" >> CombineDedupStats()
-        return DedupDecisions(removed, combined, signed.get("nodes") if self.keep_nodes else None)
+        index_nodes = signed["nodes"] | "IndexNodes" >> beam.Map(index_node) if self.keep_nodes else None
+        return DedupDecisions(removed, combined, index_nodes)
 
 
 def removal_detail(decision: Decision) -> str:

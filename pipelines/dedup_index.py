@@ -1,6 +1,6 @@
 """Writes the dedup index of the documents a run kept (`lemur_corpus.dedup.index` has the format).
 
-    kept nodes (record, signature) ─▶ (kind, part) by a hash of (build, id) ─▶ group ─▶ one Parquet
+    kept nodes (record, sketch of the signature) ─▶ (kind, part) by a hash of (build, id) ─▶ group ─▶ one Parquet
       file a part, written by the worker that holds it, with its sha256 ─▶ per kind: the header
       (settings, builds, every file with its checksum), after the empty parts are written
 
@@ -49,16 +49,23 @@ class IndexTarget:
         return join(self.out_dir, INDEX_DIR, kind)
 
 
+def index_node(node: Node) -> Node:
+    """(record, signature) → (record, 4-bit sketch): what the index keeps of a document's signature,
+    made as soon as it is signed, so what waits for the decisions is an eighth of the signature."""
+    record, signature = node
+    return record, sketch_of(from_bytes(signature)) if signature is not None else None
+
+
 class IndexRowFn(beam.DoFn):
-    """A kept node → ((kind, part), row)."""
+    """A kept node (record, sketch: `index_node`) → ((kind, part), row)."""
 
     def __init__(self, target: IndexTarget) -> None:
         self.target = target
 
     def process(self, node: Node) -> Iterator[Any]:
-        record, signature = node
+        record, sketch = node
         settings = self.target.settings[record.kind]
-        sketch = sketch_of(from_bytes(signature)) if signature is not None and settings["near"] else None
+        sketch = sketch if settings["near"] else None
         row = (self.target.build_id, record.source, record.id, bytes.fromhex(record.content_hash), sketch)
         yield (record.kind, shard_of(self.target.build_id, record.id, self.target.parts)), row
 

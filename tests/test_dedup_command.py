@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import apache_beam as beam
 import pytest
 import zstandard
 
@@ -13,7 +14,8 @@ from lemur_corpus.cli import main
 from lemur_corpus.dedup.config import DedupConfig
 from lemur_corpus.dedup.shingles import shingles
 from lemur_corpus.errors import ConfigError, CorpusError
-from lemur_corpus.pipelines.dedup_files import run_dedup_files
+from lemur_corpus.pipelines.dedup_files import WriteTaskFn, command_config, run_dedup_files, task_of
+from lemur_corpus.sources import plan_input
 from tests.conftest import read_jsonl, shared_path
 
 
@@ -157,3 +159,50 @@ def test_arguments_are_checked_before_reading(tmp_path: Path) -> None:
         main(["--debug", "dedup", "--input", "x.jsonl", "--kind", "text", "--out", str(tmp_path), "--threshold", "1.5"])
     with pytest.raises(CorpusError, match="no file matches"):
         run_dedup_files([str(tmp_path / "missing-*.jsonl")], "text", str(tmp_path / "o"), DedupConfig())
+
+
+def test_outputs_follow_the_input_order_and_the_id_hash(tmp_path: Path) -> None:
+    """Kept records are written from a second read of their file, so a shard holds its documents in
+    input order (files in sorted order) and clusters.jsonl has one row per document in input order."""
+    pages = [r["text"] for r in read_jsonl(shared_path("web", "trafilatura_pages.main.jsonl.zst"))[:40]]
+    files = [_write_jsonl(tmp_path / f"part-{n}.jsonl", [{"id": f"{n}-{i:02d}-{'zyx'[i % 3]}", "text": pages[i]}
+                                                          for i in range(n * 20, n * 20 + 20)]) for n in (1, 0)]
+    duplicate = _write_jsonl(tmp_path / "part-2.jsonl", [{"id": "0-copy", "text": pages[3]}])
+    out = tmp_path / "out"
+    run_dedup_files([str(f) for f in (*files, duplicate)], "text", str(out), DedupConfig(), shards=3)
+    ids = [r["id"] for f in sorted(tmp_path.glob("part-*.jsonl")) for r in read_jsonl(f)]
+    assert [r["id"] for r in read_jsonl(out / "clusters.jsonl")] == ids
+    for shard in range(3):
+        raw = zstandard.ZstdDecompressor().decompress((out / f"kept-{shard:05d}-of-00003.jsonl.zst").read_bytes())
+        kept = [json.loads(line)["id"] for line in raw.decode().splitlines()]
+        assert kept == [i for i in ids if i in set(kept)] and "0-copy" not in kept
+    assert sorted(r["id"] for r in _kept(out)) == sorted(set(ids) - {"0-copy"})
+    assert not (out / ".kept-parts").exists() and not (out / ".clusters-parts").exists()
+
+
+def test_read_tasks_are_found_by_the_origin_the_readers_give() -> None:
+    tasks = {"gs://b/a:1.jsonl": 0, "x#row1.parquet": 1, "w.warc.gz": 2, "p#3": 3}
+    assert task_of("gs://b/a:1.jsonl:12", tasks) == 0
+    assert task_of("x#row1.parquet#row7", tasks) == 1
+    assert task_of("w.warc.gz#<urn:uuid:0a1b>", tasks) == 2
+    assert task_of("p#3:1", tasks) == 3
+    with pytest.raises(ValueError, match="names none of the input files"):
+        task_of("other.jsonl:1", tasks)
+
+
+def test_a_file_that_reads_differently_the_second_time_fails_the_run(tmp_path: Path) -> None:
+    path = _write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": "one"}, {"id": "b", "text": "two"}])
+    config = command_config([str(path)], DedupConfig(), "id", "text")
+    task = plan_input(config.inputs[0], config)[0][0]
+    write = WriteTaskFn(config, "text", str(tmp_path / "out"), 1, "id", "text")
+    row = {"id": "gone", "cluster": "a", "kept": False}
+
+    def changes(count: int, removed: list) -> list[str]:
+        outputs = list(write.process((0, {"task": [task], "removed": removed, "count": [count]}), failed=[]))
+        return [o.value for o in outputs if isinstance(o, beam.pvalue.TaggedOutput)]
+
+    assert changes(2, []) == []
+    assert changes(3, []) == [f"{path}: changed while the run read it: 3 documents the first time, 2 the second"]
+    assert changes(2, [("input/gone", row)]) == [
+        f"{path}: changed while the run read it: 2 documents the first time, 2 the second, "
+        "1 removed documents not found"]

@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="which document of a duplicate cluster is kept (default: smallest_id)")
     p.add_argument("--no-exact", action="store_true", help="skip exact dedup (near-dedup still finds identical texts)")
     p.add_argument("--shards", type=int, default=4, metavar="N",
-                   help="files the kept records are written to (default: 4)")
+                   help="files the kept records are written to, by a hash of the id, each in input order (default: 4)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier dedup output in --out (default: refuse)")
     p.add_argument("--against", metavar="DIR", nargs="+", default=None,
                    help="earlier `corpus dedup` outputs, builds or dedup indexes (`corpus dedup-index merge`): a "
