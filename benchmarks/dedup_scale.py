@@ -18,12 +18,14 @@ edits of the labelled web_neardup set, at strengths that put about 60% of the co
             dealt into one file per `--docs-per-file` documents (partitions follow files): then the
             driver's peak RSS and every worker's (from /proc) are printed, and what must stay flat
             as N grows is the workers' (issue 13: within +20% from 250k to 1M documents).
+            `--worker-memory-limit` gives each worker a limit (`dask worker --memory-limit`):
+            over 60% of it a worker spills task results to its local directory.
 
 Baseline in the same run: datasketch's `MinHash.bulk` (same shingles, permutations, hash) streamed
 over the same file, for the sign stage.
 
     .venv/bin/python benchmarks/dedup_scale.py [--docs 50000 200000] [--stages sign pipeline]
-        [--runner direct|dask-cluster] [--workers 2] [--docs-per-file 2500]
+        [--runner direct|dask-cluster] [--workers 2] [--docs-per-file 2500] [--worker-memory-limit 0]
 """
 
 from __future__ import annotations
@@ -163,13 +165,13 @@ def measure(stage: str, paths: list[Path], address: str = "") -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def measure_on_cluster(paths: list[Path], workers: int) -> dict:
-    """The pipeline stage against a fresh real Dask cluster; its workers' CPU and peak RSS from /proc
-    (they are not the measuring process's children)."""
+def measure_on_cluster(paths: list[Path], workers: int, memory_limit: str = "0") -> dict:
+    """The pipeline stage against a fresh real Dask cluster (each worker with `memory_limit`, "0":
+    none); its workers' CPU and peak RSS from /proc (they are not the measuring process's children)."""
     from benchmarks.dask_cluster import DaskCluster
     from benchmarks.dask_cluster import cpu_seconds as process_cpu
 
-    with DaskCluster(workers=workers) as cluster:
+    with DaskCluster(workers=workers, memory_limit=memory_limit) as cluster:
         before = cluster.worker_stats()
         scheduler, scheduler_cpu = cluster.processes[0].pid, process_cpu(cluster.processes[0].pid)
         r = measure("pipeline", paths, cluster.address)
@@ -195,6 +197,9 @@ def main() -> int:
     parser.add_argument("--workers", type=positive_int, default=2, help="dask-cluster: worker processes")
     parser.add_argument("--docs-per-file", type=positive_int, default=2_500,
                         help="dask-cluster: documents per input file")
+    parser.add_argument("--worker-memory-limit", default="0",
+                        help="dask-cluster: each worker's memory limit (e.g. 1GiB; over 60%% of it a worker spills "
+                             "task results to disk; default 0: none)")
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -225,7 +230,7 @@ def main() -> int:
                 split_text(path, files)
             for stage in stages:
                 if stage == "pipeline" and args.runner == "dask-cluster":
-                    r = measure_on_cluster(files, args.workers)
+                    r = measure_on_cluster(files, args.workers, args.worker_memory_limit)
                 else:
                     r = measure(stage, [path])
                 rows.setdefault(stage, []).append(r)
