@@ -30,6 +30,14 @@ from typing import Any
 
 START_TIMEOUT_S = 120.0
 
+WORKER_ENV = {"DASK_DISTRIBUTED__WORKER__MEMORY__PAUSE": "False"}
+"""Workers with a memory limit spill but do not pause. Dask pauses a worker (runs none of its tasks)
+while its process memory is over 80% of the limit; but a worker's memory here is mostly unmanaged
+(the imported modules, ~430 MiB, and what the allocator keeps of freed objects), which spilling
+cannot lower, so a pause can last for good: 200,000 documents of `benchmarks/dedup_scale.py` with 1
+GiB per worker had not finished after 70 minutes with pausing on, and took 840 s with 1.5 GiB and
+pausing off. Spilling (task results over 60% of the limit, process memory over 70%) bounds the memory."""
+
 
 def _dask_command() -> list[str]:
     """The `dask` command of this interpreter's environment (workers must import lemur_corpus)."""
@@ -56,7 +64,7 @@ class DaskCluster:
 
     def __init__(self, workers: int = 2, threads: int = 1, memory_limit: str = "0") -> None:
         """`memory_limit`: each worker's (`dask worker --memory-limit`, e.g. "1GiB"; "0": none). Over
-        60% of it a worker spills task results to its local directory, over 80% it pauses."""
+        60% of it a worker spills task results to its local directory; it does not pause (`WORKER_ENV`)."""
         self.workers, self.threads, self.memory_limit = workers, threads, memory_limit
         self._tmp = tempfile.TemporaryDirectory(prefix="lemur-dask-")
         self.log_dir = Path(self._tmp.name)
@@ -65,11 +73,11 @@ class DaskCluster:
         self.logs: list[Path] = []
         self.address = ""
 
-    def _start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def _start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         path = self.log_dir / f"{name}.log"
         with path.open("wb") as log:
             process = subprocess.Popen([*_dask_command(), *args], stdout=log, stderr=subprocess.STDOUT,
-                                       cwd=self._tmp.name)
+                                       cwd=self._tmp.name, env={**os.environ, **(env or {})})
         self.processes.append(process)
         self.logs.append(path)
         return process
@@ -84,7 +92,8 @@ class DaskCluster:
                 self._start(f"worker-{k}", [
                     "worker", "--scheduler-file", str(self.scheduler_file), "--host", "127.0.0.1",
                     "--nthreads", str(self.threads), "--no-dashboard", "--memory-limit", self.memory_limit,
-                    "--name", f"worker-{k}", "--local-directory", str(Path(self._tmp.name) / f"worker-{k}")])
+                    "--name", f"worker-{k}", "--local-directory", str(Path(self._tmp.name) / f"worker-{k}")],
+                    env=WORKER_ENV if self.memory_limit != "0" else None)
             self._wait(self._all_workers_joined, f"{self.workers} workers")
         except BaseException:
             self.close()
@@ -127,6 +136,19 @@ class DaskCluster:
         nannies = [p.pid for p in self.processes[1:]]
         return [{"cpu_s": cpu_seconds(pid) + cpu_seconds(nanny), "peak_rss_mib": peak_rss_mib(pid)}
                 for pid, nanny in zip(self.worker_pids(), nannies, strict=True)]
+
+    def task_seconds(self) -> dict[str, dict[str, float]]:
+        """Seconds the cluster's tasks spent so far, by kind of task (the key's prefix, e.g.
+        `run_bundle`: a Beam bundle; `shuffle-join`, `shuffle-group`: a tasks shuffle's steps) and
+        activity (`compute`; `transfer`: waiting for inputs from other workers; `disk-read`...),
+        as the scheduler records them (`TaskPrefix.all_durations`)."""
+        from dask.distributed import Client
+
+        def durations(dask_scheduler: Any) -> dict[str, dict[str, float]]:
+            return {name: dict(prefix.all_durations) for name, prefix in dask_scheduler.task_prefixes.items()}
+
+        with Client(self.address, timeout=10) as client:
+            return client.run_on_scheduler(durations)  # type: ignore[no-any-return]  # what `durations` returns
 
     def close(self) -> None:
         for process in reversed(self.processes):  # workers first, the scheduler last

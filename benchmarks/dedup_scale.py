@@ -19,7 +19,10 @@ edits of the labelled web_neardup set, at strengths that put about 60% of the co
             driver's peak RSS and every worker's (from /proc) are printed, and what must stay flat
             as N grows is the workers' (issue 13: within +20% from 250k to 1M documents).
             `--worker-memory-limit` gives each worker a limit (`dask worker --memory-limit`):
-            over 60% of it a worker spills task results to its local directory.
+            over 60% of it a worker spills task results to its local directory (it does not
+            pause: `benchmarks/dask_cluster.py`'s WORKER_ENV). A second line gives the seconds the
+            cluster's tasks spent by kind of task (Beam bundles, each step of Dask's tasks
+            shuffles) in compute and in waiting for transfers, where the time goes as N grows.
 
 Baseline in the same run: datasketch's `MinHash.bulk` (same shingles, permutations, hash) streamed
 over the same file, for the sign stage.
@@ -177,12 +180,23 @@ def measure_on_cluster(paths: list[Path], workers: int, memory_limit: str = "0")
         r = measure("pipeline", paths, cluster.address)
         after = cluster.worker_stats()
         scheduler_cpu = process_cpu(scheduler) - scheduler_cpu
+        r["task_seconds"] = cluster.task_seconds()
     r["driver_rss_mib"] = r["peak_rss_mib"]
     r["worker_rss_each_mib"] = [a["peak_rss_mib"] for a in after]
     r["worker_cpu_s"] = [a["cpu_s"] - b["cpu_s"] for a, b in zip(after, before, strict=True)]
     r["peak_rss_mib"] = max(r["worker_rss_each_mib"])
     r["cpu_s"] += sum(r["worker_cpu_s"]) + scheduler_cpu
     return r
+
+
+def task_seconds_line(seconds: dict[str, dict[str, float]], top: int = 8) -> str:
+    """The kinds of task that took longest (compute and transfer, the rest summed), one line."""
+    ranked = sorted(seconds.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))[:top]
+    return "; ".join(
+        f"{name} {times.get('compute', 0):.1f} compute + {times.get('transfer', 0):.1f} transfer"
+        + (f" + {rest:.1f} other" if (rest := sum(times.values()) - times.get('compute', 0)
+                                     - times.get('transfer', 0)) >= 0.05 else "")
+        for name, times in ranked)
 
 
 def main() -> int:
@@ -253,6 +267,8 @@ def main() -> int:
                         for c, m in zip(r["worker_cpu_s"], r["worker_rss_each_mib"], strict=True)))
                 print(f"  {name:32s} wall {r['wall_s']:7.1f} s  {r['docs'] / r['cpu_s']:7.0f} docs/s/core  "
                       f"peak RSS {r['peak_rss_mib']:7.0f} MiB{extra}")
+                if r.get("task_seconds"):
+                    print("    Dask task seconds by kind: " + task_seconds_line(r["task_seconds"]))
             if "sign" in rows and "baseline" in rows:
                 s, b = rows["sign"][-1], rows["baseline"][-1]
                 print(f"  sign stage ratio ours/datasketch: {b['cpu_s'] / s['cpu_s']:.2f}x docs/s/core")

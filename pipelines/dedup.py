@@ -100,7 +100,7 @@ class SignFn(beam.DoFn):
         signature_bytes = to_bytes(signature)
         data = to_set_bytes(shingle_set) if shingle_set is not None else signature_bytes
         keep = survivor_key(record, self.config.keep)
-        payload = Payload(doc.kind, doc.source, record.content_hash, keep, data)
+        payload = Payload(record, keep, data)
         yield beam.pvalue.TaggedOutput(PAYLOADS, (doc.id, payload))
         yield record, signature_bytes
 

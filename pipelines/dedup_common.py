@@ -27,10 +27,10 @@ AnyNode = TypeVar("AnyNode", bound=Node)
 class Payload(NamedTuple):
     """What verification compares, keyed by the document's id (`lemur_corpus.dedup.verify`)."""
 
-    kind: str
-    source: str
-    content_hash: str
-    """Picks one payload when an id was read twice (the smallest hash, as `first_node`)."""
+    record: DedupRecord
+    """The document's small record: verification hands it on with the document's edges, so the walk
+    joins records only of documents that have an edge (its `content_hash` picks one payload when an
+    id was read twice, as `first_node` does)."""
     keep: tuple
     """The document's place in `keep` order (`dedup.exact.survivor_key`; its id comes last)."""
     data: bytes
@@ -59,7 +59,7 @@ def first_node(nodes: Sequence[AnyNode]) -> AnyNode | None:
 
 
 def first_payload(payloads: Sequence[Payload]) -> Payload | None:
-    return min(payloads, key=lambda p: p.content_hash) if payloads else None
+    return min(payloads, key=lambda p: p.record.content_hash) if payloads else None
 
 
 def removal_outputs(section: str, survivor: DedupRecord, removed: list[tuple[DedupRecord, float]],

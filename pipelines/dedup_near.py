@@ -6,9 +6,12 @@
       ─▶ join pairs and payloads on id ─▶ each payload to the later documents of its pairs
       ─▶ group by later document ─▶ verify its pairs
       ─▶ verified edges ─▶ ConnectedComponents (large-star/small-star rounds) ─▶ (id, label)
-      ─▶ join records, labels and edges on id ─▶ group by label ─▶ walk in keep order ─▶ removals
+      ─▶ join labels, edges and the records of their documents on id ─▶ group by label
+      ─▶ walk in keep order ─▶ removals
 
-Every payload crosses the network once, plus one copy per later document it is paired with.
+Every payload crosses the network once, plus one copy per later document it is paired with. A
+payload carries its document's record, and verification hands on the records of the documents it
+found an edge for: the walk joins only those (a few per cluster), not every signed document's.
 Buckets travel in groups (`BUCKET_GROUP_ENTRIES`): a document has one band key per band and almost
 every bucket holds one document, so a shuffle of one element per document and band would move
 ~20 elements per document only to find most of them alone; a group is a list of about
@@ -49,7 +52,6 @@ from lemur_corpus.pipelines.dedup_common import (
     STATS,
     Payload,
     SignedNode,
-    first_node,
     first_payload,
     removal_outputs,
     removed_outputs,
@@ -60,6 +62,7 @@ from lemur_corpus.pipelines.outputs import MultiOutputParDo
 from lemur_corpus.pipelines.profile import COMPONENTS, MINHASH, profiled
 
 NAMES = "names"
+RECORDS = "records"
 
 
 def near_params(config: DedupConfig) -> dict[str, tuple[int, int]]:
@@ -201,7 +204,7 @@ class RoutePayloadFn(beam.DoFn):
 class VerifyFn(beam.DoFn):
     """A later document's payload and those of the earlier documents paired with it: each pair's
     similarity; the edges that reach the threshold go to the components (as names, keyed both ways)
-    and to the walk (as the later document's edges)."""
+    and to the walk (as the later document's edges, with the records of both ends on `RECORDS`)."""
 
     def __init__(self, config: DedupConfig) -> None:
         self.config = config
@@ -218,12 +221,12 @@ class VerifyFn(beam.DoFn):
         for doc_id, payload in values:
             if doc_id == later:
                 mine = payload
-            elif doc_id not in earlier or payload.content_hash < earlier[doc_id].content_hash:
+            elif doc_id not in earlier or payload.record.content_hash < earlier[doc_id].record.content_hash:
                 earlier[doc_id] = payload
         if mine is None or not earlier:
             return
         ids = sorted(earlier)
-        kind, source = mine.kind, mine.source
+        kind, source = mine.record.kind, mine.record.source
         yield tagged_stat("near", kind, "max_verify_group", len(ids))
         yield tagged_stat("near", kind, "candidate_pairs", len(ids))
         yield tagged_stat("near_by_source", source, "candidate_pairs", len(ids))
@@ -235,23 +238,27 @@ class VerifyFn(beam.DoFn):
             yield tagged_stat("near_by_source", source, metric)
             if is_edge:
                 edges.append((doc_id, similarity))
+                yield beam.pvalue.TaggedOutput(RECORDS, (doc_id, earlier[doc_id].record))
                 a, b = (kind, *earlier[doc_id].keep), (kind, *mine.keep)
                 yield beam.pvalue.TaggedOutput(NAMES, (a, b))
                 yield beam.pvalue.TaggedOutput(NAMES, (b, a))
         if edges:
             yield later, edges
+            yield beam.pvalue.TaggedOutput(RECORDS, (later, mine.record))
 
 
 class GroupMemberFn(beam.DoFn):
-    """Joined on id: a document with an edge → (its label, (record, its edges))."""
+    """Joined on id: a document with an edge → (its label, (record, its edges)). Its record came
+    from every verification that found one of its edges (an id read twice: the smallest hash's, as
+    `first_payload` picked)."""
 
     @profiled(COMPONENTS)
     def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
         doc_id, grouped = element
-        node = first_node(grouped["node"])
-        if node is None or not (grouped["label"] or grouped["edges"]):
+        records: list[DedupRecord] = grouped["record"]
+        if not records:
             return
-        record: DedupRecord = node[0]
+        record = min(records, key=lambda r: r.content_hash)
         labels: list[Label] = sorted(grouped["label"])
         label = labels[0] if labels else (record.kind, doc_id, 0)  # unsettled, unreached: decided alone
         edges = [edge for edges in grouped["edges"] for edge in edges]
@@ -320,13 +327,12 @@ class NearDuplicates(beam.PTransform):
         verified = (
             routed
             | "GroupPairs" >> beam.GroupByKey()
-            | "Verify" >> MultiOutputParDo(VerifyFn(config), STATS, NAMES, main="edges")
+            | "Verify" >> MultiOutputParDo(VerifyFn(config), STATS, NAMES, RECORDS, main="edges")
         )
         components = verified["names"] | "Components" >> ConnectedComponents(
             config.component_rounds, {k: config.near(k).max_component_size for k in enabled})
         decided = (
-            {"node": signed | "RecordsById" >> beam.Map(lambda node: (node[0].id, (node[0], None))),
-             "label": components.labels, "edges": verified["edges"]}
+            {"record": verified[RECORDS], "label": components.labels, "edges": verified["edges"]}
             | "JoinComponents" >> beam.CoGroupByKey()
             | "KeyByComponent" >> beam.ParDo(GroupMemberFn())
             | "GroupComponents" >> beam.GroupByKey()

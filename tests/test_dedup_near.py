@@ -65,9 +65,31 @@ def test_a_pair_the_star_never_compared_is_verified() -> None:
     with beam_pipeline(PipelineOptions()) as p:
         nodes = p | "Nodes" >> beam.Create([(records[i], to_bytes(signatures[i])) for i in "ABC"])
         payloads = p | "Payloads" >> beam.Create(
-            [(i, Payload("text", "web", f"h{i}", (i,), to_bytes(signatures[i]))) for i in "ABC"])
+            [(i, Payload(records[i], (i,), to_bytes(signatures[i]))) for i in "ABC"])
         near = nodes | NearDuplicates(config, payloads)
         assert_that(near.removed, equal_to([("C", Decision("near_duplicate", "B", round(216 / 256, 6)))]))
+
+
+def test_verification_hands_on_the_records_of_both_ends_of_each_edge() -> None:
+    """The walk joins records only of documents with an edge: verification emits them, one per end
+    of each edge it found (none for a rejected pair), and a member's record is the smallest hash's."""
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 2**32, 256, dtype=np.uint64).astype(np.uint32)
+    near, far = base.copy(), rng.integers(0, 2**32, 256, dtype=np.uint64).astype(np.uint32)
+    near[:10] += np.uint32(1)  # agrees on 246 of 256 with base: an edge; far agrees on none
+    records = {i: DedupRecord(i, "text", "web", f"h{i}", 100, 0) for i in "ABC"}
+    fn = dedup_near.VerifyFn(DedupConfig.model_validate({"text": {"verify": "signature"}}))
+    fn.setup()
+    payloads = {"A": near, "B": far, "C": base}
+    out = list(fn.process(("C", [(i, Payload(records[i], (i,), to_bytes(payloads[i]))) for i in "ABC"])))
+    handed = sorted(o.value for o in out if isinstance(o, beam.pvalue.TaggedOutput) and o.tag == dedup_near.RECORDS)
+    assert handed == [("A", records["A"]), ("C", records["C"])]
+    assert [o for o in out if not isinstance(o, beam.pvalue.TaggedOutput)] == [("C", [("A", round(246 / 256, 6))])]
+    twice = DedupRecord("A", "text", "web", "h0", 100, 0)  # the id read twice: the smaller hash's record
+    member = list(dedup_near.GroupMemberFn().process(
+        ("A", {"record": [records["A"], twice], "label": [("text", "A", 0)], "edges": []})))
+    assert member == [(("text", "A", 0), (twice, []))]
+    assert list(dedup_near.GroupMemberFn().process(("B", {"record": [], "label": [], "edges": []}))) == []
 
 
 def test_bucket_groups_stay_one_size_as_the_corpus_grows() -> None:
