@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -82,20 +83,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.beam_args = passthrough
     setup_logging(args.debug)
     logging.getLogger().handlers[0].addFilter(_QuietBeamImports())
+    code = _run(args, as_program=argv_given is None)
+    if argv_given is None and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        # The command is done, but the interpreter may still wait for the runner's threads: a Ctrl-C
+        # from here on ends the process at once with 130, as during the run, not by the signal.
+        signal.signal(signal.SIGINT, _interrupted_after_the_run)
+    return code
+
+
+def _run(args: argparse.Namespace, as_program: bool) -> int:
     try:
         return int(args.func(args) or 0)
     except CorpusError as exc:
         if args.debug:
             raise
         if interrupted(exc):
-            return _interrupted(as_program=argv_given is None)
+            return _interrupted(as_program)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BaseException as exc:
         # Ctrl-C reaches us as KeyboardInterrupt, or wrapped by the runner that caught it in a worker
         if not interrupted(exc) or args.debug:
             raise
-        return _interrupted(as_program=argv_given is None)
+        return _interrupted(as_program)
+
+
+def _interrupted_after_the_run(signum: int, frame: object) -> None:
+    """A Ctrl-C after the command returned: its output is whatever the command made of it (complete
+    when it succeeded), the exit status 130."""
+    print("interrupted (after the command had finished)", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def _interrupted(as_program: bool) -> int:

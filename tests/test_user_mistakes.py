@@ -175,6 +175,23 @@ def test_ctrl_c_is_interrupted_and_130_however_the_runner_wraps_it(monkeypatch: 
     assert code == 130 and err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
 
 
+def test_ctrl_c_after_the_command_finished_is_130_not_death_by_signal() -> None:
+    """A Ctrl-C that lands once the command has returned (the interpreter may still be waiting for
+    the runner's threads) ends the process at once with 130 and one line, not killed by SIGINT with
+    a traceback."""
+    script = ("import os, signal, sys, time\n"
+              "from lemur_corpus import cli\n"
+              "sys.argv = ['corpus', 'validate']\n"
+              "code = cli.main()\n"
+              "os.kill(os.getpid(), signal.SIGINT)\n"
+              "time.sleep(30)\n"
+              "sys.exit(code)\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130, done.stderr[-3000:]
+    assert done.stderr.strip().splitlines()[-1] == "interrupted (after the command had finished)"
+    assert "Traceback" not in done.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("beam_args", [[], ["--", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]])
 def test_ctrl_c_during_the_filter_stage(beam_args: list[str], tmp_path: Path) -> None:
