@@ -32,6 +32,20 @@ def real_texts(data: Path) -> list[str]:
     return texts
 
 
+def memory_limit(text: str) -> str:
+    """An argparse type: a Dask worker memory limit as `dask worker --memory-limit` takes it ("0": none,
+    "auto", "1.5GiB", "800MB"), checked here so a typo is one argparse line, not a worker that fails to start."""
+    from dask.utils import parse_bytes
+
+    if text.strip() not in ("0", "auto"):
+        try:
+            if parse_bytes(text) < 1:
+                raise ValueError(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a memory size (e.g. 1GiB, 800MB; 0: none)") from None
+    return text
+
+
 def positive_int(text: str) -> int:
     """An argparse type: an integer of at least 1 (a count of runs, files, documents)."""
     value = int(text)

@@ -33,9 +33,9 @@ START_TIMEOUT_S = 120.0
 WORKER_ENV = {"DASK_DISTRIBUTED__WORKER__MEMORY__PAUSE": "False"}
 """Workers with a memory limit spill but do not pause. Dask pauses a worker (runs none of its tasks)
 while its process memory is over 80% of the limit; but a worker's memory here is mostly unmanaged
-(the imported modules, ~430 MiB, and what the allocator keeps of freed objects), which spilling
+(the imported modules and what the allocator keeps of freed objects), which spilling
 cannot lower, so a pause can last for good: 200,000 documents of `benchmarks/dedup_scale.py` with 1
-GiB per worker had not finished after 70 minutes with pausing on, and took 840 s with 1.5 GiB and
+GiB per worker had not finished after 70 minutes with pausing on, and took 796.8 s with 1.5 GiB and
 pausing off. Spilling (task results over 60% of the limit, process memory over 70%) bounds the memory."""
 
 

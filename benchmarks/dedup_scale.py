@@ -52,7 +52,7 @@ import zstandard
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import DEFAULT_DATA, positive_int, read_jsonl  # noqa: E402
+from benchmarks.common import DEFAULT_DATA, memory_limit, positive_int, read_jsonl  # noqa: E402
 
 RECENT = 2000
 """Edited copies are made of one of this many latest documents (bounded memory while generating)."""
@@ -211,7 +211,7 @@ def main() -> int:
     parser.add_argument("--workers", type=positive_int, default=2, help="dask-cluster: worker processes")
     parser.add_argument("--docs-per-file", type=positive_int, default=2_500,
                         help="dask-cluster: documents per input file")
-    parser.add_argument("--worker-memory-limit", default="0",
+    parser.add_argument("--worker-memory-limit", default="0", type=memory_limit,
                         help="dask-cluster: each worker's memory limit (e.g. 1GiB; over 60%% of it a worker spills "
                              "task results to disk; default 0: none)")
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)

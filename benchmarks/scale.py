@@ -66,7 +66,7 @@ import zstandard
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import DEFAULT_DATA, positive_int, read_jsonl  # noqa: E402
+from benchmarks.common import DEFAULT_DATA, memory_limit, positive_int, read_jsonl  # noqa: E402
 from benchmarks.dedup_scale import RECENT, edit, generate  # noqa: E402
 
 CODE_SHARE = 0.7
@@ -321,7 +321,7 @@ def main() -> int:
                         help="files per kind (default: one per --docs-per-file documents of the kind)")
     parser.add_argument("--docs-per-file", type=positive_int, default=DOCS_PER_FILE,
                         help="documents per input file when --files is not given (default: %(default)s)")
-    parser.add_argument("--worker-memory-limit", default="0",
+    parser.add_argument("--worker-memory-limit", default="0", type=memory_limit,
                         help="dask-cluster: each worker's memory limit (e.g. 1GiB; it spills task results "
                              "to disk over 60%% of it); default 0: no limit, nothing spilled")
     parser.add_argument("--dup-rate", type=float, default=0.3)

@@ -397,3 +397,15 @@ def test_documents_are_counted_per_bundle_with_the_same_sums(tmp_path: Path) -> 
         count, table = json.loads(out.read_text())
         assert {tuple(k): tuple(v) for k, v in table} == expected, name
         assert 3 <= count < len(docs), name  # a few bundles, three groups: far fewer than one per document
+
+
+def test_a_benchmark_worker_memory_limit_is_checked_before_any_worker_starts() -> None:
+    """`--worker-memory-limit` takes what `dask worker --memory-limit` takes; a typo is an argparse error."""
+    import argparse
+
+    from benchmarks.common import memory_limit
+
+    assert [memory_limit(v) for v in ("0", "auto", "1.5GiB", "800MB")] == ["0", "auto", "1.5GiB", "800MB"]
+    for wrong in ("banana", "-3", "1.5 Gibibytes"):
+        with pytest.raises(argparse.ArgumentTypeError, match="is not a memory size"):
+            memory_limit(wrong)
