@@ -35,7 +35,12 @@ Two more make memory grow with the corpus, measured with `benchmarks/scale.py --
    a build's partitions follow its read tasks, one input file each, and a partition holds about
    one file's documents whatever the number of files.
 
-Multi-output ParDos are a seventh problem (all tags' elements land in one bag); the build avoids
+7. **Every shuffled element's key is hashed by `dask.base.tokenize`.** The stock `GroupByKey` is
+   `Bag.groupby`, whose tasks shuffle places an element by `int(tokenize(key), 16)`: an md5 of the
+   key's normalized form, computed in Python for every element of every shuffle.
+   Here keys are hashed by `key_hash` (xxh64 of Beam's deterministic encoding of the key).
+
+Multi-output ParDos are an eighth problem (all tags' elements land in one bag); the build avoids
 them with `lemur_corpus.pipelines.outputs.MultiOutputParDo`, so it runs on the stock runner too,
 only slowly. Without `--dask_client_address` or `--dask_scheduler_file`, a
 `dask.distributed.LocalCluster` of `--dask_workers` single-threaded worker processes is started for
@@ -57,13 +62,14 @@ import typing as t
 import uuid
 
 import apache_beam
+import xxhash
 from apache_beam import pvalue
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pipeline import AppliedPTransform, PipelineVisitor, PTransformOverride
 from apache_beam.pvalue import TaggedOutput
 from apache_beam.runners.common import DoFnContext, DoFnInvoker, DoFnSignature, _OutputHandler
 from apache_beam.runners.dask import dask_runner as beam_dask
-from apache_beam.runners.dask.overrides import _Create, _Flatten, dask_overrides
+from apache_beam.runners.dask.overrides import _Create, _Flatten, _GroupByKeyOnly, dask_overrides
 from apache_beam.runners.dask.transform_evaluator import (
     TRANSLATIONS,
     DaskBagOp,
@@ -249,7 +255,42 @@ class FlattenBags(Flatten):
         return joined.repartition(npartitions=widest) if joined.npartitions > widest else joined
 
 
-OPS: dict[type, type[DaskBagOp]] = {**TRANSLATIONS, apache_beam.ParDo: ParDo, _Create: Create, _Flatten: FlattenBags}
+_KEY_CODER = apache_beam.coders.coders.FastPrimitivesCoder().as_deterministic_coder("GroupByKey")
+
+
+def _key(item: tuple[t.Any, t.Any]) -> t.Any:
+    return item[0]
+
+
+def key_hash(key: t.Any) -> int:
+    """The same number for equal keys in every process (see the module docstring, 7): xxh64 of the
+    key's deterministic Beam encoding, the bytes Beam's portable runners group by. A key Beam cannot
+    encode deterministically is a TypeError: Dask's own hash would not do either (two equal
+    frozensets can tokenize differently), and a key hashed two ways splits its group silently."""
+    try:
+        encoded = _KEY_CODER.encode(key)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"GroupByKey on Dask: a key of type {type(key).__name__} has no deterministic "
+                        f"encoding, so equal keys could land in different groups ({exc})") from None
+    return xxhash.xxh64_intdigest(encoded)
+
+
+def _grouped(item: tuple[t.Any, list[t.Any]]) -> tuple[t.Any, list[t.Any]]:
+    key, elements = item
+    return key, [element.value if isinstance(element, WindowedValue) else element for _, element in elements]
+
+
+class GroupByKey(DaskBagOp):
+    """Beam's `GroupByKey` as the stock runner's (Dask's tasks shuffle), each key hashed by `key_hash`."""
+
+    def apply(self, input_bag: t.Any, side_inputs: t.Any = None) -> t.Any:
+        from dask.bag.core import groupby_tasks
+
+        return groupby_tasks(input_bag, _key, hash=key_hash).map(_grouped)
+
+
+OPS: dict[type, type[DaskBagOp]] = {
+    **TRANSLATIONS, apache_beam.ParDo: ParDo, _Create: Create, _Flatten: FlattenBags, _GroupByKeyOnly: GroupByKey}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 
 import apache_beam as beam
@@ -274,6 +275,28 @@ def test_fixed_dask_lifts_combiners_over_one_partition_per_created_element(dask_
         assert_that(numbers | "Global" >> beam.CombineGlobally(sum), equal_to([190]), label="Global")
         empty = p | "Nothing" >> beam.Create([]) | "Count" >> beam.CombineGlobally(beam.combiners.CountCombineFn())
         assert_that(empty, equal_to([0]), label="Empty")
+
+
+def test_dask_shuffle_key_hash_is_the_same_for_equal_keys_in_every_process() -> None:
+    """Equal keys built apart (other objects, another process with another string hash seed) land
+    in the same partition; a key without a deterministic encoding is refused, not hashed two ways
+    (Dask's own hash gives two equal frozensets two values, at random)."""
+    import subprocess
+    import sys
+
+    from lemur_corpus.pipelines.dask_runner import key_hash
+
+    keys = ["doc-1", ("text", "doc-1", 3), ("code", ("a", 2.5), None), b"raw", 7]
+    rebuilt = ["doc-" + str(1), ("te" + "xt", "doc-" + "1", 3), ("code", ("a", 2.5), None), b"r" + b"aw", 7]
+    hashes = [key_hash(k) for k in keys]
+    assert hashes == [key_hash(k) for k in rebuilt]
+    assert len(set(hashes)) == len(keys)
+    script = f"from lemur_corpus.pipelines.dask_runner import key_hash; print([key_hash(k) for k in {keys!r}])"
+    other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": "12345"})
+    assert other.stdout.strip() == str(hashes)
+    with pytest.raises(TypeError, match="frozenset has no deterministic encoding"):
+        key_hash(frozenset({"a", "b"}))
 
 
 @pytest.fixture(scope="module")
