@@ -22,6 +22,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 from apache_beam.runners.direct.direct_runner import SwitchingDirectRunner
 
 from lemur_corpus.pipelines.dofn_specs import remember_dofn_specs
+from lemur_corpus.pipelines.state_sampler import shorten_sampling_period
 
 DIRECT_RUNNER_NAMES = frozenset({"direct", "switchingdirect"})
 """The runner names (besides none at all) that mean Beam's DirectRunner, as Beam matches them: any
@@ -99,6 +100,7 @@ def beam_pipeline(options: PipelineOptions) -> beam.Pipeline:
     `OfflineDirectRunner` where the options name the DirectRunner or no runner; any other runner is
     Beam's to create."""
     remember_dofn_specs()  # Beam's per-ParDo introspection, once per DoFn class (this process and its forks)
+    shorten_sampling_period()  # a bundle's end waits out at most 10 ms of Beam's sampler sleep, not 200
     name = options.view_as(StandardOptions).runner
     direct = name is None or (
         isinstance(name, str) and name.rsplit(".", 1)[-1].lower().removesuffix("runner") in DIRECT_RUNNER_NAMES)

@@ -277,6 +277,24 @@ def test_fixed_dask_lifts_combiners_over_one_partition_per_created_element(dask_
         assert_that(empty, equal_to([0]), label="Empty")
 
 
+def test_a_pipeline_samples_step_state_every_10_ms_so_bundles_end_without_a_200_ms_wait() -> None:
+    """Beam joins its state-sampling thread at the end of every bundle, and the thread finishes its
+    sleep first: the period, not the bundle, decides how long that takes (pipelines/state_sampler.py)."""
+    from apache_beam.runners.worker import statesampler
+    from apache_beam.utils.counters import CounterFactory
+
+    from lemur_corpus.pipelines.state_sampler import SAMPLING_PERIOD_MS
+
+    beam_pipeline(PipelineOptions([]))
+    sampler = statesampler.StateSampler("stage", CounterFactory())
+    assert sampler.sampling_period_ms == SAMPLING_PERIOD_MS == 10
+    sampler.start()
+    with sampler.scoped_state("step", "process"):
+        pass
+    sampler.stop()
+    assert sampler.get_info().transition_count >= 2
+
+
 def test_dask_shuffle_key_hash_is_the_same_for_equal_keys_in_every_process() -> None:
     """Equal keys built apart (other objects, another process with another string hash seed) land
     in the same partition; a key without a deterministic encoding is refused, not hashed two ways
