@@ -255,6 +255,17 @@ class WarmFnApiRunner(fn_runner.FnApiRunner):
     def _default_environment(self, _environment: environments.Environment) -> None:
         pass
 
+    def _get_bundle_manager(self, bundle_context_manager: Any) -> Any:
+        """Beam's choice, except that a stage run in parallel is cut into bundles of bounded size
+        (`pipelines/bounded_bundles.py`) rather than into one bundle per worker."""
+        from lemur_corpus.pipelines.bounded_bundles import BoundedBundleManager
+
+        manager = super()._get_bundle_manager(bundle_context_manager)
+        if type(manager) is not fn_runner.ParallelBundleManager:
+            return manager
+        return BoundedBundleManager(bundle_context_manager, self._progress_frequency,
+                                    cache_token_generator=manager._cache_token_generator)
+
 
 # ---------------------------------------------------------------------------------------------
 # The worker process

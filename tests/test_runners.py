@@ -338,6 +338,24 @@ def matrix_config(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-
 
 
 @pytest.mark.slow
+def test_multi_processing_in_small_bundles_writes_the_in_process_runners_bytes(
+        matrix_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Every stage cut into bundles of a few KB or a few dozen grouped values
+    (`pipelines/bounded_bundles.py`; a real build's bundles are 32 MB): the same files, byte for byte."""
+    from lemur_corpus.pipelines import bounded_bundles
+
+    monkeypatch.setattr(bounded_bundles, "MAX_BUNDLE_BYTES", 4_096)
+    monkeypatch.setattr(bounded_bundles, "MAX_BUNDLE_GROUPED_VALUES", 40)
+    counts: list[int] = []
+    count = bounded_bundles.bundle_count
+    monkeypatch.setattr(bounded_bundles, "bundle_count", lambda *a, **k: counts.append(count(*a, **k)) or counts[-1])
+    run_build(matrix_config, str(tmp_path / "direct"), [])
+    run_build(matrix_config, str(tmp_path / "small"), MULTI_PROCESSING)
+    assert output_digest(tmp_path / "small") == output_digest(tmp_path / "direct")
+    assert sum(n > 2 for n in counts) >= 10 and max(counts) >= 20  # many stages ran in many bundles
+
+
+@pytest.mark.slow
 def test_runner_matrix_gives_identical_bytes(matrix_config, dask_cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     runs = {
         "direct": [],

@@ -1,0 +1,144 @@
+"""The multi_processing DirectRunner's bundles, cut to a bounded size.
+
+Beam's FnApiRunner runs a stage on its `--direct_num_workers` workers by cutting the stage's whole
+input into exactly one part per worker (`ParallelBundleManager`): each worker's bundle is 1/n of
+the stage, whatever its size. What a bundle holds until it ends grows with it: a lifted combiner's
+accumulators (the LSH bucket groups' entries of every document of the bundle), the distinct pairs
+of a `Distinct`, a DoFn's per-bundle buffers. So a worker's peak RSS grew with the corpus
+(`benchmarks/scale.py --runner mp`: x1.63 from 25,000 to 100,000 documents).
+
+`BoundedBundleManager` cuts a stage's input into bundles of about `MAX_BUNDLE_BYTES` (at least one
+per worker) and keeps each worker busy with one bundle at a time: a thread per worker takes the
+next bundle from a shared queue, so a slow bundle does not hold the others up. Inputs are cut
+where they are already cut (a `ListBuffer`'s chunks, which the data channel flushes at 10 MB), or
+by key (a `GroupingBuffer`, a GroupByKey's output), never by decoding and re-encoding elements
+(Beam's own cut does that for an input of fewer chunks than workers; so does this one, then).
+The build's output does not depend on how a stage is cut into bundles: every stage sorts what it
+groups, and the same build gives the same bytes on Dask, whose bundles are its partitions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from apache_beam.metrics import monitoring_infos
+from apache_beam.portability.api import beam_fn_api_pb2
+from apache_beam.runners.portability.fn_api_runner import execution, fn_runner
+
+MAX_BUNDLE_BYTES = 32 << 20
+"""A bundle's input, at most, where it arrives encoded (a few chunks of the data channel, which
+flushes at 10 MB; more where one chunk is larger): big enough that a bundle's fixed cost to the
+runner is noise, small enough that what a bundle holds stays bounded."""
+MAX_BUNDLE_GROUPED_VALUES = 50_000
+"""A bundle's input, at most, where it is a GroupByKey's output: the runner holds those decoded, so
+they are counted, not measured (the values of a key are never cut)."""
+
+
+def input_size(buffer: Any) -> tuple[int, int]:
+    """(encoded bytes, grouped values) of a stage input buffer; (0, 0) for a kind not cut here."""
+    if isinstance(buffer, execution.ListBuffer):  # chunks of encoded elements (or, for some inputs, elements)
+        return sum(len(chunk) for chunk in buffer if isinstance(chunk, bytes)), 0
+    if isinstance(buffer, execution.GroupingBuffer):
+        return 0, sum(len(values) for values in buffer._table.values())
+    return 0, 0
+
+
+def bundle_count(inputs: Mapping[str, Any], workers: int, max_bytes: int | None = None,
+                 max_values: int | None = None) -> int:
+    """Bundles for a stage's inputs: a multiple of `workers`, each within both bounds (about; the
+    module's by default)."""
+    max_bytes = max_bytes or MAX_BUNDLE_BYTES
+    max_values = max_values or MAX_BUNDLE_GROUPED_VALUES
+    sizes = [input_size(buffer) for buffer in inputs.values()]
+    total_bytes, total_values = sum(size[0] for size in sizes), sum(size[1] for size in sizes)
+    rounds = max(1, -(-total_bytes // (max_bytes * workers)), -(-total_values // (max_values * workers)))
+    return rounds * workers
+
+
+def cut(buffer: Any, parts: int, workers: int) -> list[list[bytes]]:
+    """`buffer` in `parts` pieces (some may be empty): a ListBuffer by its chunks, dealt in turn; a
+    ListBuffer of fewer chunks than `workers` by Beam's own cut into `workers` pieces (which
+    re-encodes its elements to spread them); anything else by its own `partition`."""
+    if isinstance(buffer, execution.ListBuffer):
+        chunks = list(buffer)
+        if all(isinstance(chunk, bytes) for chunk in chunks) and (len(chunks) >= workers or not chunks):
+            return [chunks[k::parts] for k in range(parts)]
+        return buffer.partition(workers) + [[] for _ in range(parts - workers)]
+    return buffer.partition(parts)
+
+
+class _OneWorker:
+    """A stage's `BundleContextManager` that offers one worker handler: Beam's `BundleManager` picks
+    its handler from the context (by a global counter), and a bundle here goes to a chosen one."""
+
+    def __init__(self, context: execution.BundleContextManager, handler: Any) -> None:
+        self._context = context
+        self.worker_handlers = [handler]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
+class BoundedBundleManager(fn_runner.ParallelBundleManager):
+    """`ParallelBundleManager` with bundles of about `MAX_BUNDLE_BYTES`, one at a time per worker."""
+
+    def process_bundle(self, inputs: Mapping[str, Any], expected_outputs: Any, fired_timers: Mapping[Any, Any],
+                       expected_output_timers: Any, dry_run: bool = False) -> Any:
+        handlers = list(self.bundle_context_manager.worker_handlers)
+        workers = len(handlers)
+        parts = bundle_count(inputs, workers)
+        if parts <= workers:
+            return super().process_bundle(inputs, expected_outputs, fired_timers, expected_output_timers, dry_run)
+        part_inputs: list[dict[str, list[bytes]]] = [{} for _ in range(parts)]
+        for name, buffer in inputs.items():
+            for index, piece in enumerate(cut(buffer, parts, workers)):
+                part_inputs[index][name] = piece
+        # Timers go with the first bundle only, as in Beam's ParallelBundleManager.
+        work: queue.SimpleQueue[tuple[int, dict[str, list[bytes]]]] = queue.SimpleQueue()
+        for index, part in enumerate(part_inputs):
+            work.put((index, part))
+        results: list[Any] = [None] * parts
+        errors: list[BaseException] = []
+
+        def serve(handler: Any) -> None:
+            context = _OneWorker(self.bundle_context_manager, handler)
+            while not errors:
+                try:
+                    index, part = work.get_nowait()
+                except queue.Empty:
+                    return
+                manager = fn_runner.BundleManager(context, self._progress_frequency,  # type: ignore[arg-type]  # a proxy
+                                                  cache_token_generator=self._cache_token_generator)
+                try:
+                    results[index] = manager.process_bundle(
+                        part,  # type: ignore[arg-type]  # lists of encoded chunks, as Beam's ParallelBundleManager passes
+                        expected_outputs, fired_timers if index == 0 else {}, expected_output_timers, dry_run)
+                except BaseException as exc:  # handed to the caller's thread below
+                    errors.append(exc)
+                    return
+
+        threads = [threading.Thread(target=serve, args=(handler,), name=f"bundles-{n}", daemon=True)
+                   for n, handler in enumerate(handlers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return merge_results(results)
+
+
+def merge_results(results: list[Any]) -> Any:
+    """The stage's response and split results from its bundles', as Beam's ParallelBundleManager
+    merges them: monitoring infos consolidated, the first error kept."""
+    responses = [result for result, _ in results]
+    splits = list(itertools.chain.from_iterable(split for _, split in results))
+    merged = beam_fn_api_pb2.InstructionResponse(
+        process_bundle=beam_fn_api_pb2.ProcessBundleResponse(monitoring_infos=monitoring_infos.consolidate(
+            itertools.chain.from_iterable(r.process_bundle.monitoring_infos for r in responses))),
+        error=next((r.error for r in responses if r.error), ""))
+    return merged, splits

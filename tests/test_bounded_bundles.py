@@ -1,0 +1,74 @@
+"""The multi_processing DirectRunner cuts a stage into bundles of bounded size
+(`pipelines/bounded_bundles.py`): what a worker holds for a bundle no longer grows with the corpus,
+and nothing of the stage's input is lost, doubled or changed on the way."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+import pytest
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.portability.fn_api_runner import execution
+from apache_beam.testing.util import assert_that, equal_to
+
+from lemur_corpus.pipelines import bounded_bundles
+from lemur_corpus.pipelines.bounded_bundles import bundle_count, cut
+from lemur_corpus.pipelines.direct_runner import beam_pipeline
+
+
+def list_buffer(*chunks: bytes) -> execution.ListBuffer:
+    buffer = execution.ListBuffer(None)
+    for chunk in chunks:
+        buffer.append(chunk)
+    return buffer
+
+
+def test_bundles_are_a_multiple_of_the_workers_each_within_the_bound() -> None:
+    small = {"in": list_buffer(b"x" * 100, b"y" * 100)}
+    assert bundle_count(small, workers=2, max_bytes=1_000) == 2  # Beam's own cut: one per worker
+    big = {"in": list_buffer(*[b"z" * 1_000] * 9), "other": list_buffer(b"w" * 500)}
+    assert bundle_count(big, workers=2, max_bytes=1_000) == 10  # 9,500 bytes: 5 rounds of 2 bundles
+    assert bundle_count(big, workers=3, max_bytes=1_000) == 12  # 4 rounds of 3
+    assert bundle_count({}, workers=2) == 2
+
+
+def test_a_list_buffer_is_dealt_by_its_chunks_each_exactly_once() -> None:
+    chunks = [bytes([n]) * (n + 1) for n in range(7)]
+    parts = cut(list_buffer(*chunks), parts=4, workers=2)
+    assert len(parts) == 4
+    assert sorted(c for part in parts for c in part) == sorted(chunks)
+    assert parts[0] == [chunks[0], chunks[4]]
+    # fewer chunks than workers: Beam's cut spreads the elements over the workers, the rest is empty
+    assert cut(list_buffer(), parts=4, workers=2) == [[], [], [], []]
+
+
+class CountBundles(beam.DoFn):
+    def __init__(self) -> None:
+        self.bundles = Metrics.counter("test", "bundles")
+
+    def start_bundle(self) -> None:
+        self.bundles.inc()
+
+    def process(self, element: int):  # type: ignore[no-untyped-def]
+        yield element % 97, element
+
+
+@pytest.mark.slow
+def test_a_stage_cut_into_many_bundles_gives_the_same_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bounded_bundles, "MAX_BUNDLE_BYTES", 2_000)
+    monkeypatch.setattr(bounded_bundles, "MAX_BUNDLE_GROUPED_VALUES", 300)
+    numbers = list(range(20_000))
+    options = PipelineOptions(["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    pipeline = beam_pipeline(options)
+    keyed = (pipeline | beam.Create(numbers) | beam.Reshuffle() | "Key" >> beam.ParDo(CountBundles()))
+    sums = keyed | beam.CombinePerKey(sum)
+    groups = keyed | beam.GroupByKey() | beam.MapTuple(lambda key, values: (key, sorted(values)))
+    expected_sums = [(k, sum(n for n in numbers if n % 97 == k)) for k in range(97)]
+    assert_that(sums, equal_to(expected_sums), label="Sums")
+    assert_that(groups, equal_to([(k, [n for n in numbers if n % 97 == k]) for k in range(97)]), label="Groups")
+    assert_that(keyed | beam.combiners.Count.Globally(), equal_to([len(numbers)]), label="Count")
+    result = pipeline.run()
+    result.wait_until_finish()
+    bundles = result.metrics().query(MetricsFilter().with_name("bundles"))["counters"]
+    assert sum(c.committed for c in bundles) > 2  # the stage ran in more bundles than workers
