@@ -184,7 +184,13 @@ def files_per_kind(count: int, docs_per_file: int) -> int:
     return max(1, round(count / docs_per_file))
 
 
-def build_config(inputs: dict, count: int) -> dict:
+SHARD_TOKENS = 20_000_000
+"""`shards.target_tokens` of the benchmark's builds (--shard-tokens). One worker writes a shard and
+holds its members' tokens while it does: to see whether the rest of a worker stays flat, pick a
+size that both corpus sizes fill several times."""
+
+
+def build_config(inputs: dict, count: int, shard_tokens: int = SHARD_TOKENS) -> dict:
     from lemur_corpus.config import lemur_mixture_sources
 
     return {
@@ -195,7 +201,7 @@ def build_config(inputs: dict, count: int) -> dict:
         ],
         "mixture": {"sources": {k: v.model_dump() for k, v in lemur_mixture_sources().items()},
                     "on_empty_source": "redistribute", "min_pool_tokens": MIN_POOL_TOKENS_PER_DOC * count},
-        "shards": {"target_tokens": 20_000_000},
+        "shards": {"target_tokens": shard_tokens},
     }
 
 
@@ -324,6 +330,8 @@ def main() -> int:
     parser.add_argument("--worker-memory-limit", default="0", type=memory_limit,
                         help="dask-cluster: each worker's memory limit (e.g. 1GiB; it spills task results "
                              "to disk over 60%% of it); default 0: no limit, nothing spilled")
+    parser.add_argument("--shard-tokens", type=positive_int, default=SHARD_TOKENS,
+                        help="shards.target_tokens of the builds (default: %(default)s)")
     parser.add_argument("--dup-rate", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=2023)
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)
@@ -345,7 +353,7 @@ def main() -> int:
             files = args.files or files_per_kind(count, args.docs_per_file)
             inputs = make_corpus(folder, count, files, args.dup_rate, args.seed, data)
             config_file = folder / "config.json"
-            config_file.write_text(json.dumps(build_config(inputs, count)))
+            config_file.write_text(json.dumps(build_config(inputs, count, args.shard_tokens)))
             print(f"  {count:,} documents in {files} files per kind generated in {time.monotonic() - started:.0f} s")
             r = measure(config_file, args.runner, args.workers, args.worker_memory_limit)
         results.append(r)
