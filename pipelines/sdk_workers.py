@@ -277,16 +277,19 @@ def prepare() -> None:
     compiler). The driver does it once before it forks the workers, which also inherit
     the modules of the build's DoFns and the build's tokenizer (loaded by the driver for its checks
     and kept by `lemur_corpus.tokenizer.load_tokenizer`); a spawned worker does it itself. Both
-    answer Beam's per-stage DoFn introspection once per class (`dofn_specs`) and end bundles
-    without waiting out Beam's state sampler (`state_sampler`)."""
+    answer Beam's per-stage DoFn introspection once per class (`dofn_specs`), end bundles
+    without waiting out Beam's state sampler (`state_sampler`) and hand back the memory a bundle
+    freed (`worker_memory`)."""
     import apache_beam.runners.worker.sdk_worker_main  # noqa: F401
 
     from lemur_corpus.dedup.minhash import MinHasher
     from lemur_corpus.pipelines.dofn_specs import remember_dofn_specs
     from lemur_corpus.pipelines.state_sampler import shorten_sampling_period
+    from lemur_corpus.pipelines.worker_memory import trim_after_each_bundle
 
     remember_dofn_specs()
     shorten_sampling_period()
+    trim_after_each_bundle()
 
     MinHasher(2, 1, "xxh32").sign("warm up the kernels", "words", 1, 10)
 

@@ -1,0 +1,58 @@
+"""A multi_processing worker hands the memory a bundle freed back to the system when the bundle ends.
+
+A worker runs the build's stages one bundle after another, and each bundle allocates and frees
+hundreds of MB of small objects (documents, shingle sets, band keys). glibc's malloc keeps most of
+what is freed inside its heaps, so the worker's RSS only ever grew, stage after stage (a probe
+that read each worker's /proc status after every stage of a 100,000-document build saw it climb
+in nearly every stage and never come down). `malloc_trim(0)` after each bundle returns the free
+pages: `benchmarks/scale.py --docs 25000 100000 --runner mp`, the largest worker's peak 875 → 791
+MiB and 1,369 → 1,158 MiB, in no more time (59/199 s before, 54/187 s after; one run each). Only
+where the C library has `malloc_trim` (glibc); elsewhere nothing changes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from apache_beam.runners.worker import sdk_worker
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+    except OSError:
+        return None
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is None:
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+MALLOC_TRIM = _malloc_trim()
+
+
+def trim_after_each_bundle() -> bool:
+    """Make this process's Beam SDK worker trim the heap after every bundle (idempotent); whether it
+    can (glibc)."""
+    if MALLOC_TRIM is None:
+        return False
+    process_bundle = sdk_worker.SdkWorker.process_bundle
+    if getattr(process_bundle, "trims_after", False):
+        return True
+
+    @functools.wraps(process_bundle)
+    def trimmed(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return process_bundle(self, *args, **kwargs)
+        finally:
+            MALLOC_TRIM(0)
+
+    trimmed.trims_after = True  # type: ignore[attr-defined]  # marks the wrapper
+    sdk_worker.SdkWorker.process_bundle = trimmed  # type: ignore[method-assign]  # Beam's worker, per bundle
+    return True
