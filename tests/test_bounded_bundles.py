@@ -73,23 +73,3 @@ def test_a_stage_cut_into_many_bundles_gives_the_same_results(monkeypatch: pytes
     bundles = result.metrics().query(MetricsFilter().with_name("bundles"))["counters"]
     assert sum(c.committed for c in bundles) > 2  # the stage ran in more bundles than workers
 
-
-def test_a_worker_trims_the_heap_after_every_bundle_even_a_failed_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`pipelines/worker_memory.py`: glibc keeps what a bundle freed unless asked (a worker's RSS
-    then only grows, stage after stage); the worker asks after each bundle."""
-    from apache_beam.runners.worker import sdk_worker
-
-    from lemur_corpus.pipelines import worker_memory
-
-    if worker_memory.MALLOC_TRIM is None:
-        pytest.skip("this C library has no malloc_trim: nothing to do here")
-    calls: list[int] = []
-    monkeypatch.setattr(worker_memory, "MALLOC_TRIM", lambda pad: calls.append(pad) or 1)
-    monkeypatch.setattr(sdk_worker.SdkWorker, "process_bundle", sdk_worker.SdkWorker.process_bundle)  # undone after
-    assert worker_memory.trim_after_each_bundle() and worker_memory.trim_after_each_bundle()
-    wrapped = sdk_worker.SdkWorker.process_bundle
-    assert getattr(wrapped, "trims_after", False)
-    assert not getattr(getattr(wrapped, "__wrapped__", None), "trims_after", False)  # wrapped once, not twice
-    with pytest.raises(AttributeError):
-        wrapped(object(), None, "bundle-1")  # not a worker: the bundle fails, the heap is trimmed anyway
-    assert calls == [0]

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import apache_beam as beam
+import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -90,3 +91,24 @@ def test_options_views_are_made_once_and_survive_a_copy(tmp_path: Path) -> None:
         assert other.view_as(DirectOptions).direct_num_workers == 5
         assert other.view_as(StandardOptions).runner == "DirectRunner"
         assert other.view_as(DirectOptions) is not options.view_as(DirectOptions)
+
+
+def test_a_worker_trims_the_heap_after_every_bundle_even_a_failed_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pipelines/worker_memory.py`: glibc keeps what a bundle freed unless asked (a worker's RSS
+    then only grows, stage after stage); the worker asks after each bundle."""
+    from apache_beam.runners.worker import sdk_worker
+
+    from lemur_corpus.pipelines import worker_memory
+
+    if worker_memory.MALLOC_TRIM is None:
+        pytest.skip("this C library has no malloc_trim: nothing to do here")
+    calls: list[int] = []
+    monkeypatch.setattr(worker_memory, "MALLOC_TRIM", lambda pad: calls.append(pad) or 1)
+    monkeypatch.setattr(sdk_worker.SdkWorker, "process_bundle", sdk_worker.SdkWorker.process_bundle)  # undone after
+    assert worker_memory.trim_after_each_bundle() and worker_memory.trim_after_each_bundle()
+    wrapped = sdk_worker.SdkWorker.process_bundle
+    assert getattr(wrapped, "trims_after", False)
+    assert not getattr(getattr(wrapped, "__wrapped__", None), "trims_after", False)  # wrapped once, not twice
+    with pytest.raises(AttributeError):
+        wrapped(object(), None, "bundle-1")  # not a worker: the bundle fails, the heap is trimmed anyway
+    assert calls == [0]
