@@ -7,11 +7,14 @@ Errors the user can fix (config, arguments, input files) print one clear message
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from lemur_corpus.errors import CorpusError, interrupted
 
@@ -128,5 +131,23 @@ def _interrupted(as_program: bool) -> int:
     return 130
 
 
+def program() -> NoReturn:
+    """The `corpus` program: `main`, then the process ends at once with its status.
+
+    Once a command has returned, its outputs are written and closed; what the interpreter would still
+    do is tear down every module (Beam, numba, pandas, ...) and collect their objects, about half a
+    second of a short run (`corpus dedup` of 50 documents: 0.6 s between the command's return and the
+    process's end). The exit handlers Python would run (registered with `atexit`) and the logging
+    handlers' flushes still run here; then `os._exit`. An exception (`--debug`, a bug) leaves the
+    ordinary way, with its traceback."""
+    code = main()
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a reader that has gone (`| head`), a closed stream
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    program()

@@ -48,7 +48,7 @@ from lemur_corpus.pipelines.dedup_against import against_specs
 from lemur_corpus.pipelines.dedup_index import IndexTarget
 from lemur_corpus.pipelines.direct_runner import beam_pipeline
 from lemur_corpus.pipelines.filter import FilterStage, input_chains
-from lemur_corpus.pipelines.ledger import Accounting, DocumentStage, StageFn, gather
+from lemur_corpus.pipelines.ledger import Accounting, DocumentStage, StageFn, accounting_side_input, gather
 from lemur_corpus.pipelines.mix import Mix
 from lemur_corpus.pipelines.profile import profile_from_metrics, run_profile
 from lemur_corpus.pipelines.read import ReadInputs
@@ -404,7 +404,8 @@ SINGLETON_RESULTS = frozenset({"accounting", "mixture", "contamination"})
 
 def side_inputs(results: dict[str, beam.PCollection]) -> dict[str, Any]:
     """The build's results as the side inputs of a manifest writer."""
-    return {name: beam.pvalue.AsSingleton(pcoll) if name in SINGLETON_RESULTS else beam.pvalue.AsList(pcoll)
+    return {name: accounting_side_input(pcoll) if name == "accounting"
+            else beam.pvalue.AsSingleton(pcoll) if name in SINGLETON_RESULTS else beam.pvalue.AsList(pcoll)
             for name, pcoll in results.items()}
 
 
@@ -418,7 +419,7 @@ class WriteVariantManifests(beam.PTransform):
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         r = self.results
-        names = pbegin | "Names" >> beam.Create([(v.name, None) for v in self.plan.config.variants])
+        names = pbegin | "Names" >> beam.Create([(v.name, None) for v in self.plan.config.variants], reshuffle=False)
         return (
             (names, self.records) | "All" >> beam.Flatten()
             | "Group" >> beam.GroupByKey()

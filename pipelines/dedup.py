@@ -146,7 +146,7 @@ class CombineDedupStats(beam.PTransform):
             | "SumAndMax" >> beam.Map(lambda kv: (kv[0], (kv[1], kv[1])))
             | "Combine" >> beam.CombinePerKey(combine)
             | "Pick" >> beam.MapTuple(pick)
-            | "All" >> beam.combiners.ToList()
+            | "All" >> beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()  # none: no stats
             | "WithRates" >> beam.FlatMap(with_rates)
         )
 
@@ -169,7 +169,8 @@ class DedupDecide(beam.PTransform):
         tags = (STATS, PAYLOADS) if near_on else (STATS,)  # no payload is made without near-dedup
         wants_nodes = config.exact or near_on or self.keep_nodes or bool(self.against)
         signed = docs | "Sign" >> MultiOutputParDo(SignFn(config), *tags, main="nodes" if wants_nodes else None)
-        stats: list[beam.PCollection] = [signed[STATS], p | "InitialStats" >> beam.Create(initial_stats(config))]
+        initial = p | "InitialStats" >> beam.Create(initial_stats(config), reshuffle=False)
+        stats: list[beam.PCollection] = [signed[STATS], initial]
         nodes = signed.get("nodes")
         earlier_removed = None
         if self.against:

@@ -341,6 +341,6 @@ class DedupAgainst(beam.PTransform):
         )
         remaining = decided["remaining"]
         stats = ((exact[STATS], pairs[STATS], verified[STATS], decided[STATS],
-                  p | "InitialStats" >> beam.Create(initial_against_stats(specs)))
+                  p | "InitialStats" >> beam.Create(initial_against_stats(specs), reshuffle=False))
                  | "Stats" >> beam.Flatten())
         return AgainstOutputs(decided["removed"], remaining, stats)

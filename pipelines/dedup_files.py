@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import heapq
 import json
 import logging
 import os
@@ -62,7 +63,7 @@ from lemur_corpus.pipelines.dedup_against import AgainstSpec, against_specs
 from lemur_corpus.pipelines.dedup_common import first_node
 from lemur_corpus.pipelines.dedup_index import IndexTarget, WriteIndex
 from lemur_corpus.pipelines.direct_runner import beam_pipeline
-from lemur_corpus.pipelines.ledger import Accounting, gather
+from lemur_corpus.pipelines.ledger import Accounting, accounting_side_input, gather
 from lemur_corpus.pipelines.loose_files import (
     INPUT_NAME,
     SUMMARY_NAME,
@@ -226,22 +227,39 @@ class WriteShardFn(beam.DoFn):
         yield kept
 
 
+class DuplicateIdsFn(beam.CombineFn):
+    """Ids read more than once, (id, where it was read) -> (how many, the `MAX_NAMED_DUPLICATES`
+    smallest, sorted): what the error names, in one combine."""
+
+    def create_accumulator(self) -> tuple[int, list[Any]]:
+        return 0, []
+
+    def add_input(self, acc: tuple[int, list[Any]], duplicate: Any) -> tuple[int, list[Any]]:
+        return acc[0] + 1, heapq.nsmallest(MAX_NAMED_DUPLICATES, [*acc[1], duplicate])
+
+    def merge_accumulators(self, accs: Iterable[tuple[int, list[Any]]]) -> tuple[int, list[Any]]:
+        accs = list(accs)
+        return sum(count for count, _ in accs), heapq.nsmallest(MAX_NAMED_DUPLICATES, [d for _, ds in accs for d in ds])
+
+    def extract_output(self, acc: tuple[int, list[Any]]) -> tuple[int, list[Any]]:
+        return acc
+
+
 class SummaryFn(beam.DoFn):
     """Writes `summary.json`, or `FAILED.json` naming duplicate ids and unreadable files."""
 
     def __init__(self, out_dir: str, against: list[dict[str, Any]] | None = None) -> None:
         self.out_dir, self.against = out_dir, against or []
 
-    def process(self, _: Any, stats: list, duplicates: list, duplicate_count: list, drops: list,
-                file_errors: list, changed: list, written: list, accounting: Table, index: list,
-                ) -> Iterator[dict[str, Any]]:
+    def process(self, _: Any, stats: list, duplicates: list, drops: list, file_errors: list, changed: list,
+                written: list, accounting: Table, index: list) -> Iterator[dict[str, Any]]:
         errors = [file_error_dict_line(e) for e in sorted(file_errors, key=lambda e: (e["path"], e.get("line") or 0))]
         errors += sorted(changed)
         errors += [f"accounting: {problem}" for problem in imbalances(to_report(accounting))]
         if duplicates:
-            count = duplicate_count[0] if duplicate_count else len(duplicates)
-            named = "; ".join(f"{ident!r} (read at {', '.join(origins)})" for ident, origins in sorted(duplicates))
-            more = f"; and {count - len(duplicates)} more" if count > len(duplicates) else ""
+            ((count, named_ids),) = duplicates
+            named = "; ".join(f"{ident!r} (read at {', '.join(origins)})" for ident, origins in named_ids)
+            more = f"; and {count - len(named_ids)} more" if count > len(named_ids) else ""
             errors.append(f"{count} id(s) occur more than once in the input: {named}{more}. "
                           "Ids must be unique (choose another field with --id-field)")
         if errors:
@@ -292,16 +310,17 @@ def construct(p: beam.Pipeline, config: BuildConfig, kind: str, out_dir: str, id
     )
     index_written = (located[INDEX_NODES] | "WriteIndex" >> WriteIndex(index) if index is not None
                      else p | "NoIndex" >> beam.Create([]))
-    duplicates = located[DUPLICATE_IDS] | "SomeDuplicates" >> beam.combiners.Top.Smallest(MAX_NAMED_DUPLICATES)
-    duplicate_count = located[DUPLICATE_IDS] | "CountDuplicates" >> beam.combiners.Count.Globally()
+    # (how many, the first few): none at all when every id is unique
+    duplicates = located[DUPLICATE_IDS] | "Duplicates" >> beam.CombineGlobally(DuplicateIdsFn()).without_defaults()
     failed = (
-        (duplicates | "AnyDuplicates" >> beam.FlatMap(lambda top: top[:1]),
+        (duplicates | "AnyDuplicates" >> beam.FlatMap(lambda found: found[1][:1]),
          file_errors | "AnyFileErrors" >> beam.Map(lambda e: e))
         | "FlattenFailures" >> beam.Flatten()
     )
     counts = places | "TaskOf" >> beam.Map(lambda place: (place[1][0], 1)) | "CountPerTask" >> beam.CombinePerKey(sum)
     rewritten = (
-        {"task": p | "Tasks" >> beam.Create(list(enumerate(tasks))), "removed": located["removed"], "count": counts}
+        {"task": p | "Tasks" >> beam.Create(list(enumerate(tasks)), reshuffle=False), "removed": located["removed"],
+         "count": counts}
         | "JoinTasks" >> beam.CoGroupByKey()
         | "WriteTasks" >> MultiOutputParDo(WriteTaskFn(config, kind, out_dir, shards, id_field, text_field),
                                            CHANGED, main="parts", failed=beam.pvalue.AsList(failed))
@@ -314,13 +333,12 @@ def construct(p: beam.Pipeline, config: BuildConfig, kind: str, out_dir: str, id
         | "Summary" >> beam.ParDo(
             SummaryFn(out_dir, [h.record() for hs in (handles or {}).values() for h in hs]),
             stats=beam.pvalue.AsList(decided.stats),
-            duplicates=beam.pvalue.AsSingleton(duplicates),
-            duplicate_count=beam.pvalue.AsList(duplicate_count),
+            duplicates=beam.pvalue.AsList(duplicates),
             drops=beam.pvalue.AsList(read.drops),
             file_errors=beam.pvalue.AsList(file_errors),
             changed=beam.pvalue.AsList(rewritten[CHANGED]),
             written=beam.pvalue.AsList(written),
-            accounting=beam.pvalue.AsSingleton(accounting),
+            accounting=accounting_side_input(accounting),
             index=beam.pvalue.AsList(index_written),
         )
     )

@@ -58,13 +58,15 @@ class OfflineDirectRunner(SwitchingDirectRunner):
         from apache_beam.runners.portability.fn_api_runner import fn_runner
         from apache_beam.runners.portability.portable_runner import JobServiceHandle
 
+        from lemur_corpus.pipelines.flatten_sinks import SinkingFnApiRunner
+
         encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
         provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
         workers, self._workers = self._workers, None
         if workers is None or options.view_as(DirectOptions).direct_running_mode != "multi_processing":
             if workers is not None:
                 workers.close()
-            return fn_runner.FnApiRunner(provision_info=provision).run_pipeline(pipeline, options)
+            return SinkingFnApiRunner(provision_info=provision).run_pipeline(pipeline, options)
         from lemur_corpus.pipelines.sdk_workers import WarmFnApiRunner
 
         try:

@@ -298,7 +298,7 @@ def run_filter_files(paths: list[str], kind: Kind, out_dir: str, filters: Filter
         with beam_pipeline(options) as p:
             (
                 p
-                | "Files" >> beam.Create(list(enumerate(tasks)))
+                | "Files" >> beam.Create(list(enumerate(tasks)), reshuffle=False)  # "Spread" reshuffles them
                 | "Spread" >> beam.Reshuffle()
                 | "Filter" >> beam.ParDo(fn)
             )

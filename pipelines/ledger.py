@@ -172,12 +172,20 @@ def gather(p: beam.Pipeline, stages: Sequence[Any]) -> Ledger:
 
 
 class Accounting(beam.PTransform):
-    """A `Ledger` -> the accounting table {(stage, group, key): (docs, bytes)}, a singleton."""
+    """A `Ledger` -> the accounting table {(stage, group, key): (docs, bytes)}: one element, or none
+    for a ledger without tallies (read it with `accounting_side_input`)."""
 
     def expand(self, ledger: Ledger) -> beam.PCollection:
         drop_tallies = ledger.drops | "TallyDrops" >> beam.Map(tally_drop)
         return (
             (ledger.tallies, drop_tallies)
             | "Flatten" >> beam.Flatten()
-            | "Table" >> beam.CombineGlobally(TableCombineFn())
+            # no default element: Beam's default costs a stage of its own; `accounting_side_input`
+            # reads an empty ledger as the empty table instead
+            | "Table" >> beam.CombineGlobally(TableCombineFn()).without_defaults()
         )
+
+
+def accounting_side_input(table: beam.PCollection) -> Any:
+    """`Accounting`'s table as a side input: the table, or `{}` for a ledger with no tally."""
+    return beam.pvalue.AsSingleton(table, default_value={})

@@ -78,7 +78,7 @@ class ReadInputs(beam.PTransform):
     def expand(self, pbegin: beam.pvalue.PBegin) -> ReadOutputs:
         result = (
             pbegin
-            | "Tasks" >> beam.Create(self.tasks)
+            | "Tasks" >> beam.Create(self.tasks, reshuffle=False)  # "Spread" reshuffles them
             | "Spread" >> beam.Reshuffle()
             | "Read" >> MultiOutputParDo(ReadFn(self.config), DROPS, TALLIES, FILE_ERRORS, main="docs")
         )

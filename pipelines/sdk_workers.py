@@ -36,6 +36,8 @@ from apache_beam.runners.portability import local_job_service
 from apache_beam.runners.portability.fn_api_runner import fn_runner, worker_handlers
 from apache_beam.transforms import environments
 
+from lemur_corpus.pipelines.flatten_sinks import SinkingFnApiRunner
+
 log = logging.getLogger("corpus")
 
 WARM_SUBPROCESS_URN = "lemur_corpus:env:warm_subprocess:v1"
@@ -238,10 +240,10 @@ class WarmWorkerHandler(worker_handlers.SubprocessSdkWorkerHandler):
         self.worker_thread.start()
 
 
-class WarmFnApiRunner(fn_runner.FnApiRunner):
-    """The FnApiRunner with its multi_processing workers from `pool`. `FnApiRunner.run_pipeline` sets
-    its default environment from `--direct_running_mode` (a plain subprocess one for
-    multi_processing); this runner keeps the warm one."""
+class WarmFnApiRunner(SinkingFnApiRunner):
+    """The FnApiRunner (its Flattens sunk: `flatten_sinks`) with its multi_processing workers from
+    `pool`. `FnApiRunner.run_pipeline` sets its default environment from `--direct_running_mode` (a
+    plain subprocess one for multi_processing); this runner keeps the warm one."""
 
     def __init__(self, pool: WarmWorkers, **kwargs: Any) -> None:
         self._warm_environment = WarmSubprocessEnvironment.of(pool)
@@ -272,9 +274,8 @@ class WarmFnApiRunner(fn_runner.FnApiRunner):
 
 
 def prepare() -> None:
-    """What a worker would otherwise do on its first bundles: import the harness and load the
-    MinHash kernels (compiled and cached on disk by numba; loading them still sets up numba's
-    compiler). The driver does it once before it forks the workers, which also inherit
+    """What a worker would otherwise do on its first bundles: import the harness. The driver does
+    it once before it forks the workers, which also inherit
     the modules of the build's DoFns and the build's tokenizer (loaded by the driver for its checks
     and kept by `lemur_corpus.tokenizer.load_tokenizer`); a spawned worker does it itself. Both
     answer Beam's per-stage DoFn introspection once per class (`dofn_specs`), end bundles
@@ -282,7 +283,6 @@ def prepare() -> None:
     freed (`worker_memory`)."""
     import apache_beam.runners.worker.sdk_worker_main  # noqa: F401
 
-    from lemur_corpus.dedup.minhash import MinHasher
     from lemur_corpus.pipelines.dofn_specs import remember_dofn_specs
     from lemur_corpus.pipelines.state_sampler import shorten_sampling_period
     from lemur_corpus.pipelines.worker_memory import trim_after_each_bundle
@@ -290,6 +290,14 @@ def prepare() -> None:
     remember_dofn_specs()
     shorten_sampling_period()
     trim_after_each_bundle()
+
+
+def warm_kernels() -> None:
+    """Load the MinHash kernels (compiled and cached on disk by numba; loading them still sets up
+    numba's compiler, about 0.4 s). Each worker does it as it starts, while the driver builds and
+    translates the graph, rather than the driver before it forks them (a driver with workers runs
+    no DoFn)."""
+    from lemur_corpus.dedup.minhash import MinHasher
 
     MinHasher(2, 1, "xxh32").sign("warm up the kernels", "words", 1, 10)
 
@@ -307,6 +315,7 @@ def serve(pipe: IO[bytes], prepared: bool = False) -> int:
     signal.signal(signal.SIGINT, _leave_interrupted)
     if not prepared:
         prepare()
+    warm_kernels()
     line = pipe.readline()
     if not line.strip():  # the driver needed no more workers, or has ended
         return 0
