@@ -338,5 +338,5 @@ class NearDuplicates(beam.PTransform):
             | "GroupComponents" >> beam.GroupByKey()
             | "Decide" >> MultiOutputParDo(DecideComponentFn(config.keep), STATS, REMOVED)
         )
-        stats = (keyed[STATS], pairs[STATS], verified[STATS], components.stats, decided[STATS])
+        stats = (keyed[STATS], pairs[STATS], verified[STATS], *components.stats, decided[STATS])
         return NearOutputs(decided[REMOVED], stats | "Stats" >> beam.Flatten())

@@ -73,3 +73,45 @@ def test_a_stage_cut_into_many_bundles_gives_the_same_results(monkeypatch: pytes
     bundles = result.metrics().query(MetricsFilter().with_name("bundles"))["counters"]
     assert sum(c.committed for c in bundles) > 2  # the stage ran in more bundles than workers
 
+
+
+class CountAfterGrouping(beam.DoFn):
+    def __init__(self) -> None:
+        self.bundles = Metrics.counter("test", "after_grouping_bundles")
+
+    def start_bundle(self) -> None:
+        self.bundles.inc()
+
+    def process(self, element: tuple[int, list[int]]):  # type: ignore[no-untyped-def]
+        yield element
+
+
+def test_is_empty_reads_a_buffer_without_consuming_it() -> None:
+    assert bounded_bundles.is_empty(list_buffer()) and bounded_bundles.is_empty(list_buffer(b""))
+    assert not bounded_bundles.is_empty(list_buffer(b"", b"x"))
+    assert not bounded_bundles.is_empty(object())  # a kind not known here: never skipped
+
+
+@pytest.mark.slow
+def test_a_stage_with_empty_input_runs_no_bundle_and_its_consumers_see_an_empty_collection() -> None:
+    """Nothing passes the filter: the grouping's consumer is not run on any worker (no bundle), yet
+    the global count still gives its default, a side input of the empty collection reads as empty,
+    and a grouping that does receive elements runs as usual."""
+    options = PipelineOptions(["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    pipeline = beam_pipeline(options)
+    numbers = pipeline | "Numbers" >> beam.Create([1, 2, 3])
+    nothing = numbers | "NoneAbove10" >> beam.Filter(lambda n: n > 10)
+    grouped = (nothing | "KeyNothing" >> beam.Map(lambda n: (n, n)) | "GroupNothing" >> beam.GroupByKey()
+               | "AfterNothing" >> beam.ParDo(CountAfterGrouping()))
+    assert_that(grouped, equal_to([]), label="Grouped")
+    assert_that(nothing | beam.combiners.Count.Globally(), equal_to([0]), label="Count")
+    sizes = pipeline | "Seed" >> beam.Create(["seed"]) | "SideSize" >> beam.Map(
+        lambda seed, side: (seed, len(side)), side=beam.pvalue.AsList(nothing))
+    assert_that(sizes, equal_to([("seed", 0)]), label="Side")
+    some = (numbers | "KeySome" >> beam.Map(lambda n: (n % 2, n)) | "GroupSome" >> beam.GroupByKey()
+            | beam.MapTuple(lambda key, values: (key, sorted(values))))
+    assert_that(some, equal_to([(0, [2]), (1, [1, 3])]), label="Some")
+    result = pipeline.run()
+    result.wait_until_finish()
+    bundles = result.metrics().query(MetricsFilter().with_name("after_grouping_bundles"))["counters"]
+    assert sum(c.committed for c in bundles) == 0

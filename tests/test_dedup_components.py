@@ -4,7 +4,10 @@ giant-component parts, and the walk that keeps survivors by construction."""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
+from typing import Any
 
+import apache_beam as beam
 import numpy as np
 import pytest
 import xxhash
@@ -16,8 +19,10 @@ from lemur_corpus.dedup.config import DedupConfig
 from lemur_corpus.dedup.exact import DedupRecord
 from lemur_corpus.dedup.minhash import MinHasher, sorted_distinct
 from lemur_corpus.dedup.shingles import shingles
+from lemur_corpus.dedup.stats import MAX_METRICS
 from lemur_corpus.dedup.survivors import walk
 from lemur_corpus.dedup.verify import Verifier, min_agreements, set_jaccard, to_set_bytes
+from lemur_corpus.pipelines.dedup_components import LABELS, LabelFn, LargeStarFn, Name, SmallStarFn
 from tests.conftest import read_jsonl, shared_path
 
 
@@ -59,6 +64,89 @@ def test_rounds_needed_grow_slowly_and_a_low_bound_leaves_nodes_unsettled() -> N
     assert 3 <= needed <= 12  # ~log(n) rounds for 2,000 nodes in a chain
     _, short = star_rounds(path, 2)
     assert short[-1] > 0  # the pipeline counts these as unconverged_nodes
+
+
+def _reference_labels(edges: list[tuple[Name, Name]], rounds: int, limit: int) -> tuple[set, int, int]:
+    """What the final step would label after `rounds` rounds without early retirement (the
+    one-process `star_rounds`), the last round that found a node unsettled, and the unsettled
+    nodes after the last round."""
+    final, counts = star_rounds(edges, rounds)
+    neighbours: dict[Name, set[Name]] = {}
+    for a, b in final:
+        neighbours.setdefault(a, set()).add(b)
+        neighbours.setdefault(b, set()).add(a)
+    labels = set()
+    for node, around in neighbours.items():
+        if min(around) > node:
+            _, parts = label_component(node, around, limit)
+            labels |= {(member[-1], (node[0], node[-1], part)) for member, part in parts}
+    last = max((i + 1 for i, c in enumerate(counts[:rounds]) if c), default=0)
+    return labels, last, counts[rounds]
+
+
+def _run_rounds(edges: list[tuple[Name, Name]], rounds: int, limit: int) -> tuple[set, dict, list[int]]:
+    """The pipeline's steps in one process: (labels, summed/maxed stats, edges entering each round)."""
+    def grouped(pairs: list[tuple[Any, Any]]) -> list[tuple[Any, list[Any]]]:
+        groups: dict[Any, list[Any]] = {}
+        for key, value in pairs:
+            groups.setdefault(key, []).append(value)
+        return sorted(groups.items())
+
+    labels: set = set()
+    stats: dict = {}
+    sizes = []
+
+    def split(outputs: Iterable[Any]) -> list[Any]:
+        main = []
+        for out in outputs:
+            if isinstance(out, beam.pvalue.TaggedOutput):
+                if out.tag == LABELS:
+                    labels.add(out.value)
+                else:
+                    (_, _, metric), value = out.value
+                    stats[metric] = max(stats.get(metric, 0), value) if metric in MAX_METRICS else (
+                        stats.get(metric, 0) + value)
+            else:
+                main.append(out)
+        return main
+
+    current = [pair for a, b in edges for pair in ((a, b), (b, a))]
+    for number in range(1, rounds + 1):
+        sizes.append(len(current))
+        large_star_fn = LargeStarFn(number, {"text": limit})
+        large = [out for group in grouped(current) for out in split(large_star_fn.process(group))]
+        current = [out for group in grouped(large) for out in split(SmallStarFn().process(group))]
+    sizes.append(len(current))
+    for group in grouped(current):
+        split(LabelFn({"text": limit}).process(group))
+    return labels, stats, sizes
+
+
+graphs = st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), max_size=80)
+
+
+@settings(max_examples=150, deadline=None)
+@given(graphs, st.integers(1, 14), st.integers(2, 12))
+def test_settled_components_retire_early_with_the_labels_the_last_round_would_give(
+        raw: list[tuple[int, int]], rounds: int, limit: int) -> None:
+    edges = sorted({(("text", f"d{a:02d}"), ("text", f"d{b:02d}")) for a, b in raw if a != b})
+    labels, stats, sizes = _run_rounds(edges, rounds, limit)
+    expected, last, unsettled_after = _reference_labels(edges, rounds, limit)
+    assert labels == expected
+    assert stats.get("component_rounds", 0) == last
+    assert stats.get("unconverged_nodes", 0) == unsettled_after
+    if unsettled_after == 0 and rounds >= last + 2:
+        assert sizes[-1] == 0  # settled, certified, retired: nothing left for the rounds after
+
+
+def test_a_small_graph_leaves_the_rounds_it_does_not_need_empty() -> None:
+    chain = [(("text", f"d{i:02d}"), ("text", f"d{i + 1:02d}")) for i in range(6)]
+    star = [(("text", "s0"), ("text", f"s{i}")) for i in range(1, 5)]
+    labels, stats, sizes = _run_rounds(chain + star, 12, 100)
+    assert stats["component_rounds"] <= 3 and stats.get("unconverged_nodes", 0) == 0
+    assert sizes[5:] == [0] * len(sizes[5:])  # rounds 6-12 get nothing
+    assert {centre for _, (_, centre, _) in labels} == {"d00", "s0"}
+    assert len(labels) == 7 + 5
 
 
 def test_label_component_splits_giant_components_by_rank() -> None:

@@ -15,11 +15,12 @@ Both keep the components and move every node's links towards its component's min
 settled when it is a set of stars, each centred on its component's minimum. That is a local test
 (`unsettled`): no node has a smaller neighbour and another neighbour. Kiveris et al. prove O(log^2 n)
 rounds; near-duplicate graphs (small components of short diameter) settle in a few. Beam has no
-loops, so the pipeline unrolls `component_rounds` rounds and counts, per round, the nodes not yet
-settled. A settled star's centre knows its whole component (its neighbours), so it names every
-member's group (`label_component`): one group per component, or for a component above
-`max_component_size`, parts of that many members by the rank of their names (keep order: the first
-part holds the component's first documents, the ones most likely kept).
+loops, so the pipeline unrolls `component_rounds` rounds, records the last round that found a node not
+yet settled, and lets a settled component leave the rounds early. A settled star's centre knows its
+whole component (its neighbours), so it names every member's group (`label_component`): one group
+per component, or for a component above `max_component_size`, parts of that many members by the
+rank of their names (keep order: the first part holds the component's first documents, the ones
+most likely kept).
 
 `connected_components` (union-find, one process) is the reference the tests and benchmarks compare
 with; the pipeline never gathers the edges in one place.

@@ -130,8 +130,9 @@ class DedupConfig(StrictModel):
     """Near-dedup of text (word 5-grams, Jaccard 0.8)."""
     component_rounds: int = Field(default=12, ge=1, le=64)
     """Rounds of large-star/small-star (Kiveris et al. 2014) that compute the connected components
-    of the verified edges across workers (Beam has no loops: the rounds are unrolled). A round that
-    finds the graph already settled costs one pass over the edges; components still unsettled after
+    of the verified edges across workers (Beam has no loops: the rounds are unrolled). A settled
+    component leaves the rounds (its centre labels it), so a round after the graph has settled gets
+    nothing (`pipelines/dedup_components.py`); components still unsettled after
     the last round are counted (`unconverged_nodes`) and decided in smaller groups, which can only
     keep more documents, never remove one without a verified edge to a kept document."""
 
