@@ -299,7 +299,7 @@ def warm_kernels() -> None:
     no DoFn)."""
     from lemur_corpus.dedup.minhash import MinHasher
 
-    MinHasher(2, 1, "xxh32").sign("warm up the kernels", "words", 1, 10)
+    MinHasher(2, 1, "xxh32").sign("warm up the kernels", "words", 1, 10)  # and the word table it reads
 
 
 def _leave_interrupted(_signum: int, _frame: Any) -> None:

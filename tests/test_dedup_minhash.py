@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from lemur_corpus.dedup.config import DedupConfig, NearDedupConfig
 from lemur_corpus.dedup.kernels import xxh32_ranges
 from lemur_corpus.dedup.minhash import HASH_FUNCTIONS, MinHasher, block_of, estimated_jaccard
-from lemur_corpus.dedup.shingles import ShingleStats, iter_shingle_blocks, shingles
+from lemur_corpus.dedup.shingles import ShingleStats, iter_shingle_blocks, joined_words, shingles, word_char_table
 from tests.conftest import read_jsonl, shared_path
 
 
@@ -42,6 +42,41 @@ def test_word_shingles_are_the_jaccard_w5_definition() -> None:
         b = set(shingles(records[pair["b"]], "words", 5, 10**7))
         assert len(a) == len(_w5(records[pair["a"]]))
         assert round(len(a & b) / len(a | b), 4) == pytest.approx(pair["jaccard_w5"], abs=1e-4)
+
+
+def test_the_word_character_table_is_the_patterns_own_word_class() -> None:
+    table = word_char_table()
+    word = re.compile(r"\w")
+    assert [cp for cp in range(len(table)) if bool(word.match(chr(cp))) != table[cp]] == []
+
+
+def _findall_shingles(text: str, n: int) -> list[bytes]:
+    words = re.findall(r"\w+", text.lower())
+    if not words:
+        return []
+    if len(words) < n:
+        return [" ".join(words).encode("utf-8", "surrogatepass")]
+    return [" ".join(words[i:i + n]).encode("utf-8", "surrogatepass") for i in range(len(words) - n + 1)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(exclude_categories=())), st.integers(1, 6))
+def test_words_tokenized_at_once_are_the_regular_expressions_words(text: str, n: int) -> None:
+    """Any text, lone surrogates, combining marks and digits of every script included: the numpy
+    tokenizer of a document's words (`joined_words`) gives what `re.findall(r"\\w+")` gives."""
+    # a lone surrogate and a combining mark end a word; Arabic-Indic and Roman numerals are words
+    assert joined_words("a\ud800b \u00e9_1 \u0663 \u216b x\u0301y ") == ("a b \u00e9_1 \u0663 \u216b x y".encode(), 7)
+    found = re.findall(r"\w+", text)
+    assert joined_words(text) == (" ".join(found).encode("utf-8", "surrogatepass"), len(found))
+    expected = _findall_shingles(text, n)
+    words = len(re.findall(r"\w+", text.lower()))
+    for cap, block in ((10**6, 8192), (3, 2), (5, 1)):
+        stats = ShingleStats()
+        blocks = list(iter_shingle_blocks(text, "words", n, cap, block_shingles=block, stats=stats))
+        assert all(0 < len(b) <= block for b in blocks)
+        assert [s for b in blocks for s in b.as_bytes()] == expected[:cap]
+        assert (stats.shingles, stats.short, stats.capped) == (min(len(expected), cap), 0 < words < n,
+                                                               len(expected) > cap)
 
 
 def test_code_tokens_ignore_layout_and_keep_operators() -> None:

@@ -18,7 +18,9 @@ than `n` tokens is one shingle of all its tokens; one with no token at all has n
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
+import sys
 from collections.abc import Iterator
 from itertools import islice
 
@@ -110,11 +112,15 @@ def ngram_block(tokens: list[str], n: int) -> ShingleBlock:
     The tokens are joined by single spaces and encoded once; a token never contains a space byte
     (tokens hold no whitespace, and UTF-8 continuation bytes are >= 0x80), so the spaces of the
     buffer are exactly the token boundaries: no Python call per token."""
-    buffer = " ".join(tokens).encode("utf-8", "surrogatepass")
-    if len(tokens) < n:
+    return joined_ngram_block(" ".join(tokens).encode("utf-8", "surrogatepass"), len(tokens), n)
+
+
+def joined_ngram_block(buffer: bytes, tokens: int, n: int) -> ShingleBlock:
+    """`ngram_block` of the `tokens` tokens whose space-joined UTF-8 is `buffer`."""
+    if tokens < n:
         return ShingleBlock(buffer, np.zeros(1, np.int64), np.array([len(buffer)], np.int64))
     spaces = np.flatnonzero(np.frombuffer(buffer, dtype=np.uint8) == 32)
-    count = len(tokens) - n + 1
+    count = tokens - n + 1
     starts = np.empty(count, dtype=np.int64)
     starts[0] = 0
     starts[1:] = spaces[: count - 1] + 1
@@ -124,11 +130,52 @@ def ngram_block(tokens: list[str], n: int) -> ShingleBlock:
     return ShingleBlock(buffer, starts, ends)
 
 
+@functools.cache
+def word_char_table() -> np.ndarray:
+    """For every code point, whether `\\w` (of a str pattern) matches it: what `str.isalnum()` or "_"
+    says, found by the pattern itself over a string of all code points (once per process, ~0.04 s)."""
+    every = np.arange(sys.maxunicode + 1, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
+    table = np.zeros(sys.maxunicode + 1, dtype=bool)
+    for run in TOKEN_PATTERNS["words"].finditer(every):
+        table[run.start():run.end()] = True
+    return table
+
+
+def joined_words(text: str) -> tuple[bytes, int]:
+    """`" ".join(re.findall(r"\\w+", text)).encode("utf-8", "surrogatepass")` and the number of those
+    words, computed over the code points with numpy: each word character is kept, each run of other
+    characters between two words becomes one space. Five to ten times the regular expression's speed
+    on web pages, whose tokenizing was most of a signature's cost."""
+    points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    word = word_char_table()[points]
+    after_word = np.zeros_like(word)
+    after_word[1:] = word[:-1]
+    count = int(np.count_nonzero(word & ~after_word))
+    if not count:
+        return b"", 0
+    kept = np.where(word, points, np.uint32(32))[word | after_word]  # a run's first other character: a space
+    if not word[-1]:
+        kept = kept[:-1]  # the space after the last word
+    return kept.tobytes().decode("utf-32-le", "surrogatepass").encode("utf-8", "surrogatepass"), count
+
+
 def iter_shingle_blocks(text: str, tokens: str, n: int, max_shingles: int, block_shingles: int = 8192,
                         stats: ShingleStats | None = None) -> Iterator[ShingleBlock]:
     """The document's shingles in blocks of at most `block_shingles`, the first `max_shingles`
     only. Memory is O(block_shingles) whatever the document's size."""
     stats = stats if stats is not None else ShingleStats()
+    if tokens == "words" and len(text) <= BLOCK_CHARS and max_shingles > 0:
+        # a document of at most one block of characters (most are): its words at once (`joined_words`)
+        buffer, count = joined_words(text.lower())
+        if count == 0:
+            return
+        every = joined_ngram_block(buffer, count, n)
+        stats.shingles, stats.short = min(len(every), max_shingles), count < n
+        stats.capped = len(every) > max_shingles
+        for start in range(0, stats.shingles, block_shingles):
+            end = min(start + block_shingles, stats.shingles)
+            yield ShingleBlock(buffer, every.starts[start:end], every.ends[start:end])
+        return
     stream = iter_tokens(text, tokens)
     window: list[str] = list(islice(stream, n - 1))
     if len(window) < n - 1:  # the stream is spent: fewer than n - 1 tokens in all
