@@ -18,6 +18,7 @@ from typing import Any
 from lemur_corpus import __version__
 from lemur_corpus.accounting import STAGES, Table, imbalances, to_report
 from lemur_corpus.config import BuildConfig, InputConfig
+from lemur_corpus.dedup.stats import with_rates
 from lemur_corpus.errors import CorpusError
 from lemur_corpus.io import InputFile, join, listing_sha256, read_bytes, write_atomic
 from lemur_corpus.mixture import MixturePlan, sequences
@@ -159,8 +160,9 @@ def stage_chain_problems(report: dict[str, dict[str, dict[str, Any]]]) -> list[s
 
 
 def dedup_section(stats: list[tuple[tuple[str, str, str], int]]) -> dict[str, Any]:
+    """The build's combined dedup statistics, with each group's `duplicate_rate`, as nested sections."""
     out: dict[str, Any] = {}
-    for (section, group, metric), value in sorted(stats):
+    for (section, group, metric), value in sorted(with_rates(stats)):
         out.setdefault(section, {}).setdefault(group, {})[metric] = value
     return out
 

@@ -28,7 +28,7 @@ from lemur_corpus.accounting import DEDUP, Drop
 from lemur_corpus.dedup.config import DedupConfig, SurvivorRule
 from lemur_corpus.dedup.exact import dedup_record, split_group, survivor_key
 from lemur_corpus.dedup.minhash import MinHasher, to_bytes
-from lemur_corpus.dedup.stats import combine, pick, with_rates
+from lemur_corpus.dedup.stats import combine, pick
 from lemur_corpus.dedup.verify import to_set_bytes
 from lemur_corpus.document import KINDS, Document
 from lemur_corpus.pipelines.dedup_against import AgainstSpec, DedupAgainst
@@ -138,7 +138,7 @@ class ResolveFn(beam.DoFn):
 
 
 class CombineDedupStats(beam.PTransform):
-    """Raw ((section, group, metric), value) statistics -> summed (or maxed, by metric), with rates."""
+    """Raw ((section, group, metric), value) statistics -> summed (or maxed, by metric)."""
 
     def expand(self, stats: beam.PCollection) -> beam.PCollection:
         return (
@@ -146,9 +146,7 @@ class CombineDedupStats(beam.PTransform):
             | "SumAndMax" >> beam.Map(lambda kv: (kv[0], (kv[1], kv[1])))
             | "Combine" >> beam.CombinePerKey(combine)
             | "Pick" >> beam.MapTuple(pick)
-            | "All" >> beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()  # none: no stats
-            | "WithRates" >> beam.FlatMap(with_rates)
-        )
+        )  # the rates are the manifest's to add (`manifest.dedup_section`): they need every statistic
 
 
 class DedupDecide(beam.PTransform):

@@ -43,7 +43,7 @@ from lemur_corpus.dedup.config import DedupConfig, SurvivorRule
 from lemur_corpus.dedup.exact import DedupRecord, survivor_key
 from lemur_corpus.dedup.lsh import band_keys, bucket_pairs, lsh_params, pairs_left_out
 from lemur_corpus.dedup.minhash import from_bytes
-from lemur_corpus.dedup.stats import NEAR_METRICS, stat
+from lemur_corpus.dedup.stats import NEAR_METRICS, Stat, stat
 from lemur_corpus.dedup.survivors import walk
 from lemur_corpus.dedup.verify import Verifier
 from lemur_corpus.document import KINDS
@@ -102,6 +102,13 @@ def bucket_groups(documents: int, bands: int) -> int:
     return max(1, -(-documents * bands // BUCKET_GROUP_ENTRIES))
 
 
+def signed_documents(counted: tuple[tuple[str, str], int]) -> Iterator[Stat]:
+    """A (kind, source)'s signed documents as the statistics `documents` of its kind and its source."""
+    (kind, source), count = counted
+    yield stat("near", kind, "documents", count)
+    yield stat("near_by_source", source, "documents", count)
+
+
 def bucket_group(key: bytes, groups: int) -> int:
     """The group of a bucket: its key's hash (the last 8 bytes of a 128-bit hash) modulo `groups`."""
     return int.from_bytes(key[-8:], "big") % groups
@@ -109,18 +116,17 @@ def bucket_group(key: bytes, groups: int) -> int:
 
 class BandKeysFn(beam.DoFn):
     """(record, signature) → ((kind, bucket group), (band key, *keep key)) for every band; the
-    groups of a kind follow its number of signed documents (`signed`, a side input)."""
+    groups of a kind follow its number of signed documents (`signed`, a side input of
+    ((kind, source), signed documents))."""
 
     def __init__(self, params: dict[str, tuple[int, int]], rule: SurvivorRule) -> None:
         self.params, self.rule = params, rule
 
     @profiled(MINHASH)
-    def process(self, node: SignedNode, signed: dict[str, int]) -> Iterator[Any]:
+    def process(self, node: SignedNode, signed: list[tuple[tuple[str, str], int]]) -> Iterator[Any]:
         record, signature = node
         bands, rows = self.params[record.kind]
-        groups = bucket_groups(signed[record.kind], bands)
-        yield tagged_stat("near", record.kind, "documents")
-        yield tagged_stat("near_by_source", record.source, "documents")
+        groups = bucket_groups(sum(count for (kind, _), count in signed if kind == record.kind), bands)
         keep = survivor_key(record, self.rule)
         for key in band_keys(from_bytes(signature), bands, rows):
             yield (record.kind, bucket_group(key, groups)), (key, *keep)
@@ -152,7 +158,8 @@ class BucketEntriesFn(beam.CombineFn):
 
 class BucketPairsFn(beam.DoFn):
     """A bucket group → for each of its buckets, the pairs its window verifies (see
-    `dedup.lsh.bucket_pairs`): (earlier id, later id)."""
+    `dedup.lsh.bucket_pairs`): (earlier id, later id); the group's statistics, summed over its
+    buckets (one record each, not one per bucket: a bucket group holds thousands)."""
 
     def __init__(self, windows: dict[str, int]) -> None:
         self.windows = windows
@@ -160,29 +167,35 @@ class BucketPairsFn(beam.DoFn):
     @profiled(MINHASH)
     def process(self, element: tuple[tuple[str, int], list[BandEntry]]) -> Iterator[Any]:
         (kind, _), entries = element
+        window = self.windows[kind]
         sizes = Counter(entry[0] for entry in entries)
         shared = sorted((entry for entry in entries if sizes[entry[0]] > 1), key=itemgetter(0))
+        linked = largest = limited = left_out = 0
         for _, bucket in itertools.groupby(shared, key=itemgetter(0)):  # almost every bucket holds one
-            yield from self.bucket(kind, [entry[1:] for entry in bucket])
-
-    def bucket(self, kind: str, members: list[tuple]) -> Iterator[Any]:
-        """One bucket's members' keep keys (the id last) → its pairs and statistics."""
-        keys: dict[str, tuple] = {}
-        for key in members:  # an id read twice is one member, at its first place
-            doc_id = key[-1]
-            if doc_id not in keys or key < keys[doc_id]:
-                keys[doc_id] = key
-        if len(keys) < 2:
-            return
-        ordered = sorted(keys, key=keys.__getitem__)
-        window = self.windows[kind]
-        yield tagged_stat("near", kind, "buckets_linked")
-        yield tagged_stat("near", kind, "max_bucket_size", len(ordered))
-        left_out = pairs_left_out(len(ordered), window)
-        if left_out:
-            yield tagged_stat("near", kind, "window_limited_buckets")
+            ordered = bucket_members([entry[1:] for entry in bucket])
+            if len(ordered) < 2:
+                continue
+            linked, largest = linked + 1, max(largest, len(ordered))
+            missing = pairs_left_out(len(ordered), window)
+            limited, left_out = limited + bool(missing), left_out + missing
+            yield from bucket_pairs(ordered, window)
+        if linked:
+            yield tagged_stat("near", kind, "buckets_linked", linked)
+            yield tagged_stat("near", kind, "max_bucket_size", largest)
+        if limited:
+            yield tagged_stat("near", kind, "window_limited_buckets", limited)
             yield tagged_stat("near", kind, "pairs_not_compared", left_out)
-        yield from bucket_pairs(ordered, window)
+
+
+def bucket_members(members: list[tuple]) -> list[str]:
+    """One bucket's members' keep keys (the id last) → its ids in keep order; an id read twice is
+    one member, at its first place."""
+    keys: dict[str, tuple] = {}
+    for key in members:
+        doc_id = key[-1]
+        if doc_id not in keys or key < keys[doc_id]:
+            keys[doc_id] = key
+    return sorted(keys, key=keys.__getitem__)
 
 
 class RoutePayloadFn(beam.DoFn):
@@ -304,15 +317,16 @@ class NearDuplicates(beam.PTransform):
         config, payloads = self.config, self.payloads
         enabled = [kind for kind in KINDS if config.near(kind).enabled]
         signed = survivors | "Signed" >> beam.Filter(lambda node: node[1] is not None)
-        signed_per_kind = (
+        signed_per_source = (
             signed
-            | "KindOfSigned" >> beam.Map(lambda node: (node[0].kind, 1))
+            | "SourceOfSigned" >> beam.Map(lambda node: ((node[0].kind, node[0].source), 1))
             | "CountSigned" >> beam.CombinePerKey(sum)
         )
-        keyed = signed | "BandKeys" >> MultiOutputParDo(BandKeysFn(near_params(config), config.keep), STATS,
-                                                        main="keys", signed=beam.pvalue.AsDict(signed_per_kind))
+        signed_stats = signed_per_source | "SignedStats" >> beam.FlatMap(signed_documents)
+        keys = signed | "BandKeys" >> beam.ParDo(BandKeysFn(near_params(config), config.keep),
+                                                 signed=beam.pvalue.AsList(signed_per_source))
         pairs = (
-            keyed["keys"]
+            keys
             | "GroupBuckets" >> beam.CombinePerKey(BucketEntriesFn())
             | "BucketPairs" >> MultiOutputParDo(BucketPairsFn({k: config.near(k).bucket_window for k in enabled}),
                                                 STATS, main="pairs")
@@ -338,5 +352,5 @@ class NearDuplicates(beam.PTransform):
             | "GroupComponents" >> beam.GroupByKey()
             | "Decide" >> MultiOutputParDo(DecideComponentFn(config.keep), STATS, REMOVED)
         )
-        stats = (keyed[STATS], pairs[STATS], verified[STATS], *components.stats, decided[STATS])
+        stats = (signed_stats, pairs[STATS], verified[STATS], *components.stats, decided[STATS])
         return NearOutputs(decided[REMOVED], stats | "Stats" >> beam.Flatten())

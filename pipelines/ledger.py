@@ -168,7 +168,11 @@ class Ledger(NamedTuple):
 def gather(p: beam.Pipeline, stages: Sequence[Any]) -> Ledger:
     """The stages' outputs (anything with `tallies` and `drops`) flattened into one `Ledger`."""
     drops = [s.drops for s in stages if s.drops is not None] or [p | "NoDrops" >> beam.Create([])]
-    return Ledger([s.tallies for s in stages] | "AllTallies" >> beam.Flatten(), drops | "AllDrops" >> beam.Flatten())
+    tallies = [s.tallies for s in stages]
+    # one stage's outputs as they are: a Flatten of one collection would still be a step (a stage's
+    # boundary on the DirectRunner, between two Flattens)
+    return Ledger(tallies[0] if len(tallies) == 1 else tallies | "AllTallies" >> beam.Flatten(),
+                  drops[0] if len(drops) == 1 else drops | "AllDrops" >> beam.Flatten())
 
 
 class Accounting(beam.PTransform):

@@ -17,7 +17,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from lemur_corpus.dedup.clusters import connected_components
 from lemur_corpus.dedup.config import DedupConfig
 from lemur_corpus.dedup.exact import DedupRecord
-from lemur_corpus.dedup.lsh import bucket_pairs
+from lemur_corpus.dedup.lsh import bucket_pairs, pairs_left_out
 from lemur_corpus.dedup.minhash import to_bytes
 from lemur_corpus.dedup.survivors import walk
 from lemur_corpus.pipelines import dedup_near
@@ -127,7 +127,11 @@ def test_a_bucket_group_gives_each_of_its_buckets_pairs_whatever_the_order() -> 
         assert sorted(pairs) == expected
         first = first or stats
         assert stats == first
-    assert (("near", "code", "buckets_linked"), 1) in first and (("near", "code", "max_bucket_size"), 9) in first
+    # one record per statistic for the group: two buckets linked (big, two), the largest of 9 members,
+    # one bucket (big) whose window of 2 left out pairs
+    assert first == [(("near", "code", "buckets_linked"), 2), (("near", "code", "max_bucket_size"), 9),
+                     (("near", "code", "pairs_not_compared"), pairs_left_out(9, 2)),
+                     (("near", "code", "window_limited_buckets"), 1)]
 
 
 @pytest.mark.slow
