@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.debug)
     logging.getLogger().handlers[0].addFilter(_QuietBeamImports())
     code = _run(args, as_program=argv_given is None)
-    if argv_given is None and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    if argv_given is None and signal.getsignal(signal.SIGINT) in (signal.default_int_handler, _remember_interrupt):
         # The command is done, but the interpreter may still wait for the runner's threads: a Ctrl-C
         # from here on ends the process at once with 130, as during the run, not by the signal.
         signal.signal(signal.SIGINT, _interrupted_after_the_run)
@@ -131,6 +131,18 @@ def _interrupted(as_program: bool) -> int:
     return 130
 
 
+_INTERRUPTS: list[int] = []
+"""The Ctrl-Cs the program received (`_remember_interrupt`)."""
+
+
+def _remember_interrupt(signum: int, frame: object) -> None:
+    """Python's own SIGINT handler (raise KeyboardInterrupt), remembering that it ran: where the
+    exception lands in code that swallows exceptions (a finalizer run by the garbage collector, a
+    callback: Python prints "Exception ignored" and goes on), the program still ends with 130."""
+    _INTERRUPTS.append(signum)
+    raise KeyboardInterrupt
+
+
 def program() -> NoReturn:
     """The `corpus` program: `main`, then the process ends at once with its status.
 
@@ -139,8 +151,22 @@ def program() -> NoReturn:
     second of a short run (`corpus dedup` of 50 documents: 0.6 s between the command's return and the
     process's end). The exit handlers Python would run (registered with `atexit`) and the logging
     handlers' flushes still run here; then `os._exit`. An exception (`--debug`, a bug) leaves the
-    ordinary way, with its traceback."""
-    code = main()
+    ordinary way, with its traceback.
+
+    A Ctrl-C is 130 from the first line on: one that arrives while the command line is parsed (the
+    commands' modules are imported then) is `interrupted`, not a traceback; one that Python swallowed
+    during a command that then succeeded is `interrupted (...)` and 130 too, its output complete."""
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _remember_interrupt)
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        if "--debug" in sys.argv:
+            raise
+        code = _interrupted(as_program=True)
+    if code == 0 and _INTERRUPTS:
+        print("interrupted (the command had finished: its output is complete)", file=sys.stderr)
+        code = 130
     atexit._run_exitfuncs()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):

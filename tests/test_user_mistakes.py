@@ -192,6 +192,40 @@ def test_ctrl_c_after_the_command_finished_is_130_not_death_by_signal() -> None:
     assert "Traceback" not in done.stderr
 
 
+def _program(body: str) -> subprocess.CompletedProcess[str]:
+    """`cli.program()` (what the `corpus` script runs) in a fresh interpreter, after `body`."""
+    script = ("import os, signal, sys, time\n"
+              "from lemur_corpus import cli\n"
+              "sys.argv = ['corpus', 'validate']\n" + body + "cli.program()\n")
+    return subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_ctrl_c_while_the_command_line_is_parsed_is_130_not_a_traceback() -> None:
+    """The commands' modules are imported while the command line is parsed: a Ctrl-C then (the
+    first second of every run) is `interrupted` and 130, as later."""
+    done = _program("def parser():\n"
+                    "    os.kill(os.getpid(), signal.SIGINT)\n"
+                    "    time.sleep(5)\n"
+                    "cli.parser = parser\n")
+    assert done.returncode == 130, done.stderr[-3000:]
+    assert done.stderr.strip().splitlines()[-1] == "interrupted" and "Traceback" not in done.stderr
+
+
+def test_a_ctrl_c_python_swallowed_still_ends_the_program_with_130() -> None:
+    """A KeyboardInterrupt raised inside a finalizer is printed and dropped by Python ("Exception
+    ignored"): the command goes on and succeeds, and the program still ends with 130, saying so."""
+    done = _program("class Finalized:\n"
+                    "    def __del__(self):\n"
+                    "        os.kill(os.getpid(), signal.SIGINT)\n"
+                    "        time.sleep(0.2)\n"
+                    "def run(args, as_program):\n"
+                    "    Finalized()\n"
+                    "    return 0\n"
+                    "cli._run = run\n")
+    assert done.returncode == 130, done.stderr[-3000:]
+    assert done.stderr.strip().splitlines()[-1] == "interrupted (the command had finished: its output is complete)"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("beam_args", [[], ["--", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]])
 def test_ctrl_c_during_the_filter_stage(beam_args: list[str], tmp_path: Path) -> None:
