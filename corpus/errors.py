@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,28 @@ class CorpusError(Exception):
 
 class ConfigError(CorpusError):
     """The configuration or the command-line arguments are wrong; raised before any data is read."""
+
+
+class WorkerLostError(CorpusError):
+    """A worker process of the run ended before the run did (killed: most often by the system's
+    out-of-memory killer), so the run failed; names each one and how it ended."""
+
+    def __init__(self, lost: list[tuple[int, int]]) -> None:
+        self.lost = lost
+        ends = "; ".join(f"pid {pid} {_how_it_ended(status)}" for pid, status in lost)
+        super().__init__(f"{len(lost)} worker process(es) ended during the run: {ends}. A worker killed by "
+                         "SIGKILL was most likely out of memory: give the run more memory or fewer "
+                         "workers (--direct_num_workers)")
+
+
+def _how_it_ended(status: int) -> str:
+    if status < 0:
+        try:
+            name = signal.Signals(-status).name
+        except ValueError:
+            name = f"signal {-status}"
+        return f"was killed by {name}"
+    return f"exited with status {status}"
 
 
 class InputFileError(CorpusError):

@@ -21,6 +21,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 from apache_beam.runners.direct.direct_runner import SwitchingDirectRunner
 
+from lemur_corpus.errors import WorkerLostError, interrupted
 from lemur_corpus.pipelines.dofn_specs import remember_dofn_specs
 from lemur_corpus.pipelines.state_sampler import shorten_sampling_period
 
@@ -71,6 +72,13 @@ class OfflineDirectRunner(SwitchingDirectRunner):
 
         try:
             return WarmFnApiRunner(workers, provision_info=provision).run_pipeline(pipeline, options)
+        except Exception as exc:
+            # a worker that died (SIGKILL by the out-of-memory killer) reaches Beam as a data
+            # channel "closed prematurely": say which worker, and how it ended, in one line
+            lost = workers.lost()
+            if lost and not interrupted(exc):
+                raise WorkerLostError(lost) from exc
+            raise
         finally:
             workers.close()
 

@@ -20,6 +20,7 @@ its workers one after the other, each waiting for the last to exit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ import traceback
 import weakref
 from typing import IO, Any
 
+from apache_beam.portability.api import beam_fn_api_pb2
 from apache_beam.runners.portability import local_job_service
 from apache_beam.runners.portability.fn_api_runner import fn_runner, worker_handlers
 from apache_beam.transforms import environments
@@ -112,6 +114,7 @@ class WarmWorkers:
         if fork and count:
             prepare()  # once, here: the forked workers inherit what it loaded
         self._waiting: list[WorkerProcess] = []
+        self._taken: list[WorkerProcess] = []
         for _ in range(count):
             self._waiting.append(_forked(self._waiting) if fork else _spawned())
         _POOLS[self.id] = self
@@ -120,9 +123,21 @@ class WarmWorkers:
     def take(self) -> WorkerProcess:
         """A waiting worker, or one started now (spawned) when none is left."""
         with self._lock:
-            if self._waiting:
-                return self._waiting.pop(0)
-        return _spawned()
+            process = self._waiting.pop(0) if self._waiting else _spawned()
+            self._taken.append(process)
+            return process
+
+    def lost(self, patience: float = 2.0) -> list[tuple[int, int]]:
+        """(pid, exit status) of the workers the run took that have ended other than as asked (0) or
+        by Ctrl-C (130); a negative status is the signal that killed one. Called after the run
+        failed: each worker's handler thread waits for its process and records how it ended,
+        which may take it a moment (`patience` seconds at most)."""
+        deadline = time.monotonic() + patience
+        while True:
+            ended = [(p.pid, p.returncode) for p in self._taken if p.returncode is not None]
+            if len(ended) == len(self._taken) or time.monotonic() > deadline:
+                return [(pid, status) for pid, status in ended if status not in (0, 130)]
+            time.sleep(0.02)
 
     def close(self) -> None:
         """Tell the workers nobody took to leave, and wait for them."""
@@ -192,6 +207,9 @@ class WarmSdkWorker(local_job_service.SubprocessSdkWorker):
     """Beam's `SubprocessSdkWorker` (one worker subprocess and its logging server) with the process
     taken from a pool instead of started here."""
 
+    on_lost: Any = None
+    """Called with an error when the worker process ends other than as asked or by Ctrl-C."""
+
     def run(self) -> None:
         import grpc
         from apache_beam.portability.api import beam_fn_api_pb2_grpc, endpoints_pb2
@@ -216,12 +234,15 @@ class WarmSdkWorker(local_job_service.SubprocessSdkWorker):
         pool = _POOLS.get(self._worker_command_line)
         process = pool.take() if pool else _spawned()
         try:
-            process.hand(settings)
+            with contextlib.suppress(OSError):  # a worker that has already ended: its pipe is closed
+                process.hand(settings)
             # Beam raises here, in a thread nobody joins for errors: the harness has already
             # reported a failure to the runner, and on Ctrl-C (status 130) the driver reports it
             if process.wait() not in (0, 130):
                 log.error("SDK worker %s (pid %d) exited with status %d", self._worker_id, process.pid,
                           process.returncode)
+                if self.on_lost is not None:
+                    self.on_lost(RuntimeError(f"SDK worker pid {process.pid} ended with status {process.returncode}"))
         finally:
             process.kill()
             logging_server.stop(0)
@@ -231,9 +252,32 @@ class WarmSdkWorker(local_job_service.SubprocessSdkWorker):
 class WarmWorkerHandler(worker_handlers.SubprocessSdkWorkerHandler):
     """Beam's subprocess worker handler, its worker a `WarmSdkWorker`."""
 
+    def _fail_instructions(self, error: Exception) -> None:
+        """The worker process ended before the run: every instruction sent to it, now or later,
+        fails with `error`. Beam would wait for the answers forever when the worker died before
+        it connected (a data channel that closes early fails the bundle, a missing one does not);
+        the driver then names the worker and how it ended (`OfflineDirectRunner`)."""
+        connection = self.control_conn
+
+        def answer(future: Any) -> Any:
+            # an answer with an error, not an aborted future: the runner's wait for a bundle's data
+            # gives up once its instruction is answered with an error, never on an aborted one
+            future.set(beam_fn_api_pb2.InstructionResponse(instruction_id=future.instruction_id, error=str(error)))
+            return future
+
+        def push(request: Any) -> Any:
+            if not isinstance(request, beam_fn_api_pb2.InstructionRequest):  # the end-of-run marker
+                return None
+            return answer(worker_handlers.ControlFuture(request.instruction_id or "lost"))
+
+        connection.push = push  # type: ignore[method-assign,assignment]  # this connection only: its worker is gone
+        for future in list(connection._futures_by_id.values()):
+            answer(future)
+
     def start_worker(self) -> None:
         self.worker = WarmSdkWorker(self._worker_command_line, self.control_address, self.provision_info,
                                     self.worker_id)
+        self.worker.on_lost = self._fail_instructions
         # a daemon: a driver that ends abnormally is not kept alive waiting for its workers (they
         # end with it: their control channel or their pipe closes)
         self.worker_thread = threading.Thread(name="run_worker", target=self.worker.run, daemon=True)

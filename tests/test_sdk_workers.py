@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import apache_beam as beam
@@ -14,6 +16,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
+from lemur_corpus.errors import WorkerLostError
 from lemur_corpus.pipelines.direct_runner import OfflineDirectRunner, ViewCachingOptions, beam_pipeline
 from lemur_corpus.pipelines.sdk_workers import HOW_STARTED, WarmWorkers
 
@@ -112,3 +115,23 @@ def test_a_worker_trims_the_heap_after_every_bundle_even_a_failed_one(monkeypatc
     with pytest.raises(AttributeError):
         wrapped(object(), None, "bundle-1")  # not a worker: the bundle fails, the heap is trimmed anyway
     assert calls == [0]
+
+
+def _die_in_a_worker(element: int, driver: int) -> int:
+    if os.getpid() != driver:  # a multi_processing worker: the out-of-memory killer's SIGKILL
+        os.kill(os.getpid(), signal.SIGKILL)
+    return element
+
+
+@pytest.mark.slow
+def test_a_worker_killed_during_the_run_fails_it_naming_the_worker_and_the_signal() -> None:
+    """Beam's runner waited forever for a worker that died before it connected, and gave a data
+    channel's traceback for one that died later: the run now fails with `WorkerLostError`."""
+    options = PipelineOptions(["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    pipeline = beam_pipeline(options)
+    _ = pipeline | beam.Create(list(range(20))) | beam.Map(_die_in_a_worker, driver=os.getpid())
+    started = time.monotonic()
+    with pytest.raises(WorkerLostError, match="was killed by SIGKILL") as raised:
+        pipeline.run().wait_until_finish()
+    assert raised.value.lost and all(status == -signal.SIGKILL for _, status in raised.value.lost)
+    assert time.monotonic() - started < 60
