@@ -121,12 +121,23 @@ class BandKeysFn(beam.DoFn):
 
     def __init__(self, params: dict[str, tuple[int, int]], rule: SurvivorRule) -> None:
         self.params, self.rule = params, rule
+        self._counted: list | None = None
+        self._per_kind: dict[str, int] = {}
+
+    def _signed_per_kind(self, signed: list[tuple[tuple[str, str], int]]) -> dict[str, int]:
+        """The side input's counts summed per kind, once per side input value (not per document)."""
+        if signed is not self._counted:
+            per_kind: dict[str, int] = {}
+            for (kind, _), count in signed:
+                per_kind[kind] = per_kind.get(kind, 0) + count
+            self._counted, self._per_kind = signed, per_kind
+        return self._per_kind
 
     @profiled(MINHASH)
     def process(self, node: SignedNode, signed: list[tuple[tuple[str, str], int]]) -> Iterator[Any]:
         record, signature = node
         bands, rows = self.params[record.kind]
-        groups = bucket_groups(sum(count for (kind, _), count in signed if kind == record.kind), bands)
+        groups = bucket_groups(self._signed_per_kind(signed)[record.kind], bands)
         keep = survivor_key(record, self.rule)
         for key in band_keys(from_bytes(signature), bands, rows):
             yield (record.kind, bucket_group(key, groups)), (key, *keep)

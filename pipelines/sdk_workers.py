@@ -127,21 +127,33 @@ class WarmWorkers:
             self._taken.append(process)
             return process
 
-    def lost(self, patience: float = 2.0) -> list[tuple[int, int]]:
+    def lost(self) -> list[tuple[int, int]]:
         """(pid, exit status) of the workers the run took that have ended other than as asked (0) or
-        by Ctrl-C (130); a negative status is the signal that killed one. Called after the run
-        failed: each worker's handler thread waits for its process and records how it ended,
-        which may take it a moment (`patience` seconds at most)."""
-        deadline = time.monotonic() + patience
-        while True:
-            ended = [(p.pid, p.returncode) for p in self._taken if p.returncode is not None]
-            if len(ended) == len(self._taken) or time.monotonic() > deadline:
-                return [(pid, status) for pid, status in ended if status not in (0, 130)]
-            time.sleep(0.02)
+        by Ctrl-C (130); a negative status is the signal that killed one. Asked after the run
+        failed; a worker still running is not lost, and is not waited for."""
+        ended = [(process.pid, status) for process in self._taken if (status := _end_of(process)) is not None]
+        return [(pid, status) for pid, status in ended if status not in (0, 130)]
 
     def close(self) -> None:
         """Tell the workers nobody took to leave, and wait for them."""
         self._finalizer()
+
+
+def _end_of(process: WorkerProcess, patience: float = 1.0) -> int | None:
+    """How `process` ended (its exit status, or minus the signal that killed it), or None while it
+    runs. Looked at without reaping it (its handler thread does that, and records the status)."""
+    if process.returncode is not None or not hasattr(os, "waitid"):
+        return process.returncode
+    try:
+        info = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:  # reaped this instant by its handler thread, which records the status
+        deadline = time.monotonic() + patience
+        while process.returncode is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return process.returncode
+    if info is None:
+        return None
+    return -info.si_status if info.si_code in (os.CLD_KILLED, os.CLD_DUMPED) else info.si_status
 
 
 def _spawned() -> WorkerProcess:
