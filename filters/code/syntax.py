@@ -113,6 +113,8 @@ class Grammar:
     parser: ts.Parser
     problems: ts.Query
     comments: ts.Query | None
+    chunk: bytearray = dataclasses.field(default_factory=bytearray, compare=False, repr=False)
+    """The one buffer every read of this grammar's parses answers with (`chunk_reader`)."""
 
 
 def load_grammar(language: str, spec: str) -> Grammar:
@@ -197,16 +199,41 @@ def last_token(root: ts.Node) -> ts.Node | None:
     return node
 
 
+READ_CHUNK_BYTES = 1 << 16
+"""The most bytes one answer to tree-sitter's read callback holds: a file is copied into the reused
+buffer in pieces of this size, so a read costs a bounded copy however often tree-sitter asks."""
+
+
+def chunk_reader(source: bytes, chunk: bytearray) -> Callable[[int, Any], bytearray]:
+    """tree-sitter's read callback over `source` that answers every read with `chunk`, refilled.
+
+    The callback, not the source, is what lets a parse report progress (tree-sitter ignores
+    `progress_callback` for a bytestring). py-tree-sitter 0.25-0.26 keeps a reference to every object
+    a read callback returns, for good: answering with slices of the source (or a memoryview's) kept
+    every parsed file alive, ~1.5 KB of slices besides, and a worker's memory grew with the code it
+    had filtered (tests/test_code_filters.py). Answering with the same buffer each time leaks
+    nothing. tree-sitter needs an answer only until its next read, so the buffer can be refilled; a
+    piece ends on a UTF-8 character boundary."""
+    view = memoryview(source)
+    size = len(source)
+
+    def read(offset: int, _point: Any) -> bytearray:
+        end = min(offset + READ_CHUNK_BYTES, size)
+        while offset < end < size and source[end] & 0xC0 == 0x80:  # a continuation byte: back to the lead
+            end -= 1
+        chunk[:] = view[offset:end]
+        return chunk
+
+    return read
+
+
 def parse(grammar: Grammar, source: bytes, max_steps: int, timeout_s: float,
           blanked_comments: Sequence[tuple[int, int]] = ()) -> ParseResult:
     """Parse `source` within `max_steps` progress reports and `timeout_s` seconds and measure it;
     `blanked_comments` are comment spans blanked before parsing (they count in `comment_share`)."""
     steps = 0
     deadline = time.monotonic() + timeout_s
-    view = memoryview(source)
-
-    def read(offset: int, _point: Any) -> memoryview:
-        return view[offset:]
+    read = chunk_reader(source, grammar.chunk)
 
     def progress(_offset: int, _has_error: bool) -> bool:
         nonlocal steps
