@@ -12,7 +12,13 @@ per worker) and keeps each worker busy with one bundle at a time: a thread per w
 next bundle from a shared queue, so a slow bundle does not hold the others up. Inputs are cut
 where they are already cut (a `ListBuffer`'s chunks, which the data channel flushes at 10 MB), or
 by key (a `GroupingBuffer`, a GroupByKey's output), never by decoding and re-encoding elements
-(Beam's own cut does that for an input of fewer chunks than workers; so does this one, then).
+(Beam's own cut does that for an input of fewer chunks than workers; so does this one, then). The
+workers flush their outputs every `worker_memory.OUTPUT_FLUSH_BYTES` (2 MB), so a stage's input
+arrives in pieces small enough to cut into bundles of a few MB.
+
+The bounds must bind early for a worker's memory to stay flat as the corpus grows: with 32 MB and
+50,000 grouped values, a 25,000-document build ran most stages in one bundle per worker and a
+100,000-document build in bundles four times larger (`benchmarks/scale.py --docs 25000 100000`).
 A stage whose every input is empty (and which has no timer to fire) runs no bundle at all: its
 DoFns would see no element, and each worker would still pay a stage's fixed cost (a bundle processor,
 its descriptor, a state sampler), about 20 ms; the rounds of connected components that a settled graph
@@ -35,11 +41,11 @@ from apache_beam.metrics import monitoring_infos
 from apache_beam.portability.api import beam_fn_api_pb2
 from apache_beam.runners.portability.fn_api_runner import execution, fn_runner
 
-MAX_BUNDLE_BYTES = 32 << 20
-"""A bundle's input, at most, where it arrives encoded (a few chunks of the data channel, which
-flushes at 10 MB; more where one chunk is larger): big enough that a bundle's fixed cost to the
-runner is noise, small enough that what a bundle holds stays bounded."""
-MAX_BUNDLE_GROUPED_VALUES = 50_000
+MAX_BUNDLE_BYTES = 8 << 20
+"""A bundle's input, at most, where it arrives encoded (a few of the workers' 2 MB output chunks;
+more where one chunk is larger): big enough that a bundle's fixed cost (about 30 ms) is noise next
+to its work, small enough that what a bundle holds stays bounded."""
+MAX_BUNDLE_GROUPED_VALUES = 8_192
 """A bundle's input, at most, where it is a GroupByKey's output: the runner holds those decoded, so
 they are counted, not measured (the values of a key are never cut)."""
 

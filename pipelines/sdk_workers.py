@@ -335,17 +335,18 @@ def prepare() -> None:
     the modules of the build's DoFns and the build's tokenizer (loaded by the driver for its checks
     and kept by `lemur_corpus.tokenizer.load_tokenizer`); a spawned worker does it itself. Both
     answer Beam's per-stage DoFn introspection once per class (`dofn_specs`), end bundles
-    without waiting out Beam's state sampler (`state_sampler`) and hand back the memory a bundle
-    freed (`worker_memory`)."""
+    without waiting out Beam's state sampler (`state_sampler`), hand back the memory a bundle
+    freed and send a bundle's output in 2 MB pieces (`worker_memory`)."""
     import apache_beam.runners.worker.sdk_worker_main  # noqa: F401
 
     from lemur_corpus.pipelines.dofn_specs import remember_dofn_specs
     from lemur_corpus.pipelines.state_sampler import shorten_sampling_period
-    from lemur_corpus.pipelines.worker_memory import trim_after_each_bundle
+    from lemur_corpus.pipelines.worker_memory import flush_outputs_at, trim_after_each_bundle
 
     remember_dofn_specs()
     shorten_sampling_period()
     trim_after_each_bundle()
+    flush_outputs_at()
 
 
 def warm_kernels() -> None:

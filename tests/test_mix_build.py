@@ -3,11 +3,17 @@ document), code:text 10:1 within 0.5%, copies spread over shards, another seed a
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from lemur_corpus.mixture import HISTOGRAM_BINS
 from lemur_corpus.pipelines.build import run_build
+from lemur_corpus.pipelines.mix import HistogramFn
 from lemur_corpus.shards import read_docs_index
 from tests.buildutil import slice_config
 
@@ -94,3 +100,30 @@ def test_another_seed_gives_another_equally_exact_sample(
     assert ids != other_ids
     assert [s["files"]["bin"]["sha256"] for s in manifest["shards"]] != [
         s["files"]["bin"]["sha256"] for s in other["shards"]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(items=st.lists(st.tuples(st.integers(0, HISTOGRAM_BINS - 1), st.integers(0, 5_000)), max_size=200),
+       cuts=st.lists(st.integers(0, 200), max_size=6), compacted=st.lists(st.booleans(), min_size=7, max_size=7))
+def test_histogram_accumulators_compacted_for_the_shuffle_merge_to_the_same_pool(
+        items: list[tuple[int, int]], cuts: list[int], compacted: list[bool]) -> None:
+    """A pool's histogram does not depend on how its documents were cut into bundles, nor on which
+    bundles' accumulators crossed the shuffle as their non-empty bins (`compact`)."""
+    fn = HistogramFn()
+    whole = fn.create_accumulator()
+    for item in items:
+        whole = fn.add_input(whole, item)
+    bounds = [0, *sorted(min(c, len(items)) for c in cuts), len(items)]
+    parts = []
+    for n, (start, end) in enumerate(itertools.pairwise(bounds)):
+        acc = fn.create_accumulator()
+        for item in items[start:end]:
+            acc = fn.add_input(acc, item)
+        parts.append(fn.compact(acc) if compacted[n] else acc)
+    merged, expected = fn.extract_output(fn.merge_accumulators(parts)), fn.extract_output(whole)
+    assert merged.keys() == expected.keys()
+    for key, value in expected.items():
+        assert np.array_equal(merged[key], value), key
+    sparse = fn.compact(whole)
+    assert len(sparse.bins) == len({b for b, _ in items}) and fn.compact(sparse) is sparse
+    assert all(np.array_equal(a, b) for a, b in zip(fn.extract_output(sparse).values(), expected.values(), strict=True))

@@ -117,6 +117,29 @@ def test_a_worker_trims_the_heap_after_every_bundle_even_a_failed_one(monkeypatc
     assert calls == [0]
 
 
+def test_a_worker_sends_a_bundles_output_in_2_mb_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`worker_memory.flush_outputs_at`: Beam's output streams, built without a size, flush at 2 MB
+    instead of 10 MB (a fused stage holds one such buffer per output)."""
+    from apache_beam.runners.worker import data_plane
+
+    from lemur_corpus.pipelines import worker_memory
+
+    streams = (data_plane.SizeBasedBufferingClosableOutputStream, data_plane.TimeBasedBufferingClosableOutputStream)
+    for stream in streams:  # undone after the test
+        monkeypatch.setattr(stream.__init__, "__defaults__", stream.__init__.__defaults__)
+    worker_memory.flush_outputs_at()
+    sent: list[int] = []
+    for time_limit_ms in (0, 10_000):
+        output = data_plane.ClosableOutputStream.create(lambda data: None, lambda data: sent.append(len(data)),
+                                                        time_limit_ms)
+        assert output._size_flush_threshold == worker_memory.OUTPUT_FLUSH_BYTES == 2 << 20
+        for _ in range(5):
+            output.write(b"x" * (1 << 20))
+            output.maybe_flush()
+        output.close()
+    assert sent == [3 << 20, 3 << 20]  # flushed once past 2 MB; the rest goes with close
+
+
 def _die_in_a_worker(element: int, driver: int) -> int:
     if os.getpid() != driver:  # a multi_processing worker: the out-of-memory killer's SIGKILL
         os.kill(os.getpid(), signal.SIGKILL)
