@@ -250,6 +250,14 @@ def exists(path: str) -> bool:
     return _filesystems().exists(path)
 
 
+def delete_if_present(paths: list[str]) -> None:
+    """Remove the files of `paths` that exist (the project's own intermediate files; a second call
+    with the same paths, from a retried bundle, does nothing)."""
+    present = [path for path in paths if _filesystems().exists(path)]
+    if present:
+        _filesystems().delete(present)
+
+
 def write_atomic(path: str, data: bytes) -> None:
     """Write under a temporary name, then rename: readers never see a half-written file."""
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"

@@ -118,7 +118,7 @@ BUILD_FOLDER = Owned(
     finished=MANIFEST_NAME,
     names=frozenset({MANIFEST_NAME, FAILED_NAME, VARIANTS_DIR, INDEX_DIR}),  # the dedup index folder is written whole
     patterns=(
-        (SHARDS_DIR, re.compile(r"shard-\d{5}\.(?:bin|idx|docs\.jsonl\.zst|jsonl\.zst)")),
+        (SHARDS_DIR, re.compile(r"shard-\d{5}\.(?:bin|idx|docs\.jsonl\.zst|jsonl\.zst|part-\d{5}\.bin)")),
         (DROPS_DIR, re.compile(r"drops-\d{5}-of-\d{5}\.jsonl\.zst")),
         ("", re.compile(re.escape(PROBE_PREFIX) + r"[0-9a-f]{12}")),
     ),

@@ -2,12 +2,17 @@
 
 Copy c of a document goes to shard (h(id) + c) mod K, so copies of one document land in different
 shards (when there are at least as many shards as copies), at a position given by a second seeded
-hash; the shard count K comes from the total tokens. Each shard is sorted and written by one worker.
-Also writes the per-document drop log, spread over a few files by a hash of the id.
+hash; the shard count K comes from the total tokens. A shard is written in two steps: its members are
+grouped into parts by ranges of their position (`PART_TOKENS` tokens each, about), each part sorted
+and its tokens written to a part file by one worker; then one worker streams the parts, in order,
+into the shard's `.bin`, `.idx` and `.docs.jsonl.zst` (the bytes a single sort of the whole shard
+gives: the parts are consecutive ranges of the sort key). Part files are removed once every shard is
+written. Also writes the per-document drop log, spread over a few files by a hash of the id.
 
-Memory per worker: one shard's members (about `target_tokens` tokens, and their texts when
-`write_jsonl` is set), or one drop-log part (at most `DROP_LOG_RECORDS_PER_FILE` records past the
-configured minimum of files): neither grows with the size of the corpus.
+Memory per worker: one part's members (about `PART_TOKENS` tokens: one shard's members held a
+`configs/lemur.yaml` shard of 1B tokens, about 20 GB), a shard's index (about 100 bytes a document,
+and the texts when `write_jsonl` is set), or one drop-log part (at most `DROP_LOG_RECORDS_PER_FILE`
+records past the configured minimum of files): none grows with the size of the corpus.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import json
 import logging
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 import numpy as np
@@ -25,8 +30,9 @@ import xxhash
 import zstandard
 
 from lemur_corpus.accounting import Drop
-from lemur_corpus.io import atomic_writer, join, makedirs
+from lemur_corpus.io import atomic_writer, delete_if_present, join, makedirs, read_raw_bytes
 from lemur_corpus.mixture import MixturePlan
+from lemur_corpus.pipelines.outputs import MultiOutputParDo
 from lemur_corpus.pipelines.profile import WRITE, profiled
 from lemur_corpus.pipelines.tokenize import TokenizedDoc
 from lemur_corpus.shards import ShardDoc, token_digest, write_shard
@@ -35,69 +41,140 @@ log = logging.getLogger("corpus")
 
 SHARDS_DIR = "shards"
 DROPS_DIR = "drops"
+PARTS = "parts"
+"""The shard writer's output of the part files it read (removed once every shard is written)."""
+PART_TOKENS = 4_000_000
+"""A shard is sorted and written in parts of about this many tokens (a worker holds one part's
+documents, about 20 bytes a token with their records: `benchmarks/scale.py`, the shard writer's peak)."""
 
 
 def shard_name(index: int) -> str:
     return f"shard-{index:05d}"
 
 
-def _assign(item: tuple[TokenizedDoc, int], num_shards: int, seed: int) -> tuple[int, tuple]:
+def part_file(out_dir: str, index: int, part: int) -> str:
+    return join(out_dir, SHARDS_DIR, f"{shard_name(index)}.part-{part:05d}.bin")
+
+
+def parts_per_shard(target_tokens: int) -> int:
+    return max(1, math.ceil(target_tokens / PART_TOKENS))
+
+
+def _assign(item: tuple[TokenizedDoc, int], num_shards: int, seed: int, parts: int) -> tuple[tuple[int, int], tuple]:
+    """((shard, part), sort key and document): the part is the position's range, so the parts of a
+    shard, sorted one by one and put end to end, are the shard sorted."""
     doc, copy = item
     base = xxhash.xxh64_intdigest(doc.id.encode("utf-8"), seed=seed)
     position = xxhash.xxh64_intdigest(f"{doc.id}\x00{copy}".encode(), seed=seed ^ 0x5EED)
-    return (base + copy) % num_shards, (position, doc.id, copy, doc)
+    return ((base + copy) % num_shards, (position * parts) >> 64), (position, doc.id, copy, doc)
+
+
+class ShardPart(NamedTuple):
+    """One written part of a shard: its file and, in shard order, what the shard's index needs."""
+
+    part: int
+    path: str
+    ids: list[str]
+    sources: list[str]
+    copies: list[int]
+    lengths: np.ndarray
+    lines: list[str] | None
+    """The documents' `.jsonl.zst` lines (with `write_jsonl`)."""
+    homes: list[tuple[str, int, str]] | None
+    """(id, byte offset in the part, token digest) of each first copy (a build with variants)."""
 
 
 def token_home(index: int, path: str, record: dict[str, Any], tokens: int,
-               docs: list[tuple[str, np.ndarray]], pointers: list[int]) -> tuple[int, dict[str, Any]]:
+               firsts: list[tuple[str, int, str]]) -> tuple[int, dict[str, Any]]:
     """(shard index, where each document's tokens are in that shard's `.bin`): what variant indexes
-    point into (`pipelines/variants.py`)."""
+    point into (`pipelines/variants.py`); `firsts` are (id, byte pointer, token digest)."""
     return index, {"path": path, "bin": record, "tokens": tokens,
-                   "docs": {doc_id: (pointer, token_digest(tokens_))
-                            for (doc_id, tokens_), pointer in zip(docs, pointers, strict=True)}}
+                   "docs": {doc_id: (pointer, digest) for doc_id, pointer, digest in firsts}}
 
 
-class WriteShardFn(beam.DoFn):
+class _ShardStepFn(beam.DoFn):
+    """What both steps of the shard writer are told: the build's folder, the token dtype, whether
+    texts are written too, and whether to report where each document's first copy is (a build
+    with variants)."""
+
     def __init__(self, out_dir: str, dtype: str, write_jsonl: bool, homes: bool = False) -> None:
         self.out_dir = out_dir
         self.dtype = np.dtype(dtype)
         self.write_jsonl = write_jsonl
         self.homes = homes
-        """Also emit, tagged `home`, where each document's first copy is (a build with variants)."""
+
+
+class WritePartFn(_ShardStepFn):
+    """A part of a shard, sorted: its tokens to the part file, its index to the shard step."""
 
     @profiled(WRITE)
-    def process(self, element: tuple[int, list[tuple]], file_errors: list[Any],
+    def process(self, element: tuple[tuple[int, int], list[tuple]], file_errors: list[Any],
+                plan: MixturePlan) -> Iterator[tuple[int, ShardPart]]:
+        if file_errors or plan.error:  # a failed build writes no shards
+            return
+        (index, part), members = element
+        members = sorted(members, key=lambda m: m[:3])
+        arrays = [np.ascontiguousarray(doc.tokens, dtype=self.dtype) for _, _, _, doc in members]
+        path = part_file(self.out_dir, index, part)
+        makedirs(join(self.out_dir, SHARDS_DIR))
+        with atomic_writer(path) as handle:
+            for tokens in arrays:
+                handle.write(memoryview(tokens).cast("B"))  # type: ignore[arg-type]  # numpy stubs: __buffer__ only on 3.12+
+        lengths = np.array([len(tokens) for tokens in arrays], dtype=np.int64)
+        lines = None
+        if self.write_jsonl:
+            lines = [json.dumps({"id": doc.id, "source": doc.source, "copy": copy, "text": doc.text},
+                                ensure_ascii=False, sort_keys=True) for _, _, copy, doc in members]
+        homes = None
+        if self.homes:
+            offsets = (np.cumsum(lengths) - lengths) * self.dtype.itemsize
+            homes = [(doc.id, int(offset), token_digest(tokens))
+                     for (_, _, copy, doc), offset, tokens in zip(members, offsets, arrays, strict=True) if copy == 0]
+        docs = [doc for _, _, _, doc in members]
+        yield index, ShardPart(part, path, [doc.id for doc in docs], [doc.source for doc in docs],
+                               [copy for _, _, copy, _ in members], lengths, lines, homes)
+
+
+class WriteShardFn(_ShardStepFn):
+    """A shard from its parts, in order; with `homes`, also emits where each first copy is, tagged `home`."""
+
+    @profiled(WRITE)
+    def process(self, element: tuple[int, list[ShardPart]], file_errors: list[Any],
                 plan: MixturePlan) -> Iterator[Any]:
         if file_errors or plan.error:  # a failed build writes no shards
             return
-        record = self._write(*element)
+        index, parts = element
+        parts = sorted(parts, key=lambda p: p.part)
+        record = self._write(index, parts)
+        yield beam.pvalue.TaggedOutput(PARTS, [p.path for p in parts])
         if not self.homes:
             yield record
             return
         yield "record", record
-        index, members = element
-        members = sorted(members, key=lambda m: m[:3])
-        offsets = np.cumsum([0] + [len(doc.tokens) * self.dtype.itemsize for _, _, _, doc in members[:-1]])
-        firsts = [(doc, int(offset)) for (_, _, copy, doc), offset in zip(members, offsets, strict=True) if copy == 0]
+        firsts, base = [], 0
+        for p in parts:
+            firsts += [(doc_id, base + offset, digest) for doc_id, offset, digest in p.homes or ()]
+            base += int(p.lengths.sum()) * self.dtype.itemsize
         yield "home", token_home(index, join(self.out_dir, SHARDS_DIR, shard_name(index) + ".bin"),
-                                 record["files"]["bin"], record["tokens"],
-                                 [(d.id, np.asarray(d.tokens, dtype=self.dtype)) for d, _ in firsts],
-                                 [o for _, o in firsts])
+                                 record["files"]["bin"], record["tokens"], firsts)
 
-    def _write(self, index: int, members: list[tuple]) -> dict[str, Any]:
-        members = sorted(members, key=lambda m: m[:3])
+    def _documents(self, parts: list[ShardPart]) -> Iterator[ShardDoc]:
+        """The shard's documents in order, read back from its parts one part at a time."""
+        for p in parts:
+            tokens = np.frombuffer(read_raw_bytes(p.path), dtype=self.dtype)
+            ends = np.cumsum(p.lengths)
+            if len(tokens) != (int(ends[-1]) if len(ends) else 0):
+                raise OSError(f"{p.path}: {len(tokens)} tokens, its part record says {int(ends[-1])}")
+            for doc_id, source, copy, start, end in zip(p.ids, p.sources, p.copies, ends - p.lengths, ends,
+                                                        strict=True):
+                yield ShardDoc(doc_id, source, copy, tokens[start:end])
+
+    def _write(self, index: int, parts: list[ShardPart]) -> dict[str, Any]:
         name = shard_name(index)
-        folder = join(self.out_dir, SHARDS_DIR)
-        makedirs(folder)
-        prefix = join(folder, name)
-        docs = (ShardDoc(doc.id, doc.source, copy, doc.tokens) for _, _, copy, doc in members)
-        record = write_shard(prefix, f"{SHARDS_DIR}/{name}", docs, self.dtype)
+        prefix = join(self.out_dir, SHARDS_DIR, name)
+        record = write_shard(prefix, f"{SHARDS_DIR}/{name}", self._documents(parts), self.dtype)
         if self.write_jsonl:
-            lines = (
-                json.dumps({"id": doc.id, "source": doc.source, "copy": copy, "text": doc.text},
-                           ensure_ascii=False, sort_keys=True)
-                for _, _, copy, doc in members
-            )
+            lines = (line for p in parts for line in p.lines or ())
             blob = zstandard.ZstdCompressor(level=6).compress(("\n".join(lines) + "\n").encode("utf-8"))
             with atomic_writer(prefix + ".jsonl.zst") as handle:
                 handle.write(blob)
@@ -105,6 +182,11 @@ class WriteShardFn(beam.DoFn):
                                         "sha256": hashlib.sha256(blob).hexdigest()}
         log.info("wrote %s: %d documents, %d tokens", name, record["documents"], record["tokens"])
         return record
+
+
+def _remove_parts(paths: list[str], _written: list[Any]) -> list[Any]:
+    delete_if_present(paths)
+    return []
 
 
 class WriteShards(beam.PTransform):
@@ -131,20 +213,27 @@ class WriteShards(beam.PTransform):
         )
         num_shards = total | "NumShards" >> beam.Map(lambda t: max(1, math.ceil(t / target_tokens)))
         self.num_shards = num_shards
+        file_errors, plan = beam.pvalue.AsList(self.file_errors), beam.pvalue.AsSingleton(self.plan)
         written = (
             copies
-            | "Assign" >> beam.Map(_assign, num_shards=beam.pvalue.AsSingleton(num_shards), seed=self.seed)
+            | "Assign" >> beam.Map(_assign, num_shards=beam.pvalue.AsSingleton(num_shards), seed=self.seed,
+                                   parts=parts_per_shard(target_tokens))
+            | "GroupParts" >> beam.GroupByKey()
+            | "WriteParts" >> beam.ParDo(WritePartFn(self.out_dir, self.dtype, self.write_jsonl, self.homes),
+                                         file_errors=file_errors, plan=plan)
             | "Group" >> beam.GroupByKey()
-            | "Write" >> beam.ParDo(
-                WriteShardFn(self.out_dir, self.dtype, self.write_jsonl, self.homes),
-                file_errors=beam.pvalue.AsList(self.file_errors),
-                plan=beam.pvalue.AsSingleton(self.plan),
-            )
+            | "Write" >> MultiOutputParDo(WriteShardFn(self.out_dir, self.dtype, self.write_jsonl, self.homes),
+                                          PARTS, main="written", file_errors=file_errors, plan=plan)
         )
-        if not self.homes:
-            return written
-        self.token_homes = written | "Homes" >> beam.FlatMap(lambda pair: [pair[1]] if pair[0] == "home" else [])
-        return written | "Records" >> beam.FlatMap(lambda pair: [pair[1]] if pair[0] == "record" else [])
+        records = written["written"]
+        if self.homes:
+            self.token_homes = records | "Homes" >> beam.FlatMap(lambda pair: [pair[1]] if pair[0] == "home" else [])
+            records = records | "Records" >> beam.FlatMap(lambda pair: [pair[1]] if pair[0] == "record" else [])
+        # Part files go once every shard is written (the side input waits for all of them): a
+        # retried shard bundle still finds its parts. Nothing comes out; flattened in, the removal
+        # is among the manifest's ancestors.
+        removed = written[PARTS] | "RemoveParts" >> beam.FlatMap(_remove_parts, beam.pvalue.AsList(records))
+        return (records, removed) | "AfterParts" >> beam.Flatten()
 
 
 DROP_LOG_RECORDS_PER_FILE = 100_000

@@ -83,3 +83,27 @@ def test_bin_size_must_match_index(tmp_path: Path) -> None:
     (tmp_path / "s.bin").write_bytes(data[:-4])
     with pytest.raises(ShardFormatError, match="the index describes"):
         list(read_shard_documents(str(tmp_path / "s")))
+
+
+def test_a_shard_written_in_many_parts_has_the_bytes_of_one_sort(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shard's members are sorted and written in parts (ranges of their position), then streamed
+    into the shard: the same shards, token indexes, texts and variant indexes as one part per shard,
+    and no part file is left."""
+    from lemur_corpus.pipelines import shard as shard_stage
+    from lemur_corpus.pipelines.build import run_build
+    from tests.buildutil import output_digest, slice_config
+
+    config = slice_config(code_rows=60, web_rows=30, shards={"target_tokens": 40_000, "write_jsonl": True},
+                          variants=[{"name": "r5", "code_text_ratio": 5}])
+    digests = {}
+    for part_tokens in (10**12, 997):
+        monkeypatch.setattr(shard_stage, "PART_TOKENS", part_tokens)
+        out = tmp_path / f"parts-{part_tokens}"
+        manifest = run_build(config, str(out), [])
+        assert manifest["accounting"]["balanced"] and len(manifest["shards"]) > 1
+        assert not list(out.rglob("*.part-*")) and not list(out.rglob("*.tmp-*"))
+        digests[part_tokens] = output_digest(out)
+    assert shard_stage.parts_per_shard(40_000) == 41  # the second build: 41 parts a shard
+    assert digests[997] == digests[10**12]
+    assert any(name.endswith(".jsonl.zst") and "/shard-" in name and ".docs." not in name for name in digests[997])
