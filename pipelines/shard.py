@@ -35,7 +35,7 @@ from lemur_corpus.mixture import MixturePlan
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
 from lemur_corpus.pipelines.profile import WRITE, profiled
 from lemur_corpus.pipelines.tokenize import TokenizedDoc
-from lemur_corpus.shards import ShardDoc, token_digest, write_shard
+from lemur_corpus.shards import ShardDoc, token_digest, write_bin, write_shard
 
 log = logging.getLogger("corpus")
 
@@ -117,9 +117,7 @@ class WritePartFn(_ShardStepFn):
         arrays = [np.ascontiguousarray(doc.tokens, dtype=self.dtype) for _, _, _, doc in members]
         path = part_file(self.out_dir, index, part)
         makedirs(join(self.out_dir, SHARDS_DIR))
-        with atomic_writer(path) as handle:
-            for tokens in arrays:
-                handle.write(memoryview(tokens).cast("B"))  # type: ignore[arg-type]  # numpy stubs: __buffer__ only on 3.12+
+        _, offsets = write_bin(path, path, arrays, self.dtype)
         lengths = np.array([len(tokens) for tokens in arrays], dtype=np.int64)
         lines = None
         if self.write_jsonl:
@@ -127,8 +125,7 @@ class WritePartFn(_ShardStepFn):
                                 ensure_ascii=False, sort_keys=True) for _, _, copy, doc in members]
         homes = None
         if self.homes:
-            offsets = (np.cumsum(lengths) - lengths) * self.dtype.itemsize
-            homes = [(doc.id, int(offset), token_digest(tokens))
+            homes = [(doc.id, offset, token_digest(tokens))
                      for (_, _, copy, doc), offset, tokens in zip(members, offsets, arrays, strict=True) if copy == 0]
         docs = [doc for _, _, _, doc in members]
         yield index, ShardPart(part, path, [doc.id for doc in docs], [doc.source for doc in docs],
