@@ -43,7 +43,8 @@ from apache_beam.runners.portability.fn_api_runner import execution, fn_runner
 
 MAX_BUNDLE_BYTES = 8 << 20
 """A bundle's input, at most, where it arrives encoded (a few of the workers' 2 MB output chunks;
-more where one chunk is larger): big enough that a bundle's fixed cost (about 30 ms) is noise next
+more where one chunk is larger): big enough that a bundle's fixed cost (a median 33 ms a stage in
+`benchmarks/dedup_stages.py`) is noise next
 to its work, small enough that what a bundle holds stays bounded."""
 MAX_BUNDLE_GROUPED_VALUES = 8_192
 """A bundle's input, at most, where it is a GroupByKey's output: the runner holds those decoded, so

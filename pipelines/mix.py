@@ -44,8 +44,8 @@ class HistogramFn(beam.CombineFn):
     """Histograms of u(doc) over HISTOGRAM_BINS bins, weighted by tokens and by documents.
 
     A dense accumulator is two arrays of HISTOGRAM_BINS int64s, 1 MiB: one per source per bundle
-    came out of the lifted combine, and the merge held them all at once (a 100,000-document build
-    cut into small bundles: a worker's peak went up 450 MiB in that one stage). An accumulator
+    came out of the lifted combine, and the merge held them all at once, so the more bundles a
+    build was cut into, the more the merge held. An accumulator
     leaves its bundle as its non-empty bins (`compact`), at most one per document of the bundle."""
 
     def create_accumulator(self) -> list[Any]:

@@ -210,7 +210,7 @@ def chunk_reader(source: bytes, chunk: bytearray) -> Callable[[int, Any], bytear
     The callback, not the source, is what lets a parse report progress (tree-sitter ignores
     `progress_callback` for a bytestring). py-tree-sitter 0.25-0.26 keeps a reference to every object
     a read callback returns, for good: answering with slices of the source (or a memoryview's) kept
-    every parsed file alive, ~1.5 KB of slices besides, and a worker's memory grew with the code it
+    every parsed file alive, and the slices too, and a worker's memory grew with the code it
     had filtered (tests/test_code_filters.py). Answering with the same buffer each time leaks
     nothing. tree-sitter needs an answer only until its next read, so the buffer can be refilled; a
     piece ends on a UTF-8 character boundary."""
