@@ -188,6 +188,23 @@ def tokenizer_identity(config: TokenizerConfig, dtype_name: str = "auto") -> Tok
     )
 
 
+PARALLELISM_VARIABLE = "TOKENIZERS_PARALLELISM"
+"""The environment variable `tokenizers` reads at every batch call: off, a batch is encoded on the
+calling thread; on (its default), it is split over a rayon pool of one thread per core."""
+
+
+def encode_on_calling_thread() -> None:
+    """Make `encode_batch` encode on the calling thread, unless the environment already sets
+    `TOKENIZERS_PARALLELISM` (a user's explicit choice wins).
+
+    A build's worker is one core's worth: runners start one worker process per core
+    (multi_processing, Dask, Dataflow), each tokenizing its own batches, so a pool of one thread per
+    core in every worker only puts N x N threads on N cores. On the calling thread, tokenization is
+    timed like every other stage, by its thread's CPU (`pipelines/profile.py`).
+    `benchmarks/tokenize_threads.py` runs the same build both ways."""
+    os.environ.setdefault(PARALLELISM_VARIABLE, "false")
+
+
 def encode_batch(tokenizer: Tokenizer, texts: list[str], eos_id: int, dtype: np.dtype) -> list[np.ndarray]:
     """Token ids of each text plus EOS, without special tokens the tokenizer would add itself."""
     encodings = tokenizer.encode_batch_fast(texts, add_special_tokens=False) if hasattr(

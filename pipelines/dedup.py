@@ -18,7 +18,6 @@ near-duplicate names the document kept in the end. Two documents under one id ar
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -46,7 +45,7 @@ from lemur_corpus.pipelines.dedup_index import IndexTarget, WriteIndex, index_no
 from lemur_corpus.pipelines.dedup_near import NearDuplicates, initial_stats, near_params
 from lemur_corpus.pipelines.ledger import DROPS, CountDocuments
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
-from lemur_corpus.pipelines.profile import EXACT_DEDUP, MINHASH, profiled
+from lemur_corpus.pipelines.profile import EXACT_DEDUP, MINHASH, profiled, stage_cpu
 from lemur_corpus.pipelines.profile import record as profile
 
 __all__ = ["Decision", "Dedup", "DedupDecide", "DedupDecisions", "DedupOutputs", "near_params"]
@@ -77,9 +76,9 @@ class SignFn(beam.DoFn):
                         for kind in KINDS if (c := self.config.near(kind)).enabled}
 
     def process(self, doc: Document) -> Iterator[Any]:
-        started = time.process_time()
+        started = stage_cpu()
         record = dedup_record(doc)
-        signed = time.process_time()
+        signed = stage_cpu()
         profile(EXACT_DEDUP, signed - started, doc.nbytes)
         hasher = self.hashers.get(doc.kind)
         if hasher is None:
@@ -88,7 +87,7 @@ class SignFn(beam.DoFn):
         near = self.config.near(doc.kind)
         exact = near.verify == "exact"
         signature, seen, shingle_set = hasher.sign(doc.text, near.tokens, near.ngram, near.max_shingles, exact)
-        profile(MINHASH, time.process_time() - signed, doc.nbytes)
+        profile(MINHASH, stage_cpu() - signed, doc.nbytes)
         if seen.short:
             yield tagged_stat("near", doc.kind, "short_documents")
         if seen.capped:

@@ -13,7 +13,6 @@ every tally into one table (a combine: no worker holds more than the table) for 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -24,7 +23,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from lemur_corpus.accounting import Drop, Table, Tally, add_tallies, merge_tables, tally_drop, tally_in, tally_out
 from lemur_corpus.document import Document
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
-from lemur_corpus.pipelines.profile import record
+from lemur_corpus.pipelines.profile import record, stage_cpu
 
 log = logging.getLogger("corpus")
 
@@ -80,9 +79,9 @@ class StageFn(beam.DoFn):
         self.progress = Progress(self.stage)
 
     def process(self, doc: Document) -> Iterator[Document | beam.pvalue.TaggedOutput]:
-        started = time.process_time()
+        started = stage_cpu()
         result = self.fn(doc)
-        record(self.stage, time.process_time() - started, doc.nbytes)
+        record(self.stage, stage_cpu() - started, doc.nbytes)
         self.progress.tick(isinstance(result, Drop))
         if isinstance(result, Drop):
             yield beam.pvalue.TaggedOutput(DROPS, result)

@@ -1,6 +1,6 @@
 """Where a build's CPU time goes: CPU seconds, elements and bytes per stage, as Beam metrics.
 
-Each stage's DoFns time their own work with `time.process_time()` and report it as a Beam
+Each stage's DoFns time their own work with `stage_cpu()` and report it as a Beam
 distribution `profile:<stage>` of CPU microseconds per element (its count is the elements, its sum
 the CPU) and a counter `profile:<stage>.bytes` of the document bytes they saw. Only the stage's own
 computation is timed: `profiled` materializes a `process` call's outputs before it stops the clock,
@@ -9,8 +9,11 @@ What no stage claims (the runner's coders and shuffles, the accounting's countin
 key-by maps) is the build's total CPU minus the stages' sum; `benchmarks/scale.py` prints it as
 `runner and bookkeeping`.
 
-The figures are process CPU: on a worker running several threads (a gRPC data plane, the
-tokenizer's own threads) they include what those threads did meanwhile. They are run-dependent,
+The clock is the calling thread's CPU (`time.thread_time`), not the process's: a worker's other
+threads (Beam's gRPC data plane) run meanwhile, and process CPU put their work on whichever stage
+was running. Every stage runs on its calling thread; tokenization does because `TokenizeFn` has
+`tokenizers` encode there (`tokenizer.encode_on_calling_thread`; with `TOKENIZERS_PARALLELISM=true`
+set by hand, its pool's CPU falls to the runner's share). The figures are run-dependent,
 so the manifest keeps them in its volatile `run` section (`run.profile`), which comparisons of
 builds leave out. Every runner that reports user metrics fills them: DirectRunner (in-process and
 multi_processing), this project's DaskRunner (`pipelines/dask_runner.py` gathers its workers'
@@ -61,6 +64,9 @@ def record(stage: str, seconds: float, nbytes: int = 0) -> None:
         size.inc(nbytes)
 
 
+stage_cpu = time.thread_time
+"""The clock every stage is timed with (see the module docstring)."""
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -72,9 +78,9 @@ def profiled(stage: str, size: Callable[[Any], int] | None = None) -> Callable[[
     def decorate(process: F) -> F:
         @functools.wraps(process)
         def timed(self: Any, element: Any, *args: Any, **kwargs: Any) -> list[Any]:
-            started = time.process_time()
+            started = stage_cpu()
             outputs = list(process(self, element, *args, **kwargs) or ())
-            record(stage, time.process_time() - started, size(element) if size is not None else 0)
+            record(stage, stage_cpu() - started, size(element) if size is not None else 0)
             return outputs
 
         return timed  # type: ignore[return-value]  # the same signature, see functools.wraps
@@ -88,11 +94,11 @@ def profiled_fn(stage: str, flat: bool = False) -> Callable[[F], F]:
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def timed(*args: Any, **kwargs: Any) -> Any:
-            started = time.process_time()
+            started = stage_cpu()
             result = fn(*args, **kwargs)
             if flat:
                 result = list(result)
-            record(stage, time.process_time() - started)
+            record(stage, stage_cpu() - started)
             return result
 
         return timed  # type: ignore[return-value]  # the same signature, see functools.wraps
@@ -105,12 +111,12 @@ def timed_items(stage: str, items: Iterable[Any], size: Callable[[Any], int]) ->
     the consumer's time between items is not counted, and nothing is held."""
     iterator = iter(items)
     while True:
-        started = time.process_time()
+        started = stage_cpu()
         try:
             item = next(iterator)
         except StopIteration:
             return
-        record(stage, time.process_time() - started, size(item))
+        record(stage, stage_cpu() - started, size(item))
         yield item
 
 

@@ -15,7 +15,7 @@ from lemur_corpus.document import Document, pickled_by_fields
 from lemur_corpus.pipelines.ledger import CountDocuments, Progress, StageOutputs
 from lemur_corpus.pipelines.profile import TOKENIZE as TOKENIZE_STAGE
 from lemur_corpus.pipelines.profile import profiled
-from lemur_corpus.tokenizer import TokenizerIdentity, encode_batch, load_tokenizer
+from lemur_corpus.tokenizer import TokenizerIdentity, encode_batch, encode_on_calling_thread, load_tokenizer
 
 
 @pickled_by_fields
@@ -39,6 +39,7 @@ class TokenizeFn(beam.DoFn):
         self.tokens = Metrics.counter("tokenize", "tokens")
 
     def setup(self) -> None:
+        encode_on_calling_thread()  # one worker, one core: see its docstring
         self.tokenizer = load_tokenizer(self.config)
         self.dtype = np.dtype(self.identity.dtype)
         self.progress = Progress(TOKENIZE)

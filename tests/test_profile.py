@@ -126,3 +126,39 @@ def test_the_schema_requires_each_stage_figure(small_build: Path, key: str) -> N
     manifest = json.loads((small_build / "manifest.json").read_text())
     del manifest["run"]["profile"]["stages"]["read"][key]
     assert schema_problems(manifest, manifest_schema())
+
+
+def test_a_stage_is_timed_by_its_own_thread_not_the_workers_other_threads() -> None:
+    """A worker's other threads (Beam's gRPC data plane) run while a stage computes: their CPU is
+    not the stage's. Here another thread burns CPU while the stage only waits."""
+    import threading
+    import time
+
+    from lemur_corpus.pipelines import profile
+
+    recorded: list[float] = []
+    burning = threading.Event()
+    stop = threading.Event()
+
+    def burn() -> None:
+        burning.set()
+        while not stop.is_set():
+            sum(range(10_000))
+
+    @profiled_fn("mix")
+    def waits() -> None:
+        time.sleep(0.3)
+
+    background = threading.Thread(target=burn)
+    background.start()
+    burning.wait()
+    original = profile.record
+    try:
+        profile.record = lambda stage, seconds, nbytes=0: recorded.append(seconds)  # type: ignore[assignment]  # capture
+        waits()
+    finally:
+        profile.record = original  # type: ignore[assignment]  # restore
+        stop.set()
+        background.join()
+    assert len(recorded) == 1
+    assert recorded[0] < 0.05, f"the stage was charged {recorded[0]:.3f} CPU-s of another thread's work"

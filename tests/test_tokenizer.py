@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -80,3 +81,31 @@ def test_dtype_follows_megatron_rule() -> None:
     assert token_dtype(32_000, "int32") == np.int32
     with pytest.raises(ConfigError, match="uint16 cannot hold the ids of a 129,280-token vocabulary"):
         tokenizer_identity(TokenizerConfig(), "uint16")
+
+
+def test_workers_encode_on_the_calling_thread_unless_the_user_says_otherwise(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`TokenizeFn.setup` turns tokenizers' thread pool off (a worker is one core), leaving a value
+    the user set; the ids are the same both ways, on real code and web text."""
+    from lemur_corpus.pipelines.tokenize import TokenizeFn
+    from lemur_corpus.tokenizer import PARALLELISM_VARIABLE
+    from tests.conftest import shared_path
+
+    monkeypatch.delenv(PARALLELISM_VARIABLE, raising=False)
+    config = TokenizerConfig()
+    fn = TokenizeFn(config, tokenizer_identity(config), keep_text=False)
+    fn.setup()
+    assert os.environ[PARALLELISM_VARIABLE] == "false"
+    monkeypatch.setenv(PARALLELISM_VARIABLE, "true")
+    fn.setup()
+    assert os.environ[PARALLELISM_VARIABLE] == "true"
+
+    from benchmarks.common import real_texts
+
+    texts = real_texts(shared_path())[:200]
+    tokenizer = load_tokenizer(config)
+    pooled = encode_batch(tokenizer, texts, 1, np.dtype("int32"))
+    monkeypatch.setenv(PARALLELISM_VARIABLE, "false")
+    alone = encode_batch(tokenizer, texts, 1, np.dtype("int32"))
+    assert len(pooled) == len(alone) == len(texts)
+    assert all(np.array_equal(a, b) for a, b in zip(pooled, alone, strict=True))
