@@ -205,13 +205,13 @@ def build_config(inputs: dict, count: int, shard_tokens: int = SHARD_TOKENS) -> 
     }
 
 
-def runner_args(runner: str, workers: int, address: str = "") -> list[str]:
+def runner_args(runner: str, workers: int, address: str = "", shuffle: str = "auto") -> list[str]:
     if runner == "mp":
         return ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
     if runner == "dask":
-        return ["--runner=DaskRunner", f"--dask_workers={workers}"]
+        return ["--runner=DaskRunner", f"--dask_workers={workers}", f"--dask_shuffle={shuffle}"]
     if runner == "dask-cluster":
-        return ["--runner=DaskRunner", f"--dask_client_address={address}"]
+        return ["--runner=DaskRunner", f"--dask_client_address={address}", f"--dask_shuffle={shuffle}"]
     return []
 
 
@@ -221,7 +221,7 @@ def rusage(who: int) -> tuple[float, float]:
     return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def measure_build(config_file: Path, runner: str, workers: int, address: str = "") -> dict:
+def measure_build(config_file: Path, runner: str, workers: int, shuffle: str = "auto", address: str = "") -> dict:
     """Runs in a fresh process: one build, then its timings and peaks."""
     import logging
 
@@ -232,7 +232,7 @@ def measure_build(config_file: Path, runner: str, workers: int, address: str = "
     config = parse_config(json.loads(config_file.read_text()))
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as out:
-        manifest = run_build(config, out, runner_args(runner, workers, address))
+        manifest = run_build(config, out, runner_args(runner, workers, address, shuffle))
     wall = time.monotonic() - started
     cpu_self, rss_self = rusage(resource.RUSAGE_SELF)
     cpu_children, rss_children = rusage(resource.RUSAGE_CHILDREN)
@@ -250,11 +250,11 @@ def measure_build(config_file: Path, runner: str, workers: int, address: str = "
     }
 
 
-def measure(config_file: Path, runner: str, workers: int, memory_limit: str = "0") -> dict:
+def measure(config_file: Path, runner: str, workers: int, memory_limit: str = "0", shuffle: str = "auto") -> dict:
     """One build in a fresh process; on `dask-cluster`, against a fresh real cluster (each worker
     with `memory_limit`, "0": none) whose worker processes' CPU and peak RSS are read from /proc
     (they are not the build process's children)."""
-    command = [sys.executable, __file__, "--measure", str(config_file), runner, str(workers)]
+    command = [sys.executable, __file__, "--measure", str(config_file), runner, str(workers), shuffle]
     if runner != "dask-cluster":
         return _measure(command)
     from benchmarks.dask_cluster import DaskCluster, cpu_seconds
@@ -330,6 +330,9 @@ def main() -> int:
     parser.add_argument("--worker-memory-limit", default="0", type=memory_limit,
                         help="dask-cluster: each worker's memory limit (e.g. 1GiB; it spills task results "
                              "to disk over 60%% of it); default 0: no limit, nothing spilled")
+    parser.add_argument("--dask-shuffle", choices=("auto", "p2p", "tasks"), default="auto",
+                        help="dask, dask-cluster: how groupings move data (the runner's --dask_shuffle; "
+                             "default: %(default)s)")
     parser.add_argument("--shard-tokens", type=positive_int, default=SHARD_TOKENS,
                         help="shards.target_tokens of the builds (default: %(default)s)")
     parser.add_argument("--dup-rate", type=float, default=0.3)
@@ -337,14 +340,15 @@ def main() -> int:
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        config_file, runner, workers, *address = args.measure
-        print(json.dumps(measure_build(Path(config_file), runner, int(workers), *address)))
+        config_file, runner, workers, shuffle, *address = args.measure
+        print(json.dumps(measure_build(Path(config_file), runner, int(workers), shuffle, *address)))
         return 0
     data = Path(args.data)
     if not data.exists():
         raise SystemExit(f"real sample data not found at {data} (pass --data or set LEMUR_SHARED_DATA)")
     results = []
     limit = f", worker memory limit {args.worker_memory_limit}" if args.runner == "dask-cluster" else ""
+    limit += f", --dask_shuffle={args.dask_shuffle}" if args.runner.startswith("dask") else ""
     print(f"runner {args.runner}, {args.workers} workers{limit}; dup rate {args.dup_rate}, seed {args.seed}")
     for count in args.docs:
         with tempfile.TemporaryDirectory() as tmp:
@@ -355,7 +359,7 @@ def main() -> int:
             config_file = folder / "config.json"
             config_file.write_text(json.dumps(build_config(inputs, count, args.shard_tokens)))
             print(f"  {count:,} documents in {files} files per kind generated in {time.monotonic() - started:.0f} s")
-            r = measure(config_file, args.runner, args.workers, args.worker_memory_limit)
+            r = measure(config_file, args.runner, args.workers, args.worker_memory_limit, args.dask_shuffle)
         results.append(r)
         report(count, args.runner, args.workers, r)
     small, large = results

@@ -40,7 +40,17 @@ Two more make memory grow with the corpus, measured with `benchmarks/scale.py --
    key's normalized form, computed in Python for every element of every shuffle.
    Here keys are hashed by `key_hash` (xxh64 of Beam's deterministic encoding of the key).
 
-Multi-output ParDos are an eighth problem (all tags' elements land in one bag); the build avoids
+8. **A grouping waits in memory.** Dask's tasks shuffle keeps every input partition of a grouping
+   in the workers' memory until the grouping is done, with partitions x partitions tasks (two
+   stages above 32 partitions). Above `P2P_ABOVE_PARTITIONS` partitions (`--dask_shuffle=auto`,
+   the default) a `GroupByKey` goes through Dask's P2P shuffle instead: each partition's items
+   (pickled, with their key's hash and deterministic encoding) stream to their destination
+   workers through the workers' local disks, and each output partition groups what it received by
+   the key's encoding. A lifted combiner's accumulators (5) stay on the tasks shuffle: they are
+   few. `benchmarks/scale.py --runner dask-cluster --docs-per-file 1000 --dask-shuffle p2p|tasks`
+   compares them.
+
+Multi-output ParDos are a ninth problem (all tags' elements land in one bag); the build avoids
 them with `lemur_corpus.pipelines.outputs.MultiOutputParDo`, so it runs on the stock runner too,
 only slowly. Without `--dask_client_address` or `--dask_scheduler_file`, a
 `dask.distributed.LocalCluster` of `--dask_workers` single-threaded worker processes is started for
@@ -58,6 +68,7 @@ import dataclasses
 import logging
 import math
 import os
+import pickle
 import typing as t
 import uuid
 
@@ -99,7 +110,14 @@ partition is a task in every transform chain and every tasks shuffle, so the gra
 partitions x transforms and a much larger cap slows the scheduler more than it saves."""
 DEFAULT_RETRIES = 2
 """A worker lost or a transient error (a network filesystem's hiccup) costs a rerun of one task."""
+SHUFFLES = ("auto", "p2p", "tasks")
+P2P_ABOVE_PARTITIONS = 32
+"""`--dask_shuffle=auto` takes Dask's P2P shuffle for a grouping of more partitions than this: up to
+32 partitions Dask's tasks shuffle is one stage of partitions x partitions small tasks, faster to
+start than P2P; above, it takes two stages and every input partition waits in memory for the
+grouping, where P2P streams them through the workers' disks."""
 RUN_ID = "_corpus_run_id"
+SHUFFLE = "_corpus_shuffle"
 DEFAULT_PARTITIONS = "_corpus_default_partitions"
 """Keys the runner adds to the ops' `bag_kwargs` (the stock ops read only their own keys)."""
 
@@ -116,6 +134,12 @@ class CorpusDaskOptions(PipelineOptions):
             help="times a failed task (one partition of one transform) is run again before the build "
             f"fails (default: {DEFAULT_RETRIES}); the build's writers are idempotent, so a retry "
             "gives the same bytes")
+        parser.add_argument(
+            "--dask_shuffle", choices=SHUFFLES, default="auto",
+            help="how a GroupByKey moves its elements: p2p (Dask's P2P shuffle: each worker streams its "
+            "partitions' elements to their destinations through its local disk, so no worker holds a whole "
+            "grouping), tasks (Dask's tasks shuffle: in memory, partitions x partitions tasks), or auto "
+            f"(default: p2p above {P2P_ABOVE_PARTITIONS} partitions, tasks below)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,17 +286,21 @@ def _key(item: tuple[t.Any, t.Any]) -> t.Any:
     return item[0]
 
 
-def key_hash(key: t.Any) -> int:
-    """The same number for equal keys in every process (see the module docstring, 7): xxh64 of the
-    key's deterministic Beam encoding, the bytes Beam's portable runners group by. A key Beam cannot
-    encode deterministically is a TypeError: Dask's own hash would not do either (two equal
+def encoded_key(key: t.Any) -> bytes:
+    """A key's deterministic Beam encoding, the bytes Beam's portable runners group by. A key Beam
+    cannot encode deterministically is a TypeError: Dask's own hash would not do either (two equal
     frozensets can tokenize differently), and a key hashed two ways splits its group silently."""
     try:
-        encoded = _KEY_CODER.encode(key)
+        return _KEY_CODER.encode(key)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"GroupByKey on Dask: a key of type {type(key).__name__} has no deterministic "
                         f"encoding, so equal keys could land in different groups ({exc})") from None
-    return xxhash.xxh64_intdigest(encoded)
+
+
+def key_hash(key: t.Any) -> int:
+    """The same number for equal keys in every process (see the module docstring, 7): xxh64 of the
+    key's deterministic encoding (`encoded_key`)."""
+    return xxhash.xxh64_intdigest(encoded_key(key))
 
 
 def _grouped(item: tuple[t.Any, list[t.Any]]) -> tuple[t.Any, list[t.Any]]:
@@ -280,13 +308,63 @@ def _grouped(item: tuple[t.Any, list[t.Any]]) -> tuple[t.Any, list[t.Any]]:
     return key, [element.value if isinstance(element, WindowedValue) else element for _, element in elements]
 
 
+def _binary() -> t.Any:
+    import pandas as pd
+    import pyarrow as pa
+
+    return pd.ArrowDtype(pa.large_binary())  # large: a partition's items may pass 2 GB
+
+
+def _shuffle_frame(items: t.Iterable[tuple[t.Any, t.Any]]) -> t.Any:
+    """A partition's (key, value) items as the table Dask's P2P shuffle moves: each item's key hash
+    (the column it is shuffled on), its key's deterministic encoding (what it is grouped by) and
+    the pickled item."""
+    import pandas as pd
+
+    hashes, keys, pickled = [], [], []
+    for item in items:
+        encoded = encoded_key(item[0])
+        hashes.append(xxhash.xxh64_intdigest(encoded))
+        keys.append(encoded)
+        pickled.append(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
+    return pd.DataFrame({"hash": pd.Series(hashes, dtype="uint64"), "key": pd.Series(keys, dtype=_binary()),
+                         "item": pd.Series(pickled, dtype=_binary())})
+
+
+def _shuffled_groups(frame: t.Any) -> list[tuple[t.Any, list[t.Any]]]:
+    """One shuffled partition's items grouped by their key's encoding: (key, [values])."""
+    groups: dict[bytes, list[t.Any]] = {}
+    for key, pickled in zip(frame["key"], frame["item"], strict=True):
+        groups.setdefault(key, []).append(pickle.loads(pickled))
+    return [_grouped((items[0][0], items)) for items in groups.values()]
+
+
+ACCUMULATORS = "GroupAccumulators"
+"""The label of a lifted combiner's grouping (`LiftedCombinePerKey`): one accumulator per key and
+partition, small whatever the corpus, so it takes the tasks shuffle (no P2P start-up)."""
+
+
 class GroupByKey(DaskBagOp):
-    """Beam's `GroupByKey` as the stock runner's (Dask's tasks shuffle), each key hashed by `key_hash`."""
+    """Beam's `GroupByKey` as Dask's P2P shuffle or its tasks shuffle (see the module docstring, 8),
+    each key hashed by `key_hash`; `p2p` says which this grouping took."""
 
     def apply(self, input_bag: t.Any, side_inputs: t.Any = None) -> t.Any:
+        import dask
+        from dask import bag as db
+        from dask import dataframe as dd
         from dask.bag.core import groupby_tasks
 
-        return groupby_tasks(input_bag, _key, hash=key_hash).map(_grouped)
+        method = self.bag_kwargs.get(SHUFFLE, "auto")
+        if method == "auto":
+            method = "p2p" if input_bag.npartitions > P2P_ABOVE_PARTITIONS else "tasks"
+        self.p2p = method == "p2p" and f"/{ACCUMULATORS}/" not in f"/{self.applied.full_label}"
+        if not self.p2p:
+            return groupby_tasks(input_bag, _key, hash=key_hash).map(_grouped)
+        parts = input_bag.to_delayed(optimize_graph=False)
+        frames = dd.from_delayed([dask.delayed(_shuffle_frame)(part) for part in parts], meta=_shuffle_frame([]),
+                                 verify_meta=False)
+        shuffled = frames.shuffle(on="hash", npartitions=input_bag.npartitions, shuffle_method="p2p")
+        return db.from_delayed([dask.delayed(_shuffled_groups)(part) for part in shuffled.to_delayed()])
 
 
 OPS: dict[type, type[DaskBagOp]] = {
@@ -354,7 +432,7 @@ class LiftedCombinePerKey(apache_beam.PTransform):
         return (
             pcoll
             | "PartialCombine" >> apache_beam.ParDo(PartialCombineFn(self.combine_fn))
-            | "GroupAccumulators" >> apache_beam.GroupByKey()
+            | ACCUMULATORS >> apache_beam.GroupByKey()
             | "MergeAccumulators" >> apache_beam.ParDo(MergeAccumulatorsFn(self.combine_fn))
         )
 
@@ -382,6 +460,8 @@ class BagVisitor(PipelineVisitor):
     bag_kwargs: dict[str, t.Any]
     bags: dict[AppliedPTransform, t.Any] = dataclasses.field(default_factory=dict)
     consumed: set[AppliedPTransform] = dataclasses.field(default_factory=set)
+    p2p: bool = False
+    """Whether a grouping takes Dask's P2P shuffle (the graph must then run unoptimized, see `run_pipeline`)."""
 
     def visit_transform(self, node: AppliedPTransform) -> None:
         import dask
@@ -407,6 +487,7 @@ class BagVisitor(PipelineVisitor):
             sides.append((spec, materialized))
         kwargs["side_inputs"] = sides
         self.bags[node] = op.apply(**kwargs)
+        self.p2p = self.p2p or getattr(op, "p2p", False)
 
     def leaves(self) -> list[t.Any]:
         """The bags nothing consumes: computing them computes the whole pipeline."""
@@ -466,7 +547,6 @@ class DaskRunner(beam_dask.DaskRunner):
     kept and `Create` spread over partitions; a LocalCluster when no scheduler is named."""
 
     def run_pipeline(self, pipeline: apache_beam.Pipeline, options: PipelineOptions) -> DaskRunResult:
-        import dask
         from dask import distributed
 
         dask_options = options.view_as(beam_dask.DaskOptions).get_all_options(drop_default=True, current_only=True)
@@ -489,10 +569,13 @@ class DaskRunner(beam_dask.DaskRunner):
         threads = sum(client.nthreads().values()) or 1
         bag_kwargs[RUN_ID] = uuid.uuid4().hex
         bag_kwargs[DEFAULT_PARTITIONS] = PARTITIONS_PER_WORKER_THREAD * threads
+        bag_kwargs[SHUFFLE] = options.view_as(CorpusDaskOptions).dask_shuffle
         pipeline.replace_all([LiftCombiners(), *dask_overrides()])
         visitor = BagVisitor(bag_kwargs)
         pipeline.visit(visitor)
         counts = [leaf.count() for leaf in visitor.leaves()]
         retries = options.view_as(CorpusDaskOptions).dask_retries
-        futures = client.compute(list(dask.optimize(*counts)), retries=retries)
+        # Dask's bag optimizer (fusing each partition's chain of transforms into one task) rewrites
+        # the P2P shuffles' barrier tasks, which Dask's P2P extension must find as they are.
+        futures = client.compute(counts, retries=retries, optimize_graph=not visitor.p2p)
         return DaskRunResult(client, futures, bag_kwargs[RUN_ID], cluster)

@@ -277,6 +277,38 @@ def test_fixed_dask_lifts_combiners_over_one_partition_per_created_element(dask_
         assert_that(empty, equal_to([0]), label="Empty")
 
 
+@pytest.mark.parametrize("shuffle", ["auto", "p2p", "tasks"])
+def test_groupings_above_32_partitions_take_p2p_with_the_same_groups(
+        dask_cluster, shuffle: str, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """`--dask_shuffle`: P2P (Dask's disk-backed shuffle) or the tasks shuffle give the same groups, on
+    a grouping of 64 partitions (`Create` gives each element its own, up to 64), which auto takes
+    through P2P; a lifted combiner's accumulators always take the tasks shuffle."""
+    from lemur_corpus.pipelines import dask_runner
+
+    chosen: list[tuple[str, bool]] = []
+    apply = dask_runner.GroupByKey.apply
+
+    def remembered(self, input_bag, side_inputs=None):  # type: ignore[no-untyped-def]
+        bag = apply(self, input_bag, side_inputs)
+        chosen.append((self.applied.full_label, self.p2p))
+        return bag
+
+    monkeypatch.setattr(dask_runner.GroupByKey, "apply", remembered)
+    items = [(f"key-{i % 7}", (i, "x" * (i % 5))) for i in range(300)]
+    address = f"--dask_client_address={dask_cluster.scheduler_address}"
+    runner = f"--runner={RUNNER_ALIASES['DaskRunner']}"
+    with beam.Pipeline(options=PipelineOptions([runner, address, f"--dask_shuffle={shuffle}"])) as p:
+        pairs = p | beam.Create(items)
+        groups = pairs | beam.GroupByKey() | beam.MapTuple(lambda k, v: (k, sorted(v)))
+        expected = [(f"key-{k}", sorted((i, "x" * (i % 5)) for i in range(k, 300, 7))) for k in range(7)]
+        assert_that(groups, equal_to(expected), label="Groups")
+        sums = pairs | beam.MapTuple(lambda k, v: (k, v[0])) | beam.CombinePerKey(sum)
+        assert_that(sums, equal_to([(f"key-{k}", sum(range(k, 300, 7))) for k in range(7)]), label="Sums")
+    took = dict(chosen)
+    assert took["GroupByKey/GroupByKey"] is (shuffle != "tasks")
+    assert took[f"CombinePerKey(sum)/{dask_runner.ACCUMULATORS}/GroupByKey"] is False
+
+
 def test_a_pipeline_samples_step_state_every_10_ms_so_bundles_end_without_a_200_ms_wait() -> None:
     """Beam joins its state-sampling thread at the end of every bundle, and the thread finishes its
     sleep first: the period, not the bundle, decides how long that takes (pipelines/state_sampler.py)."""
@@ -361,6 +393,7 @@ def test_runner_matrix_gives_identical_bytes(matrix_config, dask_cluster, tmp_pa
         "direct": [],
         "multi_processing": MULTI_PROCESSING,
         "dask": [DASK, f"--dask_client_address={dask_cluster.scheduler_address}"],
+        "dask p2p": [DASK, f"--dask_client_address={dask_cluster.scheduler_address}", "--dask_shuffle=p2p"],
     }
     digests, manifests = {}, {}
     for name, args in runs.items():
@@ -374,6 +407,7 @@ def test_runner_matrix_gives_identical_bytes(matrix_config, dask_cluster, tmp_pa
     assert len(reference["shards"]) > 2
     assert digests["multi_processing"] == digests["direct"]
     assert digests["dask"] == digests["direct"]
+    assert digests["dask p2p"] == digests["direct"]
     assert manifests["dask"]["run"]["runner"] == RUNNER_ALIASES["DaskRunner"]
     # every runner reports the profile; documents through each per-document stage are the same
     profiles = {name: m["run"]["profile"]["stages"] for name, m in manifests.items()}
@@ -388,7 +422,8 @@ def test_runner_matrix_gives_identical_bytes(matrix_config, dask_cluster, tmp_pa
 @pytest.mark.slow
 def test_a_real_dask_cluster_over_tcp_writes_the_direct_runners_bytes(tmp_path: Path) -> None:
     """`dask scheduler` and two `dask worker` processes (benchmarks/dask_cluster.py), reached only through
-    `--dask_client_address`: shards, drop logs and manifest (less its run section) equal DirectRunner's."""
+    `--dask_client_address`, every grouping through P2P: shards, drop logs and manifest (less its run
+    section) equal DirectRunner's."""
     pytest.importorskip("dask.distributed")
     from benchmarks.dask_cluster import DaskCluster
 
@@ -396,7 +431,8 @@ def test_a_real_dask_cluster_over_tcp_writes_the_direct_runners_bytes(tmp_path: 
     run_build(config, str(tmp_path / "direct"))
     with DaskCluster(workers=2) as cluster:
         assert cluster.address.startswith("tcp://127.0.0.1:")
-        manifest = run_build(config, str(tmp_path / "cluster"), [DASK, f"--dask_client_address={cluster.address}"])
+        manifest = run_build(config, str(tmp_path / "cluster"), [DASK, f"--dask_client_address={cluster.address}",
+                                                                 "--dask_shuffle=p2p"])  # over TCP, the P2P way
         stats = cluster.worker_stats()
     assert all(w["cpu_s"] > 1 for w in stats)  # both workers did work
     assert output_digest(tmp_path / "cluster") == output_digest(tmp_path / "direct")
