@@ -347,9 +347,9 @@ def main() -> int:
     if not data.exists():
         raise SystemExit(f"real sample data not found at {data} (pass --data or set LEMUR_SHARED_DATA)")
     results = []
-    limit = f", worker memory limit {args.worker_memory_limit}" if args.runner == "dask-cluster" else ""
-    limit += f", --dask_shuffle={args.dask_shuffle}" if args.runner.startswith("dask") else ""
-    print(f"runner {args.runner}, {args.workers} workers{limit}; dup rate {args.dup_rate}, seed {args.seed}")
+    settings = f", worker memory limit {args.worker_memory_limit}" if args.runner == "dask-cluster" else ""
+    settings += f", --dask_shuffle={args.dask_shuffle}" if args.runner.startswith("dask") else ""
+    print(f"runner {args.runner}, {args.workers} workers{settings}; dup rate {args.dup_rate}, seed {args.seed}")
     for count in args.docs:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)

@@ -110,7 +110,24 @@ def resolve_beam_args(beam_args: list[str]) -> list[str]:
             raise ConfigError(f"unknown Beam runner {runner!r}: {exc}; this project also provides "
                               f"{', '.join(sorted(RUNNER_ALIASES))} ({', '.join(sorted(RUNNER_ALIASES.values()))})"
                               ) from None
+    _check_option_values(options)
     return out
+
+
+def _check_option_values(options: PipelineOptions) -> None:
+    """Parse every option now (the runner's own too: `create_runner` registered them), so a wrong
+    value is one line before anything runs, not Beam's argparse usage (a hundred lines) half-way."""
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(printed):
+            options.get_all_options()
+    except SystemExit:
+        lines = [line for line in printed.getvalue().splitlines() if "error:" in line]
+        problem = lines[-1].split("error:", 1)[1].strip() if lines else printed.getvalue().strip()
+        raise ConfigError(f"Beam option: {problem}") from None
 
 
 BUILD_FOLDER = Owned(

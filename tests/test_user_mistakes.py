@@ -306,6 +306,19 @@ def test_an_unknown_runner_lists_the_projects_own(capsys: pytest.CaptureFixture[
     assert code == 2 and "DaskRunner" in _one_error_line(err)
 
 
+@pytest.mark.parametrize(("option", "named"), [("--dask_shuffle=fast", "'auto', 'p2p', 'tasks'"),
+                                               ("--dask_retries=abc", "invalid int value")])
+def test_a_wrong_beam_option_value_is_one_line_before_anything_runs(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, option: str, named: str) -> None:
+    """Not Beam's argparse usage (a hundred lines) once the inputs are planned: one line, exit 2, and
+    no folder made."""
+    out = tmp_path / "out"
+    code, err = _run(capsys, "build", "--out", str(out), "--", "--runner=DaskRunner", option)
+    line = _one_error_line(err)
+    assert code == 2 and option.split("=")[0] in line and named in line and "usage:" not in err
+    assert not out.exists()
+
+
 # ---------------------------------------------------------------------------------------------
 # The embedded default is the same corpus wherever the same Python runs it
 
