@@ -28,7 +28,9 @@ Two more make memory grow with the corpus, measured with `benchmarks/scale.py --
    tallies, the statistics) is a `GroupByKey` of every input element: one partition holds all of a
    key's values, for the accounting a dozen tallies per document. Here each partition first
    combines its own elements (`PartialCombineFn`), and only one accumulator per key and partition
-   is shuffled and merged, as Beam's portable runners lift combiners.
+   is shuffled and merged, as Beam's portable runners lift combiners (`pipelines/dask_combine.py`).
+   A global combine's accumulators (one per partition, all under one key) are merged in a tree of
+   `TREE_SPLIT_EVERY` partitions into one partition instead of being shuffled (`gathered_groups`).
 6. **Partitions grow with the input.** `Create` cut the read tasks into a fixed number of
    partitions, and every later grouping keeps that number, so a partition held a growing share
    of the corpus. Here `Create` puts one element in each partition (up to `MAX_CREATE_PARTITIONS`):
@@ -76,7 +78,7 @@ import apache_beam
 import xxhash
 from apache_beam import pvalue
 from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.pipeline import AppliedPTransform, PipelineVisitor, PTransformOverride
+from apache_beam.pipeline import AppliedPTransform, PipelineVisitor
 from apache_beam.pvalue import TaggedOutput
 from apache_beam.runners.common import DoFnContext, DoFnInvoker, DoFnSignature, _OutputHandler
 from apache_beam.runners.dask import dask_runner as beam_dask
@@ -91,10 +93,11 @@ from apache_beam.runners.dask.transform_evaluator import (
 )
 from apache_beam.runners.runner import PipelineResult, PipelineState
 from apache_beam.transforms.sideinputs import SideInputMap
-from apache_beam.transforms.window import GlobalWindow, GlobalWindows, TimestampedValue
+from apache_beam.transforms.window import GlobalWindows, TimestampedValue
 from apache_beam.utils.windowed_value import WindowedValue
 
 from lemur_corpus.errors import ConfigError
+from lemur_corpus.pipelines.dask_combine import ACCUMULATORS, GLOBAL_ACCUMULATORS, GLOBAL_WINDOWS, LiftCombiners
 from lemur_corpus.pipelines.dask_metrics import DaskMetrics, bundle_metrics, gather
 
 log = logging.getLogger("corpus")
@@ -177,16 +180,13 @@ def _worker_fn(fn: apache_beam.DoFn, run: str, label: str) -> tuple[apache_beam.
     return fn, signature, True
 
 
-_GLOBAL_WINDOWS = (GlobalWindow(),)
-
-
 def _windowed(item: t.Any, window_fn: t.Any) -> WindowedValue:
     """`get_windowed_value`, with the common case (a plain value in the global window) taking one
     shared window instead of making a `GlobalWindow` per element."""
     if isinstance(item, (TaggedOutput, WindowedValue, TimestampedValue)) or not isinstance(
             window_fn, (GlobalWindows, type(None))):
         return get_windowed_value(item, window_fn)
-    return WindowedValue(item, 0, _GLOBAL_WINDOWS)
+    return WindowedValue(item, 0, GLOBAL_WINDOWS)
 
 
 def _run_bundle(items: t.Iterable[t.Any], fn: apache_beam.DoFn, run: str, label: str, window_fn: t.Any,
@@ -339,11 +339,6 @@ def _shuffled_groups(frame: t.Any) -> list[tuple[t.Any, list[t.Any]]]:
     return [_grouped((items[0][0], items)) for items in groups.values()]
 
 
-ACCUMULATORS = "GroupAccumulators"
-"""The label of a lifted combiner's grouping (`LiftedCombinePerKey`): one accumulator per key and
-partition, small whatever the corpus, so it takes the tasks shuffle (no P2P start-up)."""
-
-
 class GroupByKey(DaskBagOp):
     """Beam's `GroupByKey` as Dask's P2P shuffle or its tasks shuffle (see the module docstring, 8),
     each key hashed by `key_hash`; `p2p` says which this grouping took."""
@@ -354,6 +349,9 @@ class GroupByKey(DaskBagOp):
         from dask import dataframe as dd
         from dask.bag.core import groupby_tasks
 
+        if f"/{GLOBAL_ACCUMULATORS}/" in f"/{self.applied.full_label}":
+            self.p2p = False
+            return gathered_groups(input_bag)
         method = self.bag_kwargs.get(SHUFFLE, "auto")
         if method == "auto":
             method = "p2p" if input_bag.npartitions > P2P_ABOVE_PARTITIONS else "tasks"
@@ -367,90 +365,39 @@ class GroupByKey(DaskBagOp):
         return db.from_delayed([dask.delayed(_shuffled_groups)(part) for part in shuffled.to_delayed()])
 
 
+TREE_SPLIT_EVERY = 8
+"""Partitions merged by each task of `gathered_groups`' tree: 64 partitions take 8 + 1 tasks, where
+Dask's tasks shuffle takes a task per pair of partitions (in two stages above 32 partitions: over a
+thousand tasks at 62), and every later transform of a combine's output then runs once per partition."""
+
+
+def _items(partition: t.Iterable[t.Any]) -> list[t.Any]:
+    return list(partition)
+
+
+def _concatenated(parts: t.Iterable[list[t.Any]]) -> list[t.Any]:
+    return [item for part in parts for item in part]
+
+
+def _groups(items: list[t.Any]) -> list[tuple[t.Any, list[t.Any]]]:
+    """Items grouped by their key's encoding (as `_shuffled_groups`), in the order they came."""
+    groups: dict[bytes, list[t.Any]] = {}
+    for item in items:
+        groups.setdefault(encoded_key(item[0]), []).append(item)
+    return [_grouped((members[0][0], members)) for members in groups.values()]
+
+
+def gathered_groups(input_bag: t.Any) -> t.Any:
+    """A grouping of few items (a global combine's accumulators: one per partition) as a tree
+    reduction into one partition, grouped there: no shuffle, and one partition downstream."""
+    from dask import bag as db
+
+    gathered = input_bag.reduction(_items, _concatenated, split_every=TREE_SPLIT_EVERY)
+    return db.from_delayed([gathered.to_delayed(optimize_graph=False)]).map_partitions(_groups)
+
+
 OPS: dict[type, type[DaskBagOp]] = {
     **TRANSLATIONS, apache_beam.ParDo: ParDo, _Create: Create, _Flatten: FlattenBags, _GroupByKeyOnly: GroupByKey}
-
-
-# ---------------------------------------------------------------------------------------------
-# Combiner lifting (see the module docstring, 5).
-
-
-class PartialCombineFn(apache_beam.DoFn):
-    """(key, value) -> one (key, accumulator) per key of the bundle (a Dask partition), emitted
-    when the bundle ends. Keys are the pipeline's own (hashable) values."""
-
-    def __init__(self, combine_fn: apache_beam.CombineFn) -> None:
-        self.combine_fn = combine_fn
-
-    def setup(self) -> None:
-        self.combine_fn.setup()
-
-    def start_bundle(self) -> None:
-        self.accumulators: dict[t.Any, t.Any] = {}
-
-    def process(self, element: tuple[t.Any, t.Any]) -> None:
-        key, value = element
-        accumulators, fn = self.accumulators, self.combine_fn
-        accumulators[key] = fn.add_input(
-            accumulators[key] if key in accumulators else fn.create_accumulator(), value)
-
-    def finish_bundle(self) -> t.Iterator[WindowedValue]:
-        for key, accumulator in self.accumulators.items():
-            yield WindowedValue((key, self.combine_fn.compact(accumulator)), 0, _GLOBAL_WINDOWS)
-        self.accumulators = {}
-
-    def teardown(self) -> None:
-        self.combine_fn.teardown()
-
-
-class MergeAccumulatorsFn(apache_beam.DoFn):
-    """(key, the partitions' accumulators) -> (key, combined output)."""
-
-    def __init__(self, combine_fn: apache_beam.CombineFn) -> None:
-        self.combine_fn = combine_fn
-
-    def setup(self) -> None:
-        self.combine_fn.setup()
-
-    def process(self, element: tuple[t.Any, t.Iterable[t.Any]]) -> t.Iterator[tuple[t.Any, t.Any]]:
-        key, accumulators = element
-        fn = self.combine_fn
-        yield key, fn.extract_output(fn.merge_accumulators(accumulators))
-
-    def teardown(self) -> None:
-        self.combine_fn.teardown()
-
-
-class LiftedCombinePerKey(apache_beam.PTransform):
-    """`CombinePerKey(fn)` as partial combines, a grouping of accumulators, and their merge."""
-
-    def __init__(self, combine_fn: apache_beam.CombineFn) -> None:
-        super().__init__()
-        self.combine_fn = combine_fn
-
-    def expand(self, pcoll: apache_beam.PCollection) -> apache_beam.PCollection:
-        return (
-            pcoll
-            | "PartialCombine" >> apache_beam.ParDo(PartialCombineFn(self.combine_fn))
-            | ACCUMULATORS >> apache_beam.GroupByKey()
-            | "MergeAccumulators" >> apache_beam.ParDo(MergeAccumulatorsFn(self.combine_fn))
-        )
-
-
-class LiftCombiners(PTransformOverride):
-    """Replaces every `CombinePerKey` without extra arguments in the global window (the build's
-    kind) by `LiftedCombinePerKey`; any other is left as Beam expands it."""
-
-    def matches(self, applied_ptransform: AppliedPTransform) -> bool:
-        transform = applied_ptransform.transform
-        if type(transform) is not apache_beam.CombinePerKey or transform.args or transform.kwargs:
-            return False
-        main = next(iter(applied_ptransform.main_inputs.values()), None)
-        return isinstance(getattr(getattr(main, "windowing", None), "windowfn", None), GlobalWindows)
-
-    def get_replacement_transform_for_applied_ptransform(
-            self, applied_ptransform: AppliedPTransform) -> apache_beam.PTransform:
-        return LiftedCombinePerKey(t.cast(apache_beam.CombinePerKey, applied_ptransform.transform).fn)
 
 
 @dataclasses.dataclass
@@ -577,5 +524,11 @@ class DaskRunner(beam_dask.DaskRunner):
         retries = options.view_as(CorpusDaskOptions).dask_retries
         # Dask's bag optimizer (fusing each partition's chain of transforms into one task) rewrites
         # the P2P shuffles' barrier tasks, which Dask's P2P extension must find as they are.
-        futures = client.compute(counts, retries=retries, optimize_graph=not visitor.p2p)
+        try:
+            futures = client.compute(counts, retries=retries, optimize_graph=not visitor.p2p)
+        except BaseException:  # nothing runs: close what was started for the run, not left to exit
+            client.close()
+            if cluster is not None:
+                cluster.close()
+            raise
         return DaskRunResult(client, futures, bag_kwargs[RUN_ID], cluster)

@@ -282,7 +282,8 @@ def test_groupings_above_32_partitions_take_p2p_with_the_same_groups(
         dask_cluster, shuffle: str, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """`--dask_shuffle`: P2P (Dask's disk-backed shuffle) or the tasks shuffle give the same groups, on
     a grouping of 64 partitions (`Create` gives each element its own, up to 64), which auto takes
-    through P2P; a lifted combiner's accumulators always take the tasks shuffle."""
+    through P2P; a lifted combiner's accumulators always take the tasks shuffle, and a global
+    combine's are gathered by a tree reduction (with or without defaults, empty or not)."""
     from lemur_corpus.pipelines import dask_runner
 
     chosen: list[tuple[str, bool]] = []
@@ -304,9 +305,71 @@ def test_groupings_above_32_partitions_take_p2p_with_the_same_groups(
         assert_that(groups, equal_to(expected), label="Groups")
         sums = pairs | beam.MapTuple(lambda k, v: (k, v[0])) | beam.CombinePerKey(sum)
         assert_that(sums, equal_to([(f"key-{k}", sum(range(k, 300, 7))) for k in range(7)]), label="Sums")
+        total = pairs | beam.MapTuple(lambda k, v: v[0]) | "Total" >> beam.CombineGlobally(sum)
+        assert_that(total, equal_to([sum(range(300))]), label="Total")
+        nothing = pairs | beam.Filter(lambda kv: False)
+        counted = nothing | "Count" >> beam.combiners.Count.Globally()
+        assert_that(counted, equal_to([0]), label="CountNothing")
+        no_default = nothing | "NoDefault" >> beam.CombineGlobally(sum).without_defaults()
+        assert_that(no_default, equal_to([]), label="NoDefault")
     took = dict(chosen)
     assert took["GroupByKey/GroupByKey"] is (shuffle != "tasks")
     assert took[f"CombinePerKey(sum)/{dask_runner.ACCUMULATORS}/GroupByKey"] is False
+    gathered = {label for label in took if f"/{dask_runner.GLOBAL_ACCUMULATORS}/" in label}
+    assert gathered == {f"{name}/CombinePerKey/{dask_runner.GLOBAL_ACCUMULATORS}/GroupByKey" for name in
+                        ("Total", "Count/CombineGlobally(CountCombineFn)", "NoDefault")}
+
+
+def test_a_global_combine_is_recognized_after_beams_runner_api_round_trip() -> None:
+    """`Pipeline.run` sends the pipeline through Beam's runner API, after which a `CombineGlobally`
+    is a plain `PTransform`: its inner `CombinePerKey` is still known as global by its input."""
+    from lemur_corpus.pipelines.dask_combine import is_global_combine
+
+    pipeline = beam.Pipeline(options=PipelineOptions([]))
+    numbers = pipeline | beam.Create([1, 2, 3])
+    _ = numbers | "Global" >> beam.CombineGlobally(sum)
+    _ = numbers | "Count" >> beam.combiners.Count.Globally()
+    _ = numbers | beam.Map(lambda n: (n % 2, n)) | "PerKey" >> beam.CombinePerKey(sum)
+    again = beam.Pipeline.from_runner_api(pipeline.to_runner_api(use_fake_coders=True), pipeline.runner,
+                                          pipeline._options)
+
+    class Combines(PipelineVisitor):
+        def __init__(self) -> None:
+            self.found: dict[str, bool] = {}
+
+        def enter_composite_transform(self, node: AppliedPTransform) -> None:
+            if node.full_label.endswith("/CombinePerKey") or node.full_label == "PerKey":
+                self.found[node.full_label] = is_global_combine(node)
+
+    for graph in (pipeline, again):
+        combines = Combines()
+        graph.visit(combines)
+        assert combines.found == {"Global/CombinePerKey": True, "PerKey": False,
+                                  "Count/CombineGlobally(CountCombineFn)/CombinePerKey": True}
+
+
+def test_gathered_groups_merge_64_partitions_in_a_tree_of_few_tasks() -> None:
+    """A global combine's accumulators (one per partition) reach one partition through a tree of
+    `TREE_SPLIT_EVERY` partitions per task, grouped by key: no shuffle of partitions x partitions."""
+    from dask import bag as db
+
+    from lemur_corpus.pipelines import dask_runner
+
+    items = [(None if i % 3 else "other", i) for i in range(64)]
+    bag = db.from_sequence(items, npartitions=64)
+    gathered = dask_runner.gathered_groups(bag)
+    assert gathered.npartitions == 1
+    groups = dict(gathered.compute(scheduler="sync"))
+    assert set(groups) == {None, "other"}
+    assert sorted(groups[None]) == [i for i in range(64) if i % 3]
+    assert sorted(groups["other"]) == list(range(0, 64, 3))
+    # Beyond the 64 input partitions: one task per partition, the tree (8 + 1), the final grouping.
+    tree_tasks = len(dict(gathered.__dask_graph__())) - 64
+    assert tree_tasks <= 64 + 64 // dask_runner.TREE_SPLIT_EVERY + 4
+    from dask.bag.core import groupby_tasks
+
+    shuffled = groupby_tasks(bag, lambda item: item[0], hash=dask_runner.key_hash)
+    assert len(dict(shuffled.__dask_graph__())) - 64 > 5 * tree_tasks  # what the tasks shuffle took
 
 
 def test_a_pipeline_samples_step_state_every_10_ms_so_bundles_end_without_a_200_ms_wait() -> None:
