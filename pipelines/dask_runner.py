@@ -331,12 +331,17 @@ def _shuffle_frame(items: t.Iterable[tuple[t.Any, t.Any]]) -> t.Any:
                          "item": pd.Series(pickled, dtype=_binary())})
 
 
+def _groups_by_encoding(encoded_items: t.Iterable[tuple[bytes, t.Any]]) -> list[tuple[t.Any, list[t.Any]]]:
+    """(key encoding, item) pairs -> (key, [values]) per encoding, in the order they came."""
+    groups: dict[bytes, list[t.Any]] = {}
+    for encoded, item in encoded_items:
+        groups.setdefault(encoded, []).append(item)
+    return [_grouped((items[0][0], items)) for items in groups.values()]
+
+
 def _shuffled_groups(frame: t.Any) -> list[tuple[t.Any, list[t.Any]]]:
     """One shuffled partition's items grouped by their key's encoding: (key, [values])."""
-    groups: dict[bytes, list[t.Any]] = {}
-    for key, pickled in zip(frame["key"], frame["item"], strict=True):
-        groups.setdefault(key, []).append(pickle.loads(pickled))
-    return [_grouped((items[0][0], items)) for items in groups.values()]
+    return _groups_by_encoding(zip(frame["key"], map(pickle.loads, frame["item"]), strict=True))
 
 
 class GroupByKey(DaskBagOp):
@@ -380,11 +385,8 @@ def _concatenated(parts: t.Iterable[list[t.Any]]) -> list[t.Any]:
 
 
 def _groups(items: list[t.Any]) -> list[tuple[t.Any, list[t.Any]]]:
-    """Items grouped by their key's encoding (as `_shuffled_groups`), in the order they came."""
-    groups: dict[bytes, list[t.Any]] = {}
-    for item in items:
-        groups.setdefault(encoded_key(item[0]), []).append(item)
-    return [_grouped((members[0][0], members)) for members in groups.values()]
+    """Gathered items grouped by their key's encoding, as a shuffled partition's are."""
+    return _groups_by_encoding((encoded_key(item[0]), item) for item in items)
 
 
 def gathered_groups(input_bag: t.Any) -> t.Any:
