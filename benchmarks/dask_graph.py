@@ -4,18 +4,22 @@
 
 On the project's DaskRunner a build's partitions follow its input files (one per file, up to
 `MAX_CREATE_PARTITIONS`), and every transform runs once per partition: the graph has a task per
-partition per transform, plus each grouping's shuffle. Dask's scheduler and workers spend CPU on
-every task (its state transitions, messages, and moving its result between workers), so the graph's
-size is a large part of what the runner costs (`benchmarks/scale.py --runner dask-cluster` prints
-the runner's share of the CPU).
+partition per transform, plus each grouping's shuffle, except where the runner fuses a chain of
+ParDos into one task per partition (`pipelines/dask_bundles.py`). Dask's scheduler and workers spend
+CPU on every task (its state transitions, messages, and moving its result between workers), so the
+graph's size is a large part of what the runner costs (`benchmarks/scale.py --runner dask-cluster`
+prints the runner's share of the CPU).
 
 A corpus of --files code and --files text files (`benchmarks/scale.py`'s generator, a few documents
 each: the graph does not depend on the documents) is built with `--runner=DaskRunner` on a
 LocalCluster of 2 workers, up to the moment the graph is handed to the scheduler; the tasks are then
-counted by name (hashes and partition numbers removed), and the build stopped. Two graphs in the
-same run: the runner as it is, and as it was before global combines were gathered by a tree
-(`pipelines/dask_runner.gathered_groups`): each `CombineGlobally`'s accumulators through a shuffle
-like any `CombinePerKey`'s (the baseline). The ratio is the first over the second.
+counted by name (hashes and partition numbers removed), and the build stopped. Five graphs in the
+same run: the runner as it is; with every ParDo a task of its own (`dask_runner.FUSE_PARDOS` off, as
+in Beam's DaskRunner); with each P2P grouping through `dask.dataframe` instead of written as
+distributed's shuffle tasks (`dask_runner.P2P_TASKS` off, `pipelines/dask_p2p.py`); with both off;
+and with global combines' accumulators shuffled like any `CombinePerKey`'s instead of gathered by a
+tree (`dask_runner.gathered_groups`). Each baseline undoes one change (or, "both", two); the ratios
+are the first graph's tasks over each baseline's.
 """
 
 from __future__ import annotations
@@ -59,14 +63,17 @@ def count_graph(client: object, collections_: list, retries: int | None = None,
     raise GraphCounted(collections.Counter(task_kind(key) for key in graph))
 
 
-def build_graph(config: object, out: str, shuffle: str, gather: bool) -> collections.Counter[str]:
+def build_graph(config: object, out: str, shuffle: str, gather: bool = True, fuse: bool = True,
+                p2p_tasks: bool = True) -> collections.Counter[str]:
     import distributed
 
-    from lemur_corpus.pipelines import dask_combine
+    from lemur_corpus.pipelines import dask_combine, dask_runner
     from lemur_corpus.pipelines.build import run_build
 
     with contextlib.ExitStack() as patched:
         patched.enter_context(mock.patch.object(distributed.Client, "compute", count_graph))
+        patched.enter_context(mock.patch.object(dask_runner, "FUSE_PARDOS", fuse))
+        patched.enter_context(mock.patch.object(dask_runner, "P2P_TASKS", p2p_tasks))
         if not gather:
             patched.enter_context(mock.patch.object(dask_combine, "is_global_combine", lambda applied: False))
         try:
@@ -95,14 +102,21 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         inputs = make_corpus(Path(tmp), count, args.files, 0.3, 2023, data)
         config = parse_config(build_config(inputs, count))
-        now = build_graph(config, f"{tmp}/now", args.shuffle, gather=True)
-        before = build_graph(config, f"{tmp}/before", args.shuffle, gather=False)
-    total_now, total_before = sum(now.values()), sum(before.values())
-    print(f"{2 * args.files} input files, --dask_shuffle={args.shuffle}: tasks by kind (now / global combines "
-          f"shuffled)")
-    for kind in sorted(set(now) | set(before), key=lambda k: -max(now[k], before[k]))[:20]:
-        print(f"  {kind:<36} {now[kind]:>8,} {before[kind]:>8,}")
-    print(f"  {'all':<36} {total_now:>8,} {total_before:>8,}  x{total_now / total_before:.2f}")
+        graphs = {"now": build_graph(config, f"{tmp}/now", args.shuffle),
+                   "ParDos unfused": build_graph(config, f"{tmp}/unfused", args.shuffle, fuse=False),
+                   "P2P via dataframe": build_graph(config, f"{tmp}/frames", args.shuffle, p2p_tasks=False),
+                   "both": build_graph(config, f"{tmp}/both", args.shuffle, fuse=False, p2p_tasks=False),
+                   "combines shuffled": build_graph(config, f"{tmp}/shuffled", args.shuffle, gather=False)}
+    counts = list(graphs.values())
+    print(f"{2 * args.files} input files, --dask_shuffle={args.shuffle}: tasks by kind")
+    print(f"  {'':<28}" + "".join(f" {name:>17}" for name in graphs))
+    for kind in sorted(set().union(*counts), key=lambda k: -max(c[k] for c in counts))[:20]:
+        print(f"  {kind:<28}" + "".join(f" {c[kind]:>17,}" for c in counts))
+    totals = [sum(c.values()) for c in counts]
+    print(f"  {'all':<28}" + "".join(f" {total:>17,}" for total in totals))
+    now = totals[0]
+    ratios = [f"{name}: x{now / total:.2f}" for name, total in zip(graphs, totals, strict=True) if name != "now"]
+    print("  now / " + ", now / ".join(ratios))
     return 0
 
 

@@ -250,11 +250,12 @@ def measure_build(config_file: Path, runner: str, workers: int, shuffle: str = "
     }
 
 
-def measure(config_file: Path, runner: str, workers: int, memory_limit: str = "0", shuffle: str = "auto") -> dict:
-    """One build in a fresh process; on `dask-cluster`, against a fresh real cluster (each worker
-    with `memory_limit`, "0": none) whose worker processes' CPU and peak RSS are read from /proc
-    (they are not the build process's children)."""
-    command = [sys.executable, __file__, "--measure", str(config_file), runner, str(workers), shuffle]
+def measure(config_file: Path, runner: str, workers: int, memory_limit: str = "0", shuffle: str = "auto",
+            script: str = __file__) -> dict:
+    """One build in a fresh process (`script --measure ...`, this file's by default); on
+    `dask-cluster`, against a fresh real cluster (each worker with `memory_limit`, "0": none) whose
+    worker processes' CPU and peak RSS are read from /proc (they are not the build process's children)."""
+    command = [sys.executable, script, "--measure", str(config_file), runner, str(workers), shuffle]
     if runner != "dask-cluster":
         return _measure(command)
     from benchmarks.dask_cluster import DaskCluster, cpu_seconds

@@ -48,11 +48,21 @@ Two more make memory grow with the corpus, measured with `benchmarks/scale.py --
    the default) a `GroupByKey` goes through Dask's P2P shuffle instead: each partition's items
    (pickled, with their key's hash and deterministic encoding) stream to their destination
    workers through the workers' local disks, and each output partition groups what it received by
-   the key's encoding. A lifted combiner's accumulators (5) stay on the tasks shuffle: they are
-   few. `benchmarks/scale.py --runner dask-cluster --docs-per-file 1000 --dask-shuffle p2p|tasks`
-   compares them.
+   the key's encoding. Where this distributed has them, the grouping is written as distributed's
+   own shuffle tasks, two per partition (`pipelines/dask_p2p.py`), and P2P starts above
+   `P2P_TASKS_ABOVE_PARTITIONS`; a lifted combiner's accumulators (5) take it too. Through
+   `dask.dataframe` (the fallback) a grouping takes eight tasks per partition, so the accumulators,
+   which are few, stay on the tasks shuffle. `benchmarks/scale.py --runner dask-cluster
+   --dask-shuffle p2p|tasks` compares them.
 
-Multi-output ParDos are a ninth problem (all tags' elements land in one bag); the build avoids
+9. **A task per partition per ParDo.** Every ParDo is a task per partition whose output waits in
+   memory for the next; Dask's optimizer would fuse such chains, but a graph with a P2P shuffle must
+   run unoptimized. Here a chain of ParDos whose output nothing else reads runs as one task per
+   partition (`pipelines/dask_bundles.py`), in a P2P grouping's transfer tasks when the grouping
+   alone reads it, and in its unpack tasks when it reads the grouping alone.
+   `benchmarks/dask_graph.py` counts the tasks; `benchmarks/dask_runner_speed.py` times the build.
+
+Multi-output ParDos are a tenth problem (all tags' elements land in one bag); the build avoids
 them with `lemur_corpus.pipelines.outputs.MultiOutputParDo`, so it runs on the stock runner too,
 only slowly. Without `--dask_client_address` or `--dask_scheduler_file`, a
 `dask.distributed.LocalCluster` of `--dask_workers` single-threaded worker processes is started for
@@ -66,21 +76,18 @@ Output bytes do not depend on any of this: every stage sorts what it groups.
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import logging
 import math
 import os
-import pickle
 import typing as t
 import uuid
 
 import apache_beam
-import xxhash
 from apache_beam import pvalue
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pipeline import AppliedPTransform, PipelineVisitor
-from apache_beam.pvalue import TaggedOutput
-from apache_beam.runners.common import DoFnContext, DoFnInvoker, DoFnSignature, _OutputHandler
 from apache_beam.runners.dask import dask_runner as beam_dask
 from apache_beam.runners.dask.overrides import _Create, _Flatten, _GroupByKeyOnly, dask_overrides
 from apache_beam.runners.dask.transform_evaluator import (
@@ -88,17 +95,31 @@ from apache_beam.runners.dask.transform_evaluator import (
     DaskBagOp,
     Flatten,
     NoOp,
-    OneReceiver,
-    get_windowed_value,
 )
 from apache_beam.runners.runner import PipelineResult, PipelineState
-from apache_beam.transforms.sideinputs import SideInputMap
-from apache_beam.transforms.window import GlobalWindows, TimestampedValue
-from apache_beam.utils.windowed_value import WindowedValue
 
 from lemur_corpus.errors import ConfigError
-from lemur_corpus.pipelines.dask_combine import ACCUMULATORS, GLOBAL_ACCUMULATORS, GLOBAL_WINDOWS, LiftCombiners
-from lemur_corpus.pipelines.dask_metrics import DaskMetrics, bundle_metrics, gather
+from lemur_corpus.pipelines import dask_p2p
+from lemur_corpus.pipelines.dask_bundles import (
+    BundleStep,
+    FusedSteps,
+    SideInputSpec,
+    consumer_counts,
+    materialize,
+    run_steps,
+)
+from lemur_corpus.pipelines.dask_combine import ACCUMULATORS, GLOBAL_ACCUMULATORS, LiftCombiners
+from lemur_corpus.pipelines.dask_metrics import DaskMetrics, gather
+from lemur_corpus.pipelines.dask_p2p import (
+    Chain,
+    P2PGrouping,
+    encoded_key,
+    grouped,
+    groups_by_encoding,
+    groups_of_frame,
+    key_hash,
+    shuffle_frame,
+)
 
 log = logging.getLogger("corpus")
 
@@ -115,10 +136,21 @@ DEFAULT_RETRIES = 2
 """A worker lost or a transient error (a network filesystem's hiccup) costs a rerun of one task."""
 SHUFFLES = ("auto", "p2p", "tasks")
 P2P_ABOVE_PARTITIONS = 32
-"""`--dask_shuffle=auto` takes Dask's P2P shuffle for a grouping of more partitions than this: up to
-32 partitions Dask's tasks shuffle is one stage of partitions x partitions small tasks, faster to
-start than P2P; above, it takes two stages and every input partition waits in memory for the
-grouping, where P2P streams them through the workers' disks."""
+"""`--dask_shuffle=auto` takes Dask's P2P shuffle through `dask.dataframe` for a grouping of more
+partitions than this: up to 32 partitions Dask's tasks shuffle is one stage of partitions x
+partitions small tasks, faster to start than that P2P; above, it takes two stages and every input
+partition waits in memory for the grouping, where P2P streams them through the workers' disks."""
+P2P_TASKS_ABOVE_PARTITIONS = 8
+"""The same threshold where P2P is written as distributed's own tasks (`pipelines/dask_p2p.py`): two
+tasks per partition, fewer than the tasks shuffle's partitions x partitions from a few partitions on
+(`benchmarks/scale.py --docs 16000 16000 --runner dask-cluster --docs-per-file 2000 --dask-shuffle
+p2p|tasks`: 16 partitions, P2P the faster)."""
+FUSE_PARDOS = True
+"""Whether chains of ParDos run as one task per partition (`pipelines/dask_bundles.py`); off, every
+ParDo is a task of its own, as in Beam's DaskRunner (`benchmarks/dask_graph.py` compares the two)."""
+P2P_TASKS = True
+"""Whether a P2P grouping is written as distributed's shuffle tasks (`pipelines/dask_p2p.py`, where
+this distributed has them); off, it goes through `dask.dataframe` (`benchmarks/dask_graph.py`)."""
 RUN_ID = "_corpus_run_id"
 SHUFFLE = "_corpus_shuffle"
 DEFAULT_PARTITIONS = "_corpus_default_partitions"
@@ -142,103 +174,16 @@ class CorpusDaskOptions(PipelineOptions):
             help="how a GroupByKey moves its elements: p2p (Dask's P2P shuffle: each worker streams its "
             "partitions' elements to their destinations through its local disk, so no worker holds a whole "
             "grouping), tasks (Dask's tasks shuffle: in memory, partitions x partitions tasks), or auto "
-            f"(default: p2p above {P2P_ABOVE_PARTITIONS} partitions, tasks below)")
-
-
-@dataclasses.dataclass(frozen=True)
-class SideInputSpec:
-    """What a task needs to rebuild one side input's `SideInputMap` from its materialized values."""
-
-    view_class: type[pvalue.AsSideInput]
-    view_options: dict[str, t.Any]
-    window_fn: t.Any
-
-
-def _materialize(window_fn: t.Any, *partitions: list[t.Any]) -> list[t.Any]:
-    """A side input's elements, all partitions, as windowed values (computed once, shared)."""
-    return [get_windowed_value(item, window_fn) for part in partitions for item in part]
-
-
-_WORKER_FNS: dict[tuple[str, str, int], tuple[apache_beam.DoFn, DoFnSignature]] = {}
-"""This worker's set-up DoFns of the current run, by (run, transform, thread): `setup` runs once per
-worker and thread, as Beam promises, instead of once per partition (loading the tokenizer 18 times
-was a third of a small build's time)."""
-
-
-def _worker_fn(fn: apache_beam.DoFn, run: str, label: str) -> tuple[apache_beam.DoFn, DoFnSignature, bool]:
-    """(the DoFn to use, its signature, whether it still needs `setup`). The signature is read once
-    per worker too (Beam inspects every method of the DoFn). A new run tears down the previous run's."""
-    import threading
-
-    for key in [k for k in _WORKER_FNS if k[0] != run]:
-        _teardown(_WORKER_FNS.pop(key)[0])
-    key = (run, label, threading.get_ident())
-    if key in _WORKER_FNS:
-        return (*_WORKER_FNS[key], False)
-    signature = DoFnSignature(fn)
-    _WORKER_FNS[key] = (fn, signature)
-    return fn, signature, True
-
-
-def _windowed(item: t.Any, window_fn: t.Any) -> WindowedValue:
-    """`get_windowed_value`, with the common case (a plain value in the global window) taking one
-    shared window instead of making a `GlobalWindow` per element."""
-    if isinstance(item, (TaggedOutput, WindowedValue, TimestampedValue)) or not isinstance(
-            window_fn, (GlobalWindows, type(None))):
-        return get_windowed_value(item, window_fn)
-    return WindowedValue(item, 0, GLOBAL_WINDOWS)
-
-
-def _run_bundle(items: t.Iterable[t.Any], fn: apache_beam.DoFn, run: str, label: str, window_fn: t.Any,
-                args: list[t.Any], kwargs: dict[str, t.Any], specs: list[SideInputSpec],
-                *side_values: list[t.Any]) -> list[t.Any]:
-    """One partition through the DoFn: start_bundle, every element, finish_bundle (whose outputs
-    are kept). Receivers are made here, so no state crosses partitions."""
-    fn, signature, needs_setup = _worker_fn(fn, run, label)
-    receivers = OneReceiver()
-    handler = _OutputHandler(
-        window_fn=window_fn, main_receivers=receivers[None], tagged_receivers=receivers,
-        per_element_output_counter=None, output_batch_converter=None, process_yields_batches=False,
-        process_batch_yields_elements=False)
-    # Beam annotates `view_class` as an AsSideInput instance; its own runners pass the class, type(side).
-    side_inputs = [SideInputMap(s.view_class, s.view_options, values)  # type: ignore[arg-type]  # a class, see above
-                   for s, values in zip(specs, side_values, strict=True)]
-    invoker = DoFnInvoker.create_invoker(
-        signature, handler, context=DoFnContext(label, state=None), side_inputs=side_inputs,
-        input_args=args, input_kwargs=kwargs, user_state_context=None,
-        bundle_finalizer_param=apache_beam.DoFn.BundleFinalizerParam())
-    try:
-        with bundle_metrics(run, label):
-            if needs_setup:
-                invoker.invoke_setup()
-            invoker.invoke_start_bundle()
-            for item in items:
-                invoker.invoke_process(_windowed(item, window_fn))
-            invoker.invoke_finish_bundle()
-    except BaseException:
-        _discard(fn)  # as Beam does: an instance that failed is not used again (the retry sets up anew)
-        raise
-    return [v.value for v in receivers.values]
-
-
-def _discard(fn: apache_beam.DoFn) -> None:
-    for key, (cached, _) in list(_WORKER_FNS.items()):
-        if cached is fn:
-            del _WORKER_FNS[key]
-    _teardown(fn)
-
-
-def _teardown(fn: apache_beam.DoFn) -> None:
-    try:
-        fn.teardown()
-    except Exception:  # best effort, as in Beam: the task's own outcome is what matters
-        log.exception("teardown of %s failed", type(fn).__name__)
+            f"(default: p2p above {P2P_TASKS_ABOVE_PARTITIONS} partitions, tasks below; above "
+            f"{P2P_ABOVE_PARTITIONS} where P2P goes through dask.dataframe)")
 
 
 class ParDo(DaskBagOp):
-    """A ParDo whose side inputs arrive as computed values (see the module docstring, 1 and 3)."""
+    """A ParDo whose side inputs arrive as computed values (see the module docstring, 1 and 3); the
+    `BagVisitor` fuses it into its input's chain where it can (`pipelines/dask_bundles.py`)."""
 
-    def apply(self, input_bag: t.Any, side_inputs: t.Any = None) -> t.Any:
+    def step(self, side_inputs: t.Any = None) -> tuple[BundleStep, list[t.Any]]:
+        """This ParDo as a step of a fused chain, and its side inputs' materialized values."""
         transform = t.cast(apache_beam.ParDo, self.transform)
         args, kwargs = transform.raw_side_inputs
         main_input = next(iter(self.applied.main_inputs.values()))
@@ -247,9 +192,11 @@ class ParDo(DaskBagOp):
         for spec, materialized in side_inputs or []:
             specs.append(spec)
             values.append(materialized)
-        return input_bag.map_partitions(
-            _run_bundle, transform.fn, self.bag_kwargs[RUN_ID], self.applied.full_label, window_fn, list(args),
-            kwargs, specs, *values)
+        return BundleStep(transform.fn, self.applied.full_label, window_fn, list(args), kwargs, specs), values
+
+    def apply(self, input_bag: t.Any, side_inputs: t.Any = None) -> t.Any:
+        step, values = self.step(side_inputs)
+        return input_bag.map_partitions(run_steps, FusedSteps(self.bag_kwargs[RUN_ID], (step,)), *values)
 
 
 class Create(DaskBagOp):
@@ -279,74 +226,20 @@ class FlattenBags(Flatten):
         return joined.repartition(npartitions=widest) if joined.npartitions > widest else joined
 
 
-_KEY_CODER = apache_beam.coders.coders.FastPrimitivesCoder().as_deterministic_coder("GroupByKey")
-
-
 def _key(item: tuple[t.Any, t.Any]) -> t.Any:
     return item[0]
 
 
-def encoded_key(key: t.Any) -> bytes:
-    """A key's deterministic Beam encoding, the bytes Beam's portable runners group by. A key Beam
-    cannot encode deterministically is a TypeError: Dask's own hash would not do either (two equal
-    frozensets can tokenize differently), and a key hashed two ways splits its group silently."""
-    try:
-        return _KEY_CODER.encode(key)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"GroupByKey on Dask: a key of type {type(key).__name__} has no deterministic "
-                        f"encoding, so equal keys could land in different groups ({exc})") from None
-
-
-def key_hash(key: t.Any) -> int:
-    """The same number for equal keys in every process (see the module docstring, 7): xxh64 of the
-    key's deterministic encoding (`encoded_key`)."""
-    return xxhash.xxh64_intdigest(encoded_key(key))
-
-
-def _grouped(item: tuple[t.Any, list[t.Any]]) -> tuple[t.Any, list[t.Any]]:
-    key, elements = item
-    return key, [element.value if isinstance(element, WindowedValue) else element for _, element in elements]
-
-
-def _binary() -> t.Any:
-    import pandas as pd
-    import pyarrow as pa
-
-    return pd.ArrowDtype(pa.large_binary())  # large: a partition's items may pass 2 GB
-
-
-def _shuffle_frame(items: t.Iterable[tuple[t.Any, t.Any]]) -> t.Any:
-    """A partition's (key, value) items as the table Dask's P2P shuffle moves: each item's key hash
-    (the column it is shuffled on), its key's deterministic encoding (what it is grouped by) and
-    the pickled item."""
-    import pandas as pd
-
-    hashes, keys, pickled = [], [], []
-    for item in items:
-        encoded = encoded_key(item[0])
-        hashes.append(xxhash.xxh64_intdigest(encoded))
-        keys.append(encoded)
-        pickled.append(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
-    return pd.DataFrame({"hash": pd.Series(hashes, dtype="uint64"), "key": pd.Series(keys, dtype=_binary()),
-                         "item": pd.Series(pickled, dtype=_binary())})
-
-
-def _groups_by_encoding(encoded_items: t.Iterable[tuple[bytes, t.Any]]) -> list[tuple[t.Any, list[t.Any]]]:
-    """(key encoding, item) pairs -> (key, [values]) per encoding, in the order they came."""
-    groups: dict[bytes, list[t.Any]] = {}
-    for encoded, item in encoded_items:
-        groups.setdefault(encoded, []).append(item)
-    return [_grouped((items[0][0], items)) for items in groups.values()]
-
-
-def _shuffled_groups(frame: t.Any) -> list[tuple[t.Any, list[t.Any]]]:
-    """One shuffled partition's items grouped by their key's encoding: (key, [values])."""
-    return _groups_by_encoding(zip(frame["key"], map(pickle.loads, frame["item"]), strict=True))
-
-
 class GroupByKey(DaskBagOp):
     """Beam's `GroupByKey` as Dask's P2P shuffle or its tasks shuffle (see the module docstring, 8),
-    each key hashed by `key_hash`; `p2p` says which this grouping took."""
+    each key hashed by `key_hash`; `p2p` says which this grouping took, `grouping` is its P2P
+    shuffle written as distributed's own tasks (`pipelines/dask_p2p.py`), where this distributed
+    has them (else the shuffle goes through `dask.dataframe`)."""
+
+    p2p: bool = False
+    grouping: P2PGrouping | None = None
+    input_chain: Chain | None = None
+    """The fused ParDos that make the input, read by this grouping alone: run in its transfer tasks."""
 
     def apply(self, input_bag: t.Any, side_inputs: t.Any = None) -> t.Any:
         import dask
@@ -355,19 +248,26 @@ class GroupByKey(DaskBagOp):
         from dask.bag.core import groupby_tasks
 
         if f"/{GLOBAL_ACCUMULATORS}/" in f"/{self.applied.full_label}":
-            self.p2p = False
             return gathered_groups(input_bag)
         method = self.bag_kwargs.get(SHUFFLE, "auto")
+        p2p_tasks = P2P_TASKS and dask_p2p.available()
         if method == "auto":
-            method = "p2p" if input_bag.npartitions > P2P_ABOVE_PARTITIONS else "tasks"
-        self.p2p = method == "p2p" and f"/{ACCUMULATORS}/" not in f"/{self.applied.full_label}"
+            above = P2P_TASKS_ABOVE_PARTITIONS if p2p_tasks else P2P_ABOVE_PARTITIONS
+            method = "p2p" if input_bag.npartitions > above else "tasks"
+        # a lifted combiner's accumulators are few: through dask.dataframe a P2P grouping cost more
+        # tasks than the tasks shuffle's, written as distributed's own tasks far fewer
+        self.p2p = method == "p2p" and (p2p_tasks or f"/{ACCUMULATORS}/" not in f"/{self.applied.full_label}")
         if not self.p2p:
-            return groupby_tasks(input_bag, _key, hash=key_hash).map(_grouped)
+            return groupby_tasks(input_bag, _key, hash=key_hash).map(grouped)
+        if p2p_tasks:
+            token = dask.base.tokenize(self.bag_kwargs[RUN_ID], self.applied.full_label)
+            self.grouping = P2PGrouping(input_bag, token, self.input_chain)
+            return self.grouping.bag()
         parts = input_bag.to_delayed(optimize_graph=False)
-        frames = dd.from_delayed([dask.delayed(_shuffle_frame)(part) for part in parts], meta=_shuffle_frame([]),
+        frames = dd.from_delayed([dask.delayed(shuffle_frame)(part) for part in parts], meta=shuffle_frame([]),
                                  verify_meta=False)
         shuffled = frames.shuffle(on="hash", npartitions=input_bag.npartitions, shuffle_method="p2p")
-        return db.from_delayed([dask.delayed(_shuffled_groups)(part) for part in shuffled.to_delayed()])
+        return db.from_delayed([dask.delayed(groups_of_frame)(part) for part in shuffled.to_delayed()])
 
 
 TREE_SPLIT_EVERY = 8
@@ -386,7 +286,7 @@ def _concatenated(parts: t.Iterable[list[t.Any]]) -> list[t.Any]:
 
 def _groups(items: list[t.Any]) -> list[tuple[t.Any, list[t.Any]]]:
     """Gathered items grouped by their key's encoding, as a shuffled partition's are."""
-    return _groups_by_encoding((encoded_key(item[0]), item) for item in items)
+    return groups_by_encoding((encoded_key(item[0]), item) for item in items)
 
 
 def gathered_groups(input_bag: t.Any) -> t.Any:
@@ -404,10 +304,18 @@ OPS: dict[type, type[DaskBagOp]] = {
 
 @dataclasses.dataclass
 class BagVisitor(PipelineVisitor):
-    """Translates every primitive transform to a bag, and remembers which bags nothing consumes."""
+    """Translates every primitive transform to a bag, fusing chains of ParDos into one task per
+    partition (`pipelines/dask_bundles.py`), and remembers which bags nothing consumes."""
 
     bag_kwargs: dict[str, t.Any]
+    consumers: collections.Counter[AppliedPTransform]
+    """How many transforms read each transform's output (`dask_bundles.consumer_counts`)."""
+    fuse: bool = True
     bags: dict[AppliedPTransform, t.Any] = dataclasses.field(default_factory=dict)
+    chains: dict[AppliedPTransform, Chain] = dataclasses.field(default_factory=dict)
+    """The chain of fused ParDos that makes a ParDo's bag (`Chain.bag`)."""
+    groupings: dict[AppliedPTransform, P2PGrouping] = dataclasses.field(default_factory=dict)
+    """The groupings written as distributed's P2P tasks: a ParDo after one runs in its unpack tasks."""
     consumed: set[AppliedPTransform] = dataclasses.field(default_factory=set)
     p2p: bool = False
     """Whether a grouping takes Dask's P2P shuffle (the graph must then run unoptimized, see `run_pipeline`)."""
@@ -432,11 +340,46 @@ class BagVisitor(PipelineVisitor):
             bag = self.bags[side.pvalue.producer]
             self.consumed.add(side.pvalue.producer)
             spec = SideInputSpec(type(side), side._view_options(), side._window_mapping_fn)
-            materialized = dask.delayed(_materialize, pure=True)(spec.window_fn, *bag.to_delayed(optimize_graph=False))
+            materialized = dask.delayed(materialize, pure=True)(spec.window_fn, *bag.to_delayed(optimize_graph=False))
             sides.append((spec, materialized))
         kwargs["side_inputs"] = sides
-        self.bags[node] = op.apply(**kwargs)
+        if isinstance(op, ParDo) and kwargs["input_bag"] is not None:
+            self.bags[node] = self._fused(node, op, kwargs["input_bag"], sides)
+        elif isinstance(op, GroupByKey):
+            op.input_chain = self.chains.get(self._alone(node))  # type: ignore[arg-type]  # None: no chain
+            self.bags[node] = op.apply(**kwargs)
+        else:
+            self.bags[node] = op.apply(**kwargs)
+            if type(op) is NoOp and len(node.main_inputs) == 1 and (producer := self._alone(node)) is not None:
+                # a pass-through (on Dask, Beam's GroupAlsoByWindow after every grouping): what reads
+                # it may fuse as if it read the producer
+                if producer in self.chains:
+                    self.chains[node] = self.chains[producer]
+                if producer in self.groupings:
+                    self.groupings[node] = self.groupings[producer]
         self.p2p = self.p2p or getattr(op, "p2p", False)
+        if isinstance(op, GroupByKey) and op.grouping is not None:
+            self.groupings[node] = op.grouping
+
+    def _alone(self, node: AppliedPTransform) -> AppliedPTransform | None:
+        """The producer of the node's main input, when fusing and nothing else reads that output."""
+        producer = t.cast(AppliedPTransform, next(iter(node.main_inputs.values())).producer)  # set once consumed
+        return producer if self.fuse and self.consumers[producer] == 1 else None
+
+    def _fused(self, node: AppliedPTransform, op: ParDo, input_bag: t.Any, sides: list[t.Any]) -> t.Any:
+        """The ParDo's bag: its input's chain extended by it when that chain's output is read by this
+        ParDo alone (a P2P grouping's output: run in its unpack tasks), else a chain of its own on
+        its input bag."""
+        step, values = op.step(sides)
+        producer = self._alone(node)
+        if producer in self.chains:
+            chain = self.chains[producer].then(step, values)
+        else:
+            fused = FusedSteps(self.bag_kwargs[RUN_ID], (step,))
+            chain = Chain(fused, values, input_bag, self.groupings.get(producer) if producer else None)
+        self.chains[node] = chain
+        # the chain it extends keeps its own bag, which nothing computes: only this one is in the graph
+        return chain.bag()
 
     def leaves(self) -> list[t.Any]:
         """The bags nothing consumes: computing them computes the whole pipeline."""
@@ -520,7 +463,7 @@ class DaskRunner(beam_dask.DaskRunner):
         bag_kwargs[DEFAULT_PARTITIONS] = PARTITIONS_PER_WORKER_THREAD * threads
         bag_kwargs[SHUFFLE] = options.view_as(CorpusDaskOptions).dask_shuffle
         pipeline.replace_all([LiftCombiners(), *dask_overrides()])
-        visitor = BagVisitor(bag_kwargs)
+        visitor = BagVisitor(bag_kwargs, consumer_counts(pipeline), fuse=FUSE_PARDOS)
         pipeline.visit(visitor)
         counts = [leaf.count() for leaf in visitor.leaves()]
         retries = options.view_as(CorpusDaskOptions).dask_retries

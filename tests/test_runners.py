@@ -277,15 +277,19 @@ def test_fixed_dask_lifts_combiners_over_one_partition_per_created_element(dask_
         assert_that(empty, equal_to([0]), label="Empty")
 
 
+@pytest.mark.parametrize("p2p_tasks", [True, False])
 @pytest.mark.parametrize("shuffle", ["auto", "p2p", "tasks"])
 def test_groupings_above_32_partitions_take_p2p_with_the_same_groups(
-        dask_cluster, shuffle: str, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+        dask_cluster, shuffle: str, p2p_tasks: bool, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """`--dask_shuffle`: P2P (Dask's disk-backed shuffle) or the tasks shuffle give the same groups, on
     a grouping of 64 partitions (`Create` gives each element its own, up to 64), which auto takes
-    through P2P; a lifted combiner's accumulators always take the tasks shuffle, and a global
-    combine's are gathered by a tree reduction (with or without defaults, empty or not)."""
-    from lemur_corpus.pipelines import dask_runner
+    through P2P, written as distributed's shuffle tasks or through `dask.dataframe`
+    (`dask_runner.P2P_TASKS`); a lifted combiner's accumulators take P2P too where it is written as
+    distributed's tasks (the tasks shuffle otherwise), and a global combine's are gathered by a tree
+    reduction (with or without defaults, empty or not)."""
+    from lemur_corpus.pipelines import dask_p2p, dask_runner
 
+    monkeypatch.setattr(dask_runner, "P2P_TASKS", p2p_tasks)
     chosen: list[tuple[str, bool]] = []
     apply = dask_runner.GroupByKey.apply
 
@@ -314,7 +318,8 @@ def test_groupings_above_32_partitions_take_p2p_with_the_same_groups(
         assert_that(no_default, equal_to([]), label="NoDefault")
     took = dict(chosen)
     assert took["GroupByKey/GroupByKey"] is (shuffle != "tasks")
-    assert took[f"CombinePerKey(sum)/{dask_runner.ACCUMULATORS}/GroupByKey"] is False
+    assert took[f"CombinePerKey(sum)/{dask_runner.ACCUMULATORS}/GroupByKey"] is (
+        shuffle != "tasks" and p2p_tasks and dask_p2p.available())
     gathered = {label for label in took if f"/{dask_runner.GLOBAL_ACCUMULATORS}/" in label}
     assert gathered == {f"{name}/CombinePerKey/{dask_runner.GLOBAL_ACCUMULATORS}/GroupByKey" for name in
                         ("Total", "Count/CombineGlobally(CountCombineFn)", "NoDefault")}

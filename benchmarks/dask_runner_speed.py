@@ -1,0 +1,103 @@
+"""The DaskRunner's own cost: the whole build on a real Dask cluster, the runner's task layout now
+against Beam's, alternating runs on the same input.
+
+    .venv/bin/python benchmarks/dask_runner_speed.py [--docs 32000] [--docs-per-file 1000] [--repeat 2]
+        [--workers 2] [--dask-shuffle auto|p2p|tasks]
+
+The input is `benchmarks/scale.py`'s corpus (real code and English web text, a third near-copies),
+one `.jsonl.zst` file per --docs-per-file documents, so the build has one partition per file. Each
+run is `scale.py`'s measurement: `run_build` in a fresh driver process against a fresh `dask
+scheduler` and --workers `dask worker` processes over TCP (`benchmarks/dask_cluster.py`).
+
+- now: the runner as it is: chains of ParDos run as one task per partition
+  (`pipelines/dask_bundles.py`), and a P2P grouping is distributed's shuffle tasks and nothing else
+  (`pipelines/dask_p2p.py`), the ParDos after it fused into its unpack tasks;
+- baseline: `dask_runner.FUSE_PARDOS` and `dask_runner.P2P_TASKS` off, in the driver that builds the
+  graph: every ParDo a task of its own (as in Beam's DaskRunner) and each P2P grouping through
+  `dask.dataframe` (a table task, aliases, a partition index task, the shuffle, a groups task).
+
+Both write the same bytes (`tests/test_runners.py`). Printed for every run: wall time, the CPU of the
+workers, the driver and the scheduler together, and the CPU no stage claims (the runner's: the
+manifest's per-stage profile subtracted), and the largest worker's peak RSS; then the ratio of the
+two sides' median wall and runner CPU. Runs alternate (now, baseline, now, ...) so that the other
+load on a shared machine falls on both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import DEFAULT_DATA, positive_int  # noqa: E402
+
+
+def measure_baseline(config_file: str, runner: str, workers: str, shuffle: str, *address: str) -> dict:
+    """`scale.measure_build` with the runner's task layout switched back to Beam's (in this driver:
+    the graph is made here)."""
+    from benchmarks.scale import measure_build
+    from lemur_corpus.pipelines import dask_runner
+
+    dask_runner.FUSE_PARDOS = False
+    dask_runner.P2P_TASKS = False
+    return measure_build(Path(config_file), runner, int(workers), shuffle, *address)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--docs", type=positive_int, default=32_000)
+    parser.add_argument("--docs-per-file", type=positive_int, default=1000)
+    parser.add_argument("--repeat", type=positive_int, default=2, help="runs of each side")
+    parser.add_argument("--workers", type=positive_int, default=2)
+    parser.add_argument("--dask-shuffle", choices=("auto", "p2p", "tasks"), default="auto")
+    parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure_baseline(*args.measure)))
+        return 0
+    data = Path(args.data)
+    if not data.exists():
+        raise SystemExit(f"real sample data not found at {data} (pass --data or set LEMUR_SHARED_DATA)")
+    from benchmarks.scale import build_config, files_per_kind, make_corpus, measure
+
+    runs: dict[str, list[dict]] = {"now": [], "baseline": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        files = files_per_kind(args.docs, args.docs_per_file)
+        inputs = make_corpus(folder, args.docs, files, 0.3, 2023, data)
+        config_file = folder / "config.json"
+        config_file.write_text(json.dumps(build_config(inputs, args.docs)))
+        print(f"{args.docs:,} documents in {files} files per kind; dask-cluster of {args.workers} workers, "
+              f"--dask_shuffle={args.dask_shuffle}")
+        for run in range(args.repeat):
+            for side, script in (("now", str(Path(__file__).parents[0] / "scale.py")), ("baseline", __file__)):
+                r = measure(config_file, "dask-cluster", args.workers, shuffle=args.dask_shuffle, script=script)
+                r["runner_cpu_s"] = r["cpu_s"] - (r["profile"] or {}).get("cpu_s", 0.0)
+                runs[side].append(r)
+                print(f"  {side:<8} run {run + 1}: wall {r['wall_s']:6.1f} s | CPU {r['cpu_s']:6.1f} s, runner "
+                      f"{r['runner_cpu_s']:6.1f} s | largest worker {r['worker_rss_mib']:5.0f} MiB | "
+                      f"{r['docs_out']:,} docs, {r['tokens_out']:,} tokens out", flush=True)
+    now, base = runs["now"], runs["baseline"]
+    if {(r["docs_out"], r["tokens_out"]) for r in now} != {(r["docs_out"], r["tokens_out"]) for r in base}:
+        raise SystemExit("the two sides wrote different documents or tokens")
+
+    def median(side: list[dict], key: str) -> float:
+        return statistics.median(r[key] for r in side)
+
+    what = f"medians of {args.repeat} runs each" if args.repeat > 1 else "one run each"
+    print(f"  now / baseline ({what}): wall x{median(now, 'wall_s') / median(base, 'wall_s'):.2f}, "
+          f"runner CPU x{median(now, 'runner_cpu_s') / median(base, 'runner_cpu_s'):.2f}, all CPU "
+          f"x{median(now, 'cpu_s') / median(base, 'cpu_s'):.2f}, largest worker "
+          f"x{median(now, 'worker_rss_mib') / median(base, 'worker_rss_mib'):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

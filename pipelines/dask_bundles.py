@@ -1,0 +1,185 @@
+"""The DaskRunner's tasks that run Beam DoFns: one partition through a chain of fused ParDos.
+
+Beam's DaskRunner makes a task per partition per ParDo, and each task's output list waits in the
+worker's memory (and moves between workers) until the next ParDo's task has read it. Dask's graph
+optimizer would fuse such linear chains, but a graph with a P2P shuffle must run unoptimized (the
+shuffle's barrier tasks must stay as they are), and a build's is: its groupings are P2P above 32
+partitions. So the runner fuses them itself, at translation time: a ParDo whose input is a fused
+chain that nothing else reads (`consumer_counts`) extends that chain, and the chain runs as one task
+per partition (`run_steps`), each ParDo a bundle of its own (setup once per worker, start_bundle,
+every element, finish_bundle, metrics under its own label), the intermediate lists freed as soon
+as the next ParDo has read them. `benchmarks/dask_graph.py` counts the tasks this saves.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import threading
+import typing as t
+
+import apache_beam
+from apache_beam import pvalue
+from apache_beam.pipeline import AppliedPTransform, PipelineVisitor
+from apache_beam.pvalue import TaggedOutput
+from apache_beam.runners.common import DoFnContext, DoFnInvoker, DoFnSignature, _OutputHandler
+from apache_beam.runners.dask.transform_evaluator import OneReceiver, get_windowed_value
+from apache_beam.transforms.sideinputs import SideInputMap
+from apache_beam.transforms.window import GlobalWindows, TimestampedValue
+from apache_beam.utils.windowed_value import WindowedValue
+
+from lemur_corpus.pipelines.dask_combine import GLOBAL_WINDOWS
+from lemur_corpus.pipelines.dask_metrics import bundle_metrics
+
+log = logging.getLogger("corpus")
+
+
+@dataclasses.dataclass(frozen=True)
+class SideInputSpec:
+    """What a task needs to rebuild one side input's `SideInputMap` from its materialized values."""
+
+    view_class: type[pvalue.AsSideInput]
+    view_options: dict[str, t.Any]
+    window_fn: t.Any
+
+
+def materialize(window_fn: t.Any, *partitions: list[t.Any]) -> list[t.Any]:
+    """A side input's elements, all partitions, as windowed values (computed once, shared)."""
+    return [get_windowed_value(item, window_fn) for part in partitions for item in part]
+
+
+_WORKER_FNS: dict[tuple[str, str, int], tuple[apache_beam.DoFn, DoFnSignature]] = {}
+"""This worker's set-up DoFns of the current run, by (run, transform, thread): `setup` runs once per
+worker and thread, as Beam promises, instead of once per partition (loading the tokenizer 18 times
+was a third of a small build's time)."""
+
+
+def _worker_fn(fn: apache_beam.DoFn, run: str, label: str) -> tuple[apache_beam.DoFn, DoFnSignature, bool]:
+    """(the DoFn to use, its signature, whether it still needs `setup`). The signature is read once
+    per worker too (Beam inspects every method of the DoFn). A new run tears down the previous run's."""
+    for key in [k for k in _WORKER_FNS if k[0] != run]:
+        _teardown(_WORKER_FNS.pop(key)[0])
+    key = (run, label, threading.get_ident())
+    if key in _WORKER_FNS:
+        return (*_WORKER_FNS[key], False)
+    signature = DoFnSignature(fn)
+    _WORKER_FNS[key] = (fn, signature)
+    return fn, signature, True
+
+
+def _windowed(item: t.Any, window_fn: t.Any) -> WindowedValue:
+    """`get_windowed_value`, with the common case (a plain value in the global window) taking one
+    shared window instead of making a `GlobalWindow` per element."""
+    if isinstance(item, (TaggedOutput, WindowedValue, TimestampedValue)) or not isinstance(
+            window_fn, (GlobalWindows, type(None))):
+        return get_windowed_value(item, window_fn)
+    return WindowedValue(item, 0, GLOBAL_WINDOWS)
+
+
+@dataclasses.dataclass(frozen=True)
+class BundleStep:
+    """One ParDo of a fused chain: its DoFn, label (the transform's full label), main input's
+    window function, extra arguments and side inputs (their values come with the task)."""
+
+    fn: apache_beam.DoFn
+    label: str
+    window_fn: t.Any
+    args: list[t.Any]
+    kwargs: dict[str, t.Any]
+    specs: list[SideInputSpec]
+
+    def run(self, items: t.Iterable[t.Any], run: str, side_values: t.Sequence[list[t.Any]]) -> list[t.Any]:
+        """One partition through the DoFn: start_bundle, every element, finish_bundle (whose
+        outputs are kept). Receivers are made here, so no state crosses partitions."""
+        fn, signature, needs_setup = _worker_fn(self.fn, run, self.label)
+        receivers = OneReceiver()
+        handler = _OutputHandler(
+            window_fn=self.window_fn, main_receivers=receivers[None], tagged_receivers=receivers,
+            per_element_output_counter=None, output_batch_converter=None, process_yields_batches=False,
+            process_batch_yields_elements=False)
+        # Beam annotates `view_class` as an AsSideInput instance; its own runners pass the class, type(side).
+        side_inputs = [SideInputMap(s.view_class, s.view_options, values)  # type: ignore[arg-type]  # a class, see above
+                       for s, values in zip(self.specs, side_values, strict=True)]
+        invoker = DoFnInvoker.create_invoker(
+            signature, handler, context=DoFnContext(self.label, state=None), side_inputs=side_inputs,
+            input_args=self.args, input_kwargs=self.kwargs, user_state_context=None,
+            bundle_finalizer_param=apache_beam.DoFn.BundleFinalizerParam())
+        try:
+            with bundle_metrics(run, self.label):
+                if needs_setup:
+                    invoker.invoke_setup()
+                invoker.invoke_start_bundle()
+                for item in items:
+                    invoker.invoke_process(_windowed(item, self.window_fn))
+                invoker.invoke_finish_bundle()
+        except BaseException:
+            _discard(fn)  # as Beam does: an instance that failed is not used again (the retry sets up anew)
+            raise
+        return [v.value for v in receivers.values]
+
+
+class FusedSteps:
+    """A chain of ParDos run as one task per partition. Opaque to Dask on purpose: its token (what
+    names the task) is the run and the transforms' labels, unique in a pipeline, instead of Dask
+    pickling every DoFn of the chain again each time the chain grows by one."""
+
+    def __init__(self, run: str, steps: tuple[BundleStep, ...]) -> None:
+        self.run, self.steps = run, steps
+
+    def then(self, step: BundleStep) -> FusedSteps:
+        return FusedSteps(self.run, (*self.steps, step))
+
+    @property
+    def side_inputs(self) -> int:
+        return sum(len(step.specs) for step in self.steps)
+
+    def __dask_tokenize__(self) -> tuple[str, ...]:
+        return (self.run, *(step.label for step in self.steps))
+
+
+def run_steps(items: t.Iterable[t.Any], fused: FusedSteps, *side_values: list[t.Any]) -> list[t.Any]:
+    """One partition through every ParDo of the chain in turn; each step's side inputs are the next
+    `len(step.specs)` of `side_values`. Only the last step's output is kept."""
+    at = 0
+    for step in fused.steps:
+        taken = len(step.specs)
+        items = step.run(items, fused.run, side_values[at:at + taken])
+        at += taken
+    return t.cast(list[t.Any], items)
+
+
+def _discard(fn: apache_beam.DoFn) -> None:
+    for key, (cached, _) in list(_WORKER_FNS.items()):
+        if cached is fn:
+            del _WORKER_FNS[key]
+    _teardown(fn)
+
+
+def _teardown(fn: apache_beam.DoFn) -> None:
+    try:
+        fn.teardown()
+    except Exception:  # best effort, as in Beam: the task's own outcome is what matters
+        log.exception("teardown of %s failed", type(fn).__name__)
+
+
+@dataclasses.dataclass
+class ConsumerCounts(PipelineVisitor):
+    """How many transforms read each transform's output, as main or side input: a chain is extended
+    only through an output exactly one transform reads (any other reader would need the
+    intermediate result as a task of its own)."""
+
+    counts: collections.Counter[AppliedPTransform] = dataclasses.field(default_factory=collections.Counter)
+
+    def visit_transform(self, node: AppliedPTransform) -> None:
+        for value in node.inputs:
+            if not isinstance(value, pvalue.PBegin):
+                self.counts[value.producer] += 1
+        for side in node.side_inputs:
+            self.counts[side.pvalue.producer] += 1
+
+
+def consumer_counts(pipeline: apache_beam.Pipeline) -> collections.Counter[AppliedPTransform]:
+    visitor = ConsumerCounts()
+    pipeline.visit(visitor)
+    return visitor.counts

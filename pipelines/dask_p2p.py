@@ -1,0 +1,206 @@
+"""A grouping of bag partitions through Dask's P2P shuffle, in two tasks per partition.
+
+Going through `dask.dataframe` (`Bag` -> `from_delayed` -> `shuffle(shuffle_method="p2p")` ->
+`to_delayed` -> `Bag`) costs eight tasks per partition per grouping: the table made from each
+partition, aliases between the collections, the partition index column, the transfer, the unpack
+and the groups made from each output table. A build has close to forty groupings, most of them
+small (the components' rounds carry nothing once the graph has settled), and each task costs the
+scheduler and the workers its bookkeeping, messages and moved results whatever it carries. Here the
+grouping is written as the tasks of distributed's own P2P shuffle, nothing else:
+
+    input partition i ──▶ shuffle-transfer-<id> i (the ParDos that make the partition when the
+                          grouping alone reads them, then the table with its partition index
+                          column, handed to the worker's shuffle: `transfer`)
+    all transfers     ──▶ shuffle-barrier-<id> (distributed's barrier, with the shuffle's spec)
+    barrier           ──▶ p2p-groups-<id> j (the output table, grouped by key encoding, then the
+                          ParDos fused after the grouping: `unpacked_steps`)
+
+These are distributed's internal tasks and spec (`distributed.shuffle`), as `dask.dataframe`'s P2P
+layer writes them; `available()` says whether this distributed has them, and the runner goes through
+`dask.dataframe` where it does not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import typing as t
+
+import apache_beam
+import xxhash
+from apache_beam.utils.windowed_value import WindowedValue
+
+from lemur_corpus.pipelines.dask_bundles import BundleStep, FusedSteps, run_steps
+
+PARTITION = "_partitions"
+"""The column of each row's output partition, as distributed's `DataFrameShuffleSpec` reads it."""
+
+
+def available() -> bool:
+    """Whether this distributed has the P2P shuffle tasks and spec `P2PGrouping` writes."""
+    try:
+        from distributed.shuffle._core import P2PBarrierTask, ShuffleId, barrier_key, p2p_barrier  # noqa: F401
+        from distributed.shuffle._shuffle import DataFrameShuffleSpec, shuffle_transfer, shuffle_unpack  # noqa: F401
+    except ImportError:
+        return False
+    fields = getattr(DataFrameShuffleSpec, "__dataclass_fields__", {})
+    return {"id", "npartitions", "column", "meta", "parts_out", "disk", "drop_column"} <= set(fields)
+
+
+_KEY_CODER = apache_beam.coders.coders.FastPrimitivesCoder().as_deterministic_coder("GroupByKey")
+
+
+def encoded_key(key: t.Any) -> bytes:
+    """A key's deterministic Beam encoding, the bytes Beam's portable runners group by. A key Beam
+    cannot encode deterministically is a TypeError: Dask's own hash would not do either (two equal
+    frozensets can tokenize differently), and a key hashed two ways splits its group silently."""
+    try:
+        return _KEY_CODER.encode(key)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"GroupByKey on Dask: a key of type {type(key).__name__} has no deterministic "
+                        f"encoding, so equal keys could land in different groups ({exc})") from None
+
+
+def key_hash(key: t.Any) -> int:
+    """The same number for equal keys in every process (`dask_runner`'s module docstring, 7): xxh64
+    of the key's deterministic encoding (`encoded_key`)."""
+    return xxhash.xxh64_intdigest(encoded_key(key))
+
+
+def grouped(item: tuple[t.Any, list[t.Any]]) -> tuple[t.Any, list[t.Any]]:
+    """(key, [(key, value) or windowed value]) -> (key, [value])."""
+    key, elements = item
+    return key, [element.value if isinstance(element, WindowedValue) else element for _, element in elements]
+
+
+def groups_by_encoding(encoded_items: t.Iterable[tuple[bytes, t.Any]]) -> list[tuple[t.Any, list[t.Any]]]:
+    """(key encoding, item) pairs -> (key, [values]) per encoding, in the order they came."""
+    groups: dict[bytes, list[t.Any]] = {}
+    for encoded, item in encoded_items:
+        groups.setdefault(encoded, []).append(item)
+    return [grouped((items[0][0], items)) for items in groups.values()]
+
+
+def _binary() -> t.Any:
+    import pandas as pd
+    import pyarrow as pa
+
+    return pd.ArrowDtype(pa.large_binary())  # large: a partition's items may pass 2 GB
+
+
+def shuffle_frame(items: t.Iterable[tuple[t.Any, t.Any]], npartitions: int | None = None) -> t.Any:
+    """A partition's (key, value) items as the table a P2P shuffle moves: each item's key hash, its
+    key's deterministic encoding (what it is grouped by) and the pickled item; with `npartitions`,
+    also the output partition of each row (the hash modulo `npartitions`)."""
+    import numpy as np
+    import pandas as pd
+
+    hashes, keys, pickled = [], [], []
+    for item in items:
+        encoded = encoded_key(item[0])
+        hashes.append(xxhash.xxh64_intdigest(encoded))
+        keys.append(encoded)
+        pickled.append(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
+    hash_column = pd.Series(hashes, dtype="uint64")
+    frame = {"hash": hash_column, "key": pd.Series(keys, dtype=_binary()),
+             "item": pd.Series(pickled, dtype=_binary())}
+    if npartitions is not None:
+        frame[PARTITION] = pd.Series(hash_column.to_numpy() % np.uint64(npartitions), dtype="int64")
+    return pd.DataFrame(frame)
+
+
+def groups_of_frame(frame: t.Any) -> list[tuple[t.Any, list[t.Any]]]:
+    """One shuffled partition's items grouped by their key's encoding: (key, [values])."""
+    return groups_by_encoding(zip(frame["key"], map(pickle.loads, frame["item"]), strict=True))
+
+
+def transfer(items: t.Iterable[tuple[t.Any, t.Any]], shuffle_id: str, partition: int, npartitions: int,
+             fused: FusedSteps | None = None, *side_values: list[t.Any]) -> int:
+    """One input partition, through the fused ParDos before the grouping if any, handed to this
+    worker's part of the shuffle (the transfer task)."""
+    from distributed.shuffle._shuffle import shuffle_transfer
+
+    if fused is not None:
+        items = run_steps(items, fused, *side_values)
+    return shuffle_transfer(shuffle_frame(items, npartitions), shuffle_id, partition)  # type: ignore[arg-type]  # a ShuffleId is a str
+
+
+def unpacked_steps(shuffle_id: str, partition: int, barrier_run: int, fused: FusedSteps | None,
+                   *side_values: list[t.Any]) -> list[t.Any]:
+    """One output partition: its table from the shuffle (first: on the wrong worker distributed
+    moves the task before anything runs), grouped, then through the fused ParDos, if any."""
+    from distributed.shuffle._shuffle import shuffle_unpack
+
+    groups = groups_of_frame(shuffle_unpack(shuffle_id, partition, barrier_run))  # type: ignore[arg-type]  # a ShuffleId is a str
+    return run_steps(groups, fused, *side_values) if fused is not None else groups
+
+
+@dataclasses.dataclass(frozen=True)
+class Chain:
+    """ParDos fused into one task per partition, and where they run: on the partitions of `base`
+    (a bag), or in the unpack tasks of `grouping`."""
+
+    fused: FusedSteps
+    values: list[t.Any]
+    """The side inputs' materialized values (Delayed), in the order of the steps' side inputs."""
+    base: t.Any = None
+    grouping: P2PGrouping | None = None
+
+    def then(self, step: BundleStep, values: list[t.Any]) -> Chain:
+        return dataclasses.replace(self, fused=self.fused.then(step), values=[*self.values, *values])
+
+    def bag(self) -> t.Any:
+        if self.grouping is not None:
+            return self.grouping.bag(self.fused, self.values)
+        return self.base.map_partitions(run_steps, self.fused, *self.values)
+
+
+class P2PGrouping:
+    """A bag's (key, value) items grouped through distributed's P2P shuffle, up to its barrier.
+    With `chain` (the ParDos that make the bag, on a bag's partitions, read by nothing else), they
+    run in the transfer tasks. `bag(fused, side_values)` makes the output partitions, with the
+    ParDos read after the grouping fused into the unpack tasks."""
+
+    def __init__(self, input_bag: t.Any, token: str, chain: Chain | None = None) -> None:
+        from dask._task_spec import Task, TaskRef
+        from dask.delayed import Delayed
+        from dask.highlevelgraph import HighLevelGraph
+        from distributed.shuffle._core import P2PBarrierTask, ShuffleId, barrier_key, p2p_barrier
+        from distributed.shuffle._shuffle import DataFrameShuffleSpec
+
+        self.token, self.npartitions = token, input_bag.npartitions
+        if chain is not None and chain.grouping is None:
+            # a transfer task must not also be another grouping's unpack task: a restarted shuffle
+            # reruns its transfers, and the other grouping's data may be gone by then
+            source, steps, values = chain.base, [chain.fused], chain.values
+        else:
+            source, steps, values = input_bag, [], []
+        sides = [TaskRef(value.key) for value in values]
+        transfers: dict[t.Any, t.Any] = {}
+        for i in range(self.npartitions):
+            task = Task((f"shuffle-transfer-{token}", i), transfer, TaskRef((source.name, i)), token, i,
+                        self.npartitions, *steps, *sides)
+            transfers[task.key] = task
+        spec = DataFrameShuffleSpec(id=ShuffleId(token), npartitions=self.npartitions, column=PARTITION,
+                                    meta=shuffle_frame([], self.npartitions), parts_out=self.npartitions, disk=True,
+                                    drop_column=True)
+        barrier = P2PBarrierTask(barrier_key(ShuffleId(token)), p2p_barrier, token,
+                                 *(task.ref() for task in transfers.values()), spec=spec)
+        layer: dict[t.Any, t.Any] = {**transfers, barrier.key: barrier}
+        name = str(barrier.key)  # the barrier's key is a string: barrier_key's
+        self.barrier = Delayed(name, HighLevelGraph.from_collections(name, layer, [source, *values]))
+
+    def bag(self, fused: FusedSteps | None = None, side_values: t.Sequence[t.Any] = ()) -> t.Any:
+        from dask import bag as db
+        from dask._task_spec import Task, TaskRef
+        from dask.base import tokenize
+        from dask.highlevelgraph import HighLevelGraph
+
+        name = f"p2p-groups-{tokenize(self.token, fused)}"
+        sides = [TaskRef(value.key) for value in side_values]
+        layer: dict[t.Any, t.Any] = {
+            (name, j): Task((name, j), unpacked_steps, self.token, j, TaskRef(self.barrier.key), fused, *sides)
+            for j in range(self.npartitions)}
+        dependencies: list[t.Any] = [self.barrier, *side_values]  # Delayed: not a DaskCollection to its stubs
+        graph = HighLevelGraph.from_collections(name, layer, dependencies)
+        return db.Bag(graph, name, self.npartitions)

@@ -1,0 +1,179 @@
+"""The DaskRunner's task layout: chains of ParDos fused into one task per partition
+(`pipelines/dask_bundles.py`) and P2P groupings written as distributed's own shuffle tasks, with the
+ParDos after them in the unpack tasks (`pipelines/dask_p2p.py`). The same results either way; the
+graph has the tasks the layout promises. (The build's bytes on every layout and runner:
+`tests/test_runners.py`.)"""
+
+from __future__ import annotations
+
+import collections
+import re
+import typing as t
+from unittest import mock
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.util import assert_that, equal_to
+
+from lemur_corpus.pipelines.build import RUNNER_ALIASES
+
+pytest.importorskip("dask.distributed")
+
+
+class GraphCounted(Exception):
+    def __init__(self, counts: collections.Counter[str]) -> None:
+        super().__init__("graph counted")
+        self.counts = counts
+
+
+def _count_graph(_client: object, collections_: list, retries: int | None = None,
+                 optimize_graph: bool = True) -> None:
+    from dask.base import collections_to_expr
+
+    graph = dict(collections_to_expr(collections_, optimize_graph=optimize_graph).__dask_graph__())
+    kinds = collections.Counter(re.sub(r"[-_][0-9a-f]{8,}.*$", "", str(k[0] if isinstance(k, tuple) else k))
+                                for k in graph)
+    raise GraphCounted(kinds)
+
+
+class CountSetups(beam.DoFn):
+    """Adds the side input's sum to each element; counts its setups (once per worker and thread)."""
+
+    def setup(self) -> None:
+        self.ready = True
+
+    def process(self, n: int, offset: list[int]) -> t.Iterator[int]:
+        assert self.ready
+        yield n + sum(offset)
+
+
+class HoldUntilFinish(beam.DoFn):
+    """Emits every element of its bundle in `finish_bundle` (outputs a fused chain must keep)."""
+
+    def start_bundle(self) -> None:
+        self.held: list[int] = []
+
+    def process(self, n: int) -> t.Iterator[int]:
+        self.held.append(n)
+        return iter(())
+
+    def finish_bundle(self) -> t.Iterator[t.Any]:
+        from apache_beam.transforms.window import GlobalWindow
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        for n in self.held:
+            yield WindowedValue(n, -1, [GlobalWindow()])
+
+
+def pipeline(p: beam.Pipeline, items: int = 64) -> dict[str, beam.PCollection]:
+    """A chain of four ParDos (one with a side input, one emitting in `finish_bundle`), a fan-out to
+    two ParDos and a grouping with two ParDos after it; and a chain of two ParDos that only a
+    grouping reads."""
+    numbers = p | "Create" >> beam.Create(list(range(items)))
+    offset = p | "Offset" >> beam.Create([1000])
+    chain = (
+        numbers
+        | "Double" >> beam.Map(lambda n: 2 * n)
+        | "AddOffset" >> beam.ParDo(CountSetups(), beam.pvalue.AsList(offset))
+        | "Hold" >> beam.ParDo(HoldUntilFinish())
+        | "Keyed" >> beam.Map(lambda n: (n % 5, n))
+    )
+    left = chain | "Left" >> beam.MapTuple(lambda k, n: n)
+    right = chain | "Right" >> beam.MapTuple(lambda k, n: -n)
+    grouped = (
+        chain
+        | "Group" >> beam.GroupByKey()
+        | "Sorted" >> beam.MapTuple(lambda k, ns: (k, sorted(ns)))
+        | "Count" >> beam.MapTuple(lambda k, ns: (k, len(ns)))
+    )
+    squares = (
+        numbers
+        | "Square" >> beam.Map(lambda n: n * n)
+        | "KeyBy3" >> beam.Map(lambda n: (n % 3, n))
+        | "GroupSquares" >> beam.GroupByKey()
+        | "Sums" >> beam.MapTuple(lambda k, ns: (k, sum(ns)))
+    )
+    return {"left": left, "right": right, "grouped": grouped, "squares": squares}
+
+
+def options(dask_cluster, shuffle: str = "p2p") -> PipelineOptions:  # type: ignore[no-untyped-def]
+    return PipelineOptions([f"--runner={RUNNER_ALIASES['DaskRunner']}",
+                            f"--dask_client_address={dask_cluster.scheduler_address}", f"--dask_shuffle={shuffle}"])
+
+
+def graph_of(dask_cluster, fuse: bool, p2p_tasks: bool) -> collections.Counter[str]:  # type: ignore[no-untyped-def]
+    import distributed
+
+    from lemur_corpus.pipelines import dask_runner
+
+    with mock.patch.object(distributed.Client, "compute", _count_graph), \
+            mock.patch.object(dask_runner, "FUSE_PARDOS", fuse), mock.patch.object(dask_runner, "P2P_TASKS", p2p_tasks):
+        try:
+            with beam.Pipeline(options=options(dask_cluster)) as p:
+                pipeline(p)
+        except GraphCounted as counted:
+            return counted.counts
+    raise AssertionError("the graph was never handed to the scheduler")
+
+
+def expected(items: int = 64) -> dict[str, list[t.Any]]:
+    values = [2 * n + 1000 for n in range(items)]
+    groups = collections.Counter(n % 5 for n in values)
+    squares = {k: sum(n * n for n in range(items) if n * n % 3 == k) for k in range(3)}
+    return {"left": values, "right": [-n for n in values], "grouped": sorted(groups.items()),
+            "squares": sorted((k, v) for k, v in squares.items() if v)}
+
+
+@pytest.mark.parametrize(("fuse", "p2p_tasks"), [(True, True), (False, False), (True, False), (False, True)])
+def test_fused_chains_and_p2p_tasks_give_the_same_results(dask_cluster, fuse: bool, p2p_tasks: bool) -> None:  # type: ignore[no-untyped-def]
+    from lemur_corpus.pipelines import dask_runner
+
+    with mock.patch.object(dask_runner, "FUSE_PARDOS", fuse), mock.patch.object(dask_runner, "P2P_TASKS", p2p_tasks):
+        with beam.Pipeline(options=options(dask_cluster)) as p:
+            outputs = pipeline(p)
+            for name, want in expected().items():
+                assert_that(outputs[name], equal_to(want), label=f"Check{name}")
+
+
+def test_a_chain_is_one_task_per_partition_and_a_fan_out_is_not_fused(dask_cluster) -> None:  # type: ignore[no-untyped-def]
+    """Double -> AddOffset -> Hold -> Keyed is one task per partition (64), read by three
+    transforms, so Left and Right are tasks of their own (64 each); Sorted -> Count run in the
+    grouping's unpack tasks; Square -> KeyBy3, read by a grouping alone, run in its transfer tasks
+    and Sums in its unpack tasks. Unfused, each of the 11 ParDos is 64 tasks, and so is the
+    `ReifyWindows` ParDo Beam puts before each of the two groupings."""
+    fused = graph_of(dask_cluster, fuse=True, p2p_tasks=True)
+    unfused = graph_of(dask_cluster, fuse=False, p2p_tasks=True)
+    partitions = 64
+    assert fused["run_steps"] == 3 * partitions
+    assert unfused["run_steps"] == (11 + 2) * partitions
+    for graph in (fused, unfused):
+        assert graph["p2p-groups"] == graph["shuffle-transfer"] == 2 * partitions
+        assert graph["shuffle-barrier"] == 2
+
+
+def test_a_p2p_grouping_is_distributeds_tasks_and_nothing_else(dask_cluster) -> None:  # type: ignore[no-untyped-def]
+    """Per partition: one transfer task and one unpack task (with the ParDos after the grouping),
+    and one barrier; through `dask.dataframe` the same grouping took a table task, aliases, a
+    partition index task and a groups task besides."""
+    from lemur_corpus.pipelines import dask_p2p
+
+    assert dask_p2p.available(), "this distributed lacks the P2P shuffle tasks dask_p2p writes"
+    tasks = graph_of(dask_cluster, fuse=True, p2p_tasks=True)
+    frames = graph_of(dask_cluster, fuse=True, p2p_tasks=False)
+    partitions = 64
+    assert tasks["shuffle-transfer"] == tasks["p2p-groups"] == 2 * partitions and tasks["shuffle-barrier"] == 2
+    assert "shuffle_frame" not in tasks and "groups_of_frame" not in tasks
+    assert frames["shuffle_frame"] == frames["groups_of_frame"] == 2 * partitions
+    assert sum(tasks.values()) + 2 * 4 * partitions <= sum(frames.values())
+
+
+def test_the_shuffle_table_names_each_rows_output_partition() -> None:
+    from lemur_corpus.pipelines.dask_p2p import PARTITION, groups_of_frame, key_hash, shuffle_frame
+
+    items = [((i % 7, "k"), i) for i in range(50)]
+    frame = shuffle_frame(items, 6)
+    assert list(frame[PARTITION]) == [key_hash(key) % 6 for key, _ in items]
+    assert PARTITION not in shuffle_frame(items).columns
+    groups = dict(groups_of_frame(frame))
+    assert groups == {(k, "k"): list(range(k, 50, 7)) for k in range(7)}
