@@ -39,6 +39,7 @@ PARTITION = "_partitions"
 def available() -> bool:
     """Whether this distributed has the P2P shuffle tasks and spec `P2PGrouping` writes."""
     try:
+        from dask._task_spec import Task, TaskRef  # noqa: F401
         from distributed.shuffle._core import P2PBarrierTask, ShuffleId, barrier_key, p2p_barrier  # noqa: F401
         from distributed.shuffle._shuffle import DataFrameShuffleSpec, shuffle_transfer, shuffle_unpack  # noqa: F401
     except ImportError:
