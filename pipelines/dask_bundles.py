@@ -130,10 +130,6 @@ class FusedSteps:
     def then(self, step: BundleStep) -> FusedSteps:
         return FusedSteps(self.run, (*self.steps, step))
 
-    @property
-    def side_inputs(self) -> int:
-        return sum(len(step.specs) for step in self.steps)
-
     def __dask_tokenize__(self) -> tuple[str, ...]:
         return (self.run, *(step.label for step in self.steps))
 

@@ -7,7 +7,6 @@ graph has the tasks the layout promises. (The build's bytes on every layout and 
 from __future__ import annotations
 
 import collections
-import re
 import typing as t
 from unittest import mock
 
@@ -16,25 +15,10 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
+from benchmarks.dask_graph import GraphCounted, count_graph
 from lemur_corpus.pipelines.build import RUNNER_ALIASES
 
 pytest.importorskip("dask.distributed")
-
-
-class GraphCounted(Exception):
-    def __init__(self, counts: collections.Counter[str]) -> None:
-        super().__init__("graph counted")
-        self.counts = counts
-
-
-def _count_graph(_client: object, collections_: list, retries: int | None = None,
-                 optimize_graph: bool = True) -> None:
-    from dask.base import collections_to_expr
-
-    graph = dict(collections_to_expr(collections_, optimize_graph=optimize_graph).__dask_graph__())
-    kinds = collections.Counter(re.sub(r"[-_][0-9a-f]{8,}.*$", "", str(k[0] if isinstance(k, tuple) else k))
-                                for k in graph)
-    raise GraphCounted(kinds)
 
 
 class CountSetups(beam.DoFn):
@@ -107,7 +91,7 @@ def graph_of(dask_cluster, fuse: bool, p2p_tasks: bool) -> collections.Counter[s
 
     from lemur_corpus.pipelines import dask_runner
 
-    with mock.patch.object(distributed.Client, "compute", _count_graph), \
+    with mock.patch.object(distributed.Client, "compute", count_graph), \
             mock.patch.object(dask_runner, "FUSE_PARDOS", fuse), mock.patch.object(dask_runner, "P2P_TASKS", p2p_tasks):
         try:
             with beam.Pipeline(options=options(dask_cluster)) as p:
