@@ -18,12 +18,14 @@ its nanny's CPU added.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -37,6 +39,9 @@ while its process memory is over 80% of the limit; but a worker's memory here is
 cannot lower, so a pause can last for good: 200,000 documents of `benchmarks/dedup_scale.py` with 1
 GiB per worker had not finished after 70 minutes with pausing on, and took 796.8 s with 1.5 GiB and
 pausing off. Spilling (task results over 60% of the limit, process memory over 70%) bounds the memory."""
+
+MEMORY_MEASURES = ("managed", "spilled", "unmanaged")
+"""What `DaskCluster.memory_sampled` samples (`distributed.scheduler.MemoryState`'s measures)."""
 
 
 def _dask_command() -> list[str]:
@@ -136,6 +141,25 @@ class DaskCluster:
         nannies = [p.pid for p in self.processes[1:]]
         return [{"cpu_s": cpu_seconds(pid) + cpu_seconds(nanny), "peak_rss_mib": peak_rss_mib(pid)}
                 for pid, nanny in zip(self.worker_pids(), nannies, strict=True)]
+
+    @contextlib.contextmanager
+    def memory_sampled(self, interval_s: float = 1.0) -> Iterator[dict[str, float]]:
+        """Dask's own account of the workers' memory while the block runs (distributed's
+        `MemorySampler`, every `interval_s`). On leaving, the dict holds the peaks, in MiB and summed
+        over the workers, of `managed` (the task results they hold, as `dask.sizeof` weighs them),
+        `spilled` (results they wrote to their local disks) and `unmanaged` (the rest of their
+        processes' memory: modules, what the allocator keeps, a running task's own objects)."""
+        from dask.distributed import Client
+        from distributed.diagnostics import MemorySampler
+
+        peaks: dict[str, float] = {}
+        sampler = MemorySampler()
+        with Client(self.address, timeout=10) as client, contextlib.ExitStack() as sampling:
+            for measure in MEMORY_MEASURES:
+                sampling.enter_context(sampler.sample(measure, client=client, measure=measure, interval=interval_s))
+            yield peaks
+        for measure in MEMORY_MEASURES:
+            peaks[measure] = max(value for _, value in sampler.samples[measure]) / 2**20
 
     def task_seconds(self) -> dict[str, dict[str, float]]:
         """Seconds the cluster's tasks spent so far, by kind of task (the key's prefix, e.g.

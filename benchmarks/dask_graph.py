@@ -13,13 +13,14 @@ prints the runner's share of the CPU).
 A corpus of --files code and --files text files (`benchmarks/scale.py`'s generator, a few documents
 each: the graph does not depend on the documents) is built with `--runner=DaskRunner` on a
 LocalCluster of 2 workers, up to the moment the graph is handed to the scheduler; the tasks are then
-counted by name (hashes and partition numbers removed), and the build stopped. Five graphs in the
+counted by name (hashes and partition numbers removed), and the build stopped. Six graphs in the
 same run: the runner as it is; with every ParDo a task of its own (`dask_runner.FUSE_PARDOS` off, as
 in Beam's DaskRunner); with each P2P grouping through `dask.dataframe` instead of written as
 distributed's shuffle tasks (`dask_runner.P2P_TASKS` off, `pipelines/dask_p2p.py`); with both off;
-and with global combines' accumulators shuffled like any `CombinePerKey`'s instead of gathered by a
-tree (`dask_runner.gathered_groups`). Each baseline undoes one change (or, "both", two); the ratios
-are the first graph's tasks over each baseline's.
+with global combines' accumulators shuffled like any `CombinePerKey`'s instead of gathered by a
+tree (`dask_runner.gathered_groups`); and with each `Flatten` through Dask's `repartition` instead of
+one task per output partition (`dask_runner.FLATTEN_BY_PARTITION` off). Each baseline undoes one
+change (or, "both", two); the ratios are the first graph's tasks over each baseline's.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def count_graph(client: object, collections_: list, retries: int | None = None,
 
 
 def build_graph(config: object, out: str, shuffle: str, gather: bool = True, fuse: bool = True,
-                p2p_tasks: bool = True) -> collections.Counter[str]:
+                p2p_tasks: bool = True, flatten_by_partition: bool = True) -> collections.Counter[str]:
     import distributed
 
     from lemur_corpus.pipelines import dask_combine, dask_runner
@@ -74,6 +75,7 @@ def build_graph(config: object, out: str, shuffle: str, gather: bool = True, fus
         patched.enter_context(mock.patch.object(distributed.Client, "compute", count_graph))
         patched.enter_context(mock.patch.object(dask_runner, "FUSE_PARDOS", fuse))
         patched.enter_context(mock.patch.object(dask_runner, "P2P_TASKS", p2p_tasks))
+        patched.enter_context(mock.patch.object(dask_runner, "FLATTEN_BY_PARTITION", flatten_by_partition))
         if not gather:
             patched.enter_context(mock.patch.object(dask_combine, "is_global_combine", lambda applied: False))
         try:
@@ -106,14 +108,16 @@ def main() -> int:
                    "ParDos unfused": build_graph(config, f"{tmp}/unfused", args.shuffle, fuse=False),
                    "P2P via dataframe": build_graph(config, f"{tmp}/frames", args.shuffle, p2p_tasks=False),
                    "both": build_graph(config, f"{tmp}/both", args.shuffle, fuse=False, p2p_tasks=False),
-                   "combines shuffled": build_graph(config, f"{tmp}/shuffled", args.shuffle, gather=False)}
+                   "combines shuffled": build_graph(config, f"{tmp}/shuffled", args.shuffle, gather=False),
+                   "Flatten repartition": build_graph(config, f"{tmp}/repartitioned", args.shuffle,
+                                                      flatten_by_partition=False)}
     counts = list(graphs.values())
     print(f"{2 * args.files} input files, --dask_shuffle={args.shuffle}: tasks by kind")
-    print(f"  {'':<28}" + "".join(f" {name:>17}" for name in graphs))
+    print(f"  {'':<28}" + "".join(f" {name:>19}" for name in graphs))
     for kind in sorted(set().union(*counts), key=lambda k: -max(c[k] for c in counts))[:20]:
-        print(f"  {kind:<28}" + "".join(f" {c[kind]:>17,}" for c in counts))
+        print(f"  {kind:<28}" + "".join(f" {c[kind]:>19,}" for c in counts))
     totals = [sum(c.values()) for c in counts]
-    print(f"  {'all':<28}" + "".join(f" {total:>17,}" for total in totals))
+    print(f"  {'all':<28}" + "".join(f" {total:>19,}" for total in totals))
     now = totals[0]
     ratios = [f"{name}: x{now / total:.2f}" for name, total in zip(graphs, totals, strict=True) if name != "now"]
     print("  now / " + ", now / ".join(ratios))

@@ -1,24 +1,32 @@
-"""The DaskRunner's own cost: the whole build on a real Dask cluster, the runner's task layout now
-against Beam's, alternating runs on the same input.
+"""The DaskRunner's own cost: the whole build on a real Dask cluster, the runner as it is against
+the runner with one of its changes undone (or an alternative), alternating runs on the same input.
 
     .venv/bin/python benchmarks/dask_runner_speed.py [--docs 32000] [--docs-per-file 1000] [--repeat 2]
-        [--workers 2] [--dask-shuffle auto|p2p|tasks]
+        [--workers 2] [--dask-shuffle auto|p2p|tasks] [--baseline layout|flatten|partitions]
 
 The input is `benchmarks/scale.py`'s corpus (real code and English web text, a third near-copies),
-one `.jsonl.zst` file per --docs-per-file documents, so the build has one partition per file. Each
-run is `scale.py`'s measurement: `run_build` in a fresh driver process against a fresh `dask
-scheduler` and --workers `dask worker` processes over TCP (`benchmarks/dask_cluster.py`).
+one `.jsonl.zst` file per --docs-per-file documents, so the build has one partition per file (up to
+`dask_runner.MAX_CREATE_PARTITIONS`). Each run is `scale.py`'s measurement: `run_build` in a fresh
+driver process against a fresh `dask scheduler` and --workers `dask worker` processes over TCP
+(`benchmarks/dask_cluster.py`).
 
-- now: the runner as it is: chains of ParDos run as one task per partition
-  (`pipelines/dask_bundles.py`), and a P2P grouping is distributed's shuffle tasks and nothing else
-  (`pipelines/dask_p2p.py`), the ParDos after it fused into its unpack tasks;
-- baseline: `dask_runner.FUSE_PARDOS` and `dask_runner.P2P_TASKS` off, in the driver that builds the
-  graph: every ParDo a task of its own (as in Beam's DaskRunner) and each P2P grouping through
-  `dask.dataframe` (a table task, aliases, a partition index task, the shuffle, a groups task).
+- now: the runner as it is;
+- baseline `layout` (the default): `dask_runner.FUSE_PARDOS` and `dask_runner.P2P_TASKS` off, in the
+  driver that builds the graph: every ParDo a task of its own (as in Beam's DaskRunner) instead of
+  chains fused into one task per partition (`pipelines/dask_bundles.py`), and each P2P grouping
+  through `dask.dataframe` (a table task, aliases, a partition index task, the shuffle, a groups
+  task) instead of distributed's shuffle tasks alone (`pipelines/dask_p2p.py`);
+- baseline `flatten`: `dask_runner.FLATTEN_BY_PARTITION` off: each `Flatten` through Dask's
+  `repartition` of its inputs' concatenation instead of one task per output partition;
+- baseline `partitions`: `dask_runner.MAX_CREATE_PARTITIONS` raised from 64 to 256, so that above
+  64 input files each file still gets a partition of its own instead of sharing one (a run with more
+  files than 64 shows what more, smaller partitions cost and save; this one is the alternative, not
+  a change undone).
 
 Both write the same bytes (`tests/test_runners.py`). Printed for every run: wall time, the CPU of the
 workers, the driver and the scheduler together, and the CPU no stage claims (the runner's: the
-manifest's per-stage profile subtracted), and the largest worker's peak RSS; then the ratio of the
+manifest's per-stage profile subtracted), the largest worker's peak RSS and the peak of the task
+results the workers held as Dask accounts them (`DaskCluster.memory_sampled`); then the ratio of the
 two sides' median wall and runner CPU. Runs alternate (now, baseline, now, ...) so that the other
 load on a shared machine falls on both.
 """
@@ -37,15 +45,23 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import DEFAULT_DATA, positive_int  # noqa: E402
 
+BASELINES = {
+    "layout": {"FUSE_PARDOS": False, "P2P_TASKS": False},
+    "flatten": {"FLATTEN_BY_PARTITION": False},
+    "partitions": {"MAX_CREATE_PARTITIONS": 256},
+}
+"""What each baseline sets in `lemur_corpus.pipelines.dask_runner` (see the module docstring)."""
 
-def measure_baseline(config_file: str, runner: str, workers: str, shuffle: str, *address: str) -> dict:
-    """`scale.measure_build` with the runner's task layout switched back to Beam's (in this driver:
-    the graph is made here)."""
+
+def measure_baseline(config_file: str, runner: str, workers: str, shuffle: str, baseline: str,
+                     *address: str) -> dict:
+    """`scale.measure_build` with the runner's settings of `baseline` (in this driver: the graph is
+    made here)."""
     from benchmarks.scale import measure_build
     from lemur_corpus.pipelines import dask_runner
 
-    dask_runner.FUSE_PARDOS = False
-    dask_runner.P2P_TASKS = False
+    for name, value in BASELINES[baseline].items():
+        setattr(dask_runner, name, value)
     return measure_build(Path(config_file), runner, int(workers), shuffle, *address)
 
 
@@ -57,6 +73,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=positive_int, default=2, help="runs of each side")
     parser.add_argument("--workers", type=positive_int, default=2)
     parser.add_argument("--dask-shuffle", choices=("auto", "p2p", "tasks"), default="auto")
+    parser.add_argument("--baseline", choices=tuple(BASELINES), default="layout",
+                        help="which of the runner's changes the baseline undoes (see above)")
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -75,14 +93,17 @@ def main() -> int:
         config_file = folder / "config.json"
         config_file.write_text(json.dumps(build_config(inputs, args.docs)))
         print(f"{args.docs:,} documents in {files} files per kind; dask-cluster of {args.workers} workers, "
-              f"--dask_shuffle={args.dask_shuffle}")
+              f"--dask_shuffle={args.dask_shuffle}; baseline: {args.baseline} {BASELINES[args.baseline]}")
         for run in range(args.repeat):
-            for side, script in (("now", str(Path(__file__).parents[0] / "scale.py")), ("baseline", __file__)):
-                r = measure(config_file, "dask-cluster", args.workers, shuffle=args.dask_shuffle, script=script)
+            for side, script, script_args in (("now", str(Path(__file__).parents[0] / "scale.py"), ()),
+                                              ("baseline", __file__, (args.baseline,))):
+                r = measure(config_file, "dask-cluster", args.workers, shuffle=args.dask_shuffle, script=script,
+                            script_args=script_args)
                 r["runner_cpu_s"] = r["cpu_s"] - (r["profile"] or {}).get("cpu_s", 0.0)
                 runs[side].append(r)
                 print(f"  {side:<8} run {run + 1}: wall {r['wall_s']:6.1f} s | CPU {r['cpu_s']:6.1f} s, runner "
-                      f"{r['runner_cpu_s']:6.1f} s | largest worker {r['worker_rss_mib']:5.0f} MiB | "
+                      f"{r['runner_cpu_s']:6.1f} s | largest worker {r['worker_rss_mib']:5.0f} MiB, task results "
+                      f"held at most {r['dask_memory_mib']['managed']:4.0f} MiB (all workers) | "
                       f"{r['docs_out']:,} docs, {r['tokens_out']:,} tokens out", flush=True)
     now, base = runs["now"], runs["baseline"]
     if {(r["docs_out"], r["tokens_out"]) for r in now} != {(r["docs_out"], r["tokens_out"]) for r in base}:

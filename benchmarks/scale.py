@@ -251,11 +251,11 @@ def measure_build(config_file: Path, runner: str, workers: int, shuffle: str = "
 
 
 def measure(config_file: Path, runner: str, workers: int, memory_limit: str = "0", shuffle: str = "auto",
-            script: str = __file__) -> dict:
-    """One build in a fresh process (`script --measure ...`, this file's by default); on
+            script: str = __file__, script_args: tuple[str, ...] = ()) -> dict:
+    """One build in a fresh process (`script --measure ... *script_args`, this file's by default); on
     `dask-cluster`, against a fresh real cluster (each worker with `memory_limit`, "0": none) whose
     worker processes' CPU and peak RSS are read from /proc (they are not the build process's children)."""
-    command = [sys.executable, script, "--measure", str(config_file), runner, str(workers), shuffle]
+    command = [sys.executable, script, "--measure", str(config_file), runner, str(workers), shuffle, *script_args]
     if runner != "dask-cluster":
         return _measure(command)
     from benchmarks.dask_cluster import DaskCluster, cpu_seconds
@@ -264,12 +264,14 @@ def measure(config_file: Path, runner: str, workers: int, memory_limit: str = "0
         before = cluster.worker_stats()
         scheduler = cluster.processes[0].pid
         scheduler_cpu = cpu_seconds(scheduler)
-        r = _measure([*command, cluster.address])
+        with cluster.memory_sampled() as dask_memory:
+            r = _measure([*command, cluster.address])
         after = cluster.worker_stats()
         scheduler_cpu = cpu_seconds(scheduler) - scheduler_cpu
     r["worker_cpu_s"] = [a["cpu_s"] - b["cpu_s"] for a, b in zip(after, before, strict=True)]
     r["worker_rss_each_mib"] = [a["peak_rss_mib"] for a in after]
     r["worker_rss_mib"] = max(r["worker_rss_each_mib"])
+    r["dask_memory_mib"] = dask_memory
     r["cpu_s"] += sum(r["worker_cpu_s"]) + scheduler_cpu
     return r
 
@@ -294,6 +296,11 @@ def report(count: int, runner: str, workers: int, r: dict) -> None:
         print("    each dask worker: " + ", ".join(
             f"{cpu:.0f} CPU-s, peak {rss:.0f} MiB" for cpu, rss in zip(r["worker_cpu_s"], r["worker_rss_each_mib"],
                                                                        strict=True)))
+    if r.get("dask_memory_mib"):
+        memory = r["dask_memory_mib"]
+        print(f"    Dask's account of the workers' memory (peaks, all workers together): task results held "
+              f"{memory['managed']:.0f} MiB, spilled to disk {memory['spilled']:.0f} MiB, unmanaged "
+              f"{memory['unmanaged']:.0f} MiB")
     print_profile(r)
 
 

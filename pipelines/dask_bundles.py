@@ -31,8 +31,11 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from lemur_corpus.pipelines.dask_combine import GLOBAL_WINDOWS
 from lemur_corpus.pipelines.dask_metrics import bundle_metrics
+from lemur_corpus.pipelines.dask_sizeof import register as register_sizeof
 
 log = logging.getLogger("corpus")
+
+register_sizeof()  # a worker weighs what these tasks return (pipelines/dask_sizeof.py)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -130,8 +130,10 @@ MAX_CREATE_PARTITIONS = 64
 """`Create` puts one element in each partition up to this many (see the module docstring, 6): a
 build's read tasks are its input files, and every later grouping keeps the number of partitions,
 so a partition holds about one file's documents. Above it, elements share partitions evenly: every
-partition is a task in every transform chain and every tasks shuffle, so the graph grows with
-partitions x transforms and a much larger cap slows the scheduler more than it saves."""
+partition is a task in every transform chain and every grouping's shuffle, so the graph grows with
+partitions x transforms and a larger cap slows the build more than it saves: at 256, 64,000
+documents in 128 files took 269 s instead of 200 and the largest worker 902 MiB instead of 868
+(`benchmarks/dask_runner_speed.py --baseline partitions --docs 64000 --docs-per-file 1000`)."""
 DEFAULT_RETRIES = 2
 """A worker lost or a transient error (a network filesystem's hiccup) costs a rerun of one task."""
 SHUFFLES = ("auto", "p2p", "tasks")
@@ -148,6 +150,9 @@ p2p|tasks`: 16 partitions, P2P the faster)."""
 FUSE_PARDOS = True
 """Whether chains of ParDos run as one task per partition (`pipelines/dask_bundles.py`); off, every
 ParDo is a task of its own, as in Beam's DaskRunner (`benchmarks/dask_graph.py` compares the two)."""
+FLATTEN_BY_PARTITION = True
+"""Whether a `Flatten`'s partition i is its inputs' i-th partitions in one task (`FlattenBags`); off,
+Dask's `repartition` of their concatenation (the baseline of `benchmarks/dask_graph.py`)."""
 P2P_TASKS = True
 """Whether a P2P grouping is written as distributed's shuffle tasks (`pipelines/dask_p2p.py`, where
 this distributed has them); off, it goes through `dask.dataframe` (`benchmarks/dask_graph.py`)."""
@@ -215,15 +220,32 @@ class Create(DaskBagOp):
         return db.from_sequence(items, partition_size=partition_size)
 
 
+def concat_partitions(*partitions: list[t.Any]) -> list[t.Any]:
+    return [item for partition in partitions for item in partition]
+
+
 class FlattenBags(Flatten):
-    """`Flatten` into as many partitions as its largest input, not their sum: a build flattens
+    """`Flatten` into as many partitions as its widest input, not their sum: a build flattens
     dozens of small collections (tallies, statistics) and each partition is a task in every later
-    stage."""
+    stage. Partition i is the i-th partition of every input that has one, in one task: Dask's
+    `repartition` of the inputs' concatenation took five tasks per output partition (a fifth of a
+    build's graph, `benchmarks/dask_graph.py`)."""
 
     def apply(self, input_bag: t.Any, side_inputs: t.Any = None) -> t.Any:
-        joined = super().apply(input_bag, side_inputs)
-        widest = max((bag.npartitions for bag in input_bag), default=1)
-        return joined.repartition(npartitions=widest) if joined.npartitions > widest else joined
+        from dask.bag import Bag
+        from dask.base import tokenize
+        from dask.highlevelgraph import HighLevelGraph
+
+        bags = list(input_bag)
+        widest = max((bag.npartitions for bag in bags), default=1)
+        if len(bags) < 2 or not FLATTEN_BY_PARTITION:
+            joined = super().apply(bags, side_inputs)
+            return joined.repartition(npartitions=widest) if joined.npartitions > widest else joined
+        name = "flatten-" + tokenize(*(bag.name for bag in bags))
+        layer: dict[t.Any, t.Any] = {
+            (name, i): (concat_partitions, *((bag.name, i) for bag in bags if i < bag.npartitions))
+            for i in range(widest)}
+        return Bag(HighLevelGraph.from_collections(name, layer, dependencies=bags), name, widest)
 
 
 def _key(item: tuple[t.Any, t.Any]) -> t.Any:

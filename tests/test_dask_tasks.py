@@ -161,3 +161,84 @@ def test_the_shuffle_table_names_each_rows_output_partition() -> None:
     assert PARTITION not in shuffle_frame(items).columns
     groups = dict(groups_of_frame(frame))
     assert groups == {(k, "k"): list(range(k, 50, 7)) for k in range(7)}
+
+
+def documents(count: int, words: int = 400) -> list[t.Any]:
+    from lemur_corpus.document import Document
+
+    return [Document(id=f"web/{i}", source="refinedweb", kind="text", text=f"word{i} " * words,
+                     meta={"url": f"https://example.org/{i}"}, origin=f"web.jsonl:{i + 1}") for i in range(count)]
+
+
+def test_a_worker_weighs_a_record_with_what_it_points_to() -> None:
+    """Dask's default weight of an object is its header (72 bytes for a Document of a 4 KB page);
+    with `pipelines/dask_sizeof.py` a partition weighs about what it takes in memory."""
+    import tracemalloc
+
+    import numpy as np
+    from dask.sizeof import sizeof
+
+    from lemur_corpus.pipelines import dask_bundles  # noqa: F401  # registers the weights on import
+    from lemur_corpus.pipelines.dask_sizeof import RECORD_TYPES
+    from lemur_corpus.pipelines.tokenize import TokenizedDoc
+
+    tracemalloc.start()
+    try:
+        partition = documents(2_000)
+        allocated, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    text_bytes = sum(len(d.text) for d in partition)
+    assert text_bytes <= sizeof(partition) and 0.8 * allocated <= sizeof(partition) <= 1.25 * allocated
+    tokens = np.arange(5_000, dtype=np.uint32)
+    assert sizeof(TokenizedDoc("web/1", "refinedweb", "text", tokens, 20_000)) > tokens.nbytes
+    assert all(sizeof.dispatch(cls) is not sizeof.dispatch(object) for cls in RECORD_TYPES)
+
+
+def test_a_cluster_worker_counts_a_partition_of_documents_as_managed_memory(dask_cluster) -> None:  # type: ignore[no-untyped-def]
+    """What the worker reports of a result a build's task left on it (the figure it spills by):
+    at least the documents' text, on a worker process that imported nothing but the task's module."""
+    from apache_beam.transforms.window import GlobalWindows
+    from distributed import Client
+
+    from lemur_corpus.pipelines.dask_bundles import materialize
+
+    partition = documents(500)
+    with Client(dask_cluster) as client:
+        held = client.submit(materialize, GlobalWindows(), partition, pure=False)
+        held.result()
+        weights = client.run(lambda dask_worker, key=held.key: getattr(dask_worker.state.tasks.get(key), "nbytes", 0))
+    assert max(weights.values()) >= sum(len(d.text) for d in partition)
+
+
+def flattened(p: beam.Pipeline) -> beam.PCollection:
+    """A Flatten of inputs of 40 and 3 partitions, one of them twice."""
+    wide = p | "Wide" >> beam.Create(list(range(40)))
+    narrow = p | "Narrow" >> beam.Create([100, 101, 102])
+    shifted = wide | "Shift" >> beam.Map(lambda n: n + 1000)
+    return (wide, narrow, shifted, narrow) | "Flatten" >> beam.Flatten()
+
+
+@pytest.mark.parametrize("by_partition", [True, False])
+def test_a_flatten_is_one_task_per_partition_of_its_widest_input(dask_cluster, by_partition: bool) -> None:  # type: ignore[no-untyped-def]
+    import distributed
+
+    from lemur_corpus.pipelines import dask_runner
+
+    expected_items = [*range(40), 100, 101, 102, 100, 101, 102, *range(1000, 1040)]
+    with mock.patch.object(dask_runner, "FLATTEN_BY_PARTITION", by_partition):
+        with beam.Pipeline(options=options(dask_cluster)) as p:
+            assert_that(flattened(p), equal_to(expected_items))
+        with mock.patch.object(distributed.Client, "compute", count_graph):
+            try:
+                with beam.Pipeline(options=options(dask_cluster)) as p:
+                    flattened(p)
+            except GraphCounted as counted:
+                tasks = counted.counts
+    # (without a P2P grouping Dask optimizes the graph: the Flatten's tasks may carry a fused suffix)
+    flatten = sum(n for kind, n in tasks.items() if kind.startswith("flatten"))
+    repartitioned = sum(n for kind, n in tasks.items() if kind.startswith(("concat", "repartition")))
+    if by_partition:
+        assert flatten == 40 and repartitioned == 0
+    else:
+        assert flatten == 0 and repartitioned > 40
