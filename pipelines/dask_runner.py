@@ -228,7 +228,7 @@ class FlattenBags(Flatten):
     """`Flatten` into as many partitions as its widest input, not their sum: a build flattens
     dozens of small collections (tallies, statistics) and each partition is a task in every later
     stage. Partition i is the i-th partition of every input that has one, in one task: Dask's
-    `repartition` of the inputs' concatenation took five tasks per output partition (a fifth of a
+    `repartition` of the inputs' concatenation took five tasks per output partition (a third of a
     build's graph, `benchmarks/dask_graph.py`)."""
 
     def apply(self, input_bag: t.Any, side_inputs: t.Any = None) -> t.Any:
