@@ -499,10 +499,13 @@ def test_a_real_dask_cluster_over_tcp_writes_the_direct_runners_bytes(tmp_path: 
     run_build(config, str(tmp_path / "direct"))
     with DaskCluster(workers=2) as cluster:
         assert cluster.address.startswith("tcp://127.0.0.1:")
-        manifest = run_build(config, str(tmp_path / "cluster"), [DASK, f"--dask_client_address={cluster.address}",
-                                                                 "--dask_shuffle=p2p"])  # over TCP, the P2P way
+        with cluster.memory_sampled(interval_s=0.2) as dask_memory:
+            manifest = run_build(config, str(tmp_path / "cluster"), [
+                DASK, f"--dask_client_address={cluster.address}", "--dask_shuffle=p2p"])  # over TCP, the P2P way
         stats = cluster.worker_stats()
     assert all(w["cpu_s"] > 1 for w in stats)  # both workers did work
+    # Dask's account of the run (what benchmarks/scale.py prints): the workers held task results
+    assert set(dask_memory) == {"managed", "spilled", "unmanaged"} and dask_memory["managed"] > 0
     assert output_digest(tmp_path / "cluster") == output_digest(tmp_path / "direct")
     assert len(manifest["shards"]) > 1 and manifest["run"]["profile"]["stages"]["tokenize"]["cpu_s"] > 0
 
