@@ -13,13 +13,15 @@ prints the runner's share of the CPU).
 A corpus of --files code and --files text files (`benchmarks/scale.py`'s generator, a few documents
 each: the graph does not depend on the documents) is built with `--runner=DaskRunner` on a
 LocalCluster of 2 workers, up to the moment the graph is handed to the scheduler; the tasks are then
-counted by name (hashes and partition numbers removed), and the build stopped. Six graphs in the
+counted by name (hashes and partition numbers removed), and the build stopped. Seven graphs in the
 same run: the runner as it is; with every ParDo a task of its own (`dask_runner.FUSE_PARDOS` off, as
 in Beam's DaskRunner); with each P2P grouping through `dask.dataframe` instead of written as
 distributed's shuffle tasks (`dask_runner.P2P_TASKS` off, `pipelines/dask_p2p.py`); with both off;
 with global combines' accumulators shuffled like any `CombinePerKey`'s instead of gathered by a
 tree (`dask_runner.gathered_groups`); and with each `Flatten` through Dask's `repartition` instead of
-one task per output partition (`dask_runner.FLATTEN_BY_PARTITION` off). Each baseline undoes one
+one task per output partition (`dask_runner.FLATTEN_BY_PARTITION` off); and with a P2P grouping of
+a `Flatten` transferring the Flatten's partitions instead of each input's
+(`dask_runner.FLATTEN_INTO_SHUFFLE` off). Each baseline undoes one
 change (or, "both", two); the ratios are the first graph's tasks over each baseline's.
 """
 
@@ -65,7 +67,8 @@ def count_graph(client: object, collections_: list, retries: int | None = None,
 
 
 def build_graph(config: object, out: str, shuffle: str, gather: bool = True, fuse: bool = True,
-                p2p_tasks: bool = True, flatten_by_partition: bool = True) -> collections.Counter[str]:
+                p2p_tasks: bool = True, flatten_by_partition: bool = True,
+                flatten_into_shuffle: bool = True) -> collections.Counter[str]:
     import distributed
 
     from lemur_corpus.pipelines import dask_combine, dask_runner
@@ -76,6 +79,7 @@ def build_graph(config: object, out: str, shuffle: str, gather: bool = True, fus
         patched.enter_context(mock.patch.object(dask_runner, "FUSE_PARDOS", fuse))
         patched.enter_context(mock.patch.object(dask_runner, "P2P_TASKS", p2p_tasks))
         patched.enter_context(mock.patch.object(dask_runner, "FLATTEN_BY_PARTITION", flatten_by_partition))
+        patched.enter_context(mock.patch.object(dask_runner, "FLATTEN_INTO_SHUFFLE", flatten_into_shuffle))
         if not gather:
             patched.enter_context(mock.patch.object(dask_combine, "is_global_combine", lambda applied: False))
         try:
@@ -110,7 +114,9 @@ def main() -> int:
                    "both": build_graph(config, f"{tmp}/both", args.shuffle, fuse=False, p2p_tasks=False),
                    "combines shuffled": build_graph(config, f"{tmp}/shuffled", args.shuffle, gather=False),
                    "Flatten repartition": build_graph(config, f"{tmp}/repartitioned", args.shuffle,
-                                                      flatten_by_partition=False)}
+                                                      flatten_by_partition=False),
+                   "Flatten tasks": build_graph(config, f"{tmp}/flatten-tasks", args.shuffle,
+                                                flatten_into_shuffle=False)}
     counts = list(graphs.values())
     print(f"{2 * args.files} input files, --dask_shuffle={args.shuffle}: tasks by kind")
     print(f"  {'':<28}" + "".join(f" {name:>19}" for name in graphs))

@@ -2,7 +2,7 @@
 the runner with one of its changes undone (or an alternative), alternating runs on the same input.
 
     .venv/bin/python benchmarks/dask_runner_speed.py [--docs 32000] [--docs-per-file 1000] [--repeat 2]
-        [--workers 2] [--dask-shuffle auto|p2p|tasks] [--baseline layout|flatten|partitions]
+        [--workers 2] [--dask-shuffle auto|p2p|tasks] [--baseline layout|flatten|flatten-shuffle|partitions]
 
 The input is `benchmarks/scale.py`'s corpus (real code and English web text, a third near-copies),
 one `.jsonl.zst` file per --docs-per-file documents, so the build has one partition per file (up to
@@ -18,6 +18,10 @@ driver process against a fresh `dask scheduler` and --workers `dask worker` proc
   task) instead of distributed's shuffle tasks alone (`pipelines/dask_p2p.py`);
 - baseline `flatten`: `dask_runner.FLATTEN_BY_PARTITION` off: each `Flatten` through Dask's
   `repartition` of its inputs' concatenation instead of one task per output partition;
+- baseline `flatten-shuffle`: `dask_runner.FLATTEN_INTO_SHUFFLE` off: a P2P grouping of a `Flatten`
+  (every `CoGroupByKey`: dedup's final join of the documents with the decisions) transfers the
+  Flatten's partitions, each waiting for all of its inputs, instead of each input's partitions as
+  they are ready (the documents waited in the workers' memory for the whole of dedup's decisions);
 - baseline `partitions`: `dask_runner.MAX_CREATE_PARTITIONS` raised from 64 to 256, so that above
   64 input files each file still gets a partition of its own instead of sharing one (a run with more
   files than 64 shows what more, smaller partitions cost and save; this one is the alternative, not
@@ -48,6 +52,7 @@ from benchmarks.common import DEFAULT_DATA, positive_int  # noqa: E402
 BASELINES = {
     "layout": {"FUSE_PARDOS": False, "P2P_TASKS": False},
     "flatten": {"FLATTEN_BY_PARTITION": False},
+    "flatten-shuffle": {"FLATTEN_INTO_SHUFFLE": False},
     "partitions": {"MAX_CREATE_PARTITIONS": 256},
 }
 """What each baseline sets in `lemur_corpus.pipelines.dask_runner` (see the module docstring)."""

@@ -137,6 +137,21 @@ def unpacked_steps(shuffle_id: str, partition: int, barrier_run: int, fused: Fus
 
 
 @dataclasses.dataclass(frozen=True)
+class Source:
+    """Partitions a grouping's transfer tasks read: `bag`'s, each first through `fused` (with its
+    side inputs' `values`) if any."""
+
+    bag: t.Any
+    fused: FusedSteps | None = None
+    values: tuple[t.Any, ...] = ()
+
+    def then(self, chain: Chain) -> Source:
+        """This source, then the chain's ParDos."""
+        steps = chain.fused.steps if self.fused is None else (*self.fused.steps, *chain.fused.steps)
+        return Source(self.bag, FusedSteps(chain.fused.run, steps), (*self.values, *chain.values))
+
+
+@dataclasses.dataclass(frozen=True)
 class Chain:
     """ParDos fused into one task per partition, and where they run: on the partitions of `base`
     (a bag), or in the unpack tasks of `grouping`."""
@@ -146,6 +161,10 @@ class Chain:
     """The side inputs' materialized values (Delayed), in the order of the steps' side inputs."""
     base: t.Any = None
     grouping: P2PGrouping | None = None
+    flattened: tuple[Source, ...] = ()
+    """When `base` is a Flatten that this chain alone reads: the Flatten's inputs (each with the
+    ParDos that make it, where the Flatten alone reads them). A grouping that reads this chain
+    alone transfers each of them through the chain, instead of waiting for the Flatten's tasks."""
 
     def then(self, step: BundleStep, values: list[t.Any]) -> Chain:
         return dataclasses.replace(self, fused=self.fused.then(step), values=[*self.values, *values])
@@ -155,33 +174,40 @@ class Chain:
             return self.grouping.bag(self.fused, self.values)
         return self.base.map_partitions(run_steps, self.fused, *self.values)
 
+    def sources(self) -> list[Source]:
+        """What a grouping that reads this chain alone transfers: the chain's own output where it
+        runs in another grouping's unpack tasks (a restarted shuffle reruns its transfers, and the
+        other grouping's data may be gone by then), else the chain run in the transfer tasks, on
+        each input of the Flatten it reads, or on its base."""
+        if self.grouping is not None:
+            return [Source(self.bag())]
+        if self.flattened:
+            return [source.then(self) for source in self.flattened]
+        return [Source(self.base, self.fused, tuple(self.values))]
+
 
 class P2PGrouping:
-    """A bag's (key, value) items grouped through distributed's P2P shuffle, up to its barrier.
-    With `chain` (the ParDos that make the bag, on a bag's partitions, read by nothing else), they
-    run in the transfer tasks. `bag(fused, side_values)` makes the output partitions, with the
-    ParDos read after the grouping fused into the unpack tasks."""
+    """(key, value) items grouped through distributed's P2P shuffle, up to its barrier: a transfer
+    task per partition of each source (`Chain.sources`: the ParDos that make the grouping's input
+    run in them), as many output partitions as the widest source has. `bag(fused, side_values)`
+    makes the output partitions, with the ParDos read after the grouping fused into the unpack tasks."""
 
-    def __init__(self, input_bag: t.Any, token: str, chain: Chain | None = None) -> None:
+    def __init__(self, sources: t.Sequence[Source], token: str) -> None:
         from dask._task_spec import Task, TaskRef
         from dask.delayed import Delayed
         from dask.highlevelgraph import HighLevelGraph
         from distributed.shuffle._core import P2PBarrierTask, ShuffleId, barrier_key, p2p_barrier
         from distributed.shuffle._shuffle import DataFrameShuffleSpec
 
-        self.token, self.npartitions = token, input_bag.npartitions
-        if chain is not None and chain.grouping is None:
-            # a transfer task must not also be another grouping's unpack task: a restarted shuffle
-            # reruns its transfers, and the other grouping's data may be gone by then
-            source, steps, values = chain.base, [chain.fused], chain.values
-        else:
-            source, steps, values = input_bag, [], []
-        sides = [TaskRef(value.key) for value in values]
+        self.token, self.npartitions = token, max(source.bag.npartitions for source in sources)
         transfers: dict[t.Any, t.Any] = {}
-        for i in range(self.npartitions):
-            task = Task((f"shuffle-transfer-{token}", i), transfer, TaskRef((source.name, i)), token, i,
-                        self.npartitions, *steps, *sides)
-            transfers[task.key] = task
+        for source in sources:  # input partitions numbered across the sources: each a transfer of its own
+            steps = [] if source.fused is None else [source.fused]
+            sides = [TaskRef(value.key) for value in source.values]
+            for i in range(source.bag.npartitions):
+                key = (f"shuffle-transfer-{token}", len(transfers))
+                transfers[key] = Task(key, transfer, TaskRef((source.bag.name, i)), token, len(transfers),
+                                      self.npartitions, *steps, *sides)
         spec = DataFrameShuffleSpec(id=ShuffleId(token), npartitions=self.npartitions, column=PARTITION,
                                     meta=shuffle_frame([], self.npartitions), parts_out=self.npartitions, disk=True,
                                     drop_column=True)
@@ -189,7 +215,8 @@ class P2PGrouping:
                                  *(task.ref() for task in transfers.values()), spec=spec)
         layer: dict[t.Any, t.Any] = {**transfers, barrier.key: barrier}
         name = str(barrier.key)  # the barrier's key is a string: barrier_key's
-        self.barrier = Delayed(name, HighLevelGraph.from_collections(name, layer, [source, *values]))
+        needed = {id(c): c for source in sources for c in (source.bag, *source.values)}  # a bag flattened twice: once
+        self.barrier = Delayed(name, HighLevelGraph.from_collections(name, layer, list(needed.values())))
 
     def bag(self, fused: FusedSteps | None = None, side_values: t.Sequence[t.Any] = ()) -> t.Any:
         from dask import bag as db

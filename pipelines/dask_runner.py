@@ -53,7 +53,10 @@ Two more make memory grow with the corpus, measured with `benchmarks/scale.py --
    `P2P_TASKS_ABOVE_PARTITIONS`; a lifted combiner's accumulators (5) take it too. Through
    `dask.dataframe` (the fallback) a grouping takes eight tasks per partition, so the accumulators,
    which are few, stay on the tasks shuffle. `benchmarks/scale.py --runner dask-cluster
-   --dask-shuffle p2p|tasks` compares them.
+   --dask-shuffle p2p|tasks` compares them. A P2P grouping of a `Flatten` (every CoGroupByKey)
+   transfers each of the Flatten's inputs as it is ready (`FLATTEN_INTO_SHUFFLE`), instead of the
+   Flatten's partitions, each of which waited for all of its inputs: dedup's final join read the
+   documents and the decisions, so every document waited in memory for the whole of dedup.
 
 9. **A task per partition per ParDo.** Every ParDo is a task per partition whose output waits in
    memory for the next; Dask's optimizer would fuse such chains, but a graph with a P2P shuffle must
@@ -113,6 +116,7 @@ from lemur_corpus.pipelines.dask_metrics import DaskMetrics, gather
 from lemur_corpus.pipelines.dask_p2p import (
     Chain,
     P2PGrouping,
+    Source,
     encoded_key,
     grouped,
     groups_by_encoding,
@@ -153,6 +157,10 @@ ParDo is a task of its own, as in Beam's DaskRunner (`benchmarks/dask_graph.py` 
 FLATTEN_BY_PARTITION = True
 """Whether a `Flatten`'s partition i is its inputs' i-th partitions in one task (`FlattenBags`); off,
 Dask's `repartition` of their concatenation (the baseline of `benchmarks/dask_graph.py`)."""
+FLATTEN_INTO_SHUFFLE = True
+"""Whether a P2P grouping of a `Flatten` transfers each of the Flatten's inputs as it is ready
+(`dask_p2p.Chain.sources`); off, it transfers the Flatten's partitions, each waiting for its every
+input (`benchmarks/dask_runner_speed.py --baseline flatten-shuffle`)."""
 P2P_TASKS = True
 """Whether a P2P grouping is written as distributed's shuffle tasks (`pipelines/dask_p2p.py`, where
 this distributed has them); off, it goes through `dask.dataframe` (`benchmarks/dask_graph.py`)."""
@@ -260,8 +268,10 @@ class GroupByKey(DaskBagOp):
 
     p2p: bool = False
     grouping: P2PGrouping | None = None
-    input_chain: Chain | None = None
-    """The fused ParDos that make the input, read by this grouping alone: run in its transfer tasks."""
+    sources: list[Source] | None = None
+    """Where its P2P transfer tasks take their partitions from, when the grouping alone reads the
+    fused ParDos that make its input (they run in the transfer tasks) or the Flatten of its inputs
+    (`dask_p2p.Chain.sources`); else the input bag's partitions."""
 
     def apply(self, input_bag: t.Any, side_inputs: t.Any = None) -> t.Any:
         import dask
@@ -283,7 +293,7 @@ class GroupByKey(DaskBagOp):
             return groupby_tasks(input_bag, _key, hash=key_hash).map(grouped)
         if p2p_tasks:
             token = dask.base.tokenize(self.bag_kwargs[RUN_ID], self.applied.full_label)
-            self.grouping = P2PGrouping(input_bag, token, self.input_chain)
+            self.grouping = P2PGrouping(self.sources or [Source(input_bag)], token)
             return self.grouping.bag()
         parts = input_bag.to_delayed(optimize_graph=False)
         frames = dd.from_delayed([dask.delayed(shuffle_frame)(part) for part in parts], meta=shuffle_frame([]),
@@ -338,6 +348,8 @@ class BagVisitor(PipelineVisitor):
     """The chain of fused ParDos that makes a ParDo's bag (`Chain.bag`)."""
     groupings: dict[AppliedPTransform, P2PGrouping] = dataclasses.field(default_factory=dict)
     """The groupings written as distributed's P2P tasks: a ParDo after one runs in its unpack tasks."""
+    flattened: dict[AppliedPTransform, tuple[Source, ...]] = dataclasses.field(default_factory=dict)
+    """A Flatten's inputs as a grouping can transfer them (`dask_p2p.Chain.flattened`)."""
     consumed: set[AppliedPTransform] = dataclasses.field(default_factory=set)
     p2p: bool = False
     """Whether a grouping takes Dask's P2P shuffle (the graph must then run unoptimized, see `run_pipeline`)."""
@@ -368,10 +380,15 @@ class BagVisitor(PipelineVisitor):
         if isinstance(op, ParDo) and kwargs["input_bag"] is not None:
             self.bags[node] = self._fused(node, op, kwargs["input_bag"], sides)
         elif isinstance(op, GroupByKey):
-            op.input_chain = self.chains.get(self._alone(node))  # type: ignore[arg-type]  # None: no chain
+            producer = self._alone(node)
+            chain = self.chains.get(producer)  # type: ignore[arg-type]  # None: no chain
+            flattened = self.flattened.get(producer, ())  # type: ignore[arg-type]  # as above
+            op.sources = chain.sources() if chain is not None else list(flattened) or None
             self.bags[node] = op.apply(**kwargs)
         else:
             self.bags[node] = op.apply(**kwargs)
+            if isinstance(op, Flatten) and FLATTEN_INTO_SHUFFLE and self.fuse and len(node.inputs) > 1:
+                self.flattened[node] = tuple(s for value in node.inputs for s in self._sources(value.producer))
             if type(op) is NoOp and len(node.main_inputs) == 1 and (producer := self._alone(node)) is not None:
                 # a pass-through (on Dask, Beam's GroupAlsoByWindow after every grouping): what reads
                 # it may fuse as if it read the producer
@@ -388,6 +405,16 @@ class BagVisitor(PipelineVisitor):
         producer = t.cast(AppliedPTransform, next(iter(node.main_inputs.values())).producer)  # set once consumed
         return producer if self.fuse and self.consumers[producer] == 1 else None
 
+    def _sources(self, producer: AppliedPTransform) -> list[Source]:
+        """A Flatten's input as a grouping of the Flatten transfers it: where the Flatten alone
+        reads it, the ParDos that make it on their own input (`Chain.sources`), or the inputs of
+        the Flatten it is; else its bag."""
+        if self.consumers[producer] == 1 and producer in self.chains:
+            return self.chains[producer].sources()
+        if self.consumers[producer] == 1 and producer in self.flattened:
+            return list(self.flattened[producer])
+        return [Source(self.bags[producer])]
+
     def _fused(self, node: AppliedPTransform, op: ParDo, input_bag: t.Any, sides: list[t.Any]) -> t.Any:
         """The ParDo's bag: its input's chain extended by it when that chain's output is read by this
         ParDo alone (a P2P grouping's output: run in its unpack tasks), else a chain of its own on
@@ -398,7 +425,8 @@ class BagVisitor(PipelineVisitor):
             chain = self.chains[producer].then(step, values)
         else:
             fused = FusedSteps(self.bag_kwargs[RUN_ID], (step,))
-            chain = Chain(fused, values, input_bag, self.groupings.get(producer) if producer else None)
+            chain = Chain(fused, values, input_bag, self.groupings.get(producer) if producer else None,
+                          self.flattened.get(producer, ()) if producer else ())
         self.chains[node] = chain
         # the chain it extends keeps its own bag, which nothing computes: only this one is in the graph
         return chain.bag()

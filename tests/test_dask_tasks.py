@@ -7,6 +7,7 @@ graph has the tasks the layout promises. (The build's bytes on every layout and 
 from __future__ import annotations
 
 import collections
+import contextlib
 import typing as t
 from unittest import mock
 
@@ -219,22 +220,35 @@ def flattened(p: beam.Pipeline) -> beam.PCollection:
     return (wide, narrow, shifted, narrow) | "Flatten" >> beam.Flatten()
 
 
-@pytest.mark.parametrize("by_partition", [True, False])
-def test_a_flatten_is_one_task_per_partition_of_its_widest_input(dask_cluster, by_partition: bool) -> None:  # type: ignore[no-untyped-def]
+FLATTENED = [*range(40), 100, 101, 102, 100, 101, 102, *range(1000, 1040)]
+"""`flattened`'s elements."""
+
+
+def checked_and_counted(dask_cluster, make: t.Callable[[beam.Pipeline], beam.PCollection],  # type: ignore[no-untyped-def]
+                        want: list[t.Any], **switches: bool) -> collections.Counter[str]:
+    """`make`'s pipeline run with the runner's `switches` set (`dask_runner`'s names), its output
+    checked against `want`; then the tasks of its graph, counted."""
     import distributed
 
     from lemur_corpus.pipelines import dask_runner
 
-    expected_items = [*range(40), 100, 101, 102, 100, 101, 102, *range(1000, 1040)]
-    with mock.patch.object(dask_runner, "FLATTEN_BY_PARTITION", by_partition):
+    with contextlib.ExitStack() as patched:
+        for name, value in switches.items():
+            patched.enter_context(mock.patch.object(dask_runner, name, value))
         with beam.Pipeline(options=options(dask_cluster)) as p:
-            assert_that(flattened(p), equal_to(expected_items))
+            assert_that(make(p), equal_to(want))
         with mock.patch.object(distributed.Client, "compute", count_graph):
             try:
                 with beam.Pipeline(options=options(dask_cluster)) as p:
-                    flattened(p)
+                    make(p)
             except GraphCounted as counted:
-                tasks = counted.counts
+                return counted.counts
+    raise AssertionError("the graph was never handed to the scheduler")
+
+
+@pytest.mark.parametrize("by_partition", [True, False])
+def test_a_flatten_is_one_task_per_partition_of_its_widest_input(dask_cluster, by_partition: bool) -> None:  # type: ignore[no-untyped-def]
+    tasks = checked_and_counted(dask_cluster, flattened, FLATTENED, FLATTEN_BY_PARTITION=by_partition)
     # (without a P2P grouping Dask optimizes the graph: the Flatten's tasks may carry a fused suffix)
     flatten = sum(n for kind, n in tasks.items() if kind.startswith("flatten"))
     repartitioned = sum(n for kind, n in tasks.items() if kind.startswith(("concat", "repartition")))
@@ -242,3 +256,27 @@ def test_a_flatten_is_one_task_per_partition_of_its_widest_input(dask_cluster, b
         assert flatten == 40 and repartitioned == 0
     else:
         assert flatten == 0 and repartitioned > 40
+
+
+def grouped_flatten(p: beam.Pipeline) -> beam.PCollection:
+    """`flattened`'s items grouped by their remainder mod 4 (what a CoGroupByKey does: a Flatten
+    of keyed inputs, then a grouping)."""
+    return (flattened(p)
+            | "KeyBy4" >> beam.Map(lambda n: (n % 4, n))
+            | "Group" >> beam.GroupByKey()
+            | "Sorted" >> beam.MapTuple(lambda k, ns: (k, sorted(ns))))
+
+
+@pytest.mark.parametrize("into_shuffle", [True, False])
+def test_a_grouping_of_a_flatten_transfers_each_input_as_it_is_ready(dask_cluster, into_shuffle: bool) -> None:  # type: ignore[no-untyped-def]
+    """On: a transfer task per partition of each of the Flatten's inputs (40 + 3 + 40 + 3: `Shift`,
+    read by the Flatten alone, runs in its transfers), no Flatten task, and as many output
+    partitions as the widest input. Off: the Flatten's 40 tasks, then a transfer of each."""
+    want = [(k, sorted(n for n in FLATTENED if n % 4 == k)) for k in range(4)]
+    tasks = checked_and_counted(dask_cluster, grouped_flatten, want, FLATTEN_INTO_SHUFFLE=into_shuffle)
+    assert tasks["p2p-groups"] == 40 and tasks["shuffle-barrier"] == 1
+    if into_shuffle:
+        assert tasks["shuffle-transfer"] == 40 + 3 + 40 + 3 and "flatten" not in tasks
+        assert "run_steps" not in tasks  # Shift, KeyBy4 and ReifyWindows run in the transfers
+    else:
+        assert tasks["shuffle-transfer"] == 40 and tasks["flatten"] == 40
