@@ -87,19 +87,28 @@ def options(dask_cluster, shuffle: str = "p2p") -> PipelineOptions:  # type: ign
                             f"--dask_client_address={dask_cluster.scheduler_address}", f"--dask_shuffle={shuffle}"])
 
 
-def graph_of(dask_cluster, fuse: bool, p2p_tasks: bool) -> collections.Counter[str]:  # type: ignore[no-untyped-def]
+def counted_graph(dask_cluster, make: t.Callable[[beam.Pipeline], t.Any],  # type: ignore[no-untyped-def]
+                  **switches: bool) -> collections.Counter[str]:
+    """The tasks of `make`'s pipeline's graph, counted (nothing runs), with the runner's `switches`
+    set (`dask_runner`'s names)."""
     import distributed
 
     from lemur_corpus.pipelines import dask_runner
 
-    with mock.patch.object(distributed.Client, "compute", count_graph), \
-            mock.patch.object(dask_runner, "FUSE_PARDOS", fuse), mock.patch.object(dask_runner, "P2P_TASKS", p2p_tasks):
+    with contextlib.ExitStack() as patched:
+        patched.enter_context(mock.patch.object(distributed.Client, "compute", count_graph))
+        for name, value in switches.items():
+            patched.enter_context(mock.patch.object(dask_runner, name, value))
         try:
             with beam.Pipeline(options=options(dask_cluster)) as p:
-                pipeline(p)
+                make(p)
         except GraphCounted as counted:
             return counted.counts
     raise AssertionError("the graph was never handed to the scheduler")
+
+
+def graph_of(dask_cluster, fuse: bool, p2p_tasks: bool) -> collections.Counter[str]:  # type: ignore[no-untyped-def]
+    return counted_graph(dask_cluster, pipeline, FUSE_PARDOS=fuse, P2P_TASKS=p2p_tasks)
 
 
 def expected(items: int = 64) -> dict[str, list[t.Any]]:
@@ -226,10 +235,8 @@ FLATTENED = [*range(40), 100, 101, 102, 100, 101, 102, *range(1000, 1040)]
 
 def checked_and_counted(dask_cluster, make: t.Callable[[beam.Pipeline], beam.PCollection],  # type: ignore[no-untyped-def]
                         want: list[t.Any], **switches: bool) -> collections.Counter[str]:
-    """`make`'s pipeline run with the runner's `switches` set (`dask_runner`'s names), its output
-    checked against `want`; then the tasks of its graph, counted."""
-    import distributed
-
+    """`make`'s pipeline run with the runner's `switches` set, its output checked against `want`;
+    then the tasks of its graph, counted (`counted_graph`)."""
     from lemur_corpus.pipelines import dask_runner
 
     with contextlib.ExitStack() as patched:
@@ -237,13 +244,7 @@ def checked_and_counted(dask_cluster, make: t.Callable[[beam.Pipeline], beam.PCo
             patched.enter_context(mock.patch.object(dask_runner, name, value))
         with beam.Pipeline(options=options(dask_cluster)) as p:
             assert_that(make(p), equal_to(want))
-        with mock.patch.object(distributed.Client, "compute", count_graph):
-            try:
-                with beam.Pipeline(options=options(dask_cluster)) as p:
-                    make(p)
-            except GraphCounted as counted:
-                return counted.counts
-    raise AssertionError("the graph was never handed to the scheduler")
+    return counted_graph(dask_cluster, make, **switches)
 
 
 @pytest.mark.parametrize("by_partition", [True, False])
