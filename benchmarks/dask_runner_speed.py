@@ -2,7 +2,7 @@
 the runner with one of its changes undone (or an alternative), alternating runs on the same input.
 
     .venv/bin/python benchmarks/dask_runner_speed.py [--docs 32000] [--docs-per-file 1000] [--repeat 2]
-        [--workers 2] [--dask-shuffle auto|p2p|tasks] [--baseline layout|flatten|flatten-shuffle|partitions]
+        [--workers 2] [--dask-shuffle auto|p2p|tasks] [--baseline layout|flatten|flatten-shuffle|item-rows|partitions]
 
 The input is `benchmarks/scale.py`'s corpus (real code and English web text, a third near-copies),
 one `.jsonl.zst` file per --docs-per-file documents, so the build has one partition per file (up to
@@ -22,6 +22,9 @@ driver process against a fresh `dask scheduler` and --workers `dask worker` proc
   (every `CoGroupByKey`: dedup's final join of the documents with the decisions) transfers the
   Flatten's partitions, each waiting for all of its inputs, instead of each input's partitions as
   they are ready (the documents waited in the workers' memory for the whole of dedup's decisions);
+- baseline `item-rows`: `dask_runner.P2P_BLOBS` off: a P2P grouping moves a table row per item (its
+  key hash, key encoding and pickled item: `dask_p2p.shuffle_frame`) instead of one pickled blob per
+  output partition of each input partition (`dask_p2p.partition_blobs`);
 - baseline `partitions`: `dask_runner.MAX_CREATE_PARTITIONS` raised from 64 to 256, so that above
   64 input files each file still gets a partition of its own instead of sharing one (a run with more
   files than 64 shows what more, smaller partitions cost and save; this one is the alternative, not
@@ -54,6 +57,7 @@ BASELINES = {
     "flatten": {"FLATTEN_BY_PARTITION": False},
     "flatten-shuffle": {"FLATTEN_INTO_SHUFFLE": False},
     "partitions": {"MAX_CREATE_PARTITIONS": 256},
+    "item-rows": {"P2P_BLOBS": False},
 }
 """What each baseline sets in `lemur_corpus.pipelines.dask_runner` (see the module docstring)."""
 

@@ -10,7 +10,8 @@ grouping is written as the tasks of distributed's own P2P shuffle, nothing else:
 
     input partition i ──▶ shuffle-transfer-<id> i (the ParDos that make the partition when the
                           grouping alone reads them, then the table with its partition index
-                          column, handed to the worker's shuffle: `transfer`)
+                          column, handed to the worker's shuffle: `transfer`; a row per output
+                          partition, its items pickled in one blob: `partition_blobs`)
     all transfers     ──▶ shuffle-barrier-<id> (distributed's barrier, with the shuffle's spec)
     barrier           ──▶ p2p-groups-<id> j (the output table, grouped by key encoding, then the
                           ParDos fused after the grouping: `unpacked_steps`)
@@ -115,24 +116,63 @@ def groups_of_frame(frame: t.Any) -> list[tuple[t.Any, list[t.Any]]]:
     return groups_by_encoding(zip(frame["key"], map(pickle.loads, frame["item"]), strict=True))
 
 
+BLOB = "blob"
+
+
+def partition_blobs(items: t.Iterable[tuple[t.Any, t.Any]], npartitions: int) -> t.Any:
+    """A partition's (key, value) items as the table a P2P shuffle moves, a row per output partition
+    they go to (the key hash modulo `npartitions`): the partition and its (key encoding, item) pairs
+    pickled in one blob. A row per item (`shuffle_frame`) cost a pickle call, a Python bytes object
+    and an Arrow value per item on each side, and pandas' boxing of each row at unpack; here that is
+    a call per output partition (`benchmarks/dask_runner_speed.py --baseline item-rows`)."""
+    import pandas as pd
+
+    pairs: dict[int, list[tuple[bytes, tuple[t.Any, t.Any]]]] = {}
+    for item in items:
+        encoded = encoded_key(item[0])
+        pairs.setdefault(xxhash.xxh64_intdigest(encoded) % npartitions, []).append((encoded, item))
+    partitions = sorted(pairs)
+    blobs = [pickle.dumps(pairs.pop(partition), protocol=pickle.HIGHEST_PROTOCOL) for partition in partitions]
+    return pd.DataFrame({PARTITION: pd.Series(partitions, dtype="int64"), BLOB: pd.Series(blobs, dtype=_binary())})
+
+
+def groups_of_blobs(frame: t.Any) -> list[tuple[t.Any, list[t.Any]]]:
+    """One shuffled partition's blobs (`partition_blobs`), their items grouped by their key's
+    encoding: (key, [values]). A blob is unpickled as it is read, not all of them first."""
+    return groups_by_encoding(pair for blob in frame[BLOB] for pair in pickle.loads(blob))
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """How a P2P grouping's items travel: the table a transfer task makes of its partition (with the
+    output partition column) and how an unpack task groups the table it receives."""
+
+    table: t.Callable[[t.Iterable[tuple[t.Any, t.Any]], int], t.Any]
+    groups: t.Callable[[t.Any], list[tuple[t.Any, list[t.Any]]]]
+
+
+BLOBS = Layout(partition_blobs, groups_of_blobs)
+ITEM_ROWS = Layout(shuffle_frame, groups_of_frame)
+
+
 def transfer(items: t.Iterable[tuple[t.Any, t.Any]], shuffle_id: str, partition: int, npartitions: int,
-             fused: FusedSteps | None = None, *side_values: list[t.Any]) -> int:
+             layout: Layout, fused: FusedSteps | None = None, *side_values: list[t.Any]) -> int:
     """One input partition, through the fused ParDos before the grouping if any, handed to this
     worker's part of the shuffle (the transfer task)."""
     from distributed.shuffle._shuffle import shuffle_transfer
 
     if fused is not None:
         items = run_steps(items, fused, *side_values)
-    return shuffle_transfer(shuffle_frame(items, npartitions), shuffle_id, partition)  # type: ignore[arg-type]  # a ShuffleId is a str
+    return shuffle_transfer(layout.table(items, npartitions), shuffle_id, partition)  # type: ignore[arg-type]  # a ShuffleId is a str
 
 
-def unpacked_steps(shuffle_id: str, partition: int, barrier_run: int, fused: FusedSteps | None,
+def unpacked_steps(shuffle_id: str, partition: int, barrier_run: int, layout: Layout, fused: FusedSteps | None,
                    *side_values: list[t.Any]) -> list[t.Any]:
     """One output partition: its table from the shuffle (first: on the wrong worker distributed
     moves the task before anything runs), grouped, then through the fused ParDos, if any."""
     from distributed.shuffle._shuffle import shuffle_unpack
 
-    groups = groups_of_frame(shuffle_unpack(shuffle_id, partition, barrier_run))  # type: ignore[arg-type]  # a ShuffleId is a str
+    groups = layout.groups(shuffle_unpack(shuffle_id, partition, barrier_run))  # type: ignore[arg-type]  # a ShuffleId is a str
     return run_steps(groups, fused, *side_values) if fused is not None else groups
 
 
@@ -190,16 +230,18 @@ class P2PGrouping:
     """(key, value) items grouped through distributed's P2P shuffle, up to its barrier: a transfer
     task per partition of each source (`Chain.sources`: the ParDos that make the grouping's input
     run in them), as many output partitions as the widest source has. `bag(fused, side_values)`
-    makes the output partitions, with the ParDos read after the grouping fused into the unpack tasks."""
+    makes the output partitions, with the ParDos read after the grouping fused into the unpack tasks.
+    `layout` is how the items travel (`BLOBS`, or `ITEM_ROWS`: the baseline)."""
 
-    def __init__(self, sources: t.Sequence[Source], token: str) -> None:
+    def __init__(self, sources: t.Sequence[Source], token: str, layout: Layout = BLOBS) -> None:
         from dask._task_spec import Task, TaskRef
         from dask.delayed import Delayed
         from dask.highlevelgraph import HighLevelGraph
         from distributed.shuffle._core import P2PBarrierTask, ShuffleId, barrier_key, p2p_barrier
         from distributed.shuffle._shuffle import DataFrameShuffleSpec
 
-        self.token, self.npartitions = token, max(source.bag.npartitions for source in sources)
+        self.token, self.layout = token, layout
+        self.npartitions = max(source.bag.npartitions for source in sources)
         transfers: dict[t.Any, t.Any] = {}
         for source in sources:  # input partitions numbered across the sources: each a transfer of its own
             steps = [] if source.fused is None else [source.fused]
@@ -207,9 +249,9 @@ class P2PGrouping:
             for i in range(source.bag.npartitions):
                 key = (f"shuffle-transfer-{token}", len(transfers))
                 transfers[key] = Task(key, transfer, TaskRef((source.bag.name, i)), token, len(transfers),
-                                      self.npartitions, *steps, *sides)
+                                      self.npartitions, layout, *steps, *sides)
         spec = DataFrameShuffleSpec(id=ShuffleId(token), npartitions=self.npartitions, column=PARTITION,
-                                    meta=shuffle_frame([], self.npartitions), parts_out=self.npartitions, disk=True,
+                                    meta=layout.table([], self.npartitions), parts_out=self.npartitions, disk=True,
                                     drop_column=True)
         barrier = P2PBarrierTask(barrier_key(ShuffleId(token)), p2p_barrier, token,
                                  *(task.ref() for task in transfers.values()), spec=spec)
@@ -227,7 +269,8 @@ class P2PGrouping:
         name = f"p2p-groups-{tokenize(self.token, fused)}"
         sides = [TaskRef(value.key) for value in side_values]
         layer: dict[t.Any, t.Any] = {
-            (name, j): Task((name, j), unpacked_steps, self.token, j, TaskRef(self.barrier.key), fused, *sides)
+            (name, j): Task((name, j), unpacked_steps, self.token, j, TaskRef(self.barrier.key), self.layout,
+                             fused, *sides)
             for j in range(self.npartitions)}
         dependencies: list[t.Any] = [self.barrier, *side_values]  # Delayed: not a DaskCollection to its stubs
         graph = HighLevelGraph.from_collections(name, layer, dependencies)

@@ -46,9 +46,9 @@ Two more make memory grow with the corpus, measured with `benchmarks/scale.py --
    in the workers' memory until the grouping is done, with partitions x partitions tasks (two
    stages above 32 partitions). Above `P2P_ABOVE_PARTITIONS` partitions (`--dask_shuffle=auto`,
    the default) a `GroupByKey` goes through Dask's P2P shuffle instead: each partition's items
-   (pickled, with their key's hash and deterministic encoding) stream to their destination
-   workers through the workers' local disks, and each output partition groups what it received by
-   the key's encoding. Where this distributed has them, the grouping is written as distributed's
+   (pickled, with their key's deterministic encoding, one blob per destination partition) stream to
+   their destination workers through the workers' local disks, and each output partition groups
+   what it received by the key's encoding. Where this distributed has them, the grouping is written as distributed's
    own shuffle tasks, two per partition (`pipelines/dask_p2p.py`), and P2P starts above
    `P2P_TASKS_ABOVE_PARTITIONS`; a lifted combiner's accumulators (5) take it too. Through
    `dask.dataframe` (the fallback) a grouping takes eight tasks per partition, so the accumulators,
@@ -164,6 +164,9 @@ input (`benchmarks/dask_runner_speed.py --baseline flatten-shuffle`)."""
 P2P_TASKS = True
 """Whether a P2P grouping is written as distributed's shuffle tasks (`pipelines/dask_p2p.py`, where
 this distributed has them); off, it goes through `dask.dataframe` (`benchmarks/dask_graph.py`)."""
+P2P_BLOBS = True
+"""Whether such a grouping moves a pickled blob per output partition of each input partition
+(`dask_p2p.partition_blobs`); off, a row per item (`benchmarks/dask_runner_speed.py --baseline item-rows`)."""
 RUN_ID = "_corpus_run_id"
 SHUFFLE = "_corpus_shuffle"
 DEFAULT_PARTITIONS = "_corpus_default_partitions"
@@ -293,7 +296,8 @@ class GroupByKey(DaskBagOp):
             return groupby_tasks(input_bag, _key, hash=key_hash).map(grouped)
         if p2p_tasks:
             token = dask.base.tokenize(self.bag_kwargs[RUN_ID], self.applied.full_label)
-            self.grouping = P2PGrouping(self.sources or [Source(input_bag)], token)
+            layout = dask_p2p.BLOBS if P2P_BLOBS else dask_p2p.ITEM_ROWS
+            self.grouping = P2PGrouping(self.sources or [Source(input_bag)], token, layout)
             return self.grouping.bag()
         parts = input_bag.to_delayed(optimize_graph=False)
         frames = dd.from_delayed([dask.delayed(shuffle_frame)(part) for part in parts], meta=shuffle_frame([]),

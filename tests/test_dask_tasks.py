@@ -173,6 +173,38 @@ def test_the_shuffle_table_names_each_rows_output_partition() -> None:
     assert groups == {(k, "k"): list(range(k, 50, 7)) for k in range(7)}
 
 
+def test_a_blob_table_has_a_row_per_output_partition_and_groups_across_inputs() -> None:
+    """`partition_blobs`: each row is one output partition with every item whose key hashes there,
+    pickled together; the rows of two input partitions, concatenated as the shuffle delivers them,
+    group into one list per key."""
+    import pickle
+
+    import pandas as pd
+
+    from lemur_corpus.pipelines.dask_p2p import BLOB, PARTITION, groups_of_blobs, key_hash, partition_blobs
+
+    first = [((i % 7, "k"), i) for i in range(50)]
+    second = [((i % 7, "k"), i) for i in range(50, 80)]
+    frame = partition_blobs(first, 6)
+    assert list(frame[PARTITION]) == sorted({key_hash(key) % 6 for key, _ in first})
+    for partition, blob in zip(frame[PARTITION], frame[BLOB], strict=True):
+        pairs = pickle.loads(blob)
+        assert pairs and all(key_hash(item[0]) % 6 == partition for _, item in pairs)
+    assert sum(len(pickle.loads(blob)) for blob in frame[BLOB]) == len(first)
+    delivered = pd.concat([partition_blobs(second, 6), frame]).drop(columns=PARTITION)
+    assert dict(groups_of_blobs(delivered)) == {(k, "k"): [*range(50 + (k - 50) % 7, 80, 7), *range(k, 50, 7)]
+                                                for k in range(7)}
+    empty = partition_blobs([], 6)
+    assert list(empty.columns) == [PARTITION, BLOB] and groups_of_blobs(empty) == []
+
+
+@pytest.mark.parametrize("blobs", [True, False])
+def test_a_p2p_grouping_gives_the_same_groups_with_blobs_or_item_rows(dask_cluster, blobs: bool) -> None:  # type: ignore[no-untyped-def]
+    want = [(k, sorted(n for n in FLATTENED if n % 4 == k)) for k in range(4)]
+    tasks = checked_and_counted(dask_cluster, grouped_flatten, want, P2P_BLOBS=blobs)
+    assert tasks["p2p-groups"] == 40 and tasks["shuffle-barrier"] == 1
+
+
 def documents(count: int, words: int = 400) -> list[t.Any]:
     from lemur_corpus.document import Document
 
