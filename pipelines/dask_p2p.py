@@ -124,8 +124,9 @@ def partition_blobs(items: t.Iterable[tuple[t.Any, t.Any]], npartitions: int) ->
     they go to (the key hash modulo `npartitions`): the partition and its (key encoding, item) pairs
     pickled in one blob. A row per item (`shuffle_frame`) cost a pickle call, a Python bytes object
     and an Arrow value per item on each side, and pandas' boxing of each row at unpack; here that is
-    a call per output partition (`benchmarks/dask_runner_speed.py --baseline item-rows`)."""
-    import pandas as pd
+    a call per output partition (`benchmarks/dask_runner_speed.py --baseline item-rows`). An Arrow
+    table, not pandas: `dask_blob_shuffle` shards it by worker without pandas."""
+    import pyarrow as pa
 
     pairs: dict[int, list[tuple[bytes, tuple[t.Any, t.Any]]]] = {}
     for item in items:
@@ -133,7 +134,18 @@ def partition_blobs(items: t.Iterable[tuple[t.Any, t.Any]], npartitions: int) ->
         pairs.setdefault(xxhash.xxh64_intdigest(encoded) % npartitions, []).append((encoded, item))
     partitions = sorted(pairs)
     blobs = [pickle.dumps(pairs.pop(partition), protocol=pickle.HIGHEST_PROTOCOL) for partition in partitions]
-    return pd.DataFrame({PARTITION: pd.Series(partitions, dtype="int64"), BLOB: pd.Series(blobs, dtype=_binary())})
+    return pa.table({PARTITION: pa.array(partitions, pa.int64()), BLOB: pa.array(blobs, pa.large_binary())})
+
+
+def blob_meta(npartitions: int) -> t.Any:
+    """The empty pandas table of `partition_blobs`' columns: what distributed makes each output of."""
+    import pandas as pd
+
+    return pd.DataFrame({PARTITION: pd.Series([], dtype="int64"), BLOB: pd.Series([], dtype=_binary())})
+
+
+def item_rows_meta(npartitions: int) -> t.Any:
+    return shuffle_frame([], npartitions)
 
 
 def groups_of_blobs(frame: t.Any) -> list[tuple[t.Any, list[t.Any]]]:
@@ -149,10 +161,14 @@ class Layout:
 
     table: t.Callable[[t.Iterable[tuple[t.Any, t.Any]], int], t.Any]
     groups: t.Callable[[t.Any], list[tuple[t.Any, list[t.Any]]]]
+    meta: t.Callable[[int], t.Any]
+    """The empty output table (pandas), as distributed's spec wants it, for a number of partitions."""
+    arrow: bool = False
+    """Whether `table` makes Arrow tables (sharded by `dask_blob_shuffle`); else pandas ones."""
 
 
-BLOBS = Layout(partition_blobs, groups_of_blobs)
-ITEM_ROWS = Layout(shuffle_frame, groups_of_frame)
+BLOBS = Layout(partition_blobs, groups_of_blobs, blob_meta, arrow=True)
+ITEM_ROWS = Layout(shuffle_frame, groups_of_frame, item_rows_meta)
 
 
 def transfer(items: t.Iterable[tuple[t.Any, t.Any]], shuffle_id: str, partition: int, npartitions: int,
@@ -250,9 +266,13 @@ class P2PGrouping:
                 key = (f"shuffle-transfer-{token}", len(transfers))
                 transfers[key] = Task(key, transfer, TaskRef((source.bag.name, i)), token, len(transfers),
                                       self.npartitions, layout, *steps, *sides)
-        spec = DataFrameShuffleSpec(id=ShuffleId(token), npartitions=self.npartitions, column=PARTITION,
-                                    meta=layout.table([], self.npartitions), parts_out=self.npartitions, disk=True,
-                                    drop_column=True)
+        spec_class: type[DataFrameShuffleSpec] = DataFrameShuffleSpec
+        if layout.arrow:
+            from lemur_corpus.pipelines.dask_blob_shuffle import BlobShuffleSpec
+
+            spec_class = BlobShuffleSpec
+        spec = spec_class(id=ShuffleId(token), npartitions=self.npartitions, column=PARTITION,
+                          meta=layout.meta(self.npartitions), parts_out=self.npartitions, disk=True, drop_column=True)
         barrier = P2PBarrierTask(barrier_key(ShuffleId(token)), p2p_barrier, token,
                                  *(task.ref() for task in transfers.values()), spec=spec)
         layer: dict[t.Any, t.Any] = {**transfers, barrier.key: barrier}

@@ -180,22 +180,26 @@ def test_a_blob_table_has_a_row_per_output_partition_and_groups_across_inputs() 
     import pickle
 
     import pandas as pd
+    import pyarrow as pa
 
-    from lemur_corpus.pipelines.dask_p2p import BLOB, PARTITION, groups_of_blobs, key_hash, partition_blobs
+    from lemur_corpus.pipelines.dask_p2p import BLOB, PARTITION, blob_meta, groups_of_blobs, key_hash, partition_blobs
 
     first = [((i % 7, "k"), i) for i in range(50)]
     second = [((i % 7, "k"), i) for i in range(50, 80)]
-    frame = partition_blobs(first, 6)
-    assert list(frame[PARTITION]) == sorted({key_hash(key) % 6 for key, _ in first})
-    for partition, blob in zip(frame[PARTITION], frame[BLOB], strict=True):
+    table = partition_blobs(first, 6)
+    assert table[PARTITION].to_pylist() == sorted({key_hash(key) % 6 for key, _ in first})
+    for partition, blob in zip(table[PARTITION].to_pylist(), table[BLOB].to_pylist(), strict=True):
         pairs = pickle.loads(blob)
         assert pairs and all(key_hash(item[0]) % 6 == partition for _, item in pairs)
-    assert sum(len(pickle.loads(blob)) for blob in frame[BLOB]) == len(first)
-    delivered = pd.concat([partition_blobs(second, 6), frame]).drop(columns=PARTITION)
+    assert sum(len(pickle.loads(blob)) for blob in table[BLOB].to_pylist()) == len(first)
+    # as distributed delivers an output partition: the tables received, concatenated, in pandas
+    delivered = pa.concat_tables([partition_blobs(second, 6), table]).drop([PARTITION]).to_pandas(
+        types_mapper=pd.ArrowDtype)
     assert dict(groups_of_blobs(delivered)) == {(k, "k"): [*range(50 + (k - 50) % 7, 80, 7), *range(k, 50, 7)]
                                                 for k in range(7)}
     empty = partition_blobs([], 6)
-    assert list(empty.columns) == [PARTITION, BLOB] and groups_of_blobs(empty) == []
+    assert empty.column_names == [PARTITION, BLOB] and empty.num_rows == 0
+    assert groups_of_blobs(blob_meta(6)) == [] and list(blob_meta(6).columns) == [PARTITION, BLOB]
 
 
 @pytest.mark.parametrize("blobs", [True, False])
