@@ -336,7 +336,7 @@ ALLOWED = {
     "corpus/manifest.py": {("subprocess", "*")},  # `git describe` of the checkout, no input
     "pipelines/sdk_workers.py": {("subprocess", "*")},  # an SDK worker: this interpreter, this module
     # the P2P shuffle's tables: items this run's own workers pickled a moment before, never input
-    "pipelines/dask_runner.py": {("pickle", "loads")},
+    "pipelines/dask_p2p.py": {("pickle", "loads")},
 }
 
 
