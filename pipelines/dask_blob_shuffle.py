@@ -2,9 +2,10 @@
 
 distributed's `DataFrameShuffleRun` shards each transfer's table by destination worker with a pandas
 merge of the table with the worker of every partition, a conversion to Arrow and a sort: a fixed
-cost of about a millisecond per transfer task whatever it carries, and a build's transfers are
-thousands of small tables (a blob table has a row per output partition). A hand profile of a
-32,000-document build put a twentieth of the workers' time in that merge. Here the transfer task hands
+cost per transfer task whatever it carries, and a build's transfers are thousands of small tables
+(a blob table has a row per output partition); a hand profile of a build's workers showed that merge
+among their costs (`benchmarks/dask_runner_speed.py --baseline item-rows` measures the change with
+the blobs). Here the transfer task hands
 over an Arrow table, and each worker's rows are picked with a lookup of the partitions' workers.
 Everything else (the comms, the disk buffers, the receiving side, the output tables) is
 distributed's own. Imported only where `dask_p2p.available()`: these are distributed's internals.
