@@ -2,7 +2,8 @@
 the runner with one of its changes undone (or an alternative), alternating runs on the same input.
 
     .venv/bin/python benchmarks/dask_runner_speed.py [--docs 32000] [--docs-per-file 1000] [--repeat 2]
-        [--workers 2] [--dask-shuffle auto|p2p|tasks] [--baseline layout|flatten|flatten-shuffle|item-rows|partitions]
+        [--workers 2] [--dask-shuffle auto|p2p|tasks]
+        [--baseline layout|flatten|flatten-shuffle|item-rows|trim|partitions]
 
 The input is `benchmarks/scale.py`'s corpus (real code and English web text, a third near-copies),
 one `.jsonl.zst` file per --docs-per-file documents, so the build has one partition per file (up to
@@ -25,6 +26,8 @@ driver process against a fresh `dask scheduler` and --workers `dask worker` proc
 - baseline `item-rows`: `dask_runner.P2P_BLOBS` off: a P2P grouping moves a table row per item (its
   key hash, key encoding and pickled item: `dask_p2p.shuffle_frame`) instead of one pickled blob per
   output partition of each input partition (`dask_p2p.partition_blobs`);
+- baseline `trim`: `dask_bundles.TRIM_HEAP` off: a worker keeps in its heaps what a chain's task
+  freed (glibc's default) instead of handing it back after the task (`dask_bundles.trim_heap`);
 - baseline `partitions`: `dask_runner.MAX_CREATE_PARTITIONS` raised from 64 to 256, so that above
   64 input files each file still gets a partition of its own instead of sharing one (a run with more
   files than 64 shows what more, smaller partitions cost and save; this one is the alternative, not
@@ -58,8 +61,10 @@ BASELINES = {
     "flatten-shuffle": {"FLATTEN_INTO_SHUFFLE": False},
     "partitions": {"MAX_CREATE_PARTITIONS": 256},
     "item-rows": {"P2P_BLOBS": False},
+    "trim": {"TRIM_HEAP": False},
 }
-"""What each baseline sets in `lemur_corpus.pipelines.dask_runner` (see the module docstring)."""
+"""What each baseline sets in `lemur_corpus.pipelines.dask_runner` (or, for a setting of the chains'
+tasks, `dask_bundles`; see the module docstring)."""
 
 
 def measure_baseline(config_file: str, runner: str, workers: str, shuffle: str, baseline: str,
@@ -67,10 +72,10 @@ def measure_baseline(config_file: str, runner: str, workers: str, shuffle: str, 
     """`scale.measure_build` with the runner's settings of `baseline` (in this driver: the graph is
     made here)."""
     from benchmarks.scale import measure_build
-    from lemur_corpus.pipelines import dask_runner
+    from lemur_corpus.pipelines import dask_bundles, dask_runner
 
     for name, value in BASELINES[baseline].items():
-        setattr(dask_runner, name, value)
+        setattr(dask_bundles if hasattr(dask_bundles, name) else dask_runner, name, value)
     return measure_build(Path(config_file), runner, int(workers), shuffle, *address)
 
 

@@ -8,7 +8,8 @@ partitions. So the runner fuses them itself, at translation time: a ParDo whose 
 chain that nothing else reads (`consumer_counts`) extends that chain, and the chain runs as one task
 per partition (`run_steps`), each ParDo a bundle of its own (setup once per worker, start_bundle,
 every element, finish_bundle, metrics under its own label), the intermediate lists freed as soon
-as the next ParDo has read them. `benchmarks/dask_graph.py` counts the tasks this saves.
+as the next ParDo has read them. `benchmarks/dask_graph.py` counts the tasks this saves. After a
+chain's task the worker hands the heap memory it freed back to the system (`trim_heap`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import collections
 import dataclasses
 import logging
 import threading
+import time
 import typing as t
 
 import apache_beam
@@ -122,16 +124,38 @@ class BundleStep:
         return [v.value for v in receivers.values]
 
 
+TRIM_HEAP = True
+"""Whether a worker hands the heap memory a chain's task freed back to the system after the task
+(`trim_heap`); read when the driver makes the chain, which carries it to the workers."""
+TRIM_INTERVAL_S = 0.5
+"""A worker trims at most this often: a trim walks the whole heap (a few ms at a GB)."""
+_last_trim = [0.0]
+
+
+def trim_heap() -> None:
+    """`malloc_trim(0)` (glibc; elsewhere nothing), at most every `TRIM_INTERVAL_S` in this process.
+    A chain frees the lists of every step but the last, and glibc keeps most freed memory inside
+    its heaps: a Dask worker's memory grew by what it had once held (Dask counts it as unmanaged),
+    as the multi_processing workers' did before they trimmed after each bundle (`worker_memory`)."""
+    from lemur_corpus.pipelines.worker_memory import MALLOC_TRIM
+
+    now = time.monotonic()
+    if MALLOC_TRIM is not None and now - _last_trim[0] >= TRIM_INTERVAL_S:
+        _last_trim[0] = now
+        MALLOC_TRIM(0)
+
+
 class FusedSteps:
     """A chain of ParDos run as one task per partition. Opaque to Dask on purpose: its token (what
     names the task) is the run and the transforms' labels, unique in a pipeline, instead of Dask
     pickling every DoFn of the chain again each time the chain grows by one."""
 
-    def __init__(self, run: str, steps: tuple[BundleStep, ...]) -> None:
+    def __init__(self, run: str, steps: tuple[BundleStep, ...], trim: bool | None = None) -> None:
         self.run, self.steps = run, steps
+        self.trim = TRIM_HEAP if trim is None else trim
 
     def then(self, step: BundleStep) -> FusedSteps:
-        return FusedSteps(self.run, (*self.steps, step))
+        return FusedSteps(self.run, (*self.steps, step), self.trim)
 
     def __dask_tokenize__(self) -> tuple[str, ...]:
         return (self.run, *(step.label for step in self.steps))
@@ -145,6 +169,8 @@ def run_steps(items: t.Iterable[t.Any], fused: FusedSteps, *side_values: list[t.
         taken = len(step.specs)
         items = step.run(items, fused.run, side_values[at:at + taken])
         at += taken
+    if fused.trim:
+        trim_heap()
     return t.cast(list[t.Any], items)
 
 

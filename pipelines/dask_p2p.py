@@ -204,7 +204,7 @@ class Source:
     def then(self, chain: Chain) -> Source:
         """This source, then the chain's ParDos."""
         steps = chain.fused.steps if self.fused is None else (*self.fused.steps, *chain.fused.steps)
-        return Source(self.bag, FusedSteps(chain.fused.run, steps), (*self.values, *chain.values))
+        return Source(self.bag, FusedSteps(chain.fused.run, steps, chain.fused.trim), (*self.values, *chain.values))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -317,3 +317,31 @@ def test_a_grouping_of_a_flatten_transfers_each_input_as_it_is_ready(dask_cluste
         assert "run_steps" not in tasks  # Shift, KeyBy4 and ReifyWindows run in the transfers
     else:
         assert tasks["shuffle-transfer"] == 40 and tasks["flatten"] == 40
+
+
+def test_a_chain_task_trims_the_heap_at_most_every_interval() -> None:
+    """`run_steps` hands freed heap memory back after a chain (a glibc `malloc_trim(0)`), at most
+    once per `TRIM_INTERVAL_S`; a chain made with trimming off never trims, and the setting
+    travels with the chain as it grows and into a grouping's transfer tasks."""
+    from apache_beam.transforms.window import GlobalWindows
+
+    from lemur_corpus.pipelines import dask_bundles, worker_memory
+    from lemur_corpus.pipelines.dask_bundles import BundleStep, FusedSteps, run_steps
+    from lemur_corpus.pipelines.dask_p2p import Chain, Source
+
+    step = BundleStep(beam.transforms.core.CallableWrapperDoFn(lambda n: [n + 1]), "Plus1", GlobalWindows(), [], {}, [])
+    calls: list[int] = []
+    with mock.patch.object(worker_memory, "MALLOC_TRIM", lambda pad: calls.append(pad) or 1), \
+            mock.patch.object(dask_bundles, "_last_trim", [0.0]), \
+            mock.patch.object(dask_bundles.time, "monotonic", side_effect=[100.0, 100.1, 100.7]):
+        on = FusedSteps("test-trim", (step,), trim=True).then(step)
+        assert run_steps([1, 2], on) == [3, 4]  # trims (first time)
+        assert run_steps([1], on) == [3]  # 0.1 s later: not again
+        assert run_steps([1], on) == [3]  # 0.7 s after the first: trims
+        assert calls == [0, 0]
+        off = FusedSteps("test-trim", (step,), trim=False).then(step)
+        assert run_steps([1], off) == [3] and calls == [0, 0]  # never asks the clock
+    assert on.trim and not off.trim
+    chain = Chain(off, [], None)
+    assert not Source(None, on).then(chain).fused.trim
+    assert Source(None).then(Chain(on, [], None)).fused.trim
