@@ -27,7 +27,7 @@ driver process against a fresh `dask scheduler` and --workers `dask worker` proc
   key hash, key encoding and pickled item: `dask_p2p.shuffle_frame`) instead of one pickled blob per
   output partition of each input partition (`dask_p2p.partition_blobs`);
 - baseline `trim`: `dask_bundles.TRIM_HEAP` off: a worker keeps in its heaps what a chain's task
-  freed (glibc's default) instead of handing it back after the task (`dask_bundles.trim_heap`);
+  freed (glibc's default) instead of handing it back after the task (`worker_memory.trim_heap`);
 - baseline `partitions`: `dask_runner.MAX_CREATE_PARTITIONS` raised from 64 to 256, so that above
   64 input files each file still gets a partition of its own instead of sharing one (a run with more
   files than 64 shows what more, smaller partitions cost and save; this one is the alternative, not

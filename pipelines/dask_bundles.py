@@ -9,7 +9,7 @@ chain that nothing else reads (`consumer_counts`) extends that chain, and the ch
 per partition (`run_steps`), each ParDo a bundle of its own (setup once per worker, start_bundle,
 every element, finish_bundle, metrics under its own label), the intermediate lists freed as soon
 as the next ParDo has read them. `benchmarks/dask_graph.py` counts the tasks this saves. After a
-chain's task the worker hands the heap memory it freed back to the system (`trim_heap`).
+chain's task the worker hands the heap memory it freed back to the system (`TRIM_HEAP`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import collections
 import dataclasses
 import logging
 import threading
-import time
 import typing as t
 
 import apache_beam
@@ -34,6 +33,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from lemur_corpus.pipelines.dask_combine import GLOBAL_WINDOWS
 from lemur_corpus.pipelines.dask_metrics import bundle_metrics
 from lemur_corpus.pipelines.dask_sizeof import register as register_sizeof
+from lemur_corpus.pipelines.worker_memory import trim_heap
 
 log = logging.getLogger("corpus")
 
@@ -126,24 +126,9 @@ class BundleStep:
 
 TRIM_HEAP = True
 """Whether a worker hands the heap memory a chain's task freed back to the system after the task
-(`trim_heap`); read when the driver makes the chain, which carries it to the workers."""
-TRIM_INTERVAL_S = 0.5
-"""A worker trims at most this often: a trim walks the whole heap (a few ms at a GB)."""
-_last_trim = [0.0]
-
-
-def trim_heap() -> None:
-    """`malloc_trim(0)` (glibc; elsewhere nothing), at most every `TRIM_INTERVAL_S` in this process.
-    A chain frees the lists of every step but the last, and glibc keeps most freed memory inside
-    its heaps: a Dask worker's memory grew by what it had once held (Dask counts it as unmanaged),
-    as the multi_processing workers' did before they trimmed after each bundle (`worker_memory`)."""
-    from lemur_corpus.pipelines.worker_memory import MALLOC_TRIM
-
-    now = time.monotonic()
-    if MALLOC_TRIM is not None and now - _last_trim[0] >= TRIM_INTERVAL_S:
-        _last_trim[0] = now
-        MALLOC_TRIM(0)
-
+(`worker_memory.trim_heap`: a chain frees the lists of every step but the last, and glibc keeps
+most freed memory inside its heaps, where Dask counts it as unmanaged); read when the driver makes
+the chain, which carries it to the workers."""
 
 class FusedSteps:
     """A chain of ParDos run as one task per partition. Opaque to Dask on purpose: its token (what

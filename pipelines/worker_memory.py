@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +48,21 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 MALLOC_TRIM = _malloc_trim()
+
+
+TRIM_INTERVAL_S = 0.5
+"""`trim_heap` trims at most this often: a trim walks the whole heap (a few ms at a GB)."""
+_last_trim = [0.0]
+
+
+def trim_heap() -> None:
+    """`malloc_trim(0)` at most every `TRIM_INTERVAL_S` in this process: for a worker whose units of
+    work are many and short (the DaskRunner's tasks, `dask_bundles.TRIM_HEAP`), where trimming after
+    every one, as after every bundle here, would cost more than it returns."""
+    now = time.monotonic()
+    if MALLOC_TRIM is not None and now - _last_trim[0] >= TRIM_INTERVAL_S:
+        _last_trim[0] = now
+        MALLOC_TRIM(0)
 
 
 def trim_after_each_bundle() -> bool:

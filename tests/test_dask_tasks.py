@@ -325,15 +325,15 @@ def test_a_chain_task_trims_the_heap_at_most_every_interval() -> None:
     travels with the chain as it grows and into a grouping's transfer tasks."""
     from apache_beam.transforms.window import GlobalWindows
 
-    from lemur_corpus.pipelines import dask_bundles, worker_memory
+    from lemur_corpus.pipelines import worker_memory
     from lemur_corpus.pipelines.dask_bundles import BundleStep, FusedSteps, run_steps
     from lemur_corpus.pipelines.dask_p2p import Chain, Source
 
     step = BundleStep(beam.transforms.core.CallableWrapperDoFn(lambda n: [n + 1]), "Plus1", GlobalWindows(), [], {}, [])
     calls: list[int] = []
     with mock.patch.object(worker_memory, "MALLOC_TRIM", lambda pad: calls.append(pad) or 1), \
-            mock.patch.object(dask_bundles, "_last_trim", [0.0]), \
-            mock.patch.object(dask_bundles.time, "monotonic", side_effect=[100.0, 100.1, 100.7]):
+            mock.patch.object(worker_memory, "_last_trim", [0.0]), \
+            mock.patch.object(worker_memory.time, "monotonic", side_effect=[100.0, 100.1, 100.7]):
         on = FusedSteps("test-trim", (step,), trim=True).then(step)
         assert run_steps([1, 2], on) == [3, 4]  # trims (first time)
         assert run_steps([1], on) == [3]  # 0.1 s later: not again
