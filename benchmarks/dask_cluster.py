@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,6 +161,63 @@ class DaskCluster:
             yield peaks
         for measure in MEMORY_MEASURES:
             peaks[measure] = max(value for _, value in sampler.samples[measure]) / 2**20
+
+    @contextlib.contextmanager
+    def held_sampled(self, interval_s: float = 2.0) -> Iterator[dict[str, Any]]:
+        """Which task results the workers hold, by the stage that made them, while the block runs
+        (the scheduler polled every `interval_s`). A result is named by the last transform of the
+        chain that made it (`pipelines/dask_bundles.FusedSteps`) or, for the runner's other tasks (a
+        shuffle's transfers and unpacks, a Flatten, a read), by its task prefix. On leaving, the dict
+        holds `peak_mib` (the most held at one poll, in memory or spilled, all workers together)
+        and `at_peak` (that poll's MiB by stage, largest first)."""
+        from dask.distributed import Client
+
+        def held(dask_scheduler: Any) -> dict[str, int]:
+            def stage(spec: Any, depth: int = 0) -> str:
+                steps = getattr(spec, "steps", None)
+                if steps:
+                    return str(steps[-1].label)
+                inner = [*getattr(spec, "args", ()), *getattr(spec, "kwargs", {}).values(),
+                         getattr(spec, "value", None)]  # a Task's arguments, a DataNode's value
+                if isinstance(spec, (list, tuple, dict)) and len(spec) <= 16:  # a task's arguments, not data
+                    inner += spec.values() if isinstance(spec, dict) else spec
+                for arg in inner if depth < 4 else ():
+                    found = stage(arg, depth + 1)
+                    if found:
+                        return found
+                return ""
+
+            labels: dict[str, str] = {}
+            by_stage: dict[str, int] = {}
+            for task in dask_scheduler.tasks.values():
+                if task.state != "memory":
+                    continue
+                group = task.group.name
+                if group not in labels:
+                    labels[group] = stage(task.run_spec) or task.prefix.name
+                by_stage[labels[group]] = by_stage.get(labels[group], 0) + task.nbytes
+            return by_stage
+
+        samples: list[dict[str, int]] = []
+        stop = threading.Event()
+
+        def poll() -> None:
+            with Client(self.address, timeout=10) as client:
+                while not stop.wait(interval_s):
+                    with contextlib.suppress(Exception):  # a poll during the scheduler's shutdown
+                        samples.append(client.run_on_scheduler(held))
+
+        result: dict[str, Any] = {}
+        poller = threading.Thread(target=poll, name="held-poll", daemon=True)
+        poller.start()
+        try:
+            yield result
+        finally:
+            stop.set()
+            poller.join()
+        peak = max(samples, key=lambda s: sum(s.values()), default={})
+        result["peak_mib"] = sum(peak.values()) / 2**20
+        result["at_peak"] = {k: v / 2**20 for k, v in sorted(peak.items(), key=lambda kv: -kv[1])}
 
     def task_seconds(self) -> dict[str, dict[str, float]]:
         """Seconds the cluster's tasks spent so far, by kind of task (the key's prefix, e.g.

@@ -42,7 +42,10 @@ contraction, `pipelines/dedup_components.py`, over `component_rounds` rounds).
 Runners: `mp` DirectRunner multi_processing; `direct` in-process; `dask` the project's DaskRunner on
 a LocalCluster it starts; `dask-cluster` a real cluster (benchmarks/dask_cluster.py): one `dask
 scheduler` and --workers `dask worker` processes over TCP, started fresh for each size and stopped
-after it, the build reaching them only through `--dask_client_address`.
+after it, the build reaching them only through `--dask_client_address`. There the report adds
+Dask's own account of the workers' memory (task results held, spilled, unmanaged) and which stages
+made the task results held at the fullest moment (`DaskCluster.held_sampled`, the scheduler polled
+every 2 s), to say what waits in memory between stages.
 
     .venv/bin/python benchmarks/scale.py [--docs 50000 200000] [--runner mp|dask|dask-cluster|direct] [--workers 2]
 """
@@ -189,6 +192,9 @@ SHARD_TOKENS = 20_000_000
 holds its members' tokens while it does: to see whether the rest of a worker stays flat, pick a
 size that both corpus sizes fill several times."""
 
+HELD_STAGES_SHOWN = 8
+"""`--runner dask-cluster`: how many stages the report names in the task results held at the fullest poll."""
+
 
 def build_config(inputs: dict, count: int, shard_tokens: int = SHARD_TOKENS) -> dict:
     from lemur_corpus.config import lemur_mixture_sources
@@ -264,7 +270,7 @@ def measure(config_file: Path, runner: str, workers: int, memory_limit: str = "0
         before = cluster.worker_stats()
         scheduler = cluster.processes[0].pid
         scheduler_cpu = cpu_seconds(scheduler)
-        with cluster.memory_sampled() as dask_memory:
+        with cluster.memory_sampled() as dask_memory, cluster.held_sampled() as held:
             r = _measure([*command, cluster.address])
         after = cluster.worker_stats()
         scheduler_cpu = cpu_seconds(scheduler) - scheduler_cpu
@@ -272,6 +278,7 @@ def measure(config_file: Path, runner: str, workers: int, memory_limit: str = "0
     r["worker_rss_each_mib"] = [a["peak_rss_mib"] for a in after]
     r["worker_rss_mib"] = max(r["worker_rss_each_mib"])
     r["dask_memory_mib"] = dask_memory
+    r["held_by_stage"] = held
     r["cpu_s"] += sum(r["worker_cpu_s"]) + scheduler_cpu
     return r
 
@@ -301,6 +308,11 @@ def report(count: int, runner: str, workers: int, r: dict) -> None:
         print(f"    Dask's account of the workers' memory (peaks, all workers together): task results held "
               f"{memory['managed']:.0f} MiB, spilled to disk {memory['spilled']:.0f} MiB, unmanaged "
               f"{memory['unmanaged']:.0f} MiB")
+    held = r.get("held_by_stage")
+    if held and held["at_peak"]:
+        shown = list(held["at_peak"].items())[:HELD_STAGES_SHOWN]
+        print(f"    task results held at the fullest poll ({held['peak_mib']:.0f} MiB), by the stage that made them: "
+              + "; ".join(f"{stage} {mib:.0f} MiB" for stage, mib in shown))
     print_profile(r)
 
 

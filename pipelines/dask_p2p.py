@@ -23,6 +23,7 @@ layer writes them; `available()` says whether this distributed has them, and the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import pickle
 import typing as t
@@ -32,6 +33,22 @@ import xxhash
 from apache_beam.utils.windowed_value import WindowedValue
 
 from lemur_corpus.pipelines.dask_bundles import BundleStep, FusedSteps, run_steps
+
+TRANSFER_PRIORITY = 1
+"""Dask priority of a grouping's transfer tasks, above every other task's (0): a worker with a
+transfer ready runs it first. A transfer hands its input partition to the shuffle, which keeps it on
+the worker's disk, so the partition leaves memory as soon as it is made; at the default priority a
+worker ran the other ready tasks first (a grouping's unpack tasks, all ready at its barrier, or the
+next read), and the partitions of a whole stage waited in memory for their transfers: Verify's at
+64,000 documents, 201 of the 268 MiB of task results held at the fullest poll
+(`benchmarks/scale.py --runner dask-cluster`). 0: Dask's own order."""
+
+SHARED_READER_PRIORITY = 1
+"""Dask priority of a chain that reads a partition other tasks read too, above every other task's
+(0). A partition stays in memory until its last reader has run, so each of its readers runs as soon
+as it is ready: a multi-output ParDo's partition (every tag's elements) was held for its smallest
+tag's reader, the drop counts that wait for the accounting's Flatten at the end of the build,
+while the documents had gone on. 0: Dask's own order."""
 
 PARTITION = "_partitions"
 """The column of each row's output partition, as distributed's `DataFrameShuffleSpec` reads it."""
@@ -222,13 +239,19 @@ class Chain:
     ParDos that make it, where the Flatten alone reads them). A grouping that reads this chain
     alone transfers each of them through the chain, instead of waiting for the Flatten's tasks."""
 
+    priority: int = 0
+    """Dask priority of the chain's tasks when they run on `base` (`SHARED_READER_PRIORITY`)."""
+
     def then(self, step: BundleStep, values: list[t.Any]) -> Chain:
         return dataclasses.replace(self, fused=self.fused.then(step), values=[*self.values, *values])
 
     def bag(self) -> t.Any:
+        import dask
+
         if self.grouping is not None:
             return self.grouping.bag(self.fused, self.values)
-        return self.base.map_partitions(run_steps, self.fused, *self.values)
+        with dask.annotate(priority=self.priority) if self.priority else contextlib.nullcontext():
+            return self.base.map_partitions(run_steps, self.fused, *self.values)
 
     def sources(self) -> list[Source]:
         """What a grouping that reads this chain alone transfers: the chain's own output where it
@@ -252,7 +275,7 @@ class P2PGrouping:
     def __init__(self, sources: t.Sequence[Source], token: str, layout: Layout = BLOBS) -> None:
         from dask._task_spec import Task, TaskRef
         from dask.delayed import Delayed
-        from dask.highlevelgraph import HighLevelGraph
+        from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
         from distributed.shuffle._core import P2PBarrierTask, ShuffleId, barrier_key, p2p_barrier
         from distributed.shuffle._shuffle import DataFrameShuffleSpec
 
@@ -278,7 +301,9 @@ class P2PGrouping:
         layer: dict[t.Any, t.Any] = {**transfers, barrier.key: barrier}
         name = str(barrier.key)  # the barrier's key is a string: barrier_key's
         needed = {id(c): c for source in sources for c in (source.bag, *source.values)}  # a bag flattened twice: once
-        self.barrier = Delayed(name, HighLevelGraph.from_collections(name, layer, list(needed.values())))
+        annotations = {"priority": TRANSFER_PRIORITY} if TRANSFER_PRIORITY else None
+        self.barrier = Delayed(name, HighLevelGraph.from_collections(
+            name, MaterializedLayer(layer, annotations=annotations), list(needed.values())))
 
     def bag(self, fused: FusedSteps | None = None, side_values: t.Sequence[t.Any] = ()) -> t.Any:
         from dask import bag as db

@@ -65,7 +65,18 @@ Two more make memory grow with the corpus, measured with `benchmarks/scale.py --
    alone reads it, and in its unpack tasks when it reads the grouping alone.
    `benchmarks/dask_graph.py` counts the tasks; `benchmarks/dask_runner_speed.py` times the build.
 
-Multi-output ParDos are a tenth problem (all tags' elements land in one bag); the build avoids
+10. **Dask's order kept whole stages waiting in memory.** A worker runs its ready tasks in the
+   order `dask.order` gave them, which after a barrier or at the reads ran the next producer before
+   the readers of what was already made: every partition of dedup's Verify waited for its
+   transfers (201 of the 268 MiB of task results held at the fullest moment of a 64,000-document
+   build), and a multi-output ParDo's partition waited for the reader of its smallest tag. Here a
+   grouping's transfer tasks (`dask_p2p.TRANSFER_PRIORITY`) and every chain that reads a partition
+   other tasks read too (`dask_p2p.SHARED_READER_PRIORITY`) run before other ready tasks
+   (`benchmarks/scale.py --runner dask-cluster` at 62,500 → 250,000 documents: the largest worker
+   x1.92 → x1.35, task results held at the fullest moment 1,553 → 560 MiB at 250,000, wall 1,357 →
+   863 s).
+
+Multi-output ParDos are an eleventh problem (all tags' elements land in one bag); the build avoids
 them with `lemur_corpus.pipelines.outputs.MultiOutputParDo`, so it runs on the stock runner too,
 only slowly. Without `--dask_client_address` or `--dask_scheduler_file`, a
 `dask.distributed.LocalCluster` of `--dask_workers` single-threaded worker processes is started for
@@ -430,7 +441,8 @@ class BagVisitor(PipelineVisitor):
         else:
             fused = FusedSteps(self.bag_kwargs[RUN_ID], (step,))
             chain = Chain(fused, values, input_bag, self.groupings.get(producer) if producer else None,
-                          self.flattened.get(producer, ()) if producer else ())
+                          self.flattened.get(producer, ()) if producer else (),
+                          priority=dask_p2p.SHARED_READER_PRIORITY if self.fuse and producer is None else 0)
         self.chains[node] = chain
         # the chain it extends keeps its own bag, which nothing computes: only this one is in the graph
         return chain.bag()

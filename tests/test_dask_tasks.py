@@ -16,7 +16,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
-from benchmarks.dask_graph import GraphCounted, count_graph
+from benchmarks.dask_graph import GraphCounted, count_graph, task_kind
 from lemur_corpus.pipelines.build import RUNNER_ALIASES
 
 pytest.importorskip("dask.distributed")
@@ -345,3 +345,84 @@ def test_a_chain_task_trims_the_heap_at_most_every_interval() -> None:
     chain = Chain(off, [], None)
     assert not Source(None, on).then(chain).fused.trim
     assert Source(None).then(Chain(on, [], None)).fused.trim
+
+
+class Halves(beam.DoFn):
+    """Even numbers on the main output, odd ones on `odd` (a multi-output ParDo, as the build's stages are)."""
+
+    def process(self, n: int) -> t.Iterator[t.Any]:
+        yield n if n % 2 == 0 else beam.pvalue.TaggedOutput("odd", n)
+
+
+def multi_output(p: beam.Pipeline) -> dict[str, beam.PCollection]:
+    """A multi-output ParDo read by three transforms: the even numbers grouped by n mod 3 (their
+    `Only_even` split runs in the grouping's transfers), the odd ones squared (a chain of its own)."""
+    from lemur_corpus.pipelines.outputs import MultiOutputParDo
+
+    halves = p | "Create" >> beam.Create(list(range(64))) | "Halves" >> MultiOutputParDo(Halves(), "odd", main="even")
+    grouped = (halves["even"]
+               | "KeyBy3" >> beam.Map(lambda n: (n % 3, n))
+               | "Group" >> beam.GroupByKey()
+               | "Sorted" >> beam.MapTuple(lambda k, ns: (k, sorted(ns))))
+    squares = halves["odd"] | "Square" >> beam.Map(lambda n: n * n)
+    return {"grouped": grouped, "squares": squares}
+
+
+class GraphCaught(Exception):
+    """Raised in place of computing the graph: its tasks and their Dask priorities."""
+
+    def __init__(self, graph: dict[t.Any, t.Any], priorities: dict[t.Any, int]) -> None:
+        super().__init__("graph caught")
+        self.graph, self.priorities = graph, priorities
+
+
+def catch_graph(client: object, collections_: list, retries: int | None = None, optimize_graph: bool = True) -> None:
+    from dask.base import collections_to_expr
+
+    expr = collections_to_expr(collections_, optimize_graph=optimize_graph)
+    raise GraphCaught(dict(expr.__dask_graph__()), expr.__dask_annotations__().get("priority", {}))
+
+
+def chain_labels(task: t.Any) -> tuple[str, ...]:
+    """The labels of the ParDos a task runs (its `FusedSteps`), wherever they sit in its arguments."""
+    from lemur_corpus.pipelines.dask_bundles import FusedSteps
+
+    for arg in (*getattr(task, "args", ()), getattr(task, "value", None)):
+        if isinstance(arg, FusedSteps):
+            return tuple(step.label for step in arg.steps)
+        if hasattr(arg, "args") or hasattr(arg, "value"):  # a nested task, or a DataNode holding the steps
+            if found := chain_labels(arg):
+                return found
+    return ()
+
+
+def test_a_transfer_and_every_reader_of_a_shared_partition_run_first(dask_cluster) -> None:  # type: ignore[no-untyped-def]
+    """A partition stays in a worker's memory until its last reader has run: the readers of a
+    partition that several tasks read (here each tag's split of a multi-output ParDo) and a
+    grouping's transfers (which move their partition to the shuffle's disk) get a priority above
+    Dask's default, so a worker runs them before it makes more partitions. A chain whose input it
+    alone reads, and a grouping's unpack tasks, keep Dask's own order."""
+    import distributed
+
+    from lemur_corpus.pipelines.dask_p2p import SHARED_READER_PRIORITY, TRANSFER_PRIORITY
+
+    assert TRANSFER_PRIORITY > 0 and SHARED_READER_PRIORITY > 0
+    with beam.Pipeline(options=options(dask_cluster)) as p:
+        outputs = multi_output(p)
+        assert_that(outputs["grouped"], equal_to([(k, [n for n in range(0, 64, 2) if n % 3 == k]) for k in range(3)]),
+                    label="CheckGrouped")
+        assert_that(outputs["squares"], equal_to([n * n for n in range(1, 64, 2)]), label="CheckSquares")
+    with mock.patch.object(distributed.Client, "compute", catch_graph), pytest.raises(GraphCaught) as caught:
+        with beam.Pipeline(options=options(dask_cluster)) as p:
+            multi_output(p)
+    graph, priorities = caught.value.graph, caught.value.priorities
+    by_chain: dict[tuple[str, ...], set[int]] = collections.defaultdict(set)
+    for key, task in graph.items():
+        kind = task_kind(key)
+        if kind in ("run_steps", "shuffle-transfer", "p2p-groups"):
+            by_chain[(kind, *(label.rsplit("/", 1)[-1] for label in chain_labels(task)))].add(priorities.get(key, 0))
+    assert by_chain[("run_steps", "Run")] == {0}  # Halves/Run: Create's output is read by it alone
+    assert by_chain[("run_steps", "Only_odd", "Square")] == {SHARED_READER_PRIORITY}
+    assert by_chain[("shuffle-transfer", "Only_even", "KeyBy3", "ReifyWindows")] == {TRANSFER_PRIORITY}
+    assert by_chain[("p2p-groups", "Sorted")] == {0}
+    assert len(by_chain) == 4
