@@ -41,6 +41,12 @@ cannot lower, so a pause can last for good: 200,000 documents of `benchmarks/ded
 GiB per worker had not finished after 70 minutes with pausing on, and took 796.8 s with 1.5 GiB and
 pausing off. Spilling (task results over 60% of the limit, process memory over 70%) bounds the memory."""
 
+PROFILER_ENV = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+"""Workers run without distributed's statistical profiler, as the README advises for long builds and
+as the runner's own LocalCluster runs (`dask_runner.LOCAL_CLUSTER_CONFIG`): it keeps a profile tree
+per second of the run, so a worker grows with the run's length (docs/measurements.md, "distributed's
+profiler off, at size"). Figures in docs/measurements.md before 2026-12-03 were taken with it on."""
+
 MEMORY_MEASURES = ("managed", "spilled", "unmanaged")
 """What `DaskCluster.memory_sampled` samples (`distributed.scheduler.MemoryState`'s measures)."""
 
@@ -99,7 +105,7 @@ class DaskCluster:
                     "worker", "--scheduler-file", str(self.scheduler_file), "--host", "127.0.0.1",
                     "--nthreads", str(self.threads), "--no-dashboard", "--memory-limit", self.memory_limit,
                     "--name", f"worker-{k}", "--local-directory", str(Path(self._tmp.name) / f"worker-{k}")],
-                    env=WORKER_ENV if self.memory_limit != "0" else None)
+                    env={**PROFILER_ENV, **(WORKER_ENV if self.memory_limit != "0" else {})})
             self._wait(self._all_workers_joined, f"{self.workers} workers")
         except BaseException:
             self.close()

@@ -42,7 +42,8 @@ contraction, `pipelines/dedup_components.py`, over `component_rounds` rounds).
 Runners: `mp` DirectRunner multi_processing; `direct` in-process; `dask` the project's DaskRunner on
 a LocalCluster it starts; `dask-cluster` a real cluster (benchmarks/dask_cluster.py): one `dask
 scheduler` and --workers `dask worker` processes over TCP, started fresh for each size and stopped
-after it, the build reaching them only through `--dask_client_address`. There the report adds
+after it, the build reaching them only through `--dask_client_address`; its workers run without
+distributed's profiler, as the README advises (`dask_cluster.PROFILER_ENV`). There the report adds
 Dask's own account of the workers' memory (task results held, spilled, unmanaged) and which stages
 made the task results held at the fullest moment (`DaskCluster.held_sampled`, the scheduler polled
 every 2 s), to say what waits in memory between stages.

@@ -80,10 +80,11 @@ Multi-output ParDos are an eleventh problem (all tags' elements land in one bag)
 them with `lemur_corpus.pipelines.outputs.MultiOutputParDo`, so it runs on the stock runner too,
 only slowly. Without `--dask_client_address` or `--dask_scheduler_file`, a
 `dask.distributed.LocalCluster` of `--dask_workers` single-threaded worker processes is started for
-the run and closed after it. A failed task is run again up to `--dask_retries` times (the build's
-writers are idempotent). Beam metrics (`Metrics.counter`, `.distribution`: the build's per-stage
-profile) are kept on each worker and gathered when the pipeline is done (`pipelines/dask_metrics.py`),
-so `result.metrics()` works as on Beam's own runners.
+the run (without distributed's statistical profiler: `LOCAL_CLUSTER_CONFIG`) and closed after it.
+A failed task is run again up to `--dask_retries` times (the build's writers are idempotent). Beam
+metrics (`Metrics.counter`, `.distribution`: the build's per-stage profile) are kept on each worker
+and gathered when the pipeline is done (`pipelines/dask_metrics.py`), so `result.metrics()` works
+as on Beam's own runners.
 Output bytes do not depend on any of this: every stage sorts what it groups.
 """
 
@@ -178,6 +179,12 @@ this distributed has them); off, it goes through `dask.dataframe` (`benchmarks/d
 P2P_BLOBS = True
 """Whether such a grouping moves a pickled blob per output partition of each input partition
 (`dask_p2p.partition_blobs`); off, a row per item (`benchmarks/dask_runner_speed.py --baseline item-rows`)."""
+LOCAL_CLUSTER_CONFIG = {"distributed.worker.profile.enabled": False}
+"""Dask settings of the LocalCluster's workers (a cluster of the user's own keeps the user's). Off:
+distributed's statistical profiler, which samples every worker thread every 10 ms and keeps a
+profile tree per second of the run, up to a thousand, so that a worker grows with the run's length:
+`benchmarks/scale.py --docs 62500 250000 --runner dask-cluster` with it off, the largest worker x1.28
+instead of x1.35 (README, "Dask")."""
 RUN_ID = "_corpus_run_id"
 SHUFFLE = "_corpus_shuffle"
 DEFAULT_PARTITIONS = "_corpus_default_partitions"
@@ -505,6 +512,7 @@ class DaskRunner(beam_dask.DaskRunner):
     kept and `Create` spread over partitions; a LocalCluster when no scheduler is named."""
 
     def run_pipeline(self, pipeline: apache_beam.Pipeline, options: PipelineOptions) -> DaskRunResult:
+        import dask
         from dask import distributed
 
         dask_options = options.view_as(beam_dask.DaskOptions).get_all_options(drop_default=True, current_only=True)
@@ -512,8 +520,9 @@ class DaskRunner(beam_dask.DaskRunner):
         cluster = None
         if not dask_options.get("address") and not dask_options.get("scheduler_file"):
             workers = options.view_as(CorpusDaskOptions).dask_workers or os.cpu_count() or 1
-            cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                               dashboard_address=":0")
+            with dask.config.set(LOCAL_CLUSTER_CONFIG):  # the workers' Nannies take the config they start with
+                cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                   dashboard_address=":0")
             dask_options["address"] = cluster.scheduler_address
             log.info("dask: started a LocalCluster of %d worker processes at %s", workers, cluster.scheduler_address)
         try:

@@ -426,3 +426,18 @@ def test_a_transfer_and_every_reader_of_a_shared_partition_run_first(dask_cluste
     assert by_chain[("shuffle-transfer", "Only_even", "KeyBy3", "ReifyWindows")] == {TRANSFER_PRIORITY}
     assert by_chain[("p2p-groups", "Sorted")] == {0}
     assert len(by_chain) == 4
+
+
+def worker_profiles(_: object) -> t.Iterator[bool]:
+    """Whether the Dask worker running this element runs distributed's statistical profiler."""
+    import distributed
+
+    yield "profile" in distributed.get_worker().periodic_callbacks
+
+
+def test_the_runners_own_cluster_runs_no_profiler() -> None:
+    """The LocalCluster the runner starts (no scheduler named) runs its workers without distributed's
+    profiler, which keeps a profile tree per second of the run (`dask_runner.LOCAL_CLUSTER_CONFIG`)."""
+    with beam.Pipeline(options=PipelineOptions([f"--runner={RUNNER_ALIASES['DaskRunner']}", "--dask_workers=1"])) as p:
+        profiled = p | beam.Create([1, 2]) | beam.FlatMap(worker_profiles)
+        assert_that(profiled, equal_to([False, False]))
