@@ -31,6 +31,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from lemur_corpus.pipelines.dask_runner import LOCAL_CLUSTER_CONFIG
+
 START_TIMEOUT_S = 120.0
 
 WORKER_ENV = {"DASK_DISTRIBUTED__WORKER__MEMORY__PAUSE": "False"}
@@ -41,11 +43,18 @@ cannot lower, so a pause can last for good: 200,000 documents of `benchmarks/ded
 GiB per worker had not finished after 70 minutes with pausing on, and took 796.8 s with 1.5 GiB and
 pausing off. Spilling (task results over 60% of the limit, process memory over 70%) bounds the memory."""
 
-PROFILER_ENV = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
-"""Workers run without distributed's statistical profiler, as the README advises for long builds and
-as the runner's own LocalCluster runs (`dask_runner.LOCAL_CLUSTER_CONFIG`): it keeps a profile tree
-per second of the run, so a worker grows with the run's length (docs/measurements.md, "distributed's
-profiler off, at size"). Figures in docs/measurements.md before 2026-12-03 were taken with it on."""
+
+def dask_env(config: dict[str, Any]) -> dict[str, str]:
+    """Dotted Dask settings as the environment variables a `dask worker` reads them from."""
+    return {"DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value) for key, value in config.items()}
+
+
+PROFILER_ENV = dask_env(LOCAL_CLUSTER_CONFIG)
+"""Workers run with the settings of the runner's own LocalCluster (`dask_runner.LOCAL_CLUSTER_CONFIG`):
+without distributed's statistical profiler, as the README advises for long builds. It keeps a profile
+tree per second of the run, so a worker grows with the run's length (docs/measurements.md,
+"distributed's profiler off, at size"). Figures in docs/measurements.md before 2026-12-03 were taken
+with it on."""
 
 MEMORY_MEASURES = ("managed", "spilled", "unmanaged")
 """What `DaskCluster.memory_sampled` samples (`distributed.scheduler.MemoryState`'s measures)."""

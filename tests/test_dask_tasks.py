@@ -441,3 +441,17 @@ def test_the_runners_own_cluster_runs_no_profiler() -> None:
     with beam.Pipeline(options=PipelineOptions([f"--runner={RUNNER_ALIASES['DaskRunner']}", "--dask_workers=1"])) as p:
         profiled = p | beam.Create([1, 2]) | beam.FlatMap(worker_profiles)
         assert_that(profiled, equal_to([False, False]))
+
+
+def test_the_benchmarks_cluster_takes_the_runners_worker_settings() -> None:
+    """`benchmarks/dask_cluster.py` starts its `dask worker`s with the settings of the runner's own
+    LocalCluster, as environment variables that Dask reads back to the same values."""
+    import dask
+
+    from benchmarks.dask_cluster import PROFILER_ENV
+    from lemur_corpus.pipelines.dask_runner import LOCAL_CLUSTER_CONFIG
+
+    read_back = dask.config.collect_env(PROFILER_ENV)
+    for key, value in LOCAL_CLUSTER_CONFIG.items():
+        assert dask.config.get(key, config=read_back) == value
+    assert PROFILER_ENV == {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
