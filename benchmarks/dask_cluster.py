@@ -80,6 +80,29 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _stage_namer() -> Any:
+    """A function naming the stage that makes a task (from its run_spec): the last transform of the chain
+    it runs (`pipelines/dask_bundles.FusedSteps`), found in its arguments, or "" (the caller falls back on the
+    task's prefix). Made at run time so that cloudpickle ships it by value to the scheduler and the
+    workers, which need not import the benchmarks."""
+
+    def stage(spec: Any, depth: int = 0) -> str:
+        steps = getattr(spec, "steps", None)
+        if steps:
+            return str(steps[-1].label)
+        inner = [*getattr(spec, "args", ()), *getattr(spec, "kwargs", {}).values(),
+                 getattr(spec, "value", None)]  # a Task's arguments, a DataNode's value
+        if isinstance(spec, (list, tuple, dict)) and len(spec) <= 16:  # a task's arguments, not data
+            inner += spec.values() if isinstance(spec, dict) else spec
+        for arg in inner if depth < 4 else ():
+            found = stage(arg, depth + 1)
+            if found:
+                return found
+        return ""
+
+    return stage
+
+
 class DaskCluster:
     """A scheduler and `workers` single-threaded worker processes, stopped on leaving the block."""
 
@@ -187,21 +210,9 @@ class DaskCluster:
         and `at_peak` (that poll's MiB by stage, largest first)."""
         from dask.distributed import Client
 
-        def held(dask_scheduler: Any) -> dict[str, int]:
-            def stage(spec: Any, depth: int = 0) -> str:
-                steps = getattr(spec, "steps", None)
-                if steps:
-                    return str(steps[-1].label)
-                inner = [*getattr(spec, "args", ()), *getattr(spec, "kwargs", {}).values(),
-                         getattr(spec, "value", None)]  # a Task's arguments, a DataNode's value
-                if isinstance(spec, (list, tuple, dict)) and len(spec) <= 16:  # a task's arguments, not data
-                    inner += spec.values() if isinstance(spec, dict) else spec
-                for arg in inner if depth < 4 else ():
-                    found = stage(arg, depth + 1)
-                    if found:
-                        return found
-                return ""
+        stage = _stage_namer()
 
+        def held(dask_scheduler: Any) -> dict[str, int]:
             labels: dict[str, str] = {}
             by_stage: dict[str, int] = {}
             for task in dask_scheduler.tasks.values():
@@ -233,6 +244,75 @@ class DaskCluster:
         peak = max(samples, key=lambda s: sum(s.values()), default={})
         result["peak_mib"] = sum(peak.values()) / 2**20
         result["at_peak"] = {k: v / 2**20 for k, v in sorted(peak.items(), key=lambda kv: -kv[1])}
+
+    @contextlib.contextmanager
+    def rss_by_running_stage(self, interval_s: float = 0.02) -> Iterator[dict[str, dict[str, Any]]]:
+        """What each worker was running when its memory peaked, while the block runs. Every `interval_s`
+        a thread in each worker reads the worker's resident set (/proc/self/statm) and names the stage
+        of the task it is running ("between tasks": its event loop alone, e.g. receiving a shuffle's
+        data or serving results). On leaving, the dict holds per worker name `peak_mib` (the highest
+        sample), `stage` (what ran then), `by_stage` (each stage's highest sample, MiB, highest first)
+        and `held_mib` (per stage, the task results the worker held at that sample, in memory or
+        spilled, as `dask.sizeof` weighs them: the rest is the running task's own objects and what
+        the allocator keeps). A peak shorter than the interval can be missed: `worker_stats` has the
+        exact peak."""
+        from dask.distributed import Client
+
+        stage = _stage_namer()
+
+        def start(dask_worker: Any, interval_s: float) -> None:
+            from distributed.utils import key_split_group
+
+            page = os.sysconf("SC_PAGE_SIZE")
+            highest: dict[str, tuple[int, int]] = {}
+            labels: dict[str, str] = {}
+            stop = threading.Event()
+
+            def running() -> str:
+                try:
+                    tasks = list(dask_worker.state.executing)
+                except RuntimeError:  # the set changed while it was copied: skip this sample
+                    return ""
+                for task in tasks:
+                    group = key_split_group(task.key)
+                    if group not in labels:
+                        labels[group] = stage(task.run_spec) or task.prefix
+                return " + ".join(sorted(labels[key_split_group(task.key)] for task in tasks)) or "between tasks"
+
+            def sample() -> None:
+                with open("/proc/self/statm") as statm:
+                    while not stop.wait(interval_s):
+                        statm.seek(0)
+                        rss = int(statm.read().split()[1]) * page
+                        name = running()
+                        if name and rss > highest.get(name, (0, 0))[0]:
+                            highest[name] = (rss, dask_worker.state.nbytes)
+
+            thread = threading.Thread(target=sample, name="rss-by-running-stage", daemon=True)
+            thread.start()
+            dask_worker._lemur_rss_by_stage = (stop, thread, highest)
+
+        def finish(dask_worker: Any) -> dict[str, tuple[int, int]]:
+            stop, thread, highest = dask_worker._lemur_rss_by_stage
+            stop.set()
+            thread.join()
+            del dask_worker._lemur_rss_by_stage
+            return highest  # type: ignore[no-any-return]  # the dict `start` filled
+
+        result: dict[str, dict[str, Any]] = {}
+        with Client(self.address, timeout=10) as client:
+            names = {a: str(w.get("name", a)) for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
+            client.run(start, interval_s=interval_s)
+            try:
+                yield result
+            finally:
+                highest_by_worker = client.run(finish)
+        for address, highest in sorted(highest_by_worker.items(), key=lambda kv: names.get(kv[0], kv[0])):
+            ranked = sorted(highest.items(), key=lambda kv: -kv[1][0])
+            by_stage = {name: rss / 2**20 for name, (rss, _) in ranked}
+            top = next(iter(by_stage.items()), ("", 0.0))
+            result[names.get(address, address)] = {"peak_mib": top[1], "stage": top[0], "by_stage": by_stage,
+                                                   "held_mib": {name: held / 2**20 for name, (_, held) in ranked}}
 
     def task_seconds(self) -> dict[str, dict[str, float]]:
         """Seconds the cluster's tasks spent so far, by kind of task (the key's prefix, e.g.

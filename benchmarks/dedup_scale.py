@@ -177,11 +177,13 @@ def measure_on_cluster(paths: list[Path], workers: int, memory_limit: str = "0")
     with DaskCluster(workers=workers, memory_limit=memory_limit) as cluster:
         before = cluster.worker_stats()
         scheduler, scheduler_cpu = cluster.processes[0].pid, process_cpu(cluster.processes[0].pid)
-        r = measure("pipeline", paths, cluster.address)
+        with cluster.rss_by_running_stage() as running_at_peak:
+            r = measure("pipeline", paths, cluster.address)
         after = cluster.worker_stats()
         scheduler_cpu = process_cpu(scheduler) - scheduler_cpu
         r["task_seconds"] = cluster.task_seconds()
     r["driver_rss_mib"] = r["peak_rss_mib"]
+    r["running_at_peak"] = running_at_peak
     r["worker_rss_each_mib"] = [a["peak_rss_mib"] for a in after]
     r["worker_cpu_s"] = [a["cpu_s"] - b["cpu_s"] for a, b in zip(after, before, strict=True)]
     r["peak_rss_mib"] = max(r["worker_rss_each_mib"])
@@ -269,6 +271,10 @@ def main() -> int:
                       f"peak RSS {r['peak_rss_mib']:7.0f} MiB{extra}")
                 if r.get("task_seconds"):
                     print("    Dask task seconds by kind: " + task_seconds_line(r["task_seconds"]))
+                for worker, running in r.get("running_at_peak", {}).items():
+                    print(f"    {worker} peaked at {running['peak_mib']:.0f} MiB (sampled every 20 ms) while running "
+                          f"{running['stage']}, holding {running['held_mib'].get(running['stage'], 0):.0f} MiB "
+                          "of task results")
             if "sign" in rows and "baseline" in rows:
                 s, b = rows["sign"][-1], rows["baseline"][-1]
                 print(f"  sign stage ratio ours/datasketch: {b['cpu_s'] / s['cpu_s']:.2f}x docs/s/core")

@@ -12,7 +12,10 @@ A corpus of N documents is generated from the real documents of ../shared/data, 
 Each kind is written as `.jsonl.zst` files, one per --docs-per-file documents of the corpus (or
 --files per kind), as real datasets come sharded into files of about one size. The full build
 (`lemur_corpus.pipelines.build.run_build`: read, normalize, filters, exact + MinHash dedup, tokenize, mixture,
-shards, manifest) then runs in a fresh process per size and runner, which reports:
+shards, manifest) then runs in a fresh process per size and runner. Its mixture is Lemur's Table 8 with a
+stated total, --tokens-out-per-doc tokens per input document (`TOKENS_OUT_PER_DOC`), so that both
+sizes do the same work per document after the mixture, and its shards are --shard-tokens tokens
+(`SHARD_TOKENS`), a size both sizes fill several times. Each run reports:
 
 - throughput: input MB and documents per second per worker (wall time x workers), and per CPU
   second (driver and workers together);
@@ -46,7 +49,9 @@ after it, the build reaching them only through `--dask_client_address`; its work
 distributed's profiler, as the README advises (`dask_cluster.PROFILER_ENV`). There the report adds
 Dask's own account of the workers' memory (task results held, spilled, unmanaged) and which stages
 made the task results held at the fullest moment (`DaskCluster.held_sampled`, the scheduler polled
-every 2 s), to say what waits in memory between stages.
+every 2 s), to say what waits in memory between stages, and per worker the highest resident set
+sampled while each stage ran (`DaskCluster.rss_by_running_stage`, every 20 ms), to say which stage's
+tasks, or the worker's event loop between them, take it to its peak.
 
     .venv/bin/python benchmarks/scale.py [--docs 50000 200000] [--runner mp|dask|dask-cluster|direct] [--workers 2]
 """
@@ -188,18 +193,38 @@ def files_per_kind(count: int, docs_per_file: int) -> int:
     return max(1, round(count / docs_per_file))
 
 
-SHARD_TOKENS = 20_000_000
-"""`shards.target_tokens` of the benchmark's builds (--shard-tokens). One worker writes a shard and
-holds its members' tokens while it does: to see whether the rest of a worker stays flat, pick a
-size that both corpus sizes fill several times."""
+TOKENS_OUT_PER_DOC = 80
+"""`mixture.total_tokens` of the benchmark's builds, per input document (--tokens-out-per-doc), as a
+real build states its total (Lemur's 90B tokens). Without it the total is the largest one every
+source's epoch cap allows, which does not follow the input: the generated code repeats its real
+blocks more often as the corpus grows (dedup removes more of it), so the binding source changes
+with the size, and 62,500 and 250,000 documents gave 6.4M and 63.9M tokens out (102 and 256 per
+input document). Everything after the mixture (the copies' shuffle, the shard writer) then did 2.5
+times the work per input document at the larger size, which a scaling ratio must not mix in. 80
+is under what the caps allow at every size measured (about 100 per document at 16,000 to 64,000,
+184 at a million)."""
+
+SHARD_TOKENS = 2_000_000
+"""`shards.target_tokens` of the benchmark's builds (--shard-tokens). One worker writes a shard in
+parts of up to `pipelines/shard.py: PART_TOKENS` tokens and holds one part's members while it does:
+to see whether the rest of a worker stays flat, the size must be one that both corpus sizes fill
+several times (at 80 tokens out per document: 3 shards at 62,500 documents, 10 at 250,000). With 20M
+(the default before 2026-12-03) 62,500 documents filled one shard in five parts of 1.3M tokens and
+250,000 four shards in parts of 3.2M, so a part's members grew with the corpus."""
 
 HELD_STAGES_SHOWN = 8
 """`--runner dask-cluster`: how many stages the report names in the task results held at the fullest poll."""
+RUNNING_STAGES_SHOWN = 6
+"""`--runner dask-cluster`: how many stages the report names per worker, by its memory while they ran."""
 
 
-def build_config(inputs: dict, count: int, shard_tokens: int = SHARD_TOKENS) -> dict:
+def build_config(inputs: dict, count: int, shard_tokens: int = SHARD_TOKENS,
+                 tokens_out_per_doc: int = TOKENS_OUT_PER_DOC) -> dict:
+    """The build of a generated corpus of `count` documents: Lemur's mixture of its sources, with
+    `tokens_out_per_doc` x `count` tokens out (0: the largest total the sources' caps allow)."""
     from lemur_corpus.config import lemur_mixture_sources
 
+    total = {"total_tokens": tokens_out_per_doc * count} if tokens_out_per_doc else {}
     return {
         "name": "scale",
         "inputs": [
@@ -207,7 +232,7 @@ def build_config(inputs: dict, count: int, shard_tokens: int = SHARD_TOKENS) -> 
             {"name": "web", "format": "dolma", "kind": "text", "source": "refinedweb", "paths": inputs["text"]},
         ],
         "mixture": {"sources": {k: v.model_dump() for k, v in lemur_mixture_sources().items()},
-                    "on_empty_source": "redistribute", "min_pool_tokens": MIN_POOL_TOKENS_PER_DOC * count},
+                    "on_empty_source": "redistribute", "min_pool_tokens": MIN_POOL_TOKENS_PER_DOC * count, **total},
         "shards": {"target_tokens": shard_tokens},
     }
 
@@ -271,7 +296,8 @@ def measure(config_file: Path, runner: str, workers: int, memory_limit: str = "0
         before = cluster.worker_stats()
         scheduler = cluster.processes[0].pid
         scheduler_cpu = cpu_seconds(scheduler)
-        with cluster.memory_sampled() as dask_memory, cluster.held_sampled() as held:
+        with cluster.memory_sampled() as dask_memory, cluster.held_sampled() as held, \
+                cluster.rss_by_running_stage() as running_at_peak:
             r = _measure([*command, cluster.address])
         after = cluster.worker_stats()
         scheduler_cpu = cpu_seconds(scheduler) - scheduler_cpu
@@ -280,6 +306,7 @@ def measure(config_file: Path, runner: str, workers: int, memory_limit: str = "0
     r["worker_rss_mib"] = max(r["worker_rss_each_mib"])
     r["dask_memory_mib"] = dask_memory
     r["held_by_stage"] = held
+    r["running_at_peak"] = running_at_peak
     r["cpu_s"] += sum(r["worker_cpu_s"]) + scheduler_cpu
     return r
 
@@ -314,6 +341,11 @@ def report(count: int, runner: str, workers: int, r: dict) -> None:
         shown = list(held["at_peak"].items())[:HELD_STAGES_SHOWN]
         print(f"    task results held at the fullest poll ({held['peak_mib']:.0f} MiB), by the stage that made them: "
               + "; ".join(f"{stage} {mib:.0f} MiB" for stage, mib in shown))
+    for worker, running in r.get("running_at_peak", {}).items():
+        shown = list(running["by_stage"].items())[:RUNNING_STAGES_SHOWN]
+        print(f"    {worker}'s resident set, the highest sample while each stage ran (every 20 ms; task results "
+              "it held then): " + "; ".join(f"{stage} {mib:.0f} MiB ({running['held_mib'][stage]:.0f})"
+                                            for stage, mib in shown))
     print_profile(r)
 
 
@@ -356,6 +388,10 @@ def main() -> int:
                              "default: %(default)s)")
     parser.add_argument("--shard-tokens", type=positive_int, default=SHARD_TOKENS,
                         help="shards.target_tokens of the builds (default: %(default)s)")
+    parser.add_argument("--tokens-out-per-doc", type=int, default=TOKENS_OUT_PER_DOC,
+                        help="mixture.total_tokens of the builds per input document, so that both sizes "
+                             "do the same work per document after the mixture; 0: the largest total the "
+                             "sources' epoch caps allow, which does not follow the input (default: %(default)s)")
     parser.add_argument("--dup-rate", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=2023)
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)
@@ -370,6 +406,8 @@ def main() -> int:
     results = []
     settings = f", worker memory limit {args.worker_memory_limit}" if args.runner == "dask-cluster" else ""
     settings += f", --dask_shuffle={args.dask_shuffle}" if args.runner.startswith("dask") else ""
+    settings += (f"; {args.tokens_out_per_doc} tokens out per input document" if args.tokens_out_per_doc
+                 else "; the largest total the mixture's caps allow") + f", shards of {args.shard_tokens:,} tokens"
     print(f"runner {args.runner}, {args.workers} workers{settings}; dup rate {args.dup_rate}, seed {args.seed}")
     for count in args.docs:
         with tempfile.TemporaryDirectory() as tmp:
@@ -378,7 +416,8 @@ def main() -> int:
             files = args.files or files_per_kind(count, args.docs_per_file)
             inputs = make_corpus(folder, count, files, args.dup_rate, args.seed, data)
             config_file = folder / "config.json"
-            config_file.write_text(json.dumps(build_config(inputs, count, args.shard_tokens)))
+            config_file.write_text(json.dumps(build_config(inputs, count, args.shard_tokens,
+                                                           args.tokens_out_per_doc)))
             print(f"  {count:,} documents in {files} files per kind generated in {time.monotonic() - started:.0f} s")
             r = measure(config_file, args.runner, args.workers, args.worker_memory_limit, args.dask_shuffle)
         results.append(r)

@@ -487,6 +487,18 @@ def test_runner_matrix_gives_identical_bytes(matrix_config, dask_cluster, tmp_pa
             profiles["direct"][s]["elements"] for s in document_stages], name
 
 
+def test_the_scale_benchmark_states_its_output_per_input_document() -> None:
+    """benchmarks/scale.py builds both sizes with the same tokens out per input document (a stated
+    `mixture.total_tokens`), or, with 0, the largest total the sources' caps allow."""
+    from benchmarks.scale import TOKENS_OUT_PER_DOC, build_config
+    from lemur_corpus.config import parse_config
+
+    inputs = {"code": ["code-000.jsonl.zst"], "text": ["text-000.jsonl.zst"]}
+    for count in (62_500, 250_000):
+        assert parse_config(build_config(inputs, count)).mixture.total_tokens == TOKENS_OUT_PER_DOC * count
+    assert parse_config(build_config(inputs, 1000, tokens_out_per_doc=0)).mixture.total_tokens is None
+
+
 @pytest.mark.slow
 def test_a_real_dask_cluster_over_tcp_writes_the_direct_runners_bytes(tmp_path: Path) -> None:
     """`dask scheduler` and two `dask worker` processes (benchmarks/dask_cluster.py), reached only through
@@ -499,13 +511,21 @@ def test_a_real_dask_cluster_over_tcp_writes_the_direct_runners_bytes(tmp_path: 
     run_build(config, str(tmp_path / "direct"))
     with DaskCluster(workers=2) as cluster:
         assert cluster.address.startswith("tcp://127.0.0.1:")
-        with cluster.memory_sampled(interval_s=0.2) as dask_memory:
+        with cluster.memory_sampled(interval_s=0.2) as dask_memory, \
+                cluster.rss_by_running_stage(interval_s=0.005) as running:
             manifest = run_build(config, str(tmp_path / "cluster"), [
                 DASK, f"--dask_client_address={cluster.address}", "--dask_shuffle=p2p"])  # over TCP, the P2P way
         stats = cluster.worker_stats()
     assert all(w["cpu_s"] > 1 for w in stats)  # both workers did work
     # Dask's account of the run (what benchmarks/scale.py prints): the workers held task results
     assert set(dask_memory) == {"managed", "spilled", "unmanaged"} and dask_memory["managed"] > 0
+    # and each worker's memory by the stage it ran: the build's own stages, under the exact peak
+    assert sorted(running) == ["worker-0", "worker-1"]
+    for (name, worker), exact in zip(sorted(running.items()), stats, strict=True):
+        assert 100 < worker["peak_mib"] <= exact["peak_rss_mib"] + 1, name
+        assert worker["stage"] in worker["by_stage"] and worker["peak_mib"] == max(worker["by_stage"].values())
+    stages = {stage for worker in running.values() for stage in worker["by_stage"]}
+    assert any("/" in stage for stage in stages), stages  # a Beam transform's label, e.g. Read/Read/Run
     assert output_digest(tmp_path / "cluster") == output_digest(tmp_path / "direct")
     assert len(manifest["shards"]) > 1 and manifest["run"]["profile"]["stages"]["tokenize"]["cpu_s"] > 0
 
