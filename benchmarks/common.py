@@ -52,3 +52,11 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer of at least 0 (0: a setting's "off" or "automatic")."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value

@@ -75,7 +75,7 @@ import zstandard
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import DEFAULT_DATA, memory_limit, positive_int, read_jsonl  # noqa: E402
+from benchmarks.common import DEFAULT_DATA, memory_limit, non_negative_int, positive_int, read_jsonl  # noqa: E402
 from benchmarks.dedup_scale import RECENT, edit, generate  # noqa: E402
 
 CODE_SHARE = 0.7
@@ -313,6 +313,9 @@ def measure(config_file: Path, runner: str, workers: int, memory_limit: str = "0
 
 def _measure(command: list[str]) -> dict:
     result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode == 2:  # a build error, one message (the last lines of its stderr)
+        print(result.stderr[result.stderr.rfind("error: "):].strip(), file=sys.stderr)
+        raise SystemExit(2)
     if result.returncode:
         raise SystemExit(f"the build failed:\n{result.stderr[-4000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -388,7 +391,7 @@ def main() -> int:
                              "default: %(default)s)")
     parser.add_argument("--shard-tokens", type=positive_int, default=SHARD_TOKENS,
                         help="shards.target_tokens of the builds (default: %(default)s)")
-    parser.add_argument("--tokens-out-per-doc", type=int, default=TOKENS_OUT_PER_DOC,
+    parser.add_argument("--tokens-out-per-doc", type=non_negative_int, default=TOKENS_OUT_PER_DOC,
                         help="mixture.total_tokens of the builds per input document, so that both sizes "
                              "do the same work per document after the mixture; 0: the largest total the "
                              "sources' epoch caps allow, which does not follow the input (default: %(default)s)")
@@ -397,8 +400,14 @@ def main() -> int:
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
+        from lemur_corpus.errors import CorpusError
+
         config_file, runner, workers, shuffle, *address = args.measure
-        print(json.dumps(measure_build(Path(config_file), runner, int(workers), shuffle, *address)))
+        try:
+            print(json.dumps(measure_build(Path(config_file), runner, int(workers), shuffle, *address)))
+        except CorpusError as exc:  # e.g. a --tokens-out-per-doc the sources' caps do not allow: its message
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         return 0
     data = Path(args.data)
     if not data.exists():
