@@ -251,11 +251,14 @@ class DaskCluster:
         a thread in each worker reads the worker's resident set (/proc/self/statm) and names the stage
         of the task it is running ("between tasks": its event loop alone, e.g. receiving a shuffle's
         data or serving results). On leaving, the dict holds per worker name `peak_mib` (the highest
-        sample), `stage` (what ran then), `by_stage` (each stage's highest sample, MiB, highest first)
-        and `held_mib` (per stage, the task results the worker held at that sample, in memory or
-        spilled, as `dask.sizeof` weighs them: the rest is the running task's own objects and what
-        the allocator keeps). A peak shorter than the interval can be missed: `worker_stats` has the
-        exact peak."""
+        sample), `stage` (what ran then), `by_stage` (each stage's highest sample, MiB, highest first),
+        `held_mib` (per stage, the task results the worker held at that sample, in memory or
+        spilled, as `dask.sizeof` weighs them) and `p2p_buffered_mib` (per stage, the bytes its P2P
+        shuffles held at that sample, waiting to be sent to other workers or written to its disk:
+        the memory limiters of distributed's worker extension "shuffle", capped by
+        `distributed.p2p.comm.buffer` and `distributed.p2p.storage.buffer`); the rest is the running
+        task's own objects and what the allocator keeps. A peak shorter than the interval can be
+        missed: `worker_stats` has the exact peak."""
         from dask.distributed import Client
 
         stage = _stage_namer()
@@ -264,7 +267,7 @@ class DaskCluster:
             from distributed.utils import key_split_group
 
             page = os.sysconf("SC_PAGE_SIZE")
-            highest: dict[str, tuple[int, int]] = {}
+            highest: dict[str, tuple[int, int, int]] = {}
             labels: dict[str, str] = {}
             stop = threading.Event()
 
@@ -279,20 +282,25 @@ class DaskCluster:
                         labels[group] = stage(task.run_spec) or task.prefix
                 return " + ".join(sorted(labels[key_split_group(task.key)] for task in tasks)) or "between tasks"
 
+            def p2p_buffered() -> int:
+                plugin = getattr(dask_worker, "extensions", {}).get("shuffle")
+                limiters = [getattr(plugin, name, None) for name in ("memory_limiter_comms", "memory_limiter_disk")]
+                return sum(getattr(limiter, "_acquired", 0) for limiter in limiters)
+
             def sample() -> None:
                 with open("/proc/self/statm") as statm:
                     while not stop.wait(interval_s):
                         statm.seek(0)
                         rss = int(statm.read().split()[1]) * page
                         name = running()
-                        if name and rss > highest.get(name, (0, 0))[0]:
-                            highest[name] = (rss, dask_worker.state.nbytes)
+                        if name and rss > highest.get(name, (0, 0, 0))[0]:
+                            highest[name] = (rss, dask_worker.state.nbytes, p2p_buffered())
 
             thread = threading.Thread(target=sample, name="rss-by-running-stage", daemon=True)
             thread.start()
             dask_worker._lemur_rss_by_stage = (stop, thread, highest)
 
-        def finish(dask_worker: Any) -> dict[str, tuple[int, int]]:
+        def finish(dask_worker: Any) -> dict[str, tuple[int, int, int]]:
             stop, thread, highest = dask_worker._lemur_rss_by_stage
             stop.set()
             thread.join()
@@ -309,10 +317,12 @@ class DaskCluster:
                 highest_by_worker = client.run(finish)
         for address, highest in sorted(highest_by_worker.items(), key=lambda kv: names.get(kv[0], kv[0])):
             ranked = sorted(highest.items(), key=lambda kv: -kv[1][0])
-            by_stage = {name: rss / 2**20 for name, (rss, _) in ranked}
+            by_stage = {name: rss / 2**20 for name, (rss, _, _) in ranked}
             top = next(iter(by_stage.items()), ("", 0.0))
-            result[names.get(address, address)] = {"peak_mib": top[1], "stage": top[0], "by_stage": by_stage,
-                                                   "held_mib": {name: held / 2**20 for name, (_, held) in ranked}}
+            result[names.get(address, address)] = {
+                "peak_mib": top[1], "stage": top[0], "by_stage": by_stage,
+                "held_mib": {name: held / 2**20 for name, (_, held, _) in ranked},
+                "p2p_buffered_mib": {name: buffered / 2**20 for name, (_, _, buffered) in ranked}}
 
     def task_seconds(self) -> dict[str, dict[str, float]]:
         """Seconds the cluster's tasks spent so far, by kind of task (the key's prefix, e.g.

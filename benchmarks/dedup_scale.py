@@ -22,7 +22,10 @@ edits of the labelled web_neardup set, at strengths that put about 60% of the co
             over 60% of it a worker spills task results to its local directory (it does not
             pause: `benchmarks/dask_cluster.py`'s WORKER_ENV). A second line gives the seconds the
             cluster's tasks spent by kind of task (Beam bundles, each step of Dask's tasks
-            shuffles) in compute and in waiting for transfers, where the time goes as N grows.
+            shuffles) in compute and in waiting for transfers, where the time goes as N grows;
+            then the task results held at the fullest moment by the stage that made them (the
+            scheduler polled every 2 s), and each worker's highest sampled memory with the stage it
+            ran then, the task results it held and its P2P shuffle buffers.
 
 Baseline in the same run: datasketch's `MinHash.bulk` (same shingles, permutations, hash) streamed
 over the same file, for the sign stage.
@@ -177,13 +180,14 @@ def measure_on_cluster(paths: list[Path], workers: int, memory_limit: str = "0")
     with DaskCluster(workers=workers, memory_limit=memory_limit) as cluster:
         before = cluster.worker_stats()
         scheduler, scheduler_cpu = cluster.processes[0].pid, process_cpu(cluster.processes[0].pid)
-        with cluster.rss_by_running_stage() as running_at_peak:
+        with cluster.held_sampled() as held, cluster.rss_by_running_stage() as running_at_peak:
             r = measure("pipeline", paths, cluster.address)
         after = cluster.worker_stats()
         scheduler_cpu = process_cpu(scheduler) - scheduler_cpu
         r["task_seconds"] = cluster.task_seconds()
     r["driver_rss_mib"] = r["peak_rss_mib"]
     r["running_at_peak"] = running_at_peak
+    r["held_by_stage"] = held
     r["worker_rss_each_mib"] = [a["peak_rss_mib"] for a in after]
     r["worker_cpu_s"] = [a["cpu_s"] - b["cpu_s"] for a, b in zip(after, before, strict=True)]
     r["peak_rss_mib"] = max(r["worker_rss_each_mib"])
@@ -271,10 +275,15 @@ def main() -> int:
                       f"peak RSS {r['peak_rss_mib']:7.0f} MiB{extra}")
                 if r.get("task_seconds"):
                     print("    Dask task seconds by kind: " + task_seconds_line(r["task_seconds"]))
+                if (held := r.get("held_by_stage")) and held["at_peak"]:
+                    print(f"    task results held at the fullest poll ({held['peak_mib']:.0f} MiB, all workers), by "
+                          "the stage that made them: " + "; ".join(
+                              f"{stage} {mib:.0f} MiB" for stage, mib in list(held["at_peak"].items())[:8]))
                 for worker, running in r.get("running_at_peak", {}).items():
                     print(f"    {worker} peaked at {running['peak_mib']:.0f} MiB (sampled every 20 ms) while running "
                           f"{running['stage']}, holding {running['held_mib'].get(running['stage'], 0):.0f} MiB "
-                          "of task results")
+                          f"of task results and {running['p2p_buffered_mib'].get(running['stage'], 0):.0f} MiB "
+                          "in P2P shuffle buffers")
             if "sign" in rows and "baseline" in rows:
                 s, b = rows["sign"][-1], rows["baseline"][-1]
                 print(f"  sign stage ratio ours/datasketch: {b['cpu_s'] / s['cpu_s']:.2f}x docs/s/core")

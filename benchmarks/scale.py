@@ -347,8 +347,9 @@ def report(count: int, runner: str, workers: int, r: dict) -> None:
     for worker, running in r.get("running_at_peak", {}).items():
         shown = list(running["by_stage"].items())[:RUNNING_STAGES_SHOWN]
         print(f"    {worker}'s resident set, the highest sample while each stage ran (every 20 ms; task results "
-              "it held then): " + "; ".join(f"{stage} {mib:.0f} MiB ({running['held_mib'][stage]:.0f})"
-                                            for stage, mib in shown))
+              "it held then / bytes in its P2P shuffle buffers): " + "; ".join(
+                  f"{stage} {mib:.0f} MiB ({running['held_mib'][stage]:.0f} / {running['p2p_buffered_mib'][stage]:.0f})"
+                  for stage, mib in shown))
     print_profile(r)
 
 

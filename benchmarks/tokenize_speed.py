@@ -4,7 +4,8 @@
 
 Both sides run on one core (RAYON_NUM_THREADS=1 is set before `tokenizers` loads): the figure is per
 core. "Pipeline" is the Beam stage as the build runs it (BatchElements → TokenizeFn with the tokenizer
-loaded in DoFn.setup, EOS appended, numpy arrays out) on DirectRunner, timed end to end including
+loaded in DoFn.setup, EOS appended, the ids written to the bundle's spill file and their places out,
+as a build waits for its mixture's plan) on DirectRunner, timed end to end including
 Beam's own overhead; its documents are read from the data files inside the pipeline (a `Create` of
 54 MB of documents would spend most of the time pickling them into the pipeline graph, which a real
 build never does). "Raw" is `Tokenizer.encode_batch` on the same texts, already in memory, in the same
@@ -40,7 +41,7 @@ class _Total(beam.CombineFn):
         return 0
 
     def add_input(self, acc: int, doc) -> int:  # type: ignore[no-untyped-def]
-        return acc + len(doc.tokens)
+        return acc + doc.length
 
     def merge_accumulators(self, accs) -> int:  # type: ignore[no-untyped-def]
         return sum(accs)
@@ -62,7 +63,7 @@ def pipeline_run(files: list[str], config: TokenizerConfig) -> tuple[float, int]
         started = time.perf_counter()
         with beam_pipeline(PipelineOptions()) as p:
             docs = p | beam.Create(files, reshuffle=False) | beam.FlatMap(_documents)
-            tokenized = docs | "Tokenize" >> Tokenize(config, identity, False)
+            tokenized = docs | "Tokenize" >> Tokenize(config, identity, False, tmp)  # its spill files go with tmp
             _ = tokenized.docs | beam.CombineGlobally(_Total()) | beam.Map(_write, result)
         elapsed = time.perf_counter() - started
         with open(result) as handle:

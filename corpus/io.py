@@ -258,6 +258,27 @@ def delete_if_present(paths: list[str]) -> None:
         _filesystems().delete(present)
 
 
+def open_for_writing(path: str) -> BinaryIO:
+    """A new file written in place, without the temporary name of `atomic_writer`: for the project's
+    own intermediate files, which no reader opens before the writer is done (a remote file appears
+    only when closed)."""
+    if "://" not in path:
+        return open(path, "wb")
+    return _filesystems().create(path, compression_type=_uncompressed())
+
+
+def names_in(folder: str, pattern: str) -> list[str]:
+    """Names of the files directly in `folder` that match the glob `pattern` (none when it is absent)."""
+    if "://" not in folder:
+        import fnmatch
+
+        if not os.path.isdir(folder):
+            return []
+        return sorted(name for name in os.listdir(folder) if fnmatch.fnmatchcase(name, pattern))
+    matched = _filesystems().match([join(folder, pattern)])[0].metadata_list
+    return sorted(m.path.rsplit("/", 1)[-1] for m in matched)
+
+
 def write_atomic(path: str, data: bytes) -> None:
     """Write under a temporary name, then rename: readers never see a half-written file."""
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"

@@ -52,10 +52,11 @@ from lemur_corpus.pipelines.ledger import Accounting, DocumentStage, StageFn, ac
 from lemur_corpus.pipelines.mix import Mix
 from lemur_corpus.pipelines.profile import profile_from_metrics, run_profile
 from lemur_corpus.pipelines.read import ReadInputs
-from lemur_corpus.pipelines.shard import DROPS_DIR, SHARDS_DIR, WriteDropLog, WriteShards
+from lemur_corpus.pipelines.shard import DROPS_DIR, SHARDS_DIR, RemoveSpills, WriteDropLog, WriteShards
 from lemur_corpus.pipelines.tokenize import Tokenize
 from lemur_corpus.pipelines.variants import MAIN, WriteVariantShards, bytes_added, variant_dir
 from lemur_corpus.sources import ReadTask, plan_input
+from lemur_corpus.token_spill import SPILL_NAME, remove_spills
 from lemur_corpus.tokenizer import TokenizerIdentity, tokenizer_identity
 from lemur_corpus.variants import SHARED_DIR, VARIANTS_DIR
 
@@ -135,7 +136,7 @@ BUILD_FOLDER = Owned(
     finished=MANIFEST_NAME,
     names=frozenset({MANIFEST_NAME, FAILED_NAME, VARIANTS_DIR, INDEX_DIR}),  # the dedup index folder is written whole
     patterns=(
-        (SHARDS_DIR, re.compile(r"shard-\d{5}\.(?:bin|idx|docs\.jsonl\.zst|jsonl\.zst|part-\d{5}\.bin)")),
+        (SHARDS_DIR, re.compile(r"shard-\d{5}\.(?:bin|idx|docs\.jsonl\.zst|jsonl\.zst|part-\d{5}\.bin)|" + SPILL_NAME)),
         (DROPS_DIR, re.compile(r"drops-\d{5}-of-\d{5}\.jsonl\.zst")),
         ("", re.compile(re.escape(PROBE_PREFIX) + r"[0-9a-f]{12}")),
     ),
@@ -479,7 +480,9 @@ def construct(p: beam.Pipeline, plan: BuildPlan) -> None:
                                                      input_kinds(config))
     specs = against_specs(config.dedup, plan.against, near_params(config.dedup)) if plan.against else None
     deduped = filtered.docs | "Dedup" >> Dedup(config.dedup, plan.index, specs)
-    tokenized = deduped.docs | "Tokenize" >> Tokenize(config.tokenizer, plan.tokenizer, config.shards.write_jsonl)
+    spill_folder = join(plan.out_dir, SHARDS_DIR)
+    tokenized = deduped.docs | "Tokenize" >> Tokenize(config.tokenizer, plan.tokenizer, config.shards.write_jsonl,
+                                                      spill_folder)
     mixed = tokenized.docs | "Mix" >> Mix(config)
     main_shards = WriteShards(
         plan.out_dir, plan.tokenizer.dtype, config.shards.target_tokens, config.seed, config.shards.write_jsonl,
@@ -489,14 +492,18 @@ def construct(p: beam.Pipeline, plan: BuildPlan) -> None:
     drop_logs = ledger.drops | "WriteDropLog" >> WriteDropLog(plan.out_dir, config.shards.log_files, read.file_errors)
     accounting = ledger | "Accounting" >> Accounting()
     first_bad = read.drops | "FirstBadRecords" >> beam.CombineGlobally(FirstBadRecordsFn())
-    results = dict(accounting=accounting, dedup_stats=deduped.stats, mixture=mixed.plan, shards=shards,
-                   drop_logs=drop_logs, file_errors=read.file_errors, first_bad=first_bad,
-                   filter_edits=filtered.edits, contamination=filtered.contamination)
+    spill_readers: list[beam.PCollection] = []  # what else reads spilled token ids
     if config.variants:  # one more stage, only in builds with variants (docs/design.md, Variants)
         assert main_shards.num_shards is not None and main_shards.token_homes is not None  # set by expand
         records = mixed.variant_copies | "WriteVariantShards" >> WriteVariantShards(
             plan.out_dir, plan.tokenizer.dtype, config.shards.target_tokens, config.seed, main_shards.num_shards,
             main_shards.token_homes, read.file_errors, mixed.plan)
+        spill_readers.append(records)
+    results = dict(accounting=accounting, dedup_stats=deduped.stats, mixture=mixed.plan,
+                   shards=shards | "RemoveSpills" >> RemoveSpills(spill_folder, *spill_readers),
+                   drop_logs=drop_logs, file_errors=read.file_errors, first_bad=first_bad,
+                   filter_edits=filtered.edits, contamination=filtered.contamination)
+    if config.variants:
         results["variants"] = p | "WriteVariantManifests" >> WriteVariantManifests(
             plan, records=records, plans=mixed.plans, **results)
     _ = p | "WriteManifest" >> WriteManifest(plan, **results, dedup_index=deduped.index_written)
@@ -517,6 +524,7 @@ def run_build(config: BuildConfig, out_dir: str, beam_args: list[str] | None = N
         if not exists(join(out_dir, MANIFEST_NAME)) and not exists(join(out_dir, FAILED_NAME)):
             reason = "interrupted" if interrupted(exc) else f"{type(exc).__name__}: {str(exc)[:2000]}"
             write_failure(out_dir, [reason])
+        _remove_spills_after_failure(out_dir)
         raise
     log.info("pipeline finished in %.1f s", time.monotonic() - started)
     failed = join(out_dir, FAILED_NAME)
@@ -528,6 +536,15 @@ def run_build(config: BuildConfig, out_dir: str, beam_args: list[str] | None = N
     if not exists(join(out_dir, MANIFEST_NAME)):
         raise CorpusError(f"the pipeline ended without writing {MANIFEST_NAME} in {out_dir}")
     return add_profile(out_dir, profile_from_metrics(result))
+
+
+def _remove_spills_after_failure(out_dir: str) -> None:
+    """Best effort: a build that did not finish leaves no token spill files (a worker still writing
+    may leave one; the next build in the folder clears it, as it clears every file a build writes)."""
+    try:
+        remove_spills(join(out_dir, SHARDS_DIR))
+    except Exception:  # the build's own failure is what the user must see
+        log.debug("token spill files not removed from %s", out_dir, exc_info=True)
 
 
 def add_profile(out_dir: str, stages: dict[str, dict[str, float | int]]) -> dict[str, Any]:

@@ -180,12 +180,12 @@ def _copies(doc: TokenizedDoc, plan: MixturePlan, cuts: dict[str, Any]) -> Itera
 
 @profiled_fn(MIX)
 def _pool_point(doc: TokenizedDoc, seed: int) -> tuple[str, tuple[int, int]]:
-    return doc.source, (histogram_bin(sample_point(seed, doc.id)), len(doc.tokens))
+    return doc.source, (histogram_bin(sample_point(seed, doc.id)), doc.length)
 
 
 @profiled_fn(MIX)
 def _boundary_point(doc: TokenizedDoc, seed: int) -> tuple[str, tuple[float, str, int]]:
-    return doc.source, (sample_point(seed, doc.id), doc.id, len(doc.tokens))
+    return doc.source, (sample_point(seed, doc.id), doc.id, doc.length)
 
 
 class MixOutputs(NamedTuple):
@@ -247,7 +247,7 @@ class Mix(beam.PTransform):
         cuts = (
             tokenized
             | "BoundaryDocs" >> beam.Filter(_in_any_boundary, plans=plans_side)
-            | "BoundaryPoints" >> beam.Map(lambda d: (d.source, (sample_point(seed, d.id), d.id, len(d.tokens))))
+            | "BoundaryPoints" >> beam.Map(lambda d: (d.source, (sample_point(seed, d.id), d.id, d.length)))
             | "GroupBoundary" >> beam.GroupByKey()
             | "Choose" >> beam.Map(_choose_nested, plans=plans_side)
         )

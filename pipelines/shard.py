@@ -4,10 +4,12 @@ Copy c of a document goes to shard (h(id) + c) mod K, so copies of one document 
 shards (when there are at least as many shards as copies), at a position given by a second seeded
 hash; the shard count K comes from the total tokens. A shard is written in two steps: its members are
 grouped into parts by ranges of their position (`PART_TOKENS` tokens each, about), each part sorted
-and its tokens written to a part file by one worker; then one worker streams the parts, in order,
+and its tokens (read back from the tokenize stage's spill files, `corpus/token_spill.py`) written to
+a part file by one worker; then one worker streams the parts, in order,
 into the shard's `.bin`, `.idx` and `.docs.jsonl.zst` (the bytes a single sort of the whole shard
 gives: the parts are consecutive ranges of the sort key). Part files are removed once every shard is
-written. Also writes the per-document drop log, spread over a few files by a hash of the id.
+written, and the spill files once every shard and variant shard is (`RemoveSpills`). Also writes the
+per-document drop log, spread over a few files by a hash of the id.
 
 Memory per worker: one part's members (about `PART_TOKENS` tokens: holding one shard's members
 would hold a `configs/lemur.yaml` shard of 1B tokens, over 10 GB), a shard's index lines (and the
@@ -36,6 +38,7 @@ from lemur_corpus.pipelines.outputs import MultiOutputParDo
 from lemur_corpus.pipelines.profile import WRITE, profiled
 from lemur_corpus.pipelines.tokenize import TokenizedDoc
 from lemur_corpus.shards import ShardDoc, token_digest, write_bin, write_shard
+from lemur_corpus.token_spill import read_spilled, remove_spills
 
 log = logging.getLogger("corpus")
 
@@ -116,7 +119,7 @@ class WritePartFn(_ShardStepFn):
             return
         (index, part), members = element
         members = sorted(members, key=lambda m: m[:3])
-        arrays = [np.ascontiguousarray(doc.tokens, dtype=self.dtype) for _, _, _, doc in members]
+        arrays = read_spilled([doc.spilled for _, _, _, doc in members], self.dtype)
         path = part_file(self.out_dir, index, part)
         makedirs(join(self.out_dir, SHARDS_DIR))
         _, offsets = write_bin(path, path, arrays, self.dtype)
@@ -207,7 +210,7 @@ class WriteShards(beam.PTransform):
         target_tokens = self.target_tokens
         total = (
             copies
-            | "CopyTokens" >> beam.Map(lambda item: len(item[0].tokens))
+            | "CopyTokens" >> beam.Map(lambda item: item[0].length)
             | "TotalTokens" >> beam.CombineGlobally(sum)
         )
         num_shards = total | "NumShards" >> beam.Map(lambda t: max(1, math.ceil(t / target_tokens)))
@@ -233,6 +236,31 @@ class WriteShards(beam.PTransform):
         # is among the manifest's ancestors.
         removed = written[PARTS] | "RemoveParts" >> beam.FlatMap(_remove_parts, beam.pvalue.AsList(records))
         return (records, removed) | "AfterParts" >> beam.Flatten()
+
+
+def _remove_spills(folder: str, *_written: list[Any]) -> list[Any]:
+    removed = remove_spills(folder)
+    log.info("removed %d token spill files", removed)
+    return []
+
+
+class RemoveSpills(beam.PTransform):
+    """Shard records -> the same records, once the tokenize stage's spill files (`corpus/token_spill.py`)
+    are removed: after the shards and every other writer that reads them (`readers`: their outputs)
+    are done, all waited for as side inputs. What reads the records (the manifest) so has the
+    removal among its ancestors. A failed build removes them too."""
+
+    def __init__(self, folder: str, *readers: beam.PCollection) -> None:
+        super().__init__()
+        self.folder, self.readers = folder, readers
+
+    def expand(self, records: beam.PCollection) -> beam.PCollection:
+        removed = (
+            records.pipeline
+            | "Folder" >> beam.Create([self.folder])
+            | "Remove" >> beam.FlatMap(_remove_spills, *(beam.pvalue.AsList(r) for r in (records, *self.readers)))
+        )
+        return (records, removed) | "AfterRemoval" >> beam.Flatten()
 
 
 DROP_LOG_RECORDS_PER_FILE = 100_000

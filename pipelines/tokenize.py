@@ -1,4 +1,6 @@
-"""Stage 5, tokenize on the workers: the tokenizer loads once per worker, documents go in batches."""
+"""Stage 5, tokenize on the workers: the tokenizer loads once per worker, documents go in batches,
+and each bundle's token ids go to a spill file (`corpus/token_spill.py`): a tokenized document carries
+where its ids are, not the ids, while it waits for the mixture's plan."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from lemur_corpus.document import Document, pickled_by_fields
 from lemur_corpus.pipelines.ledger import CountDocuments, Progress, StageOutputs
 from lemur_corpus.pipelines.profile import TOKENIZE as TOKENIZE_STAGE
 from lemur_corpus.pipelines.profile import profiled
+from lemur_corpus.token_spill import SpilledTokens, SpillWriter
 from lemur_corpus.tokenizer import TokenizerIdentity, encode_batch, encode_on_calling_thread, load_tokenizer
 
 
@@ -24,18 +27,29 @@ class TokenizedDoc:
     id: str
     source: str
     kind: str
-    tokens: np.ndarray
-    """Token ids, EOS last."""
+    spilled: SpilledTokens
+    """Where its token ids (EOS last) are, in the build's token dtype (`read_spilled` reads them)."""
     nbytes: int
     text: str | None = None
     """Kept only when the untokenized mixture is written too."""
 
+    @property
+    def length(self) -> int:
+        """Its number of tokens, EOS included."""
+        return self.spilled.length
+
 
 class TokenizeFn(beam.DoFn):
-    def __init__(self, config: TokenizerConfig, identity: TokenizerIdentity, keep_text: bool) -> None:
+    """Batches of documents -> `TokenizedDoc`s; a bundle's token ids go to one spill file in
+    `spill_folder`, complete when the bundle finishes (before anything downstream of the mixture's
+    plan reads it)."""
+
+    def __init__(self, config: TokenizerConfig, identity: TokenizerIdentity, keep_text: bool,
+                 spill_folder: str) -> None:
         self.config = config
         self.identity = identity
         self.keep_text = keep_text
+        self.spill_folder = spill_folder
         self.tokens = Metrics.counter("tokenize", "tokens")
 
     def setup(self) -> None:
@@ -43,22 +57,43 @@ class TokenizeFn(beam.DoFn):
         self.tokenizer = load_tokenizer(self.config)
         self.dtype = np.dtype(self.identity.dtype)
         self.progress = Progress(TOKENIZE)
+        self.spill: SpillWriter | None = None
+
+    def start_bundle(self) -> None:
+        self._close_spill()  # a bundle that failed before its end left its file open
 
     @profiled(TOKENIZE_STAGE, size=lambda batch: sum(d.nbytes for d in batch))
     def process(self, batch: list[Document]) -> Iterator[TokenizedDoc]:
         arrays = encode_batch(self.tokenizer, [d.text for d in batch], self.identity.eos_id, self.dtype)
+        if self.spill is None:
+            self.spill = SpillWriter(self.spill_folder, self.dtype)
         for doc, ids in zip(batch, arrays, strict=True):
             self.tokens.inc(len(ids))
             self.progress.tick()
-            yield TokenizedDoc(doc.id, doc.source, doc.kind, ids, doc.nbytes, doc.text if self.keep_text else None)
+            yield TokenizedDoc(doc.id, doc.source, doc.kind, self.spill.append(ids), doc.nbytes,
+                               doc.text if self.keep_text else None)
+
+    def finish_bundle(self) -> None:
+        self._close_spill()
+
+    def teardown(self) -> None:
+        self._close_spill()
+
+    def _close_spill(self) -> None:
+        spill, self.spill = getattr(self, "spill", None), None
+        if spill is not None:
+            spill.close()
 
 
 class Tokenize(beam.PTransform):
-    """Documents -> `TokenizedDoc`s, in batches of `batch_size`; nothing is dropped."""
+    """Documents -> `TokenizedDoc`s, in batches of `batch_size`, their token ids spilled to files in
+    `spill_folder` (the build's shard folder; `remove_spills` clears it); nothing is dropped."""
 
-    def __init__(self, config: TokenizerConfig, identity: TokenizerIdentity, keep_text: bool) -> None:
+    def __init__(self, config: TokenizerConfig, identity: TokenizerIdentity, keep_text: bool,
+                 spill_folder: str) -> None:
         super().__init__()
         self.config, self.identity, self.keep_text = config, identity, keep_text
+        self.spill_folder = spill_folder
 
     def expand(self, docs: beam.PCollection) -> StageOutputs:
         counted_in = docs | "CountIn" >> CountDocuments(TOKENIZE, "in")
@@ -66,7 +101,7 @@ class Tokenize(beam.PTransform):
         tokenized = (
             docs
             | "Batch" >> beam.BatchElements(min_batch_size=min(16, batch_size), max_batch_size=batch_size)
-            | "Encode" >> beam.ParDo(TokenizeFn(self.config, self.identity, self.keep_text))
+            | "Encode" >> beam.ParDo(TokenizeFn(self.config, self.identity, self.keep_text, self.spill_folder))
         )
         counted_out = tokenized | "CountOut" >> CountDocuments(TOKENIZE, "out")
         return StageOutputs(tokenized, (counted_in, counted_out) | "Tallies" >> beam.Flatten(), None)

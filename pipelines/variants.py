@@ -32,6 +32,7 @@ from lemur_corpus.mixture import MixturePlan
 from lemur_corpus.pipelines.shard import SHARDS_DIR, shard_name
 from lemur_corpus.pipelines.tokenize import TokenizedDoc
 from lemur_corpus.shards import PointedDoc, token_digest, write_bin, write_pointer_shard
+from lemur_corpus.token_spill import read_spilled
 from lemur_corpus.variants import MAIN, SHARED_DIR, VARIANTS_DIR
 
 log = logging.getLogger("corpus")
@@ -72,7 +73,7 @@ class WriteSharedFn(beam.DoFn):
         folder = join(self.out_dir, VARIANTS_DIR, SHARED_DIR, SHARDS_DIR)
         makedirs(folder)
         path = join(folder, shard_name(index) + ".bin")
-        arrays = [np.asarray(d.tokens, dtype=self.dtype) for d in docs]
+        arrays = read_spilled([d.spilled for d in docs], self.dtype)
         record, pointers = write_bin(path, f"{SHARDS_DIR}/{shard_name(index)}.bin", arrays, self.dtype)
         log.info("wrote shared token bytes %s: %d documents", shard_name(index), len(docs))
         yield index, {"path": path, "bin": record, "tokens": int(sum(len(a) for a in arrays)),
@@ -126,7 +127,7 @@ def _extra_part(doc: TokenizedDoc, seed: int, main_shards: int, parts: int) -> t
 def _member(item: tuple[TokenizedDoc, int, dict[str, int]], seed: int, main_shards: int,
             parts: int) -> tuple[int, tuple[str, str, int, dict[str, int]]]:
     doc, main_copies, counts = item
-    return home_of(doc.id, main_copies, seed, main_shards, parts), (doc.id, doc.source, len(doc.tokens), counts)
+    return home_of(doc.id, main_copies, seed, main_shards, parts), (doc.id, doc.source, doc.length, counts)
 
 
 class WriteVariantShards(beam.PTransform):
@@ -146,7 +147,7 @@ class WriteVariantShards(beam.PTransform):
         unwritten = variant_copies | "NotInMain" >> beam.FlatMap(lambda item: [item[0]] if item[1] == 0 else [])
         parts = beam.pvalue.AsSingleton(
             unwritten
-            | "SharedTokens" >> beam.Map(lambda d: len(d.tokens))
+            | "SharedTokens" >> beam.Map(lambda d: d.length)
             | "SharedTotal" >> beam.CombineGlobally(sum)
             | "SharedParts" >> beam.Map(lambda t: max(1, math.ceil(t / target)))
         )

@@ -221,12 +221,12 @@ def test_a_worker_weighs_a_record_with_what_it_points_to() -> None:
     with `pipelines/dask_sizeof.py` a partition weighs about what it takes in memory."""
     import tracemalloc
 
-    import numpy as np
     from dask.sizeof import sizeof
 
     from lemur_corpus.pipelines import dask_bundles  # noqa: F401  # registers the weights on import
     from lemur_corpus.pipelines.dask_sizeof import RECORD_TYPES
     from lemur_corpus.pipelines.tokenize import TokenizedDoc
+    from lemur_corpus.token_spill import SpilledTokens
 
     tracemalloc.start()
     try:
@@ -236,8 +236,9 @@ def test_a_worker_weighs_a_record_with_what_it_points_to() -> None:
         tracemalloc.stop()
     text_bytes = sum(len(d.text) for d in partition)
     assert text_bytes <= sizeof(partition) and 0.8 * allocated <= sizeof(partition) <= 1.25 * allocated
-    tokens = np.arange(5_000, dtype=np.uint32)
-    assert sizeof(TokenizedDoc("web/1", "refinedweb", "text", tokens, 20_000)) > tokens.nbytes
+    text = partition[0].text  # a tokenized document keeps its text when the texts are written too
+    spilled = SpilledTokens("/build/shards/spill-" + "0" * 32 + ".bin", 0, 5_000)
+    assert sizeof(TokenizedDoc("web/1", "refinedweb", "text", spilled, 20_000, text)) > len(text)
     assert all(sizeof.dispatch(cls) is not sizeof.dispatch(object) for cls in RECORD_TYPES)
 
 

@@ -175,7 +175,7 @@ def test_killed_build_leaves_no_manifest_and_a_rerun_gives_the_same_bytes(refere
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
     while build.poll() is None and time.monotonic() < deadline:
-        if (out / "shards").is_dir() and any((out / "shards").iterdir()):  # half-way: shards being written
+        if (out / "shards").is_dir() and any((out / "shards").iterdir()):  # half-way: tokens spilled, or shards written
             build.send_signal(signal.SIGKILL)
             break
         time.sleep(0.005)

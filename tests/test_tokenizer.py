@@ -84,7 +84,7 @@ def test_dtype_follows_megatron_rule() -> None:
 
 
 def test_workers_encode_on_the_calling_thread_unless_the_user_says_otherwise(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """`TokenizeFn.setup` turns tokenizers' thread pool off (a worker is one core), leaving a value
     the user set; the ids are the same both ways, on real code and web text."""
     from lemur_corpus.pipelines.tokenize import TokenizeFn
@@ -93,7 +93,7 @@ def test_workers_encode_on_the_calling_thread_unless_the_user_says_otherwise(
 
     monkeypatch.delenv(PARALLELISM_VARIABLE, raising=False)
     config = TokenizerConfig()
-    fn = TokenizeFn(config, tokenizer_identity(config), keep_text=False)
+    fn = TokenizeFn(config, tokenizer_identity(config), keep_text=False, spill_folder=str(tmp_path))
     fn.setup()
     assert os.environ[PARALLELISM_VARIABLE] == "false"
     monkeypatch.setenv(PARALLELISM_VARIABLE, "true")
