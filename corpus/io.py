@@ -235,6 +235,14 @@ def open_seekable(path: str) -> BinaryIO:
     return io.BytesIO(read_bytes(path))
 
 
+def open_ranged(path: str) -> BinaryIO:
+    """A seekable handle that reads only what is asked for: a local file, or Beam's stream of a
+    remote one (GCS, S3 and Azure streams fetch the ranges read), for files read in pieces."""
+    if "://" not in path:
+        return open(path, "rb")
+    return _filesystems().open(path, compression_type=_uncompressed())
+
+
 def join(base: str, *parts: str) -> str:
     return _filesystems().join(base, *parts)
 

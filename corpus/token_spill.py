@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lemur_corpus.io import delete_if_present, join, makedirs, names_in, open_for_writing, open_seekable
+from lemur_corpus.io import delete_if_present, join, makedirs, names_in, open_for_writing, open_ranged
 
 SPILL_GLOB = "spill-*.bin"
 SPILL_NAME = r"spill-[0-9a-f]{32}\.bin"
@@ -75,7 +75,7 @@ def read_spilled(places: Sequence[SpilledTokens], dtype: np.dtype) -> list[np.nd
         by_file.setdefault(place.path, []).append(i)
     for path, indexes in by_file.items():
         indexes.sort(key=lambda i: places[i].offset)
-        with open_seekable(path) as handle:
+        with open_ranged(path) as handle:
             for run in _runs(places, indexes, dtype.itemsize):
                 start = places[run[0]].offset
                 end = max(places[i].offset + places[i].length for i in run)

@@ -62,7 +62,7 @@ def test_a_file_holds_its_bundle_back_to_back_and_far_apart_documents_are_separa
     raw = np.fromfile(first.path, dtype=np.uint32)
     assert len(raw) == 10 + len(np.zeros(COALESCE_BYTES // 4 + 1)) + 5 and raw[-5:].tolist() == list(range(5))
     reads: list[int] = []
-    real_open = spill.open_seekable
+    real_open = spill.open_ranged
 
     def counting_open(path: str):  # type: ignore[no-untyped-def]
         handle = real_open(path)
@@ -70,7 +70,7 @@ def test_a_file_holds_its_bundle_back_to_back_and_far_apart_documents_are_separa
         handle.read = lambda n: (reads.append(n), real_read(n))[1]  # type: ignore[method-assign]
         return handle
 
-    monkeypatch.setattr(spill, "open_seekable", counting_open)
+    monkeypatch.setattr(spill, "open_ranged", counting_open)
     a, b = read_spilled([last, first], np.dtype("uint32"))
     assert a.tolist() == list(range(5)) and b.tolist() == list(range(10))
     assert sorted(reads) == [5 * 4, 10 * 4]  # two reads of their own bytes, none across the gap
