@@ -55,7 +55,7 @@ from lemur_corpus.pipelines.read import ReadInputs
 from lemur_corpus.pipelines.shard import DROPS_DIR, SHARDS_DIR, RemoveSpills, WriteDropLog, WriteShards
 from lemur_corpus.pipelines.tokenize import Tokenize
 from lemur_corpus.pipelines.variants import MAIN, WriteVariantShards, bytes_added, variant_dir
-from lemur_corpus.sources import ReadTask, plan_input
+from lemur_corpus.sources import ReadTask, plan_input, planned_documents
 from lemur_corpus.token_spill import SPILL_NAME, remove_spills
 from lemur_corpus.tokenizer import TokenizerIdentity, tokenizer_identity
 from lemur_corpus.variants import SHARED_DIR, VARIANTS_DIR
@@ -479,7 +479,8 @@ def construct(p: beam.Pipeline, plan: BuildPlan) -> None:
     filtered = normalized.docs | "Filter" >> FilterStage(config.filters, input_chains(config.inputs),
                                                      input_kinds(config))
     specs = against_specs(config.dedup, plan.against, near_params(config.dedup)) if plan.against else None
-    deduped = filtered.docs | "Dedup" >> Dedup(config.dedup, plan.index, specs)
+    planned = planned_documents(plan.tasks, config.inputs)  # sizes dedup's bucket groups, decides nothing
+    deduped = filtered.docs | "Dedup" >> Dedup(config.dedup, planned, plan.index, specs)
     spill_folder = join(plan.out_dir, SHARDS_DIR)
     tokenized = deduped.docs | "Tokenize" >> Tokenize(config.tokenizer, plan.tokenizer, config.shards.write_jsonl,
                                                       spill_folder)

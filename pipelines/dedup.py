@@ -18,7 +18,7 @@ near-duplicate names the document kept in the end. Two documents under one id ar
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 import apache_beam as beam
@@ -153,12 +153,14 @@ class DedupDecide(beam.PTransform):
     small records move (id, hashes, signature, shingle set); no document body.
 
     With `against` (kind → the earlier indexes' files, `DedupAgainst`), documents that duplicate an
-    earlier build's are removed first, naming it; the others are deduplicated among themselves."""
+    earlier build's are removed first, naming it; the others are deduplicated among themselves.
+    `planned` (kind → the documents the driver expects, `sources.base.planned_documents`) sizes
+    near-dedup's bucket groups; it changes no decision."""
 
-    def __init__(self, config: DedupConfig, against: dict[str, AgainstSpec] | None = None,
-                 keep_nodes: bool = False) -> None:
+    def __init__(self, config: DedupConfig, planned: Mapping[str, int],
+                 against: dict[str, AgainstSpec] | None = None, keep_nodes: bool = False) -> None:
         super().__init__()
-        self.config, self.against, self.keep_nodes = config, against or {}, keep_nodes
+        self.config, self.planned, self.against, self.keep_nodes = config, dict(planned), against or {}, keep_nodes
 
     def expand(self, docs: beam.PCollection) -> DedupDecisions:
         config, p = self.config, docs.pipeline
@@ -166,7 +168,7 @@ class DedupDecide(beam.PTransform):
         tags = (STATS, PAYLOADS) if near_on else (STATS,)  # no payload is made without near-dedup
         wants_nodes = config.exact or near_on or self.keep_nodes or bool(self.against)
         signed = docs | "Sign" >> MultiOutputParDo(SignFn(config), *tags, main="nodes" if wants_nodes else None)
-        initial = p | "InitialStats" >> beam.Create(initial_stats(config), reshuffle=False)
+        initial = p | "InitialStats" >> beam.Create(initial_stats(config, self.planned), reshuffle=False)
         stats: list[beam.PCollection] = [signed[STATS], initial]
         nodes = signed.get("nodes")
         earlier_removed = None
@@ -187,7 +189,7 @@ class DedupDecide(beam.PTransform):
         else:
             survivors, exact_removed = nodes, p | "NoExactDecisions" >> beam.Create([])
         if near_on:
-            near = survivors | "Near" >> NearDuplicates(config, signed[PAYLOADS])
+            near = survivors | "Near" >> NearDuplicates(config, signed[PAYLOADS], self.planned)
             stats.append(near.stats)
             resolved = (
                 {"exact": exact_removed | "BySurvivor" >> beam.MapTuple(lambda i, d: (d.survivor, i)),
@@ -256,16 +258,17 @@ class DedupOutputs(NamedTuple):
 class Dedup(beam.PTransform):
     """Documents -> the kept documents: decisions on small records, then one join with the bodies.
     With `index`, the kept documents' index is written (`pipelines/dedup_index.py`); with `against`,
-    documents that duplicate an earlier build's are removed first."""
+    documents that duplicate an earlier build's are removed first. `planned`: as `DedupDecide`."""
 
-    def __init__(self, config: DedupConfig, index: IndexTarget | None = None,
+    def __init__(self, config: DedupConfig, planned: Mapping[str, int], index: IndexTarget | None = None,
                  against: dict[str, AgainstSpec] | None = None) -> None:
         super().__init__()
-        self.config, self.index, self.against = config, index, against
+        self.config, self.planned, self.index, self.against = config, dict(planned), index, against
 
     def expand(self, docs: beam.PCollection) -> DedupOutputs:
         counted_in = docs | "CountIn" >> CountDocuments(DEDUP, "in")
-        decided = docs | "Decide" >> DedupDecide(self.config, self.against, keep_nodes=self.index is not None)
+        decided = docs | "Decide" >> DedupDecide(self.config, self.planned, self.against,
+                                                          keep_nodes=self.index is not None)
         joined: dict[str, beam.PCollection] = {"doc": docs | "KeyById" >> beam.Map(lambda d: (d.id, d)),
                                                "decision": decided.removed}
         if decided.nodes is not None:

@@ -83,7 +83,7 @@ from lemur_corpus.pipelines.loose_files import (
 )
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
 from lemur_corpus.pipelines.read import ReadInputs
-from lemur_corpus.sources import ReadTask, plan_input, read_task
+from lemur_corpus.sources import ReadTask, plan_input, planned_documents, read_task
 
 log = logging.getLogger("corpus")
 
@@ -295,7 +295,8 @@ def construct(p: beam.Pipeline, config: BuildConfig, kind: str, out_dir: str, id
     read = p | "Read" >> ReadInputs(tasks, config)
     file_errors = read.file_errors
     docs = read.docs | "AsCommandDocuments" >> beam.Map(as_command_document, kind)
-    decided = docs | "Decide" >> DedupDecide(config.dedup, against, keep_nodes=index is not None)
+    planned = {kind: sum(planned_documents(tasks, config.inputs).values())}  # every document is `kind` here
+    decided = docs | "Decide" >> DedupDecide(config.dedup, planned, against, keep_nodes=index is not None)
     accounting = gather(p, [read]) | "Accounting" >> Accounting()  # every record read is kept or dropped
     # Texts stay where they were read: decisions travel to their read task, which reads its file again.
     places = docs | "Places" >> beam.Map(lambda d: (d.id, (task_of(d.origin, task_index), d.origin)))

@@ -18,8 +18,10 @@ every bucket holds one document, so a shuffle of one element per document and ba
 `BUCKET_GROUP_ENTRIES` band keys, built per bundle by the runner's combiner lifting (each bundle
 sends a list per group it touched).
 
-Memory per worker: a bucket group holds its band keys and members' ids and keep keys (on average
-`BUCKET_GROUP_ENTRIES`, plus any bucket that is large by itself), and the combining step the band
+Memory per worker: a bucket group holds its band keys and members' ids and keep keys (at most about
+`BUCKET_GROUP_ENTRIES` when the driver's planned documents are not below the real ones, plus any
+bucket that is large by itself; their number is fixed before the run, so no signed document waits
+for a count of the others), and the combining step the band
 keys of its bundle until the runner flushes them; the join holds one document's
 payload and the ids of the distinct later documents paired with it (all of a bucket's members for
 one of its first `bucket_window`: ids only); a verification group holds one document
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -71,25 +73,33 @@ def near_params(config: DedupConfig) -> dict[str, tuple[int, int]]:
     return {kind: lsh_params(config.near(kind), f"dedup.{kind}") for kind in KINDS if config.near(kind).enabled}
 
 
-def initial_stats(config: DedupConfig) -> list[tuple[tuple[str, str, str], float]]:
-    """Zeros for every near metric, the LSH parameters and the bounds, so the manifest always shows them."""
+def initial_stats(config: DedupConfig, planned: Mapping[str, int]) -> list[tuple[tuple[str, str, str], float]]:
+    """Zeros for every near metric, the LSH parameters, the bounds and the bucket groups planned, so
+    the manifest always shows them."""
     out = []
+    groups = planned_bucket_groups(config, planned)
     for kind, (bands, rows) in sorted(near_params(config).items()):
         near = config.near(kind)
         out += [stat("near", kind, metric, 0) for metric in NEAR_METRICS]
         out += [stat("near", kind, "bands", bands), stat("near", kind, "rows", rows),
                 stat("near", kind, "num_perm", near.num_perm), stat("near", kind, "bucket_window", near.bucket_window),
                 stat("near", kind, "component_round_limit", config.component_rounds),
-                stat("near", kind, "component_size_limit", near.max_component_size)]
+                stat("near", kind, "component_size_limit", near.max_component_size),
+                stat("near", kind, "bucket_groups", groups[kind])]
     return out
 
 
 BUCKET_GROUP_ENTRIES = 8_192
-"""Band keys per bucket group, on average. A kind's buckets are dealt into
-`bucket_groups(documents, bands)` groups by their key's hash, so the groups stay this size whatever
-the corpus's (more documents: more groups, not larger ones). About 0.5 MB of entries: small enough
-for any worker, large enough that a bundle sends a few lists, not thousands of elements; 5,000
-text documents (23 bands) make 15 groups, enough for several workers."""
+"""Band keys per bucket group, at most about. A kind's buckets are dealt into `bucket_groups(planned
+documents, bands)` groups by their key's hash, so the groups stay this size whatever the corpus's
+(more documents: more groups, not larger ones). About 0.5 MB of entries: small enough for any
+worker, large enough that a bundle sends a few lists, not thousands of elements.
+
+The number comes from the driver's estimate of the kind's documents (`planned_documents`: input
+bytes / 1,000), not from counting the signed documents: a count taken as a side input makes every
+partition's signed documents wait in memory until the last is counted (1,345 of the 1,541 MiB two
+Dask workers held at a million documents). Which group a bucket is in changes no output; a low
+estimate only makes groups larger (the manifest's `bucket_groups` and `documents` show by how much)."""
 
 BandEntry = tuple
 """(band key, *keep key): one document in one LSH bucket (a keep key ends with the document's id;
@@ -97,9 +107,15 @@ flat, because the coders decode nested tuples several times slower)."""
 
 
 def bucket_groups(documents: int, bands: int) -> int:
-    """Groups for a kind of `documents` signed documents of `bands` band keys each: about
+    """Groups for a kind of `documents` documents of `bands` band keys each: about
     `BUCKET_GROUP_ENTRIES` keys per group, at least one group."""
     return max(1, -(-documents * bands // BUCKET_GROUP_ENTRIES))
+
+
+def planned_bucket_groups(config: DedupConfig, planned: Mapping[str, int]) -> dict[str, int]:
+    """Bucket groups of every kind with near-dedup, from its planned documents (a kind not planned:
+    one group)."""
+    return {kind: bucket_groups(planned.get(kind, 0), bands) for kind, (bands, _) in near_params(config).items()}
 
 
 def signed_documents(counted: tuple[tuple[str, str], int]) -> Iterator[Stat]:
@@ -115,29 +131,17 @@ def bucket_group(key: bytes, groups: int) -> int:
 
 
 class BandKeysFn(beam.DoFn):
-    """(record, signature) → ((kind, bucket group), (band key, *keep key)) for every band; the
-    groups of a kind follow its number of signed documents (`signed`, a side input of
-    ((kind, source), signed documents))."""
+    """(record, signature) → ((kind, bucket group), (band key, *keep key)) for every band, into the
+    kind's `groups` bucket groups."""
 
-    def __init__(self, params: dict[str, tuple[int, int]], rule: SurvivorRule) -> None:
-        self.params, self.rule = params, rule
-        self._counted: list | None = None
-        self._per_kind: dict[str, int] = {}
-
-    def _signed_per_kind(self, signed: list[tuple[tuple[str, str], int]]) -> dict[str, int]:
-        """The side input's counts summed per kind, once per side input value (not per document)."""
-        if signed is not self._counted:
-            per_kind: dict[str, int] = {}
-            for (kind, _), count in signed:
-                per_kind[kind] = per_kind.get(kind, 0) + count
-            self._counted, self._per_kind = signed, per_kind
-        return self._per_kind
+    def __init__(self, params: dict[str, tuple[int, int]], rule: SurvivorRule, groups: dict[str, int]) -> None:
+        self.params, self.rule, self.groups = params, rule, groups
 
     @profiled(MINHASH)
-    def process(self, node: SignedNode, signed: list[tuple[tuple[str, str], int]]) -> Iterator[Any]:
+    def process(self, node: SignedNode) -> Iterator[Any]:
         record, signature = node
         bands, rows = self.params[record.kind]
-        groups = bucket_groups(self._signed_per_kind(signed)[record.kind], bands)
+        groups = self.groups[record.kind]
         keep = survivor_key(record, self.rule)
         for key in band_keys(from_bytes(signature), bands, rows):
             yield (record.kind, bucket_group(key, groups)), (key, *keep)
@@ -318,11 +322,12 @@ class NearOutputs(NamedTuple):
 
 class NearDuplicates(beam.PTransform):
     """Exact survivors (record, signature) and payloads (id, Payload) -> near removals and their
-    statistics: LSH buckets, verified pairs, connected components, each component's walk."""
+    statistics: LSH buckets, verified pairs, connected components, each component's walk. `planned`
+    (kind → documents the driver expects, `sources.base.planned_documents`) sizes the bucket groups."""
 
-    def __init__(self, config: DedupConfig, payloads: beam.PCollection) -> None:
+    def __init__(self, config: DedupConfig, payloads: beam.PCollection, planned: Mapping[str, int]) -> None:
         super().__init__()
-        self.config, self.payloads = config, payloads
+        self.config, self.payloads, self.planned = config, payloads, dict(planned)
 
     def expand(self, survivors: beam.PCollection) -> NearOutputs:
         config, payloads = self.config, self.payloads
@@ -334,8 +339,8 @@ class NearDuplicates(beam.PTransform):
             | "CountSigned" >> beam.CombinePerKey(sum)
         )
         signed_stats = signed_per_source | "SignedStats" >> beam.FlatMap(signed_documents)
-        keys = signed | "BandKeys" >> beam.ParDo(BandKeysFn(near_params(config), config.keep),
-                                                 signed=beam.pvalue.AsList(signed_per_source))
+        keys = signed | "BandKeys" >> beam.ParDo(
+            BandKeysFn(near_params(config), config.keep, planned_bucket_groups(config, self.planned)))
         pairs = (
             keys
             | "GroupBuckets" >> beam.CombinePerKey(BucketEntriesFn())

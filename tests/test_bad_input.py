@@ -43,7 +43,7 @@ from lemur_corpus.errors import CorpusError, InputFileError
 from lemur_corpus.normalize import normalize_document
 from lemur_corpus.pipelines.build import run_build
 from lemur_corpus.pipelines.direct_runner import beam_pipeline
-from lemur_corpus.sources import plan_input, read_task
+from lemur_corpus.sources import plan_input, planned_documents, read_task
 from lemur_corpus.sources.files import record_to_item
 from lemur_corpus.sources.layouts import LAYOUTS
 from tests.buildutil import slice_config
@@ -250,7 +250,7 @@ def test_the_pipeline_ledger_balances_on_random_mixes(names: list[str], tmp_path
         read = p | "Read" >> ReadInputs(tasks, config)
         normalized = read.docs | "Normalize" >> DocumentStage("normalize", StageFn(normalize_document, "normalize"))
         filtered = normalized.docs | "Filter" >> DocumentStage("filter", FilterFn(config.filters))
-        deduped = filtered.docs | "Dedup" >> Dedup(config.dedup)
+        deduped = filtered.docs | "Dedup" >> Dedup(config.dedup, planned_documents(tasks, config.inputs))
         ledger = gather(p, [read, normalized, filtered, deduped])
         _ = (ledger | "Accounting" >> Accounting()
              | beam.Map(lambda table: out.write_text(json.dumps(to_report(table)))))

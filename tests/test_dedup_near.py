@@ -25,6 +25,7 @@ from lemur_corpus.pipelines.dedup_common import Decision, Payload
 from lemur_corpus.pipelines.dedup_files import run_dedup_files
 from lemur_corpus.pipelines.dedup_near import BucketPairsFn, NearDuplicates, bucket_group, bucket_groups
 from lemur_corpus.pipelines.direct_runner import beam_pipeline
+from lemur_corpus.sources import base as sources_base
 from tests.conftest import read_jsonl, shared_path
 
 
@@ -66,7 +67,7 @@ def test_a_pair_the_star_never_compared_is_verified() -> None:
         nodes = p | "Nodes" >> beam.Create([(records[i], to_bytes(signatures[i])) for i in "ABC"])
         payloads = p | "Payloads" >> beam.Create(
             [(i, Payload(records[i], (i,), to_bytes(signatures[i]))) for i in "ABC"])
-        near = nodes | NearDuplicates(config, payloads)
+        near = nodes | NearDuplicates(config, payloads, {"text": 3})
         assert_that(near.removed, equal_to([("C", Decision("near_duplicate", "B", round(216 / 256, 6)))]))
 
 
@@ -136,13 +137,20 @@ def test_a_bucket_group_gives_each_of_its_buckets_pairs_whatever_the_order() -> 
 
 @pytest.mark.slow
 def test_decisions_do_not_depend_on_how_buckets_are_grouped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The number of bucket groups is planned on the driver from the input's size, an estimate:
+    whatever it is, the decisions and every statistic but `bucket_groups` are the same."""
     docs = _chain(40, 4, seed=11)
     path = _write(tmp_path / "chain.jsonl", docs)
-    run_dedup_files([str(path)], "text", str(tmp_path / "one"), DedupConfig(), shards=1)
-    monkeypatch.setattr(dedup_near, "BUCKET_GROUP_ENTRIES", 7)  # 40 x 23 band keys: 132 groups
-    summary = run_dedup_files([str(path)], "text", str(tmp_path / "many"), DedupConfig(), shards=1)
-    assert summary["dedup"]["near"]["text"]["buckets_linked"] > 0
-    assert _rows(tmp_path / "one") == _rows(tmp_path / "many")
+    one = run_dedup_files([str(path)], "text", str(tmp_path / "one"), DedupConfig(), shards=1)
+    monkeypatch.setattr(dedup_near, "BUCKET_GROUP_ENTRIES", 7)  # ~50 planned documents x 23 band keys: ~160 groups
+    many = run_dedup_files([str(path)], "text", str(tmp_path / "many"), DedupConfig(), shards=1)
+    monkeypatch.setattr(sources_base, "BYTES_PER_PLANNED_DOCUMENT", 10**9)  # planned: 1 document, 4 groups
+    few = run_dedup_files([str(path)], "text", str(tmp_path / "few"), DedupConfig(), shards=1)
+    groups = [summary["dedup"]["near"]["text"].pop("bucket_groups") for summary in (one, many, few)]
+    assert groups[0] == 1 and groups[1] > 100 and groups[2] == 4
+    assert many["dedup"]["near"]["text"]["buckets_linked"] > 0
+    assert one["dedup"] == many["dedup"] == few["dedup"]
+    assert _rows(tmp_path / "one") == _rows(tmp_path / "many") == _rows(tmp_path / "few")
 
 
 def _chain(count: int, step: int, seed: int) -> list[dict[str, str]]:

@@ -16,8 +16,8 @@ from lemur_corpus.accounting import Drop
 from lemur_corpus.config import BuildConfig, InputFormat, parse_config
 from lemur_corpus.document import Document, from_arrow, to_arrow
 from lemur_corpus.errors import ConfigError, InputFileError
-from lemur_corpus.sources import PLANNERS, READERS, plan_input, read_task
-from lemur_corpus.sources.base import Container, plan_files
+from lemur_corpus.sources import PLANNERS, READERS, ReadTask, plan_input, planned_documents, read_task
+from lemur_corpus.sources.base import BYTES_PER_PLANNED_DOCUMENT, UNSIZED_TASK_DOCUMENTS, Container, plan_files
 from tests.conftest import read_jsonl, shared_path
 
 SOURCES = {
@@ -174,6 +174,42 @@ def test_local_environment_source_is_capped_and_deterministic() -> None:
         per_source[d.source] = per_source.get(d.source, 0) + 1
     assert per_source["python"] == 5 and per_source["refinedweb"] <= 5
     assert all(d.id.startswith("local/") for d in docs)
+
+
+def _planned(config: BuildConfig) -> dict[str, int]:
+    return planned_documents([t for inp in config.inputs for t in plan_input(inp, config)[0]], config.inputs)
+
+
+def test_planned_documents_estimate_each_kind_before_reading(tmp_path: Path) -> None:
+    """Every real compressed input here is planned within a factor of 3 of what is read (near-
+    duplicates compress into each other, so web_neardup is the low side); a local environment is
+    one document a file; `limit_per_file` caps a file; a local Hugging Face parquet is its bytes."""
+    paths = {"code": ["code/code_sample.jsonl.zst", "dups/code_forks.docs.jsonl.zst"],
+             "text": ["web/trafilatura_pages.main.jsonl.zst", "web/chardet_multilingual.jsonl.zst",
+                      "dups/web_neardup.docs.jsonl.zst"]}
+    for kind, names in paths.items():
+        for name in names:
+            path = shared_path(*name.split("/"))
+            source = "python" if kind == "code" else "refinedweb"
+            inp = {"name": "in", "format": "jsonl", "kind": kind, "source": source, "paths": [str(path)]}
+            read = len(read_jsonl(path))
+            planned = _planned(config_for(inp))
+            assert set(planned) == {kind} and read / 3 <= planned[kind] <= 3 * read, (name, planned, read)
+            assert _planned(config_for({**inp, "limit_per_file": 7})) == {kind: 7}
+    local = {"name": "local", "format": "local_env", "text_source": "refinedweb",
+             "local_env": {"max_files_per_bucket": 5, "max_text_files": 5}}
+    docs, _ = read_all(config_for(local))
+    assert _planned(config_for(local)) == {k: sum(d.kind == k for d in docs) for k in ("code", "text")}
+    records = read_jsonl(shared_path("code", "code_sample.jsonl.zst"))[:400]
+    parquet = tmp_path / "hf.parquet"
+    pq.write_table(pa.Table.from_pylist(records), parquet)
+    hf = config_for({"name": "hfstack", "format": "hf", "kind": "code",
+                     "hf": {"id": "parquet", "data_files": [str(parquet)], "layout": "stack"}})
+    assert _planned(hf) == {"code": -(-parquet.stat().st_size // BYTES_PER_PLANNED_DOCUMENT)}
+    streamed = ReadTask("hub", "hf", path="hf:org/set[train]", part=0, parts=4)  # no size the driver can know
+    hub = config_for({"name": "hub", "format": "hf", "kind": "text", "source": "refinedweb",
+                      "hf": {"id": "org/set", "layout": "refinedweb"}})
+    assert planned_documents([streamed] * 4, hub.inputs) == {"text": 4 * UNSIZED_TASK_DOCUMENTS}
 
 
 def test_bad_records_are_counted_with_file_and_line(tmp_path: Path) -> None:

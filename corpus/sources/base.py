@@ -83,6 +83,38 @@ def plan_files(inp: InputConfig, config: BuildConfig) -> tuple[list[ReadTask], l
     return tasks, files
 
 
+BYTES_PER_PLANNED_DOCUMENT = 1_000
+"""Input bytes per document when the driver plans sizes before reading (`planned_documents`). The
+compressed real inputs in ../shared/data hold 400-2,700 bytes per document (zstd; the low end a file
+of near-duplicates, which compress into each other; a page's text alone is ~4 KB), so an input's
+bytes / 1,000 is its documents within a factor of about 3 either way. A step sized from it is as
+much smaller or larger than its target; nothing it decides depends on it."""
+UNSIZED_TASK_DOCUMENTS = 100_000
+"""Documents assumed for a task whose size the driver cannot know (a streamed Hugging Face shard,
+typically one Parquet file of 10^4-10^6 rows)."""
+
+
+def planned_documents(tasks: Sequence[ReadTask], inputs: Sequence[InputConfig]) -> dict[str, int]:
+    """An estimate, made before anything is read, of the documents each kind's read tasks hold: a file's
+    bytes / `BYTES_PER_PLANNED_DOCUMENT`, `UNSIZED_TASK_DOCUMENTS` for a task of unknown size, at most
+    `limit_per_file` per task, one per file of a local-environment batch. It sizes work (dedup's
+    bucket groups), never decides anything: every output is the same whatever it says."""
+    by_name = {inp.name: inp for inp in inputs}
+    planned: dict[str, int] = {}
+    for task in tasks:
+        inp = by_name[task.input_name]
+        if task.container == "local_env":
+            for kind, _, _ in task.files:
+                planned[kind] = planned.get(kind, 0) + 1
+            continue
+        documents = -(-task.size // BYTES_PER_PLANNED_DOCUMENT) if task.size else UNSIZED_TASK_DOCUMENTS
+        if inp.limit_per_file is not None:
+            documents = min(documents, inp.limit_per_file)
+        assert inp.kind is not None  # every input but local_env names its kind (InputConfig)
+        planned[inp.kind] = planned.get(inp.kind, 0) + documents
+    return planned
+
+
 FIELD_SAMPLE = 100
 """Records whose fields are looked at before the run (a Parquet file: its schema)."""
 TEXT_FIELD_NAMES = ("text", "content", "body", "raw_content", "code", "document", "contents")

@@ -58,8 +58,9 @@ def plan_hf(inp: InputConfig, config: BuildConfig) -> tuple[list[ReadTask], list
     except Exception as exc:
         raise InputFileError(label, f"cannot load the dataset: {type(exc).__name__}: {exc}") from None
     shards = int(getattr(dataset, "n_shards", 1) or 1) if _streaming(inp.hf) else 1
-    tasks = [ReadTask(inp.name, "hf", path=label, part=i, parts=shards) for i in range(shards)]
     files = [InputFile(f, os.path.getsize(f)) for f in sorted(inp.hf.data_files or []) if os.path.exists(f)]
+    size = -(-sum(f.size for f in files) // shards)  # local files: their bytes, dealt to the shards; else unknown
+    tasks = [ReadTask(inp.name, "hf", path=label, size=size, part=i, parts=shards) for i in range(shards)]
     return tasks, files or [InputFile(label, 0)]
 
 
