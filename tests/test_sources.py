@@ -210,6 +210,11 @@ def test_planned_documents_estimate_each_kind_before_reading(tmp_path: Path) -> 
     hub = config_for({"name": "hub", "format": "hf", "kind": "text", "source": "refinedweb",
                       "hf": {"id": "org/set", "layout": "refinedweb"}})
     assert planned_documents([streamed] * 4, hub.inputs) == {"text": 4 * UNSIZED_TASK_DOCUMENTS}
+    empty = tmp_path / "empty.jsonl"  # an empty file (allow_empty_files): no documents, not an unknown size
+    empty.write_text("")
+    allowed = config_for({"name": "in", "format": "jsonl", "kind": "text", "source": "refinedweb",
+                          "paths": [str(empty)]}, allow_empty_files=True)
+    assert _planned(allowed) == {"text": 0}
 
 
 def test_bad_records_are_counted_with_file_and_line(tmp_path: Path) -> None:

@@ -107,7 +107,10 @@ def planned_documents(tasks: Sequence[ReadTask], inputs: Sequence[InputConfig]) 
             for kind, _, _ in task.files:
                 planned[kind] = planned.get(kind, 0) + 1
             continue
-        documents = -(-task.size // BYTES_PER_PLANNED_DOCUMENT) if task.size else UNSIZED_TASK_DOCUMENTS
+        if task.container == "hf" and not task.size:  # a streamed dataset: no size before it is read
+            documents = UNSIZED_TASK_DOCUMENTS
+        else:  # a file's bytes (0: an empty file, allowed by allow_empty_files)
+            documents = -(-task.size // BYTES_PER_PLANNED_DOCUMENT)
         if inp.limit_per_file is not None:
             documents = min(documents, inp.limit_per_file)
         assert inp.kind is not None  # every input but local_env names its kind (InputConfig)
