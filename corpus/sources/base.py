@@ -84,11 +84,11 @@ def plan_files(inp: InputConfig, config: BuildConfig) -> tuple[list[ReadTask], l
 
 
 BYTES_PER_PLANNED_DOCUMENT = 1_000
-"""Input bytes per document when the driver plans sizes before reading (`planned_documents`). The
-compressed real inputs in ../shared/data hold 400-2,700 bytes per document (zstd; the low end a file
-of near-duplicates, which compress into each other; a page's text alone is ~4 KB), so an input's
-bytes / 1,000 is its documents within a factor of about 3 either way. A step sized from it is as
-much smaller or larger than its target; nothing it decides depends on it."""
+"""Input bytes per document when the driver plans sizes before reading (`planned_documents`). For
+every compressed real input in ../shared/data, bytes / 1,000 is its documents within a factor of 3
+either way (tests/test_sources.py checks it; the low side a file of near-duplicates, which compress
+into each other). A step sized from it is as much smaller or larger than its target; nothing it
+decides depends on it."""
 UNSIZED_TASK_DOCUMENTS = 100_000
 """Documents assumed for a task whose size the driver cannot know (a streamed Hugging Face shard,
 typically one Parquet file of 10^4-10^6 rows)."""
