@@ -19,6 +19,7 @@ sizes do the same work per document after the mixture, and its shards are --shar
 
 - throughput: input MB and documents per second per worker (wall time x workers), and per CPU
   second (driver and workers together);
+- CPU seconds in all, and the build process's own (the driver), so the runner's share can be placed;
 - where the CPU went: the manifest's `run.profile` (pipelines/profile.py), CPU seconds per stage (read,
   normalize, each filter, exact dedup, MinHash, components, tokenize, mix, write) per MB and per
   document of input, and per MB the stage itself saw (a code filter sees only code); and what no
@@ -271,7 +272,8 @@ def measure_build(config_file: Path, runner: str, workers: int, shuffle: str = "
     read = manifest["accounting"]["stages"]["read"]
     near = manifest["dedup"].get("near", {})
     return {
-        "wall_s": wall, "cpu_s": cpu_self + cpu_children, "driver_rss_mib": rss_self, "worker_rss_mib": rss_children,
+        "wall_s": wall, "cpu_s": cpu_self + cpu_children, "driver_cpu_s": cpu_self,
+        "driver_rss_mib": rss_self, "worker_rss_mib": rss_children,
         "docs_in": sum(g["in"]["docs"] for g in read.values()),
         "bytes_in": sum(g["in"]["bytes"] for g in read.values()),
         "docs_out": manifest["totals"]["documents"], "tokens_out": manifest["totals"]["tokens"],
@@ -330,6 +332,7 @@ def report(count: int, runner: str, workers: int, r: dict) -> None:
           f"driver {r['driver_rss_mib']:6.0f} MiB | {r['docs_out']:,} docs, {r['tokens_out']:,} tokens out in "
           f"{r['shards']} shards; largest near-duplicate component {r['max_component_size']:,} documents "
           f"({r['component_rounds']} rounds)")
+    print(f"    CPU: {r['cpu_s']:.1f} s in all, the build's driver process {r['driver_cpu_s']:.1f} s")
     if r.get("worker_rss_each_mib"):
         print("    each dask worker: " + ", ".join(
             f"{cpu:.0f} CPU-s, peak {rss:.0f} MiB" for cpu, rss in zip(r["worker_cpu_s"], r["worker_rss_each_mib"],

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lemur_corpus.document import Document
 from lemur_corpus.errors import ConfigError, InputFileError
@@ -30,7 +32,7 @@ from lemur_corpus.filters.decontam.report import (
     finished_report,
     merge_reports,
 )
-from lemur_corpus.filters.decontam.tokens import ngram_hashes, text_ngrams, words
+from lemur_corpus.filters.decontam.tokens import ngram_hashes, text_ngrams, word_bytes, words
 from tests.conftest import read_jsonl, shared_path
 
 TASKS = [
@@ -86,6 +88,31 @@ def test_words_ignore_layout_quotes_and_comment_markers() -> None:
 def test_calculator_annotations_are_not_words() -> None:
     assert words("She pays 3 * 4 = <<3*4=12>>12 dollars.") == words("She pays 3 * 4 = 12 dollars.")
     assert words("std::cout << a >> b;") == ["std", "cout", "a", "b"]  # shifts without `=` stay as they are
+
+
+WORDISH = st.text(alphabet=st.sampled_from(["a", "Z", "é", "ß", "İ", "7", "_", "٣", "字", "\U0001D400", " ", "\n",
+                                             "-", "'", "<", ">", "=", "\u0301", "\u200b", "\x00"]), max_size=120)
+
+
+@given(WORDISH | st.text(max_size=120))
+@settings(max_examples=400, deadline=None)
+def test_word_bytes_are_the_regex_words_encoded(text: str) -> None:
+    """The documents' fast path (numpy over code points) finds exactly the words the index's benchmark
+    items are cut into (`\\w+`, lower-cased, calculator annotations removed), so the n-grams agree."""
+    assert word_bytes(text) == [w.encode("utf-8") for w in words(text)]
+    for n in (1, 3, 8):
+        assert np.array_equal(ngram_hashes(word_bytes(text), n), ngram_hashes(words(text), n))
+
+
+def test_document_ngrams_match_the_regex_words_on_real_documents() -> None:
+    """Every real code file and web page of ../shared/data: the same n-gram fingerprints either way."""
+    texts = [r["content"] for r in read_jsonl(shared_path("code", "code_sample.jsonl.zst"))]
+    for name in ("trafilatura_pages.main", "commoncrawl_samples", "chardet_multilingual",
+                 "debian_reference_multilingual"):
+        texts += [r["text"] for r in read_jsonl(shared_path("web", f"{name}.jsonl.zst"))]
+    assert len(texts) > 3000
+    for text in texts:
+        assert np.array_equal(text_ngrams(text, 8), ngram_hashes(words(text), 8) >> np.uint64(32))
 
 
 def test_ngram_hashes_are_stable_across_runs_and_machines() -> None:

