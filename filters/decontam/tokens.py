@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import xxhash
@@ -65,15 +66,18 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def _utf8(word: str | bytes) -> bytes:
-    return word.encode("utf-8") if isinstance(word, str) else word
+def utf8_words(tokens: Sequence[str] | Sequence[bytes]) -> Sequence[bytes]:
+    """Words as their UTF-8 bytes (`word_bytes` gives them so; `words` gives `str`)."""
+    if tokens and isinstance(tokens[0], str):
+        return [w.encode("utf-8") for w in cast(Sequence[str], tokens)]
+    return cast(Sequence[bytes], tokens)
 
 
-def word_hashes(tokens: Sequence[str] | Sequence[bytes]) -> np.ndarray:
-    """xxh3-64 of each word's UTF-8 bytes (each distinct word hashed once); words as `str` or as
-    their UTF-8 bytes (`word_bytes`)."""
-    distinct: set[str | bytes] = set(tokens)
-    table = dict(zip(distinct, [xxhash.xxh3_64_intdigest(_utf8(w)) for w in distinct], strict=True))
+def word_hashes(tokens: Sequence[bytes]) -> np.ndarray:
+    """xxh3-64 of each word's UTF-8 bytes (each distinct word hashed once; `map` loops in C where a
+    comprehension ran Python code per word)."""
+    distinct = set(tokens)
+    table = dict(zip(distinct, map(xxhash.xxh3_64_intdigest, distinct), strict=True))
     return np.array(list(map(table.__getitem__, tokens)), dtype=np.uint64)
 
 
@@ -82,7 +86,7 @@ def ngram_hashes(tokens: Sequence[str] | Sequence[bytes], n: int) -> np.ndarray:
     count = len(tokens) - n + 1
     if count <= 0:
         return _EMPTY
-    hashed = word_hashes(tokens)
+    hashed = word_hashes(utf8_words(tokens))
     with np.errstate(over="ignore"):
         acc = hashed[:count].copy()
         for j in range(1, n):
