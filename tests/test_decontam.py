@@ -25,6 +25,8 @@ from lemur_corpus.filters.base import run_chain
 from lemur_corpus.filters.decontam import DecontamConfig, DecontamFilter, load_index, shipped_index_path
 from lemur_corpus.filters.decontam.benchmarks import docstring_description, read_benchmarks
 from lemur_corpus.filters.decontam.index import IndexSettings, index_benchmarks, index_bytes, parse_index, read_header
+from lemur_corpus.filters.decontam.kernels import screened_fingerprints
+from lemur_corpus.filters.decontam.match import BITMAP_SHIFT
 from lemur_corpus.filters.decontam.report import (
     add_record,
     contamination_record,
@@ -32,7 +34,7 @@ from lemur_corpus.filters.decontam.report import (
     finished_report,
     merge_reports,
 )
-from lemur_corpus.filters.decontam.tokens import ngram_hashes, text_ngrams, word_bytes, words
+from lemur_corpus.filters.decontam.tokens import fingerprints, ngram_hashes, ngrams_of, text_ngrams, word_bytes, words
 from tests.conftest import read_jsonl, shared_path
 
 TASKS = [
@@ -113,6 +115,44 @@ def test_document_ngrams_match_the_regex_words_on_real_documents() -> None:
     assert len(texts) > 3000
     for text in texts:
         assert np.array_equal(text_ngrams(text, 8), ngram_hashes(words(text), 8) >> np.uint64(32))
+
+
+@given(st.lists(st.integers(0, 2**64 - 1), max_size=60), st.integers(1, 9),
+       st.binary(min_size=1, max_size=64), st.integers(16, 28))
+@settings(max_examples=200, deadline=None)
+def test_the_compiled_screen_keeps_what_the_numpy_screen_keeps(hashes: list[int], n: int, pattern: bytes,
+                                                                 shift: int) -> None:
+    """`kernels.screened_fingerprints` against numpy's n-grams, fingerprints and bitmap test, in order
+    with repeats, on any word hashes (wrapping arithmetic included) and bitmaps from empty to full (a
+    coarse screen, `shift` 16-28, keeps the bitmaps small; the index's is `BITMAP_SHIFT`)."""
+    hashed = np.array(hashes, dtype=np.uint64)
+    bitmap = np.resize(np.frombuffer(pattern, dtype=np.uint8), 1 << (32 - shift - 3))
+    prints = fingerprints(ngrams_of(hashed, n))
+    top = prints >> np.uint32(shift)
+    passed = ((bitmap[top >> np.uint32(3)] >> (top & np.uint32(7)).astype(np.uint8)) & 1).astype(bool)
+    assert np.array_equal(screened_fingerprints(hashed, n, bitmap, shift), prints[passed])
+
+
+def test_a_match_is_the_lookup_of_the_documents_ngrams_on_real_documents() -> None:
+    """`Matcher.match` (compiled screen) finds what `Matcher.lookup` of `text_ngrams` finds (numpy
+    screen), on the shipped index: clean real code and web pages, and copies of real benchmark items."""
+    decontam = DecontamFilter(DecontamConfig())
+    decontam.setup()
+    matcher = decontam.matcher
+    assert matcher is not None and BITMAP_SHIFT == 5
+    texts = [r["content"] for r in read_jsonl(shared_path("code", "code_sample.jsonl.zst"))][:600]
+    texts += [r["text"] for r in read_jsonl(shared_path("web", "commoncrawl_samples.jsonl.zst"))][:300]
+    humaneval = read_jsonl(shared_path("benchmarks", "humaneval.jsonl"))
+    gsm8k = read_jsonl(shared_path("benchmarks", "gsm8k_test.jsonl"))
+    texts += [texts[i] + "\n" + task["prompt"] + task["canonical_solution"] for i, task in enumerate(humaneval[:80])]
+    texts += [f"Homework:\n{q['question']}\n{q['answer']}" for q in gsm8k[:80]]
+    texts += ["", "one", "a b c d e f g"]
+    found = 0
+    for text in texts:
+        expected = matcher.lookup(text_ngrams(text, matcher.index.settings.ngram))
+        assert matcher.match(text) == expected
+        found += expected.contaminated
+    assert found >= 160
 
 
 def test_ngram_hashes_are_stable_across_runs_and_machines() -> None:

@@ -14,7 +14,8 @@ item's. Ties go by the best part's containment, then by id.
 A document's n-gram fingerprints first meet a bitmap of the index (2^27 bits, 16 MB, one bit per
 fingerprint's top 27 bits: about 0.5% set), which lets through the few that may be indexed; those
 are looked up with two binary searches each in the index's sorted keys, and the hits grouped by
-part. All of it is numpy over the whole document, no Python loop over n-grams.
+part. A document's n-grams are made and screened by one compiled loop (`kernels.screened_fingerprints`);
+the rest is numpy over the few that pass, no Python loop over n-grams.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import dataclasses
 import numpy as np
 
 from lemur_corpus.filters.decontam.index import PART_NAMES, DecontamIndex
-from lemur_corpus.filters.decontam.tokens import text_ngrams
+from lemur_corpus.filters.decontam.kernels import screened_fingerprints
+from lemur_corpus.filters.decontam.tokens import word_bytes, word_hashes
 
 BITMAP_SHIFT = 5
 """Fingerprints (32 bits) are screened on their top 27 bits."""
@@ -99,11 +101,15 @@ class Matcher:
 
     def lookup(self, prints: np.ndarray) -> Contamination:
         """Matches of a document given its n-gram fingerprints (any order, repeats allowed)."""
+        screened = self.screen(prints) if len(prints) and len(self.index.keys) else prints[:0]
+        return self.lookup_screened(screened, int(len(prints)))
+
+    def lookup_screened(self, hashes: np.ndarray, total: int) -> Contamination:
+        """Matches of a document given the distinct fingerprints of its `total` n-grams that passed
+        the screen (sorted)."""
         index = self.index
         keys = index.keys
-        total = int(len(prints))
-        hashes = self.screen(prints) if len(prints) and len(keys) else prints[:0]
-        if not len(hashes):
+        if not len(hashes) or not len(keys):
             return Contamination((), total)
         lo = np.searchsorted(keys, hashes, side="left")
         hi = np.searchsorted(keys, hashes, side="right")
@@ -140,7 +146,13 @@ class Matcher:
         return Contamination(tuple(best[item] for item in ranked), total)
 
     def match(self, text: str) -> Contamination:
-        return self.lookup(text_ngrams(text, self.index.settings.ngram))
+        """Matches of a document's text: the same as `lookup(tokens.text_ngrams(text, n))`."""
+        n = self.index.settings.ngram
+        tokens = word_bytes(text)
+        if len(tokens) < n:
+            return Contamination((), 0)
+        passed = screened_fingerprints(word_hashes(tokens), n, self.bitmap, BITMAP_SHIFT)
+        return self.lookup_screened(np.unique(passed), len(tokens) - n + 1)
 
 
 def _rank(m: ItemMatch) -> tuple[float, float, int, str, str]:
