@@ -48,6 +48,13 @@ class Filter(Protocol):
     def __call__(self, doc: Document) -> Verdict: ...
 
 
+@runtime_checkable
+class DescribesKept(Protocol):
+    """A filter that measures some signals only to describe a kept document, which can be skipped."""
+
+    kept_signals: bool
+
+
 def filter_name_problem(kind: str, names: Sequence[str], known: Sequence[str]) -> str:
     """Why a list of filter names is not a valid chain of `kind` ('' when it is): each name must be
     known and appear once. Config validators and the build functions of every kind share it."""
@@ -78,6 +85,14 @@ def setup_filters(filters: Sequence[Filter]) -> None:
         setup = getattr(f, "setup", None)
         if callable(setup):
             setup()
+
+
+def drop_signals_only(filters: Sequence[Filter]) -> None:
+    """Tell the filters that only a dropped document's signals are read (a build's drop log), so a
+    filter may skip signals that describe a kept document and decide nothing (`kept_signals`)."""
+    for f in filters:
+        if isinstance(f, DescribesKept):
+            f.kept_signals = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ import apache_beam as beam
 from lemur_corpus.accounting import FILTER, Drop
 from lemur_corpus.config import FiltersConfig, InputConfig
 from lemur_corpus.document import KINDS, Document
-from lemur_corpus.filters.base import Filter, run_chain, setup_filters
+from lemur_corpus.filters.base import Filter, drop_signals_only, run_chain, setup_filters
 from lemur_corpus.filters.code import build_code_filters
 from lemur_corpus.filters.decontam import DecontamFilter
 from lemur_corpus.filters.decontam.report import (
@@ -85,6 +85,7 @@ class FilterFn(beam.DoFn):
         for chains in (self.chains, *self.input_chains.values()):
             for chain in chains.values():
                 setup_filters(chain)
+                drop_signals_only(chain)  # a kept document's signals are not written (only `Drop.detail`)
         self.reported = {id(chain) for chains in (self.chains, *self.input_chains.values())
                          for chain in chains.values() if any(isinstance(f, DecontamFilter) for f in chain)}
 

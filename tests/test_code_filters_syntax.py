@@ -17,12 +17,14 @@ import pytest
 import xxhash
 
 from lemur_corpus.buckets import UNBUCKETED
+from lemur_corpus.config import FiltersConfig
 from lemur_corpus.document import Document
-from lemur_corpus.filters.base import Verdict, run_chain, setup_filters
+from lemur_corpus.filters.base import Verdict, drop_signals_only, run_chain, setup_filters
 from lemur_corpus.filters.code import CodeFiltersConfig, build_code_filters
 from lemur_corpus.filters.code import syntax as syntax_module
 from lemur_corpus.filters.code.config import DEFAULT_GRAMMARS, SyntaxConfig
 from lemur_corpus.filters.code.syntax import SyntaxFilter, chunk_reader, load_grammar
+from lemur_corpus.pipelines.filter import FilterFn
 from tests.code_samples import stack_documents, stdlib_documents, truncate_in_open_block, truncate_mid_byte
 from tests.conftest import read_jsonl, shared_path
 
@@ -138,6 +140,33 @@ def test_truncated_copies_of_valid_files_are_caught(syntax: SyntaxFilter, valid_
     with capsys.disabled():
         print("\n" + "\n".join(lines))
     assert not failures, lines
+
+
+def test_a_build_measures_comments_only_for_the_files_it_drops(syntax: SyntaxFilter,  # type: ignore[no-untyped-def]
+                                                               valid_files) -> None:
+    """With `kept_signals` off (what a build's `FilterFn` sets: it writes only a dropped document's
+    signals), every verdict is the same, a dropped file's signals too (`comment_share` included);
+    a kept file's lack only `comment_share`, the one signal measured to describe it."""
+    build = SyntaxFilter(SyntaxConfig())
+    build.setup()
+    chain = [build]
+    drop_signals_only(chain)
+    assert not build.kept_signals and syntax.kept_signals
+    docs = [doc for doc, _, _ in valid_files[:400]]
+    docs += [d.replace(text=cut) for d in docs[:200] if (cut := truncate_in_open_block(d.text, d.lang))]
+    dropped = 0
+    for doc in docs:
+        full, lean = syntax(doc), build(doc)
+        assert (full.keep, full.reason) == (lean.keep, lean.reason), doc.id
+        if full.keep:
+            assert lean.signals == {k: v for k, v in full.signals.items() if k != "comment_share"}, doc.id
+        else:
+            dropped += 1
+            assert lean.signals == full.signals and "comment_share" in lean.signals, doc.id
+    assert dropped >= 50
+    fn = FilterFn(FiltersConfig(), kinds=("code",))  # the build's filter step turns it off
+    fn.setup()
+    assert [f.kept_signals for f in fn.chains["code"] if isinstance(f, SyntaxFilter)] == [False]
 
 
 def test_prose_labelled_as_code_is_caught(syntax: SyntaxFilter, sample: list[Document]) -> None:

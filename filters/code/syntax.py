@@ -151,18 +151,23 @@ class ParseResult:
     error_nodes: int = 0
     missing_nodes: int = 0
     nodes: int = 0
-    comment_share: float = 0.0
+    comment_share: float | None = 0.0
+    """None: not measured yet (`measure_comments`)."""
     eof_error: bool = False
     eof_missing: bool = False
     eof_open_token: bool = False
     steps: int = 0
+    tree: ts.Tree | None = dataclasses.field(default=None, compare=False, repr=False)
+    """The parse, while its comments are still to be measured."""
+    blanked_comments: Sequence[tuple[int, int]] = dataclasses.field(default=(), compare=False, repr=False)
 
     def signals(self) -> dict[str, float]:
         if self.timed_out:
             return {"parse_steps": float(self.steps)}
+        comments = {} if self.comment_share is None else {"comment_share": round(self.comment_share, 4)}
         return {"error_share": round(self.error_share, 4), "unparsed_share": round(self.unparsed_share, 4),
                 "error_nodes": float(self.error_nodes), "missing_nodes": float(self.missing_nodes),
-                "nodes": float(self.nodes), "comment_share": round(self.comment_share, 4),
+                "nodes": float(self.nodes), **comments,
                 "eof_error": float(self.eof_error), "eof_missing": float(self.eof_missing),
                 "eof_open_token": float(self.eof_open_token), "parse_steps": float(self.steps)}
 
@@ -228,9 +233,10 @@ def chunk_reader(source: bytes, chunk: bytearray) -> Callable[[int, Any], bytear
 
 
 def parse(grammar: Grammar, source: bytes, max_steps: int, timeout_s: float,
-          blanked_comments: Sequence[tuple[int, int]] = ()) -> ParseResult:
+          blanked_comments: Sequence[tuple[int, int]] = (), comments: bool = True) -> ParseResult:
     """Parse `source` within `max_steps` progress reports and `timeout_s` seconds and measure it;
-    `blanked_comments` are comment spans blanked before parsing (they count in `comment_share`)."""
+    `blanked_comments` are comment spans blanked before parsing (they count in `comment_share`).
+    Without `comments`, `comment_share` is left to `measure_comments` (the result keeps the tree)."""
     steps = 0
     deadline = time.monotonic() + timeout_s
     read = chunk_reader(source, grammar.chunk)
@@ -267,19 +273,32 @@ def parse(grammar: Grammar, source: bytes, max_steps: int, timeout_s: float,
         eof_missing = any(n.start_byte >= end and n.type != ";" for n in missing)
     token = last_token(root)
     eof_open_token = token is not None and token.type in OPEN_TOKENS
-    comment_spans = list(blanked_comments)
+    result = ParseResult(False, error_share, unparsed_share, error_nodes, missing_nodes, root.descendant_count,
+                         None, eof_error, eof_missing, eof_open_token, steps, tree, blanked_comments)
+    return measure_comments(grammar, result, size) if comments else result
+
+
+def measure_comments(grammar: Grammar, result: ParseResult, size: int) -> ParseResult:
+    """`result` with its `comment_share` measured on its tree (the grammar's comment query: a walk of
+    the whole tree, ~15-25% of a parse's cost), the tree let go."""
+    if result.tree is None:
+        return result
+    comment_spans = list(result.blanked_comments)
     if grammar.comments is not None:
-        comments = ts.QueryCursor(grammar.comments).captures(root).get("comment", [])
+        comments = ts.QueryCursor(grammar.comments).captures(result.tree.root_node).get("comment", [])
         comment_spans += [(n.start_byte, n.end_byte) for n in comments]
-    comment_share = merged_length(comment_spans) / size
-    return ParseResult(False, error_share, unparsed_share, error_nodes, missing_nodes, root.descendant_count,
-                       comment_share, eof_error, eof_missing, eof_open_token, steps)
+    return dataclasses.replace(result, comment_share=merged_length(comment_spans) / max(size, 1), tree=None,
+                               blanked_comments=())
 
 
 @dataclasses.dataclass
 class SyntaxFilter:
     config: SyntaxConfig
     name: str = "syntax"
+    kept_signals: bool = True
+    """Whether a kept file's signals are read (`corpus filter`'s verdicts.jsonl). A build reads only a
+    dropped document's (its drop log) and turns this off (`filters.base.drop_signals_only`): the
+    comment query, which decides nothing, then runs only for the files dropped."""
 
     def __post_init__(self) -> None:
         # Import every grammar module now: a misconfigured grammar fails where the filters are built.
@@ -335,7 +354,7 @@ class SyntaxFilter:
             # The blanked lines still count as comments.
             source, blanked = blank_lines(HASH_COMMENT_LINE, source)
         max_steps = max(cfg.min_parse_steps, int(cfg.max_parse_steps_per_kb * len(source) / 1024))
-        return parse(self._grammars[language], source, max_steps, cfg.parse_timeout_s, blanked)
+        return parse(self._grammars[language], source, max_steps, cfg.parse_timeout_s, blanked, self.kept_signals)
 
     def __call__(self, doc: Document) -> Verdict:
         language = self.grammar_language(doc)
@@ -356,6 +375,9 @@ class SyntaxFilter:
             second_rule = self.failed(fallback, second, eof_language=language)
             if not second_rule or (not second.timed_out and second.unparsed_share < result.unparsed_share):
                 result, language, rule = second, fallback, second_rule
+        if rule:
+            assert self._grammars is not None
+            result = measure_comments(self._grammars[language], result, len(source))
         signals = {"parsed": 1.0, "fallback": float(language == fallback), **result.signals()}
         if rule:
             return Verdict.dropped(rule, {**signals, "max_unparsed_share": self.threshold(language)})
