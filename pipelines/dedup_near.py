@@ -15,14 +15,14 @@ found an edge for: the walk joins only those (a few per cluster), not every sign
 Buckets travel in groups (`BUCKET_GROUP_ENTRIES`): a document has one band key per band and almost
 every bucket holds one document, so a shuffle of one element per document and band would move
 ~20 elements per document only to find most of them alone; a group is a list of about
-`BUCKET_GROUP_ENTRIES` band keys, built per bundle by the runner's combiner lifting (each bundle
-sends a list per group it touched).
+`BUCKET_GROUP_ENTRIES` band keys, gathered per bundle by `BandKeysFn` itself (each bundle sends a
+list per group it touched) and merged by the runner's combiner.
 
 Memory per worker: a bucket group holds its band keys and members' ids and keep keys (at most about
 `BUCKET_GROUP_ENTRIES` when the driver's planned documents are not below the real ones, plus any
 bucket that is large by itself; their number is fixed before the run, so no signed document waits
-for a count of the others), and the combining step the band
-keys of its bundle until the runner flushes them; the join holds one document's
+for a count of the others), and `BandKeysFn` at most `BAND_ENTRIES_PER_FLUSH` band keys of
+its bundle; the join holds one document's
 payload and the ids of the distinct later documents paired with it (all of a bucket's members for
 one of its first `bucket_window`: ids only); a verification group holds one document
 and the payloads of the documents before it it is verified against (at most 2 x bucket_window per
@@ -40,6 +40,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 import apache_beam as beam
+from apache_beam.utils.windowed_value import WindowedValue
 
 from lemur_corpus.dedup.config import DedupConfig, SurvivorRule
 from lemur_corpus.dedup.exact import DedupRecord, survivor_key
@@ -49,6 +50,7 @@ from lemur_corpus.dedup.stats import NEAR_METRICS, Stat, stat
 from lemur_corpus.dedup.survivors import walk
 from lemur_corpus.dedup.verify import Verifier
 from lemur_corpus.document import KINDS
+from lemur_corpus.pipelines.dask_combine import GLOBAL_WINDOWS
 from lemur_corpus.pipelines.dedup_common import (
     REMOVED,
     STATS,
@@ -130,34 +132,58 @@ def bucket_group(key: bytes, groups: int) -> int:
     return int.from_bytes(key[-8:], "big") % groups
 
 
+BAND_ENTRIES_PER_FLUSH = 65_536
+"""Band entries `BandKeysFn` holds before it sends them on (a few MB), whatever a bundle's size."""
+
+
 class BandKeysFn(beam.DoFn):
-    """(record, signature) → ((kind, bucket group), (band key, *keep key)) for every band, into the
-    kind's `groups` bucket groups."""
+    """(record, signature) → ((kind, bucket group), [(band key, *keep key), ...]): every band of the
+    bundle's documents, into the kind's `groups` bucket groups, one list per group the bundle touched
+    (sent when the bundle ends, or every `BAND_ENTRIES_PER_FLUSH` entries). One element per document
+    and band, as before, cost the runner's per-element machinery ~20 times per document only to be
+    combined per bundle again."""
 
     def __init__(self, params: dict[str, tuple[int, int]], rule: SurvivorRule, groups: dict[str, int]) -> None:
         self.params, self.rule, self.groups = params, rule, groups
 
+    def start_bundle(self) -> None:
+        self.pending: dict[tuple[str, int], list[BandEntry]] = {}
+        self.held = 0
+
     @profiled(MINHASH)
-    def process(self, node: SignedNode) -> Iterator[Any]:
+    def process(self, node: SignedNode) -> Iterator[tuple[tuple[str, int], list[BandEntry]]]:
         record, signature = node
         bands, rows = self.params[record.kind]
         groups = self.groups[record.kind]
         keep = survivor_key(record, self.rule)
+        pending = self.pending
         for key in band_keys(from_bytes(signature), bands, rows):
-            yield (record.kind, bucket_group(key, groups)), (key, *keep)
+            group = (record.kind, bucket_group(key, groups))
+            entries = pending.get(group)
+            if entries is None:
+                entries = pending[group] = []
+            entries.append((key, *keep))
+        self.held += bands
+        if self.held >= BAND_ENTRIES_PER_FLUSH:
+            yield from self._flush()
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        for element in self._flush():
+            yield WindowedValue(element, 0, GLOBAL_WINDOWS)
+
+    def _flush(self) -> Iterator[tuple[tuple[str, int], list[BandEntry]]]:
+        pending, self.pending, self.held = self.pending, {}, 0
+        yield from pending.items()
 
 
 class BucketEntriesFn(beam.CombineFn):
-    """A bucket group's band entries, as a list (in no particular order: `BucketPairsFn` sorts)."""
+    """A bucket group's band entries, from lists of them, as one list (in no particular order:
+    `BucketPairsFn` sorts)."""
 
     def create_accumulator(self) -> list[BandEntry]:
         return []
 
-    def add_input(self, accumulator: list[BandEntry], entry: BandEntry) -> list[BandEntry]:
-        accumulator.append(entry)
-        return accumulator
-
-    def add_inputs(self, accumulator: list[BandEntry], entries: Iterable[BandEntry]) -> list[BandEntry]:
+    def add_input(self, accumulator: list[BandEntry], entries: list[BandEntry]) -> list[BandEntry]:
         accumulator.extend(entries)
         return accumulator
 

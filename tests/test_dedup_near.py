@@ -16,14 +16,14 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from lemur_corpus.dedup.clusters import connected_components
 from lemur_corpus.dedup.config import DedupConfig
-from lemur_corpus.dedup.exact import DedupRecord
-from lemur_corpus.dedup.lsh import bucket_pairs, pairs_left_out
-from lemur_corpus.dedup.minhash import to_bytes
+from lemur_corpus.dedup.exact import DedupRecord, survivor_key
+from lemur_corpus.dedup.lsh import band_keys, bucket_pairs, pairs_left_out
+from lemur_corpus.dedup.minhash import MinHasher, from_bytes, to_bytes
 from lemur_corpus.dedup.survivors import walk
 from lemur_corpus.pipelines import dedup_near
 from lemur_corpus.pipelines.dedup_common import Decision, Payload
 from lemur_corpus.pipelines.dedup_files import run_dedup_files
-from lemur_corpus.pipelines.dedup_near import BucketPairsFn, NearDuplicates, bucket_group, bucket_groups
+from lemur_corpus.pipelines.dedup_near import BandKeysFn, BucketPairsFn, NearDuplicates, bucket_group, bucket_groups
 from lemur_corpus.pipelines.direct_runner import beam_pipeline
 from lemur_corpus.sources import base as sources_base
 from tests.conftest import read_jsonl, shared_path
@@ -146,11 +146,37 @@ def test_decisions_do_not_depend_on_how_buckets_are_grouped(tmp_path: Path, monk
     many = run_dedup_files([str(path)], "text", str(tmp_path / "many"), DedupConfig(), shards=1)
     monkeypatch.setattr(sources_base, "BYTES_PER_PLANNED_DOCUMENT", 10**9)  # planned: 1 document, 4 groups
     few = run_dedup_files([str(path)], "text", str(tmp_path / "few"), DedupConfig(), shards=1)
-    groups = [summary["dedup"]["near"]["text"].pop("bucket_groups") for summary in (one, many, few)]
-    assert groups[0] == 1 and groups[1] > 100 and groups[2] == 4
+    monkeypatch.setattr(dedup_near, "BAND_ENTRIES_PER_FLUSH", 1)  # band keys sent after every document
+    flushed = run_dedup_files([str(path)], "text", str(tmp_path / "flushed"), DedupConfig(), shards=1)
+    groups = [summary["dedup"]["near"]["text"].pop("bucket_groups") for summary in (one, many, few, flushed)]
+    assert groups[0] == 1 and groups[1] > 100 and groups[2] == groups[3] == 4
     assert many["dedup"]["near"]["text"]["buckets_linked"] > 0
-    assert one["dedup"] == many["dedup"] == few["dedup"]
-    assert _rows(tmp_path / "one") == _rows(tmp_path / "many") == _rows(tmp_path / "few")
+    assert one["dedup"] == many["dedup"] == few["dedup"] == flushed["dedup"]
+    assert _rows(tmp_path / "one") == _rows(tmp_path / "many") == _rows(tmp_path / "few") == _rows(tmp_path / "flushed")
+
+
+def test_band_keys_leave_a_bundle_as_one_list_per_group_it_touched(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every document's band keys reach their group's list once, whether sent when the bundle ends
+    or every `BAND_ENTRIES_PER_FLUSH` entries; a flush never holds more than that plus one document's."""
+    hasher = MinHasher(128, 1, "xxh32")
+    nodes = []
+    for n, text in enumerate(_words(400)[i:i + 60] for i in range(0, 300, 10)):
+        signature, _, _ = hasher.sign(" ".join(text), "words", 5, 100_000, False)
+        record = DedupRecord(f"d{n}", "text", "web", "h", 100 + n, n % 7)
+        nodes.append((record, to_bytes(signature)))
+    params, groups = {"text": (16, 8)}, {"text": 5}
+    expected = sorted((((r.kind, bucket_group(k, 5)), (k, *survivor_key(r, "most_stars"))))
+                      for r, sig in nodes for k in band_keys(from_bytes(sig), 16, 8))
+    for every in (10**6, 40, 1):
+        monkeypatch.setattr(dedup_near, "BAND_ENTRIES_PER_FLUSH", every)
+        fn = BandKeysFn(params, "most_stars", groups)
+        fn.start_bundle()
+        sent = [out for node in nodes for out in fn.process(node)]
+        sent += [w.value for w in fn.finish_bundle()]
+        assert sorted((group, entry) for group, entries in sent for entry in entries) == expected
+        assert all(len(entries) <= every + 16 for _, entries in sent)
+        if every > len(expected):  # sent when the bundle ends: one list per group
+            assert len(sent) == len({group for group, _ in expected}) == 5
 
 
 def _chain(count: int, step: int, seed: int) -> list[dict[str, str]]:
