@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 from lemur_corpus.dedup.config import DedupConfig, NearDedupConfig
 from lemur_corpus.dedup.kernels import xxh32_ranges
 from lemur_corpus.dedup.minhash import HASH_FUNCTIONS, MinHasher, block_of, estimated_jaccard
-from lemur_corpus.dedup.shingles import ShingleStats, iter_shingle_blocks, joined_words, shingles, word_char_table
+from lemur_corpus.dedup.shingles import (
+    ShingleStats,
+    iter_shingle_blocks,
+    joined_words,
+    lowered_joined_words,
+    shingles,
+    word_char_table,
+)
 from tests.conftest import read_jsonl, shared_path
 
 
@@ -57,6 +64,18 @@ def _findall_shingles(text: str, n: int) -> list[bytes]:
     if len(words) < n:
         return [" ".join(words).encode("utf-8", "surrogatepass")]
     return [" ".join(words[i:i + n]).encode("utf-8", "surrogatepass") for i in range(len(words) - n + 1)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet=st.characters(exclude_categories=()), max_size=40), min_size=1, max_size=6))
+def test_the_words_of_the_previous_text_are_reused_only_for_that_text(texts: list[str]) -> None:
+    """`lowered_joined_words` (the decontam filter's and MinHash's shared words of a document) is
+    `joined_words(text.lower())` for any sequence of texts, repeats and equal copies included; the
+    same text object twice in a row is not tokenized again."""
+    for text in [*texts, texts[0], "".join(texts[-1:])]:
+        assert lowered_joined_words(text) == joined_words(text.lower())
+    again = lowered_joined_words(texts[-1])
+    assert lowered_joined_words(texts[-1]) is again
 
 
 @settings(max_examples=400, deadline=None)

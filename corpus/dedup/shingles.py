@@ -159,6 +159,22 @@ def joined_words(text: str) -> tuple[bytes, int]:
     return kept.tobytes().decode("utf-32-le", "surrogatepass").encode("utf-8", "surrogatepass"), count
 
 
+_LAST_LOWERED: list[tuple[str | None, tuple[bytes, int]]] = [(None, (b"", 0))]
+
+
+def lowered_joined_words(text: str) -> tuple[bytes, int]:
+    """`joined_words(text.lower())`, computed once for the text object the previous call saw: in a
+    build the decontam filter and MinHash signing read the same document one after the other (the
+    decontam filter first in the chain, signing after the chain, in the same fused step), ~30 µs a
+    document of ~2 KB. Held as one tuple, so a thread sees a text and its own words or a miss."""
+    last_text, last_words = _LAST_LOWERED[0]
+    if last_text is text:
+        return last_words
+    words = joined_words(text.lower())
+    _LAST_LOWERED[0] = (text, words)
+    return words
+
+
 def iter_shingle_blocks(text: str, tokens: str, n: int, max_shingles: int, block_shingles: int = 8192,
                         stats: ShingleStats | None = None) -> Iterator[ShingleBlock]:
     """The document's shingles in blocks of at most `block_shingles`, the first `max_shingles`
@@ -166,7 +182,7 @@ def iter_shingle_blocks(text: str, tokens: str, n: int, max_shingles: int, block
     stats = stats if stats is not None else ShingleStats()
     if tokens == "words" and len(text) <= BLOCK_CHARS and max_shingles > 0:
         # a document of at most one block of characters (most are): its words at once (`joined_words`)
-        buffer, count = joined_words(text.lower())
+        buffer, count = lowered_joined_words(text)
         if count == 0:
             return
         every = joined_ngram_block(buffer, count, n)

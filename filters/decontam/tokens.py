@@ -22,7 +22,7 @@ from typing import cast
 import numpy as np
 import xxhash
 
-from lemur_corpus.dedup.shingles import joined_words
+from lemur_corpus.dedup.shingles import lowered_joined_words
 from lemur_corpus.normalize import normalize_text
 
 TOKENIZATION = "words-v1"
@@ -49,7 +49,7 @@ def word_bytes(text: str) -> list[bytes]:
     (`benchmarks/decontam_speed.py`)."""
     if "<<" in text:
         text = CALCULATOR_ANNOTATION.sub(" ", text)
-    joined, count = joined_words(text.lower())
+    joined, count = lowered_joined_words(text)  # MinHash signing reads the same words
     return joined.split(b" ") if count else []
 
 
