@@ -211,8 +211,9 @@ def encode_batch(tokenizer: Tokenizer, texts: list[str], eos_id: int, dtype: np.
         tokenizer, "encode_batch_fast") else tokenizer.encode_batch(texts, add_special_tokens=False)
     out = []
     for enc in encodings:
-        ids = np.empty(len(enc.ids) + 1, dtype=dtype)
-        ids[:-1] = enc.ids
+        tokens = enc.ids  # a new list on every access: read once
+        ids = np.empty(len(tokens) + 1, dtype=dtype)
+        ids[:-1] = tokens
         ids[-1] = eos_id
         out.append(ids)
     return out
