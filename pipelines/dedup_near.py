@@ -133,7 +133,7 @@ def bucket_group(key: bytes, groups: int) -> int:
 
 
 BAND_ENTRIES_PER_FLUSH = 65_536
-"""Band entries `BandKeysFn` holds before it sends them on (a few MB), whatever a bundle's size."""
+"""Band entries `BandKeysFn` holds before it sends them on, whatever a bundle's size."""
 
 
 class BandKeysFn(beam.DoFn):

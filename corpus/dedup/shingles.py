@@ -165,8 +165,8 @@ _LAST_LOWERED: list[tuple[str | None, tuple[bytes, int]]] = [(None, (b"", 0))]
 def lowered_joined_words(text: str) -> tuple[bytes, int]:
     """`joined_words(text.lower())`, computed once for the text object the previous call saw: in a
     build the decontam filter and MinHash signing read the same document one after the other (the
-    decontam filter first in the chain, signing after the chain, in the same fused step), ~30 µs a
-    document of ~2 KB. Held as one tuple, so a thread sees a text and its own words or a miss."""
+    decontam filter first in the chain, signing after the chain, in the same fused step). Held as one
+    tuple, so a thread sees a text and its own words or a miss."""
     last_text, last_words = _LAST_LOWERED[0]
     if last_text is text:
         return last_words

@@ -84,7 +84,7 @@ def quality_signals(text: str, words: Sequence[str], stop_words: frozenset[str])
     """Every Gopher quality statistic of a document (`words` are its tokens)."""
     counts = Counter(words)
     # Most tokens are letters only (`str.isalpha`: a word with a letter); those are summed by C-level
-    # maps, and only the others go through `token_kind` (the per-token loop was half the filter).
+    # maps, and only the others go through `token_kind` (a Python-level call per distinct token).
     distinct, frequency = list(counts), list(counts.values())
     letters = list(map(str.isalpha, distinct))
     letter_frequency = list(itertools.compress(frequency, letters))
