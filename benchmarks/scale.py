@@ -179,7 +179,10 @@ def make_corpus(folder: Path, count: int, files: int, dup_rate: float, seed: int
 
 MIN_POOL_TOKENS_PER_DOC = 20
 """A source whose pool is under this many tokens per input document gives its weight away: a
-handful of SQL files must not bind the whole mixture's size (so the output grows with N)."""
+handful of SQL files must not bind the whole mixture's size (so the output grows with N). At these
+sizes that is most of a small source's pool, so with `mixture.tokenize: sampled` the plan must see
+most of each pool tokenized to know it is not too small (--min-pool-per-doc; a real build's minimum is
+a small part of its pools: `benchmarks/sampled_tokenize.py`)."""
 
 
 DOCS_PER_FILE = 2_500
@@ -220,9 +223,11 @@ RUNNING_STAGES_SHOWN = 6
 
 
 def build_config(inputs: dict, count: int, shard_tokens: int = SHARD_TOKENS,
-                 tokens_out_per_doc: int = TOKENS_OUT_PER_DOC) -> dict:
+                 tokens_out_per_doc: int = TOKENS_OUT_PER_DOC, tokenize: str = "sampled",
+                 min_pool_per_doc: int = MIN_POOL_TOKENS_PER_DOC) -> dict:
     """The build of a generated corpus of `count` documents: Lemur's mixture of its sources, with
-    `tokens_out_per_doc` x `count` tokens out (0: the largest total the sources' caps allow)."""
+    `tokens_out_per_doc` x `count` tokens out (0: the largest total the sources' caps allow),
+    tokenizing what the mixture can sample (`mixture.tokenize`, as configs/lemur.yaml does) or all."""
     from lemur_corpus.config import lemur_mixture_sources
 
     total = {"total_tokens": tokens_out_per_doc * count} if tokens_out_per_doc else {}
@@ -233,7 +238,8 @@ def build_config(inputs: dict, count: int, shard_tokens: int = SHARD_TOKENS,
             {"name": "web", "format": "dolma", "kind": "text", "source": "refinedweb", "paths": inputs["text"]},
         ],
         "mixture": {"sources": {k: v.model_dump() for k, v in lemur_mixture_sources().items()},
-                    "on_empty_source": "redistribute", "min_pool_tokens": MIN_POOL_TOKENS_PER_DOC * count, **total},
+                    "on_empty_source": "redistribute", "min_pool_tokens": max(1, min_pool_per_doc * count),
+                    "tokenize": tokenize, **total},
         "shards": {"target_tokens": shard_tokens},
     }
 
@@ -266,7 +272,8 @@ def measure_build(config_file: Path, runner: str, workers: int, shuffle: str = "
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as out:
         manifest = run_build(config, out, runner_args(runner, workers, address, shuffle))
-    wall = time.monotonic() - started
+        wall = time.monotonic() - started
+        written = shards_digest(Path(out))
     cpu_self, rss_self = rusage(resource.RUSAGE_SELF)
     cpu_children, rss_children = rusage(resource.RUSAGE_CHILDREN)
     read = manifest["accounting"]["stages"]["read"]
@@ -281,7 +288,22 @@ def measure_build(config_file: Path, runner: str, workers: int, shuffle: str = "
         "max_component_size": max((v.get("max_component_size", 0) for v in near.values()), default=0),
         "component_rounds": max((v.get("component_rounds", 0) for v in near.values()), default=0),
         "profile": manifest["run"].get("profile"),
+        "shards_sha256": written,
+        "untokenized_documents": sum(s.get("untokenized_documents", 0)
+                                     for s in manifest["mixture"]["sources"].values()),
     }
+
+
+def shards_digest(out: Path) -> str:
+    """One sha256 over every file a build wrote but its manifests (they record the config and the pools)
+    and its dedup index (named by the build's id, which follows the config's hash): the shards, their
+    indexes and the drop log."""
+    digest = hashlib.sha256()
+    for path in sorted(out.rglob("*")):
+        relative = path.relative_to(out).as_posix()
+        if path.is_file() and not relative.endswith("manifest.json") and not relative.startswith("dedup-index"):
+            digest.update(relative.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def measure(config_file: Path, runner: str, workers: int, memory_limit: str = "0", shuffle: str = "auto",
@@ -399,6 +421,12 @@ def main() -> int:
                         help="mixture.total_tokens of the builds per input document, so that both sizes "
                              "do the same work per document after the mixture; 0: the largest total the "
                              "sources' epoch caps allow, which does not follow the input (default: %(default)s)")
+    parser.add_argument("--tokenize", choices=("sampled", "all"), default="sampled",
+                        help="mixture.tokenize of the builds: only what the mixture can sample (as "
+                             "configs/lemur.yaml), or every document (the baseline of the sampled mode)")
+    parser.add_argument("--min-pool-per-doc", type=non_negative_int, default=MIN_POOL_TOKENS_PER_DOC,
+                        help="mixture.min_pool_tokens per input document (see MIN_POOL_TOKENS_PER_DOC; "
+                             "benchmarks/sampled_tokenize.py says why a real build's is smaller)")
     parser.add_argument("--dup-rate", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=2023)
     parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)
@@ -421,6 +449,7 @@ def main() -> int:
     settings += f", --dask_shuffle={args.dask_shuffle}" if args.runner.startswith("dask") else ""
     settings += (f"; {args.tokens_out_per_doc} tokens out per input document" if args.tokens_out_per_doc
                  else "; the largest total the mixture's caps allow") + f", shards of {args.shard_tokens:,} tokens"
+    settings += f", mixture.tokenize: {args.tokenize}, min_pool_tokens {args.min_pool_per_doc} per document"
     print(f"runner {args.runner}, {args.workers} workers{settings}; dup rate {args.dup_rate}, seed {args.seed}")
     for count in args.docs:
         with tempfile.TemporaryDirectory() as tmp:
@@ -430,7 +459,8 @@ def main() -> int:
             inputs = make_corpus(folder, count, files, args.dup_rate, args.seed, data)
             config_file = folder / "config.json"
             config_file.write_text(json.dumps(build_config(inputs, count, args.shard_tokens,
-                                                           args.tokens_out_per_doc)))
+                                                           args.tokens_out_per_doc, args.tokenize,
+                                                           args.min_pool_per_doc)))
             print(f"  {count:,} documents in {files} files per kind generated in {time.monotonic() - started:.0f} s")
             r = measure(config_file, args.runner, args.workers, args.worker_memory_limit, args.dask_shuffle)
         results.append(r)

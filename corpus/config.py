@@ -230,6 +230,10 @@ class BuildConfig(StrictModel):
         data = self.model_dump(mode="json")
         if not self.variants:  # a build without variants hashes as it did before they existed
             del data["variants"]
+        mixture = data["mixture"]  # so do builds that tokenize all, as before `mixture.tokenize` existed
+        for key in ("tokenize", "sampled_bytes_per_token"):
+            if mixture[key] == MixtureConfig.model_fields[key].default:
+                del mixture[key]
         return data
 
     def variant_config(self, name: str) -> BuildConfig:

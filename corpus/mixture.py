@@ -59,6 +59,18 @@ class MixtureConfig(StrictModel):
     min_pool_tokens: int = Field(default=1, ge=1)
     """A source with fewer tokens than this after filtering and dedup counts as empty: a handful of
     documents repeated many times is not a sample of a language."""
+    tokenize: Literal["all", "sampled"] = "all"
+    """`all`: tokenize every document of every pool, so the manifest's pool sizes are exact.
+    `sampled`: with a stated `total_tokens`, tokenize first only the documents of each source that the
+    plan can sample (the smallest u(doc), by a byte estimate), then the rest of any source where that
+    does not settle the plan; the shards are byte-identical to `all`'s, and the manifest's pool of a
+    source left partly untokenized is a lower bound (`lemur_corpus.partial_pools`). Lemur samples most
+    of The Stack's languages below one epoch and RefinedWeb at about one percent."""
+    sampled_bytes_per_token: float = Field(default=5.0, gt=0)
+    """`tokenize: sampled`: the bytes a token is taken to cover when choosing what to tokenize first.
+    Above a source's real average, the first pass covers its sample with room to spare; below it, the
+    source's remaining documents are tokenized in a second pass (slower, the same bytes).
+    `benchmarks/sampled_tokenize.py` prints the real averages of code and web pages."""
     sources: dict[str, MixtureSource]
 
     @field_validator("sources")
@@ -128,9 +140,16 @@ class SourcePlan:
     status: str = "mixed"
     """`mixed`; `empty` (no tokens: its weight went elsewhere); `below_min_pool` (too few tokens: its
     documents are left out and its weight went elsewhere); `unmixed` (mixing disabled: written once)."""
+    untokenized_documents: int = 0
+    """Documents of the pool left untokenized because the plan cannot sample them (`mixture.tokenize:
+    sampled`, `lemur_corpus.partial_pools`); `pool_tokens` is then a lower bound: the tokenized
+    documents' tokens plus one (the EOS) per untokenized document, and `rate` is relative to it."""
 
     def to_dict(self) -> dict[str, object]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if not self.untokenized_documents:  # a fully tokenized pool reads as it did before the field
+            del out["untokenized_documents"]
+        return out
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -232,8 +251,15 @@ def make_plan(
     histograms: Mapping[str, np.ndarray],
     doc_histograms: Mapping[str, np.ndarray] | None = None,
     largest: Mapping[str, int] | None = None,
+    untokenized: Mapping[str, int] | None = None,
 ) -> MixturePlan:
-    """The per-source rates, copies and sampling boundaries, from pass one's counts."""
+    """The per-source rates, copies and sampling boundaries, from pass one's counts. `untokenized`:
+    documents per source counted in `documents` and the histograms' document counts but not tokenized
+    (`pools` holds only the tokenized ones' tokens); each counts as one token, so the plan sees a lower
+    bound of its pool (`lemur_corpus.partial_pools` says when that gives the same choices as the exact
+    pool)."""
+    left = {s: int(n) for s, n in (untokenized or {}).items() if n}
+    pools = {s: int(t) + left.get(s, 0) for s, t in pools.items()}
     unknown = sorted(set(pools) - set(config.sources))
     if unknown:
         raise MixtureError(f"documents of source(s) {', '.join(unknown)} are not in the mixture config")
@@ -263,7 +289,8 @@ def make_plan(
                                     config.sources[s].max_epochs or config.default_max_epochs,
                                     config.sources[s].reference_epochs, 0, 0.0, 0, 0, -1, 0,
                                     largest_document_tokens=longest.get(s, 0),
-                                    status="below_min_pool" if raw else "empty")
+                                    status="below_min_pool" if raw else "empty",
+                                    untokenized_documents=left.get(s, 0))
             continue
         rate = target / pool
         full = int(math.floor(rate))
@@ -282,6 +309,7 @@ def make_plan(
             config.sources[s].max_epochs or config.default_max_epochs,
             config.sources[s].reference_epochs, target, rate, full, extra, boundary_bin, boundary_tokens,
             boundary_end_bin=boundary_end, largest_document_tokens=longest.get(s, 0),
+            untokenized_documents=left.get(s, 0),
         )
     return MixturePlan(True, seed, total, total_from, binding, sources, moved)
 

@@ -33,6 +33,7 @@ def summary_rows(manifest: dict[str, Any]) -> list[dict[str, Any]]:
             "documents_read": read_in.get(name, 0),
             "documents_kept": kept.get(name, 0),
             "pool_tokens": src["pool_tokens"],
+            "pool_tokens_lower_bound": bool(src.get("untokenized_documents")),  # mixture.tokenize: sampled
             "planned_epochs": src["rate"],
             "realized_epochs": src.get("realized_epochs", 0.0),
             "reference_epochs": src.get("reference_epochs"),
@@ -73,7 +74,8 @@ def print_summary(manifest: dict[str, Any], out_dir: str, seconds: float, as_jso
     absent = [r for r in rows if r not in contributing]
     for r in contributing:
         table.add_row(r["source"], r["kind"], r["status"], f"{r['documents_read']:,}", f"{r['documents_kept']:,}",
-                      f"{r['pool_tokens']:,}", f"{r['planned_epochs']:.3f} -> {r['realized_epochs']:.3f}",
+                      f"{'>=' if r['pool_tokens_lower_bound'] else ''}{r['pool_tokens']:,}",
+                      f"{r['planned_epochs']:.3f} -> {r['realized_epochs']:.3f}",
                       "" if r["reference_epochs"] is None else f"{r['reference_epochs']:g}", f"{r['tokens']:,}",
                       f"{100 * r['configured_weight']:.2f} -> {100 * r['target_weight']:.2f} -> "
                       f"{100 * r['realized_weight']:.2f}%")

@@ -54,6 +54,7 @@ from lemur_corpus.pipelines.profile import profile_from_metrics, run_profile
 from lemur_corpus.pipelines.read import ReadInputs
 from lemur_corpus.pipelines.shard import DROPS_DIR, SHARDS_DIR, RemoveSpills, WriteDropLog, WriteShards
 from lemur_corpus.pipelines.tokenize import Tokenize
+from lemur_corpus.pipelines.tokenize_sampled import TokenizeSampled
 from lemur_corpus.pipelines.variants import MAIN, WriteVariantShards, bytes_added, variant_dir
 from lemur_corpus.sources import ReadTask, plan_input, planned_documents
 from lemur_corpus.token_spill import SPILL_NAME, remove_spills
@@ -482,9 +483,13 @@ def construct(p: beam.Pipeline, plan: BuildPlan) -> None:
     planned = planned_documents(plan.tasks, config.inputs)  # sizes dedup's bucket groups, decides nothing
     deduped = filtered.docs | "Dedup" >> Dedup(config.dedup, planned, plan.index, specs)
     spill_folder = join(plan.out_dir, SHARDS_DIR)
-    tokenized = deduped.docs | "Tokenize" >> Tokenize(config.tokenizer, plan.tokenizer, config.shards.write_jsonl,
-                                                      spill_folder)
-    mixed = tokenized.docs | "Mix" >> Mix(config)
+    if config.mixture.tokenize == "sampled":  # only what the mixture can sample (lemur_corpus.partial_pools)
+        sampled = deduped.docs | "Tokenize" >> TokenizeSampled(config, plan.tokenizer, spill_folder)
+        tokenized, mixed = sampled.stage, sampled.stage.docs | "Mix" >> Mix(config, sampled.partial)
+    else:
+        tokenized = deduped.docs | "Tokenize" >> Tokenize(config.tokenizer, plan.tokenizer,
+                                                          config.shards.write_jsonl, spill_folder)
+        mixed = tokenized.docs | "Mix" >> Mix(config)
     main_shards = WriteShards(
         plan.out_dir, plan.tokenizer.dtype, config.shards.target_tokens, config.seed, config.shards.write_jsonl,
         read.file_errors, mixed.plan, homes=bool(config.variants))

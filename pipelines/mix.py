@@ -23,9 +23,9 @@ from lemur_corpus.mixture import (
     copies_of,
     histogram_bin,
     in_boundary,
-    make_plan,
     sample_point,
 )
+from lemur_corpus.partial_pools import final_problems, plan_from_pools
 from lemur_corpus.pipelines.profile import MIX, profiled_fn
 from lemur_corpus.pipelines.tokenize import TokenizedDoc
 from lemur_corpus.variants import MAIN, in_any_window, nested_choices
@@ -38,10 +38,14 @@ class SparseHistogram(NamedTuple):
     tokens: np.ndarray
     documents: np.ndarray
     largest: int
+    untokenized: int = 0
 
 
 class HistogramFn(beam.CombineFn):
-    """Histograms of u(doc) over HISTOGRAM_BINS bins, weighted by tokens and by documents.
+    """Histograms of u(doc) over HISTOGRAM_BINS bins, weighted by tokens and by documents. An input
+    is (bin, tokens), or (bin, None) for a document left untokenized (`lemur_corpus.partial_pools`):
+    counted in its bin's documents and in `untokenized`, not in the tokens. (Weighted by bytes
+    instead of tokens, the same combine gives `partial_pools.first_bounds` its byte histograms.)
 
     A dense accumulator is two arrays of HISTOGRAM_BINS int64s, 1 MiB: one per source per bundle
     came out of the lifted combine, and the merge held them all at once, so the more bundles a
@@ -49,12 +53,15 @@ class HistogramFn(beam.CombineFn):
     leaves its bundle as its non-empty bins (`compact`), at most one per document of the bundle."""
 
     def create_accumulator(self) -> list[Any]:
-        return [np.zeros(HISTOGRAM_BINS, dtype=np.int64), np.zeros(HISTOGRAM_BINS, dtype=np.int64), 0]
+        return [np.zeros(HISTOGRAM_BINS, dtype=np.int64), np.zeros(HISTOGRAM_BINS, dtype=np.int64), 0, 0]
 
-    def add_input(self, acc: list[Any], item: tuple[int, int]) -> list[Any]:
+    def add_input(self, acc: list[Any], item: tuple[int, int | None]) -> list[Any]:
         b, tokens = item
-        acc[0][b] += tokens
         acc[1][b] += 1
+        if tokens is None:
+            acc[3] += 1
+            return acc
+        acc[0][b] += tokens
         acc[2] = max(acc[2], tokens)
         return acc
 
@@ -62,7 +69,7 @@ class HistogramFn(beam.CombineFn):
         if isinstance(acc, SparseHistogram):
             return acc
         bins = np.flatnonzero(acc[1])  # every document adds 1 to its bin's count, tokens or not
-        return SparseHistogram(bins.astype(np.int32), acc[0][bins], acc[1][bins], int(acc[2]))
+        return SparseHistogram(bins.astype(np.int32), acc[0][bins], acc[1][bins], int(acc[2]), int(acc[3]))
 
     def merge_accumulators(self, accs: Any) -> list[Any]:
         out = self.create_accumulator()
@@ -70,41 +77,40 @@ class HistogramFn(beam.CombineFn):
             if isinstance(acc, SparseHistogram):
                 out[0][acc.bins] += acc.tokens  # the bins of one accumulator are distinct
                 out[1][acc.bins] += acc.documents
+                out[2] = max(out[2], acc.largest)
+                out[3] += acc.untokenized
             else:
                 out[0] += acc[0]
                 out[1] += acc[1]
-            out[2] = max(out[2], acc[2] if not isinstance(acc, SparseHistogram) else acc.largest)
+                out[2] = max(out[2], acc[2])
+                out[3] += acc[3]
         return out
 
     def extract_output(self, acc: list[Any] | SparseHistogram) -> dict[str, Any]:
         acc = self.merge_accumulators([acc]) if isinstance(acc, SparseHistogram) else acc
         return {"histogram": acc[0], "doc_histogram": acc[1], "largest": int(acc[2]),
-                "tokens": int(acc[0].sum()), "documents": int(acc[1].sum())}
+                "tokens": int(acc[0].sum()), "documents": int(acc[1].sum()), "untokenized": int(acc[3])}
 
 
 @profiled_fn(MIX)
-def _plan(_: Any, pools: dict[str, dict[str, Any]], config: BuildConfig) -> MixturePlan:
+def _plan(_: Any, pools: dict[str, dict[str, Any]], config: BuildConfig,
+          bounds: dict[str, int] | None = None) -> MixturePlan:
     try:
-        return make_plan(
-            config.mixture,
-            config.seed,
-            {s: v["tokens"] for s, v in pools.items()},
-            {s: v["documents"] for s, v in pools.items()},
-            {s: v["histogram"] for s, v in pools.items()},
-            {s: v["doc_histogram"] for s, v in pools.items()},
-            {s: v["largest"] for s, v in pools.items()},
-        )
+        plan = plan_from_pools(config.mixture, config.seed, pools)
     except MixtureError as exc:  # reported by the manifest step as the build's failure, not a traceback
         return MixturePlan.failed(config.seed, str(exc))
+    problems = final_problems(plan, bounds or {})
+    return MixturePlan.failed(config.seed, "; ".join(problems)) if problems else plan
 
 
-def _plans(_: Any, pools: dict[str, dict[str, Any]], config: BuildConfig) -> dict[str, MixturePlan]:
+def _plans(_: Any, pools: dict[str, dict[str, Any]], config: BuildConfig,
+           bounds: dict[str, int] | None = None) -> dict[str, MixturePlan]:
     """The main plan (key `MAIN`) and every variant's, from the same pools. A variant the pools cannot
     give fails the whole build, naming the variant, before anything is written."""
-    plans = {MAIN: _plan(None, pools, config)}
+    plans = {MAIN: _plan(None, pools, config, bounds)}
     problems = []
     for name, mixture in config.variant_mixtures().items():
-        plan = _plan(None, pools, config.model_copy(update={"mixture": mixture}))
+        plan = _plan(None, pools, config.model_copy(update={"mixture": mixture}), bounds)
         if plan.error:
             problems.append(f"variant {name!r}: {plan.error}")
         plans[name] = plan
@@ -179,7 +185,7 @@ def _copies(doc: TokenizedDoc, plan: MixturePlan, cuts: dict[str, Any]) -> Itera
 
 
 @profiled_fn(MIX)
-def _pool_point(doc: TokenizedDoc, seed: int) -> tuple[str, tuple[int, int]]:
+def pool_point(doc: TokenizedDoc, seed: int) -> tuple[str, tuple[int, int]]:
     return doc.source, (histogram_bin(sample_point(seed, doc.id)), doc.length)
 
 
@@ -201,26 +207,43 @@ class MixOutputs(NamedTuple):
     """With variants: (doc, main copies, {variant: copies}) for every document a variant writes."""
 
 
-class Mix(beam.PTransform):
-    """Tokenized documents -> their copies under the token-exact plan (two passes over the documents)."""
+class PartialPools(NamedTuple):
+    """What `mixture.tokenize: sampled` gives the mix instead of its own pass one
+    (`pipelines/tokenize.py: TokenizeSampled`)."""
 
-    def __init__(self, config: BuildConfig) -> None:
+    pools: beam.PCollection
+    """(source, `HistogramFn` output) with the untokenized documents counted."""
+    bounds: beam.PCollection
+    """{source: last bin tokenized in the first pass}, a singleton."""
+
+
+class Mix(beam.PTransform):
+    """Tokenized documents -> their copies under the token-exact plan (two passes over the documents).
+    With `partial`, pass one's pools come from it: documents left untokenized are in the pools'
+    counts, not among the tokenized ones, and the plan writes none of them."""
+
+    def __init__(self, config: BuildConfig, partial: PartialPools | None = None) -> None:
         super().__init__()
         self.config = config
+        self.partial = partial
 
     def expand(self, tokenized: beam.PCollection) -> MixOutputs:
         seed = self.config.seed
-        pools = (
-            tokenized
-            | "PoolPoints" >> beam.Map(_pool_point, seed)
-            | "Pools" >> beam.CombinePerKey(HistogramFn())
-        )
+        if self.partial is None:
+            pools = (
+                tokenized
+                | "PoolPoints" >> beam.Map(pool_point, seed)
+                | "Pools" >> beam.CombinePerKey(HistogramFn())
+            )
+            bounds: dict[str, Any] = {}
+        else:
+            pools, bounds = self.partial.pools, {"bounds": beam.pvalue.AsSingleton(self.partial.bounds)}
         if self.config.variants:
-            return self._with_variants(tokenized, pools)
+            return self._with_variants(tokenized, pools, bounds)
         plan = (
             tokenized.pipeline
             | "PlanSeed" >> beam.Create([None])
-            | "Plan" >> beam.Map(_plan, pools=beam.pvalue.AsDict(pools), config=self.config)
+            | "Plan" >> beam.Map(_plan, pools=beam.pvalue.AsDict(pools), config=self.config, **bounds)
         )
         plan_side = beam.pvalue.AsSingleton(plan)
         cuts = (
@@ -233,14 +256,15 @@ class Mix(beam.PTransform):
         copies = tokenized | "Copies" >> beam.FlatMap(_copies, plan=plan_side, cuts=beam.pvalue.AsDict(cuts))
         return MixOutputs(copies, plan, cuts)
 
-    def _with_variants(self, tokenized: beam.PCollection, pools: beam.PCollection) -> MixOutputs:
+    def _with_variants(self, tokenized: beam.PCollection, pools: beam.PCollection,
+                       bounds: dict[str, Any]) -> MixOutputs:
         """The same two passes, planning every variant from the same pools and choosing each plan's
         boundary documents together (`nested_choices`), so that larger rates take supersets."""
         seed = self.config.seed
         plans = (
             tokenized.pipeline
             | "PlanSeed" >> beam.Create([None])
-            | "Plans" >> beam.Map(_plans, pools=beam.pvalue.AsDict(pools), config=self.config)
+            | "Plans" >> beam.Map(_plans, pools=beam.pvalue.AsDict(pools), config=self.config, **bounds)
         )
         plans_side = beam.pvalue.AsSingleton(plans)
         plan = plans | "MainPlan" >> beam.Map(lambda p: p[MAIN])

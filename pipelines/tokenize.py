@@ -85,9 +85,8 @@ class TokenizeFn(beam.DoFn):
             spill.close()
 
 
-class Tokenize(beam.PTransform):
-    """Documents -> `TokenizedDoc`s, in batches of `batch_size`, their token ids spilled to files in
-    `spill_folder` (the build's shard folder; `remove_spills` clears it); nothing is dropped."""
+class Encode(beam.PTransform):
+    """Documents -> `TokenizedDoc`s, in batches of the config's `batch_size` (`TokenizeFn`)."""
 
     def __init__(self, config: TokenizerConfig, identity: TokenizerIdentity, keep_text: bool,
                  spill_folder: str) -> None:
@@ -95,13 +94,26 @@ class Tokenize(beam.PTransform):
         self.config, self.identity, self.keep_text = config, identity, keep_text
         self.spill_folder = spill_folder
 
-    def expand(self, docs: beam.PCollection) -> StageOutputs:
-        counted_in = docs | "CountIn" >> CountDocuments(TOKENIZE, "in")
+    def expand(self, docs: beam.PCollection) -> beam.PCollection:
         batch_size = self.config.batch_size
-        tokenized = (
+        return (
             docs
             | "Batch" >> beam.BatchElements(min_batch_size=min(16, batch_size), max_batch_size=batch_size)
             | "Encode" >> beam.ParDo(TokenizeFn(self.config, self.identity, self.keep_text, self.spill_folder))
         )
+
+
+class Tokenize(beam.PTransform):
+    """Documents -> `TokenizedDoc`s, in batches of `batch_size`, their token ids spilled to files in
+    `spill_folder` (the build's shard folder; `remove_spills` clears it); nothing is dropped."""
+
+    def __init__(self, config: TokenizerConfig, identity: TokenizerIdentity, keep_text: bool,
+                 spill_folder: str) -> None:
+        super().__init__()
+        self.encode = Encode(config, identity, keep_text, spill_folder)
+
+    def expand(self, docs: beam.PCollection) -> StageOutputs:
+        counted_in = docs | "CountIn" >> CountDocuments(TOKENIZE, "in")
+        tokenized = docs | self.encode
         counted_out = tokenized | "CountOut" >> CountDocuments(TOKENIZE, "out")
         return StageOutputs(tokenized, (counted_in, counted_out) | "Tallies" >> beam.Flatten(), None)
