@@ -29,7 +29,7 @@ FLOORS: dict[str, int] = {
     "lemur_corpus.io": 0, "lemur_corpus.accounting": 0, "lemur_corpus.normalize": 0, "lemur_corpus.notebooks": 0,
     "lemur_corpus.buckets": 0, "lemur_corpus.lemur": 0, "lemur_corpus.shards": 0, "lemur_corpus.tokenizer": 0,
     "lemur_corpus.mixture": 0, "lemur_corpus.variants": 0, "lemur_corpus.dedup": 0, "lemur_corpus.folders": 0,
-    "lemur_corpus.token_spill": 0,
+    "lemur_corpus.token_spill": 0, "lemur_corpus.partial_pools": 0,
     # 1 filters: small pure functions returning verdicts
     "lemur_corpus.filters": 1,
     # 2 build model: the whole config (it composes the filters' configs), readers, manifest, audit
