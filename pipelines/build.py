@@ -43,6 +43,7 @@ from lemur_corpus.manifest import (
 )
 from lemur_corpus.mixture import MixturePlan
 from lemur_corpus.normalize import normalize_document
+from lemur_corpus.partial_pools import samples_below_one_epoch
 from lemur_corpus.pipelines.dedup import Dedup, near_params
 from lemur_corpus.pipelines.dedup_against import against_specs
 from lemur_corpus.pipelines.dedup_index import IndexTarget
@@ -471,6 +472,20 @@ class WriteManifest(beam.PTransform):
         )
 
 
+def tokenizes_sampled(config: BuildConfig) -> bool:
+    """Whether the build tokenizes only what its mixtures can sample: `mixture.tokenize: sampled` with a
+    stated total in the main mixture and every variant's (a mixture without one needs every pool's
+    exact size, so everything is tokenized, in the plain stage, with a warning)."""
+    if config.mixture.tokenize != "sampled":
+        return False
+    mixtures = [config.mixture, *config.variant_mixtures().values()]
+    if all(samples_below_one_epoch(m) for m in mixtures):
+        return True
+    log.warning("mixture.tokenize: sampled tokenizes everything here: it needs mixture.enabled and a stated "
+                "mixture.total_tokens (in every variant too); without one the total follows every pool's exact size")
+    return False
+
+
 def construct(p: beam.Pipeline, plan: BuildPlan) -> None:
     """The build's stages, one composite transform each (their labels are the top level of the
     graph: one box per stage in a runner's UI); each returns its documents and its accounting."""
@@ -483,7 +498,7 @@ def construct(p: beam.Pipeline, plan: BuildPlan) -> None:
     planned = planned_documents(plan.tasks, config.inputs)  # sizes dedup's bucket groups, decides nothing
     deduped = filtered.docs | "Dedup" >> Dedup(config.dedup, planned, plan.index, specs)
     spill_folder = join(plan.out_dir, SHARDS_DIR)
-    if config.mixture.tokenize == "sampled":  # only what the mixture can sample (lemur_corpus.partial_pools)
+    if tokenizes_sampled(config):  # only what the mixture can sample (lemur_corpus.partial_pools)
         sampled = deduped.docs | "Tokenize" >> TokenizeSampled(config, plan.tokenizer, spill_folder)
         tokenized, mixed = sampled.stage, sampled.stage.docs | "Mix" >> Mix(config, sampled.partial)
     else:

@@ -34,7 +34,7 @@ from lemur_corpus.partial_pools import (
     plan_from_pools,
     unsettled_sources,
 )
-from lemur_corpus.pipelines.build import run_build
+from lemur_corpus.pipelines.build import run_build, tokenizes_sampled
 from lemur_corpus.pipelines.mix import HistogramFn
 from lemur_corpus.variants import MAIN, VariantConfig, mix_variants_in_memory, variant_mixture
 from tests.buildutil import output_digest, slice_config
@@ -259,3 +259,14 @@ def test_a_build_that_tokenizes_all_hashes_as_before() -> None:
     assert "tokenize" not in _config("all").resolved()["mixture"]
     assert _config("sampled").resolved()["mixture"]["tokenize"] == "sampled"
     assert HISTOGRAM_BINS - 1 == LAST_BIN
+
+
+def test_sampled_needs_a_stated_total_in_every_mixture(caplog: pytest.LogCaptureFixture) -> None:
+    assert tokenizes_sampled(_config("sampled"))
+    assert not tokenizes_sampled(_config("all"))
+    assert not caplog.records
+    assert not tokenizes_sampled(_config("sampled", total_tokens=None))
+    assert "needs mixture.enabled and a stated mixture.total_tokens" in caplog.text
+    caplog.clear()
+    with_variant = slice_config(**_overrides("sampled"), variants=[{"name": "r5", "code_text_ratio": 5}])
+    assert tokenizes_sampled(with_variant)  # the variant keeps the main mixture's total
