@@ -468,7 +468,8 @@ def render_report(result: AuditResult) -> str:
         ("source", "kind", "status", "tokens", "documents", "distinct", "pool tokens", "planned epochs",
          "realized epochs", "paper epochs", "configured", "target", "realized"),
         ((s.name, s.kind, s.status, f"{s.tokens:,}", f"{s.documents:,}", f"{s.unique_documents:,}",
-          f"{s.pool_tokens:,}", f"{s.planned_epochs:.3f}", f"{s.realized_epochs:.3f}",
+          f"{'≥' if s.untokenized_documents else ''}{s.pool_tokens:,}", f"{s.planned_epochs:.3f}",
+          f"{s.realized_epochs:.3f}",
           "-" if s.reference_epochs is None else f"{s.reference_epochs:g}", f"{100 * s.configured_weight:.3f}%",
           f"{100 * s.target_weight:.3f}%", f"{100 * s.realized_weight:.3f}%") for s in result.sources),
         numeric=set(range(3, 13))))

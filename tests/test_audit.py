@@ -66,6 +66,10 @@ def test_untouched_build_passes_and_json_has_the_promised_keys(small_build: Path
         assert source["tokens"] == planned["realized_tokens"]
         assert source["realized_weight"] == pytest.approx(planned["realized_weight"])
         assert source["target_weight"] == pytest.approx(planned["weight"])
+        # each field from its own figure (they were once passed by position, one place off)
+        assert source["planned_epochs"] == pytest.approx(planned["rate"])
+        assert source["reference_epochs"] == planned["reference_epochs"]
+        assert source["meets_target"] is True
     assert sum(s["tokens"] for s in data["sources"]) == data["total_tokens"]
 
 

@@ -106,6 +106,9 @@ class SourceAudit:
     """The paper's figure (Lemur Table 8), when the config gives one."""
     meets_target: bool = True
     """Within the tolerance of its target weight, or within one document of it."""
+    untokenized_documents: int = 0
+    """Documents of the pool left untokenized (`mixture.tokenize: sampled`): `pool_tokens` is then a
+    lower bound, and `realized_epochs` an upper one."""
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in dataclasses.asdict(self).items() if k != "lengths"}
@@ -439,7 +442,8 @@ def audit_sources(manifest: dict[str, Any], measures: list[ShardMeasure],
             source, targets.kinds.get(source) or str(plan.get("kind", "?")), tokens, documents, unique, target,
             targets.configured.get(source, 0.0), realized, int(plan.get("target_tokens", 0)), pool,
             int(plan.get("pool_documents", 0)), tokens / pool if pool else 0.0, str(plan.get("status", "?")),
-            lengths, meets, float(plan.get("rate", 0.0)), plan.get("reference_epochs")))
+            lengths, planned_epochs=float(plan.get("rate", 0.0)), reference_epochs=plan.get("reference_epochs"),
+            meets_target=meets, untokenized_documents=int(plan.get("untokenized_documents", 0))))
     for field, changes in sorted(weight_changes.items()):
         label = "configured weights" if field == "configured_weight" else "weights after redistribution"
         mismatches.append(f"config: its {label} differ from those the build's mixture plan used, for "
