@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import DEFAULT_DATA, positive_int  # noqa: E402
+from benchmarks.common import DEFAULT_DATA, positive_int, require_data  # noqa: E402
 from benchmarks.scale import DOCS_PER_FILE, build_config, files_per_kind, make_corpus, measure  # noqa: E402
 
 PRICE_PER_VCPU_HOUR = 0.0446
@@ -62,9 +62,7 @@ def main() -> int:
     parser.add_argument("--docs", type=positive_int, default=100_000)
     parser.add_argument("--workers", type=positive_int, default=2)
     args = parser.parse_args()
-    data = Path(args.data)
-    if not data.exists():
-        raise SystemExit(f"real sample data not found at {data} (pass --data or set LEMUR_SHARED_DATA)")
+    data = require_data(args.data)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         inputs = make_corpus(folder, args.docs, files_per_kind(args.docs, DOCS_PER_FILE), 0.3, 2023, data)

@@ -22,10 +22,17 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
 
 
-def real_texts(data: Path) -> list[str]:
-    """Every real document of the sample data: code contents and web page texts."""
+def require_data(path: str | Path) -> Path:
+    """The real sample data folder, or exit with one line saying where it was looked for."""
+    data = Path(path)
     if not data.exists():
         raise SystemExit(f"real sample data not found at {data} (pass --data or set LEMUR_SHARED_DATA)")
+    return data
+
+
+def real_texts(data: Path) -> list[str]:
+    """Every real document of the sample data: code contents and web page texts."""
+    require_data(data)
     texts = [r["content"] for r in read_jsonl(data / "code" / "code_sample.jsonl.zst")]
     for name in sorted((data / "web").glob("*.jsonl.zst")):
         texts.extend(r["text"] for r in read_jsonl(name))

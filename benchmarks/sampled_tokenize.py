@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import DEFAULT_DATA, positive_int, read_jsonl  # noqa: E402
+from benchmarks.common import DEFAULT_DATA, positive_int, read_jsonl, require_data  # noqa: E402
 from benchmarks.scale import (  # noqa: E402
     DOCS_PER_FILE,
     TOKENS_OUT_PER_DOC,
@@ -74,9 +74,7 @@ def main() -> int:
     parser.add_argument("--tokens-out-per-doc", type=positive_int, default=TOKENS_OUT_PER_DOC)
     parser.add_argument("--seed", type=int, default=2023)
     args = parser.parse_args()
-    data = Path(args.data)
-    if not data.exists():
-        raise SystemExit(f"real sample data not found at {data} (pass --data or set LEMUR_SHARED_DATA)")
+    data = require_data(args.data)
     bytes_per_token(data)
     runs: dict[str, list[dict]] = {"all": [], "sampled": []}
     with tempfile.TemporaryDirectory() as tmp:
