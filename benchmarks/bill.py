@@ -6,9 +6,10 @@ the tokenize rate is measured over every kept document) gives each stage's CPU s
 fixed costs included: an upper bound). Each input of `configs/lemur.yaml` is charged, per MB of its
 assumed size, the stages it runs (`CHAINS`), every stage for every input byte (an upper bound: later
 stages see only what earlier ones keep), and the runner's share; tokenize is charged for every byte
-with `tokenize: all` and for `SAMPLED_SHARE` of it with `tokenize: sampled` (what its first pass
-covers, from Lemur's Table 8 epochs; README, The bill). Printed: the rates, the vCPU-hours and the
-cost at `PRICE_PER_VCPU_HOUR`, both ways.
+with `tokenize: all` and for the share its first pass covers with `tokenize: sampled`
+(`sampled_shares`: from Lemur's Table 8 epochs and the bytes per token measured on real code and web
+pages, `benchmarks/sampled_tokenize.py`, which also sets RefinedWeb's size; README, The bill).
+Printed: the shares, the rates, the vCPU-hours and the cost at `PRICE_PER_VCPU_HOUR`, both ways.
 
     .venv/bin/python benchmarks/bill.py [--docs 100000]
 """
@@ -24,25 +25,36 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import DEFAULT_DATA, positive_int, require_data  # noqa: E402
+from benchmarks.sampled_tokenize import bytes_per_token  # noqa: E402
 from benchmarks.scale import DOCS_PER_FILE, build_config, files_per_kind, make_corpus, measure  # noqa: E402
+from lemur_corpus.config import lemur_mixture_sources  # noqa: E402
+from lemur_corpus.mixture import MixtureConfig  # noqa: E402
 
 PRICE_PER_VCPU_HOUR = 0.0446
 """AWS c7i.large on-demand in us-east-1: $0.08925 per hour for 2 vCPUs."""
 
-SIZES_TB = {"the_stack (14 languages)": 1.5, "refinedweb": 2.34,
-            "RedPajama wikipedia, books, arxiv, stackexchange": 0.39}
-"""UTF-8 text bytes assumed per input (README, The bill: where each figure comes from). RefinedWeb:
-600B tokens at 3.90 bytes per token, what `benchmarks/sampled_tokenize.py` measures on English web pages."""
+STACK = "the_stack (14 languages)"
+REFINEDWEB = "refinedweb"
+REDPAJAMA = "RedPajama wikipedia, books, arxiv, stackexchange"
+
+STACK_TB = 1.5
+"""The Stack's near-deduplicated v1.0 release for its 30 languages (its card); the 14 the config reads
+are the larger part of it (README, The bill: the weakest assumption)."""
+REFINEDWEB_TOKENS = 600e9
+"""The public extract (its paper); its bytes follow from the bytes per token measured on web pages."""
+REDPAJAMA_TOKENS = 98e9
+REDPAJAMA_BYTES_PER_TOKEN = 4.0
+"""The four curated RedPajama sets (their card); dm_mathematics (a few GB) is left out."""
+REDPAJAMA_SOURCES = ("wikipedia", "books", "arxiv", "stackexchange")
+LEMUR_TOKENS = 90e9
 
 DEDUP = ("exact_dedup", "minhash")
 CHAINS = {
-    "the_stack (14 languages)": ("read", "normalize", "filter.language", "filter.license", "filter.heuristics",
-                                 "filter.generated", "filter.data_like", "filter.syntax", "filter.pii",
-                                 "filter.decontam", *DEDUP),
-    "refinedweb": ("read", "normalize", "filter.lid", "filter.gopher_repetition", "filter.gopher_quality",
-                   "filter.c4", "filter.pii", "filter.decontam", *DEDUP),
-    "RedPajama wikipedia, books, arxiv, stackexchange": ("read", "normalize", "filter.pii", "filter.decontam",
-                                                         *DEDUP),
+    STACK: ("read", "normalize", "filter.language", "filter.license", "filter.heuristics", "filter.generated",
+            "filter.data_like", "filter.syntax", "filter.pii", "filter.decontam", *DEDUP),
+    REFINEDWEB: ("read", "normalize", "filter.lid", "filter.gopher_repetition", "filter.gopher_quality",
+                 "filter.c4", "filter.pii", "filter.decontam", *DEDUP),
+    REDPAJAMA: ("read", "normalize", "filter.pii", "filter.decontam", *DEDUP),
 }
 """The stages each input runs before tokenize (configs/lemur.yaml: the curated RedPajama sets run only
 decontam and PII)."""
@@ -50,10 +62,29 @@ decontam and PII)."""
 PER_INPUT_MB = ("components", "mix", "write")
 """Stages charged per input MB of the build (they see no document bytes)."""
 
-SAMPLED_SHARE = {"the_stack (14 languages)": 0.262, "refinedweb": 0.0131,
-                 "RedPajama wikipedia, books, arxiv, stackexchange": 0.0220}
-"""With `tokenize: sampled`: the share of each input's pool its first pass tokenizes, r_s x 5 / (bytes
-per token) per source below one epoch, whole pools above (README, The bill)."""
+
+
+def first_pass_share(epochs: float, bytes_per_token: float) -> float:
+    """The share of a pool sampled at `epochs` that `tokenize: sampled` tokenizes first: its target at
+    `sampled_bytes_per_token` bytes a token, over the pool's bytes (the boundary window and
+    `min_pool_tokens` are negligible at this size)."""
+    return min(1.0, epochs * MixtureConfig.model_fields["sampled_bytes_per_token"].default / bytes_per_token)
+
+
+def sampled_shares(bytes_per_token: dict[str, float]) -> dict[str, float]:
+    """Per input, the share of its pool `tokenize: sampled` tokenizes. The Stack: per language, the pool
+    Lemur's Table 8 implies (weight x 90B / its reference epochs) at those epochs; RefinedWeb and the
+    RedPajama sets: their targets over their token counts."""
+    sources = lemur_mixture_sources()
+    code = {name: s for name, s in sources.items() if s.kind == "code"}
+    pools = {name: s.weight / 100 * LEMUR_TOKENS / (s.reference_epochs or 1.0) for name, s in code.items()}
+    tokenized = sum(pools[name] * first_pass_share(s.reference_epochs or 1.0, bytes_per_token["code"])
+                    for name, s in code.items())
+    refinedweb = sources["refinedweb"].weight / 100 * LEMUR_TOKENS / REFINEDWEB_TOKENS
+    redpajama = sum(sources[name].weight for name in REDPAJAMA_SOURCES) / 100 * LEMUR_TOKENS / REDPAJAMA_TOKENS
+    return {STACK: tokenized / sum(pools.values()),
+            REFINEDWEB: first_pass_share(refinedweb, bytes_per_token["web"]),
+            REDPAJAMA: first_pass_share(redpajama, bytes_per_token["web"])}
 
 
 def main() -> int:
@@ -63,6 +94,12 @@ def main() -> int:
     parser.add_argument("--workers", type=positive_int, default=2)
     args = parser.parse_args()
     data = require_data(args.data)
+    per_token = bytes_per_token(data)
+    sizes = {STACK: STACK_TB, REFINEDWEB: REFINEDWEB_TOKENS * per_token["web"] / 1e12,
+             REDPAJAMA: REDPAJAMA_TOKENS * REDPAJAMA_BYTES_PER_TOKEN / 1e12}
+    shares = sampled_shares(per_token)
+    print("tokenized by `sampled`'s first pass, from Table 8's epochs: " +
+          ", ".join(f"{name} {100 * share:.1f}%" for name, share in shares.items()))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         inputs = make_corpus(folder, args.docs, files_per_kind(args.docs, DOCS_PER_FILE), 0.3, 2023, data)
@@ -82,14 +119,14 @@ def main() -> int:
     totals = [0.0, 0.0]
     for name, chain in CHAINS.items():
         base = sum(seen.get(stage, 0.0) for stage in chain) + runner + per_input
-        rates = (base + seen["tokenize"], base + SAMPLED_SHARE[name] * seen["tokenize"])
-        hours = [rate * SIZES_TB[name] * 1e6 / 3600 for rate in rates]
+        rates = (base + seen["tokenize"], base + shares[name] * seen["tokenize"])
+        hours = [rate * sizes[name] * 1e6 / 3600 for rate in rates]
         totals = [t + h for t, h in zip(totals, hours, strict=True)]
         cost = [h * PRICE_PER_VCPU_HOUR for h in hours]
-        print(f"{name:<50} {SIZES_TB[name]:5.2f} {rates[0]:9.2f} {hours[0]:8,.0f} ${cost[0]:5,.0f}"
+        print(f"{name:<50} {sizes[name]:5.2f} {rates[0]:9.2f} {hours[0]:8,.0f} ${cost[0]:5,.0f}"
               f" | {rates[1]:12.2f} {hours[1]:8,.0f} ${cost[1]:5,.0f}")
     cost = [h * PRICE_PER_VCPU_HOUR for h in totals]
-    print(f"{'all':<50} {sum(SIZES_TB.values()):5.2f} {'':>9} {totals[0]:8,.0f} ${cost[0]:5,.0f}"
+    print(f"{'all':<50} {sum(sizes.values()):5.2f} {'':>9} {totals[0]:8,.0f} ${cost[0]:5,.0f}"
           f" | {'':>12} {totals[1]:8,.0f} ${cost[1]:5,.0f}")
     return 0
 

@@ -40,17 +40,19 @@ from benchmarks.scale import (  # noqa: E402
     measure,
 )
 
-REAL_SETS = {"code (The Stack sample)": ("code", "code_sample.jsonl.zst"),
-             "web pages (trafilatura, main text)": ("web", "trafilatura_pages.main.jsonl.zst")}
+REAL_SETS = {"code": ("The Stack sample", "code", "code_sample.jsonl.zst"),
+             "web": ("web pages (trafilatura, main text)", "web", "trafilatura_pages.main.jsonl.zst")}
 
 
-def bytes_per_token(data: Path) -> None:
+def bytes_per_token(data: Path) -> dict[str, float]:
+    """Printed and returned: {"code": ..., "web": ...}, bytes per token over all of each real set."""
     from lemur_corpus.config import TokenizerConfig
     from lemur_corpus.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(TokenizerConfig())
     print("bytes per token of the shipped tokenizer (EOS not counted):")
-    for label, (folder, name) in REAL_SETS.items():
+    averages = {}
+    for kind, (label, folder, name) in REAL_SETS.items():
         texts = [t for r in read_jsonl(data / folder / name) if (t := r.get("text") or r.get("content"))]
         ratios, total_bytes, total_tokens = [], 0, 0
         for text in texts:
@@ -60,8 +62,10 @@ def bytes_per_token(data: Path) -> None:
                 ratios.append(nbytes / tokens)
         ratios.sort()
         pick = [ratios[int(q * (len(ratios) - 1))] for q in (0.01, 0.5, 0.99)]
-        print(f"  {label}: {total_bytes / total_tokens:.2f} over all {len(texts):,} documents; per document "
+        averages[kind] = total_bytes / total_tokens
+        print(f"  {kind}, {label}: {averages[kind]:.2f} over all {len(texts):,} documents; per document "
               f"p1 {pick[0]:.2f}, median {pick[1]:.2f}, p99 {pick[2]:.2f}")
+    return averages
 
 
 def main() -> int:

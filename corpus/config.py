@@ -245,6 +245,10 @@ class BuildConfig(StrictModel):
     def variant_mixtures(self) -> dict[str, MixtureConfig]:
         return dict(zip((v.name for v in self.variants), check_variants(self.mixture, self.variants), strict=True))
 
+    def all_mixtures(self) -> list[MixtureConfig]:
+        """The main mixture, then each variant's."""
+        return [self.mixture, *self.variant_mixtures().values()]
+
     def config_hash(self) -> str:
         return hashlib.sha256(canonical_json(self.resolved()).encode()).hexdigest()
 

@@ -478,8 +478,7 @@ def tokenizes_sampled(config: BuildConfig) -> bool:
     exact size, so everything is tokenized, in the plain stage, with a warning)."""
     if config.mixture.tokenize != "sampled":
         return False
-    mixtures = [config.mixture, *config.variant_mixtures().values()]
-    if all(samples_below_one_epoch(m) for m in mixtures):
+    if all(samples_below_one_epoch(m) for m in config.all_mixtures()):
         return True
     log.warning("mixture.tokenize: sampled tokenizes everything here: it needs mixture.enabled and a stated "
                 "mixture.total_tokens (in every variant too); without one the total follows every pool's exact size")

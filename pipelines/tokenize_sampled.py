@@ -40,10 +40,6 @@ class SampledOutputs(NamedTuple):
     """The pools with the untokenized documents counted, and the first pass's bounds, for `Mix`."""
 
 
-def _mixtures(config: BuildConfig) -> list[Any]:
-    return [config.mixture, *config.variant_mixtures().values()]
-
-
 @profiled_fn(MIX)
 def _byte_point(doc: Document, seed: int) -> tuple[str, tuple[int, int]]:
     return doc.source, (histogram_bin(sample_point(seed, doc.id)), doc.nbytes)
@@ -51,13 +47,13 @@ def _byte_point(doc: Document, seed: int) -> tuple[str, tuple[int, int]]:
 
 @profiled_fn(MIX)
 def _bounds(_: Any, byte_pools: dict[str, dict[str, Any]], config: BuildConfig) -> dict[str, int]:
-    return first_bounds(_mixtures(config), byte_pools)
+    return first_bounds(config.all_mixtures(), byte_pools)
 
 
 @profiled_fn(MIX)
 def _unsettled(_: Any, pools: dict[str, dict[str, Any]], bounds: dict[str, int],
                config: BuildConfig) -> frozenset[str]:
-    return unsettled_sources(_mixtures(config), config.seed, pools, bounds)
+    return unsettled_sources(config.all_mixtures(), config.seed, pools, bounds)
 
 
 class Untokenized(NamedTuple):
