@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -125,6 +126,7 @@ def _interrupted(as_program: bool) -> int:
     about to end: a Ctrl-C that reaches it from here on (a second one, or one Python delivers late,
     while the interpreter waits for the runner's threads) is ignored, not printed as a traceback
     after `interrupted`."""
+    _INTERRUPTED.set()
     if as_program:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     print("interrupted", file=sys.stderr)
@@ -134,13 +136,42 @@ def _interrupted(as_program: bool) -> int:
 _INTERRUPTS: list[int] = []
 """The Ctrl-Cs the program received (`_remember_interrupt`)."""
 
+_INTERRUPTED = threading.Event()
+"""Set once the program knows it was interrupted (a Ctrl-C it received, or one a worker reported)."""
+
+THREAD_ERROR_GRACE_S = 1.0
+"""How long a thread that failed waits for the interrupt that may have caused it before it prints
+its traceback. The SIGINT reaches the worker processes and the driver together; a driver thread
+that was reading from a worker can fail a moment before the driver's main thread handles it."""
+
 
 def _remember_interrupt(signum: int, frame: object) -> None:
     """Python's own SIGINT handler (raise KeyboardInterrupt), remembering that it ran: where the
     exception lands in code that swallows exceptions (a finalizer run by the garbage collector, a
     callback: Python prints "Exception ignored" and goes on), the program still ends with 130."""
     _INTERRUPTS.append(signum)
+    _INTERRUPTED.set()
     raise KeyboardInterrupt
+
+
+def _quiet_after_an_interrupt(hook: object) -> object:
+    """A `threading.excepthook` that drops what a thread raised because the run was interrupted.
+
+    A Ctrl-C ends the worker processes at once; the runner's threads that were reading from them
+    (Beam's gRPC data and control readers) then fail, and Python would print their tracebacks around
+    the program's last line, `interrupted`. They are consequences of the Ctrl-C, not news: without
+    `--debug` they go to the debug log. A thread that fails in a run that was not interrupted prints
+    its traceback as before, after `THREAD_ERROR_GRACE_S`."""
+
+    def excepthook(failure: threading.ExceptHookArgs) -> None:
+        if _INTERRUPTED.wait(THREAD_ERROR_GRACE_S):
+            thread = failure.thread.name if failure.thread is not None else "a thread"
+            logging.getLogger("corpus").debug("after the interrupt, %s raised %s", thread,
+                                              failure.exc_type.__name__)
+            return
+        hook(failure)  # type: ignore[operator]
+
+    return excepthook
 
 
 def program() -> NoReturn:
@@ -155,9 +186,12 @@ def program() -> NoReturn:
 
     A Ctrl-C is 130 from the first line on: one that arrives while the command line is parsed (the
     commands' modules are imported then) is `interrupted`, not a traceback; one that Python swallowed
-    during a command that then succeeded is `interrupted (...)` and 130 too, its output complete."""
+    during a command that then succeeded is `interrupted (...)` and 130 too, its output complete;
+    what the runner's threads raise because of the Ctrl-C is not printed around that last line."""
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _remember_interrupt)
+    if "--debug" not in sys.argv:
+        threading.excepthook = _quiet_after_an_interrupt(threading.excepthook)  # type: ignore[assignment]
     try:
         code = main()
     except KeyboardInterrupt:
