@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from lemur_corpus.errors import CorpusError, interrupted
@@ -154,24 +154,45 @@ def _remember_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _quiet_after_an_interrupt(hook: object) -> object:
+class QuietAfterAnInterrupt:
     """A `threading.excepthook` that drops what a thread raised because the run was interrupted.
 
     A Ctrl-C ends the worker processes at once; the runner's threads that were reading from them
     (Beam's gRPC data and control readers) then fail, and Python would print their tracebacks around
     the program's last line, `interrupted`. They are consequences of the Ctrl-C, not news: without
-    `--debug` they go to the debug log. A thread that fails in a run that was not interrupted prints
-    its traceback as before, after `THREAD_ERROR_GRACE_S`."""
+    `--debug` they go to the debug log. A thread that fails in a run that was not interrupted has its
+    traceback printed by `hook` (Python's), after `THREAD_ERROR_GRACE_S`, or by `flush` when the
+    program ends before then."""
 
-    def excepthook(failure: threading.ExceptHookArgs) -> None:
-        if _INTERRUPTED.wait(THREAD_ERROR_GRACE_S):
-            thread = failure.thread.name if failure.thread is not None else "a thread"
-            logging.getLogger("corpus").debug("after the interrupt, %s raised %s", thread,
-                                              failure.exc_type.__name__)
+    def __init__(self, hook: Callable[[threading.ExceptHookArgs], object]) -> None:
+        self.hook = hook
+        self.pending: list[threading.ExceptHookArgs] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, failure: threading.ExceptHookArgs) -> None:
+        with self.lock:
+            self.pending.append(failure)
+        _INTERRUPTED.wait(THREAD_ERROR_GRACE_S)
+        self._settle(failure)
+
+    def flush(self) -> None:
+        """What failed threads still wait to say, said now (the program is ending)."""
+        with self.lock:
+            waiting = list(self.pending)
+        for failure in waiting:
+            self._settle(failure)
+
+    def _settle(self, failure: threading.ExceptHookArgs) -> None:
+        with self.lock:
+            if not any(f is failure for f in self.pending):
+                return  # `flush` or the thread itself has settled it
+            self.pending = [f for f in self.pending if f is not failure]
+        if not _INTERRUPTED.is_set():
+            self.hook(failure)
             return
-        hook(failure)  # type: ignore[operator]
-
-    return excepthook
+        thread = failure.thread.name if failure.thread is not None else "a thread"
+        logging.getLogger("corpus").debug("after the interrupt, %s raised %s: %s", thread,
+                                          failure.exc_type.__name__, failure.exc_value)
 
 
 def program() -> NoReturn:
@@ -190,14 +211,16 @@ def program() -> NoReturn:
     what the runner's threads raise because of the Ctrl-C is not printed around that last line."""
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _remember_interrupt)
+    quiet = QuietAfterAnInterrupt(threading.excepthook)
     if "--debug" not in sys.argv:
-        threading.excepthook = _quiet_after_an_interrupt(threading.excepthook)  # type: ignore[assignment]
+        threading.excepthook = quiet
     try:
         code = main()
     except KeyboardInterrupt:
         if "--debug" in sys.argv:
             raise
         code = _interrupted(as_program=True)
+    quiet.flush()
     if code == 0 and _INTERRUPTS:
         print("interrupted (the command had finished: its output is complete)", file=sys.stderr)
         code = 130

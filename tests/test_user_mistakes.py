@@ -245,17 +245,23 @@ def test_a_thread_that_fails_because_of_the_ctrl_c_prints_no_traceback() -> None
 
 
 def test_a_thread_that_fails_in_a_run_not_interrupted_still_prints_its_traceback() -> None:
+    """Whether the program waits for the thread (`joined`) or ends before the thread's grace for an
+    interrupt is over (`left`): its traceback is printed, once."""
     done = _program("import threading\n"
                     "def run(args, as_program):\n"
-                    "    def reader():\n"
-                    "        raise ConnectionError('the worker has gone')\n"
-                    "    thread = threading.Thread(target=reader, name='reader')\n"
-                    "    thread.start()\n"
-                    "    thread.join()\n"
+                    "    def reader(name):\n"
+                    "        raise ConnectionError(f'{name}: the worker has gone')\n"
+                    "    joined = threading.Thread(target=reader, args=('joined',), name='joined')\n"
+                    "    joined.start()\n"
+                    "    joined.join()\n"
+                    "    threading.Thread(target=reader, args=('left',), name='left', daemon=True).start()\n"
+                    "    time.sleep(0.2)\n"
                     "    return 0\n"
                     "cli._run = run\n")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "Exception in thread reader" in done.stderr and "ConnectionError: the worker has gone" in done.stderr
+    for name in ("joined", "left"):
+        assert done.stderr.count(f"Exception in thread {name}") == 1, done.stderr[-3000:]
+        assert f"ConnectionError: {name}: the worker has gone" in done.stderr
 
 
 @pytest.mark.slow
