@@ -139,10 +139,11 @@ _INTERRUPTS: list[int] = []
 _INTERRUPTED = threading.Event()
 """Set once the program knows it was interrupted (a Ctrl-C it received, or one a worker reported)."""
 
-THREAD_ERROR_GRACE_S = 1.0
+THREAD_ERROR_GRACE_S = 2.0
 """How long a thread that failed waits for the interrupt that may have caused it before it prints
 its traceback. The SIGINT reaches the worker processes and the driver together; a driver thread
-that was reading from a worker can fail a moment before the driver's main thread handles it."""
+that was reading from a worker can fail a moment before the driver's main thread handles it (later
+on a loaded machine: the margin is generous, and costs only a delay in a run that was not interrupted)."""
 
 
 def _remember_interrupt(signum: int, frame: object) -> None:
