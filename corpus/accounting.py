@@ -46,12 +46,15 @@ class Drop:
     def to_dict(self) -> dict[str, Any]:
         """Every field; `duplicate_of` and `similarity` only for the dedup removals that have them,
         `duplicate_of_build` only for removals against an earlier build."""
-        out = dataclasses.asdict(self)
+        out = {name: getattr(self, name) for name in _DROP_FIELDS}  # what asdict gives, without its deep copies
         if not self.duplicate_of:
             del out["duplicate_of"], out["similarity"]
         if not self.duplicate_of_build:
             del out["duplicate_of_build"]
         return out
+
+
+_DROP_FIELDS = tuple(field.name for field in dataclasses.fields(Drop))
 
 
 @pickled_by_fields

@@ -91,8 +91,9 @@ class Document:
 
 
 def utf8_len(text: str) -> int:
-    """Bytes of `text` in UTF-8; lone surrogates (which normalization removes) count as 3 bytes."""
-    return len(text.encode("utf-8", "surrogatepass"))
+    """Bytes of `text` in UTF-8; lone surrogates (which normalization removes) count as 3 bytes.
+    An ASCII string is one byte a character (`str.isascii` reads a flag Python keeps: no copy)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 # `meta` is heterogeneous across sources, so it is stored as a JSON string column.

@@ -37,6 +37,7 @@ from lemur_corpus.pipelines.dedup_common import (
     Decision,
     Node,
     Payload,
+    SummedStats,
     first_node,
     removal_outputs,
     tagged_stat,
@@ -181,7 +182,7 @@ class DedupDecide(beam.PTransform):
                 nodes
                 | "KeyByHash" >> beam.Map(lambda node: ((node[0].kind, node[0].content_hash), node))
                 | "GroupByHash" >> beam.GroupByKey()
-                | "ExactGroups" >> MultiOutputParDo(ExactGroupFn(config.keep), REMOVED, STATS,
+                | "ExactGroups" >> MultiOutputParDo(SummedStats(ExactGroupFn(config.keep)), REMOVED, STATS,
                                                     main="survivors" if near_on else None)  # only near-dedup reads them
             )
             survivors, exact_removed = exact.get("survivors"), exact[REMOVED]

@@ -40,7 +40,7 @@ from lemur_corpus.dedup.index import (
 from lemur_corpus.dedup.minhash import from_bytes
 from lemur_corpus.dedup.stats import stat
 from lemur_corpus.io import read_bytes
-from lemur_corpus.pipelines.dedup_common import STATS, Decision, Node, tagged_stat
+from lemur_corpus.pipelines.dedup_common import STATS, Decision, Node, SummedStats, tagged_stat
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
 
 AGAINST = "against"
@@ -313,7 +313,7 @@ class DedupAgainst(beam.PTransform):
         exact = (
             {"new": new["hash"], "old": index["exact"]}
             | "JoinHashes" >> beam.CoGroupByKey()
-            | "ExactMatches" >> MultiOutputParDo(ExactMatchFn(), STATS, main="decisions")
+            | "ExactMatches" >> MultiOutputParDo(SummedStats(ExactMatchFn()), STATS, main="decisions")
         )
         members = new["members"] | "BandMembers" >> beam.FlatMap(band_members)
         pairs = (
@@ -321,7 +321,8 @@ class DedupAgainst(beam.PTransform):
             | "AllMembers" >> beam.Flatten()
             | "GroupByBucket" >> beam.GroupByKey()
             | "BucketPairs" >> MultiOutputParDo(
-                BucketPairsFn({k: s.near[4] for k, s in specs.items() if s.near is not None}), STATS, main="pairs")
+                SummedStats(BucketPairsFn({k: s.near[4] for k, s in specs.items() if s.near is not None})), STATS,
+                main="pairs")
         )
         routed = (
             {"new": pairs["pairs"] | "DistinctPairs" >> beam.Distinct(), "sketch": index["sketch"]}
@@ -331,13 +332,13 @@ class DedupAgainst(beam.PTransform):
         verified = (
             {"earlier": routed, "mine": new["sketch"]}
             | "JoinNewSketches" >> beam.CoGroupByKey()
-            | "Verify" >> MultiOutputParDo(VerifyAgainstFn(specs), STATS, main="decisions")
+            | "Verify" >> MultiOutputParDo(SummedStats(VerifyAgainstFn(specs)), STATS, main="decisions")
         )
         decided = (
             {"decision": (exact["decisions"], verified["decisions"]) | "AllMatches" >> beam.Flatten(),
              "node": nodes | "NodesById" >> beam.Map(lambda n: (n[0].id, n))}
             | "JoinMatches" >> beam.CoGroupByKey()
-            | "BestMatch" >> MultiOutputParDo(BestMatchFn(), STATS, "removed", main="remaining")
+            | "BestMatch" >> MultiOutputParDo(SummedStats(BestMatchFn()), STATS, "removed", main="remaining")
         )
         remaining = decided["remaining"]
         stats = ((exact[STATS], pairs[STATS], verified[STATS], decided[STATS],

@@ -5,13 +5,16 @@ travel instead of documents, and the statistics they emit (`pipelines/dedup.py`,
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import apache_beam as beam
+from apache_beam.pvalue import TaggedOutput
+from apache_beam.transforms.window import GlobalWindows
 
 from lemur_corpus.dedup.exact import DedupRecord
-from lemur_corpus.dedup.stats import stat
+from lemur_corpus.dedup.stats import is_max_metric, stat
 from lemur_corpus.manifest import cluster_size_metric
+from lemur_corpus.pipelines.outputs import WrappedFn
 
 STATS = "stats"
 REMOVED = "removed"
@@ -82,3 +85,40 @@ def removed_outputs(section: str, survivor: str, removed: list[tuple[DedupRecord
         yield tagged_stat(section, record.kind, "removed_bytes", record.nbytes)
         yield tagged_stat(f"{section}_by_source", record.source, "removed")
         yield beam.pvalue.TaggedOutput(REMOVED, (record.id, Decision(f"{section}_duplicate", survivor, similarity)))
+
+
+class SummedStats(WrappedFn):
+    """Runs `fn` with its statistics (its `STATS` outputs) added up per bundle, by sum or maximum
+    as `CombineDedupStats` combines them (`dedup.stats.is_max_metric`), and sent when the bundle
+    ends: one element per statistic and bundle instead of one per event. The dedup steps count
+    per document and per pair (an exact group's documents, a verified pair twice, a removal
+    three times), about five elements a document in all, which the runner moved through a flatten
+    and a combine only to be added up. The sums are the same whatever the bundles (the statistics
+    are counts, sizes and maxima: integers). What a bundle holds is one number per statistic it
+    touched. Wrap a DoFn in it inside `MultiOutputParDo` (which delivers `finish_bundle` outputs on
+    every runner)."""
+
+    def start_bundle(self) -> None:
+        super().start_bundle()
+        self.sums: dict[tuple[str, str, str], float] = {}
+
+    def process(self, element, *args, **kwargs):  # type: ignore[no-untyped-def]  # as WrappedFn.process
+        outputs = []
+        sums = self.sums
+        for out in self.fn.process(element, *args, **kwargs) or ():
+            if out.__class__ is TaggedOutput and out.tag == STATS:
+                key, value = out.value
+                before = sums.get(key)
+                if before is None:
+                    sums[key] = value
+                else:
+                    sums[key] = max(before, value) if is_max_metric(key) else before + value
+            else:
+                outputs.append(out)
+        return outputs
+
+    def finish_bundle(self) -> Iterator[Any]:
+        yield from self.fn.finish_bundle() or ()
+        sums, self.sums = self.sums, {}
+        for key, value in sorted(sums.items()):
+            yield TaggedOutput(STATS, GlobalWindows.windowed_value((key, value)))

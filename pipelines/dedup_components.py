@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 
 from lemur_corpus.dedup.clusters import label_component, large_star, small_star, unsettled
-from lemur_corpus.pipelines.dedup_common import STATS, tagged_stat
+from lemur_corpus.pipelines.dedup_common import STATS, SummedStats, tagged_stat
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
 from lemur_corpus.pipelines.profile import COMPONENTS, profiled
 
@@ -180,8 +180,8 @@ class ConnectedComponents(beam.PTransform):
             large = (
                 edges
                 | f"Round{number:02d}GroupByNode" >> beam.GroupByKey()
-                | f"Round{number:02d}LargeStar" >> MultiOutputParDo(LargeStarFn(number, self.max_size), STATS, LABELS,
-                                                                    main="edges")
+                | f"Round{number:02d}LargeStar" >> MultiOutputParDo(
+                    SummedStats(LargeStarFn(number, self.max_size)), STATS, LABELS, main="edges")
             )
             labels.append(large[LABELS])
             stats.append(large[STATS])
@@ -193,7 +193,7 @@ class ConnectedComponents(beam.PTransform):
         final = (
             edges
             | "FinalGroupByNode" >> beam.GroupByKey()
-            | "Label" >> MultiOutputParDo(LabelFn(self.max_size), STATS, LABELS)
+            | "Label" >> MultiOutputParDo(SummedStats(LabelFn(self.max_size)), STATS, LABELS)
         )
         labels.append(final[LABELS])
         stats.append(final[STATS])

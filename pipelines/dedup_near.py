@@ -56,6 +56,7 @@ from lemur_corpus.pipelines.dedup_common import (
     STATS,
     Payload,
     SignedNode,
+    SummedStats,
     first_payload,
     removal_outputs,
     removed_outputs,
@@ -239,6 +240,28 @@ def bucket_members(members: list[tuple]) -> list[str]:
     return sorted(keys, key=keys.__getitem__)
 
 
+LATER_IDS_PER_FLUSH = 65_536
+"""Later ids `LaterIdsFn` remembers per bundle before it forgets them (a bound on its memory)."""
+
+
+class LaterIdsFn(beam.DoFn):
+    """Distinct pairs (earlier, later) → (later, None), once per later document and bundle (a
+    later document is in one pair per earlier document it is verified against, ~6 on the scale
+    corpus; the join needs one mark). After `LATER_IDS_PER_FLUSH` ids the set starts again: a mark
+    sent twice changes nothing."""
+
+    def start_bundle(self) -> None:
+        self.seen: set[str] = set()
+
+    def process(self, pair: tuple[str, str]) -> Iterator[tuple[str, None]]:
+        later = pair[1]
+        if later not in self.seen:
+            if len(self.seen) >= LATER_IDS_PER_FLUSH:
+                self.seen.clear()
+            self.seen.add(later)
+            yield later, None
+
+
 class RoutePayloadFn(beam.DoFn):
     """Joined on a document's id: its payload goes to every later document it is paired with, and
     to itself when it is the later document of a pair; all its pairs meet there, once each."""
@@ -370,12 +393,12 @@ class NearDuplicates(beam.PTransform):
         pairs = (
             keys
             | "GroupBuckets" >> beam.CombinePerKey(BucketEntriesFn())
-            | "BucketPairs" >> MultiOutputParDo(BucketPairsFn({k: config.near(k).bucket_window for k in enabled}),
-                                                STATS, main="pairs")
+            | "BucketPairs" >> MultiOutputParDo(
+                SummedStats(BucketPairsFn({k: config.near(k).bucket_window for k in enabled})), STATS, main="pairs")
         )
         distinct = pairs["pairs"] | "DistinctPairs" >> beam.Distinct()  # a pair shares several bands' buckets
         routed = (
-            {"later": distinct, "is_later": distinct | "LaterIds" >> beam.MapTuple(lambda _, later: (later, None)),
+            {"later": distinct, "is_later": distinct | "LaterIds" >> beam.ParDo(LaterIdsFn()),
              "payload": payloads}
             | "JoinPayloads" >> beam.CoGroupByKey()
             | "RoutePayloads" >> beam.ParDo(RoutePayloadFn())
@@ -383,7 +406,7 @@ class NearDuplicates(beam.PTransform):
         verified = (
             routed
             | "GroupPairs" >> beam.GroupByKey()
-            | "Verify" >> MultiOutputParDo(VerifyFn(config), STATS, NAMES, RECORDS, main="edges")
+            | "Verify" >> MultiOutputParDo(SummedStats(VerifyFn(config)), STATS, NAMES, RECORDS, main="edges")
         )
         components = verified["names"] | "Components" >> ConnectedComponents(
             config.component_rounds, {k: config.near(k).max_component_size for k in enabled})
@@ -392,7 +415,7 @@ class NearDuplicates(beam.PTransform):
             | "JoinComponents" >> beam.CoGroupByKey()
             | "KeyByComponent" >> beam.ParDo(GroupMemberFn())
             | "GroupComponents" >> beam.GroupByKey()
-            | "Decide" >> MultiOutputParDo(DecideComponentFn(config.keep), STATS, REMOVED)
+            | "Decide" >> MultiOutputParDo(SummedStats(DecideComponentFn(config.keep)), STATS, REMOVED)
         )
         stats = (signed_stats, pairs[STATS], verified[STATS], *components.stats, decided[STATS])
         return NearOutputs(decided[REMOVED], stats | "Stats" >> beam.Flatten())

@@ -17,6 +17,7 @@ from collections.abc import Collection, Iterable, Iterator
 from typing import Any, NamedTuple
 
 import apache_beam as beam
+from apache_beam.transforms.window import GlobalWindows
 
 from lemur_corpus.accounting import FILTER, Drop
 from lemur_corpus.config import FiltersConfig, InputConfig
@@ -89,6 +90,15 @@ class FilterFn(beam.DoFn):
         self.reported = {id(chain) for chains in (self.chains, *self.input_chains.values())
                          for chain in chains.values() if any(isinstance(f, DecontamFilter) for f in chain)}
 
+    def start_bundle(self) -> None:
+        self.edits: dict[tuple[str, str, str], int] = {}
+
+    def finish_bundle(self) -> Iterator[beam.pvalue.TaggedOutput]:
+        """The bundle's edits, summed per (filter, source, key): one element each, not one per document edited."""
+        edits, self.edits = self.edits, {}
+        for key, count in sorted(edits.items()):
+            yield beam.pvalue.TaggedOutput(EDITS, GlobalWindows.windowed_value((key, count)))
+
     def process(self, doc: Document) -> Iterator[Document | beam.pvalue.TaggedOutput]:
         chains = self.input_chains.get(doc.id.split("/", 1)[0], self.chains)
         chain = chains.get(doc.kind, [])
@@ -100,11 +110,12 @@ class FilterFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(CONTAMINATION, record)
         if result.doc is not None:
             yield result.doc
+            edits = self.edits
             for name, verdict in result.verdicts:
                 if verdict.removed:
-                    yield beam.pvalue.TaggedOutput(EDITS, ((name, doc.source, "documents"), 1))
+                    edits[(name, doc.source, "documents")] = edits.get((name, doc.source, "documents"), 0) + 1
                     for key, count in verdict.removed.items():
-                        yield beam.pvalue.TaggedOutput(EDITS, ((name, doc.source, key), count))
+                        edits[(name, doc.source, key)] = edits.get((name, doc.source, key), 0) + count
             return
         name, verdict = result.verdicts[-1]
         yield beam.pvalue.TaggedOutput(

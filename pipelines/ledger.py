@@ -174,12 +174,31 @@ def gather(p: beam.Pipeline, stages: Sequence[Any]) -> Ledger:
                   drops[0] if len(drops) == 1 else drops | "AllDrops" >> beam.Flatten())
 
 
+class TallyDropsFn(beam.DoFn):
+    """`Drop` records → their `Tally` records (`tally_drop`) summed per bundle: one per (stage,
+    group, reason) and bundle, as `CountDocumentsFn` counts documents, not one per drop."""
+
+    def start_bundle(self) -> None:
+        self.sums: dict[tuple[str, str, str], tuple[int, int]] = {}
+
+    def process(self, drop: Drop) -> None:
+        tally = tally_drop(drop)
+        key = (tally.stage, tally.group, tally.key)
+        docs, nbytes = self.sums.get(key, (0, 0))
+        self.sums[key] = (docs + tally.docs, nbytes + tally.nbytes)
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        for (stage, group, key), (docs, nbytes) in sorted(self.sums.items()):
+            yield GlobalWindows.windowed_value(Tally(stage, group, key, docs, nbytes))
+        self.sums = {}
+
+
 class Accounting(beam.PTransform):
     """A `Ledger` -> the accounting table {(stage, group, key): (docs, bytes)}: one element, or none
     for a ledger without tallies (read it with `accounting_side_input`)."""
 
     def expand(self, ledger: Ledger) -> beam.PCollection:
-        drop_tallies = ledger.drops | "TallyDrops" >> beam.Map(tally_drop)
+        drop_tallies = ledger.drops | "TallyDrops" >> beam.ParDo(TallyDropsFn())
         return (
             (ledger.tallies, drop_tallies)
             | "Flatten" >> beam.Flatten()

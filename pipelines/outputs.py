@@ -20,7 +20,10 @@ On the portable runners (the DirectRunner's FnApiRunner, Dataflow, Flink, Spark:
 DoFn per tag and a pair per element less (fewer transforms to translate and set up, fewer calls per
 document); the
 detour stays for every other runner. Elements of a tag nobody asked for are dropped on both
-paths, and `finish_bundle` may emit nothing on either (`WrappedFn`).
+paths. What `finish_bundle` emits (windowed values, tagged or not, as Beam asks of it) reaches its
+tag on both: natively, or as windowed pairs (`TagPairsFn`); every runner this project supports
+delivers `finish_bundle` outputs (Beam 2.77's own DaskRunner lost them; `pipelines/dask_runner.py`,
+which `DaskRunner` means here, does not).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
+from apache_beam.utils.windowed_value import WindowedValue
 
 MAIN = ""
 """The tag under which the DoFn's untagged elements travel."""
@@ -39,9 +43,7 @@ MAIN_LABEL = "_untagged"
 
 class WrappedFn(beam.DoFn):
     """Runs `fn` as it is. Lifecycle calls go through to `fn`, so its per-worker setup stays in
-    `setup`. Elements emitted from `finish_bundle` are refused: they must be windowed values, and
-    Beam 2.77's DaskRunner drops them (it collects a bundle's outputs before calling finish_bundle),
-    so a DoFn that runs natively here also runs on the Dask runners."""
+    `setup`, and what its `finish_bundle` emits goes on as it is."""
 
     def __init__(self, fn: beam.DoFn) -> None:
         self.fn = fn
@@ -56,16 +58,16 @@ class WrappedFn(beam.DoFn):
         # Unannotated on purpose: Beam reads annotations as type hints and rejects `*args: Any`.
         return self.fn.process(element, *args, **kwargs)
 
-    def finish_bundle(self) -> None:
-        if any(True for _ in self.fn.finish_bundle() or ()):
-            raise TypeError(f"{type(self.fn).__name__}.finish_bundle emits elements: not portable across runners")
+    def finish_bundle(self) -> Any:  # windowed values, tagged or not (Beam's rule), or None
+        return self.fn.finish_bundle()
 
     def teardown(self) -> None:
         self.fn.teardown()
 
 
 class TagPairsFn(WrappedFn):
-    """Runs `fn` and yields `(tag, value)` for each of its outputs (MAIN for untagged ones)."""
+    """Runs `fn` and yields `(tag, value)` for each of its outputs (MAIN for untagged ones), those of
+    its `finish_bundle` too (in their windowed values)."""
 
     def process(self, element, *args, **kwargs):  # type: ignore[no-untyped-def]  # as WrappedFn.process
         for out in self.fn.process(element, *args, **kwargs) or ():
@@ -73,6 +75,14 @@ class TagPairsFn(WrappedFn):
                 yield out.tag, out.value
             else:
                 yield MAIN, out
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        for out in self.fn.finish_bundle() or ():
+            tag, value = (out.tag, out.value) if isinstance(out, TaggedOutput) else (MAIN, out)
+            if not isinstance(value, WindowedValue):
+                raise TypeError(f"{type(self.fn).__name__}.finish_bundle must emit windowed values, "
+                                f"not {type(value).__name__}")
+            yield value.with_value((tag, value.value))
 
 
 def _only(pair: tuple[str, Any], tag: str) -> Iterator[Any]:

@@ -21,7 +21,7 @@ from lemur_corpus.dedup.lsh import band_keys, bucket_pairs, pairs_left_out
 from lemur_corpus.dedup.minhash import MinHasher, from_bytes, to_bytes
 from lemur_corpus.dedup.survivors import walk
 from lemur_corpus.pipelines import dedup_near
-from lemur_corpus.pipelines.dedup_common import Decision, Payload
+from lemur_corpus.pipelines.dedup_common import Decision, Payload, SummedStats, tagged_stat
 from lemur_corpus.pipelines.dedup_files import run_dedup_files
 from lemur_corpus.pipelines.dedup_near import BandKeysFn, BucketPairsFn, NearDuplicates, bucket_group, bucket_groups
 from lemur_corpus.pipelines.direct_runner import beam_pipeline
@@ -177,6 +177,57 @@ def test_band_keys_leave_a_bundle_as_one_list_per_group_it_touched(monkeypatch: 
         assert all(len(entries) <= every + 16 for _, entries in sent)
         if every > len(expected):  # sent when the bundle ends: one list per group
             assert len(sent) == len({group for group, _ in expected}) == 5
+
+
+
+class _EmitsStats(beam.DoFn):
+    """Per element: the element itself, a count, its size and its size as a maximum (stats as dedup emits them)."""
+
+    def process(self, n: int):  # type: ignore[no-untyped-def]
+        yield n
+        yield tagged_stat("near", "text", "candidate_pairs")
+        yield tagged_stat("near", "text", "removed_bytes", n)
+        yield tagged_stat("near", "text", "max_verify_group", n)
+        yield tagged_stat("near_by_source", f"s{n % 3}", "removed")
+
+
+def test_summed_stats_sum_per_bundle_what_the_combine_would_sum() -> None:
+    """Bundle by bundle: the other outputs as they come, one statistic per key when the bundle ends,
+    added (or maxed, `max_*`) as `CombineDedupStats` adds them; the combine of both gives the same."""
+    from lemur_corpus.dedup.stats import combine, pick
+
+    fn = SummedStats(_EmitsStats())
+    fn.setup()
+    sent: list = []
+    for bundle in ([1, 2, 3, 4], [5], [6, 7]):
+        fn.start_bundle()
+        sent += [out for n in bundle for out in fn.process(n)]
+        sent += list(fn.finish_bundle())
+    fn.teardown()
+    assert [out for out in sent if not isinstance(out, beam.pvalue.TaggedOutput)] == [1, 2, 3, 4, 5, 6, 7]
+    summed = [out.value.value for out in sent if isinstance(out, beam.pvalue.TaggedOutput)]
+    assert len(summed) == (3 + 3) + (3 + 1) + (3 + 2)  # each bundle's keys once: 3 of the kind, 1 per source seen
+    raw = [s.value for n in range(1, 8) for s in _EmitsStats().process(n) if isinstance(s, beam.pvalue.TaggedOutput)]
+
+    def combined(stats: list) -> dict:
+        keys = sorted({k for k, _ in stats})
+        return dict(pick(k, combine((v, v) for key, v in stats if key == k)) for k in keys)
+
+    assert combined(summed) == combined(raw) == {
+        ("near", "text", "candidate_pairs"): 7, ("near", "text", "removed_bytes"): 28,
+        ("near", "text", "max_verify_group"): 7, ("near_by_source", "s0", "removed"): 2,
+        ("near_by_source", "s1", "removed"): 3, ("near_by_source", "s2", "removed"): 2}
+
+
+def test_later_ids_mark_each_later_document_once_per_bundle_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    pairs = [(f"e{i}", f"l{i % 5}") for i in range(40)]
+    for bound, most in ((10**6, 5), (3, 40)):
+        monkeypatch.setattr(dedup_near, "LATER_IDS_PER_FLUSH", bound)
+        fn = dedup_near.LaterIdsFn()
+        fn.start_bundle()
+        marks = [out for pair in pairs for out in fn.process(pair)]
+        assert {later for later, _ in marks} == {f"l{i}" for i in range(5)} and all(v is None for _, v in marks)
+        assert len(marks) <= most and len(fn.seen) <= bound
 
 
 def _chain(count: int, step: int, seed: int) -> list[dict[str, str]]:

@@ -19,6 +19,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pipeline import AppliedPTransform, PipelineVisitor
 from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms.window import GlobalWindows
 
 from lemur_corpus.accounting import Drop
 from lemur_corpus.cli import main
@@ -46,12 +47,39 @@ class ParityFn(beam.DoFn):
             yield n
 
 
-class EmitsInFinishBundleFn(beam.DoFn):
+class SumsPerBundleFn(beam.DoFn):
+    """Numbers on the main output as they come; when a bundle ends, its count on the main output
+    (as a negative number) and its sum on `sums`: what `finish_bundle` emits, tagged and untagged."""
+
+    def start_bundle(self) -> None:
+        self.count, self.total = 0, 0
+
     def process(self, n: int):  # type: ignore[no-untyped-def]
+        self.count, self.total = self.count + 1, self.total + n
         yield n
 
     def finish_bundle(self):  # type: ignore[no-untyped-def]
-        yield beam.utils.windowed_value.WindowedValue(-1, 0, [beam.transforms.window.GlobalWindow()])
+        yield GlobalWindows.windowed_value(-self.count)
+        yield beam.pvalue.TaggedOutput("sums", GlobalWindows.windowed_value(self.total))
+
+
+def _bundle_sums_pipeline(p: beam.Pipeline, out: Path) -> None:
+    split = p | beam.Create(range(1, 41)) | "Sums" >> MultiOutputParDo(SumsPerBundleFn(), "sums", main="numbers")
+    (
+        [split[name] | f"Label{name}" >> beam.Map(lambda n, name=name: [name, n]) for name in ("numbers", "sums")]
+        | beam.Flatten()
+        | beam.combiners.ToList()
+        | beam.Map(_write_json, str(out))
+    )
+
+
+def _check_bundle_sums(out: Path) -> None:
+    """Every number once, the bundles' counts adding up to 40 and their sums to 820, whatever the bundles."""
+    found = json.loads(out.read_text())
+    numbers = sorted(n for name, n in found if name == "numbers" and n > 0)
+    assert numbers == list(range(1, 41))
+    assert -sum(n for name, n in found if name == "numbers" and n <= 0) == 40
+    assert sum(n for name, n in found if name == "sums") == 820
 
 
 def _write_json(items: list, path: str) -> None:
@@ -113,10 +141,23 @@ def test_native_multi_outputs_only_on_the_portable_runners() -> None:
     assert not any(native_multi_outputs(r) for r in (BundleBasedDirectRunner(), DaskRunner()))
 
 
-def test_multi_output_pardo_refuses_finish_bundle_outputs() -> None:
-    with pytest.raises(Exception, match="finish_bundle emits elements"):
-        with beam_pipeline(PipelineOptions()) as p:
-            _ = p | beam.Create([1, 2]) | MultiOutputParDo(EmitsInFinishBundleFn(), "x", main="y")
+@pytest.mark.parametrize("args", [[], MULTI_PROCESSING, ["--runner=BundleBasedDirectRunner"]])
+def test_multi_output_pardo_delivers_finish_bundle_outputs_to_their_tags(args: list[str], tmp_path: Path) -> None:
+    """Natively (the FnApiRunner) and as (tag, value) pairs (BundleBasedDirectRunner; the fixed
+    DaskRunner in the test below): what `finish_bundle` emits reaches its tag, tagged or not."""
+    with beam_pipeline(PipelineOptions(args)) as p:
+        _bundle_sums_pipeline(p, tmp_path / "out.json")
+    _check_bundle_sums(tmp_path / "out.json")
+
+
+def test_multi_output_pardo_refuses_finish_bundle_outputs_that_are_not_windowed() -> None:
+    class Bare(SumsPerBundleFn):
+        def finish_bundle(self):  # type: ignore[no-untyped-def]
+            yield beam.pvalue.TaggedOutput("sums", self.total)
+
+    with pytest.raises(Exception, match="must emit windowed values|should only output WindowedValue"):
+        with beam_pipeline(PipelineOptions(["--runner=BundleBasedDirectRunner"])) as p:
+            _ = p | beam.Create([1, 2]) | MultiOutputParDo(Bare(), "sums", main="numbers")
 
 
 def test_multi_output_pardo_rejects_main_named_like_a_tag() -> None:
@@ -242,6 +283,10 @@ def test_multi_output_pardo_on_stock_and_fixed_dask(dask_cluster, tmp_path: Path
             _parity_pipeline(p, out)
         p.result.client.close()  # Beam's own result leaves its client open
         assert json.loads(out.read_text()) == _expected_parity(), runner
+    out = tmp_path / "bundle_sums.json"
+    with beam.Pipeline(options=PipelineOptions([f"--runner={RUNNER_ALIASES['DaskRunner']}", address])) as p:
+        _bundle_sums_pipeline(p, out)  # the fixed runner delivers finish_bundle outputs (Beam's own loses them)
+    _check_bundle_sums(out)
 
 
 class SumAndPieces(beam.CombineFn):
@@ -565,24 +610,47 @@ def test_dedup_command_on_a_local_dask_cluster(tmp_path: Path) -> None:
     assert json.loads(outputs["direct"]["summary.json"])["near_removed"] > 0
 
 
-def test_documents_are_counted_per_bundle_with_the_same_sums(tmp_path: Path) -> None:
-    """CountDocuments emits one Tally per group and bundle (not one per document); the accounting
-    table it sums to is the per-document one, on the DirectRunner's two modes."""
-    from lemur_corpus.accounting import Tally, add_tallies
-    from lemur_corpus.pipelines.ledger import CountDocuments, TableCombineFn
+def _tallied_per_bundle(tmp_path: Path, items: list, tally: beam.PTransform) -> list[tuple[int, dict]]:
+    """(tallies emitted, the table they sum to) of `tally` over `items`, on the DirectRunner's two modes."""
+    from lemur_corpus.pipelines.ledger import TableCombineFn
 
-    docs = [Document(id=f"d{i}", source=("a", "b", "c")[i % 3], kind="text", text="x" * (i + 1)) for i in range(60)]
-    expected = add_tallies({}, [Tally("s", d.source, "in", 1, d.nbytes) for d in docs])
+    found = []
     for name, args in {"in_memory": [], "multi_processing": MULTI_PROCESSING}.items():
         out = tmp_path / f"{name}.json"
         with beam_pipeline(PipelineOptions(args)) as p:
-            tallies = p | beam.Create(docs) | CountDocuments("s", "in")
+            tallies = p | beam.Create(items) | tally
             _ = (tallies | "Count" >> beam.combiners.Count.Globally()
                  | beam.Map(lambda n, t, path: path.write_text(json.dumps([n, sorted(t.items())])),
                             beam.pvalue.AsSingleton(tallies | beam.CombineGlobally(TableCombineFn())), out))
         count, table = json.loads(out.read_text())
-        assert {tuple(k): tuple(v) for k, v in table} == expected, name
-        assert 3 <= count < len(docs), name  # a few bundles, three groups: far fewer than one per document
+        found.append((count, {tuple(k): tuple(v) for k, v in table}))
+    return found
+
+
+def test_documents_are_counted_per_bundle_with_the_same_sums(tmp_path: Path) -> None:
+    """CountDocuments emits one Tally per group and bundle (not one per document); the accounting
+    table it sums to is the per-document one, on the DirectRunner's two modes."""
+    from lemur_corpus.accounting import Tally, add_tallies
+    from lemur_corpus.pipelines.ledger import CountDocuments
+
+    docs = [Document(id=f"d{i}", source=("a", "b", "c")[i % 3], kind="text", text="x" * (i + 1)) for i in range(60)]
+    expected = add_tallies({}, [Tally("s", d.source, "in", 1, d.nbytes) for d in docs])
+    for count, table in _tallied_per_bundle(tmp_path, docs, CountDocuments("s", "in")):
+        assert table == expected
+        assert 3 <= count < len(docs)  # a few bundles, three groups: far fewer than one per document
+
+
+def test_drops_are_tallied_per_bundle_with_the_same_sums(tmp_path: Path) -> None:
+    """The accounting tallies drops per (stage, group, reason) and bundle, not one per drop; the table
+    is the per-drop one, on the DirectRunner's two modes."""
+    from lemur_corpus.accounting import add_tallies, tally_drop
+    from lemur_corpus.pipelines.ledger import TallyDropsFn
+
+    drops = [Drop("filter", ("a", "b")[i % 2], ("short", "lid")[i % 3 == 0], 10 + i, f"d{i}") for i in range(60)]
+    expected = add_tallies({}, [tally_drop(d) for d in drops])
+    for count, table in _tallied_per_bundle(tmp_path, drops, beam.ParDo(TallyDropsFn())):
+        assert table == expected
+        assert 4 <= count < len(drops)  # a few bundles, four keys: far fewer than one per drop
 
 
 def test_a_benchmark_worker_memory_limit_is_checked_before_any_worker_starts() -> None:
