@@ -246,8 +246,8 @@ LATER_IDS_PER_FLUSH = 65_536
 
 class LaterIdsFn(beam.DoFn):
     """Distinct pairs (earlier, later) → (later, None), once per later document and bundle (a
-    later document is in one pair per earlier document it is verified against, ~6 on the scale
-    corpus; the join needs one mark). After `LATER_IDS_PER_FLUSH` ids the set starts again: a mark
+    later document is in one pair per earlier document it is verified against, often several; the
+    join needs one mark). After `LATER_IDS_PER_FLUSH` ids the set starts again: a mark
     sent twice changes nothing."""
 
     def start_bundle(self) -> None:
