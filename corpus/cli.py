@@ -14,10 +14,11 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from lemur_corpus.errors import CorpusError, interrupted
+from lemur_corpus.errors import WORKER_LOST, CorpusError, interrupted
 
 COMMANDS = ("build", "validate", "audit", "manifests", "dedup", "dedup_index", "filter", "decontam")
 
@@ -139,11 +140,18 @@ _INTERRUPTS: list[int] = []
 _INTERRUPTED = threading.Event()
 """Set once the program knows it was interrupted (a Ctrl-C it received, or one a worker reported)."""
 
+
+def _thread_failures_cause() -> str | None:
+    """Why the runner's threads fail, when the program knows: the interrupt, or a worker process
+    the run lost (`errors.WORKER_LOST`)."""
+    return "the interrupt" if _INTERRUPTED.is_set() else "the lost worker process" if WORKER_LOST.is_set() else None
+
 THREAD_ERROR_GRACE_S = 2.0
-"""How long a thread that failed waits for the interrupt that may have caused it before it prints
-its traceback. The SIGINT reaches the worker processes and the driver together; a driver thread
-that was reading from a worker can fail a moment before the driver's main thread handles it (later
-on a loaded machine: the margin is generous, and costs only a delay in a run that was not interrupted)."""
+"""How long a thread that failed waits for the interrupt or the lost worker that may have caused it
+before it prints its traceback. The SIGINT reaches the worker processes and the driver together; a
+driver thread that was reading from a worker can fail a moment before the driver's main thread
+handles it, or reports the worker it lost (later on a loaded machine: the margin is generous, and
+costs only a delay in a run that was neither)."""
 
 
 def _remember_interrupt(signum: int, frame: object) -> None:
@@ -155,13 +163,15 @@ def _remember_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-class QuietAfterAnInterrupt:
-    """A `threading.excepthook` that drops what a thread raised because the run was interrupted.
+class QuietAfterAKnownCause:
+    """A `threading.excepthook` that drops what a thread raised because the run was interrupted or
+    lost a worker process.
 
-    A Ctrl-C ends the worker processes at once; the runner's threads that were reading from them
-    (Beam's gRPC data and control readers) then fail, and Python would print their tracebacks around
-    the program's last line, `interrupted`. They are consequences of the Ctrl-C, not news: without
-    `--debug` they go to the debug log. A thread that fails in a run that was not interrupted has its
+    A Ctrl-C ends the worker processes at once, and the system's out-of-memory killer ends one; the
+    runner's threads that were reading from them (Beam's gRPC data and control readers) then fail, and
+    Python would print their tracebacks around the program's last line (`interrupted`, or the error
+    naming the lost worker). They are consequences of what that line says, not news: without
+    `--debug` they go to the debug log. A thread that fails in a run that was neither has its
     traceback printed by `hook` (Python's), after `THREAD_ERROR_GRACE_S`, or by `flush` when the
     program ends before then."""
 
@@ -173,7 +183,9 @@ class QuietAfterAnInterrupt:
     def __call__(self, failure: threading.ExceptHookArgs) -> None:
         with self.lock:
             self.pending.append(failure)
-        _INTERRUPTED.wait(THREAD_ERROR_GRACE_S)
+        deadline = time.monotonic() + THREAD_ERROR_GRACE_S
+        while _thread_failures_cause() is None and time.monotonic() < deadline:
+            _INTERRUPTED.wait(0.05)
         self._settle(failure)
 
     def flush(self) -> None:
@@ -188,11 +200,12 @@ class QuietAfterAnInterrupt:
             if not any(f is failure for f in self.pending):
                 return  # `flush` or the thread itself has settled it
             self.pending = [f for f in self.pending if f is not failure]
-        if not _INTERRUPTED.is_set():
+        cause = _thread_failures_cause()
+        if cause is None:
             self.hook(failure)
             return
         thread = failure.thread.name if failure.thread is not None else "a thread"
-        logging.getLogger("corpus").debug("after the interrupt, %s raised %s: %s", thread,
+        logging.getLogger("corpus").debug("after %s, %s raised %s: %s", cause, thread,
                                           failure.exc_type.__name__, failure.exc_value)
 
 
@@ -209,10 +222,11 @@ def program() -> NoReturn:
     A Ctrl-C is 130 from the first line on: one that arrives while the command line is parsed (the
     commands' modules are imported then) is `interrupted`, not a traceback; one that Python swallowed
     during a command that then succeeded is `interrupted (...)` and 130 too, its output complete;
-    what the runner's threads raise because of the Ctrl-C is not printed around that last line."""
+    what the runner's threads raise because of the Ctrl-C (or of a worker process the run lost) is not
+    printed around that last line."""
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _remember_interrupt)
-    quiet = QuietAfterAnInterrupt(threading.excepthook)
+    quiet = QuietAfterAKnownCause(threading.excepthook)
     if "--debug" not in sys.argv:
         threading.excepthook = quiet
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +26,14 @@ class CorpusError(Exception):
 
 class ConfigError(CorpusError):
     """The configuration or the command-line arguments are wrong; raised before any data is read."""
+
+
+WORKER_LOST = threading.Event()
+"""Set in the driver when one of a run's worker processes ends before the run does (killed: most
+often by the out-of-memory killer; `pipelines/sdk_workers.py` sees it within 20 ms). The runner's
+threads that read from that worker fail at once, seconds before the run itself fails with
+`WorkerLostError`: the `corpus` program reads this to keep their tracebacks from burying the one line
+that names the worker."""
 
 
 class WorkerLostError(CorpusError):

@@ -38,6 +38,7 @@ from apache_beam.runners.portability import local_job_service
 from apache_beam.runners.portability.fn_api_runner import fn_runner, worker_handlers
 from apache_beam.transforms import environments
 
+from lemur_corpus.errors import WORKER_LOST
 from lemur_corpus.pipelines.flatten_sinks import SinkingFnApiRunner
 
 log = logging.getLogger("corpus")
@@ -251,6 +252,7 @@ class WarmSdkWorker(local_job_service.SubprocessSdkWorker):
             # Beam raises here, in a thread nobody joins for errors: the harness has already
             # reported a failure to the runner, and on Ctrl-C (status 130) the driver reports it
             if process.wait() not in (0, 130):
+                WORKER_LOST.set()
                 log.error("SDK worker %s (pid %d) exited with status %d", self._worker_id, process.pid,
                           process.returncode)
                 if self.on_lost is not None:

@@ -244,6 +244,29 @@ def test_a_thread_that_fails_because_of_the_ctrl_c_prints_no_traceback() -> None
     assert done.stderr.strip().splitlines() == ["interrupted"], done.stderr[-3000:]
 
 
+def test_threads_that_fail_because_a_worker_was_lost_leave_its_error_the_only_line() -> None:
+    """A worker process killed (the out-of-memory killer): the runner's threads that read from it
+    fail at once, the run reports the lost worker seconds later (here 3 s, past the threads' grace
+    for an interrupt). The one line naming the worker is all the user sees, and the status is 2."""
+    done = _program("import threading\n"
+                    "from lemur_corpus import errors\n"
+                    "command = cli._run\n"
+                    "def run(args, as_program):\n"
+                    "    def build(args):\n"
+                    "        def reader():\n"
+                    "            raise ConnectionError('the worker has gone')\n"
+                    "        errors.WORKER_LOST.set()\n"  # what pipelines/sdk_workers.py does when it sees the exit
+                    "        threading.Thread(target=reader, name='read_grpc_client_inputs').start()\n"
+                    "        time.sleep(3)\n"
+                    "        raise errors.WorkerLostError([(4242, -9)])\n"
+                    "    args.func = build\n"
+                    "    return command(args, as_program)\n"
+                    "cli._run = run\n")
+    assert done.returncode == 2, done.stderr[-3000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "pid 4242 was killed by SIGKILL" in lines[0], lines
+
+
 def test_a_thread_that_fails_in_a_run_not_interrupted_still_prints_its_traceback() -> None:
     """Whether the program waits for the thread (`joined`) or ends before the thread's grace for an
     interrupt is over (`left`): its traceback is printed, once."""
