@@ -146,6 +146,7 @@ def _thread_failures_cause() -> str | None:
     the run lost (`errors.WORKER_LOST`)."""
     return "the interrupt" if _INTERRUPTED.is_set() else "the lost worker process" if WORKER_LOST.is_set() else None
 
+
 THREAD_ERROR_GRACE_S = 2.0
 """How long a thread that failed waits for the interrupt or the lost worker that may have caused it
 before it prints its traceback. The SIGINT reaches the worker processes and the driver together; a
