@@ -33,7 +33,7 @@ WORKER_LOST = threading.Event()
 often by the out-of-memory killer; `pipelines/sdk_workers.py` sees it within 20 ms). The runner's
 threads that read from that worker fail at once, seconds before the run itself fails with
 `WorkerLostError`: the `corpus` program reads this to keep their tracebacks from burying the one line
-that names the worker."""
+that names the worker. Never cleared: the program runs one command per process, and nothing else reads it."""
 
 
 class WorkerLostError(CorpusError):
