@@ -264,6 +264,7 @@ def measure_build(config_file: Path, runner: str, workers: int, shuffle: str = "
     """Runs in a fresh process: one build, then its timings and peaks."""
     import logging
 
+    import lemur_corpus
     from lemur_corpus.config import parse_config
     from lemur_corpus.pipelines.build import run_build
 
@@ -291,6 +292,7 @@ def measure_build(config_file: Path, runner: str, workers: int, shuffle: str = "
         "shards_sha256": written,
         "untokenized_documents": sum(s.get("untokenized_documents", 0)
                                      for s in manifest["mixture"]["sources"].values()),
+        "package": lemur_corpus.__file__,  # which code built it (benchmarks/paired_builds.py checks)
     }
 
 
