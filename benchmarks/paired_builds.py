@@ -88,7 +88,13 @@ def run_pair(packages: dict[str, Path], config_file: Path, workers: int, base_fi
     """Both builds at once; `base_first`: which one's process starts first."""
     order = ["base", "head"] if base_first else ["head", "base"]
     started = {side: start_build(packages[side], config_file, workers) for side in order}
-    return {side: result_of(process, side, packages[side]) for side, process in started.items()}
+    try:
+        return {side: result_of(process, side, packages[side]) for side, process in started.items()}
+    finally:  # one build failed (or Ctrl-C): the other must not go on writing into a removed folder
+        for process in started.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
 
 def main() -> int:
