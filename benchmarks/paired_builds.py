@@ -46,7 +46,7 @@ DATA_FOLDERS = ("manifests/schema",)
 
 def export_version(version: str, into: Path, repo: Path = REPO) -> Path:
     """`version`'s package laid out under `into` (a folder to put first on PYTHONPATH); raises
-    SystemExit with git's message for a revision git does not know."""
+    ValueError with git's message for a revision git does not know."""
     source = into / "source"
     source.mkdir(parents=True)
     folders = [*PACKAGE_FOLDERS, *DATA_FOLDERS]
@@ -57,7 +57,7 @@ def export_version(version: str, into: Path, repo: Path = REPO) -> Path:
         archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", version, *folders],
                                  capture_output=True)
         if archive.returncode:
-            raise SystemExit(f"--base/--head {version!r}: {archive.stderr.decode(errors='replace').strip()}")
+            raise ValueError(f"--base/--head {version!r}: {archive.stderr.decode(errors='replace').strip()}")
         subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout, check=True)
     package = into / "package"
     for folder, target in PACKAGE_FOLDERS.items():  # corpus/ first: the others land inside it
@@ -109,6 +109,17 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args()
     require_data(args.data)
+    try:
+        return compare(args)
+    except ValueError as error:  # a revision git does not know: one line, as argparse's mistakes
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # both builds are stopped (run_pair) and the temporary folder removed
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def compare(args: argparse.Namespace) -> int:
     from benchmarks.scale import DOCS_PER_FILE, build_config, files_per_kind, make_corpus
 
     with tempfile.TemporaryDirectory(prefix="paired-builds-") as tmp:

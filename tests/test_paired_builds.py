@@ -38,5 +38,5 @@ def test_an_exported_version_is_the_package_imported(tmp_path: Path, version: st
 
 
 def test_an_unknown_revision_is_one_line_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match="no-such-revision"):
+    with pytest.raises(ValueError, match="no-such-revision"):
         export_version("no-such-revision", tmp_path / "v")
