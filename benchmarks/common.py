@@ -39,6 +39,17 @@ def real_texts(data: Path) -> list[str]:
     return texts
 
 
+def pieces(text: str, size: int) -> list[str]:
+    """`text` cut at line ends into pieces of about `size` characters (all of it, in order)."""
+    out, start = [], 0
+    while start < len(text):
+        end = text.find("\n", start + size)
+        end = len(text) if end < 0 else end + 1
+        out.append(text[start:end])
+        start = end
+    return out
+
+
 def memory_limit(text: str) -> str:
     """An argparse type: a Dask worker memory limit as `dask worker --memory-limit` takes it ("0": none,
     "auto", "1.5GiB", "800MB"), checked here so a typo is one argparse line, not a worker that fails to start."""

@@ -38,7 +38,7 @@ os.environ.setdefault("RAYON_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import DEFAULT_DATA, real_texts  # noqa: E402
+from benchmarks.common import DEFAULT_DATA, pieces, real_texts  # noqa: E402
 from lemur_corpus.config import TokenizerConfig  # noqa: E402
 from lemur_corpus.document import Document  # noqa: E402
 from lemur_corpus.filters.decontam import DecontamConfig, DecontamFilter  # noqa: E402
@@ -83,17 +83,6 @@ def non_negative_float(text: str) -> float:
     if not value >= 0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
     return value
-
-
-def pieces(text: str, size: int) -> list[str]:
-    """`text` cut at line ends into pieces of about `size` characters (all of it, in order)."""
-    out, start = [], 0
-    while start < len(text):
-        end = text.find("\n", start + size)
-        end = len(text) if end < 0 else end + 1
-        out.append(text[start:end])
-        start = end
-    return out
 
 
 def best_of(repeat: int, run: object) -> float:

@@ -25,13 +25,11 @@ from lemur_corpus.filters.text.config import (
 from lemur_corpus.filters.text.gopher import (
     GopherQualityFilter,
     GopherRepetitionFilter,
-    duplicate_ngram_chars,
-    ngram_ids,
     quality_signals,
     token_kind,
-    top_ngram_chars,
     word_ids,
 )
+from lemur_corpus.filters.text.kernels import ngram_repetition
 from lemur_corpus.filters.text.lid import LINE_BREAKS, LanguageIdFilter, bundled_model_path, fold_lines
 from lemur_corpus.filters.text.words import sentence_count, word_tokens
 from tests.conftest import read_jsonl, shared_path
@@ -180,23 +178,70 @@ def reference_top_chars(words: list[str], n: int) -> int:
     return len(gram) * count
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.lists(st.sampled_from(["a", "bb", "ccc", "the", "x", "yy"]), min_size=2, max_size=120))
-def test_ngram_statistics_equal_the_reference_definitions(words: list[str]) -> None:
+def reference_most(words: list[str], n: int) -> int:
+    return Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1)).most_common(1)[0][1]
+
+
+def ngram_statistics(words: list[str], max_n: int = 10, limit: float = np.inf) -> tuple[np.ndarray, ...]:
     ids, lengths = word_ids(words)
-    cumulative = np.concatenate(([0], np.cumsum(lengths)))
-    for n, gram, counts in ngram_ids(ids, 10):
-        assert top_ngram_chars(n, gram, counts, cumulative) == reference_top_chars(words, n)
-        assert duplicate_ngram_chars(n, gram, counts, cumulative, 10**9, 1.0) == reference_duplicate_chars(words, n)
+    return ngram_repetition(ids, lengths, max_n, 10**9, np.full(max_n + 1, limit))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["a", "bb", "ccc", "the", "x", "yy"]), min_size=0, max_size=120),
+       st.integers(2, 12))
+def test_ngram_statistics_equal_the_reference_definitions(words: list[str], max_n: int) -> None:
+    top, duplicate, most = ngram_statistics(words, max_n)
+    for n in range(2, max_n + 1):
+        if len(words) < n:  # no n-gram: marked, not measured
+            assert top[n] == duplicate[n] == -1
+            continue
+        assert top[n] == reference_top_chars(words, n)
+        assert duplicate[n] == reference_duplicate_chars(words, n)
+        assert most[n] == reference_most(words, n)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(["a", "bb", "ccc", "the"]), min_size=5, max_size=120),
+       st.floats(0, 0.5), st.integers(1, 10**4))
+def test_duplicate_scan_stops_at_the_first_total_over_its_limit(words: list[str], limit: float, length: int) -> None:
+    ids, lengths = word_ids(words)
+    _, duplicate, _ = ngram_repetition(ids, lengths, 5, length, np.full(6, limit))
+    # the reference scan, stopped where the running total first exceeds the limit
+    seen: set[tuple[str, ...]] = set()
+    chars = index = 0
+    while index < len(words) - 4:
+        gram = tuple(words[index : index + 5])
+        if gram in seen:
+            chars += sum(map(len, gram))
+            index += 5
+            if chars / length > limit:
+                break
+        else:
+            seen.add(gram)
+            index += 1
+    assert duplicate[5] == chars
 
 
 def test_ngram_ids_are_exact_not_hashed() -> None:
     words = [f"w{i}" for i in range(3000)] * 2
-    ids, _ = word_ids(words)
-    for n, gram, counts in ngram_ids(ids, 4):
-        assert len(set(gram.tolist())) == 3000 - n + 1 + n - 1  # each n-gram twice, plus the n-1 that straddle the seam
-        assert gram[0] == gram[3000] and counts[gram[0]] == 2
-        assert counts[gram].tolist() == [2] * (3000 - n + 1) + [1] * (n - 1) + [2] * (3000 - n + 1)
+    top, duplicate, most = ngram_statistics(words, 4)
+    for n in range(2, 5):
+        assert most[n] == 2  # each n-gram twice; none more often, however the ids would collide
+        assert top[n] == (len(" ".join(words[:n]))) * 2
+        assert duplicate[n] == reference_duplicate_chars(words, n)
+
+
+def test_ngram_statistics_on_real_pages_equal_the_reference_definitions() -> None:
+    pages = [r["text"] for r in read_jsonl(shared_path("web", "trafilatura_pages.main.jsonl.zst"))[:60]]
+    for page in pages:
+        words = word_tokens(page)
+        if len(words) < 2:
+            continue
+        top, duplicate, most = ngram_statistics(words, 10)
+        for n in range(2, min(10, len(words)) + 1):
+            assert (top[n], duplicate[n], most[n]) == (
+                reference_top_chars(words, n), reference_duplicate_chars(words, n), reference_most(words, n))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ the exact arithmetic of every rule follow datatrove's `GopherQualityFilter` /
 and `tests/test_text_filters_datatrove.py` against its recorded decisions). A word is a token with a
 character outside datatrove's punctuation set (`NOT_WORD_CHARS`).
 
-Repetition works on integer n-gram ids built with numpy (`ngram_ids`): each n-gram id is the dense
-rank of the pair (id of its first n-1 words, id of its last word), so no n-gram string is ever built.
+Repetition works on integer word ids (`word_ids`) and exact n-gram ids, every n-gram size in one
+compiled call (`filters/text/kernels.ngram_repetition`): no n-gram string is ever built.
 
 Known differences from datatrove 0.10 (its bugs, not copied), each with a reproduction:
 - Its duplicate n-gram rule keys an n-gram by its words joined without spaces (`"".join(words)`), so
@@ -31,7 +31,7 @@ import itertools
 import operator
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -39,6 +39,7 @@ import numpy as np
 from lemur_corpus.document import Document
 from lemur_corpus.filters.base import Verdict
 from lemur_corpus.filters.text.config import GopherQualityConfig, GopherRepetitionConfig
+from lemur_corpus.filters.text.kernels import ngram_repetition
 from lemur_corpus.filters.text.words import cached_word_tokens
 
 _BULLETS = ("•", "-")
@@ -191,79 +192,6 @@ def word_ids(words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return ids, lengths[ids]
 
 
-SMALL_KEYS = 256
-"""Up to this many keys, a dict numbers them faster than a sort (NumPy's per-call cost dominates)."""
-
-
-def dense_ids(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(id of each key, count of each id): equal keys share an id, ids are 0..distinct-1."""
-    if len(keys) > SMALL_KEYS:
-        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-        return inverse.reshape(-1), counts
-    numbering: defaultdict[int, int] = defaultdict(itertools.count().__next__)
-    inverse = np.fromiter(map(numbering.__getitem__, keys.tolist()), dtype=np.int64, count=len(keys))
-    return inverse, np.bincount(inverse, minlength=len(numbering))
-
-
-def ngram_ids(ids: np.ndarray, max_n: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """For n = 2..max_n: (n, id of the n-gram at each position, count of each id). Ids are exact
-    (equal n-grams, equal ids: numbered from (id of the first n-1 words, id of the last word)),
-    never hashes.
-
-    An n-gram can occur twice only where its first n-1 words do, so only those positions are
-    compared (fewer with every n); every other position's n-gram occurs once and gets an id of its
-    own. The sort per n is then over the repeated prefixes, not over the whole document."""
-    if not len(ids):
-        return
-    counts = np.bincount(ids)
-    width = len(counts)
-    current = ids
-    for n in range(2, max_n + 1):
-        positions = len(ids) - n + 1
-        if positions < 1:
-            return
-        candidates = np.flatnonzero(counts[current[:positions]] >= 2)
-        keys = current[candidates] * width + ids[candidates + n - 1]
-        inverse, candidate_counts = dense_ids(keys)
-        current = np.arange(len(candidate_counts), len(candidate_counts) + positions, dtype=np.int64)
-        current[candidates] = inverse
-        counts = np.concatenate((candidate_counts, np.ones(positions, dtype=np.int64)))
-        yield n, current, counts
-
-
-def top_ngram_chars(n: int, gram: np.ndarray, counts: np.ndarray, cumulative: np.ndarray) -> int:
-    """Characters covered by the most frequent n-gram (ties: the one seen first), counting the
-    spaces between its words, as `len(" ".join(ngram)) * count`."""
-    top = int(counts.max())
-    start = int(np.argmax(counts[gram] == top))  # the first position holding a most frequent n-gram
-    return (int(cumulative[start + n] - cumulative[start]) + n - 1) * top
-
-
-def duplicate_ngram_chars(n: int, gram: np.ndarray, counts: np.ndarray, cumulative: np.ndarray,
-                          length: int, max_fraction: float) -> int:
-    """Characters of n-grams equal to an earlier one, scanning left to right and jumping over an
-    n-gram once counted (so overlapping repeats are not counted twice). Only positions whose n-gram
-    occurs twice or more can change the result, so only those are visited; the scan stops as soon as
-    the characters exceed `max_fraction` of `length` (the rule has failed then)."""
-    repeated = np.flatnonzero(counts[gram] >= 2)
-    if not len(repeated):
-        return 0
-    gram_chars = (cumulative[repeated + n] - cumulative[repeated]).tolist()
-    seen: set[int] = set()
-    chars = next_free = 0
-    for position, gram_id, size in zip(repeated.tolist(), gram[repeated].tolist(), gram_chars, strict=True):
-        if position < next_free:
-            continue
-        if gram_id in seen:
-            chars += size
-            next_free = position + n
-            if chars / length > max_fraction:
-                break
-        else:
-            seen.add(gram_id)
-    return chars
-
-
 class GopherRepetitionFilter:
     """Drops documents whose lines, paragraphs or word n-grams repeat beyond Gopher's Table A1."""
 
@@ -273,6 +201,16 @@ class GopherRepetitionFilter:
         self.config = config
         sizes = [*config.max_top_ngram_char_fraction, *config.max_duplicate_ngram_char_fraction]
         self.max_n = max(sizes, default=1)
+        # the duplicate n-gram scan of size n stops past its threshold; other sizes scan to the end
+        self.duplicate_limits = np.full(self.max_n + 1, np.inf)
+        for n, fraction in config.max_duplicate_ngram_char_fraction.items():
+            self.duplicate_limits[n] = fraction
+
+    def setup(self) -> None:
+        """Load the compiled n-gram kernel (numba's cache on disk; compiled there on first use) once per
+        worker, from `DoFn.setup`, not on a worker's first document."""
+        ids = np.arange(2, dtype=np.int64)
+        ngram_repetition(ids, ids, 2, 2, np.full(3, np.inf))
 
     def __call__(self, doc: Document) -> Verdict:
         text = doc.text
@@ -313,27 +251,30 @@ class GopherRepetitionFilter:
             return ""
         length = len(text)
         ids, word_lengths = word_ids(words)
-        cumulative = np.concatenate(([0], np.cumsum(word_lengths)))
+        top_chars, duplicate_chars, most = ngram_repetition(ids, word_lengths, self.max_n, length,
+                                                            self.duplicate_limits)
         top = self.config.max_top_ngram_char_fraction
         duplicate = self.config.max_duplicate_ngram_char_fraction
         last_top = max(top, default=0)
         top_failed = duplicate_failed = ""
         # datatrove checks every top n-gram rule (n ascending) before any duplicate n-gram rule.
-        for n, gram, counts in ngram_ids(ids, self.max_n):
+        for n in range(2, self.max_n + 1):
+            if top_chars[n] < 0:  # fewer than n words
+                break
             if n in top:
-                chars = top_ngram_chars(n, gram, counts, cumulative)
+                chars = int(top_chars[n])
                 signals[f"top_{n}gram_char_fraction"] = chars / length
                 if chars / length > top[n]:
                     top_failed = f"top_{n}gram"
                     break
             if n in duplicate and not duplicate_failed:
-                chars = duplicate_ngram_chars(n, gram, counts, cumulative, length, duplicate[n])
+                chars = int(duplicate_chars[n])
                 signals[f"duplicate_{n}gram_char_fraction"] = chars / length
                 if chars / length > duplicate[n]:
                     duplicate_failed = f"duplicate_{n}gram"
             if duplicate_failed and n >= last_top:
                 break
-            if n >= last_top and counts.max() == 1:  # no n-gram repeats, so no longer one does either
+            if n >= last_top and most[n] == 1:  # no n-gram repeats, so no longer one does either
                 for m in duplicate:
                     if m > n:
                         signals[f"duplicate_{m}gram_char_fraction"] = 0.0
