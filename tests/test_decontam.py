@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lemur_corpus.document import Document
 from lemur_corpus.errors import ConfigError, InputFileError
 from lemur_corpus.filters.base import run_chain
-from lemur_corpus.filters.decontam import DecontamConfig, DecontamFilter, load_index, shipped_index_path
+from lemur_corpus.filters.decontam import DecontamConfig, DecontamFilter, load_index, shipped_index_path, tokens
 from lemur_corpus.filters.decontam.benchmarks import docstring_description, read_benchmarks
 from lemur_corpus.filters.decontam.index import IndexSettings, index_benchmarks, index_bytes, parse_index, read_header
 from lemur_corpus.filters.decontam.kernels import screened_fingerprints
@@ -437,3 +438,20 @@ def test_corpus_filter_runs_decontam_alone_and_reports(tmp_path: Path, tasks_fil
     assert verdicts[0]["contamination"] == [{"benchmark": "mytasks", "item": "mytasks:0"}]
     summary = json.loads((config / "summary.json").read_text())
     assert summary["contamination"]["benchmarks"]["mytasks"]["dropped"] == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.binary(min_size=1, max_size=100), max_size=60), st.integers(1, 8))
+def test_word_hashes_are_xxh3_of_each_word_whatever_the_cache_holds(words_: list[bytes], cache_size: int) -> None:
+    """The process's cache of word hashes (bounded, restarted when full, skipping long words) never
+    changes a hash: each is xxh3-64 of the word's bytes, all 64 bits kept."""
+    expected = [xxhash.xxh3_64_intdigest(w) for w in words_]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tokens, "WORD_HASH_CACHE_SIZE", cache_size)
+        tokens._WORD_HASHES.clear()
+        for _ in range(2):  # the second time, from the cache
+            hashed = tokens.word_hashes(words_ + words_[::-1])
+            assert hashed.dtype == np.uint64
+            assert hashed.tolist() == expected + expected[::-1]
+            assert len(tokens._WORD_HASHES) <= cache_size
+    assert all(len(w) <= tokens.WORD_HASH_CACHED_BYTES for w in tokens._WORD_HASHES)

@@ -74,12 +74,33 @@ def utf8_words(tokens: Sequence[str] | Sequence[bytes]) -> Sequence[bytes]:
     return cast(Sequence[bytes], tokens)
 
 
+WORD_HASH_CACHE_SIZE = 1 << 18
+"""Words whose hashes a process keeps (then the cache starts again): a few tens of MB at most."""
+WORD_HASH_CACHED_BYTES = 64
+"""Longer words are hashed every time (rare, and each would hold its bytes in the cache)."""
+
+
+class _WordHashCache(dict[bytes, int]):
+    """xxh3-64 of the words seen before, computed on a miss (`__missing__`): words repeat across a
+    worker's documents (Zipf), so most lookups are a dict's C-level `__getitem__`. Bounded; the
+    hashes do not depend on what it holds."""
+
+    def __missing__(self, word: bytes) -> int:
+        value = xxhash.xxh3_64_intdigest(word)
+        if len(word) <= WORD_HASH_CACHED_BYTES:
+            if len(self) >= WORD_HASH_CACHE_SIZE:
+                self.clear()
+            self[word] = value
+        return value
+
+
+_WORD_HASHES = _WordHashCache()
+
+
 def word_hashes(tokens: Sequence[bytes]) -> np.ndarray:
-    """xxh3-64 of each word's UTF-8 bytes (each distinct word hashed once; `map` loops in C where a
-    comprehension ran Python code per word)."""
-    distinct = set(tokens)
-    table = dict(zip(distinct, map(xxhash.xxh3_64_intdigest, distinct), strict=True))
-    return np.array(list(map(table.__getitem__, tokens)), dtype=np.uint64)
+    """xxh3-64 of each word's UTF-8 bytes, through the process's cache of word hashes (`map` looks
+    them up in C; a per-document table of the distinct words cost half again as much)."""
+    return np.fromiter(map(_WORD_HASHES.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
 
 
 def ngram_hashes(tokens: Sequence[str] | Sequence[bytes], n: int) -> np.ndarray:
