@@ -46,8 +46,7 @@ from lemur_corpus.pipelines.dedup_index import IndexTarget, WriteIndex, index_no
 from lemur_corpus.pipelines.dedup_near import NearDuplicates, initial_stats, near_params
 from lemur_corpus.pipelines.ledger import DROPS, CountDocuments
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
-from lemur_corpus.pipelines.profile import EXACT_DEDUP, MINHASH, profiled, stage_cpu
-from lemur_corpus.pipelines.profile import record as profile
+from lemur_corpus.pipelines.profile import EXACT_DEDUP, MINHASH, profiled, start, stop
 
 __all__ = ["Decision", "Dedup", "DedupDecide", "DedupDecisions", "DedupOutputs", "near_params"]
 
@@ -77,18 +76,18 @@ class SignFn(beam.DoFn):
                         for kind in KINDS if (c := self.config.near(kind)).enabled}
 
     def process(self, doc: Document) -> Iterator[Any]:
-        started = stage_cpu()
+        started = start(EXACT_DEDUP)
         record = dedup_record(doc)
-        signed = stage_cpu()
-        profile(EXACT_DEDUP, signed - started, doc.nbytes)
+        stop(EXACT_DEDUP, started, doc.nbytes)
         hasher = self.hashers.get(doc.kind)
         if hasher is None:
             yield record, None
             return
         near = self.config.near(doc.kind)
         exact = near.verify == "exact"
+        signed = start(MINHASH)
         signature, seen, shingle_set = hasher.sign(doc.text, near.tokens, near.ngram, near.max_shingles, exact)
-        profile(MINHASH, stage_cpu() - signed, doc.nbytes)
+        stop(MINHASH, signed, doc.nbytes)
         if seen.short:
             yield tagged_stat("near", doc.kind, "short_documents")
         if seen.capped:

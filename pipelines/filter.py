@@ -22,7 +22,7 @@ from apache_beam.transforms.window import GlobalWindows
 from lemur_corpus.accounting import FILTER, Drop
 from lemur_corpus.config import FiltersConfig, InputConfig
 from lemur_corpus.document import KINDS, Document
-from lemur_corpus.filters.base import Filter, drop_signals_only, run_chain, setup_filters
+from lemur_corpus.filters.base import Clock, Filter, drop_signals_only, run_chain, setup_filters
 from lemur_corpus.filters.code import build_code_filters
 from lemur_corpus.filters.decontam import DecontamFilter
 from lemur_corpus.filters.decontam.report import (
@@ -35,7 +35,7 @@ from lemur_corpus.filters.decontam.report import (
 from lemur_corpus.filters.text import build_text_filters
 from lemur_corpus.pipelines.ledger import DROPS, CountDocuments, Progress
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
-from lemur_corpus.pipelines.profile import FILTER_PREFIX, record
+from lemur_corpus.pipelines.profile import FILTER_PREFIX, TIMED_ONE_IN, record, stage_cpu, timing_weight
 
 EDITS = "edits"
 """Tag of the `((filter, source, key), count)` records of what filters changed in kept documents."""
@@ -64,8 +64,17 @@ def input_chains(inputs: list[InputConfig]) -> dict[str, dict[str, list[str] | N
     return {inp.name: {"text": inp.filters.text, "code": inp.filters.code} for inp in inputs if inp.filters}
 
 
-def _clock(name: str, seconds: float, nbytes: int) -> None:
-    record(FILTER_PREFIX + name, seconds, nbytes)
+def _clock(weight: int) -> Clock:
+    """The filter chain's clock for a document that stands for `weight` documents in the profile."""
+
+    def clock(name: str, seconds: float, nbytes: int) -> None:
+        record(FILTER_PREFIX + name, seconds * weight, nbytes)
+
+    return clock
+
+
+_CLOCKS = {weight: _clock(weight) for weight in (0, 1, TIMED_ONE_IN)}
+"""By `timing_weight`: the filters of a document not timed hear 0 s, and are counted."""
 
 
 class FilterFn(beam.DoFn):
@@ -102,7 +111,8 @@ class FilterFn(beam.DoFn):
     def process(self, doc: Document) -> Iterator[Document | beam.pvalue.TaggedOutput]:
         chains = self.input_chains.get(doc.id.split("/", 1)[0], self.chains)
         chain = chains.get(doc.kind, [])
-        result = run_chain(doc, chain, _clock)
+        weight = timing_weight(FILTER)  # a document's whole chain is timed, or none of it
+        result = run_chain(doc, chain, _CLOCKS[weight], stage_cpu if weight else None)
         self.progress.tick(result.doc is None)
         if id(chain) in self.reported:
             record = contamination_record(doc, result, chain)

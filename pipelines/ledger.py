@@ -23,7 +23,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from lemur_corpus.accounting import Drop, Table, Tally, add_tallies, merge_tables, tally_drop, tally_in, tally_out
 from lemur_corpus.document import Document
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
-from lemur_corpus.pipelines.profile import record, stage_cpu
+from lemur_corpus.pipelines.profile import start, stop
 
 log = logging.getLogger("corpus")
 
@@ -79,9 +79,9 @@ class StageFn(beam.DoFn):
         self.progress = Progress(self.stage)
 
     def process(self, doc: Document) -> Iterator[Document | beam.pvalue.TaggedOutput]:
-        started = stage_cpu()
+        started = start(self.stage)
         result = self.fn(doc)
-        record(self.stage, stage_cpu() - started, doc.nbytes)
+        stop(self.stage, started, doc.nbytes)
         self.progress.tick(isinstance(result, Drop))
         if isinstance(result, Drop):
             yield beam.pvalue.TaggedOutput(DROPS, result)

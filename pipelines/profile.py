@@ -9,6 +9,14 @@ What no stage claims (the runner's coders and shuffles, the accounting's countin
 key-by maps) is the build's total CPU minus the stages' sum; `benchmarks/scale.py` prints it as
 `runner and bookkeeping`.
 
+Not every element is timed. A thread's CPU clock is a system call (about 1.7 us here, against 0.2
+for `time.perf_counter`), read twice per element and stage: some thirty-five reads a document in a
+build, which cost it 2-4% of its CPU (`benchmarks/paired_builds.py`, the profile switched off). Each
+process times the first `ALWAYS_TIMED` elements of a stage, then one in `TIMED_ONE_IN`, counted that
+many times over; every element and every byte is counted. A stage's CPU seconds are then an
+estimate (a stage of few, large elements, such as tokenize's batches or the mixture's steps, is
+timed in full), its elements and bytes exact.
+
 The clock is the calling thread's CPU (`time.thread_time`), not the process's: a worker's other
 threads (Beam's gRPC data plane) run meanwhile, and process CPU put their work on whichever stage
 was running. Every stage runs on its calling thread; tokenization does because `TokenizeFn` has
@@ -67,6 +75,38 @@ def record(stage: str, seconds: float, nbytes: int = 0) -> None:
 stage_cpu = time.thread_time
 """The clock every stage is timed with (see the module docstring)."""
 
+ALWAYS_TIMED = 64
+"""Elements of each stage a process times every one of, before it samples."""
+TIMED_ONE_IN = 8
+"""After the first `ALWAYS_TIMED`, one element in this many is timed and stands for this many."""
+
+_SEEN: dict[str, int] = {}
+
+
+def timing_weight(stage: str) -> int:
+    """How many elements of `stage` the next one stands for in the profile's CPU seconds: 1 for each
+    of the first `ALWAYS_TIMED` this process sees, then `TIMED_ONE_IN` for one in that many and 0
+    (not timed) for the others. A process's count, not a bundle's: a stage of one element per bundle
+    is sampled too."""
+    seen = _SEEN.get(stage, 0) + 1
+    _SEEN[stage] = seen
+    if seen <= ALWAYS_TIMED:
+        return 1
+    return TIMED_ONE_IN if seen % TIMED_ONE_IN == 0 else 0
+
+
+def start(stage: str) -> tuple[int, float]:
+    """(weight, CPU time now) for an element of `stage` about to be computed; the clock is read only
+    when the element is timed (`timing_weight`)."""
+    weight = timing_weight(stage)
+    return weight, stage_cpu() if weight else 0.0
+
+
+def stop(stage: str, started: tuple[int, float], nbytes: int = 0) -> None:
+    """Record the element `start` was called for: its CPU time times its weight (0 when not timed)."""
+    weight, at = started
+    record(stage, (stage_cpu() - at) * weight if weight else 0.0, nbytes)
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -78,9 +118,9 @@ def profiled(stage: str, size: Callable[[Any], int] | None = None) -> Callable[[
     def decorate(process: F) -> F:
         @functools.wraps(process)
         def timed(self: Any, element: Any, *args: Any, **kwargs: Any) -> list[Any]:
-            started = stage_cpu()
+            started = start(stage)
             outputs = list(process(self, element, *args, **kwargs) or ())
-            record(stage, stage_cpu() - started, size(element) if size is not None else 0)
+            stop(stage, started, size(element) if size is not None else 0)
             return outputs
 
         return timed  # type: ignore[return-value]  # the same signature, see functools.wraps
@@ -94,11 +134,11 @@ def profiled_fn(stage: str, flat: bool = False) -> Callable[[F], F]:
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def timed(*args: Any, **kwargs: Any) -> Any:
-            started = stage_cpu()
+            started = start(stage)
             result = fn(*args, **kwargs)
             if flat:
                 result = list(result)
-            record(stage, stage_cpu() - started)
+            stop(stage, started)
             return result
 
         return timed  # type: ignore[return-value]  # the same signature, see functools.wraps
@@ -111,12 +151,12 @@ def timed_items(stage: str, items: Iterable[Any], size: Callable[[Any], int]) ->
     the consumer's time between items is not counted, and nothing is held."""
     iterator = iter(items)
     while True:
-        started = stage_cpu()
+        started = start(stage)
         try:
             item = next(iterator)
         except StopIteration:
             return
-        record(stage, stage_cpu() - started, size(item))
+        stop(stage, started, size(item))
         yield item
 
 

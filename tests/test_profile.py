@@ -162,3 +162,47 @@ def test_a_stage_is_timed_by_its_own_thread_not_the_workers_other_threads() -> N
         background.join()
     assert len(recorded) == 1
     assert recorded[0] < 0.05, f"the stage was charged {recorded[0]:.3f} CPU-s of another thread's work"
+
+
+def test_a_process_times_every_early_element_then_one_in_n_standing_for_n(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clock is a system call read twice per element and stage: after a stage's first
+    `ALWAYS_TIMED` elements a process times one in `TIMED_ONE_IN`, weighted by it. Every element and
+    byte is still counted, and the weights add up to the elements."""
+    from lemur_corpus.pipelines import profile
+
+    monkeypatch.setattr(profile, "_SEEN", {})
+    recorded: list[tuple[float, int]] = []
+    monkeypatch.setattr(profile, "record", lambda stage, seconds, nbytes=0: recorded.append((seconds, nbytes)))
+    reads = iter(range(10**6))
+    monkeypatch.setattr(profile, "stage_cpu", lambda: float(next(reads)))  # each element "costs" one read
+    elements = profile.ALWAYS_TIMED + 10 * profile.TIMED_ONE_IN
+    weights = []
+    for k in range(elements):
+        started = profile.start("tokenize")
+        weights.append(started[0])
+        profile.stop("tokenize", started, nbytes=k)
+    assert weights[: profile.ALWAYS_TIMED] == [1] * profile.ALWAYS_TIMED
+    assert weights[profile.ALWAYS_TIMED :] == ([0] * (profile.TIMED_ONE_IN - 1) + [profile.TIMED_ONE_IN]) * 10
+    assert sum(weights) == elements
+    assert [n for _, n in recorded] == list(range(elements))  # every element and its bytes
+    assert sum(s for s, _ in recorded) == elements  # one clock step per timed element, times its weight
+    assert next(reads) == 2 * (profile.ALWAYS_TIMED + 10)  # the clock was read only for the timed ones
+    assert profile.timing_weight("read") == 1  # each stage counts its own elements
+
+
+def test_a_build_counts_every_filtered_document_though_it_times_some(small_build: Path) -> None:
+    """The filter stages' elements and bytes in the manifest's profile are the documents each filter
+    saw, exactly, though past the first ones only some documents' filters are timed."""
+    import json
+
+    from lemur_corpus.pipelines import profile
+
+    manifest = json.loads((small_build / "manifest.json").read_text())
+    stages = manifest["run"]["profile"]["stages"]
+    filtered = {name: s for name, s in stages.items() if name.startswith("filter.")}
+    assert filtered and all(s["elements"] > 0 and s["bytes"] > 0 and s["cpu_s"] > 0 for s in filtered.values())
+    into_filters = manifest["accounting"]["stages"]["filter"].values()
+    docs, nbytes = sum(g["in"]["docs"] for g in into_filters), sum(g["in"]["bytes"] for g in into_filters)
+    assert docs > profile.ALWAYS_TIMED  # the build's process sampled
+    # decontam is the first filter of both chains: it sees every document the filter stage takes in
+    assert (filtered["filter.decontam"]["elements"], filtered["filter.decontam"]["bytes"]) == (docs, nbytes)
