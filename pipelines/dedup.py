@@ -46,7 +46,7 @@ from lemur_corpus.pipelines.dedup_index import IndexTarget, WriteIndex, index_no
 from lemur_corpus.pipelines.dedup_near import NearDuplicates, initial_stats, near_params
 from lemur_corpus.pipelines.ledger import DROPS, CountDocuments
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
-from lemur_corpus.pipelines.profile import EXACT_DEDUP, MINHASH, profiled, start, stop
+from lemur_corpus.pipelines.profile import EXACT_DEDUP, MINHASH, BundleProfile, profiled, start
 
 __all__ = ["Decision", "Dedup", "DedupDecide", "DedupDecisions", "DedupOutputs", "near_params"]
 
@@ -75,10 +75,16 @@ class SignFn(beam.DoFn):
         self.hashers = {kind: MinHasher(c.num_perm, c.seed, c.hash)
                         for kind in KINDS if (c := self.config.near(kind)).enabled}
 
+    def start_bundle(self) -> None:
+        self.profile = BundleProfile()
+
+    def finish_bundle(self) -> None:
+        self.profile.flush()
+
     def process(self, doc: Document) -> Iterator[Any]:
         started = start(EXACT_DEDUP)
         record = dedup_record(doc)
-        stop(EXACT_DEDUP, started, doc.nbytes)
+        self.profile.stop(EXACT_DEDUP, started, doc.nbytes)
         hasher = self.hashers.get(doc.kind)
         if hasher is None:
             yield record, None
@@ -87,7 +93,7 @@ class SignFn(beam.DoFn):
         exact = near.verify == "exact"
         signed = start(MINHASH)
         signature, seen, shingle_set = hasher.sign(doc.text, near.tokens, near.ngram, near.max_shingles, exact)
-        stop(MINHASH, signed, doc.nbytes)
+        self.profile.stop(MINHASH, signed, doc.nbytes)
         if seen.short:
             yield tagged_stat("near", doc.kind, "short_documents")
         if seen.capped:

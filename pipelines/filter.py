@@ -35,7 +35,7 @@ from lemur_corpus.filters.decontam.report import (
 from lemur_corpus.filters.text import build_text_filters
 from lemur_corpus.pipelines.ledger import DROPS, CountDocuments, Progress
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
-from lemur_corpus.pipelines.profile import FILTER_PREFIX, TIMED_ONE_IN, record, stage_cpu, timing_weight
+from lemur_corpus.pipelines.profile import FILTER_PREFIX, TIMED_ONE_IN, BundleProfile, stage_cpu, timing_weight
 
 EDITS = "edits"
 """Tag of the `((filter, source, key), count)` records of what filters changed in kept documents."""
@@ -64,19 +64,6 @@ def input_chains(inputs: list[InputConfig]) -> dict[str, dict[str, list[str] | N
     return {inp.name: {"text": inp.filters.text, "code": inp.filters.code} for inp in inputs if inp.filters}
 
 
-def _clock(weight: int) -> Clock:
-    """The filter chain's clock for a document that stands for `weight` documents in the profile."""
-
-    def clock(name: str, seconds: float, nbytes: int) -> None:
-        record(FILTER_PREFIX + name, seconds * weight, nbytes)
-
-    return clock
-
-
-_CLOCKS = {weight: _clock(weight) for weight in (0, 1, TIMED_ONE_IN)}
-"""By `timing_weight`: the filters of a document not timed hear 0 s, and are counted."""
-
-
 class FilterFn(beam.DoFn):
     """The filters of each document's kind; an input with chains of its own (`inputs[].filters`)
     gets those (a document's input is the first part of its id). Only the chains of `kinds` (the
@@ -101,9 +88,23 @@ class FilterFn(beam.DoFn):
 
     def start_bundle(self) -> None:
         self.edits: dict[tuple[str, str, str], int] = {}
+        self.profile = BundleProfile()
+        self.clocks = {weight: self._clock(weight) for weight in (0, 1, TIMED_ONE_IN)}
+
+    def _clock(self, weight: int) -> Clock:
+        """The filter chain's clock for a document that stands for `weight` documents in the profile
+        (`timing_weight`: the filters of a document not timed hear 0 s, and are counted)."""
+        add = self.profile.add
+
+        def clock(name: str, seconds: float, nbytes: int) -> None:
+            add(FILTER_PREFIX + name, seconds * weight, nbytes)
+
+        return clock
 
     def finish_bundle(self) -> Iterator[beam.pvalue.TaggedOutput]:
-        """The bundle's edits, summed per (filter, source, key): one element each, not one per document edited."""
+        """The bundle's edits, summed per (filter, source, key): one element each, not one per document
+        edited; and its filters' profile."""
+        self.profile.flush()
         edits, self.edits = self.edits, {}
         for key, count in sorted(edits.items()):
             yield beam.pvalue.TaggedOutput(EDITS, GlobalWindows.windowed_value((key, count)))
@@ -112,7 +113,7 @@ class FilterFn(beam.DoFn):
         chains = self.input_chains.get(doc.id.split("/", 1)[0], self.chains)
         chain = chains.get(doc.kind, [])
         weight = timing_weight(FILTER)  # a document's whole chain is timed, or none of it
-        result = run_chain(doc, chain, _CLOCKS[weight], stage_cpu if weight else None)
+        result = run_chain(doc, chain, self.clocks[weight], stage_cpu if weight else None)
         self.progress.tick(result.doc is None)
         if id(chain) in self.reported:
             record = contamination_record(doc, result, chain)

@@ -23,7 +23,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from lemur_corpus.accounting import Drop, Table, Tally, add_tallies, merge_tables, tally_drop, tally_in, tally_out
 from lemur_corpus.document import Document
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
-from lemur_corpus.pipelines.profile import start, stop
+from lemur_corpus.pipelines.profile import BundleProfile, start
 
 log = logging.getLogger("corpus")
 
@@ -78,10 +78,16 @@ class StageFn(beam.DoFn):
     def setup(self) -> None:
         self.progress = Progress(self.stage)
 
+    def start_bundle(self) -> None:
+        self.profile = BundleProfile()
+
+    def finish_bundle(self) -> None:
+        self.profile.flush()
+
     def process(self, doc: Document) -> Iterator[Document | beam.pvalue.TaggedOutput]:
         started = start(self.stage)
         result = self.fn(doc)
-        stop(self.stage, started, doc.nbytes)
+        self.profile.stop(self.stage, started, doc.nbytes)
         self.progress.tick(isinstance(result, Drop))
         if isinstance(result, Drop):
             yield beam.pvalue.TaggedOutput(DROPS, result)

@@ -206,3 +206,19 @@ def test_a_build_counts_every_filtered_document_though_it_times_some(small_build
     assert docs > profile.ALWAYS_TIMED  # the build's process sampled
     # decontam is the first filter of both chains: it sees every document the filter stage takes in
     assert (filtered["filter.decontam"]["elements"], filtered["filter.decontam"]["bytes"]) == (docs, nbytes)
+
+
+def test_a_bundle_profile_reports_what_per_element_records_would_once_per_stage(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lemur_corpus.pipelines import profile
+
+    reported: list[tuple[str, int, float, int]] = []
+    monkeypatch.setattr(profile, "report", lambda *args: reported.append(args))
+    bundle = profile.BundleProfile()
+    for k in range(5):
+        bundle.add("filter.lid", 0.5, 100 + k)
+        bundle.add("normalize", 0.25)
+    assert not reported  # nothing before the bundle ends
+    bundle.flush()
+    assert reported == [("filter.lid", 5, 2.5, 510), ("normalize", 5, 1.25, 0)]
+    bundle.flush()
+    assert len(reported) == 2  # flushed sums are not reported twice
