@@ -14,9 +14,13 @@ laid out as the installed `lemur_corpus` package) or `worktree`: the checkout's 
 committed or not. The harness (scale.py's generator, its config and its measurement) is this
 checkout's for both. Each pair prints both builds' CPU seconds (driver and workers) and wall time,
 and the ratio; then the median ratio, and whether the two versions wrote the same bytes (scale.py's
-digest of the shards, their indexes and the drop log).
+digest of the shards, their indexes and the drop log). Before the pairs, both versions build a small
+corpus once, side by side and not counted (`--warmup-docs`): a version's numba kernels compile on
+their first use and are cached in its exported package, so without it the first pair charges one
+version (a new or changed kernel) its compilation.
 
     .venv/bin/python benchmarks/paired_builds.py [--base HEAD] [--head worktree] [--docs 20000] [--pairs 3]
+        [--warmup-docs 1000]
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import DEFAULT_DATA, positive_int, require_data  # noqa: E402
+from benchmarks.common import DEFAULT_DATA, non_negative_int, positive_int, require_data  # noqa: E402
 
 WORKTREE = "worktree"
 """--base / --head: the checkout's files as they are, instead of a git revision."""
@@ -103,6 +107,8 @@ def main() -> int:
     parser.add_argument("--head", default=WORKTREE, help="a git revision, or 'worktree' (the default)")
     parser.add_argument("--docs", type=positive_int, default=20_000, help="documents in scale.py's corpus")
     parser.add_argument("--pairs", type=positive_int, default=3)
+    parser.add_argument("--warmup-docs", type=non_negative_int, default=1_000,
+                        help="documents of the uncounted build each version makes first (0: none)")
     parser.add_argument("--workers", type=positive_int, default=2, help="multi_processing workers per build")
     parser.add_argument("--dup-rate", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=2023)
@@ -126,13 +132,21 @@ def compare(args: argparse.Namespace) -> int:
         folder = Path(tmp)
         packages = {side: export_version(version, folder / side)
                     for side, version in (("base", args.base), ("head", args.head))}
-        (folder / "corpus").mkdir()
-        inputs = make_corpus(folder / "corpus", args.docs, files_per_kind(args.docs, DOCS_PER_FILE), args.dup_rate,
-                             args.seed, args.data)
-        config_file = folder / "config.json"
-        config_file.write_text(json.dumps(build_config(inputs, args.docs)))
+
+        def corpus_config(name: str, docs: int) -> Path:
+            (folder / name).mkdir()
+            inputs = make_corpus(folder / name, docs, files_per_kind(docs, DOCS_PER_FILE), args.dup_rate, args.seed,
+                                 args.data)
+            config_file = folder / f"{name}.json"
+            config_file.write_text(json.dumps(build_config(inputs, docs)))
+            return config_file
+
         print(f"base {args.base}, head {args.head}: {args.docs:,} documents, {args.pairs} pairs, "
               f"multi_processing x{args.workers} each, both builds at once")
+        if args.warmup_docs:  # compiles and caches each version's kernels; not counted
+            run_pair(packages, corpus_config("warmup", args.warmup_docs), args.workers, base_first=True)
+            print(f"warm-up: both versions built {args.warmup_docs:,} documents first (not counted)")
+        config_file = corpus_config("corpus", args.docs)
         ratios, digests = [], set()
         for i in range(args.pairs):
             r = run_pair(packages, config_file, args.workers, base_first=i % 2 == 0)

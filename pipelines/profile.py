@@ -5,17 +5,17 @@ distribution `profile:<stage>` of CPU microseconds per element (its count is the
 the CPU) and a counter `profile:<stage>.bytes` of the document bytes they saw; the DoFns that see
 every document (read, normalize, the filters, signing) sum theirs over a bundle instead
 (`BundleProfile`) and report counters `profile:<stage>.elements`, `.cpu_us` and `.bytes` once per
-stage when it ends: a Beam metric update per element and stage cost a build 3% of its CPU
-(`benchmarks/paired_builds.py`, those updates switched off). Only the stage's own
+stage when it ends (Beam's metric updates were most of the profile's cost). Only the stage's own
 computation is timed: `profiled` materializes a `process` call's outputs before it stops the clock,
 because a runner that fuses stages runs the consumers of an output inside the `yield` that emits it.
 What no stage claims (the runner's coders and shuffles, the accounting's counting and combining,
 key-by maps) is the build's total CPU minus the stages' sum; `benchmarks/scale.py` prints it as
 `runner and bookkeeping`.
 
-Not every element is timed. A thread's CPU clock is a system call (about 1.7 us here, against 0.2
-for `time.perf_counter`), read twice per element and stage: some thirty-five reads a document in a
-build, which cost it 2-4% of its CPU (`benchmarks/paired_builds.py`, the profile switched off). Each
+Not every element is timed. A thread's CPU clock is a system call (several times the cost of
+`time.perf_counter`), read twice per element and stage: some thirty-five reads a document in a
+build; with the metric updates, the profile cost a build about 4% of its CPU
+(`benchmarks/paired_builds.py`, the profile switched off: docs/measurements.md). Each
 process times the first `ALWAYS_TIMED` elements of a stage, then one in `TIMED_ONE_IN`, counted that
 many times over; every element and every byte is counted. A stage's CPU seconds are then an
 estimate (a stage of few, large elements, such as tokenize's batches or the mixture's steps, is

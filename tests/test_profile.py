@@ -208,7 +208,7 @@ def test_a_build_counts_every_filtered_document_though_it_times_some(small_build
     assert (filtered["filter.decontam"]["elements"], filtered["filter.decontam"]["bytes"]) == (docs, nbytes)
 
 
-def test_a_bundle_profile_reports_what_per_element_records_would_once_per_stage(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bundle_profile_reports_per_element_records_once_per_stage(monkeypatch: pytest.MonkeyPatch) -> None:
     from lemur_corpus.pipelines import profile
 
     reported: list[tuple[str, int, float, int]] = []
