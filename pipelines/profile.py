@@ -83,11 +83,11 @@ _COUNTERS: dict[str, tuple[Any, Any, Any]] = {}
 
 def report(stage: str, elements: int, seconds: float, nbytes: int) -> None:
     """Elements of `stage`, their CPU seconds and document bytes, summed (`BundleProfile.flush`)."""
-    found = _COUNTERS.get(stage)
-    if found is None:
-        found = _COUNTERS[stage] = tuple(Metrics.counter(PROFILE, stage + suffix)  # type: ignore[assignment]
-                                         for suffix in (ELEMENTS_SUFFIX, CPU_SUFFIX, BYTES_SUFFIX))
-    count, cpu, size = found
+    if stage not in _COUNTERS:
+        _COUNTERS[stage] = (Metrics.counter(PROFILE, stage + ELEMENTS_SUFFIX),
+                            Metrics.counter(PROFILE, stage + CPU_SUFFIX),
+                            Metrics.counter(PROFILE, stage + BYTES_SUFFIX))
+    count, cpu, size = _COUNTERS[stage]
     count.inc(elements)
     cpu.inc(round(seconds * 1e6))
     if nbytes:
