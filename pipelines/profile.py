@@ -5,7 +5,7 @@ distribution `profile:<stage>` of CPU microseconds per element (its count is the
 the CPU) and a counter `profile:<stage>.bytes` of the document bytes they saw; the DoFns that see
 every document (read, normalize, the filters, signing) sum theirs over a bundle instead
 (`BundleProfile`) and report counters `profile:<stage>.elements`, `.cpu_us` and `.bytes` once per
-stage when it ends (Beam's metric updates were most of the profile's cost). Only the stage's own
+stage when it ends (a metric update per element and stage was part of the profile's cost). Only the stage's own
 computation is timed: `profiled` materializes a `process` call's outputs before it stops the clock,
 because a runner that fuses stages runs the consumers of an output inside the `yield` that emits it.
 What no stage claims (the runner's coders and shuffles, the accounting's counting and combining,
