@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def require_data(path: str | Path) -> Path:
     """The real sample data folder, or exit with one line saying where it was looked for."""
     data = Path(path)
-    if not data.exists():
-        raise SystemExit(f"real sample data not found at {data} (pass --data or set LEMUR_SHARED_DATA)")
+    if not data.exists():  # a user's mistake: one line and exit 2, as argparse's
+        print(f"error: real sample data not found at {data} (pass --data or set LEMUR_SHARED_DATA)", file=sys.stderr)
+        raise SystemExit(2)
     return data
 
 

@@ -124,10 +124,15 @@ def start(stage: str) -> tuple[int, float]:
     return weight, stage_cpu() if weight else 0.0
 
 
-def stop(stage: str, started: tuple[int, float], nbytes: int = 0) -> None:
-    """Record the element `start` was called for: its CPU time times its weight (0 when not timed)."""
+def weighted_cpu(started: tuple[int, float]) -> float:
+    """The CPU seconds since `start` times the element's weight (0 when it was not timed)."""
     weight, at = started
-    record(stage, (stage_cpu() - at) * weight if weight else 0.0, nbytes)
+    return (stage_cpu() - at) * weight if weight else 0.0
+
+
+def stop(stage: str, started: tuple[int, float], nbytes: int = 0) -> None:
+    """Record the element `start` was called for (`weighted_cpu`)."""
+    record(stage, weighted_cpu(started), nbytes)
 
 
 class BundleProfile:
@@ -149,8 +154,7 @@ class BundleProfile:
 
     def stop(self, stage: str, started: tuple[int, float], nbytes: int = 0) -> None:
         """`stop`, summed here."""
-        weight, at = started
-        self.add(stage, (stage_cpu() - at) * weight if weight else 0.0, nbytes)
+        self.add(stage, weighted_cpu(started), nbytes)
 
     def flush(self) -> None:
         sums, self.sums = self.sums, {}
