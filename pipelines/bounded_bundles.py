@@ -8,8 +8,9 @@ of a `Distinct`, a DoFn's per-bundle buffers. So a worker's peak RSS grew with t
 (`benchmarks/scale.py --runner mp`: x1.63 from 25,000 to 100,000 documents).
 
 `BoundedBundleManager` cuts a stage's input into bundles of about `MAX_BUNDLE_BYTES` (at least one
-per worker) and keeps each worker busy with one bundle at a time: a thread per worker takes the
-next bundle from a shared queue, so a slow bundle does not hold the others up. Inputs are cut
+per worker; a grouping's values are measured by their encoded bytes and counted) and keeps each
+worker busy with one bundle at a time: a thread per worker takes the next bundle from a shared
+queue, so a slow bundle does not hold the others up. Inputs are cut
 where they are already cut (a `ListBuffer`'s chunks, which the data channel flushes at 10 MB), or
 by key (a `GroupingBuffer`, a GroupByKey's output), never by decoding and re-encoding elements
 (Beam's own cut does that for an input of fewer chunks than workers; so does this one, then). The
@@ -35,7 +36,7 @@ import itertools
 import queue
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from apache_beam.metrics import monitoring_infos
 from apache_beam.portability.api import beam_fn_api_pb2
@@ -47,17 +48,37 @@ more where one chunk is larger): big enough that a bundle's fixed cost (a median
 `benchmarks/dedup_stages.py`) is noise next
 to its work, small enough that what a bundle holds stays bounded."""
 MAX_BUNDLE_GROUPED_VALUES = 8_192
-"""A bundle's input, at most, where it is a GroupByKey's output: the runner holds those decoded, so
-they are counted, not measured (the values of a key are never cut)."""
+"""A bundle's input, at most, where it is a GroupByKey's output, in values (the values of a key are
+never cut): beside their bytes, because a worker decodes each into objects of their own."""
 
 
-def input_size(buffer: Any) -> tuple[int, int]:
-    """(encoded bytes, grouped values) of a stage input buffer; (0, 0) for a kind not cut here."""
+class InputSize(NamedTuple):
+    encoded_bytes: int = 0
+    grouped_values: int = 0
+
+
+def grouped_bytes(values: list[Any]) -> int:
+    """The encoded size of one key's grouped values: the runner holds them as the SDK encoded them
+    (bytes it cannot decode; a value of another kind, such as a windowed one, is not measured)."""
+    return sum(len(value) for value in values if type(value) is bytes)
+
+
+def input_size(buffer: Any) -> InputSize:
+    """The size of a stage input buffer; zeros for a kind not cut here.
+
+    A grouping's values are measured as well as counted: a lifted combiner's accumulators are one
+    value per key and producing bundle, each as large as that bundle made it (the LSH bucket groups'
+    band entries: about `dedup_near.BUCKET_GROUP_ENTRIES` a group, in a few dozen lists). Counted
+    only, the stage that splits the bucket groups stayed one bundle per worker at 200,000 documents
+    (6,358 values of 167 MB, under 2 x 8,192), and that bundle was each worker's peak, which followed
+    the corpus (`benchmarks/scale.py`: x1.28-1.33 from 50,000 to 200,000 documents; x1.11 with the
+    bytes counted)."""
     if isinstance(buffer, execution.ListBuffer):  # chunks of encoded elements (or, for some inputs, elements)
-        return sum(len(chunk) for chunk in buffer if isinstance(chunk, bytes)), 0
+        return InputSize(encoded_bytes=sum(len(chunk) for chunk in buffer if isinstance(chunk, bytes)))
     if isinstance(buffer, execution.GroupingBuffer):
-        return 0, sum(len(values) for values in buffer._table.values())
-    return 0, 0
+        table = buffer._table.values()
+        return InputSize(encoded_bytes=sum(map(grouped_bytes, table)), grouped_values=sum(map(len, table)))
+    return InputSize()
 
 
 def bundle_count(inputs: Mapping[str, Any], workers: int, max_bytes: int | None = None,
@@ -67,7 +88,8 @@ def bundle_count(inputs: Mapping[str, Any], workers: int, max_bytes: int | None 
     max_bytes = max_bytes or MAX_BUNDLE_BYTES
     max_values = max_values or MAX_BUNDLE_GROUPED_VALUES
     sizes = [input_size(buffer) for buffer in inputs.values()]
-    total_bytes, total_values = sum(size[0] for size in sizes), sum(size[1] for size in sizes)
+    total_bytes = sum(size.encoded_bytes for size in sizes)
+    total_values = sum(size.grouped_values for size in sizes)
     rounds = max(1, -(-total_bytes // (max_bytes * workers)), -(-total_values // (max_values * workers)))
     return rounds * workers
 

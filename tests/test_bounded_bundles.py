@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import apache_beam as beam
 import pytest
+from apache_beam import coders
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import execution
 from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms.core import Windowing
+from apache_beam.transforms.window import GlobalWindows
 
 from lemur_corpus.pipelines import bounded_bundles
 from lemur_corpus.pipelines.bounded_bundles import bundle_count, cut
@@ -31,6 +34,29 @@ def test_bundles_are_a_multiple_of_the_workers_each_within_the_bound() -> None:
     assert bundle_count(big, workers=2, max_bytes=1_000) == 10  # 9,500 bytes: 5 rounds of 2 bundles
     assert bundle_count(big, workers=3, max_bytes=1_000) == 12  # 4 rounds of 3
     assert bundle_count({}, workers=2) == 2
+
+
+def grouping_buffer(table: dict[bytes, list]) -> execution.GroupingBuffer:
+    """A GroupByKey's output as the runner holds it: its keys and its values as the SDK encoded them."""
+    coder = coders.TupleCoder([coders.BytesCoder(), coders.BytesCoder()])
+    buffer = execution.GroupingBuffer(coder, coder, Windowing(GlobalWindows()))
+    for key, values in table.items():
+        buffer._table[key].extend(values)
+    return buffer
+
+
+def test_a_grouping_is_bounded_by_its_bytes_as_well_as_by_its_values() -> None:
+    """A lifted combiner's accumulators are one value per key and producing bundle, each as large as
+    that bundle made it: few values, many bytes."""
+    buffer = grouping_buffer({b"a": [b"x" * 30, b"y"], b"b": [b"z" * 9]})
+    assert bounded_bundles.input_size(buffer) == (40, 3)
+    # 10 keys of 2 accumulators of 500 bytes: 20 values (one bundle per worker by their count),
+    # 10,000 bytes: 5 rounds of 2 bundles of at most 1,000
+    accumulators = grouping_buffer({bytes([k]): [b"e" * 500, b"f" * 500] for k in range(10)})
+    assert bundle_count({"in": accumulators}, workers=2, max_bytes=1_000) == 10
+    assert bundle_count({"in": accumulators}, workers=2) == 2
+    small = grouping_buffer({bytes([k]): [b"v"] * 500 for k in range(10)})  # 5,000 values of 5,000 bytes
+    assert bundle_count({"in": small}, workers=2, max_bytes=10**6, max_values=1_000) == 6
 
 
 def test_a_list_buffer_is_dealt_by_its_chunks_each_exactly_once() -> None:
