@@ -2,8 +2,8 @@
 
     exact survivors (record, signature)            payloads (id, shingle set or signature)
       ─▶ band keys ─▶ bucket groups (combined per bundle) ─▶ each bucket of a group
-      ─▶ windowed pairs in keep order (earlier, later) ─▶ distinct
-      ─▶ join pairs and payloads on id ─▶ each payload to the later documents of its pairs
+      ─▶ windowed pairs in keep order (earlier, later), gathered per bundle as (earlier, [later])
+      ─▶ join them and payloads on id ─▶ each payload to the distinct later documents of its pairs
       ─▶ group by later document ─▶ verify its pairs
       ─▶ verified edges ─▶ ConnectedComponents (large-star/small-star rounds) ─▶ (id, label)
       ─▶ join labels, edges and the records of their documents on id ─▶ group by label
@@ -21,8 +21,8 @@ list per group it touched) and merged by the runner's combiner.
 Memory per worker: a bucket group holds its band keys and members' ids and keep keys (at most about
 `BUCKET_GROUP_ENTRIES` when the driver's planned documents are not below the real ones, plus any
 bucket that is large by itself; their number is fixed before the run, so no signed document waits
-for a count of the others), and `BandKeysFn` at most `BAND_ENTRIES_PER_FLUSH` band keys of
-its bundle; the join holds one document's
+for a count of the others), `BandKeysFn` at most `BAND_ENTRIES_PER_FLUSH` band keys of
+its bundle, and `BucketPairsFn` at most `PAIRS_PER_FLUSH` pairs; the join holds one document's
 payload and the ids of the distinct later documents paired with it (all of a bucket's members for
 one of its first `bucket_window`: ids only); a verification group holds one document
 and the payloads of the documents before it it is verified against (at most 2 x bucket_window per
@@ -68,6 +68,7 @@ from lemur_corpus.pipelines.profile import COMPONENTS, MINHASH, profiled
 
 NAMES = "names"
 RECORDS = "records"
+LATER = "later"
 
 
 def near_params(config: DedupConfig) -> dict[str, tuple[int, int]]:
@@ -198,13 +199,28 @@ class BucketEntriesFn(beam.CombineFn):
         return accumulator
 
 
+PAIRS_PER_FLUSH = 65_536
+"""Pairs `BucketPairsFn` gathers before it sends them on, whatever a bundle's or a bucket's size (a
+bound on its memory)."""
+
+
 class BucketPairsFn(beam.DoFn):
     """A bucket group → for each of its buckets, the pairs its window verifies (see
-    `dedup.lsh.bucket_pairs`): (earlier id, later id); the group's statistics, summed over its
-    buckets (one record each, not one per bucket: a bucket group holds thousands)."""
+    `dedup.lsh.bucket_pairs`), gathered per bundle as each earlier document's distinct later ones:
+    (earlier id, [later ids]), sent when the bundle ends or every `PAIRS_PER_FLUSH` pairs, and on
+    `LATER` (later id, None) once per later document of each sending; the group's statistics,
+    summed over its buckets (one record each, not one per bucket: a bucket group holds thousands).
+
+    One element per pair (a `Distinct` of them, then a mark per later document) cost the runner a
+    crossing per pair, a pair being in several bands' buckets, only for the join to list each
+    earlier document's later ones again."""
 
     def __init__(self, windows: dict[str, int]) -> None:
         self.windows = windows
+
+    def start_bundle(self) -> None:
+        self.later_of: dict[str, set[str]] = {}
+        self.held = 0
 
     @profiled(MINHASH)
     def process(self, element: tuple[tuple[str, int], list[BandEntry]]) -> Iterator[Any]:
@@ -220,13 +236,38 @@ class BucketPairsFn(beam.DoFn):
             linked, largest = linked + 1, max(largest, len(ordered))
             missing = pairs_left_out(len(ordered), window)
             limited, left_out = limited + bool(missing), left_out + missing
-            yield from bucket_pairs(ordered, window)
+            later_of = self.later_of
+            for earlier, later in bucket_pairs(ordered, window):
+                laters = later_of.get(earlier)
+                if laters is None:
+                    laters = later_of[earlier] = set()
+                laters.add(later)
+                self.held += 1
+                if self.held >= PAIRS_PER_FLUSH:
+                    yield from self._flush()
+                    later_of = self.later_of
         if linked:
             yield tagged_stat("near", kind, "buckets_linked", linked)
             yield tagged_stat("near", kind, "max_bucket_size", largest)
         if limited:
             yield tagged_stat("near", kind, "window_limited_buckets", limited)
             yield tagged_stat("near", kind, "pairs_not_compared", left_out)
+
+    def finish_bundle(self) -> Iterator[Any]:
+        for out in self._flush():
+            if out.__class__ is beam.pvalue.TaggedOutput:
+                yield beam.pvalue.TaggedOutput(out.tag, WindowedValue(out.value, 0, GLOBAL_WINDOWS))
+            else:
+                yield WindowedValue(out, 0, GLOBAL_WINDOWS)
+
+    def _flush(self) -> Iterator[Any]:
+        later_of, self.later_of, self.held = self.later_of, {}, 0
+        marked: set[str] = set()
+        for earlier, laters in later_of.items():
+            marked |= laters
+            yield earlier, sorted(laters)
+        for later in sorted(marked):
+            yield beam.pvalue.TaggedOutput(LATER, (later, None))
 
 
 def bucket_members(members: list[tuple]) -> list[str]:
@@ -240,31 +281,10 @@ def bucket_members(members: list[tuple]) -> list[str]:
     return sorted(keys, key=keys.__getitem__)
 
 
-LATER_IDS_PER_FLUSH = 65_536
-"""Later ids `LaterIdsFn` remembers per bundle before it forgets them (a bound on its memory)."""
-
-
-class LaterIdsFn(beam.DoFn):
-    """Distinct pairs (earlier, later) → (later, None), once per later document and bundle (a
-    later document is in one pair per earlier document it is verified against, often several; the
-    join needs one mark). After `LATER_IDS_PER_FLUSH` ids the set starts again: a mark
-    sent twice changes nothing."""
-
-    def start_bundle(self) -> None:
-        self.seen: set[str] = set()
-
-    def process(self, pair: tuple[str, str]) -> Iterator[tuple[str, None]]:
-        later = pair[1]
-        if later not in self.seen:
-            if len(self.seen) >= LATER_IDS_PER_FLUSH:
-                self.seen.clear()
-            self.seen.add(later)
-            yield later, None
-
-
 class RoutePayloadFn(beam.DoFn):
-    """Joined on a document's id: its payload goes to every later document it is paired with, and
-    to itself when it is the later document of a pair; all its pairs meet there, once each."""
+    """Joined on a document's id: its payload goes to each distinct later document it is paired
+    with (the union of the lists `BucketPairsFn` sent), and to itself when it is the later document
+    of a pair; all its pairs meet there, once each."""
 
     @profiled(MINHASH)
     def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, tuple[str, Payload]]]:
@@ -272,7 +292,7 @@ class RoutePayloadFn(beam.DoFn):
         payload = first_payload(grouped["payload"])
         if payload is None:
             return
-        for later in grouped["later"]:  # distinct pairs: each later document once
+        for later in sorted(set().union(*grouped["later"])):
             yield later, (doc_id, payload)
         if grouped["is_later"]:
             yield doc_id, (doc_id, payload)
@@ -394,12 +414,11 @@ class NearDuplicates(beam.PTransform):
             keys
             | "GroupBuckets" >> beam.CombinePerKey(BucketEntriesFn())
             | "BucketPairs" >> MultiOutputParDo(
-                SummedStats(BucketPairsFn({k: config.near(k).bucket_window for k in enabled})), STATS, main="pairs")
+                SummedStats(BucketPairsFn({k: config.near(k).bucket_window for k in enabled})), STATS, LATER,
+                main="pairs")
         )
-        distinct = pairs["pairs"] | "DistinctPairs" >> beam.Distinct()  # a pair shares several bands' buckets
         routed = (
-            {"later": distinct, "is_later": distinct | "LaterIds" >> beam.ParDo(LaterIdsFn()),
-             "payload": payloads}
+            {"later": pairs["pairs"], "is_later": pairs[LATER], "payload": payloads}
             | "JoinPayloads" >> beam.CoGroupByKey()
             | "RoutePayloads" >> beam.ParDo(RoutePayloadFn())
         )

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.utils.windowed_value import WindowedValue
 
 from lemur_corpus.dedup.clusters import connected_components
 from lemur_corpus.dedup.config import DedupConfig
@@ -21,7 +22,7 @@ from lemur_corpus.dedup.lsh import band_keys, bucket_pairs, pairs_left_out
 from lemur_corpus.dedup.minhash import MinHasher, from_bytes, to_bytes
 from lemur_corpus.dedup.survivors import walk
 from lemur_corpus.pipelines import dedup_near
-from lemur_corpus.pipelines.dedup_common import Decision, Payload, SummedStats, tagged_stat
+from lemur_corpus.pipelines.dedup_common import STATS, Decision, Payload, SummedStats, tagged_stat
 from lemur_corpus.pipelines.dedup_files import run_dedup_files
 from lemur_corpus.pipelines.dedup_near import BandKeysFn, BucketPairsFn, NearDuplicates, bucket_group, bucket_groups
 from lemur_corpus.pipelines.direct_runner import beam_pipeline
@@ -106,9 +107,18 @@ def test_bucket_groups_stay_one_size_as_the_corpus_grows() -> None:
 
 
 def _pairs_and_stats(fn: BucketPairsFn, element: tuple) -> tuple[list, list]:
-    out = fn.process(element)
-    stats = sorted(o.value for o in out if isinstance(o, beam.pvalue.TaggedOutput))
-    return [o for o in out if not isinstance(o, beam.pvalue.TaggedOutput)], stats
+    """One bundle of one bucket group: its pairs (from the lists sent at the bundle's end) and its
+    statistics; each later document marked once."""
+    fn.start_bundle()
+    out = [*fn.process(element), *(o if isinstance(o, beam.pvalue.TaggedOutput) else o.value
+                                   for o in fn.finish_bundle())]
+    tagged = [o for o in out if isinstance(o, beam.pvalue.TaggedOutput)]
+    stats = sorted(o.value for o in tagged if o.tag == STATS)
+    marks = [o.value.value for o in tagged if o.tag == dedup_near.LATER]
+    pairs = [(earlier, later) for earlier, laters in (o for o in out if not isinstance(o, beam.pvalue.TaggedOutput))
+             for later in laters]
+    assert sorted(marks) == sorted({(later, None) for _, later in pairs})
+    return pairs, stats
 
 
 def test_a_bucket_group_gives_each_of_its_buckets_pairs_whatever_the_order() -> None:
@@ -219,15 +229,33 @@ def test_summed_stats_sum_per_bundle_what_the_combine_would_sum() -> None:
         ("near_by_source", "s1", "removed"): 3, ("near_by_source", "s2", "removed"): 2}
 
 
-def test_later_ids_mark_each_later_document_once_per_bundle_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    pairs = [(f"e{i}", f"l{i % 5}") for i in range(40)]
-    for bound, most in ((10**6, 5), (3, 40)):
-        monkeypatch.setattr(dedup_near, "LATER_IDS_PER_FLUSH", bound)
-        fn = dedup_near.LaterIdsFn()
+def test_pairs_go_as_each_earlier_documents_later_ones_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bundle's pairs are sent as (earlier, [later ids]) with a mark per later document, every
+    `PAIRS_PER_FLUSH` pairs and when the bundle ends: whatever the bound, the pairs sent are the
+    distinct pairs of the group's buckets (a pair in two bands' buckets once per sending), and the
+    bundle never holds more than the bound."""
+    members = [(-n, f"d{n:02d}") for n in range(12)]
+    entries = [(band, *key) for band in (b"\x00\x01a", b"\x00\x02b") for key in members]  # two bands, one cluster
+    entries += [(b"\x00\x03c", -1, "x1"), (b"\x00\x03c", -2, "x2")]
+    expected = {*bucket_pairs([doc_id for _, doc_id in sorted(members)], 3), ("x2", "x1")}
+    for bound in (10**6, 7, 1):
+        monkeypatch.setattr(dedup_near, "PAIRS_PER_FLUSH", bound)
+        fn = BucketPairsFn({"code": 3})
         fn.start_bundle()
-        marks = [out for pair in pairs for out in fn.process(pair)]
-        assert {later for later, _ in marks} == {f"l{i}" for i in range(5)} and all(v is None for _, v in marks)
-        assert len(marks) <= most and len(fn.seen) <= bound
+        held = []
+        out = []
+        for o in fn.process((("code", 0), list(entries))):
+            out.append(o)
+            held.append(fn.held)
+        out += [o if isinstance(o, beam.pvalue.TaggedOutput) else o.value for o in fn.finish_bundle()]
+        sent = [(e, later) for e, laters in (o for o in out if not isinstance(o, beam.pvalue.TaggedOutput))
+                for later in laters]
+        assert set(sent) == expected and max(held) < bound
+        if bound == 10**6:  # one sending: each pair once, though both bands' buckets hold it
+            assert sorted(sent) == sorted(expected)
+        marks = [o.value for o in out if isinstance(o, beam.pvalue.TaggedOutput) and o.tag == dedup_near.LATER]
+        marks = [m.value if isinstance(m, WindowedValue) else m for m in marks]
+        assert {later for later, _ in marks} == {later for _, later in expected}
 
 
 def _chain(count: int, step: int, seed: int) -> list[dict[str, str]]:
