@@ -53,6 +53,8 @@ never cut): beside their bytes, because a worker decodes each into objects of th
 
 
 class InputSize(NamedTuple):
+    """What a stage input buffer holds: its elements' encoded bytes and, for a grouping, its values."""
+
     encoded_bytes: int = 0
     grouped_values: int = 0
 
@@ -71,8 +73,8 @@ def input_size(buffer: Any) -> InputSize:
     band entries: about `dedup_near.BUCKET_GROUP_ENTRIES` a group, in a few dozen lists). Counted
     only, the stage that splits the bucket groups stayed one bundle per worker at 200,000 documents
     (6,358 values of 167 MB, under 2 x 8,192), and that bundle was each worker's peak, which followed
-    the corpus (`benchmarks/scale.py`: x1.28-1.33 from 50,000 to 200,000 documents; x1.11 with the
-    bytes counted)."""
+    the corpus (`benchmarks/scale.py`: x1.28-1.33 from 50,000 to 200,000 documents; x1.11-1.19 in
+    three runs with the bytes counted)."""
     if isinstance(buffer, execution.ListBuffer):  # chunks of encoded elements (or, for some inputs, elements)
         return InputSize(encoded_bytes=sum(len(chunk) for chunk in buffer if isinstance(chunk, bytes)))
     if isinstance(buffer, execution.GroupingBuffer):
