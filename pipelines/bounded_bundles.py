@@ -72,8 +72,8 @@ def input_size(buffer: Any) -> InputSize:
     value per key and producing bundle, each as large as that bundle made it (the LSH bucket groups'
     band entries: about `dedup_near.BUCKET_GROUP_ENTRIES` a group, in a few dozen lists). Counted
     only, the stage that splits the bucket groups stayed one bundle per worker at 200,000 documents
-    (6,358 values of 167 MB, under 2 x 8,192), and that bundle was each worker's peak, which followed
-    the corpus (`benchmarks/scale.py`: x1.28-1.33 from 50,000 to 200,000 documents; x1.11-1.19 in
+    (a few thousand values, well over a hundred MB), and that bundle was each worker's peak, which
+    followed the corpus (`benchmarks/scale.py`: x1.28-1.33 from 50,000 to 200,000 documents; x1.11-1.19 in
     three runs with the bytes counted)."""
     if isinstance(buffer, execution.ListBuffer):  # chunks of encoded elements (or, for some inputs, elements)
         return InputSize(encoded_bytes=sum(len(chunk) for chunk in buffer if isinstance(chunk, bytes)))
