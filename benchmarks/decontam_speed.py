@@ -12,13 +12,16 @@ best of --repeat runs is reported for each, and the ratio of the two.
 (The decontam pair below runs alternating, so the machine's load drifts over both alike.)
 Target (issue 14): decontamination costs <= 25% of the tokenize stage.
 
-Two more rows are baselines, the filter as it was before two changes, run alternating with it: "numpy
-screen" makes a document's n-grams, their fingerprints and the bitmap test with numpy array calls
+Three more rows are baselines, the filter as it was before three changes, run alternating with it:
+"words hashed one by one" splits the document's joined words into `bytes` objects and hashes each
+through the process's cache of words (`tokens.word_bytes`, `tokens.word_hashes`) instead of over the
+joined buffer by the compiled XXH3 (`kernels.joined_word_hashes`); "numpy screen" also makes a
+document's n-grams, their fingerprints and the bitmap test with numpy array calls
 (`Matcher.lookup(tokens.text_ngrams(text, n))`, still the library's form for given fingerprints)
 instead of the compiled loop `kernels.screened_fingerprints`; "words by the regex" also finds its
 words with the regular expression `\\w+` (`tokens.words`, what the index's benchmark items use) and
 hashes each distinct word in a Python-level loop (`regex_ngram_hashes`) instead of over the code
-points with numpy (`tokens.word_bytes`) and by `map`. The run checks that all three give the same
+points with numpy (`tokens.word_bytes`) and by `map`. The run checks that all four give the same
 verdicts, and prints the ratios. --piece-kb cuts the documents into pieces of the scale corpus's
 size, where what a document costs whatever its length shows.
 """
@@ -42,8 +45,16 @@ from benchmarks.common import DEFAULT_DATA, pieces, real_texts  # noqa: E402
 from lemur_corpus.config import TokenizerConfig  # noqa: E402
 from lemur_corpus.document import Document  # noqa: E402
 from lemur_corpus.filters.decontam import DecontamConfig, DecontamFilter  # noqa: E402
-from lemur_corpus.filters.decontam.match import Contamination, Matcher  # noqa: E402
-from lemur_corpus.filters.decontam.tokens import fingerprints, ngrams_of, text_ngrams, words  # noqa: E402
+from lemur_corpus.filters.decontam.kernels import screened_fingerprints  # noqa: E402
+from lemur_corpus.filters.decontam.match import BITMAP_SHIFT, Contamination, Matcher  # noqa: E402
+from lemur_corpus.filters.decontam.tokens import (  # noqa: E402
+    fingerprints,
+    ngrams_of,
+    text_ngrams,
+    word_bytes,
+    word_hashes,
+    words,
+)
 from lemur_corpus.tokenizer import encode_batch, load_tokenizer, tokenizer_identity  # noqa: E402
 
 
@@ -53,6 +64,18 @@ def regex_ngram_hashes(text: str, n: int) -> np.ndarray:
     tokens = words(text)
     table = {w: xxhash.xxh3_64_intdigest(w.encode("utf-8")) for w in set(tokens)}
     return ngrams_of(np.fromiter((table[w] for w in tokens), dtype=np.uint64, count=len(tokens)), n)
+
+
+class WordByWordMatcher(Matcher):
+    """A baseline: the compiled screen over words hashed one by one (through the cache of words)."""
+
+    def match(self, text: str) -> Contamination:
+        n = self.index.settings.ngram
+        tokens = word_bytes(text)
+        if len(tokens) < n:
+            return Contamination((), 0)
+        passed = screened_fingerprints(word_hashes(tokens), n, self.bitmap, BITMAP_SHIFT)
+        return self.lookup_screened(np.unique(passed), len(tokens) - n + 1)
 
 
 class NumpyScreenMatcher(Matcher):
@@ -132,14 +155,19 @@ def main() -> None:
     decontam.setup()
     dropped = sum(not decontam(d).keep for d in docs[:50])  # warm up (and the count is reported)
 
+    word_by_word = baseline(decontam, WordByWordMatcher)
     numpy_screen, regex_words = baseline(decontam, NumpyScreenMatcher), baseline(decontam, RegexWordsMatcher)
     verdicts = [decontam(d) for d in docs]
-    if verdicts != [numpy_screen(d) for d in docs] or verdicts != [regex_words(d) for d in docs]:
+    if any(verdicts != [other(d) for d in docs] for other in (word_by_word, numpy_screen, regex_words)):
         raise SystemExit("the baselines gave other verdicts than the filter")
 
     def run_decontam() -> None:
         for doc in docs:
             decontam(doc)
+
+    def run_word_by_word() -> None:
+        for doc in docs:
+            word_by_word(doc)
 
     def run_numpy_screen() -> None:
         for doc in docs:
@@ -161,7 +189,8 @@ def main() -> None:
             encode_batch(tokenizer, texts[i : i + batch], identity.eos_id, dtype)
 
     tokenize_s = best_of(args.repeat, run_tokenize)
-    decontam_s, numpy_s, regex_s = best_of_alternating(args.repeat, run_decontam, run_numpy_screen, run_regex_words)
+    decontam_s, by_word_s, numpy_s, regex_s = best_of_alternating(
+        args.repeat, run_decontam, run_word_by_word, run_numpy_screen, run_regex_words)
     mb = size / 1e6
     print(f"{len(docs):,} documents, {mb:.1f} MB (code files and web pages of {args.data}); one core, best of "
           f"{args.repeat}")
@@ -169,6 +198,8 @@ def main() -> None:
     print(f"  decontam (shipped index, 8-grams)     {decontam_s:8.2f} s   {mb / decontam_s:7.2f} MB/s")
     print(f"  decontam / tokenize = {decontam_s / tokenize_s:.1%} (target <= 25%); {dropped} of the first 50 "
           "documents dropped (clean sample: 0 expected)")
+    print(f"  baseline, words hashed one by one     {by_word_s:8.2f} s   {mb / by_word_s:7.2f} MB/s: the compiled "
+          f"word hashes x{by_word_s / decontam_s:.2f} (the same verdicts)")
     print(f"  baseline, numpy screen                {numpy_s:8.2f} s   {mb / numpy_s:7.2f} MB/s: the compiled screen "
           f"x{numpy_s / decontam_s:.2f} (the same verdicts)")
     print(f"  baseline, words by the regex          {regex_s:8.2f} s   {mb / regex_s:7.2f} MB/s: the filter "

@@ -26,7 +26,13 @@ from lemur_corpus.filters.base import run_chain
 from lemur_corpus.filters.decontam import DecontamConfig, DecontamFilter, load_index, shipped_index_path, tokens
 from lemur_corpus.filters.decontam.benchmarks import docstring_description, read_benchmarks
 from lemur_corpus.filters.decontam.index import IndexSettings, index_benchmarks, index_bytes, parse_index, read_header
-from lemur_corpus.filters.decontam.kernels import screened_fingerprints
+from lemur_corpus.filters.decontam.kernels import (
+    _SECRET,
+    XXH3_MAX_BYTES,
+    joined_word_hashes,
+    screened_fingerprints,
+    xxh3_64,
+)
 from lemur_corpus.filters.decontam.match import BITMAP_SHIFT
 from lemur_corpus.filters.decontam.report import (
     add_record,
@@ -35,7 +41,16 @@ from lemur_corpus.filters.decontam.report import (
     finished_report,
     merge_reports,
 )
-from lemur_corpus.filters.decontam.tokens import fingerprints, ngram_hashes, ngrams_of, text_ngrams, word_bytes, words
+from lemur_corpus.filters.decontam.tokens import (
+    fingerprints,
+    lowered_words,
+    ngram_hashes,
+    ngrams_of,
+    text_ngrams,
+    word_bytes,
+    word_hashes,
+    words,
+)
 from tests.conftest import read_jsonl, shared_path
 
 TASKS = [
@@ -116,6 +131,37 @@ def test_document_ngrams_match_the_regex_words_on_real_documents() -> None:
     assert len(texts) > 3000
     for text in texts:
         assert np.array_equal(text_ngrams(text, 8), ngram_hashes(words(text), 8) >> np.uint64(32))
+
+
+def test_the_compiled_xxh3_is_xxhash_at_every_length_it_takes() -> None:
+    """`kernels.xxh3_64` against `xxhash.xxh3_64_intdigest` at every length 0 to 240 (each of XXH3's
+    short and mid-size paths and their edges), on seeded random bytes read from inside a buffer."""
+    rng = random.Random(240)
+    for length in range(XXH3_MAX_BYTES + 1):
+        for _ in range(8):
+            data = rng.randbytes(length)
+            buffer = np.frombuffer(rng.randbytes(3) + data + rng.randbytes(5), dtype=np.uint8)
+            assert int(xxh3_64(buffer, 3, length, _SECRET)) == xxhash.xxh3_64_intdigest(data), length
+
+
+@given(WORDISH | st.text(max_size=120), st.integers(0, 3))
+@settings(max_examples=300, deadline=None)
+def test_the_compiled_word_hashes_are_the_index_word_hashes(text: str, long_words: int) -> None:
+    """`kernels.joined_word_hashes` over a document's joined words equals `tokens.word_hashes` of
+    them one by one (xxhash, the index's word hash), words longer than XXH3's 240 bytes included."""
+    text += " " + " ".join("Ab" * (100 + 17 * k) for k in range(long_words))
+    joined, count = lowered_words(text)
+    assert np.array_equal(joined_word_hashes(joined, count), word_hashes(word_bytes(text)))
+
+
+def test_the_compiled_word_hashes_on_real_documents() -> None:
+    """The same on every real code file and web page of ../shared/data."""
+    texts = [r["content"] for r in read_jsonl(shared_path("code", "code_sample.jsonl.zst"))]
+    for name in ("trafilatura_pages.main", "chardet_multilingual"):
+        texts += [r["text"] for r in read_jsonl(shared_path("web", f"{name}.jsonl.zst"))]
+    for text in texts:
+        joined, count = lowered_words(text)
+        assert np.array_equal(joined_word_hashes(joined, count), word_hashes(word_bytes(text)))
 
 
 @given(st.lists(st.integers(0, 2**64 - 1), max_size=60), st.integers(1, 9),

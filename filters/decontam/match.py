@@ -14,7 +14,8 @@ item's. Ties go by the best part's containment, then by id.
 A document's n-gram fingerprints first meet a bitmap of the index (2^27 bits, 16 MB, one bit per
 fingerprint's top 27 bits: about 0.5% set), which lets through the few that may be indexed; those
 are looked up with two binary searches each in the index's sorted keys, and the hits grouped by
-part. A document's n-grams are made and screened by one compiled loop (`kernels.screened_fingerprints`);
+part. A document's words are hashed (`kernels.joined_word_hashes`) and its n-grams made and screened
+by one compiled loop each (`kernels.screened_fingerprints`);
 the rest is numpy over the few that pass, no Python loop over n-grams.
 """
 
@@ -25,8 +26,8 @@ import dataclasses
 import numpy as np
 
 from lemur_corpus.filters.decontam.index import PART_NAMES, DecontamIndex
-from lemur_corpus.filters.decontam.kernels import screened_fingerprints
-from lemur_corpus.filters.decontam.tokens import word_bytes, word_hashes
+from lemur_corpus.filters.decontam.kernels import joined_word_hashes, screened_fingerprints
+from lemur_corpus.filters.decontam.tokens import lowered_words
 
 BITMAP_SHIFT = 5
 """Fingerprints (32 bits) are screened on their top 27 bits."""
@@ -148,11 +149,11 @@ class Matcher:
     def match(self, text: str) -> Contamination:
         """Matches of a document's text: the same as `lookup(tokens.text_ngrams(text, n))`."""
         n = self.index.settings.ngram
-        tokens = word_bytes(text)
-        if len(tokens) < n:
+        joined, count = lowered_words(text)
+        if count < n:
             return Contamination((), 0)
-        passed = screened_fingerprints(word_hashes(tokens), n, self.bitmap, BITMAP_SHIFT)
-        return self.lookup_screened(np.unique(passed), len(tokens) - n + 1)
+        passed = screened_fingerprints(joined_word_hashes(joined, count), n, self.bitmap, BITMAP_SHIFT)
+        return self.lookup_screened(np.unique(passed), count - n + 1)
 
 
 def _rank(m: ItemMatch) -> tuple[float, float, int, str, str]:

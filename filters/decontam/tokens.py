@@ -41,15 +41,20 @@ def words(text: str) -> list[str]:
     return WORD.findall(text.lower())
 
 
-def word_bytes(text: str) -> list[bytes]:
-    """The UTF-8 bytes of `words(text)`, found with numpy over the code points
-    (`dedup.shingles.joined_words`, the same `\\w` table) instead of the regular expression, and
-    hashed without being encoded again: the decontam filter x1.2-1.3 on web pages and code, x1.3-1.6
-    on whole code files, little on documents of ~2 KB, where numpy's cost per call dominates
-    (`benchmarks/decontam_speed.py`)."""
+def lowered_words(text: str) -> tuple[bytes, int]:
+    """The UTF-8 of `words(text)` joined by single spaces, and their number, found with numpy over
+    the code points (`dedup.shingles.joined_words`, the same `\\w` table) instead of the regular
+    expression; MinHash signing reads the same words of the same text, computed once."""
     if "<<" in text:
         text = CALCULATOR_ANNOTATION.sub(" ", text)
-    joined, count = lowered_joined_words(text)  # MinHash signing reads the same words
+    return lowered_joined_words(text)
+
+
+def word_bytes(text: str) -> list[bytes]:
+    """The UTF-8 bytes of `words(text)` (`lowered_words`), hashed without being encoded again: the
+    decontam filter x1.2-1.3 on web pages and code, x1.3-1.6 on whole code files, little on
+    documents of ~2 KB, where numpy's cost per call dominates (`benchmarks/decontam_speed.py`)."""
+    joined, count = lowered_words(text)
     return joined.split(b" ") if count else []
 
 
