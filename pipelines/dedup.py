@@ -36,9 +36,9 @@ from lemur_corpus.pipelines.dedup_common import (
     STATS,
     Decision,
     Node,
-    Payload,
     SummedStats,
     first_node,
+    payload,
     removal_outputs,
     tagged_stat,
 )
@@ -105,8 +105,7 @@ class SignFn(beam.DoFn):
         signature_bytes = to_bytes(signature)
         data = to_set_bytes(shingle_set) if shingle_set is not None else signature_bytes
         keep = survivor_key(record, self.config.keep)
-        payload = Payload(record, keep, data)
-        yield beam.pvalue.TaggedOutput(PAYLOADS, (doc.id, payload))
+        yield beam.pvalue.TaggedOutput(PAYLOADS, (doc.id, payload(record, keep, data)))
         yield record, signature_bytes
 
 

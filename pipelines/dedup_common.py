@@ -4,6 +4,8 @@ travel instead of documents, and the statistics they emit (`pipelines/dedup.py`,
 
 from __future__ import annotations
 
+import dataclasses
+import operator
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple, TypeVar
 
@@ -27,17 +29,37 @@ SignedNode = tuple[DedupRecord, bytes]
 AnyNode = TypeVar("AnyNode", bound=Node)
 
 
-class Payload(NamedTuple):
-    """What verification compares, keyed by the document's id (`lemur_corpus.dedup.verify`)."""
+Payload = tuple
+"""What verification compares, keyed by the document's id (`lemur_corpus.dedup.verify`), as it
+travels: (the record's fields, keep, data), made by `payload`.
 
-    record: DedupRecord
-    """The document's small record: verification hands it on with the document's edges, so the walk
-    joins records only of documents that have an edge (its `content_hash` picks one payload when an
-    id was read twice, as `first_node` does)."""
-    keep: tuple
-    """The document's place in `keep` order (`dedup.exact.survivor_key`; its id comes last)."""
-    data: bytes
-    """The shingle set (`verify: exact`) or the signature (`signature`, `off`), little-endian uint32."""
+- the record's fields (`DedupRecord`'s, in order; `payload_record`): verification hands the record
+  on with the document's edges, so the walk joins records only of documents that have an edge (its
+  `content_hash`, `payload_hash`, picks one payload when an id was read twice, as `first_node` does);
+- keep: the document's place in `keep` order (`dedup.exact.survivor_key`; its id comes last);
+- data: the shingle set (`verify: exact`) or the signature (`signature`, `off`), little-endian uint32.
+
+A plain tuple of str, int and bytes, because a payload crosses two stage boundaries, once per
+document and then once per later document it is paired with: Beam's `FastPrimitivesCoder` encodes
+such a tuple itself, and hands a NamedTuple or a dataclass to pickle, which costs a round trip
+several times as much (`benchmarks/record_pickling.py`)."""
+PAYLOAD_KEEP = 1
+PAYLOAD_DATA = 2
+_RECORD_FIELDS = operator.attrgetter(*(field.name for field in dataclasses.fields(DedupRecord)))
+_CONTENT_HASH = [field.name for field in dataclasses.fields(DedupRecord)].index("content_hash")
+
+
+def payload(record: DedupRecord, keep: tuple, data: bytes) -> Payload:
+    return (_RECORD_FIELDS(record), keep, data)
+
+
+def payload_record(item: Payload) -> DedupRecord:
+    return DedupRecord(*item[0])
+
+
+def payload_hash(item: Payload) -> str:
+    """The record's `content_hash`, without making the record."""
+    return item[0][_CONTENT_HASH]
 
 
 class Decision(NamedTuple):
@@ -62,7 +84,7 @@ def first_node(nodes: Sequence[AnyNode]) -> AnyNode | None:
 
 
 def first_payload(payloads: Sequence[Payload]) -> Payload | None:
-    return min(payloads, key=lambda p: p.record.content_hash) if payloads else None
+    return min(payloads, key=payload_hash) if payloads else None
 
 
 def removal_outputs(section: str, survivor: DedupRecord, removed: list[tuple[DedupRecord, float]],

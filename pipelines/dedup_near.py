@@ -52,12 +52,16 @@ from lemur_corpus.dedup.verify import Verifier
 from lemur_corpus.document import KINDS
 from lemur_corpus.pipelines.dask_combine import GLOBAL_WINDOWS
 from lemur_corpus.pipelines.dedup_common import (
+    PAYLOAD_DATA,
+    PAYLOAD_KEEP,
     REMOVED,
     STATS,
     Payload,
     SignedNode,
     SummedStats,
     first_payload,
+    payload_hash,
+    payload_record,
     removal_outputs,
     removed_outputs,
     tagged_stat,
@@ -318,16 +322,17 @@ class VerifyFn(beam.DoFn):
         for doc_id, payload in values:
             if doc_id == later:
                 mine = payload
-            elif doc_id not in earlier or payload.record.content_hash < earlier[doc_id].record.content_hash:
+            elif doc_id not in earlier or payload_hash(payload) < payload_hash(earlier[doc_id]):
                 earlier[doc_id] = payload
         if mine is None or not earlier:
             return
         ids = sorted(earlier)
-        kind, source = mine.record.kind, mine.record.source
+        record = payload_record(mine)
+        kind, source = record.kind, record.source
         yield tagged_stat("near", kind, "max_verify_group", len(ids))
         yield tagged_stat("near", kind, "candidate_pairs", len(ids))
         yield tagged_stat("near_by_source", source, "candidate_pairs", len(ids))
-        results = self.verifiers[kind].similarities(mine.data, [earlier[i].data for i in ids])
+        results = self.verifiers[kind].similarities(mine[PAYLOAD_DATA], [earlier[i][PAYLOAD_DATA] for i in ids])
         edges = []
         for doc_id, (similarity, is_edge) in zip(ids, results, strict=True):
             metric = "verified_edges" if is_edge else "rejected_pairs"
@@ -335,13 +340,13 @@ class VerifyFn(beam.DoFn):
             yield tagged_stat("near_by_source", source, metric)
             if is_edge:
                 edges.append((doc_id, similarity))
-                yield beam.pvalue.TaggedOutput(RECORDS, (doc_id, earlier[doc_id].record))
-                a, b = (kind, *earlier[doc_id].keep), (kind, *mine.keep)
+                yield beam.pvalue.TaggedOutput(RECORDS, (doc_id, payload_record(earlier[doc_id])))
+                a, b = (kind, *earlier[doc_id][PAYLOAD_KEEP]), (kind, *mine[PAYLOAD_KEEP])
                 yield beam.pvalue.TaggedOutput(NAMES, (a, b))
                 yield beam.pvalue.TaggedOutput(NAMES, (b, a))
         if edges:
             yield later, edges
-            yield beam.pvalue.TaggedOutput(RECORDS, (later, mine.record))
+            yield beam.pvalue.TaggedOutput(RECORDS, (later, record))
 
 
 class GroupMemberFn(beam.DoFn):

@@ -11,6 +11,7 @@ from pathlib import Path
 import apache_beam as beam
 import numpy as np
 import pytest
+from apache_beam import coders, typehints
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.utils.windowed_value import WindowedValue
@@ -22,7 +23,17 @@ from lemur_corpus.dedup.lsh import band_keys, bucket_pairs, pairs_left_out
 from lemur_corpus.dedup.minhash import MinHasher, from_bytes, to_bytes
 from lemur_corpus.dedup.survivors import walk
 from lemur_corpus.pipelines import dedup_near
-from lemur_corpus.pipelines.dedup_common import STATS, Decision, Payload, SummedStats, tagged_stat
+from lemur_corpus.pipelines.dedup_common import (
+    PAYLOAD_DATA,
+    PAYLOAD_KEEP,
+    STATS,
+    Decision,
+    SummedStats,
+    payload,
+    payload_hash,
+    payload_record,
+    tagged_stat,
+)
 from lemur_corpus.pipelines.dedup_files import run_dedup_files
 from lemur_corpus.pipelines.dedup_near import BandKeysFn, BucketPairsFn, NearDuplicates, bucket_group, bucket_groups
 from lemur_corpus.pipelines.direct_runner import beam_pipeline
@@ -67,9 +78,23 @@ def test_a_pair_the_star_never_compared_is_verified() -> None:
     with beam_pipeline(PipelineOptions()) as p:
         nodes = p | "Nodes" >> beam.Create([(records[i], to_bytes(signatures[i])) for i in "ABC"])
         payloads = p | "Payloads" >> beam.Create(
-            [(i, Payload(records[i], (i,), to_bytes(signatures[i]))) for i in "ABC"])
+            [(i, payload(records[i], (i,), to_bytes(signatures[i]))) for i in "ABC"])
         near = nodes | NearDuplicates(config, payloads, {"text": 3})
         assert_that(near.removed, equal_to([("C", Decision("near_duplicate", "B", round(216 / 256, 6)))]))
+
+
+def test_a_payload_travels_as_a_plain_tuple_beam_encodes_without_pickle() -> None:
+    """A payload is str, int and bytes in tuples: Beam's FastPrimitivesCoder encodes it itself (no
+    class is named in its bytes, as pickle would), and it comes back with its record, keep and data."""
+    record = DedupRecord("stack/a.py", "code", "python", "0f" * 16, 1_700, 12)
+    data = np.arange(300, dtype="<u4").tobytes()
+    item = payload(record, (-12, record.id), data)
+    impl = coders.registry.get_coder(typehints.Any).get_impl()
+    encoded = impl.encode(("later", (record.id, item)))
+    assert b"lemur_corpus" not in encoded and b"DedupRecord" not in encoded
+    back = impl.decode(encoded)[1][1]
+    assert back == item and payload_record(back) == record and payload_hash(back) == record.content_hash
+    assert back[PAYLOAD_KEEP] == (-12, record.id) and back[PAYLOAD_DATA] == data
 
 
 def test_verification_hands_on_the_records_of_both_ends_of_each_edge() -> None:
@@ -83,7 +108,7 @@ def test_verification_hands_on_the_records_of_both_ends_of_each_edge() -> None:
     fn = dedup_near.VerifyFn(DedupConfig.model_validate({"text": {"verify": "signature"}}))
     fn.setup()
     payloads = {"A": near, "B": far, "C": base}
-    out = list(fn.process(("C", [(i, Payload(records[i], (i,), to_bytes(payloads[i]))) for i in "ABC"])))
+    out = list(fn.process(("C", [(i, payload(records[i], (i,), to_bytes(payloads[i]))) for i in "ABC"])))
     handed = sorted(o.value for o in out if isinstance(o, beam.pvalue.TaggedOutput) and o.tag == dedup_near.RECORDS)
     assert handed == [("A", records["A"]), ("C", records["C"])]
     assert [o for o in out if not isinstance(o, beam.pvalue.TaggedOutput)] == [("C", [("A", round(246 / 256, 6))])]
