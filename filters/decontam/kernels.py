@@ -10,7 +10,8 @@ values are the numpy form's exactly (tests/test_decontam.py compares them on rea
 The words' hashes are XXH3-64 (seed 0), the index's word hash (`tokens.word_hashes`, through the
 `xxhash` module and a cache of words), computed here over the document's space-joined words as they
 lie in one buffer: per word, the Python form made a `bytes` object, looked it up in a dict and
-hashed the misses, about a third of the filter's time. The algorithm is the reference's
+hashed the misses, a large part of the filter's time (`benchmarks/decontam_speed.py`: the filter
+x1.36 without it). The algorithm is the reference's
 (xxhash.h, `XXH3_64bits` for inputs of at most 240 bytes, with its default secret); a longer word
 (a base64 blob's run of letters, rare) is left to `xxhash` by the caller. Tests compare every
 length from 0 to 240 with `xxhash.xxh3_64_intdigest`.
