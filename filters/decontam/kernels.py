@@ -81,6 +81,9 @@ def _le64(buf: np.ndarray, p: int) -> np.uint64:
 
 @numba.njit(cache=True)
 def _le32(buf: np.ndarray, p: int) -> np.uint64:
+    """As `dedup.kernels._read32`, kept here: numba's cache on disk is checked against the calling
+    module's own file only, so a kernel calling another module's compiled function would keep a stale
+    copy of it after that function changed."""
     return (np.uint64(buf[p]) | (np.uint64(buf[p + 1]) << np.uint64(8))
             | (np.uint64(buf[p + 2]) << np.uint64(16)) | (np.uint64(buf[p + 3]) << np.uint64(24)))
 
