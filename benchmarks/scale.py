@@ -28,9 +28,11 @@ sizes do the same work per document after the mixture, and its shards are --shar
 - peak RSS per worker: the largest worker process's peak (`getrusage(RUSAGE_CHILDREN)`: the
   multi_processing SDK workers, or the Dask LocalCluster's worker processes; `/proc/<pid>/status`
   VmHWM of each `dask worker` of `--runner dask-cluster`), and the driver's own peak, separately.
-  The in-process DirectRunner and the multi_processing runner keep every PCollection in the driver,
-  so the driver grows with N; a distributed runner (Dask, Dataflow, Flink, Spark) keeps data on its
-  workers and spills. The workers must stay flat.
+  The in-process DirectRunner keeps every PCollection in the driver's memory, so its driver grows
+  with N; the multi_processing runner's driver keeps them too, their data in temporary files
+  (`pipelines/spilled_buffers.py`; the most those held at once is printed as "on disk"); a
+  distributed runner (Dask, Dataflow, Flink, Spark) keeps data on its workers and spills. The workers
+  must stay flat.
 
 The baseline, in the same run, is the smaller size: the ratios printed are throughput and worker RSS
 at the larger size over the smaller one, against the ratio of documents.
@@ -267,6 +269,7 @@ def measure_build(config_file: Path, runner: str, workers: int, shuffle: str = "
     import lemur_corpus
     from lemur_corpus.config import parse_config
     from lemur_corpus.pipelines.build import run_build
+    from lemur_corpus.pipelines.spilled_buffers import peak_spilled_bytes
 
     logging.basicConfig(level=logging.WARNING)
     config = parse_config(json.loads(config_file.read_text()))
@@ -281,7 +284,7 @@ def measure_build(config_file: Path, runner: str, workers: int, shuffle: str = "
     near = manifest["dedup"].get("near", {})
     return {
         "wall_s": wall, "cpu_s": cpu_self + cpu_children, "driver_cpu_s": cpu_self,
-        "driver_rss_mib": rss_self, "worker_rss_mib": rss_children,
+        "driver_rss_mib": rss_self, "worker_rss_mib": rss_children, "driver_spill_mib": peak_spilled_bytes() / 2**20,
         "docs_in": sum(g["in"]["docs"] for g in read.values()),
         "bytes_in": sum(g["in"]["bytes"] for g in read.values()),
         "docs_out": manifest["totals"]["documents"], "tokens_out": manifest["totals"]["tokens"],
@@ -353,7 +356,8 @@ def report(count: int, runner: str, workers: int, r: dict) -> None:
     print(f"  {count:>8,} docs ({mb:6.1f} MB) {runner}x{workers}: wall {r['wall_s']:6.0f} s | "
           f"{mb / per_worker:5.3f} MB/s and {r['docs_in'] / per_worker:5.1f} docs/s per worker, "
           f"{r['docs_in'] / r['cpu_s']:5.1f} docs/CPU-s | peak RSS: worker {r['worker_rss_mib']:6.0f} MiB, "
-          f"driver {r['driver_rss_mib']:6.0f} MiB | {r['docs_out']:,} docs, {r['tokens_out']:,} tokens out in "
+          f"driver {r['driver_rss_mib']:6.0f} MiB (on disk {r.get('driver_spill_mib', 0):,.0f} MiB) | "
+          f"{r['docs_out']:,} docs, {r['tokens_out']:,} tokens out in "
           f"{r['shards']} shards; largest near-duplicate component {r['max_component_size']:,} documents "
           f"({r['component_rounds']} rounds)")
     print(f"    CPU: {r['cpu_s']:.1f} s in all, the build's driver process {r['driver_cpu_s']:.1f} s")

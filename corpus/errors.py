@@ -58,6 +58,16 @@ def _how_it_ended(status: int) -> str:
     return f"exited with status {status}"
 
 
+class SpillError(CorpusError):
+    """The driver could not write the temporary file in which it keeps a collection between two stages
+    (`pipelines/spilled_buffers.py`): most often its folder (TMPDIR) is full."""
+
+    def __init__(self, folder: str, reason: str) -> None:
+        super().__init__(f"cannot write the run's temporary data in {folder}: {reason}. The multi_processing "
+                         "runner keeps the collections between its stages there: set TMPDIR to a folder with "
+                         "more room")
+
+
 class InputFileError(CorpusError):
     """A whole input file cannot be used (missing, unreadable, corrupted, empty): the build stops."""
 

@@ -147,7 +147,8 @@ def _configured_eos(config: TokenizerConfig, kind: str, where: str) -> str | Non
         side = os.path.join(os.path.dirname(where), "tokenizer_config.json")
         if os.path.exists(side):
             try:
-                eos = json.load(open(side, encoding="utf-8")).get("eos_token")
+                with open(side, encoding="utf-8") as config_file:
+                    eos = json.load(config_file).get("eos_token")
             except (OSError, json.JSONDecodeError):
                 eos = None
             if isinstance(eos, dict):

@@ -17,6 +17,11 @@ by key (a `GroupingBuffer`, a GroupByKey's output), never by decoding and re-enc
 workers flush their outputs every `worker_memory.OUTPUT_FLUSH_BYTES` (2 MB), so a stage's input
 arrives in pieces small enough to cut into bundles of a few MB.
 
+The driver holds a stage's input while the stage's outputs arrive. So a bundle's share is read back
+(from the driver's spill files, `spilled_buffers`) or, for a grouping, encoded only when that bundle
+is sent, and let go once it has run (`release`, `GroupingPart`); Beam's cut encoded a whole grouping
+before the stage began, holding it twice over, and kept every part until the stage ended.
+
 The bounds must bind early for a worker's memory to stay flat as the corpus grows: with 32 MB and
 50,000 grouped values, a 25,000-document build ran most stages in one bundle per worker and a
 100,000-document build in bundles four times larger (`benchmarks/scale.py --docs 25000 100000`).
@@ -35,12 +40,25 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from apache_beam.metrics import monitoring_infos
 from apache_beam.portability.api import beam_fn_api_pb2
 from apache_beam.runners.portability.fn_api_runner import execution, fn_runner
+
+from lemur_corpus.pipelines.spilled_buffers import (
+    BeamGroupingBuffer,
+    BeamListBuffer,
+    ReadChunks,
+    SpilledChunk,
+    SpilledGroupingBuffer,
+    SpilledListBuffer,
+    chunk_length,
+    is_spilled,
+    spilled_length,
+)
+from lemur_corpus.pipelines.worker_memory import MALLOC_TRIM, trim_heap
 
 MAX_BUNDLE_BYTES = 8 << 20
 """A bundle's input, at most, where it arrives encoded (a few of the workers' 2 MB output chunks;
@@ -61,8 +79,10 @@ class InputSize(NamedTuple):
 
 def grouped_bytes(values: list[Any]) -> int:
     """The encoded size of one key's grouped values: the runner holds them as the SDK encoded them
-    (bytes it cannot decode; a value of another kind, such as a windowed one, is not measured)."""
-    return sum(len(value) for value in values if type(value) is bytes)
+    (bytes it cannot decode), or their places in its spill file (`spilled_buffers`); a value of
+    another kind, such as a windowed one, is not measured."""
+    return sum(len(value) if type(value) is bytes else spilled_length(value) if is_spilled(value) else 0
+               for value in values)
 
 
 def input_size(buffer: Any) -> InputSize:
@@ -75,12 +95,17 @@ def input_size(buffer: Any) -> InputSize:
     (a few thousand values, well over a hundred MB), and that bundle was each worker's peak, which
     followed the corpus (`benchmarks/scale.py`: x1.28-1.33 from 50,000 to 200,000 documents; x1.11-1.19 in
     three runs with the bytes counted)."""
-    if isinstance(buffer, execution.ListBuffer):  # chunks of encoded elements (or, for some inputs, elements)
-        return InputSize(encoded_bytes=sum(len(chunk) for chunk in buffer if isinstance(chunk, bytes)))
-    if isinstance(buffer, execution.GroupingBuffer):
+    if isinstance(buffer, BeamListBuffer):  # chunks of encoded elements (or, for some inputs, elements)
+        return InputSize(encoded_bytes=sum(map(chunk_length, held_chunks(buffer))))
+    if isinstance(buffer, BeamGroupingBuffer):
         table = buffer._table.values()
         return InputSize(encoded_bytes=sum(map(grouped_bytes, table)), grouped_values=sum(map(len, table)))
     return InputSize()
+
+
+def held_chunks(buffer: BeamListBuffer) -> list[Any]:
+    """A ListBuffer's chunks as it holds them, without reading a spilled one back (`spilled_buffers`)."""
+    return buffer.chunks() if isinstance(buffer, SpilledListBuffer) else list(buffer)
 
 
 def bundle_count(inputs: Mapping[str, Any], workers: int, max_bytes: int | None = None,
@@ -96,23 +121,94 @@ def bundle_count(inputs: Mapping[str, Any], workers: int, max_bytes: int | None 
     return rounds * workers
 
 
-def cut(buffer: Any, parts: int, workers: int) -> list[list[bytes]]:
-    """`buffer` in `parts` pieces (some may be empty): a ListBuffer by its chunks, dealt in turn; a
-    ListBuffer of fewer chunks than `workers` by Beam's own cut into `workers` pieces (which
-    re-encodes its elements to spread them); anything else by its own `partition`."""
-    if isinstance(buffer, execution.ListBuffer):
-        chunks = list(buffer)
-        if all(isinstance(chunk, bytes) for chunk in chunks) and (len(chunks) >= workers or not chunks):
-            return [chunks[k::parts] for k in range(parts)]
-        return buffer.partition(workers) + [[] for _ in range(parts - workers)]
-    return buffer.partition(parts)
+def cut(buffer: Any, parts: int, workers: int) -> list[Iterable[bytes]]:
+    """`buffer` in `parts` pieces (some may be empty), each an iterable of encoded chunks: a
+    ListBuffer by its chunks, dealt in turn; a ListBuffer of fewer chunks than `workers` by Beam's
+    own cut into `workers` pieces (which re-encodes its elements to spread them); a grouping in the
+    global window into `GroupingPart`s; anything else by its own `partition`."""
+    if isinstance(buffer, BeamListBuffer):
+        chunks = held_chunks(buffer)
+        if all(type(chunk) in (bytes, SpilledChunk) for chunk in chunks) and (len(chunks) >= workers or not chunks):
+            return [ReadChunks(chunks[k::parts]) for k in range(parts)]
+        return [*buffer.partition(workers), *([] for _ in range(parts - workers))]
+    if isinstance(buffer, BeamGroupingBuffer) and buffer._windowing.is_default() and not buffer._grouped_output:
+        keys = list(buffer._table)
+        return [GroupingPart(buffer, keys[k::parts]) for k in range(parts)]
+    return list(buffer.partition(parts))
+
+
+class GroupingPart:
+    """One bundle's share of a grouping in the global window, as Beam's `GroupingBuffer.partition`
+    cuts it (the keys dealt in turn, each with all its values; read, the same encoded bytes), but
+    encoded only when its bundle sends it, each key's values leaving the runner's buffer as they are
+    encoded. Beam's cut encodes every part before the stage starts and holds them all until it ends,
+    so the driver held a grouping twice over (its values, then its parts) and then its parts beside
+    the stage's outputs; the largest grouping of a build (near dedup's verification groups, a copy
+    of a document's payload for each document it is paired with) was the driver's peak."""
+
+    def __init__(self, buffer: BeamGroupingBuffer, keys: list[bytes]) -> None:
+        self._buffer = buffer
+        self._keys = keys
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._encode()
+
+    def _encode(self) -> bytes:
+        table = self._buffer._table
+        coder = self._buffer._post_grouped_coder.get_impl()
+        key_coder = self._buffer._key_coder.get_impl()
+        stream = execution.create_OutputStream()
+        keys, self._keys = self._keys, []  # read once: the values are gone from the buffer after
+        read = self._buffer.read_values if isinstance(self._buffer, SpilledGroupingBuffer) else None
+        for encoded_key in keys:
+            values = table.pop(encoded_key)
+            if read is not None:
+                values = read(values)
+            coder.encode_to_stream(_ON_TIME((key_coder.decode(encoded_key), values)), stream, True)
+        return stream.get()
+
+
+_ON_TIME = execution.GlobalWindows.windowed_value(
+    None, timestamp=execution.GlobalWindow().max_timestamp(),
+    pane_info=execution.windowed_value.PaneInfo(is_first=True, is_last=True,
+                                                timing=execution.windowed_value.PaneInfoTiming.ON_TIME,
+                                                index=0, nonspeculative_index=0)).with_value
+"""A key's grouped values as Beam's `GroupingBuffer.partition` emits them in the global window: one
+on-time pane at the end of time."""
+
+
+class _Released(list):  # stands where a buffer's cut parts were
+    """What a stage input buffer holds once its bundles have been dealt (`release`): reading it again
+    is an error, not an empty input."""
+
+    def __iter__(self) -> Any:
+        raise RuntimeError("a stage input was read again after its bundles were dealt and released")
+
+    def __getitem__(self, _index: Any) -> Any:
+        raise RuntimeError("a stage input was read again after its bundles were dealt and released")
+
+    def __bool__(self) -> bool:  # Beam's GroupingBuffer.partition returns its parts when they are set
+        return True
+
+
+def release(buffer: Any) -> None:
+    """Drop a stage input buffer's hold on its data once `cut` has dealt it into bundles, so that each
+    bundle's data is freed as soon as that bundle has run rather than when the whole stage has (a
+    grouping's values leave it as its `GroupingPart`s are read): the driver holds a stage's input and
+    its outputs at the same time, and the stage that joins every document with its dedup decision
+    turns one copy of the corpus into another. The runner gives each consuming stage its own
+    ListBuffer (`ListBuffer.copy`) and reads a grouping once."""
+    if isinstance(buffer, BeamListBuffer):
+        buffer.clear()  # reading a cleared ListBuffer raises
+    elif isinstance(buffer, BeamGroupingBuffer):
+        buffer._grouped_output = _Released()
 
 
 def is_empty(buffer: Any) -> bool:
     """Whether a stage input buffer holds no element (a kind not known here never is)."""
-    if isinstance(buffer, execution.ListBuffer):
-        return all(isinstance(chunk, bytes) and not chunk for chunk in buffer)
-    if isinstance(buffer, execution.GroupingBuffer):
+    if isinstance(buffer, BeamListBuffer):
+        return all(type(chunk) is bytes and not chunk for chunk in held_chunks(buffer))
+    if isinstance(buffer, BeamGroupingBuffer):
         return not buffer._table
     return False
 
@@ -144,16 +240,32 @@ class BoundedBundleManager(fn_runner.ParallelBundleManager):
         handlers = list(self.bundle_context_manager.worker_handlers)
         workers = len(handlers)
         parts = bundle_count(inputs, workers)
-        if parts <= workers:
+        if parts <= workers or dry_run:  # a dry run (Beam's --bundle_repeat) is replayed: Beam's cut keeps its input
             return super().process_bundle(inputs, expected_outputs, fired_timers, expected_output_timers, dry_run)
-        part_inputs: list[dict[str, list[bytes]]] = [{} for _ in range(parts)]
+        try:
+            return self._process_in_bounded_bundles(inputs, expected_outputs, fired_timers, expected_output_timers,
+                                                    handlers, parts)
+        finally:
+            # What the stage's input held is free now; glibc would keep most of it in its heaps, where
+            # the driver's next stages, holding other collections, could not always reuse it.
+            if MALLOC_TRIM is not None:
+                MALLOC_TRIM(0)
+
+    def _process_in_bounded_bundles(self, inputs: Mapping[str, Any], expected_outputs: Any,
+                                    fired_timers: Mapping[Any, Any], expected_output_timers: Any,
+                                    handlers: list[Any], parts: int) -> Any:
+        workers = len(handlers)
+        part_inputs: list[dict[str, Iterable[bytes]]] = [{} for _ in range(parts)]
         for name, buffer in inputs.items():
             for index, piece in enumerate(cut(buffer, parts, workers)):
                 part_inputs[index][name] = piece
-        # Timers go with the first bundle only, as in Beam's ParallelBundleManager.
-        work: queue.SimpleQueue[tuple[int, dict[str, list[bytes]]]] = queue.SimpleQueue()
+            release(buffer)
+        # Timers go with the first bundle only, as in Beam's ParallelBundleManager. The queue holds
+        # the only reference to each part: a part's data is freed once its bundle has run.
+        work: queue.SimpleQueue[tuple[int, dict[str, Iterable[bytes]]]] = queue.SimpleQueue()
         for index, part in enumerate(part_inputs):
             work.put((index, part))
+        del part_inputs, part
         results: list[Any] = [None] * parts
         errors: list[BaseException] = []
 
@@ -169,10 +281,13 @@ class BoundedBundleManager(fn_runner.ParallelBundleManager):
                 try:
                     results[index] = manager.process_bundle(
                         part,  # type: ignore[arg-type]  # lists of encoded chunks, as Beam's ParallelBundleManager passes
-                        expected_outputs, fired_timers if index == 0 else {}, expected_output_timers, dry_run)
+                        expected_outputs, fired_timers if index == 0 else {}, expected_output_timers)
                 except BaseException as exc:  # handed to the caller's thread below
                     errors.append(exc)
                     return
+                finally:
+                    del part, manager
+                    trim_heap()  # the part's data, freed (at most every TRIM_INTERVAL_S)
 
         threads = [threading.Thread(target=serve, args=(handler,), name=f"bundles-{n}", daemon=True)
                    for n, handler in enumerate(handlers)]

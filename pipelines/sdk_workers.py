@@ -35,7 +35,7 @@ from typing import IO, Any
 
 from apache_beam.portability.api import beam_fn_api_pb2
 from apache_beam.runners.portability import local_job_service
-from apache_beam.runners.portability.fn_api_runner import fn_runner, worker_handlers
+from apache_beam.runners.portability.fn_api_runner import execution, fn_runner, worker_handlers
 from apache_beam.transforms import environments
 
 from lemur_corpus.errors import WORKER_LOST
@@ -314,6 +314,20 @@ class WarmFnApiRunner(SinkingFnApiRunner):
     @_default_environment.setter
     def _default_environment(self, _environment: environments.Environment) -> None:
         pass
+
+    def run_stages(self, stage_context: Any, stages: Any) -> Any:
+        """Beam's, with the collections the driver holds between stages on disk (`spilled_buffers`):
+        the runner makes its buffers from the module globals swapped here for the run."""
+        from lemur_corpus.pipelines import spilled_buffers
+
+        # Beam's module globals (classes), for this run only.
+        execution.ListBuffer = fn_runner.ListBuffer = spilled_buffers.SpilledListBuffer  # type: ignore[misc]  # a class
+        execution.GroupingBuffer = spilled_buffers.SpilledGroupingBuffer  # type: ignore[misc]  # a class
+        try:
+            return super().run_stages(stage_context, stages)
+        finally:
+            execution.ListBuffer = fn_runner.ListBuffer = spilled_buffers.BeamListBuffer  # type: ignore[misc]  # a class
+            execution.GroupingBuffer = spilled_buffers.BeamGroupingBuffer  # type: ignore[misc]  # a class
 
     def _get_bundle_manager(self, bundle_context_manager: Any) -> Any:
         """Beam's choice, except that a stage run in parallel is cut into bundles of bounded size

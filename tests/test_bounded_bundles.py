@@ -7,6 +7,7 @@ from __future__ import annotations
 import apache_beam as beam
 import pytest
 from apache_beam import coders
+from apache_beam.coders.coders import GlobalWindowCoder
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -61,12 +62,54 @@ def test_a_grouping_is_bounded_by_its_bytes_as_well_as_by_its_values() -> None:
 
 def test_a_list_buffer_is_dealt_by_its_chunks_each_exactly_once() -> None:
     chunks = [bytes([n]) * (n + 1) for n in range(7)]
-    parts = cut(list_buffer(*chunks), parts=4, workers=2)
+    parts = [list(part) for part in cut(list_buffer(*chunks), parts=4, workers=2)]
     assert len(parts) == 4
     assert sorted(c for part in parts for c in part) == sorted(chunks)
     assert parts[0] == [chunks[0], chunks[4]]
     # fewer chunks than workers: Beam's cut spreads the elements over the workers, the rest is empty
-    assert cut(list_buffer(), parts=4, workers=2) == [[], [], [], []]
+    assert [list(part) for part in cut(list_buffer(), parts=4, workers=2)] == [[], [], [], []]
+
+
+def windowed_grouping_buffer(table: dict[bytes, list[bytes]]) -> execution.GroupingBuffer:
+    """A GroupByKey's output with the coders the runner gives it: windowed keyed values in, a windowed
+    key and its iterable of values out."""
+    window = GlobalWindowCoder()
+    keyed = coders.WindowedValueCoder(coders.TupleCoder([coders.BytesCoder(), coders.BytesCoder()]), window)
+    grouped = coders.WindowedValueCoder(
+        coders.TupleCoder([coders.BytesCoder(), coders.IterableCoder(coders.BytesCoder())]), window)
+    buffer = execution.GroupingBuffer(keyed, grouped, Windowing(GlobalWindows()))
+    for key, values in table.items():
+        buffer._table[key].extend(values)
+    return buffer
+
+
+def test_a_grouping_is_cut_as_beam_cuts_it_and_its_values_leave_the_buffer_as_they_are_encoded() -> None:
+    table = {bytes([k]) * (k + 1): [bytes([v]) * (v % 5 + 1) for v in range(k % 4 + 1)] for k in range(11)}
+    ours = windowed_grouping_buffer(table)
+    parts = bounded_bundles.cut(ours, parts=4, workers=2)
+    first = list(parts[0])
+    assert len(ours._table) == 11 - 3  # a part's keys leave the buffer when the part is read
+    read = [first, *(list(part) for part in parts[1:])]
+    assert read == windowed_grouping_buffer(table).partition(4)  # the same keys in the same parts, the same bytes
+    assert sum(len(part[0]) for part in read) > 11 * 12  # every key and value is in them
+    assert not ours._table  # nothing of the grouping is left in the runner's buffer
+
+
+def test_a_released_input_cannot_be_read_again_as_if_it_were_empty() -> None:
+    """The runner frees a stage's input as its bundles run (`release`); a second reader of it would be a
+    bug in that assumption, and must fail loudly rather than see an empty collection."""
+    chunks = list_buffer(b"a", b"b", b"c")
+    assert [list(part) for part in bounded_bundles.cut(chunks, parts=3, workers=2)] == [[b"a"], [b"b"], [b"c"]]
+    bounded_bundles.release(chunks)
+    with pytest.raises(RuntimeError):
+        list(chunks)
+    grouping = windowed_grouping_buffer({b"k": [b"v"]})
+    bounded_bundles.cut(grouping, parts=3, workers=2)
+    bounded_bundles.release(grouping)
+    with pytest.raises(RuntimeError, match="read again"):
+        list(grouping)
+    with pytest.raises(RuntimeError, match="read again"):
+        bounded_bundles.cut(grouping, parts=3, workers=2)[0]
 
 
 class CountBundles(beam.DoFn):

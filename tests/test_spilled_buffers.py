@@ -1,0 +1,187 @@
+"""The multi_processing driver's groupings keep their large values in a temporary file
+(`pipelines/spilled_buffers.py`): the stage that reads a grouping gets the same bytes as from
+Beam's own buffer, by either of the runner's cuts, after a merge of two groupings, and with the
+values arriving from several threads at once."""
+
+from __future__ import annotations
+
+import errno
+import gc
+import os
+import random
+import threading
+from pathlib import Path
+
+import apache_beam as beam
+import pytest
+from apache_beam import coders
+from apache_beam.coders.coders import GlobalWindowCoder
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.portability.fn_api_runner import execution
+from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms.core import Windowing
+from apache_beam.transforms.window import GlobalWindows
+from apache_beam.utils.windowed_value import WindowedValue
+
+from lemur_corpus.errors import SpillError
+from lemur_corpus.pipelines import bounded_bundles, spilled_buffers
+from lemur_corpus.pipelines.direct_runner import beam_pipeline
+from lemur_corpus.pipelines.spilled_buffers import (
+    SPILL_MIN_CHUNK_BYTES,
+    SPILL_MIN_VALUE_BYTES,
+    BeamGroupingBuffer,
+    BeamListBuffer,
+    SpilledChunk,
+    SpilledGroupingBuffer,
+    SpilledListBuffer,
+)
+
+WINDOW = GlobalWindowCoder()
+KEYED = coders.WindowedValueCoder(coders.TupleCoder([coders.BytesCoder(), coders.BytesCoder()]), WINDOW)
+GROUPED = coders.WindowedValueCoder(
+    coders.TupleCoder([coders.BytesCoder(), coders.IterableCoder(coders.BytesCoder())]), WINDOW)
+
+
+def chunk(pairs: list[tuple[bytes, bytes]]) -> bytes:
+    """A stage's output to a grouping as a worker sends it: windowed (key, value) pairs, encoded."""
+    stream = execution.create_OutputStream()
+    for pair in pairs:
+        KEYED.get_impl().encode_to_stream(WindowedValue(pair, 0, [GlobalWindows.windowed_value(None).windows[0]]),
+                                          stream, True)
+    return stream.get()
+
+
+def pairs(seed: int, count: int = 300) -> list[tuple[bytes, bytes]]:
+    """Keys shared across chunks; values small and large (both sides of SPILL_MIN_VALUE_BYTES)."""
+    rng = random.Random(seed)
+    sizes = [0, 5, SPILL_MIN_VALUE_BYTES - 1, SPILL_MIN_VALUE_BYTES, 3_000]
+    return [(b"key-%d" % rng.randrange(40), rng.randbytes(rng.choice(sizes))) for _ in range(count)]
+
+
+def both(chunks: list[bytes]) -> tuple[BeamGroupingBuffer, SpilledGroupingBuffer]:
+    beam_buffer = BeamGroupingBuffer(KEYED, GROUPED, Windowing(GlobalWindows()))
+    ours = SpilledGroupingBuffer(KEYED, GROUPED, Windowing(GlobalWindows()))
+    for data in chunks:
+        beam_buffer.append(data)
+        ours.append(data)
+    return beam_buffer, ours
+
+
+def test_large_values_wait_on_disk_and_the_grouping_reads_back_as_beam_s() -> None:
+    chunks = [chunk(pairs(seed)) for seed in range(4)]
+    beam_buffer, ours = both(chunks)
+    held = [value for values in ours._table.values() for value in values]
+    assert all(type(value) is bytes and len(value) < SPILL_MIN_VALUE_BYTES for value in held
+               if not spilled_buffers.is_spilled(value))
+    assert sum(map(spilled_buffers.is_spilled, held)) > 300  # the large ones are places in the file
+    assert bounded_bundles.input_size(ours) == bounded_bundles.input_size(beam_buffer)  # sizes count the file's
+    assert ours.partition(3) == beam_buffer.partition(3)  # Beam's cut: the same bytes
+
+
+def test_a_bounded_cut_of_a_spilled_grouping_reads_each_part_from_the_file() -> None:
+    chunks = [chunk(pairs(seed)) for seed in range(3)]
+    beam_buffer, ours = both(chunks)
+    parts = bounded_bundles.cut(ours, parts=5, workers=2)
+    assert [list(part) for part in parts] == beam_buffer.partition(5)
+    assert not ours._table
+
+
+def test_two_groupings_of_the_same_input_merge_with_their_values() -> None:
+    first, second = [chunk(pairs(seed)) for seed in (7, 8)]
+    beam_first, ours_first = both([first])
+    beam_second, ours_second = both([second])
+    beam_first.extend(beam_second)
+    ours_first.extend(ours_second)
+    ours_second._spill.get().close()  # the merged values were copied: the other's file may go
+    assert ours_first.partition(2) == beam_first.partition(2)
+
+
+def test_values_appended_from_several_threads_all_read_back() -> None:
+    chunks = [chunk(pairs(seed, 200)) for seed in range(16)]
+    ours = SpilledGroupingBuffer(KEYED, GROUPED, Windowing(GlobalWindows()))
+    threads = [threading.Thread(target=lambda part=chunks[k::4]: [ours.append(c) for c in part]) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    got = sorted((key, value) for key, values in ours._table.items() for value in ours.read_values(values))
+    assert got == sorted(pair for seed in range(16) for pair in pairs(seed, 200))
+
+
+def test_the_spill_file_has_no_name_left_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(spilled_buffers.tempfile, "tempdir", None)
+    _, ours = both([chunk(pairs(1))])
+    assert os.fstat(ours._spill.get()._fd).st_size > 0
+    assert list(tmp_path.iterdir()) == []  # unlinked at birth: a killed build leaves nothing
+
+
+def list_buffers(chunks: list[bytes]) -> tuple[BeamListBuffer, SpilledListBuffer]:
+    beam_buffer, ours = BeamListBuffer(None), SpilledListBuffer(None)
+    for data in chunks:
+        beam_buffer.append(data)
+        ours.append(data)
+    return beam_buffer, ours
+
+
+def output_chunks(seed: int) -> list[bytes]:
+    """A stage's output as its workers send it: chunks of encoded elements, most large, some small."""
+    rng = random.Random(seed)
+    return [rng.randbytes(rng.choice([10, SPILL_MIN_CHUNK_BYTES - 1, SPILL_MIN_CHUNK_BYTES, 300_000]))
+            for _ in range(9)]
+
+
+def test_a_stage_output_s_large_chunks_wait_on_disk_and_read_back_in_order() -> None:
+    chunks = output_chunks(1)
+    beam_buffer, ours = list_buffers(chunks)
+    held = ours.chunks()
+    assert [type(chunk) is SpilledChunk for chunk in held] == [len(c) >= SPILL_MIN_CHUNK_BYTES for c in chunks]
+    assert list(ours) == chunks
+    assert bounded_bundles.input_size(ours) == bounded_bundles.input_size(beam_buffer)
+    assert [list(part) for part in bounded_bundles.cut(ours, parts=4, workers=2)] == [
+        list(part) for part in bounded_bundles.cut(beam_buffer, parts=4, workers=2)]
+    copy = ours.copy()  # a second consuming stage's own buffer
+    copy.extend(list_buffers(output_chunks(2))[1])  # and another stage's output to the same collection
+    assert list(copy) == chunks + output_chunks(2)
+    assert ours.partition(2) == beam_buffer.partition(2)  # Beam's cut, for small inputs: the same bytes
+
+
+def test_a_spill_file_is_closed_once_nothing_refers_to_it() -> None:
+    _, ours = list_buffers(output_chunks(3))
+    parts = bounded_bundles.cut(ours, parts=2, workers=2)
+    file = ours._spill.get()._file
+    bounded_bundles.release(ours)
+    assert not file.closed  # the parts still hold chunks in it
+    del ours, parts
+    gc.collect()
+    assert file.closed
+
+
+def test_a_failed_write_is_one_clear_error_naming_the_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(*_args: object) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(spilled_buffers.os, "pwrite", full)
+    with pytest.raises(SpillError, match=r"cannot write the run's temporary data in .*No space left on device.*TMPDIR"):
+        SpilledListBuffer(None).append(b"x" * SPILL_MIN_CHUNK_BYTES)
+
+
+def _keyed(n: int) -> tuple[int, bytes]:
+    return n % 50, bytes([n % 251]) * 1_000
+
+
+@pytest.mark.slow
+def test_a_multi_processing_run_keeps_its_collections_on_disk_and_gets_beam_s_results(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of a stage's output and grouped values both large enough to spill, on the real runner."""
+    monkeypatch.setattr(spilled_buffers, "_USAGE", spilled_buffers._Usage())  # this run's files only
+    options = PipelineOptions(["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    pipeline = beam_pipeline(options)
+    keyed = pipeline | beam.Create(range(6_000)) | beam.Reshuffle() | beam.Map(_keyed)
+    sizes = keyed | beam.GroupByKey() | beam.MapTuple(lambda key, values: (key, sorted(len(v) + v[0] for v in values)))
+    expected = [(k, sorted(1_000 + n % 251 for n in range(6_000) if n % 50 == k)) for k in range(50)]
+    assert_that(sizes, equal_to(expected))
+    pipeline.run().wait_until_finish()
+    assert spilled_buffers.peak_spilled_bytes() > 6_000 * 1_000  # the grouping's values, at least, went to disk
+    gc.collect()
+    assert spilled_buffers._USAGE.held == 0  # and every file was closed after
