@@ -269,7 +269,12 @@ def measure_build(config_file: Path, runner: str, workers: int, shuffle: str = "
     import lemur_corpus
     from lemur_corpus.config import parse_config
     from lemur_corpus.pipelines.build import run_build
-    from lemur_corpus.pipelines.spilled_buffers import peak_spilled_bytes
+
+    try:
+        from lemur_corpus.pipelines.spilled_buffers import peak_spilled_bytes
+    except ImportError:  # an older package (`benchmarks/paired_builds.py --base`), whose driver spilled nothing
+        def peak_spilled_bytes() -> int:
+            return 0
 
     logging.basicConfig(level=logging.WARNING)
     config = parse_config(json.loads(config_file.read_text()))
