@@ -238,13 +238,27 @@ class SpilledGroupingBuffer(BeamGroupingBuffer):
         stream = execution.create_InputStream(elements_data)
         coder = self._pre_grouped_coder.get_impl()
         key_coder = self._key_coder.get_impl()
+        decode, encode_key = coder.decode_from_stream, key_coder.encode
         keyed: list[tuple[bytes, Any]] = []
+        large: list[bytes] = []
         while stream.size() > 0:
-            key, value = coder.decode_from_stream(stream, True).value
-            keyed.append((key_coder.encode(key), value))
+            key, value = decode(stream, True).value
+            keyed.append((encode_key(key), value))
+            if type(value) is bytes and len(value) >= SPILL_MIN_VALUE_BYTES:
+                large.append(value)
         table = self._table
-        for (encoded_key, _), value in zip(keyed, self.placed([value for _, value in keyed]), strict=True):
-            table[encoded_key].append(value)
+        if not large:
+            for encoded_key, value in keyed:
+                table[encoded_key].append(value)
+            return
+        self._spilled = True
+        offset = self._spill.get().write(b"".join(large))  # one write; each place follows from the lengths
+        for encoded_key, value in keyed:
+            if type(value) is bytes and len(value) >= SPILL_MIN_VALUE_BYTES:
+                table[encoded_key].append(offset << _LENGTH_BITS | len(value))
+                offset += len(value)
+            else:
+                table[encoded_key].append(value)
 
     def placed(self, values: list[Any]) -> Iterator[Any]:
         """`values` with each large one written to this buffer's file (one write for all) and given
