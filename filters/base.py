@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from lemur_corpus.document import Document
+from lemur_corpus.errors import ConfigError, interrupted
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -71,8 +72,6 @@ def build_chain(kind: str, names: Sequence[str], factories: Mapping[str, Callabl
                 config: Any) -> list[Filter]:
     """The filters named (in that order), each made by its factory from the kind's config; an unknown
     or repeated name is a ConfigError before anything runs."""
-    from lemur_corpus.errors import ConfigError
-
     problem = filter_name_problem(kind, names, list(factories))
     if problem:
         raise ConfigError(problem)
@@ -134,6 +133,10 @@ def run_chain(doc: Document, filters: Sequence[Filter], clock: Clock | None = No
         try:
             verdict = f(doc)
         except Exception as exc:  # a filter bug must not kill a build: count it, visibly
+            if interrupted(exc):
+                # a Ctrl-C that a native library wrapped: numba turns a KeyboardInterrupt raised in
+                # the Python it calls back (to box a result) into a SystemError, not a filter bug
+                raise
             verdict = Verdict.dropped(f"{f.name}.error", meta={"error": f"{type(exc).__name__}: {exc}"})
         if clock is not None:
             clock(f.name, cpu() - started if cpu is not None else 0.0, doc.nbytes)

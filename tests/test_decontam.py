@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lemur_corpus.document import Document
-from lemur_corpus.errors import ConfigError, InputFileError
+from lemur_corpus.errors import ConfigError, InputFileError, interrupted
 from lemur_corpus.filters.base import run_chain
 from lemur_corpus.filters.decontam import DecontamConfig, DecontamFilter, load_index, shipped_index_path, tokens
 from lemur_corpus.filters.decontam.benchmarks import docstring_description, read_benchmarks
@@ -380,6 +380,44 @@ def test_real_copies_are_found_and_named_and_clean_code_is_kept() -> None:
 
 
 # --- the report ---------------------------------------------------------------------------------------
+
+
+def test_a_failing_probe_of_a_dropped_document_is_no_record_but_a_ctrl_c_stops(
+        tasks_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A document another filter dropped is probed for the report; a probe that fails is no record
+    (the build goes on), but a Ctrl-C that a native kernel wrapped in a SystemError is the
+    interrupt, as in `run_chain`."""
+    decontam = DecontamFilter(own_config(tasks_file))
+
+    class DropAll:
+        name = "quality"
+
+        def __call__(self, doc: Document) -> Any:
+            from lemur_corpus.filters.base import Verdict
+
+            return Verdict.dropped("quality.too_short")
+
+    doc = Document(id="d", source="web", kind="text", text=f"note\n{TASKS[0][0]}")  # type: ignore[arg-type]
+    chain = [DropAll(), decontam]
+    result = run_chain(doc, chain)
+    assert contamination_record(doc, result, chain) is not None
+
+    def broken(doc: Document) -> Any:
+        raise ValueError("a probe bug")
+
+    monkeypatch.setattr(decontam, "probe", broken)
+    assert contamination_record(doc, result, chain) is None
+
+    def interrupted_kernel(doc: Document) -> Any:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:  # as numba reports an interrupt raised in its callback
+            raise SystemError("CPUDispatcher(...) returned a result with an exception set")  # noqa: B904
+
+    monkeypatch.setattr(decontam, "probe", interrupted_kernel)
+    with pytest.raises(SystemError) as raised:
+        contamination_record(doc, result, chain)
+    assert interrupted(raised.value)
 
 
 def test_the_report_counts_documents_dropped_anyway_and_merges_in_any_order(tasks_file: Path) -> None:

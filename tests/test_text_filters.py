@@ -3,6 +3,7 @@ repetition rules, C4's line and page rules, fastText language ID, configuration 
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 import numpy as np
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lemur_corpus.document import Document
-from lemur_corpus.errors import ConfigError
+from lemur_corpus.errors import ConfigError, interrupted
 from lemur_corpus.filters.base import run_chain, setup_filters
 from lemur_corpus.filters.text import TEXT_FILTER_NAMES, build_text_filters
 from lemur_corpus.filters.text.c4 import C4Filter, contains_bad_word
@@ -169,6 +170,44 @@ def test_gopher_repetition_keeps_prose_and_reports_every_fraction() -> None:
 )
 def test_gopher_repetition_rules(text: str, reason: str) -> None:
     assert repetition(text)[0] == reason
+
+
+def test_a_ctrl_c_inside_a_numba_kernel_stops_the_chain_and_a_bug_is_still_counted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """numba's compiled code calls back into Python to box what a kernel returns; a SIGINT handled
+    there leaves numba's wrapper with the KeyboardInterrupt set, which Python reports as a
+    SystemError (the interrupt its context): that is a Ctrl-C, not a filter bug to count as
+    `gopher_repetition.error` while the run goes on, as it once did under a real Ctrl-C."""
+    import numba.core.serialize
+
+    gopher = GopherRepetitionFilter(GopherRepetitionConfig())
+    ngram_repetition(*word_ids(["warm", "up"]), 4, 10, np.full(5, 0.5))  # compiled (or loaded) before the patch
+    lookups = itertools.count(1)
+
+    class InterruptedMemo(dict):  # type: ignore[type-arg]  # numba's memo of what it unpickled, as it is
+        def __getitem__(self, key: object) -> object:
+            if next(lookups) == 2:  # the second array the kernel returns: where the signal handler raises it
+                raise KeyboardInterrupt
+            return super().__getitem__(key)
+
+    # numba's C helper keeps `_numba_unpickle` itself from its first call on; the memo it reads
+    # is looked up on each call
+    memo = numba.core.serialize._unpickled_memo
+    monkeypatch.setattr(numba.core.serialize, "_unpickled_memo", InterruptedMemo(memo))
+    with pytest.raises(BaseException) as raised:
+        run_chain(doc(ENGLISH), [gopher])
+    assert interrupted(raised.value), repr(raised.value)
+    assert next(lookups) > 2, "the kernel did not call back into Python: the interrupt was not where numba puts it"
+    monkeypatch.setattr(numba.core.serialize, "_unpickled_memo", memo)
+    assert run_chain(doc(ENGLISH), [gopher]).kept
+
+    def bug(text: str, words: object, signals: object) -> str:
+        raise SystemError("a kernel bug")
+
+    monkeypatch.setattr(gopher, "_ngram_reason", bug)
+    result = run_chain(doc(ENGLISH), [gopher])
+    assert not result.kept and result.reason == "gopher_repetition.error"
+    assert result.verdicts[0][1].meta["error"] == "SystemError: a kernel bug"
 
 
 def reference_top_chars(words: list[str], n: int) -> int:
