@@ -241,43 +241,32 @@ class SpilledGroupingBuffer(BeamGroupingBuffer):
         coder = self._pre_grouped_coder.get_impl()
         key_coder = self._key_coder.get_impl()
         decode, encode_key = coder.decode_from_stream, key_coder.encode
-        keyed: list[tuple[bytes, Any]] = []
-        large: list[bytes] = []
+        keys: list[bytes] = []
+        values: list[Any] = []
         while stream.size() > 0:
             key, value = decode(stream, True).value
-            keyed.append((encode_key(key), value))
-            if type(value) is bytes and len(value) >= SPILL_MIN_VALUE_BYTES:
-                large.append(value)
+            keys.append(encode_key(key))
+            values.append(value)
         table = self._table
-        if not large:
-            for encoded_key, value in keyed:
-                table[encoded_key].append(value)
-            return
-        self._spilled = True
-        offset = self._spill.get().write(b"".join(large))  # one write; each place follows from the lengths
-        for encoded_key, value in keyed:
-            if type(value) is bytes and len(value) >= SPILL_MIN_VALUE_BYTES:
-                table[encoded_key].append(offset << _LENGTH_BITS | len(value))
-                offset += len(value)
-            else:
-                table[encoded_key].append(value)
+        for encoded_key, value in zip(keys, self.placed(values), strict=True):
+            table[encoded_key].append(value)
 
-    def placed(self, values: list[Any]) -> Iterator[Any]:
-        """`values` with each large one written to this buffer's file (one write for all) and given
-        as its place."""
+    def placed(self, values: list[Any]) -> list[Any]:
+        """`values` with each large one written to this buffer's file (one write for all: each place
+        follows from the lengths) and given as its place."""
         large = [value for value in values if type(value) is bytes and len(value) >= SPILL_MIN_VALUE_BYTES]
         if not large:
-            yield from values
-            return
-        file = self._spill.get()
+            return values
         self._spilled = True
-        offset = file.write(b"".join(large))
+        offset = self._spill.get().write(b"".join(large))
+        placed: list[Any] = []
         for value in values:
             if type(value) is bytes and len(value) >= SPILL_MIN_VALUE_BYTES:
-                yield offset << _LENGTH_BITS | len(value)
+                placed.append(offset << _LENGTH_BITS | len(value))
                 offset += len(value)
             else:
-                yield value
+                placed.append(value)
+        return placed
 
     def extend(self, input_buffer: Any) -> None:
         """Beam's merge of two groupings of the same input (made by different stages): the other's
