@@ -81,9 +81,10 @@ class InputFileError(CorpusError):
         return {"path": self.path, "line": self.line, "reason": self.reason}
 
 
-def interrupted(exc: BaseException) -> bool:
-    """Whether `exc` is, or was caused by, Ctrl-C: runners re-raise a worker's KeyboardInterrupt
-    wrapped in their own exceptions, which would otherwise reach the user as a long traceback."""
+def caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether `exc` is a KeyboardInterrupt or one is in its chain (`__cause__`, `__context__`): also
+    an interrupt that a native library reported as its own error (numba turns one raised in the
+    Python it calls back into a SystemError whose context is the KeyboardInterrupt)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -91,4 +92,12 @@ def interrupted(exc: BaseException) -> bool:
             return True
         seen.add(id(current))
         current = current.__cause__ or current.__context__
-    return "KeyboardInterrupt" in str(exc)
+    return False
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether `exc` is, or was caused by, Ctrl-C: runners re-raise a worker's KeyboardInterrupt
+    wrapped in their own exceptions, which would otherwise reach the user as a long traceback; one
+    from another process arrives as text (its traceback in the message). For what a run's own code
+    raised (a filter's error, whose message may quote a document's text), `caused_by_interrupt`."""
+    return caused_by_interrupt(exc) or "KeyboardInterrupt" in str(exc)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from lemur_corpus.document import Document
-from lemur_corpus.errors import ConfigError, interrupted
+from lemur_corpus.errors import ConfigError, caused_by_interrupt
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -133,7 +133,7 @@ def run_chain(doc: Document, filters: Sequence[Filter], clock: Clock | None = No
         try:
             verdict = f(doc)
         except Exception as exc:  # a filter bug must not kill a build: count it, visibly
-            if interrupted(exc):
+            if caused_by_interrupt(exc):  # not the message: it may quote a document that names it
                 # a Ctrl-C that a native library wrapped: numba turns a KeyboardInterrupt raised in
                 # the Python it calls back (to box a result) into a SystemError, not a filter bug
                 raise

@@ -22,7 +22,7 @@ import pytest
 import zstandard
 
 from lemur_corpus.cli import main
-from lemur_corpus.errors import ConfigError, interrupted
+from lemur_corpus.errors import ConfigError, caused_by_interrupt, interrupted
 from lemur_corpus.folders import MARKER_NAME, check, claim
 from lemur_corpus.pipelines.build import BUILD_FOLDER, bad_record_problems
 from tests.conftest import REPO, read_jsonl, shared_path
@@ -170,6 +170,8 @@ def test_ctrl_c_is_interrupted_and_130_however_the_runner_wraps_it(monkeypatch: 
             raise RuntimeError("bundle failed") from exc
 
     assert interrupted(RuntimeError("x").with_traceback(None)) is False
+    from_a_worker = RuntimeError("Traceback (most recent call last): ... KeyboardInterrupt")  # a worker's, as text
+    assert interrupted(from_a_worker) and not caused_by_interrupt(from_a_worker)  # run_chain's: the chain only
     monkeypatch.setattr("lemur_corpus.commands.validate.validate", wrapped)
     code, err = _run(capsys, "validate")
     assert code == 130 and err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from lemur_corpus.document import Document
-from lemur_corpus.errors import interrupted
+from lemur_corpus.errors import caused_by_interrupt
 from lemur_corpus.filters.base import ChainResult, Filter
 from lemur_corpus.filters.decontam.filter import CONTAMINATION_META, NAME, DecontamFilter
 
@@ -63,7 +63,7 @@ def contamination_record(doc: Document, result: ChainResult, chain: Sequence[Fil
     try:
         found = decontam.probe(doc)
     except Exception as exc:  # the chain already dropped it; a failing probe must not fail the build
-        if interrupted(exc):  # a Ctrl-C a native library wrapped (`filters.base.run_chain`)
+        if caused_by_interrupt(exc):  # a Ctrl-C a native library wrapped (`filters.base.run_chain`)
             raise
         return None
     if not found.contaminated:
