@@ -41,7 +41,6 @@ import itertools
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import nullcontext
 from typing import Any, NamedTuple
 
 from apache_beam.metrics import monitoring_infos
@@ -160,11 +159,10 @@ class GroupingPart:
         key_coder = self._buffer._key_coder.get_impl()
         stream = execution.create_OutputStream()
         keys, self._keys = self._keys, []  # read once: the values are gone from the buffer after
-        spilled = self._buffer.mapped() if isinstance(self._buffer, SpilledGroupingBuffer) else nullcontext(list)
-        with spilled as read:
-            for encoded_key in keys:
-                coder.encode_to_stream(_ON_TIME((key_coder.decode(encoded_key), read(table.pop(encoded_key)))),
-                                       stream, True)
+        read = self._buffer.read_values if isinstance(self._buffer, SpilledGroupingBuffer) else list
+        for encoded_key in keys:
+            coder.encode_to_stream(_ON_TIME((key_coder.decode(encoded_key), read(table.pop(encoded_key)))),
+                                   stream, True)
         return stream.get()
 
 

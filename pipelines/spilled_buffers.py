@@ -25,12 +25,10 @@ written, in Beam's order, so the stages read what they read from Beam's buffers.
 
 from __future__ import annotations
 
-import contextlib
-import mmap
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 from apache_beam.runners.portability.fn_api_runner import execution
@@ -278,29 +276,15 @@ class SpilledGroupingBuffer(BeamGroupingBuffer):
             self._table[key].extend(self.placed(input_buffer.read_values(values)))
 
     def read_values(self, values: Iterable[Any]) -> list[Any]:
-        """A key's values as Beam would hold them: each spilled one read back."""
+        """A key's values as Beam would hold them: each spilled one read back, a read of its own.
+        (Not through a map of the file: a bundle's keys have values all over it, so reading one
+        bundle's share mapped nearly the whole file into the driver's resident memory while it was
+        read: `benchmarks/scale.py`'s driver peak at 200,000 documents was twice the one with reads.)"""
         if not self._spilled:
             return list(values)
         file = self._spill.get()
         return [file.read(value >> _LENGTH_BITS, value & _LENGTH_MASK) if type(value) is int else value
                 for value in values]
-
-    @contextlib.contextmanager
-    def mapped(self) -> Iterator[Callable[[list[Any]], list[Any]]]:
-        """`read_values` for many keys at once (a bundle's share: `bounded_bundles.GroupingPart`),
-        through a read-only map of the file rather than a system call per value; unmapped after,
-        so that the pages read do not stay in the driver's resident memory."""
-        if not self._spilled:
-            yield list
-            return
-        file = self._spill.get()
-        with mmap.mmap(file._fd, 0, access=mmap.ACCESS_READ) as view:
-
-            def read(values: list[Any]) -> list[Any]:
-                return [view[value >> _LENGTH_BITS:(value >> _LENGTH_BITS) + (value & _LENGTH_MASK)]
-                        if type(value) is int else value for value in values]
-
-            yield read
 
     def partition(self, n: int) -> list[list[bytes]]:
         """Beam's cut (the runner's paths for small inputs), with the values read back first."""
