@@ -40,6 +40,7 @@ from apache_beam.transforms import environments
 
 from lemur_corpus.errors import WORKER_LOST
 from lemur_corpus.pipelines.flatten_sinks import SinkingFnApiRunner
+from lemur_corpus.pipelines.worker_memory import map_large_blocks
 
 log = logging.getLogger("corpus")
 
@@ -324,7 +325,8 @@ class WarmFnApiRunner(SinkingFnApiRunner):
         execution.ListBuffer = fn_runner.ListBuffer = spilled_buffers.SpilledListBuffer  # type: ignore[misc]  # a class
         execution.GroupingBuffer = spilled_buffers.SpilledGroupingBuffer  # type: ignore[misc]  # a class
         try:
-            return super().run_stages(stage_context, stages)
+            with map_large_blocks():  # the heaps do not grow for the driver's chunks and bundles
+                return super().run_stages(stage_context, stages)
         finally:
             execution.ListBuffer = fn_runner.ListBuffer = spilled_buffers.BeamListBuffer  # type: ignore[misc]  # a class
             execution.GroupingBuffer = spilled_buffers.BeamGroupingBuffer  # type: ignore[misc]  # a class
