@@ -46,9 +46,9 @@ SPILL_MIN_VALUE_BYTES = 32
 """A grouped value this large or larger goes to the file; smaller ones stay in memory. A place in the
 file is an int of 40 bytes and a read when the value is sent; a value held is a bytes object of 33
 bytes plus its length, rounded up to 8. With 256, near dedup's pair and component groupings held
-about 670,000 values under 256 bytes at 200,000 documents (a probe of the driver's buffers: 50-170
-bytes each, ~94 MB of data and object headers at the driver's peak, eight times what they held at
-50,000: the pairs grow faster than the corpus); as places, 27 MB."""
+most of their values in memory as they were (a by-hand probe of the driver's buffers: values of
+50-170 bytes, growing faster than the corpus, as the pairs do), several times what their places
+take."""
 _LENGTH_BITS = 32
 _LENGTH_MASK = (1 << _LENGTH_BITS) - 1
 

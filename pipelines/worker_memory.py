@@ -26,6 +26,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -64,6 +65,11 @@ DRIVER_MMAP_THRESHOLD = 1 << 20
 """The multi_processing driver's fixed `M_MMAP_THRESHOLD` while a pipeline runs (`map_large_blocks`)."""
 
 
+def user_mmap_threshold() -> bool:
+    """Whether this process's environment sets glibc's mmap threshold itself."""
+    return "MALLOC_MMAP_THRESHOLD_" in os.environ or "mmap_threshold" in os.environ.get("GLIBC_TUNABLES", "")
+
+
 @contextlib.contextmanager
 def map_large_blocks(threshold: int = DRIVER_MMAP_THRESHOLD) -> Iterator[bool]:
     """While the block runs, a block of `threshold` bytes or more that no heap of this process has
@@ -74,13 +80,15 @@ def map_large_blocks(threshold: int = DRIVER_MMAP_THRESHOLD) -> Iterator[bool]:
     after the first 2 MB chunk freed every later one grew the heaps instead. The multi_processing
     driver allocates and frees such blocks all through a build (the workers' 2 MB output chunks as
     they arrive, each bundle's encoded input, a grouping's values read back) on several threads, and
-    the free space they left in glibc's heaps stayed resident between the blocks still in use: at
-    the end of a 50,000-document build `mallinfo2` counted ~190 MB free in the heaps next to ~150 MB
-    in use, and the driver's peak grew with the corpus. Setting a threshold turns glibc's sliding
+    the free space they left in glibc's heaps stayed resident between the blocks still in use (a
+    by-hand probe with `mallinfo2` found more free than used in the heaps at the end of a build),
+    and the driver's peak grew with the corpus. Setting a threshold turns glibc's sliding
     one off for the process: `benchmarks/scale.py` (defaults, 50,000 → 200,000 documents) gave the
     driver 579 → 704 MiB with it against 656 → 852 before (docs/measurements.md). Afterwards the
-    threshold is glibc's initial value again, still fixed."""
-    if MALLOPT is None or not MALLOPT(M_MMAP_THRESHOLD, threshold):
+    threshold is glibc's initial value again, still fixed. A threshold the user gave glibc
+    (`MALLOC_MMAP_THRESHOLD_`, or `glibc.malloc.mmap_threshold` in `GLIBC_TUNABLES`) is theirs: it
+    is left as it is, and this yields False."""
+    if user_mmap_threshold() or MALLOPT is None or not MALLOPT(M_MMAP_THRESHOLD, threshold):
         yield False
         return
     try:

@@ -168,6 +168,27 @@ print(json.dumps([set_here, inside, given_back, mapped() - before]))
     assert after >= 256 << 10
 
 
+@pytest.mark.parametrize("variable, value", [("MALLOC_MMAP_THRESHOLD_", "65536"),
+                                             ("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536")])
+def test_a_threshold_the_user_gave_glibc_is_left_alone(monkeypatch: pytest.MonkeyPatch, variable: str,
+                                                        value: str) -> None:
+    from lemur_corpus.pipelines import worker_memory
+
+    calls: list[tuple[int, int]] = []
+    monkeypatch.setattr(worker_memory, "MALLOPT", lambda param, value: calls.append((param, value)) or 1)
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    with worker_memory.map_large_blocks() as set_here:
+        assert set_here
+    assert calls == [(worker_memory.M_MMAP_THRESHOLD, worker_memory.DRIVER_MMAP_THRESHOLD),
+                     (worker_memory.M_MMAP_THRESHOLD, worker_memory.GLIBC_MMAP_THRESHOLD)]
+    calls.clear()
+    monkeypatch.setenv(variable, value)
+    with worker_memory.map_large_blocks() as set_here:
+        assert not set_here
+    assert calls == []
+
+
 def test_a_multi_processing_run_maps_the_drivers_large_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     from contextlib import contextmanager
 
