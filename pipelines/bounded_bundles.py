@@ -40,7 +40,7 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from apache_beam.metrics import monitoring_infos
@@ -50,13 +50,12 @@ from apache_beam.runners.portability.fn_api_runner import execution, fn_runner
 from lemur_corpus.pipelines.spilled_buffers import (
     BeamGroupingBuffer,
     BeamListBuffer,
+    GroupingPart,
     ReadChunks,
     SpilledChunk,
     SpilledGroupingBuffer,
     SpilledListBuffer,
     chunk_length,
-    is_spilled,
-    spilled_length,
 )
 from lemur_corpus.pipelines.worker_memory import MALLOC_TRIM, trim_heap
 
@@ -78,11 +77,15 @@ class InputSize(NamedTuple):
 
 
 def grouped_bytes(values: list[Any]) -> int:
-    """The encoded size of one key's grouped values: the runner holds them as the SDK encoded them
-    (bytes it cannot decode), or their places in its spill file (`spilled_buffers`); a value of
-    another kind, such as a windowed one, is not measured."""
-    return sum(len(value) if type(value) is bytes else spilled_length(value) if is_spilled(value) else 0
-               for value in values)
+    """The encoded size of one key's grouped values in Beam's buffer: the runner holds them as the SDK
+    encoded them (bytes it cannot decode); a value of another kind, such as a windowed one, is not
+    measured."""
+    return sum(len(value) for value in values if type(value) is bytes)
+
+
+def partitioned(buffer: Any) -> bool:
+    """Whether `buffer` is a grouping held in its spill file's partitions (`spilled_buffers`)."""
+    return isinstance(buffer, SpilledGroupingBuffer) and buffer.partitioned
 
 
 def input_size(buffer: Any) -> InputSize:
@@ -97,6 +100,8 @@ def input_size(buffer: Any) -> InputSize:
     three runs with the bytes counted)."""
     if isinstance(buffer, BeamListBuffer):  # chunks of encoded elements (or, for some inputs, elements)
         return InputSize(encoded_bytes=sum(map(chunk_length, held_chunks(buffer))))
+    if partitioned(buffer):
+        return InputSize(*buffer.size())
     if isinstance(buffer, BeamGroupingBuffer):
         table = buffer._table.values()
         return InputSize(encoded_bytes=sum(map(grouped_bytes, table)), grouped_values=sum(map(len, table)))
@@ -125,54 +130,19 @@ def cut(buffer: Any, parts: int, workers: int) -> list[Iterable[bytes]]:
     """`buffer` in `parts` pieces (some may be empty), each an iterable of encoded chunks: a
     ListBuffer by its chunks, dealt in turn; a ListBuffer of fewer chunks than `workers` by Beam's
     own cut into `workers` pieces (which re-encodes its elements to spread them); a grouping in the
-    global window into `GroupingPart`s; anything else by its own `partition`."""
+    global window into `GroupingPart`s (of its keys dealt in turn, as Beam deals them, or of the
+    partitions its spill file holds them in); anything else by its own `partition`."""
     if isinstance(buffer, BeamListBuffer):
         chunks = held_chunks(buffer)
         if all(type(chunk) in (bytes, SpilledChunk) for chunk in chunks) and (len(chunks) >= workers or not chunks):
             return [ReadChunks(chunks[k::parts]) for k in range(parts)]
         return [*buffer.partition(workers), *([] for _ in range(parts - workers))]
+    if partitioned(buffer) and not buffer._grouped_output:
+        return list(buffer.cut(parts))
     if isinstance(buffer, BeamGroupingBuffer) and buffer._windowing.is_default() and not buffer._grouped_output:
         keys = list(buffer._table)
         return [GroupingPart(buffer, keys[k::parts]) for k in range(parts)]
     return list(buffer.partition(parts))
-
-
-class GroupingPart:
-    """One bundle's share of a grouping in the global window, as Beam's `GroupingBuffer.partition`
-    cuts it (the keys dealt in turn, each with all its values; read, the same encoded bytes), but
-    encoded only when its bundle sends it, each key's values leaving the runner's buffer as they are
-    encoded. Beam's cut encodes every part before the stage starts and holds them all until it ends,
-    so the driver held a grouping twice over (its values, then its parts) and then its parts beside
-    the stage's outputs; the largest grouping of a build (near dedup's verification groups, a copy
-    of a document's payload for each document it is paired with) was the driver's peak."""
-
-    def __init__(self, buffer: BeamGroupingBuffer, keys: list[bytes]) -> None:
-        self._buffer = buffer
-        self._keys = keys
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield self._encode()
-
-    def _encode(self) -> bytes:
-        table = self._buffer._table
-        coder = self._buffer._post_grouped_coder.get_impl()
-        key_coder = self._buffer._key_coder.get_impl()
-        stream = execution.create_OutputStream()
-        keys, self._keys = self._keys, []  # read once: the values are gone from the buffer after
-        read = self._buffer.read_values if isinstance(self._buffer, SpilledGroupingBuffer) else list
-        for encoded_key in keys:
-            coder.encode_to_stream(_ON_TIME((key_coder.decode(encoded_key), read(table.pop(encoded_key)))),
-                                   stream, True)
-        return stream.get()
-
-
-_ON_TIME = execution.GlobalWindows.windowed_value(
-    None, timestamp=execution.GlobalWindow().max_timestamp(),
-    pane_info=execution.windowed_value.PaneInfo(is_first=True, is_last=True,
-                                                timing=execution.windowed_value.PaneInfoTiming.ON_TIME,
-                                                index=0, nonspeculative_index=0)).with_value
-"""A key's grouped values as Beam's `GroupingBuffer.partition` emits them in the global window: one
-on-time pane at the end of time."""
 
 
 class _Released(list):  # stands where a buffer's cut parts were
@@ -206,6 +176,8 @@ def is_empty(buffer: Any) -> bool:
     """Whether a stage input buffer holds no element (a kind not known here never is)."""
     if isinstance(buffer, BeamListBuffer):
         return all(type(chunk) is bytes and not chunk for chunk in held_chunks(buffer))
+    if isinstance(buffer, SpilledGroupingBuffer):
+        return buffer.is_empty()
     if isinstance(buffer, BeamGroupingBuffer):
         return not buffer._table
     return False

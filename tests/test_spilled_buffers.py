@@ -1,6 +1,7 @@
-"""The multi_processing driver's groupings keep their large values in a temporary file
-(`pipelines/spilled_buffers.py`): the stage that reads a grouping gets the same bytes as from
-Beam's own buffer, by either of the runner's cuts, after a merge of two groupings, and with the
+"""The multi_processing driver's collections wait in temporary files (`pipelines/spilled_buffers.py`):
+a stage's output chunks read back as they were written; a grouping, held in hash partitions of its
+file with nothing per key in memory, gives the stage that reads it each key with all its values, as
+Beam's own buffer does, by either of the runner's cuts, after a merge of two groupings, and with the
 values arriving from several threads at once."""
 
 from __future__ import annotations
@@ -11,24 +12,26 @@ import os
 import random
 import threading
 from pathlib import Path
+from typing import Any
 
 import apache_beam as beam
 import pytest
 from apache_beam import coders
-from apache_beam.coders.coders import GlobalWindowCoder
+from apache_beam.coders.coders import GlobalWindowCoder, IntervalWindowCoder
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import execution
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.core import Windowing
-from apache_beam.transforms.window import GlobalWindows
+from apache_beam.transforms.window import FixedWindows, GlobalWindows, IntervalWindow
 from apache_beam.utils.windowed_value import WindowedValue
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lemur_corpus.errors import SpillError
 from lemur_corpus.pipelines import bounded_bundles, spilled_buffers
 from lemur_corpus.pipelines.direct_runner import beam_pipeline
 from lemur_corpus.pipelines.spilled_buffers import (
     SPILL_MIN_CHUNK_BYTES,
-    SPILL_MIN_VALUE_BYTES,
     BeamGroupingBuffer,
     BeamListBuffer,
     SpilledChunk,
@@ -42,58 +45,98 @@ GROUPED = coders.WindowedValueCoder(
     coders.TupleCoder([coders.BytesCoder(), coders.IterableCoder(coders.BytesCoder())]), WINDOW)
 
 
-def chunk(pairs: list[tuple[bytes, bytes]]) -> bytes:
+def chunk(pairs: list[tuple[bytes, Any]], coder: coders.Coder = KEYED) -> bytes:
     """A stage's output to a grouping as a worker sends it: windowed (key, value) pairs, encoded."""
     stream = execution.create_OutputStream()
     for pair in pairs:
-        KEYED.get_impl().encode_to_stream(WindowedValue(pair, 0, [GlobalWindows.windowed_value(None).windows[0]]),
+        coder.get_impl().encode_to_stream(WindowedValue(pair, 0, [GlobalWindows.windowed_value(None).windows[0]]),
                                           stream, True)
     return stream.get()
 
 
 def pairs(seed: int, count: int = 300) -> list[tuple[bytes, bytes]]:
-    """Keys shared across chunks; values small and large (both sides of SPILL_MIN_VALUE_BYTES)."""
+    """Keys shared across chunks; values empty, small and large."""
     rng = random.Random(seed)
-    sizes = [0, 5, SPILL_MIN_VALUE_BYTES - 1, SPILL_MIN_VALUE_BYTES, 3_000]
+    sizes = [0, 5, 31, 32, 3_000]
     return [(b"key-%d" % rng.randrange(40), rng.randbytes(rng.choice(sizes))) for _ in range(count)]
 
 
-def both(chunks: list[bytes]) -> tuple[BeamGroupingBuffer, SpilledGroupingBuffer]:
-    beam_buffer = BeamGroupingBuffer(KEYED, GROUPED, Windowing(GlobalWindows()))
-    ours = SpilledGroupingBuffer(KEYED, GROUPED, Windowing(GlobalWindows()))
+def both(chunks: list[bytes], keyed: coders.Coder = KEYED, grouped: coders.Coder = GROUPED,
+         ) -> tuple[BeamGroupingBuffer, SpilledGroupingBuffer]:
+    beam_buffer = BeamGroupingBuffer(keyed, grouped, Windowing(GlobalWindows()))
+    ours = SpilledGroupingBuffer(keyed, grouped, Windowing(GlobalWindows()))
     for data in chunks:
         beam_buffer.append(data)
         ours.append(data)
     return beam_buffer, ours
 
 
-def test_large_values_wait_on_disk_and_the_grouping_reads_back_as_beam_s() -> None:
+def groups(parts: list[Any], grouped: coders.Coder = GROUPED) -> dict[bytes, list[Any]]:
+    """Each key of a cut grouping with its values, as the stage that reads it decodes them; a key
+    found in two parts fails."""
+    found: dict[bytes, list[Any]] = {}
+    for part in parts:
+        for data in part:
+            stream = execution.create_InputStream(data)
+            while stream.size() > 0:
+                key, values = grouped.get_impl().decode_from_stream(stream, True).value
+                assert key not in found, "a key was cut into two parts"
+                found[key] = list(values)
+    return found
+
+
+def test_keys_and_values_wait_on_disk_and_the_grouping_reads_back_as_beam_s() -> None:
     chunks = [chunk(pairs(seed)) for seed in range(4)]
     beam_buffer, ours = both(chunks)
-    held = [value for values in ours._table.values() for value in values]
-    assert all(type(value) is bytes and len(value) < SPILL_MIN_VALUE_BYTES for value in held
-               if not spilled_buffers.is_spilled(value))
-    assert sum(map(spilled_buffers.is_spilled, held)) > 300  # the large ones are places in the file
+    assert not ours._table  # nothing held per key
+    assert os.fstat(ours._spill.get()._fd).st_size > 4 * 300 * 600
     assert bounded_bundles.input_size(ours) == bounded_bundles.input_size(beam_buffer)  # sizes count the file's
-    assert ours.partition(3) == beam_buffer.partition(3)  # Beam's cut: the same bytes
+    beam_parts, our_parts = beam_buffer.partition(3), ours.partition(3)  # Beam's cut, for small inputs
+    assert len(our_parts) == 3 and all(len(part) == 1 for part in our_parts)
+    assert groups(our_parts) == groups(beam_parts)  # each key with its values, in the order they came
+    assert ours.partition(3) is our_parts  # cut once, as Beam's
 
 
-def test_a_bounded_cut_of_a_spilled_grouping_reads_each_part_from_the_file() -> None:
-    chunks = [chunk(pairs(seed)) for seed in range(3)]
-    beam_buffer, ours = both(chunks)
-    parts = bounded_bundles.cut(ours, parts=5, workers=2)
-    assert [list(part) for part in parts] == beam_buffer.partition(5)
-    assert not ours._table
+@settings(max_examples=25, deadline=None)
+@given(seeds=st.lists(st.integers(0, 10**6), min_size=1, max_size=4), parts=st.integers(1, 12),
+       partitions=st.sampled_from([1, 4, 256]))
+def test_a_bounded_cut_of_a_spilled_grouping_gives_each_key_to_one_bundle_with_all_its_values(
+        seeds: list[int], parts: int, partitions: int) -> None:
+    """Whatever the number of bundles against the file's partitions (more bundles than partitions
+    split each partition by a second hash of its keys)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(spilled_buffers, "GROUPING_PARTITIONS", partitions)
+        beam_buffer, ours = both([chunk(pairs(seed, 60)) for seed in seeds])
+        cut = bounded_bundles.cut(ours, parts=parts, workers=2)
+        assert len(cut) == parts
+        assert groups(cut) == groups(beam_buffer.partition(1))
+    if parts >= 4 and partitions == 256:  # the keys are spread, not all in one bundle
+        assert sum(1 for part in bounded_bundles.cut(both([chunk(pairs(seeds[0], 60))])[1], parts, 2)
+                   if groups([part])) >= 2
+
+
+def test_values_the_sdk_decodes_are_written_with_their_coder_and_read_back() -> None:
+    """A value coder the runner knows (here integers) gives values that are not bytes."""
+    keyed = coders.WindowedValueCoder(coders.TupleCoder([coders.BytesCoder(), coders.VarIntCoder()]), WINDOW)
+    grouped = coders.WindowedValueCoder(
+        coders.TupleCoder([coders.BytesCoder(), coders.IterableCoder(coders.VarIntCoder())]), WINDOW)
+    data = chunk([(b"k%d" % (n % 7), n * 1_000_003 - 5) for n in range(100)], keyed)
+    beam_buffer, ours = both([data], keyed, grouped)
+    assert groups(bounded_bundles.cut(ours, parts=4, workers=2), grouped) == groups(beam_buffer.partition(1), grouped)
 
 
 def test_two_groupings_of_the_same_input_merge_with_their_values() -> None:
-    first, second = [chunk(pairs(seed)) for seed in (7, 8)]
+    first, second, third = [chunk(pairs(seed)) for seed in (7, 8, 9)]
     beam_first, ours_first = both([first])
     beam_second, ours_second = both([second])
+    beam_third, _ = both([third])
     beam_first.extend(beam_second)
     ours_first.extend(ours_second)
     ours_second._spill.get().close()  # the merged values were copied: the other's file may go
-    assert ours_first.partition(2) == beam_first.partition(2)
+    ours_first.extend(both([third])[0])  # and a grouping held as Beam holds it
+    beam_first.extend(beam_third)
+    assert bounded_bundles.input_size(ours_first) == bounded_bundles.input_size(beam_first)
+    assert groups(ours_first.partition(2)) == groups(beam_first.partition(2))
 
 
 def test_values_appended_from_several_threads_all_read_back() -> None:
@@ -104,8 +147,30 @@ def test_values_appended_from_several_threads_all_read_back() -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    got = sorted((key, value) for key, values in ours._table.items() for value in ours.read_values(values))
+    held = ours.groups(range(spilled_buffers.GROUPING_PARTITIONS))
+    got = sorted((key, value) for key, values in held.items() for value in values)
     assert got == sorted(pair for seed in range(16) for pair in pairs(seed, 200))
+    assert bounded_bundles.input_size(ours).grouped_values == 16 * 200
+
+
+def test_a_grouping_in_other_windows_is_kept_as_beam_keeps_it() -> None:
+    windowing = Windowing(FixedWindows(10))
+    keyed = coders.WindowedValueCoder(coders.TupleCoder([coders.BytesCoder(), coders.BytesCoder()]),
+                                      IntervalWindowCoder())
+    grouped = coders.WindowedValueCoder(
+        coders.TupleCoder([coders.BytesCoder(), coders.IterableCoder(coders.BytesCoder())]),
+        IntervalWindowCoder())
+    stream = execution.create_OutputStream()
+    for n in range(40):
+        keyed.get_impl().encode_to_stream(
+            WindowedValue((b"k%d" % (n % 3), b"v%d" % n), n, [IntervalWindow(n // 10 * 10, n // 10 * 10 + 10)]),
+            stream, True)
+    beam_buffer = BeamGroupingBuffer(keyed, grouped, windowing)
+    ours = SpilledGroupingBuffer(keyed, grouped, windowing)
+    for buffer in (beam_buffer, ours):
+        buffer.append(stream.get())
+    assert not ours.partitioned and not ours.is_empty()
+    assert ours.partition(2) == beam_buffer.partition(2)
 
 
 def test_the_spill_file_has_no_name_left_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
