@@ -1,4 +1,5 @@
-"""Spilled tokens: where a tokenized document's token ids wait between tokenize and the shard writer.
+"""Spilled tokens: where a tokenized document's token ids wait between tokenize and the shard writer,
+and where a document's text waits for the second pass of the sampled tokenizer.
 
 The mixture is planned from every document's token count, so every tokenized document waits for
 the plan before its copies are cut. Held in memory, that is all of the corpus's token ids at once
@@ -9,6 +10,11 @@ document carries only where its ids are (`SpilledTokens`). The shard writer read
 (`read_spilled`: one read per run of nearby documents of a file), and the spill files are removed
 once every shard is written (`remove_spills`). The build's folder must be storage every worker
 reads, as its shards already must be.
+
+The sampled tokenizer (`pipelines/tokenize_sampled.py`) parks the texts of the documents past their
+source's first bound the same way (`park_text`, `read_texts`: UTF-8 bytes in a spill file): they
+wait for the partial pools, and most are never tokenized; held, they were most of what a Dask worker
+held at a million documents.
 
 A spill file's name is random (uuid4): a retried bundle writes a file of its own instead of racing
 the failed attempt's, and the failed attempt's file goes with the rest (by its name's pattern).
@@ -63,6 +69,40 @@ class SpillWriter:
 
     def close(self) -> None:
         self._handle.close()
+
+
+class BundleSpill:
+    """A bundle's spill file, made on its first append (a bundle may have nothing to spill) and
+    closed at the bundle's end, or at the start of the next one after a failure left it open."""
+
+    def __init__(self, folder: str, dtype: np.dtype) -> None:
+        self.folder, self.dtype = folder, np.dtype(dtype)
+        self._writer: SpillWriter | None = None
+
+    def append(self, values: np.ndarray) -> SpilledTokens:
+        if self._writer is None:
+            self._writer = SpillWriter(self.folder, self.dtype)
+        return self._writer.append(values)
+
+    def close(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+
+
+TEXT_DTYPE = np.dtype(np.uint8)
+"""A parked text's unit: its UTF-8 bytes."""
+
+
+def park_text(spill: BundleSpill, text: str) -> SpilledTokens:
+    """Write `text` to a spill file of `TEXT_DTYPE` (lone surrogates kept as they are: it reads back
+    the same string)."""
+    return spill.append(np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=TEXT_DTYPE))
+
+
+def read_texts(places: Sequence[SpilledTokens]) -> list[str]:
+    """The texts parked at `places`, in the order given (`read_spilled`'s reads)."""
+    return [data.tobytes().decode("utf-8", "surrogatepass") for data in read_spilled(places, TEXT_DTYPE)]
 
 
 def read_spilled(places: Sequence[SpilledTokens], dtype: np.dtype) -> list[np.ndarray]:

@@ -17,7 +17,7 @@ from lemur_corpus.document import Document, pickled_by_fields
 from lemur_corpus.pipelines.ledger import CountDocuments, Progress, StageOutputs
 from lemur_corpus.pipelines.profile import TOKENIZE as TOKENIZE_STAGE
 from lemur_corpus.pipelines.profile import profiled
-from lemur_corpus.token_spill import SpilledTokens, SpillWriter
+from lemur_corpus.token_spill import BundleSpill, SpilledTokens
 from lemur_corpus.tokenizer import TokenizerIdentity, encode_batch, encode_on_calling_thread, load_tokenizer
 
 
@@ -39,7 +39,24 @@ class TokenizedDoc:
         return self.spilled.length
 
 
-class TokenizeFn(beam.DoFn):
+class BundleSpillFn(beam.DoFn):
+    """A DoFn that writes a spill file per bundle (`self.spill`, a `BundleSpill` its `setup` makes):
+    closed when the bundle finishes, so the file is complete before its bundle's outputs are."""
+
+    spill: BundleSpill
+
+    def start_bundle(self) -> None:
+        self.spill.close()  # a bundle that failed before its end left its file open
+
+    def finish_bundle(self) -> None:
+        self.spill.close()
+
+    def teardown(self) -> None:
+        if hasattr(self, "spill"):  # setup may have failed before it
+            self.spill.close()
+
+
+class TokenizeFn(BundleSpillFn):
     """Batches of documents -> `TokenizedDoc`s; a bundle's token ids go to one spill file in
     `spill_folder`, complete when the bundle finishes (before anything downstream of the mixture's
     plan reads it)."""
@@ -57,32 +74,16 @@ class TokenizeFn(beam.DoFn):
         self.tokenizer = load_tokenizer(self.config)
         self.dtype = np.dtype(self.identity.dtype)
         self.progress = Progress(TOKENIZE)
-        self.spill: SpillWriter | None = None
-
-    def start_bundle(self) -> None:
-        self._close_spill()  # a bundle that failed before its end left its file open
+        self.spill = BundleSpill(self.spill_folder, self.dtype)
 
     @profiled(TOKENIZE_STAGE, size=lambda batch: sum(d.nbytes for d in batch))
     def process(self, batch: list[Document]) -> Iterator[TokenizedDoc]:
         arrays = encode_batch(self.tokenizer, [d.text for d in batch], self.identity.eos_id, self.dtype)
-        if self.spill is None:
-            self.spill = SpillWriter(self.spill_folder, self.dtype)
         for doc, ids in zip(batch, arrays, strict=True):
             self.tokens.inc(len(ids))
             self.progress.tick()
             yield TokenizedDoc(doc.id, doc.source, doc.kind, self.spill.append(ids), doc.nbytes,
                                doc.text if self.keep_text else None)
-
-    def finish_bundle(self) -> None:
-        self._close_spill()
-
-    def teardown(self) -> None:
-        self._close_spill()
-
-    def _close_spill(self) -> None:
-        spill, self.spill = getattr(self, "spill", None), None
-        if spill is not None:
-            spill.close()
 
 
 class Encode(beam.PTransform):

@@ -7,11 +7,20 @@ and why the shards are the same bytes as tokenizing everything).
                          └─▶ rest ─────────────────────────────────────────────────┴─▶ encode or count
 
 The documents left untokenized leave the stage counted (documents and bytes, as every document is)
-and enter the mixture's pools as documents without tokens; no copy of them is written.
+and enter the mixture's pools as documents without tokens; none of their tokens is written.
+
+The rest waits for the partial pools, which need every first document tokenized: on Dask, as the
+task results of the split on the workers that made them (most of the corpus: `benchmarks/scale.py
+--runner dask-cluster` at a million documents, 1.8 of the 2.5 GB the workers held). So the split
+parks each rest document's text in a spill file of the build's folder (`token_spill.park_text`,
+like the token ids after it) and sends on the document without it; the second pass reads back
+the texts of the unsettled sources' documents only (`UnparkFn`) and the spill files go with the
+token ids' once the shards are written.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -19,14 +28,16 @@ import apache_beam as beam
 
 from lemur_corpus.accounting import TOKENIZE
 from lemur_corpus.config import BuildConfig
-from lemur_corpus.document import Document
+from lemur_corpus.document import Document, pickled_by_fields
 from lemur_corpus.mixture import histogram_bin, sample_point
 from lemur_corpus.partial_pools import first_bounds, unsettled_sources
 from lemur_corpus.pipelines.ledger import CountDocuments, StageOutputs
 from lemur_corpus.pipelines.mix import HistogramFn, PartialPools, pool_point
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
-from lemur_corpus.pipelines.profile import MIX, profiled_fn
-from lemur_corpus.pipelines.tokenize import Encode
+from lemur_corpus.pipelines.profile import MIX, profiled, profiled_fn
+from lemur_corpus.pipelines.profile import TOKENIZE as TOKENIZE_STAGE
+from lemur_corpus.pipelines.tokenize import BundleSpillFn, Encode
+from lemur_corpus.token_spill import TEXT_DTYPE, BundleSpill, SpilledTokens, park_text, read_texts
 from lemur_corpus.tokenizer import TokenizerIdentity
 
 REST = "rest"
@@ -64,12 +75,33 @@ class Untokenized(NamedTuple):
     nbytes: int
 
 
-class SplitByBoundFn(beam.DoFn):
-    """A document in its source's first bound goes on (the main output); one past it goes to `REST`,
-    and its `Untokenized` record to `REST_POINTS`."""
+@pickled_by_fields
+@dataclasses.dataclass(frozen=True, slots=True)
+class ParkedDoc:
+    """A document past its source's first bound, its text in a spill file while it waits."""
 
-    def __init__(self, seed: int) -> None:
+    doc: Document
+    """The document with an empty text."""
+    text: SpilledTokens
+    """Where its text is (UTF-8 bytes: `token_spill.read_texts`)."""
+
+    @property
+    def source(self) -> str:
+        return self.doc.source
+
+
+class SplitByBoundFn(BundleSpillFn):
+    """A document in its source's first bound goes on (the main output); one past it goes to `REST`,
+    parked (its text in a bundle's spill file in `spill_folder`, complete when the bundle finishes,
+    before the partial pools that `REST` waits for exist), and its `Untokenized` record to
+    `REST_POINTS`."""
+
+    def __init__(self, seed: int, spill_folder: str) -> None:
         self.seed = seed
+        self.spill_folder = spill_folder
+
+    def setup(self) -> None:
+        self.spill = BundleSpill(self.spill_folder, TEXT_DTYPE)
 
     @profiled_fn(MIX, flat=True)
     def process(self, doc: Document, bounds: dict[str, int]) -> Iterator[Any]:
@@ -77,19 +109,30 @@ class SplitByBoundFn(beam.DoFn):
         if b <= bounds.get(doc.source, b):
             yield doc
             return
-        yield beam.pvalue.TaggedOutput(REST, doc)
+        yield beam.pvalue.TaggedOutput(REST, ParkedDoc(doc.replace(text=""), park_text(self.spill, doc.text)))
         yield beam.pvalue.TaggedOutput(REST_POINTS, Untokenized(doc.source, b, doc.nbytes))
+
+
+class UnparkFn(beam.DoFn):
+    """Batches of `ParkedDoc`s -> their documents, texts read back (one read per run of nearby texts
+    of a spill file)."""
+
+    @profiled(TOKENIZE_STAGE)
+    def process(self, batch: list[ParkedDoc]) -> Iterator[Document]:
+        texts = read_texts([parked.text for parked in batch])
+        for parked, text in zip(batch, texts, strict=True):
+            yield parked.doc.replace(text=text)
 
 
 def _untokenized_point(record: Untokenized) -> tuple[str, tuple[int, None]]:
     return record.source, (record.u_bin, None)
 
 
-def _source_in(doc: Document | Untokenized, sources: frozenset[str]) -> bool:
+def _source_in(doc: ParkedDoc | Untokenized, sources: frozenset[str]) -> bool:
     return doc.source in sources
 
 
-def _source_out(doc: Document | Untokenized, sources: frozenset[str]) -> bool:
+def _source_out(doc: ParkedDoc | Untokenized, sources: frozenset[str]) -> bool:
     return doc.source not in sources
 
 
@@ -118,8 +161,8 @@ class TokenizeSampled(beam.PTransform):
             | "Bounds" >> beam.Map(_bounds, byte_pools=beam.pvalue.AsDict(byte_pools), config=config)
         )
         bounds_side = beam.pvalue.AsSingleton(bounds)
-        split = docs | "Split" >> MultiOutputParDo(SplitByBoundFn(seed), REST, REST_POINTS, main="first",
-                                                   bounds=bounds_side)
+        split = docs | "Split" >> MultiOutputParDo(SplitByBoundFn(seed, self.spill_folder), REST, REST_POINTS,
+                                                   main="first", bounds=bounds_side)
         first = split["first"] | "EncodeFirst" >> self._encode()
         first_points = first | "FirstPoints" >> beam.Map(pool_point, seed)
         rest_points = split[REST_POINTS] | "RestPoints" >> beam.Map(_untokenized_point)
@@ -136,6 +179,8 @@ class TokenizeSampled(beam.PTransform):
         second = (
             split[REST]
             | "RestOfUnsettled" >> beam.Filter(_source_in, unsettled)
+            | "BatchParked" >> beam.BatchElements(min_batch_size=16, max_batch_size=1_000)
+            | "Unpark" >> beam.ParDo(UnparkFn())
             | "EncodeRest" >> self._encode()
         )
         untokenized = split[REST_POINTS] | "Untokenized" >> beam.Filter(_source_out, unsettled)

@@ -13,9 +13,13 @@ from hypothesis import strategies as st
 from lemur_corpus.token_spill import (
     COALESCE_BYTES,
     SPILL_NAME,
+    TEXT_DTYPE,
+    BundleSpill,
     SpilledTokens,
     SpillWriter,
+    park_text,
     read_spilled,
+    read_texts,
     remove_spills,
 )
 
@@ -138,3 +142,21 @@ def test_a_tokenized_document_carries_where_its_ids_are_not_the_ids(tmp_path: Pa
     assert [d.length for d in tokenized] == [len(ids) for ids in expected]
     longest = max(tokenized, key=lambda d: d.length)
     assert longest.length > 1_000 and len(pickle.dumps(longest)) < 400
+
+
+@settings(max_examples=40, deadline=None)
+@given(texts=st.lists(st.text(st.characters(codec=None, blacklist_categories=()), max_size=300), max_size=20),
+       data=st.data())
+def test_parked_texts_read_back_as_the_same_strings(tmp_path_factory: pytest.TempPathFactory, texts: list[str],
+                                                    data: st.DataObject) -> None:
+    """Any text, lone surrogates and empty ones included (normalization removes the surrogates, but a
+    parked text must come back as it went), in any order asked."""
+    folder = tmp_path_factory.mktemp("parked")
+    spill = BundleSpill(str(folder), TEXT_DTYPE)
+    places = [park_text(spill, text) for text in texts]
+    spill.close()
+    spill.close()  # closing twice is closing once
+    order = data.draw(st.permutations(range(len(texts))))
+    assert read_texts([places[i] for i in order]) == [texts[i] for i in order]
+    assert len(list(folder.iterdir())) == (1 if texts else 0)  # one file a bundle, none for an empty one
+    assert remove_spills(str(folder)) == (1 if texts else 0)

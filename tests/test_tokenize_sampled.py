@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apache_beam.pvalue import TaggedOutput
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from lemur_corpus.audit import audit_build
+from lemur_corpus.document import Document
 from lemur_corpus.mixture import (
     HISTOGRAM_BINS,
     MixtureConfig,
@@ -36,6 +38,7 @@ from lemur_corpus.partial_pools import (
 )
 from lemur_corpus.pipelines.build import run_build, tokenizes_sampled
 from lemur_corpus.pipelines.mix import HistogramFn
+from lemur_corpus.pipelines.tokenize_sampled import REST, REST_POINTS, SplitByBoundFn, UnparkFn
 from lemur_corpus.variants import MAIN, VariantConfig, mix_variants_in_memory, variant_mixture
 from tests.buildutil import output_digest, slice_config
 
@@ -203,6 +206,28 @@ def _shards(out: Path) -> dict[str, str]:
     follows the config's hash)."""
     return {k: v for k, v in output_digest(out).items()
             if not k.endswith("manifest.json") and not k.startswith("dedup-index")}
+
+
+def test_the_rest_waits_as_parked_texts_and_comes_back_whole(tmp_path: Path) -> None:
+    """A document past its source's first bound leaves the split without its text, which waits in a
+    spill file of the build's folder (like the token ids after it), and comes back from `UnparkFn`
+    as it went in; its record for the pools keeps its size."""
+    docs = [Document(id=f"d{n}", source="python" if n % 2 else "web", kind="code", text="é" * n + "x",
+                     meta={"n": n}) for n in range(80)]
+    split = SplitByBoundFn(SEED, str(tmp_path))
+    split.setup()
+    split.start_bundle()
+    outputs = [out for doc in docs for out in split.process(doc, {"python": HISTOGRAM_BINS // 2})]
+    split.finish_bundle()
+    first = [out for out in outputs if isinstance(out, Document)]
+    rest = [out.value for out in outputs if isinstance(out, TaggedOutput) and out.tag == REST]
+    points = [out.value for out in outputs if isinstance(out, TaggedOutput) and out.tag == REST_POINTS]
+    assert first and rest and len(first) + len(rest) == len(docs)  # web has no bound: all first
+    assert all(parked.doc.text == "" and parked.source == "python" for parked in rest)
+    by_id = {doc.id: doc for doc in docs}
+    assert [point.nbytes for point in points] == [by_id[parked.doc.id].nbytes for parked in rest]
+    assert list(UnparkFn().process(rest[::-1])) == [by_id[parked.doc.id] for parked in rest[::-1]]
+    assert len(list(tmp_path.glob("spill-*.bin"))) == 1  # one file for the bundle, gone with the token ids'
 
 
 @pytest.fixture(scope="module")
