@@ -162,7 +162,8 @@ class _Released(list):  # stands where a buffer's cut parts were
 def release(buffer: Any) -> None:
     """Drop a stage input buffer's hold on its data once `cut` has dealt it into bundles, so that each
     bundle's data is freed as soon as that bundle has run rather than when the whole stage has (a
-    grouping's values leave it as its `GroupingPart`s are read): the driver holds a stage's input and
+    grouping's values leave it as its `GroupingPart`s are read; a spilled grouping's file goes after
+    the last): the driver holds a stage's input and
     its outputs at the same time, and the stage that joins every document with its dedup decision
     turns one copy of the corpus into another. The runner gives each consuming stage its own
     ListBuffer (`ListBuffer.copy`) and reads a grouping once."""

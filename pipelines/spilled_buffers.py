@@ -131,6 +131,12 @@ class _LazySpill:
                 self._file = SpillFile()
             return self._file
 
+    def close(self) -> None:
+        """Close the file, if one was made, once nothing will read it again."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+
 
 # ---------------------------------------------------------------------------------------------
 # A stage's output
@@ -214,10 +220,10 @@ class SpilledListBuffer(BeamListBuffer):
 
 GROUPING_PARTITIONS = 256
 """The hash partitions of a grouping's spill file: a key's records all land in one
-(`key_partition`), and a bundle's share of the grouping is a few whole partitions. Enough that the
-bundles of the largest groupings of a 200,000-document build (a few dozen, `bounded_bundles`) each
-get several and come out about even; a grouping cut into more bundles than this splits each
-partition by a second hash of its keys (`GroupingPart`)."""
+(`key_partition`), and a bundle's share of the grouping is a few whole partitions. Enough that a
+grouping cut into a few dozen bundles (`bounded_bundles`: one per 8 MB or 8,192 values a worker)
+gives each several, so they come out about even; a grouping cut into more bundles than this splits
+each partition by a second hash of its keys (`GroupingPart`)."""
 _ON_TIME = execution.GlobalWindows.windowed_value(
     None, timestamp=execution.GlobalWindow().max_timestamp(),
     pane_info=execution.windowed_value.PaneInfo(is_first=True, is_last=True,
@@ -269,6 +275,7 @@ class SpilledGroupingBuffer(BeamGroupingBuffer):
         self._segments = [array("q") for _ in range(GROUPING_PARTITIONS)]  # (offset, length) pairs
         self._values = 0
         self._value_bytes = 0
+        self._parts_unread = 0
         value_coder = self._pre_grouped_coder.value_coder().get_impl()
         self._encode_value, self._decode_value = value_coder.encode, value_coder.decode
 
@@ -356,7 +363,21 @@ class SpilledGroupingBuffer(BeamGroupingBuffer):
         slices where there are more parts than partitions."""
         slices = -(-parts // GROUPING_PARTITIONS)
         pieces = [(partition, index) for partition in range(GROUPING_PARTITIONS) for index in range(slices)]
+        self._parts_unread = parts
         return [GroupingPart(self, pieces[k::parts], slices) for k in range(parts)]
+
+    def part_read(self) -> None:
+        """One of the parts `cut` made has been read: after the last, the file's space goes back (the
+        runner keeps the buffer, emptied, until the build ends)."""
+        with self._lock:
+            self._parts_unread -= 1
+            last = self._parts_unread == 0
+        if last:
+            self._drop_records()
+
+    def _drop_records(self) -> None:
+        self._segments = [array("q") for _ in range(GROUPING_PARTITIONS)]
+        self._spill.close()
 
     def extend(self, input_buffer: Any) -> None:
         """Beam's merge of two groupings of the same input (made by different stages): the other's
@@ -379,7 +400,7 @@ class SpilledGroupingBuffer(BeamGroupingBuffer):
             return super().partition(n)
         groups = list(self.groups(range(GROUPING_PARTITIONS)).items())
         self._grouped_output = [[encode_groups(self, groups[k::n])] for k in range(n)]
-        self._segments = [array("q") for _ in range(GROUPING_PARTITIONS)]
+        self._drop_records()
         return self._grouped_output
 
 
@@ -409,6 +430,7 @@ class GroupingPart:
             groups: dict[bytes, list[Any]] = {}
             for partition, index in pieces:
                 groups.update(buffer.groups([partition], self._slices, index))
+            buffer.part_read()
             return encode_groups(buffer, groups.items())
         table = buffer._table
         return encode_groups(buffer, ((encoded_key, table.pop(encoded_key)) for encoded_key in pieces))

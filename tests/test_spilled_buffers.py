@@ -115,6 +115,22 @@ def test_a_bounded_cut_of_a_spilled_grouping_gives_each_key_to_one_bundle_with_a
                    if groups([part])) >= 2
 
 
+def test_a_grouping_s_file_is_closed_once_its_last_part_is_read() -> None:
+    """The runner keeps a stage's input buffer until the build ends; its file goes back as soon as
+    every bundle's share has been read (or Beam's cut has encoded them all)."""
+    _, ours = both([chunk(pairs(seed)) for seed in range(2)])
+    file = ours._spill.get()._file
+    parts = bounded_bundles.cut(ours, parts=3, workers=2)
+    bounded_bundles.release(ours)
+    for part in parts[:2]:
+        assert list(part) and not file.closed
+    assert list(parts[2]) and file.closed
+    _, small = both([chunk(pairs(5))])
+    small_file = small._spill.get()._file
+    small.partition(2)
+    assert small_file.closed and small.partition(2)  # the parts encoded, kept as Beam keeps them
+
+
 def test_values_the_sdk_decodes_are_written_with_their_coder_and_read_back() -> None:
     """A value coder the runner knows (here integers) gives values that are not bytes."""
     keyed = coders.WindowedValueCoder(coders.TupleCoder([coders.BytesCoder(), coders.VarIntCoder()]), WINDOW)
