@@ -417,14 +417,16 @@ class GroupingPart:
 
     def __init__(self, buffer: BeamGroupingBuffer, pieces: list[Any], slices: int = 1) -> None:
         self._buffer = buffer
-        self._pieces = pieces
+        self._pieces: list[Any] | None = pieces
         self._slices = slices
 
     def __iter__(self) -> Iterator[bytes]:
         yield self._encode()
 
     def _encode(self) -> bytes:
-        pieces, self._pieces = self._pieces, []  # read once: Beam's buffer's values are gone after
+        pieces, self._pieces = self._pieces, None  # read once: Beam's buffer's values are gone after,
+        if pieces is None:  # and a spilled grouping's file once its last part is read
+            return b""
         buffer = self._buffer
         if isinstance(buffer, SpilledGroupingBuffer):
             groups: dict[bytes, list[Any]] = {}

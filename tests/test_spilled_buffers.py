@@ -124,6 +124,7 @@ def test_a_grouping_s_file_is_closed_once_its_last_part_is_read() -> None:
     bounded_bundles.release(ours)
     for part in parts[:2]:
         assert list(part) and not file.closed
+    assert list(parts[0]) == [b""] and not file.closed  # a part read again is empty, not the last read
     assert list(parts[2]) and file.closed
     _, small = both([chunk(pairs(5))])
     small_file = small._spill.get()._file
