@@ -242,6 +242,10 @@ class Chain:
     priority: int = 0
     """Dask priority of the chain's tasks when they run on `base` (`SHARED_READER_PRIORITY`)."""
 
+    def reads_shared(self) -> bool:
+        """Whether the chain reads a partition other tasks read too and waits for no side input."""
+        return self.priority == SHARED_READER_PRIORITY and not self.values
+
     def then(self, step: BundleStep, values: list[t.Any]) -> Chain:
         return dataclasses.replace(self, fused=self.fused.then(step), values=[*self.values, *values])
 

@@ -74,7 +74,9 @@ Two more make memory grow with the corpus, measured with `benchmarks/scale.py --
    other tasks read too (`dask_p2p.SHARED_READER_PRIORITY`) run before other ready tasks
    (`benchmarks/scale.py --runner dask-cluster` at 62,500 → 250,000 documents: the largest worker
    x1.92 → x1.35, task results held at the fullest moment 1,553 → 560 MiB at 250,000, wall 1,357 →
-   863 s).
+   863 s). Such a chain is not extended by a ParDo with side inputs: its tasks would wait for them,
+   and the shared partition with them (the sampled tokenizer's split, every first document with
+   its text, waited for the pools that tokenizing those documents makes).
 
 Multi-output ParDos are an eleventh problem (all tags' elements land in one bag); the build avoids
 them with `lemur_corpus.pipelines.outputs.MultiOutputParDo`, so it runs on the stock runner too,
@@ -440,10 +442,12 @@ class BagVisitor(PipelineVisitor):
     def _fused(self, node: AppliedPTransform, op: ParDo, input_bag: t.Any, sides: list[t.Any]) -> t.Any:
         """The ParDo's bag: its input's chain extended by it when that chain's output is read by this
         ParDo alone (a P2P grouping's output: run in its unpack tasks), else a chain of its own on
-        its input bag."""
+        its input bag. A chain that reads a shared partition is not extended by a ParDo with side
+        inputs: the chain's tasks would wait for the side inputs, and the shared partition (every
+        tag of a multi-output ParDo) with them, where the chain alone can run and let it go."""
         step, values = op.step(sides)
         producer = self._alone(node)
-        if producer in self.chains:
+        if producer in self.chains and not (values and self.chains[producer].reads_shared()):
             chain = self.chains[producer].then(step, values)
         else:
             fused = FusedSteps(self.bag_kwargs[RUN_ID], (step,))

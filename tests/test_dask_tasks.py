@@ -131,7 +131,9 @@ def test_fused_chains_and_p2p_tasks_give_the_same_results(dask_cluster, fuse: bo
 
 
 def test_a_chain_is_one_task_per_partition_and_a_fan_out_is_not_fused(dask_cluster) -> None:  # type: ignore[no-untyped-def]
-    """Double -> AddOffset -> Hold -> Keyed is one task per partition (64), read by three
+    """Double reads Create's output, which Square reads too, and AddOffset has a side input, so
+    Double is a task of its own (64: it does not wait for the side input, which would keep the
+    shared partition); AddOffset -> Hold -> Keyed is one task per partition (64), read by three
     transforms, so Left and Right are tasks of their own (64 each); Sorted -> Count run in the
     grouping's unpack tasks; Square -> KeyBy3, read by a grouping alone, run in its transfer tasks
     and Sums in its unpack tasks. Unfused, each of the 11 ParDos is 64 tasks, and so is the
@@ -139,7 +141,7 @@ def test_a_chain_is_one_task_per_partition_and_a_fan_out_is_not_fused(dask_clust
     fused = graph_of(dask_cluster, fuse=True, p2p_tasks=True)
     unfused = graph_of(dask_cluster, fuse=False, p2p_tasks=True)
     partitions = 64
-    assert fused["run_steps"] == 3 * partitions
+    assert fused["run_steps"] == 4 * partitions
     assert unfused["run_steps"] == (11 + 2) * partitions
     for graph in (fused, unfused):
         assert graph["p2p-groups"] == graph["shuffle-transfer"] == 2 * partitions
@@ -397,6 +399,17 @@ def chain_labels(task: t.Any) -> tuple[str, ...]:
     return ()
 
 
+def chain_priorities(caught: GraphCaught) -> dict[tuple[str, ...], set[int]]:
+    """Each chain's tasks (their kind and the last part of their ParDos' labels) and their priorities."""
+    by_chain: dict[tuple[str, ...], set[int]] = collections.defaultdict(set)
+    for key, task in caught.graph.items():
+        kind = task_kind(key)
+        if kind in ("run_steps", "shuffle-transfer", "p2p-groups"):
+            labels = (label.rsplit("/", 1)[-1] for label in chain_labels(task))
+            by_chain[(kind, *labels)].add(caught.priorities.get(key, 0))
+    return by_chain
+
+
 def test_a_transfer_and_every_reader_of_a_shared_partition_run_first(dask_cluster) -> None:  # type: ignore[no-untyped-def]
     """A partition stays in a worker's memory until its last reader has run: the readers of a
     partition that several tasks read (here each tag's split of a multi-output ParDo) and a
@@ -416,17 +429,49 @@ def test_a_transfer_and_every_reader_of_a_shared_partition_run_first(dask_cluste
     with mock.patch.object(distributed.Client, "compute", catch_graph), pytest.raises(GraphCaught) as caught:
         with beam.Pipeline(options=options(dask_cluster)) as p:
             multi_output(p)
-    graph, priorities = caught.value.graph, caught.value.priorities
-    by_chain: dict[tuple[str, ...], set[int]] = collections.defaultdict(set)
-    for key, task in graph.items():
-        kind = task_kind(key)
-        if kind in ("run_steps", "shuffle-transfer", "p2p-groups"):
-            by_chain[(kind, *(label.rsplit("/", 1)[-1] for label in chain_labels(task)))].add(priorities.get(key, 0))
+    by_chain = chain_priorities(caught.value)
     assert by_chain[("run_steps", "Run")] == {0}  # Halves/Run: Create's output is read by it alone
     assert by_chain[("run_steps", "Only_odd", "Square")] == {SHARED_READER_PRIORITY}
     assert by_chain[("shuffle-transfer", "Only_even", "KeyBy3", "ReifyWindows")] == {TRANSFER_PRIORITY}
     assert by_chain[("p2p-groups", "Sorted")] == {0}
     assert len(by_chain) == 4
+
+
+def shifted_odd_numbers(p: beam.Pipeline) -> beam.PCollection:
+    """The odd numbers, each plus the sum of the even ones, grouped by n mod 3: a reader of a
+    multi-output ParDo's tag followed by a ParDo with a side input (the sampled tokenizer's rest,
+    waiting for the pools), and a grouping (so the graph runs unoptimized, as the build's does)."""
+    from lemur_corpus.pipelines.outputs import MultiOutputParDo
+
+    halves = p | "Create" >> beam.Create(list(range(64))) | "Halves" >> MultiOutputParDo(Halves(), "odd", main="even")
+    total = halves["even"] | "Sum" >> beam.CombineGlobally(sum)
+    return (halves["odd"]
+            | "Shift" >> beam.Map(lambda n, plus: n + plus, plus=beam.pvalue.AsSingleton(total))
+            | "KeyBy3" >> beam.Map(lambda n: (n % 3, n))
+            | "Group" >> beam.GroupByKey()
+            | "Sorted" >> beam.MapTuple(lambda k, ns: (k, sorted(ns))))
+
+
+def test_a_reader_of_a_shared_partition_does_not_wait_for_a_side_input(dask_cluster) -> None:  # type: ignore[no-untyped-def]
+    """A chain reading a multi-output ParDo's tag is not extended by a ParDo that has a side input:
+    fused, its tasks would wait for the side input, and the ParDo's whole partition (every tag's
+    elements) with them. The tag's reader runs first on its own and the ParDo after it (here in the
+    grouping's transfers), so the shared partition goes once each of its readers has run."""
+    import distributed
+
+    from lemur_corpus.pipelines.dask_p2p import SHARED_READER_PRIORITY, TRANSFER_PRIORITY
+
+    evens = sum(range(0, 64, 2))
+    shifted = [n + evens for n in range(1, 64, 2)]
+    with beam.Pipeline(options=options(dask_cluster)) as p:
+        assert_that(shifted_odd_numbers(p), equal_to([(k, [n for n in shifted if n % 3 == k]) for k in range(3)]))
+    with mock.patch.object(distributed.Client, "compute", catch_graph), pytest.raises(GraphCaught) as caught:
+        with beam.Pipeline(options=options(dask_cluster)) as p:
+            shifted_odd_numbers(p)
+    by_chain = chain_priorities(caught.value)
+    assert by_chain[("run_steps", "Only_odd")] == {SHARED_READER_PRIORITY}
+    assert by_chain[("shuffle-transfer", "Shift", "KeyBy3", "ReifyWindows")] == {TRANSFER_PRIORITY}
+    assert not [chain for chain in by_chain if "Only_odd" in chain and "Shift" in chain]
 
 
 def worker_profiles(_: object) -> t.Iterator[bool]:
