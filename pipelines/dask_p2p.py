@@ -241,6 +241,9 @@ class Chain:
 
     priority: int = 0
     """Dask priority of the chain's tasks when they run on `base` (`SHARED_READER_PRIORITY`)."""
+    created: tuple[list[t.Any], ...] | None = None
+    """When `base` is a `Create` that this chain alone reads: its partitions' elements, which the
+    chain's tasks then hold themselves (`Chain.bag`)."""
 
     def reads_shared(self) -> bool:
         """Whether the chain reads a partition other tasks read too and waits for no side input."""
@@ -254,8 +257,31 @@ class Chain:
 
         if self.grouping is not None:
             return self.grouping.bag(self.fused, self.values)
+        if self.created is not None:
+            return self.created_bag()
         with dask.annotate(priority=self.priority) if self.priority else contextlib.nullcontext():
             return self.base.map_partitions(run_steps, self.fused, *self.values)
+
+    def created_bag(self) -> t.Any:
+        """The chain run on a `Create`'s elements held in its own tasks: tasks with no dependency
+        but side inputs, which distributed's scheduler treats as root tasks and queues, sending a
+        worker one more only when it has few left to run (`distributed.scheduler.worker-saturation`),
+        so each partition read goes on through its readers before the next is read. On the
+        `Create`'s partitions every read was sent to the workers at once, and each worker read
+        partitions while the readers of those it had read waited for data or a free thread."""
+        from dask import bag as db
+        from dask._task_spec import DataNode, Task, TaskRef
+        from dask.base import tokenize
+        from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+
+        assert self.created is not None
+        name = f"run_steps-{tokenize(self.fused, self.created, [value.key for value in self.values])}"
+        sides = [TaskRef(value.key) for value in self.values]
+        layer = {(name, i): Task((name, i), run_steps, DataNode(None, part), self.fused, *sides)
+                 for i, part in enumerate(self.created)}
+        annotations = {"priority": self.priority} if self.priority else None
+        graph = HighLevelGraph.from_collections(name, MaterializedLayer(layer, annotations=annotations), self.values)
+        return db.Bag(graph, name, len(self.created))
 
     def sources(self) -> list[Source]:
         """What a grouping that reads this chain alone transfers: the chain's own output where it

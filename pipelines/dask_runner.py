@@ -35,7 +35,10 @@ Two more make memory grow with the corpus, measured with `benchmarks/scale.py --
    partitions, and every later grouping keeps that number, so a partition held a growing share
    of the corpus. Here `Create` puts one element in each partition (up to `MAX_CREATE_PARTITIONS`):
    a build's partitions follow its read tasks, one input file each, and a partition holds about
-   one file's documents whatever the number of files.
+   one file's documents whatever the number of files. A chain that alone reads a `Create` holds
+   its elements in its own tasks (`dask_p2p.Chain.created_bag`): with no dependency, distributed
+   queues those reads as root tasks and sends a worker another only when it has few tasks left to
+   run, instead of every read at once (a worker then read on while what it had read waited).
 
 7. **Every shuffled element's key is hashed by `dask.base.tokenize`.** The stock `GroupByKey` is
    `Bag.groupby`, whose tasks shuffle places an element by `int(tokenize(key), 16)`: an md5 of the
@@ -236,7 +239,11 @@ class ParDo(DaskBagOp):
 
 
 class Create(DaskBagOp):
-    """`Create` spread over the cluster by default (see the module docstring, 4)."""
+    """`Create` spread over the cluster by default (see the module docstring, 4). `partitions`: its
+    elements as cut into the bag's partitions, which a chain that alone reads it holds itself
+    (`dask_p2p.Chain.created_bag`)."""
+
+    partitions: tuple[list[t.Any], ...] = ()
 
     def apply(self, input_bag: t.Any, side_inputs: t.Any = None) -> t.Any:
         from dask import bag as db
@@ -248,6 +255,9 @@ class Create(DaskBagOp):
             npartitions = max(self.bag_kwargs[DEFAULT_PARTITIONS], min(len(items), MAX_CREATE_PARTITIONS))
         if npartitions:
             partition_size = math.ceil(len(items) / npartitions) or 1
+        # as from_sequence cuts them (one empty partition for no element)
+        size = t.cast(int, partition_size)  # set by one of the two branches above
+        self.partitions = tuple(list(items[i:i + size]) for i in range(0, len(items), size)) or ([],)
         return db.from_sequence(items, partition_size=partition_size)
 
 
@@ -374,6 +384,8 @@ class BagVisitor(PipelineVisitor):
     """The groupings written as distributed's P2P tasks: a ParDo after one runs in its unpack tasks."""
     flattened: dict[AppliedPTransform, tuple[Source, ...]] = dataclasses.field(default_factory=dict)
     """A Flatten's inputs as a grouping can transfer them (`dask_p2p.Chain.flattened`)."""
+    created: dict[AppliedPTransform, tuple[list[t.Any], ...]] = dataclasses.field(default_factory=dict)
+    """A `Create`'s elements by partition (`dask_p2p.Chain.created`)."""
     consumed: set[AppliedPTransform] = dataclasses.field(default_factory=set)
     p2p: bool = False
     """Whether a grouping takes Dask's P2P shuffle (the graph must then run unoptimized, see `run_pipeline`)."""
@@ -411,6 +423,8 @@ class BagVisitor(PipelineVisitor):
             self.bags[node] = op.apply(**kwargs)
         else:
             self.bags[node] = op.apply(**kwargs)
+            if isinstance(op, Create) and self.fuse:
+                self.created[node] = op.partitions
             if isinstance(op, Flatten) and FLATTEN_INTO_SHUFFLE and self.fuse and len(node.inputs) > 1:
                 self.flattened[node] = tuple(s for value in node.inputs for s in self._sources(value.producer))
             if type(op) is NoOp and len(node.main_inputs) == 1 and (producer := self._alone(node)) is not None:
@@ -420,6 +434,8 @@ class BagVisitor(PipelineVisitor):
                     self.chains[node] = self.chains[producer]
                 if producer in self.groupings:
                     self.groupings[node] = self.groupings[producer]
+                if producer in self.created:  # the build's read: Create, then Reshuffle (a pass-through here)
+                    self.created[node] = self.created[producer]
         self.p2p = self.p2p or getattr(op, "p2p", False)
         if isinstance(op, GroupByKey) and op.grouping is not None:
             self.groupings[node] = op.grouping
@@ -453,7 +469,8 @@ class BagVisitor(PipelineVisitor):
             fused = FusedSteps(self.bag_kwargs[RUN_ID], (step,))
             chain = Chain(fused, values, input_bag, self.groupings.get(producer) if producer else None,
                           self.flattened.get(producer, ()) if producer else (),
-                          priority=dask_p2p.SHARED_READER_PRIORITY if self.fuse and producer is None else 0)
+                          priority=dask_p2p.SHARED_READER_PRIORITY if self.fuse and producer is None else 0,
+                          created=self.created.get(producer) if producer else None)
         self.chains[node] = chain
         # the chain it extends keeps its own bag, which nothing computes: only this one is in the graph
         return chain.bag()

@@ -437,6 +437,46 @@ def test_a_transfer_and_every_reader_of_a_shared_partition_run_first(dask_cluste
     assert len(by_chain) == 4
 
 
+def test_a_create_read_alone_is_held_in_its_readers_tasks(dask_cluster) -> None:  # type: ignore[no-untyped-def]
+    """Where a chain alone reads a `Create` (the build's read), the chain's tasks hold the
+    `Create`'s elements: no `from_sequence` tasks, and the chain's tasks depend on nothing, so
+    distributed queues them as root tasks (a worker gets another only when it has few left to run)
+    instead of sending every read to the workers at once; so too after a `Reshuffle` (a
+    pass-through on Dask), as the build reads. A `Create` read by two chains keeps its own tasks
+    (64), as does one read as a side input (`Offset`: 1). An empty `Create` gives one empty
+    partition, as Dask's `from_sequence` does."""
+    import distributed
+
+    from lemur_corpus.pipelines.outputs import MultiOutputParDo
+
+    with beam.Pipeline(options=options(dask_cluster)) as p:
+        assert_that(multi_output(p)["squares"], equal_to([n * n for n in range(1, 64, 2)]), label="CheckSquares")
+        empty = p | "Empty" >> beam.Create([]) | "EmptyHalves" >> MultiOutputParDo(Halves(), "odd", main="even")
+        assert_that(empty["even"], equal_to([]), label="CheckEmptyEven")
+        assert_that(empty["odd"], equal_to([]), label="CheckEmptyOdd")
+
+    with mock.patch.object(distributed.Client, "compute", catch_graph), pytest.raises(GraphCaught) as caught:
+        with beam.Pipeline(options=options(dask_cluster)) as p:
+            multi_output(p)
+    reads = [task for key, task in caught.value.graph.items()
+             if task_kind(key) == "run_steps" and chain_labels(task)[-1].endswith("/Run")]
+    assert len(reads) == 64 and all(not task.dependencies for task in reads)
+    assert not [key for key in caught.value.graph if task_kind(key) == "from_sequence"]
+    with mock.patch.object(distributed.Client, "compute", catch_graph), pytest.raises(GraphCaught) as caught:
+        with beam.Pipeline(options=options(dask_cluster)) as p:  # the build's read: Create, Reshuffle, its reader
+            spread = p | "Create" >> beam.Create(list(range(64)), reshuffle=False) | "Spread" >> beam.Reshuffle()
+            halves = spread | "Halves" >> MultiOutputParDo(Halves(), "odd", main="even")
+            # a P2P grouping, so the graph runs unoptimized, as the build's does
+            halves["odd"] | "KeyBy3" >> beam.Map(lambda n: (n % 3, n)) | "Group" >> beam.GroupByKey()
+            halves["even"] | "Negate" >> beam.Map(lambda n: -n)
+    reads = [task for key, task in caught.value.graph.items() if chain_labels(task) == ("Halves/Run",)]
+    assert len(reads) == 64 and all(not task.dependencies for task in reads)
+    with mock.patch.object(distributed.Client, "compute", catch_graph), pytest.raises(GraphCaught) as caught:
+        with beam.Pipeline(options=options(dask_cluster)) as p:
+            pipeline(p)
+    assert sum(task_kind(key) == "from_sequence" for key in caught.value.graph) == 64 + 1
+
+
 def shifted_odd_numbers(p: beam.Pipeline) -> beam.PCollection:
     """The odd numbers, each plus the sum of the even ones, grouped by n mod 3: a reader of a
     multi-output ParDo's tag followed by a ParDo with a side input (the sampled tokenizer's rest,
