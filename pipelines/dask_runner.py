@@ -141,6 +141,7 @@ from lemur_corpus.pipelines.dask_p2p import (
     key_hash,
     shuffle_frame,
 )
+from lemur_corpus.pipelines.interrupts import quiet_logger, sigint_ignored
 
 log = logging.getLogger("corpus")
 
@@ -504,11 +505,18 @@ class DaskRunResult(PipelineResult):
                 pass  # gathering raises a worker's exception here, on the client
             self.gathered = gather(self.client, self.run_id)
             self._state = PipelineState.DONE
+        except KeyboardInterrupt:
+            self._state = PipelineState.FAILED
+            # the LocalCluster's scheduler logs each shuffle it loses as the run is cut short, a
+            # traceback apiece: the user asked for it, and the build says "interrupted" itself
+            with quiet_logger("distributed"):
+                self._close()
+            raise
         except BaseException:
             self._state = PipelineState.FAILED
-            raise
-        finally:
             self._close()
+            raise
+        self._close()
         return self._state
 
     def cancel(self) -> str:
@@ -541,7 +549,10 @@ class DaskRunner(beam_dask.DaskRunner):
         cluster = None
         if not dask_options.get("address") and not dask_options.get("scheduler_file"):
             workers = options.view_as(CorpusDaskOptions).dask_workers or os.cpu_count() or 1
-            with dask.config.set(LOCAL_CLUSTER_CONFIG):  # the workers' Nannies take the config they start with
+            # the workers' Nannies take the config they start with; the worker processes start with
+            # Ctrl-C ignored (inherited): the driver handles it and closes the cluster, where each
+            # worker printed its own KeyboardInterrupt traceback
+            with dask.config.set(LOCAL_CLUSTER_CONFIG), sigint_ignored():
                 cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                    dashboard_address=":0")
             dask_options["address"] = cluster.scheduler_address

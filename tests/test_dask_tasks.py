@@ -541,3 +541,27 @@ def test_the_benchmarks_cluster_takes_the_runners_worker_settings() -> None:
     for key, value in LOCAL_CLUSTER_CONFIG.items():
         assert dask.config.get(key, config=read_back) == value
     assert PROFILER_ENV == {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+
+
+def test_the_local_clusters_workers_start_with_ctrl_c_ignored() -> None:
+    """Ctrl-C reaches every process of the terminal's group: the LocalCluster's worker processes,
+    started inside `sigint_ignored`, inherit SIGINT ignored (each printed a KeyboardInterrupt
+    traceback before), while the driver's own handler is back after the block."""
+    import logging
+    import signal
+    import subprocess
+    import sys
+
+    from lemur_corpus.pipelines.interrupts import quiet_logger, sigint_ignored
+
+    before = signal.getsignal(signal.SIGINT)
+    probe = "import signal; print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)"
+    with sigint_ignored():
+        inside = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    after = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert inside.stdout.strip() == "True" and after.stdout.strip() == "False"
+    assert signal.getsignal(signal.SIGINT) is before
+    logger = logging.getLogger("distributed.scheduler")
+    with quiet_logger("distributed"):
+        assert not logger.isEnabledFor(logging.CRITICAL)
+    assert logger.isEnabledFor(logging.ERROR)
