@@ -2,20 +2,24 @@
 of only the sources where that does not settle the plan (`lemur_corpus.partial_pools` has the method
 and why the shards are the same bytes as tokenizing everything).
 
-    docs ─▶ byte histograms ─▶ first bounds ─┐
-      └─▶ split by bound ─▶ first ─▶ encode ─┴─▶ partial pools ─▶ unsettled sources ─┐
-                         └─▶ rest ─────────────────────────────────────────────────┴─▶ encode or count
+    docs ─▶ park texts ─▶ byte histograms ─▶ first bounds ─┐
+              └─▶ split by bound ─▶ first ─▶ unpark, encode ─┴─▶ partial pools ─▶ unsettled sources ─┐
+                               └─▶ rest ────────────────────────────────────────────────────────┴─▶ unpark, encode
+                                                                                                    or count
 
 The documents left untokenized leave the stage counted (documents and bytes, as every document is)
 and enter the mixture's pools as documents without tokens; none of their tokens is written.
 
-The rest waits for the partial pools, which need every first document tokenized: on Dask, as the
-task results of the split on the workers that made them (most of the corpus: `benchmarks/scale.py
---runner dask-cluster` at a million documents, 1.8 of the 2.5 GB the workers held). So the split
-parks each rest document's text in a spill file of the build's folder (`token_spill.park_text`,
-like the token ids after it) and sends on the document without it; the second pass reads back
-the texts of the unsettled sources' documents only (`UnparkFn`) and the spill files go with the
-token ids' once the shards are written.
+Every document waits twice on Dask as a task result on the worker that made it: for the first
+bounds, which need every document's size, and (the rest) for the partial pools, which need every
+first document tokenized. Held with their texts, that was most of what the workers held
+(`benchmarks/scale.py --runner dask-cluster`: the split's rest at a million documents, 1.8 of the
+2.5 GB; the deduplicated documents waiting for the bounds, 387-455 MiB of the fullest sample at
+250,000). So the stage first parks each document's text in a spill file of the build's folder
+(`ParkTextFn`, `token_spill.park_text`, like the token ids after it) and sends on the document
+without it; the first documents' texts are read back before they are tokenized, the rest's only
+for the unsettled sources (`UnparkTexts`), and the spill files go with the token ids' once the
+shards are written.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ class SampledOutputs(NamedTuple):
 
 
 @profiled_fn(MIX)
-def _byte_point(doc: Document, seed: int) -> tuple[str, tuple[int, int]]:
+def _byte_point(doc: ParkedDoc, seed: int) -> tuple[str, tuple[int, int]]:
     return doc.source, (histogram_bin(sample_point(seed, doc.id)), doc.nbytes)
 
 
@@ -78,7 +82,7 @@ class Untokenized(NamedTuple):
 @pickled_by_fields
 @dataclasses.dataclass(frozen=True, slots=True)
 class ParkedDoc:
-    """A document past its source's first bound, its text in a spill file while it waits."""
+    """A document waiting for the bounds or the partial pools, its text in a spill file."""
 
     doc: Document
     """The document with an empty text."""
@@ -86,31 +90,49 @@ class ParkedDoc:
     """Where its text is (UTF-8 bytes: `token_spill.read_texts`)."""
 
     @property
+    def id(self) -> str:
+        return self.doc.id
+
+    @property
     def source(self) -> str:
         return self.doc.source
 
+    @property
+    def nbytes(self) -> int:
+        """The text's UTF-8 bytes (`Document.nbytes`: lone surrogates count 3, as parked)."""
+        return self.text.length
 
-class SplitByBoundFn(BundleSpillFn):
-    """A document in its source's first bound goes on (the main output); one past it goes to `REST`,
-    parked (its text in a bundle's spill file in `spill_folder`, complete when the bundle finishes,
-    before the partial pools that `REST` waits for exist), and its `Untokenized` record to
-    `REST_POINTS`."""
 
-    def __init__(self, seed: int, spill_folder: str) -> None:
-        self.seed = seed
+class ParkTextFn(BundleSpillFn):
+    """Documents -> `ParkedDoc`s, their texts in a bundle's spill file in `spill_folder` (complete
+    when the bundle finishes, before the bounds that every reader of the texts waits for exist)."""
+
+    def __init__(self, spill_folder: str) -> None:
         self.spill_folder = spill_folder
 
     def setup(self) -> None:
         self.spill = BundleSpill(self.spill_folder, TEXT_DTYPE)
 
+    @profiled(TOKENIZE_STAGE)
+    def process(self, doc: Document) -> Iterator[ParkedDoc]:
+        yield ParkedDoc(doc.replace(text=""), park_text(self.spill, doc.text))
+
+
+class SplitByBoundFn(beam.DoFn):
+    """A parked document in its source's first bound goes on (the main output); one past it goes to
+    `REST`, and its `Untokenized` record to `REST_POINTS`."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
     @profiled_fn(MIX, flat=True)
-    def process(self, doc: Document, bounds: dict[str, int]) -> Iterator[Any]:
-        b = histogram_bin(sample_point(self.seed, doc.id))
-        if b <= bounds.get(doc.source, b):
-            yield doc
+    def process(self, parked: ParkedDoc, bounds: dict[str, int]) -> Iterator[Any]:
+        b = histogram_bin(sample_point(self.seed, parked.id))
+        if b <= bounds.get(parked.source, b):
+            yield parked
             return
-        yield beam.pvalue.TaggedOutput(REST, ParkedDoc(doc.replace(text=""), park_text(self.spill, doc.text)))
-        yield beam.pvalue.TaggedOutput(REST_POINTS, Untokenized(doc.source, b, doc.nbytes))
+        yield beam.pvalue.TaggedOutput(REST, parked)
+        yield beam.pvalue.TaggedOutput(REST_POINTS, Untokenized(parked.source, b, parked.nbytes))
 
 
 class UnparkFn(beam.DoFn):
@@ -122,6 +144,17 @@ class UnparkFn(beam.DoFn):
         texts = read_texts([parked.text for parked in batch])
         for parked, text in zip(batch, texts, strict=True):
             yield parked.doc.replace(text=text)
+
+
+class UnparkTexts(beam.PTransform):
+    """`ParkedDoc`s -> their documents, texts read back in batches (`UnparkFn`)."""
+
+    def expand(self, parked: beam.PCollection) -> beam.PCollection:
+        return (
+            parked
+            | "Batch" >> beam.BatchElements(min_batch_size=16, max_batch_size=1_000)
+            | "Read" >> beam.ParDo(UnparkFn())
+        )
 
 
 def _untokenized_point(record: Untokenized) -> tuple[str, tuple[int, None]]:
@@ -149,9 +182,10 @@ class TokenizeSampled(beam.PTransform):
 
     def expand(self, docs: beam.PCollection) -> SampledOutputs:
         config, seed = self.config, self.config.seed
-        counted_in = docs | "CountIn" >> CountDocuments(TOKENIZE, "in")
+        parked = docs | "ParkTexts" >> beam.ParDo(ParkTextFn(self.spill_folder))
+        counted_in = parked | "CountIn" >> CountDocuments(TOKENIZE, "in")
         byte_pools = (
-            docs
+            parked
             | "BytePoints" >> beam.Map(_byte_point, seed)
             | "BytePools" >> beam.CombinePerKey(HistogramFn())
         )
@@ -161,9 +195,9 @@ class TokenizeSampled(beam.PTransform):
             | "Bounds" >> beam.Map(_bounds, byte_pools=beam.pvalue.AsDict(byte_pools), config=config)
         )
         bounds_side = beam.pvalue.AsSingleton(bounds)
-        split = docs | "Split" >> MultiOutputParDo(SplitByBoundFn(seed, self.spill_folder), REST, REST_POINTS,
-                                                   main="first", bounds=bounds_side)
-        first = split["first"] | "EncodeFirst" >> self._encode()
+        split = parked | "Split" >> MultiOutputParDo(SplitByBoundFn(seed), REST, REST_POINTS,
+                                                     main="first", bounds=bounds_side)
+        first = split["first"] | "UnparkFirst" >> UnparkTexts() | "EncodeFirst" >> self._encode()
         first_points = first | "FirstPoints" >> beam.Map(pool_point, seed)
         rest_points = split[REST_POINTS] | "RestPoints" >> beam.Map(_untokenized_point)
         partial = (
@@ -179,8 +213,7 @@ class TokenizeSampled(beam.PTransform):
         second = (
             split[REST]
             | "RestOfUnsettled" >> beam.Filter(_source_in, unsettled)
-            | "BatchParked" >> beam.BatchElements(min_batch_size=16, max_batch_size=1_000)
-            | "Unpark" >> beam.ParDo(UnparkFn())
+            | "Unpark" >> UnparkTexts()
             | "EncodeRest" >> self._encode()
         )
         untokenized = split[REST_POINTS] | "Untokenized" >> beam.Filter(_source_out, unsettled)

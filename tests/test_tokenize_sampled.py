@@ -38,7 +38,14 @@ from lemur_corpus.partial_pools import (
 )
 from lemur_corpus.pipelines.build import run_build, tokenizes_sampled
 from lemur_corpus.pipelines.mix import HistogramFn
-from lemur_corpus.pipelines.tokenize_sampled import REST, REST_POINTS, SplitByBoundFn, UnparkFn
+from lemur_corpus.pipelines.tokenize_sampled import (
+    REST,
+    REST_POINTS,
+    ParkedDoc,
+    ParkTextFn,
+    SplitByBoundFn,
+    UnparkFn,
+)
 from lemur_corpus.variants import MAIN, VariantConfig, mix_variants_in_memory, variant_mixture
 from tests.buildutil import output_digest, slice_config
 
@@ -208,25 +215,31 @@ def _shards(out: Path) -> dict[str, str]:
             if not k.endswith("manifest.json") and not k.startswith("dedup-index")}
 
 
-def test_the_rest_waits_as_parked_texts_and_comes_back_whole(tmp_path: Path) -> None:
-    """A document past its source's first bound leaves the split without its text, which waits in a
-    spill file of the build's folder (like the token ids after it), and comes back from `UnparkFn`
-    as it went in; its record for the pools keeps its size."""
-    docs = [Document(id=f"d{n}", source="python" if n % 2 else "web", kind="code", text="é" * n + "x",
-                     meta={"n": n}) for n in range(80)]
-    split = SplitByBoundFn(SEED, str(tmp_path))
-    split.setup()
-    split.start_bundle()
-    outputs = [out for doc in docs for out in split.process(doc, {"python": HISTOGRAM_BINS // 2})]
-    split.finish_bundle()
-    first = [out for out in outputs if isinstance(out, Document)]
+def test_documents_wait_as_parked_texts_and_come_back_whole(tmp_path: Path) -> None:
+    """Every document waits for the bounds without its text, which is in a spill file of the build's
+    folder (like the token ids after it), its size kept; the split sends the first on and the rest
+    to `REST` as they are, and `UnparkFn` gives back each document as it went in (a lone surrogate
+    too, which the size counts 3 bytes as `Document.nbytes` does)."""
+    docs = [Document(id=f"d{n}", source="python" if n % 2 else "web", kind="code",
+                     text="é" * n + ("\ud800" if n % 7 == 0 else "x"), meta={"n": n}) for n in range(80)]
+    park = ParkTextFn(str(tmp_path))
+    park.setup()
+    park.start_bundle()
+    parked = [out for doc in docs for out in park.process(doc)]
+    park.finish_bundle()
+    assert [p.doc for p in parked] == [doc.replace(text="") for doc in docs]
+    assert [(p.id, p.source, p.nbytes) for p in parked] == [(d.id, d.source, d.nbytes) for d in docs]
+    split = SplitByBoundFn(SEED)
+    outputs = [out for p in parked for out in split.process(p, {"python": HISTOGRAM_BINS // 2})]
+    first = [out for out in outputs if isinstance(out, ParkedDoc)]
     rest = [out.value for out in outputs if isinstance(out, TaggedOutput) and out.tag == REST]
     points = [out.value for out in outputs if isinstance(out, TaggedOutput) and out.tag == REST_POINTS]
     assert first and rest and len(first) + len(rest) == len(docs)  # web has no bound: all first
-    assert all(parked.doc.text == "" and parked.source == "python" for parked in rest)
+    assert {p.source for p in rest} == {"python"}
     by_id = {doc.id: doc for doc in docs}
-    assert [point.nbytes for point in points] == [by_id[parked.doc.id].nbytes for parked in rest]
-    assert list(UnparkFn().process(rest[::-1])) == [by_id[parked.doc.id] for parked in rest[::-1]]
+    assert [point.nbytes for point in points] == [by_id[p.id].nbytes for p in rest]
+    for waiting in (first, rest[::-1]):
+        assert list(UnparkFn().process(waiting)) == [by_id[p.id] for p in waiting]
     assert len(list(tmp_path.glob("spill-*.bin"))) == 1  # one file for the bundle, gone with the token ids'
 
 
