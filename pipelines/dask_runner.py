@@ -141,7 +141,7 @@ from lemur_corpus.pipelines.dask_p2p import (
     key_hash,
     shuffle_frame,
 )
-from lemur_corpus.pipelines.interrupts import quiet_logger, sigint_ignored
+from lemur_corpus.pipelines.interrupts import quiet_logger, quiet_task_failures, sigint_ignored
 
 log = logging.getLogger("corpus")
 
@@ -565,6 +565,8 @@ class DaskRunner(beam_dask.DaskRunner):
             where = dask_options.get("address") or dask_options.get("scheduler_file")
             raise ConfigError(f"cannot reach the dask scheduler at {where}: {exc} (check "
                               "--dask_client_address / --dask_scheduler_file)") from None
+        if cluster is not None:  # its workers' terminal is the user's: see quiet_task_failures
+            client.run(quiet_task_failures)
         threads = sum(client.nthreads().values()) or 1
         bag_kwargs[RUN_ID] = uuid.uuid4().hex
         bag_kwargs[DEFAULT_PARTITIONS] = PARTITIONS_PER_WORKER_THREAD * threads

@@ -529,6 +529,44 @@ def test_the_runners_own_cluster_runs_no_profiler() -> None:
         assert_that(profiled, equal_to([False, False]))
 
 
+def worker_drops_task_failures(_: object) -> t.Iterator[bool]:
+    import logging
+
+    from lemur_corpus.pipelines.interrupts import TASK_FAILURE_LOG, DropMessages
+
+    name, prefix = TASK_FAILURE_LOG
+    yield any(isinstance(f, DropMessages) and f.prefix == prefix for f in logging.getLogger(name).filters)
+
+
+def test_the_runners_own_cluster_drops_the_workers_failed_task_logs() -> None:
+    """A worker of the runner's own LocalCluster drops distributed's "Compute Failed" record (a
+    traceback in the user's terminal; the driver reports the failure itself), and only that one."""
+    import logging
+
+    from lemur_corpus.pipelines.interrupts import TASK_FAILURE_LOG, DropMessages, quiet_task_failures
+
+    with beam.Pipeline(options=PipelineOptions([f"--runner={RUNNER_ALIASES['DaskRunner']}", "--dask_workers=1"])) as p:
+        dropping = p | beam.Create([1, 2]) | beam.FlatMap(worker_drops_task_failures)
+        assert_that(dropping, equal_to([True, True]))
+    name, prefix = TASK_FAILURE_LOG
+    logger = logging.getLogger(name)
+    filters = list(logger.filters)
+    try:
+        quiet_task_failures()
+        quiet_task_failures()  # once is enough
+        added = [f for f in logger.filters if f not in filters]
+        assert len(added) == 1 and isinstance(added[0], DropMessages)
+
+        def record(msg: str) -> logging.LogRecord:
+            return logging.LogRecord(name, logging.ERROR, __file__, 1, msg, None, None)
+
+        assert not logger.filter(record("Compute Failed\nKey: %s\nTraceback: %r\n"))
+        assert logger.filter(record("Worker stream died during communication"))
+    finally:
+        for f in logger.filters[len(filters):]:
+            logger.removeFilter(f)
+
+
 def test_the_benchmarks_cluster_takes_the_runners_worker_settings() -> None:
     """`benchmarks/dask_cluster.py` starts its `dask worker`s with the settings of the runner's own
     LocalCluster, as environment variables that Dask reads back to the same values."""
