@@ -37,8 +37,11 @@ def quiet_logger(name: str) -> t.Iterator[None]:
         logger.setLevel(previous)
 
 
-TASK_FAILURE_LOG = ("distributed.worker", "Compute Failed")
-"""The logger and message start of a Dask worker's record of a failed task, with its traceback."""
+TASK_FAILURE_LOGS = (
+    ("distributed.worker", "Compute Failed"),  # a failed task, with its traceback
+    ("distributed.worker.state_machine", "Async instruction for"),  # a task cancelled as the run closes
+)
+"""The loggers and message starts of a Dask worker's records of a task that failed or was cancelled."""
 
 
 class DropMessages(logging.Filter):
@@ -53,11 +56,12 @@ class DropMessages(logging.Filter):
 
 
 def quiet_task_failures() -> None:
-    """Run on each worker of the runner's own LocalCluster: drop the worker's "Compute Failed"
-    records (a traceback apiece, in the user's terminal). The driver reports a failed task itself,
-    one line or its traceback with --debug; the tasks an interrupted run's close cuts short (a P2P
-    shuffle's unpack) failed that way after "interrupted". Idempotent."""
-    name, prefix = TASK_FAILURE_LOG
-    logger = logging.getLogger(name)
-    if not any(isinstance(f, DropMessages) and f.prefix == prefix for f in logger.filters):
-        logger.addFilter(DropMessages(prefix))
+    """Run on each worker of the runner's own LocalCluster: drop the worker's records of a failed
+    task ("Compute Failed", a traceback apiece, in the user's terminal) and of a cancelled one. The
+    driver reports a failed task itself, one line or its traceback with --debug, and cancels tasks
+    only when the run fails or is interrupted; the tasks an interrupted run's close cut short (a
+    P2P shuffle's unpack) were logged that way after "interrupted". Idempotent."""
+    for name, prefix in TASK_FAILURE_LOGS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DropMessages) and f.prefix == prefix for f in logger.filters):
+            logger.addFilter(DropMessages(prefix))

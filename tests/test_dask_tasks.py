@@ -532,39 +532,42 @@ def test_the_runners_own_cluster_runs_no_profiler() -> None:
 def worker_drops_task_failures(_: object) -> t.Iterator[bool]:
     import logging
 
-    from lemur_corpus.pipelines.interrupts import TASK_FAILURE_LOG, DropMessages
+    from lemur_corpus.pipelines.interrupts import TASK_FAILURE_LOGS, DropMessages
 
-    name, prefix = TASK_FAILURE_LOG
-    yield any(isinstance(f, DropMessages) and f.prefix == prefix for f in logging.getLogger(name).filters)
+    for name, prefix in TASK_FAILURE_LOGS:
+        yield any(isinstance(f, DropMessages) and f.prefix == prefix for f in logging.getLogger(name).filters)
 
 
 def test_the_runners_own_cluster_drops_the_workers_failed_task_logs() -> None:
-    """A worker of the runner's own LocalCluster drops distributed's "Compute Failed" record (a
-    traceback in the user's terminal; the driver reports the failure itself), and only that one."""
+    """A worker of the runner's own LocalCluster drops distributed's records of a failed task
+    ("Compute Failed", a traceback in the user's terminal; the driver reports the failure itself)
+    and of a cancelled one, and no other record."""
     import logging
 
-    from lemur_corpus.pipelines.interrupts import TASK_FAILURE_LOG, DropMessages, quiet_task_failures
+    from lemur_corpus.pipelines.interrupts import TASK_FAILURE_LOGS, DropMessages, quiet_task_failures
 
     with beam.Pipeline(options=PipelineOptions([f"--runner={RUNNER_ALIASES['DaskRunner']}", "--dask_workers=1"])) as p:
         dropping = p | beam.Create([1, 2]) | beam.FlatMap(worker_drops_task_failures)
-        assert_that(dropping, equal_to([True, True]))
-    name, prefix = TASK_FAILURE_LOG
-    logger = logging.getLogger(name)
-    filters = list(logger.filters)
+        assert_that(dropping, equal_to([True] * 2 * len(TASK_FAILURE_LOGS)))
+    loggers = {name: logging.getLogger(name) for name, _ in TASK_FAILURE_LOGS}
+    before = {name: list(logger.filters) for name, logger in loggers.items()}
     try:
         quiet_task_failures()
         quiet_task_failures()  # once is enough
-        added = [f for f in logger.filters if f not in filters]
-        assert len(added) == 1 and isinstance(added[0], DropMessages)
+        for name, prefix in TASK_FAILURE_LOGS:
+            logger = loggers[name]
+            added = [f for f in logger.filters if f not in before[name]]
+            assert len(added) == 1 and isinstance(added[0], DropMessages)
 
-        def record(msg: str) -> logging.LogRecord:
-            return logging.LogRecord(name, logging.ERROR, __file__, 1, msg, None, None)
+            def record(msg: str, name: str = name) -> logging.LogRecord:
+                return logging.LogRecord(name, logging.ERROR, __file__, 1, msg, None, None)
 
-        assert not logger.filter(record("Compute Failed\nKey: %s\nTraceback: %r\n"))
-        assert logger.filter(record("Worker stream died during communication"))
+            assert not logger.filter(record(prefix + " %s\nTraceback: %r\n"))
+            assert logger.filter(record("Worker stream died during communication"))
     finally:
-        for f in logger.filters[len(filters):]:
-            logger.removeFilter(f)
+        for name, logger in loggers.items():
+            for f in logger.filters[len(before[name]):]:
+                logger.removeFilter(f)
 
 
 def test_the_benchmarks_cluster_takes_the_runners_worker_settings() -> None:
