@@ -33,6 +33,7 @@ import xxhash
 from apache_beam.utils.windowed_value import WindowedValue
 
 from lemur_corpus.pipelines.dask_bundles import BundleStep, FusedSteps, run_steps
+from lemur_corpus.pipelines.outputs import OnlyTagFn
 
 TRANSFER_PRIORITY = 1
 """Dask priority of a grouping's transfer tasks, above every other task's (0): a worker with a
@@ -49,6 +50,16 @@ SHARED_READER_PRIORITY = 1
 as it is ready: a multi-output ParDo's partition (every tag's elements) was held for its smallest
 tag's reader, the drop counts that wait for the accounting's Flatten at the end of the build,
 while the documents had gone on. 0: Dask's own order."""
+
+BRANCH_END_PRIORITY = 2
+"""Dask priority of a chain that reads a shared partition and costs little or ends a branch: it
+only selects a tag's elements (`outputs.OnlyTagFn`), or its output has at most one reader (a
+tally, a combine's input). Above `SHARED_READER_PRIORITY`, so a partition's cheap readers run
+before the readers that make the next stage's partitions: at one priority they ran in `dask.order`'s
+order, which puts the tallies and the drops late (they feed the accounting at the end of the
+build), and the read's, normalize's and filter's partitions of every file in flight waited in
+memory for them while the filter ran on the next partition (a 62,500-document build's scheduler,
+polled each second: about 30 such readers waiting at a time). 0: as `SHARED_READER_PRIORITY`."""
 
 PARTITION = "_partitions"
 """The column of each row's output partition, as distributed's `DataFrameShuffleSpec` reads it."""
@@ -240,14 +251,24 @@ class Chain:
     alone transfers each of them through the chain, instead of waiting for the Flatten's tasks."""
 
     priority: int = 0
-    """Dask priority of the chain's tasks when they run on `base` (`SHARED_READER_PRIORITY`)."""
+    """Dask priority of the chain's tasks when they run on `base` (`SHARED_READER_PRIORITY`, or
+    `BRANCH_END_PRIORITY` where its output has at most one reader: `ranked`)."""
     created: tuple[list[t.Any], ...] | None = None
     """When `base` is a `Create` that this chain alone reads: its partitions' elements, which the
     chain's tasks then hold themselves (`Chain.bag`)."""
 
     def reads_shared(self) -> bool:
         """Whether the chain reads a partition other tasks read too and waits for no side input."""
-        return self.priority == SHARED_READER_PRIORITY and not self.values
+        return self.priority >= SHARED_READER_PRIORITY and not self.values
+
+    def ranked(self, ends_branch: bool) -> Chain:
+        """The chain with its priority, once its last ParDo is known: a chain that reads a shared
+        partition gets `BRANCH_END_PRIORITY` where it `ends_branch` or only selects tags."""
+        if self.priority < SHARED_READER_PRIORITY:
+            return self
+        light = ends_branch or all(isinstance(step.fn, OnlyTagFn) for step in self.fused.steps)
+        return dataclasses.replace(
+            self, priority=BRANCH_END_PRIORITY if light and BRANCH_END_PRIORITY else SHARED_READER_PRIORITY)
 
     def then(self, step: BundleStep, values: list[t.Any]) -> Chain:
         return dataclasses.replace(self, fused=self.fused.then(step), values=[*self.values, *values])

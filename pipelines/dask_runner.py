@@ -472,6 +472,7 @@ class BagVisitor(PipelineVisitor):
                           self.flattened.get(producer, ()) if producer else (),
                           priority=dask_p2p.SHARED_READER_PRIORITY if self.fuse and producer is None else 0,
                           created=self.created.get(producer) if producer else None)
+        chain = chain.ranked(ends_branch=self.consumers[node] <= 1)
         self.chains[node] = chain
         # the chain it extends keeps its own bag, which nothing computes: only this one is in the graph
         return chain.bag()

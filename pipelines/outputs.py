@@ -85,9 +85,16 @@ class TagPairsFn(WrappedFn):
             yield value.with_value((tag, value.value))
 
 
-def _only(pair: tuple[str, Any], tag: str) -> Iterator[Any]:
-    if pair[0] == tag:
-        yield pair[1]
+class OnlyTagFn(beam.DoFn):
+    """One tag's elements of a (tag, value) detour. Selecting them costs nothing: the Dask runner
+    runs such a step before the heavier readers of the same partition (`dask_p2p.Chain.ranked`)."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+    def process(self, pair: tuple[str, Any]) -> Iterator[Any]:
+        if pair[0] == self.tag:
+            yield pair[1]
 
 
 NATIVE_MULTI_OUTPUT_RUNNERS = frozenset({
@@ -130,4 +137,4 @@ class MultiOutputParDo(beam.PTransform):
         wanted = {tag: tag for tag in self.tags}
         if self.main is not None:
             wanted[self.main] = MAIN
-        return {name: pairs | f"Only_{name}" >> beam.FlatMap(_only, tag) for name, tag in wanted.items()}
+        return {name: pairs | f"Only_{name}" >> beam.ParDo(OnlyTagFn(tag)) for name, tag in wanted.items()}

@@ -418,7 +418,7 @@ def test_a_transfer_and_every_reader_of_a_shared_partition_run_first(dask_cluste
     alone reads, and a grouping's unpack tasks, keep Dask's own order."""
     import distributed
 
-    from lemur_corpus.pipelines.dask_p2p import SHARED_READER_PRIORITY, TRANSFER_PRIORITY
+    from lemur_corpus.pipelines.dask_p2p import BRANCH_END_PRIORITY, SHARED_READER_PRIORITY, TRANSFER_PRIORITY
 
     assert TRANSFER_PRIORITY > 0 and SHARED_READER_PRIORITY > 0
     with beam.Pipeline(options=options(dask_cluster)) as p:
@@ -431,7 +431,7 @@ def test_a_transfer_and_every_reader_of_a_shared_partition_run_first(dask_cluste
             multi_output(p)
     by_chain = chain_priorities(caught.value)
     assert by_chain[("run_steps", "Run")] == {0}  # Halves/Run: Create's output is read by it alone
-    assert by_chain[("run_steps", "Only_odd", "Square")] == {SHARED_READER_PRIORITY}
+    assert by_chain[("run_steps", "Only_odd", "Square")] == {BRANCH_END_PRIORITY}  # nothing reads the squares
     assert by_chain[("shuffle-transfer", "Only_even", "KeyBy3", "ReifyWindows")] == {TRANSFER_PRIORITY}
     assert by_chain[("p2p-groups", "Sorted")] == {0}
     assert len(by_chain) == 4
@@ -499,7 +499,7 @@ def test_a_reader_of_a_shared_partition_does_not_wait_for_a_side_input(dask_clus
     grouping's transfers), so the shared partition goes once each of its readers has run."""
     import distributed
 
-    from lemur_corpus.pipelines.dask_p2p import SHARED_READER_PRIORITY, TRANSFER_PRIORITY
+    from lemur_corpus.pipelines.dask_p2p import BRANCH_END_PRIORITY, TRANSFER_PRIORITY
 
     evens = sum(range(0, 64, 2))
     shifted = [n + evens for n in range(1, 64, 2)]
@@ -509,9 +509,55 @@ def test_a_reader_of_a_shared_partition_does_not_wait_for_a_side_input(dask_clus
         with beam.Pipeline(options=options(dask_cluster)) as p:
             shifted_odd_numbers(p)
     by_chain = chain_priorities(caught.value)
-    assert by_chain[("run_steps", "Only_odd")] == {SHARED_READER_PRIORITY}
+    assert by_chain[("run_steps", "Only_odd")] == {BRANCH_END_PRIORITY}  # it only selects a tag
     assert by_chain[("shuffle-transfer", "Shift", "KeyBy3", "ReifyWindows")] == {TRANSFER_PRIORITY}
     assert not [chain for chain in by_chain if "Only_odd" in chain and "Shift" in chain]
+
+
+def fanned_out(p: beam.Pipeline) -> dict[str, beam.PCollection]:
+    """A multi-output ParDo whose even tag two transforms read, and whose odd tag is squared for two
+    (one of them a P2P grouping, so the graph runs unoptimized, as the build's does)."""
+    from lemur_corpus.pipelines.outputs import MultiOutputParDo
+
+    halves = p | "Create" >> beam.Create(list(range(64))) | "Halves" >> MultiOutputParDo(Halves(), "odd", main="even")
+    squares = halves["odd"] | "Square" >> beam.Map(lambda n: n * n)
+    return {"even_sum": halves["even"] | "SumEven" >> beam.CombineGlobally(sum),
+            "even_by_3": (halves["even"] | "KeyBy3" >> beam.Map(lambda n: (n % 3, n)) | "Group" >> beam.GroupByKey()
+                          | "Sorted" >> beam.MapTuple(lambda k, ns: (k, sorted(ns)))),
+            "square_sum": squares | "SumSquares" >> beam.CombineGlobally(sum),
+            "square_max": squares | "MaxSquare" >> beam.CombineGlobally(max)}
+
+
+def test_the_cheap_readers_of_a_shared_partition_run_before_those_that_fan_out(dask_cluster) -> None:  # type: ignore[no-untyped-def]
+    """Of the readers of a shared partition, those that only select a tag's elements, or whose
+    output has one reader at most, run first (`BRANCH_END_PRIORITY`); a chain whose output several
+    transforms read (the next stage's partition) runs after them (`SHARED_READER_PRIORITY`). So the
+    shared partition goes as soon as its cheap readers have run, instead of waiting, in
+    `dask.order`'s order, behind the next stage (the build's tallies and drops did). The results
+    are those of the pipeline whatever the order."""
+    import distributed
+
+    from lemur_corpus.pipelines.dask_p2p import BRANCH_END_PRIORITY, SHARED_READER_PRIORITY
+
+    assert BRANCH_END_PRIORITY > SHARED_READER_PRIORITY
+    with beam.Pipeline(options=options(dask_cluster)) as p:
+        outputs = fanned_out(p)
+        odd_squares = [n * n for n in range(1, 64, 2)]
+        for name, value in {"even_sum": [sum(range(0, 64, 2))], "square_sum": [sum(odd_squares)],
+                            "square_max": [max(odd_squares)],
+                            "even_by_3": [(k, [n for n in range(0, 64, 2) if n % 3 == k]) for k in range(3)]}.items():
+            assert_that(outputs[name], equal_to(value), label=f"Check_{name}")
+    with mock.patch.object(distributed.Client, "compute", catch_graph), pytest.raises(GraphCaught) as caught:
+        with beam.Pipeline(options=options(dask_cluster)) as p:
+            fanned_out(p)
+    by_chain = chain_priorities(caught.value)
+    assert by_chain[("run_steps", "Only_even")] == {BRANCH_END_PRIORITY}  # read twice, but only selects
+    assert by_chain[("run_steps", "Only_odd", "Square")] == {SHARED_READER_PRIORITY}  # squares read twice
+    graph = caught.value.graph
+    squares = {key for key, task in graph.items() if chain_labels(task) == ("Halves/Only_odd", "Square")}
+    square_readers = {key for key, task in graph.items() if squares & set(getattr(task, "dependencies", ()))}
+    assert {chain_labels(graph[key])[0].split("/")[0] for key in square_readers} == {"SumSquares", "MaxSquare"}
+    assert {caught.value.priorities.get(key, 0) for key in square_readers} == {BRANCH_END_PRIORITY}  # one reader each
 
 
 def worker_profiles(_: object) -> t.Iterator[bool]:
