@@ -35,9 +35,10 @@ from apache_beam.utils.windowed_value import WindowedValue
 from lemur_corpus.pipelines.dask_bundles import BundleStep, FusedSteps, run_steps
 from lemur_corpus.pipelines.outputs import OnlyTagFn
 
-TRANSFER_PRIORITY = 1
-"""Dask priority of a grouping's transfer tasks, above every other task's (0): a worker with a
-transfer ready runs it first. A transfer hands its input partition to the shuffle, which keeps it on
+TRANSFER_PRIORITY = 2
+"""Dask priority of a grouping's transfer tasks, above every other task's (0) but the cheap readers
+of a shared partition, as high as theirs (`BRANCH_END_PRIORITY`): a worker with a transfer ready
+runs it first. A transfer hands its input partition to the shuffle, which keeps it on
 the worker's disk, so the partition leaves memory as soon as it is made; at the default priority a
 worker ran the other ready tasks first (a grouping's unpack tasks, all ready at its barrier, or the
 next read), and the partitions of a whole stage waited in memory for their transfers: Verify's at
@@ -54,7 +55,8 @@ while the documents had gone on. 0: Dask's own order."""
 BRANCH_END_PRIORITY = 2
 """Dask priority of a chain that reads a shared partition and costs little or ends a branch: it
 only selects a tag's elements (`outputs.OnlyTagFn`), or its output has at most one reader (a
-tally, a combine's input). Above `SHARED_READER_PRIORITY`, so a partition's cheap readers run
+tally, a combine's input). As high as `TRANSFER_PRIORITY` (a transfer ends a branch too, and
+moves its partition out of memory), above `SHARED_READER_PRIORITY`, so a partition's cheap readers run
 before the readers that make the next stage's partitions: at one priority they ran in `dask.order`'s
 order, which puts the tallies and the drops late (they feed the accounting at the end of the
 build), and the read's, normalize's and filter's partitions of every file in flight waited in

@@ -79,7 +79,10 @@ Two more make memory grow with the corpus, measured with `benchmarks/scale.py --
    x1.92 → x1.35, task results held at the fullest moment 1,553 → 560 MiB at 250,000, wall 1,357 →
    863 s). Such a chain is not extended by a ParDo with side inputs: its tasks would wait for them,
    and the shared partition with them (the sampled tokenizer's split, every first document with
-   its text, waited for the pools that tokenizing those documents makes).
+   its text, waited for the pools that tokenizing those documents makes). Of a shared partition's
+   readers, those that select a tag or end a branch run first, as the transfers do
+   (`dask_p2p.BRANCH_END_PRIORITY`): at one priority the read's tallies and drops waited behind the
+   filter, and the read's, normalize's and filter's partitions with them.
 
 Multi-output ParDos are an eleventh problem (all tags' elements land in one bag); the build avoids
 them with `lemur_corpus.pipelines.outputs.MultiOutputParDo`, so it runs on the stock runner too,

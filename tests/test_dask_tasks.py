@@ -537,9 +537,9 @@ def test_the_cheap_readers_of_a_shared_partition_run_before_those_that_fan_out(d
     are those of the pipeline whatever the order."""
     import distributed
 
-    from lemur_corpus.pipelines.dask_p2p import BRANCH_END_PRIORITY, SHARED_READER_PRIORITY
+    from lemur_corpus.pipelines.dask_p2p import BRANCH_END_PRIORITY, SHARED_READER_PRIORITY, TRANSFER_PRIORITY
 
-    assert BRANCH_END_PRIORITY > SHARED_READER_PRIORITY
+    assert TRANSFER_PRIORITY >= BRANCH_END_PRIORITY > SHARED_READER_PRIORITY  # a transfer ends a branch too
     with beam.Pipeline(options=options(dask_cluster)) as p:
         outputs = fanned_out(p)
         odd_squares = [n * n for n in range(1, 64, 2)]
@@ -553,6 +553,7 @@ def test_the_cheap_readers_of_a_shared_partition_run_before_those_that_fan_out(d
     by_chain = chain_priorities(caught.value)
     assert by_chain[("run_steps", "Only_even")] == {BRANCH_END_PRIORITY}  # read twice, but only selects
     assert by_chain[("run_steps", "Only_odd", "Square")] == {SHARED_READER_PRIORITY}  # squares read twice
+    assert by_chain[("shuffle-transfer", "KeyBy3", "ReifyWindows")] == {TRANSFER_PRIORITY}  # reads Only_even
     graph = caught.value.graph
     squares = {key for key, task in graph.items() if chain_labels(task) == ("Halves/Only_odd", "Square")}
     square_readers = {key for key, task in graph.items() if squares & set(getattr(task, "dependencies", ()))}
