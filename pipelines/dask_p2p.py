@@ -36,9 +36,9 @@ from lemur_corpus.pipelines.dask_bundles import BundleStep, FusedSteps, run_step
 from lemur_corpus.pipelines.outputs import OnlyTagFn
 
 TRANSFER_PRIORITY = 2
-"""Dask priority of a grouping's transfer tasks, above every other task's (0) but the cheap readers
-of a shared partition, as high as theirs (`BRANCH_END_PRIORITY`): a worker with a transfer ready
-runs it first. A transfer hands its input partition to the shuffle, which keeps it on
+"""Dask priority of a grouping's transfer tasks, as high as the cheap readers of a shared partition
+(`BRANCH_END_PRIORITY`) and above every other task: a worker with a transfer ready runs it first.
+A transfer hands its input partition to the shuffle, which keeps it on
 the worker's disk, so the partition leaves memory as soon as it is made; at the default priority a
 worker ran the other ready tasks first (a grouping's unpack tasks, all ready at its barrier, or the
 next read), and the partitions of a whole stage waited in memory for their transfers: Verify's at
@@ -254,7 +254,7 @@ class Chain:
 
     priority: int = 0
     """Dask priority of the chain's tasks when they run on `base` (`SHARED_READER_PRIORITY`, or
-    `BRANCH_END_PRIORITY` where its output has at most one reader: `ranked`)."""
+    `BRANCH_END_PRIORITY` where it only selects tags or its output has one reader at most: `ranked`)."""
     created: tuple[list[t.Any], ...] | None = None
     """When `base` is a `Create` that this chain alone reads: its partitions' elements, which the
     chain's tasks then hold themselves (`Chain.bag`)."""
