@@ -60,8 +60,9 @@ moves its partition out of memory), above `SHARED_READER_PRIORITY`, so a partiti
 before the readers that make the next stage's partitions: at one priority they ran in `dask.order`'s
 order, which puts the tallies and the drops late (they feed the accounting at the end of the
 build), and the read's, normalize's and filter's partitions of every file in flight waited in
-memory for them while the filter ran on the next partition (a 62,500-document build's scheduler,
-polled each second: about 30 such readers waiting at a time). 0: as `SHARED_READER_PRIORITY`."""
+memory for them while the filter ran on the next partition (`benchmarks/scale.py --runner
+dask-cluster --docs 250000 1000000 --docs-per-file 32000`: task results held at the fullest poll at
+250,000 documents 1,581 → 620 MiB, the read's stages gone from it). 0: as `SHARED_READER_PRIORITY`."""
 
 PARTITION = "_partitions"
 """The column of each row's output partition, as distributed's `DataFrameShuffleSpec` reads it."""
