@@ -3,7 +3,7 @@ the runner with one of its changes undone (or an alternative), alternating runs 
 
     .venv/bin/python benchmarks/dask_runner_speed.py [--docs 32000] [--docs-per-file 1000] [--repeat 2]
         [--workers 2] [--dask-shuffle auto|p2p|tasks]
-        [--baseline layout|flatten|flatten-shuffle|item-rows|trim|partitions]
+        [--baseline layout|flatten|flatten-shuffle|item-rows|trim|pieces|partitions]
 
 The input is `benchmarks/scale.py`'s corpus (real code and English web text, a third near-copies),
 one `.jsonl.zst` file per --docs-per-file documents, so the build has one partition per file (up to
@@ -28,6 +28,12 @@ driver process against a fresh `dask scheduler` and --workers `dask worker` proc
   output partition of each input partition (`dask_p2p.partition_blobs`);
 - baseline `trim`: `dask_bundles.TRIM_HEAP` off: a worker keeps in its heaps what a chain's task
   freed (glibc's default) instead of handing it back after the task (`worker_memory.trim_heap`);
+- baseline `pieces`: `dask_bundles.STREAM_CHAINS` and `dask_p2p.TRANSFER_FROM_UNPACK` off and
+  `dask_p2p.ITEMS_PER_PIECE` unbounded: each ParDo of a chain runs on the whole partition in turn,
+  every step's output held until the next has read it, a transfer hands its partition over in one
+  table, and a grouping that reads a chain run on another grouping's output transfers the chain's
+  held results instead of doing that grouping's unpack itself (the runner before the chains
+  streamed: dedup's verification pairs, made in the join's unpack tasks, were held whole);
 - baseline `partitions`: `dask_runner.MAX_CREATE_PARTITIONS` raised from 64 to 256, so that above
   64 input files each file still gets a partition of its own instead of sharing one (a run with more
   files than 64 shows what more, smaller partitions cost and save; this one is the alternative, not
@@ -62,9 +68,10 @@ BASELINES = {
     "partitions": {"MAX_CREATE_PARTITIONS": 256},
     "item-rows": {"P2P_BLOBS": False},
     "trim": {"TRIM_HEAP": False},
+    "pieces": {"STREAM_CHAINS": False, "TRANSFER_FROM_UNPACK": False, "ITEMS_PER_PIECE": 2**62},
 }
 """What each baseline sets in `lemur_corpus.pipelines.dask_runner` (or, for a setting of the chains'
-tasks, `dask_bundles`; see the module docstring)."""
+tasks or the P2P groupings, `dask_bundles` or `dask_p2p`; see the module docstring)."""
 
 
 def measure_baseline(config_file: str, runner: str, workers: str, shuffle: str, baseline: str,
@@ -72,10 +79,10 @@ def measure_baseline(config_file: str, runner: str, workers: str, shuffle: str, 
     """`scale.measure_build` with the runner's settings of `baseline` (in this driver: the graph is
     made here)."""
     from benchmarks.scale import measure_build
-    from lemur_corpus.pipelines import dask_bundles, dask_runner
+    from lemur_corpus.pipelines import dask_bundles, dask_p2p, dask_runner
 
     for name, value in BASELINES[baseline].items():
-        setattr(dask_bundles if hasattr(dask_bundles, name) else dask_runner, name, value)
+        setattr(next(m for m in (dask_bundles, dask_p2p, dask_runner) if hasattr(m, name)), name, value)
     return measure_build(Path(config_file), runner, int(workers), shuffle, *address)
 
 

@@ -24,14 +24,15 @@ import apache_beam
 from apache_beam import pvalue
 from apache_beam.pipeline import AppliedPTransform, PipelineVisitor
 from apache_beam.pvalue import TaggedOutput
-from apache_beam.runners.common import DoFnContext, DoFnInvoker, DoFnSignature, _OutputHandler
-from apache_beam.runners.dask.transform_evaluator import OneReceiver, get_windowed_value
+from apache_beam.runners.common import DoFnContext, DoFnInvoker, DoFnSignature, Receiver, _OutputHandler
+from apache_beam.runners.dask.transform_evaluator import get_windowed_value
+from apache_beam.runners.worker import statesampler
 from apache_beam.transforms.sideinputs import SideInputMap
 from apache_beam.transforms.window import GlobalWindows, TimestampedValue
 from apache_beam.utils.windowed_value import WindowedValue
 
 from lemur_corpus.pipelines.dask_combine import GLOBAL_WINDOWS
-from lemur_corpus.pipelines.dask_metrics import bundle_metrics
+from lemur_corpus.pipelines.dask_metrics import bundle_tracker
 from lemur_corpus.pipelines.dask_sizeof import register as register_sizeof
 from lemur_corpus.pipelines.worker_memory import trim_heap
 
@@ -94,34 +95,88 @@ class BundleStep:
     kwargs: dict[str, t.Any]
     specs: list[SideInputSpec]
 
-    def run(self, items: t.Iterable[t.Any], run: str, side_values: t.Sequence[list[t.Any]]) -> list[t.Any]:
-        """One partition through the DoFn: start_bundle, every element, finish_bundle (whose
-        outputs are kept). Receivers are made here, so no state crosses partitions."""
-        fn, signature, needs_setup = _worker_fn(self.fn, run, self.label)
-        receivers = OneReceiver()
+    def open(self, run: str, side_values: t.Sequence[list[t.Any]], sink: t.Callable[[t.Any], None]) -> OpenStep:
+        """The DoFn ready for a partition, its outputs handed to `sink` as they are made."""
+        return OpenStep(self, run, side_values, sink)
+
+
+class _Forward(Receiver):
+    """A step's outputs of one tag, each handed on as it is made: the value of a main output, the
+    windowed value of a tagged one (what Beam's `TaggingReceiver` kept, unwrapped once)."""
+
+    def __init__(self, tag: str | None, sink: t.Callable[[t.Any], None]) -> None:
+        self.tag, self.sink = tag, sink
+
+    def receive(self, windowed_value: WindowedValue) -> None:
+        self.sink(windowed_value if self.tag else windowed_value.value)
+
+
+class _Forwarding(dict[str | None, _Forward]):
+    """A step's receivers by tag, each made when the step first emits on it (as Beam's `OneReceiver`)."""
+
+    def __init__(self, sink: t.Callable[[t.Any], None]) -> None:
+        super().__init__()
+        self.sink = sink
+
+    def __missing__(self, tag: str | None) -> _Forward:
+        forward = self[tag] = _Forward(tag, self.sink)
+        return forward
+
+
+class OpenStep:
+    """One ParDo of a chain, open on one partition: `start` (setup once per worker, start_bundle),
+    `push` each element, `finish` (finish_bundle); every output goes to the sink at once, so the
+    next step reads it before this one reads its next element. Each call runs with the step's
+    metrics tracker (`dask_metrics.bundle_tracker`). Receivers are made here, so no state crosses
+    partitions."""
+
+    def __init__(self, step: BundleStep, run: str, side_values: t.Sequence[list[t.Any]],
+                 sink: t.Callable[[t.Any], None]) -> None:
+        self.fn, signature, self.needs_setup = _worker_fn(step.fn, run, step.label)
+        self.window_fn = step.window_fn
+        receivers = _Forwarding(sink)
         handler = _OutputHandler(
-            window_fn=self.window_fn, main_receivers=receivers[None], tagged_receivers=receivers,
+            window_fn=step.window_fn, main_receivers=receivers[None], tagged_receivers=receivers,
             per_element_output_counter=None, output_batch_converter=None, process_yields_batches=False,
             process_batch_yields_elements=False)
         # Beam annotates `view_class` as an AsSideInput instance; its own runners pass the class, type(side).
         side_inputs = [SideInputMap(s.view_class, s.view_options, values)  # type: ignore[arg-type]  # a class, see above
-                       for s, values in zip(self.specs, side_values, strict=True)]
-        invoker = DoFnInvoker.create_invoker(
-            signature, handler, context=DoFnContext(self.label, state=None), side_inputs=side_inputs,
-            input_args=self.args, input_kwargs=self.kwargs, user_state_context=None,
+                       for s, values in zip(step.specs, side_values, strict=True)]
+        self.invoker = DoFnInvoker.create_invoker(
+            signature, handler, context=DoFnContext(step.label, state=None), side_inputs=side_inputs,
+            input_args=step.args, input_kwargs=step.kwargs, user_state_context=None,
             bundle_finalizer_param=apache_beam.DoFn.BundleFinalizerParam())
+        self.tracker = bundle_tracker(run, step.label)
+
+    def start(self) -> None:
+        previous = _set_tracker(self.tracker)
         try:
-            with bundle_metrics(run, self.label):
-                if needs_setup:
-                    invoker.invoke_setup()
-                invoker.invoke_start_bundle()
-                for item in items:
-                    invoker.invoke_process(_windowed(item, self.window_fn))
-                invoker.invoke_finish_bundle()
-        except BaseException:
-            _discard(fn)  # as Beam does: an instance that failed is not used again (the retry sets up anew)
-            raise
-        return [v.value for v in receivers.values]
+            if self.needs_setup:
+                self.invoker.invoke_setup()
+            self.invoker.invoke_start_bundle()
+        finally:
+            _set_tracker(previous)
+
+    def push(self, item: t.Any) -> None:
+        previous = _set_tracker(self.tracker)
+        try:
+            self.invoker.invoke_process(_windowed(item, self.window_fn))
+        finally:
+            _set_tracker(previous)
+
+    def finish(self) -> None:
+        previous = _set_tracker(self.tracker)
+        try:
+            self.invoker.invoke_finish_bundle()
+        finally:
+            _set_tracker(previous)
+
+
+def _set_tracker(tracker: t.Any) -> t.Any:
+    """Makes `tracker` this thread's current one; returns the one it replaces."""
+    previous = statesampler.get_current_tracker()
+    statesampler.set_current_tracker(tracker)
+    return previous
 
 
 TRIM_HEAP = True
@@ -130,33 +185,79 @@ TRIM_HEAP = True
 most freed memory inside its heaps, where Dask counts it as unmanaged); read when the driver makes
 the chain, which carries it to the workers."""
 
+STREAM_CHAINS = True
+"""Whether a chain takes each element through all its ParDos before it reads the next
+(`stream_steps`) instead of running each ParDo on the whole partition in turn, every step's output
+held whole until the next step has read it (`benchmarks/dask_runner_speed.py --baseline pieces`);
+read when the driver makes the chain, as `TRIM_HEAP`."""
+
+
 class FusedSteps:
     """A chain of ParDos run as one task per partition. Opaque to Dask on purpose: its token (what
     names the task) is the run and the transforms' labels, unique in a pipeline, instead of Dask
     pickling every DoFn of the chain again each time the chain grows by one."""
 
-    def __init__(self, run: str, steps: tuple[BundleStep, ...], trim: bool | None = None) -> None:
+    def __init__(self, run: str, steps: tuple[BundleStep, ...], trim: bool | None = None,
+                 stream: bool | None = None) -> None:
         self.run, self.steps = run, steps
         self.trim = TRIM_HEAP if trim is None else trim
+        self.stream = STREAM_CHAINS if stream is None else stream
 
     def then(self, step: BundleStep) -> FusedSteps:
-        return FusedSteps(self.run, (*self.steps, step), self.trim)
+        return FusedSteps(self.run, (*self.steps, step), self.trim, self.stream)
 
     def __dask_tokenize__(self) -> tuple[str, ...]:
         return (self.run, *(step.label for step in self.steps))
 
 
-def run_steps(items: t.Iterable[t.Any], fused: FusedSteps, *side_values: list[t.Any]) -> list[t.Any]:
-    """One partition through every ParDo of the chain in turn; each step's side inputs are the next
-    `len(step.specs)` of `side_values`. Only the last step's output is kept."""
-    at = 0
-    for step in fused.steps:
-        taken = len(step.specs)
-        items = step.run(items, fused.run, side_values[at:at + taken])
-        at += taken
+def stream_steps(items: t.Iterable[t.Any], fused: FusedSteps, *side_values: list[t.Any]) -> t.Iterator[t.Any]:
+    """One partition through every ParDo of the chain, the last one's outputs yielded as they are
+    made: each element goes through the whole chain before the next is read (as Beam's own workers
+    run a fused stage), so no step's output is ever held whole. Each step's side inputs are the
+    next `len(step.specs)` of `side_values`. The outputs, and their order, are those of the steps
+    run one after the other on the whole partition (each step sees its input in the same order)."""
+    if not fused.stream and len(fused.steps) > 1:  # the baseline: each step on the whole partition in turn
+        at = 0
+        for step in fused.steps:
+            one = FusedSteps(fused.run, (step,), trim=False, stream=True)
+            items = list(stream_steps(items, one, *side_values[at:at + len(step.specs)]))
+            at += len(step.specs)
+        if fused.trim:
+            trim_heap()
+        yield from items
+        return
+    made: list[t.Any] = []
+    opened: list[OpenStep] = []
+    sink: t.Callable[[t.Any], None] = made.append
+    at = len(side_values)
+    for step in reversed(fused.steps):  # the last step first: each step's sink is the next one's push
+        at -= len(step.specs)
+        opened.insert(0, step.open(fused.run, side_values[at:at + len(step.specs)], sink))
+        sink = opened[0].push
+    try:
+        for step_open in opened:
+            step_open.start()
+        push = opened[0].push
+        for item in items:
+            push(item)
+            if made:
+                yield from made
+                made.clear()
+        for step_open in opened:  # a step's finish_bundle outputs reach the next step before its own
+            step_open.finish()
+            yield from made
+            made.clear()
+    except BaseException:  # as Beam does: the instances of a failed bundle are not used again (a retry sets up anew)
+        for step_open in opened:
+            _discard(step_open.fn)
+        raise
     if fused.trim:
         trim_heap()
-    return t.cast(list[t.Any], items)
+
+
+def run_steps(items: t.Iterable[t.Any], fused: FusedSteps, *side_values: list[t.Any]) -> list[t.Any]:
+    """One partition through every ParDo of the chain (`stream_steps`): the last step's outputs."""
+    return list(stream_steps(items, fused, *side_values))
 
 
 def _discard(fn: apache_beam.DoFn) -> None:

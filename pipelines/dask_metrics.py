@@ -10,14 +10,12 @@ a worker that died takes its metrics with it.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import typing as t
 
 from apache_beam.metrics.cells import DistributionData, DistributionResult
 from apache_beam.metrics.execution import MetricKey, MetricResult, MetricsContainer
 from apache_beam.metrics.metric import MetricResults, MetricsFilter
-from apache_beam.runners.worker import statesampler
 
 _CONTAINERS: dict[tuple[str, str], MetricsContainer] = {}
 """This worker's containers by (run, transform label)."""
@@ -27,32 +25,27 @@ Gathered = dict[str, dict[tuple[str, str, str], t.Any]]
 """{"counters": {(step, namespace, name): int}, "distributions": {...: (sum, count, min, max)}}."""
 
 
-class _BundleTracker:
+class BundleTracker:
     """What Beam's metric updaters ask of the current state sampler: a state with a container."""
 
     def __init__(self, container: MetricsContainer) -> None:
         self.metrics_container = container
 
-    def current_state(self) -> _BundleTracker:
+    def current_state(self) -> BundleTracker:
         return self
 
     def update_metric(self, typed_metric_name: t.Any, value: t.Any) -> None:
         self.metrics_container.get_metric_cell(typed_metric_name).update(value)
 
 
-@contextlib.contextmanager
-def bundle_metrics(run: str, label: str) -> t.Iterator[None]:
-    """Metrics updated in this thread while the bundle runs go to this worker's (run, label) container."""
+def bundle_tracker(run: str, label: str) -> BundleTracker:
+    """The tracker whose container is this worker's for (run, label): set it as the thread's
+    current tracker and the metrics updated meanwhile go there."""
     with _LOCK:
         container = _CONTAINERS.get((run, label))
         if container is None:
             container = _CONTAINERS[(run, label)] = MetricsContainer(label)
-    previous = statesampler.get_current_tracker()
-    statesampler.set_current_tracker(_BundleTracker(container))
-    try:
-        yield
-    finally:
-        statesampler.set_current_tracker(previous)
+    return BundleTracker(container)
 
 
 def collect_worker_metrics(run: str) -> Gathered:

@@ -32,7 +32,7 @@ import apache_beam
 import xxhash
 from apache_beam.utils.windowed_value import WindowedValue
 
-from lemur_corpus.pipelines.dask_bundles import BundleStep, FusedSteps, run_steps
+from lemur_corpus.pipelines.dask_bundles import BundleStep, FusedSteps, run_steps, stream_steps
 from lemur_corpus.pipelines.outputs import OnlyTagFn
 
 TRANSFER_PRIORITY = 2
@@ -202,15 +202,86 @@ BLOBS = Layout(partition_blobs, groups_of_blobs, blob_meta, arrow=True)
 ITEM_ROWS = Layout(shuffle_frame, groups_of_frame, item_rows_meta)
 
 
-def transfer(items: t.Iterable[tuple[t.Any, t.Any]], shuffle_id: str, partition: int, npartitions: int,
-             layout: Layout, fused: FusedSteps | None = None, *side_values: list[t.Any]) -> int:
-    """One input partition, through the fused ParDos before the grouping if any, handed to this
-    worker's part of the shuffle (the transfer task)."""
+ITEMS_PER_PIECE = 8_192
+"""Items a transfer task hands to the shuffle at a time: a partition, or what the fused ParDos make
+of it, goes to the shuffle piece by piece as they make it (`stream_steps`), so a task holds one
+piece's items and table, not its whole output and that output's table too. dedup's verification
+pairs are made in the unpack tasks of the join before them, each payload copied to every later
+document it is paired with; a million-document build's worker peaks were reached while such a task
+held them all."""
+
+
+TRANSFER_FROM_UNPACK = True
+"""Whether a grouping that reads a chain run on another grouping's output partitions transfers
+them from that grouping's unpack tasks (`unpacked_transfer`) instead of from the chain's tasks'
+results, each held whole until its transfer has run (`benchmarks/dask_runner_speed.py --baseline
+pieces`); read when the driver makes the graph."""
+
+
+def piece_bits(ntransfers: int) -> int:
+    """The low bits of a piece's input partition id that number the pieces of one transfer.
+    distributed keeps one table per input partition id (a retried task's second copy is dropped)
+    and orders an output partition's rows by that id, a uint32: piece k of transfer i is i in the
+    high bits, k in the bits the transfers leave free, so the rows keep the order of one piece
+    after the other."""
+    return 32 - max(1, (ntransfers - 1).bit_length())
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """Where a grouping's transfer tasks hand their items: the shuffle, its transfer tasks and
+    output partitions, how items travel, and the items per piece (`ITEMS_PER_PIECE` when the driver
+    made the grouping, carried to the workers with the tasks)."""
+
+    shuffle_id: str
+    ntransfers: int
+    npartitions: int
+    layout: Layout
+    piece_items: int
+
+
+def hand_over(items: t.Iterable[tuple[t.Any, t.Any]], target: Target, partition: int) -> int:
+    """One input partition's items to this worker's part of the shuffle, `target.piece_items` at a
+    time (at least one piece, so an empty partition reaches the barrier too; once the piece
+    numbers are used up, the last piece takes the rest)."""
     from distributed.shuffle._shuffle import shuffle_transfer
 
+    bits = piece_bits(target.ntransfers)
+    last = (1 << bits) - 1
+    piece: list[tuple[t.Any, t.Any]] = []
+    number, run_id = 0, None
+    for item in items:
+        piece.append(item)
+        if len(piece) >= target.piece_items and number < last:
+            table = target.layout.table(piece, target.npartitions)
+            piece = []  # the items go with the table: only the table is held while it is handed on
+            run_id = shuffle_transfer(table, target.shuffle_id, (partition << bits) | number)  # type: ignore[arg-type]  # a ShuffleId is a str
+            number += 1
+    if piece or run_id is None:
+        table = target.layout.table(piece, target.npartitions)
+        run_id = shuffle_transfer(table, target.shuffle_id, (partition << bits) | number)  # type: ignore[arg-type]  # as above
+    return run_id
+
+
+def transfer(items: t.Iterable[tuple[t.Any, t.Any]], target: Target, partition: int, fused: FusedSteps | None = None,
+             *side_values: list[t.Any]) -> int:
+    """One input partition, through the fused ParDos before the grouping if any, handed to this
+    worker's part of the shuffle as they make it (the transfer task)."""
     if fused is not None:
-        items = run_steps(items, fused, *side_values)
-    return shuffle_transfer(layout.table(items, npartitions), shuffle_id, partition)  # type: ignore[arg-type]  # a ShuffleId is a str
+        items = stream_steps(items, fused, *side_values)
+    return hand_over(items, target, partition)
+
+
+def unpacked_transfer(source_id: str, source_partition: int, barrier_run: int, source_layout: Layout,
+                      target: Target, partition: int, fused: FusedSteps, *side_values: list[t.Any]) -> int:
+    """One output partition of another grouping (its unpack, as `unpacked_steps`: first, so on the
+    wrong worker distributed moves the task before anything runs), through the ParDos fused after
+    it, handed to this grouping's shuffle as they make it: a transfer task that is that grouping's
+    unpack task too, so what the ParDos make is never held whole."""
+    from distributed.shuffle._shuffle import shuffle_unpack
+
+    groups = source_layout.groups(shuffle_unpack(source_id, source_partition, barrier_run))  # type: ignore[arg-type]  # a ShuffleId is a str
+    return hand_over(stream_steps(groups, fused, *side_values), target, partition)
 
 
 def unpacked_steps(shuffle_id: str, partition: int, barrier_run: int, layout: Layout, fused: FusedSteps | None,
@@ -225,17 +296,40 @@ def unpacked_steps(shuffle_id: str, partition: int, barrier_run: int, layout: La
 
 @dataclasses.dataclass(frozen=True)
 class Source:
-    """Partitions a grouping's transfer tasks read: `bag`'s, each first through `fused` (with its
-    side inputs' `values`) if any."""
+    """Partitions a grouping's transfer tasks read: `bag`'s, or the output partitions of the
+    grouping `unpacked` (each unpacked in the transfer task itself), each first through `fused`
+    (with its side inputs' `values`) if any."""
 
     bag: t.Any
     fused: FusedSteps | None = None
     values: tuple[t.Any, ...] = ()
+    unpacked: P2PGrouping | None = None
+
+    @property
+    def npartitions(self) -> int:
+        return self.unpacked.npartitions if self.unpacked is not None else self.bag.npartitions
 
     def then(self, chain: Chain) -> Source:
         """This source, then the chain's ParDos."""
         steps = chain.fused.steps if self.fused is None else (*self.fused.steps, *chain.fused.steps)
-        return Source(self.bag, FusedSteps(chain.fused.run, steps, chain.fused.trim), (*self.values, *chain.values))
+        return dataclasses.replace(self, fused=FusedSteps(chain.fused.run, steps, chain.fused.trim),
+                                   values=(*self.values, *chain.values))
+
+    def transfer_task(self, key: t.Any, input_partition: int, target: Target, number: int) -> t.Any:
+        """The transfer task of this source's partition `input_partition`, the grouping's `number`th."""
+        from dask._task_spec import Task, TaskRef
+
+        steps = [] if self.fused is None else [self.fused]
+        sides = [TaskRef(value.key) for value in self.values]
+        if self.unpacked is None:
+            return Task(key, transfer, TaskRef((self.bag.name, input_partition)), target, number, *steps, *sides)
+        other = self.unpacked
+        return Task(key, unpacked_transfer, other.token, input_partition, TaskRef(other.barrier.key), other.layout,
+                    target, number, *steps, *sides)
+
+    def dependencies(self) -> list[t.Any]:
+        """The collections its transfer tasks read: the bag or the other grouping's barrier, and the side inputs."""
+        return [self.bag if self.unpacked is None else self.unpacked.barrier, *self.values]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -308,12 +402,16 @@ class Chain:
         return db.Bag(graph, name, len(self.created))
 
     def sources(self) -> list[Source]:
-        """What a grouping that reads this chain alone transfers: the chain's own output where it
-        runs in another grouping's unpack tasks (a restarted shuffle reruns its transfers, and the
-        other grouping's data may be gone by then), else the chain run in the transfer tasks, on
-        each input of the Flatten it reads, or on its base."""
+        """What a grouping that reads this chain alone transfers: the chain run in the transfer
+        tasks, on the other grouping's output partitions where it runs in that grouping's unpack
+        tasks (each transfer task is then that grouping's unpack task too), on each input of the
+        Flatten it reads, or on its base. A restarted shuffle reruns its transfer tasks; where they
+        unpack another grouping whose run has ended, the scheduler reruns that grouping first (its
+        barrier is a dependency of theirs), as it reran the unpack tasks they read before."""
         if self.grouping is not None:
-            return [Source(self.bag())]
+            if not TRANSFER_FROM_UNPACK:  # the baseline: the unpack tasks' outputs, held until transferred
+                return [Source(self.bag())]
+            return [Source(None, self.fused, tuple(self.values), unpacked=self.grouping)]
         if self.flattened:
             return [source.then(self) for source in self.flattened]
         return [Source(self.base, self.fused, tuple(self.values))]
@@ -327,22 +425,19 @@ class P2PGrouping:
     `layout` is how the items travel (`BLOBS`, or `ITEM_ROWS`: the baseline)."""
 
     def __init__(self, sources: t.Sequence[Source], token: str, layout: Layout = BLOBS) -> None:
-        from dask._task_spec import Task, TaskRef
         from dask.delayed import Delayed
         from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
         from distributed.shuffle._core import P2PBarrierTask, ShuffleId, barrier_key, p2p_barrier
         from distributed.shuffle._shuffle import DataFrameShuffleSpec
 
         self.token, self.layout = token, layout
-        self.npartitions = max(source.bag.npartitions for source in sources)
+        self.npartitions = max(source.npartitions for source in sources)
+        target = Target(token, sum(source.npartitions for source in sources), self.npartitions, layout, ITEMS_PER_PIECE)
         transfers: dict[t.Any, t.Any] = {}
         for source in sources:  # input partitions numbered across the sources: each a transfer of its own
-            steps = [] if source.fused is None else [source.fused]
-            sides = [TaskRef(value.key) for value in source.values]
-            for i in range(source.bag.npartitions):
+            for i in range(source.npartitions):
                 key = (f"shuffle-transfer-{token}", len(transfers))
-                transfers[key] = Task(key, transfer, TaskRef((source.bag.name, i)), token, len(transfers),
-                                      self.npartitions, layout, *steps, *sides)
+                transfers[key] = source.transfer_task(key, i, target, len(transfers))
         spec_class: type[DataFrameShuffleSpec] = DataFrameShuffleSpec
         if layout.arrow:
             from lemur_corpus.pipelines.dask_blob_shuffle import BlobShuffleSpec
@@ -354,7 +449,7 @@ class P2PGrouping:
                                  *(task.ref() for task in transfers.values()), spec=spec)
         layer: dict[t.Any, t.Any] = {**transfers, barrier.key: barrier}
         name = str(barrier.key)  # the barrier's key is a string: barrier_key's
-        needed = {id(c): c for source in sources for c in (source.bag, *source.values)}  # a bag flattened twice: once
+        needed = {id(c): c for source in sources for c in source.dependencies()}  # a bag flattened twice: once
         annotations = {"priority": TRANSFER_PRIORITY} if TRANSFER_PRIORITY else None
         self.barrier = Delayed(name, HighLevelGraph.from_collections(
             name, MaterializedLayer(layer, annotations=annotations), list(needed.values())))
