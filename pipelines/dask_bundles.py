@@ -7,8 +7,8 @@ shuffle's barrier tasks must stay as they are), and a build's is: its groupings 
 partitions. So the runner fuses them itself, at translation time: a ParDo whose input is a fused
 chain that nothing else reads (`consumer_counts`) extends that chain, and the chain runs as one task
 per partition (`run_steps`), each ParDo a bundle of its own (setup once per worker, start_bundle,
-every element, finish_bundle, metrics under its own label), the intermediate lists freed as soon
-as the next ParDo has read them. `benchmarks/dask_graph.py` counts the tasks this saves. After a
+every element, finish_bundle, metrics under its own label), each element taken through every
+ParDo before the next is read (`stream_steps`), so no intermediate output is held whole. `benchmarks/dask_graph.py` counts the tasks this saves. After a
 chain's task the worker hands the heap memory it freed back to the system (`TRIM_HEAP`).
 """
 

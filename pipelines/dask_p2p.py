@@ -9,12 +9,17 @@ scheduler and the workers its bookkeeping, messages and moved results whatever i
 grouping is written as the tasks of distributed's own P2P shuffle, nothing else:
 
     input partition i ──▶ shuffle-transfer-<id> i (the ParDos that make the partition when the
-                          grouping alone reads them, then the table with its partition index
-                          column, handed to the worker's shuffle: `transfer`; a row per output
-                          partition, its items pickled in one blob: `partition_blobs`)
+                          grouping alone reads them, their outputs handed to the worker's shuffle
+                          as they are made, `ITEMS_PER_PIECE` at a time: `transfer`, `hand_over`;
+                          each piece a table with a row per output partition, its items pickled
+                          in one blob: `partition_blobs`)
     all transfers     ──▶ shuffle-barrier-<id> (distributed's barrier, with the shuffle's spec)
     barrier           ──▶ p2p-groups-<id> j (the output table, grouped by key encoding, then the
                           ParDos fused after the grouping: `unpacked_steps`)
+
+Where the ParDos after a grouping feed another grouping and nothing else, that grouping's transfer
+task j is this one's unpack task j too (`unpacked_transfer`): the ParDos' outputs go to the next
+shuffle as they are made instead of waiting whole, as a task's result, for a transfer task.
 
 These are distributed's internal tasks and spec (`distributed.shuffle`), as `dask.dataframe`'s P2P
 layer writes them; `available()` says whether this distributed has them, and the runner goes through
@@ -263,6 +268,14 @@ def hand_over(items: t.Iterable[tuple[t.Any, t.Any]], target: Target, partition:
     return run_id
 
 
+def drained(items: list[t.Any]) -> t.Iterator[t.Any]:
+    """A list's items in order, each let go of by the list as it is read (the list ends empty): an
+    unpacked partition's groups leave memory as the ParDos after the grouping go through them."""
+    items.reverse()
+    while items:
+        yield items.pop()
+
+
 def transfer(items: t.Iterable[tuple[t.Any, t.Any]], target: Target, partition: int, fused: FusedSteps | None = None,
              *side_values: list[t.Any]) -> int:
     """One input partition, through the fused ParDos before the grouping if any, handed to this
@@ -281,7 +294,7 @@ def unpacked_transfer(source_id: str, source_partition: int, barrier_run: int, s
     from distributed.shuffle._shuffle import shuffle_unpack
 
     groups = source_layout.groups(shuffle_unpack(source_id, source_partition, barrier_run))  # type: ignore[arg-type]  # a ShuffleId is a str
-    return hand_over(stream_steps(groups, fused, *side_values), target, partition)
+    return hand_over(stream_steps(drained(groups), fused, *side_values), target, partition)
 
 
 def unpacked_steps(shuffle_id: str, partition: int, barrier_run: int, layout: Layout, fused: FusedSteps | None,
@@ -291,7 +304,7 @@ def unpacked_steps(shuffle_id: str, partition: int, barrier_run: int, layout: La
     from distributed.shuffle._shuffle import shuffle_unpack
 
     groups = layout.groups(shuffle_unpack(shuffle_id, partition, barrier_run))  # type: ignore[arg-type]  # a ShuffleId is a str
-    return run_steps(groups, fused, *side_values) if fused is not None else groups
+    return run_steps(drained(groups), fused, *side_values) if fused is not None else groups
 
 
 @dataclasses.dataclass(frozen=True)

@@ -188,3 +188,13 @@ def test_a_group_keeps_its_items_order_whatever_the_pieces(dask_cluster, piece_i
         with beam.Pipeline(options=options(dask_cluster)) as p:
             assert_that(grouped_in_order(p), equal_to(want))
     assert collections.Counter(n // 10 % 8 for n in range(640)) == {k: 80 for k in range(8)}
+
+
+def test_an_unpacked_partition_lets_go_of_each_group_as_it_is_read() -> None:
+    from lemur_corpus.pipelines.dask_p2p import drained
+
+    groups = [(k, [k] * 3) for k in range(4)]
+    held = groups
+    read = drained(groups)
+    assert next(read) == (0, [0, 0, 0]) and len(held) == 3  # the list no longer holds what was read
+    assert list(read) == [(k, [k] * 3) for k in range(1, 4)] and held == []
