@@ -8,8 +8,9 @@ partitions. So the runner fuses them itself, at translation time: a ParDo whose 
 chain that nothing else reads (`consumer_counts`) extends that chain, and the chain runs as one task
 per partition (`run_steps`), each ParDo a bundle of its own (setup once per worker, start_bundle,
 every element, finish_bundle, metrics under its own label), each element taken through every
-ParDo before the next is read (`stream_steps`), so no intermediate output is held whole. `benchmarks/dask_graph.py` counts the tasks this saves. After a
-chain's task the worker hands the heap memory it freed back to the system (`TRIM_HEAP`).
+ParDo before the next is read (`stream_steps`), so no intermediate output is held whole.
+`benchmarks/dask_graph.py` counts the tasks this saves. After a chain's task the worker hands the
+heap memory it freed back to the system (`TRIM_HEAP`).
 """
 
 from __future__ import annotations
