@@ -610,6 +610,25 @@ def test_dedup_command_on_a_local_dask_cluster(tmp_path: Path) -> None:
     assert json.loads(outputs["direct"]["summary.json"])["near_removed"] > 0
 
 
+@pytest.mark.slow
+def test_a_dask_build_prints_its_own_lines_not_the_schedulers(tmp_path: Path) -> None:
+    """A new process's `corpus dedup -- --runner=DaskRunner --dask_workers=2` (distributed imported
+    after the CLI set its loggers up): stderr has the command's lines, none of the LocalCluster's
+    routine ones (its start, each P2P shuffle's warnings)."""
+    import subprocess
+    import sys
+
+    path = str(shared_path("dups", "code_forks.docs.jsonl.zst"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    done = subprocess.run([sys.executable, "-m", "lemur_corpus.cli", "dedup", "--input", path, "--kind", "code",
+                           "--out", str(tmp_path / "out"), "--shards", "2", "--", DASK, "--dask_workers=2"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "dask: started a LocalCluster" in done.stderr
+    for routine in ("Shuffle", "Scheduler at", "Nanny", "Register worker"):
+        assert routine not in done.stderr, done.stderr[-2000:]
+
+
 def _tallied_per_bundle(tmp_path: Path, items: list, tally: beam.PTransform) -> list[tuple[int, dict]]:
     """(tallies emitted, the table they sum to) of `tally` over `items`, on the DirectRunner's two modes."""
     from lemur_corpus.pipelines.ledger import TableCombineFn
