@@ -198,3 +198,66 @@ def test_an_unpacked_partition_lets_go_of_each_group_as_it_is_read() -> None:
     read = drained(groups)
     assert next(read) == (0, [0, 0, 0]) and len(held) == 3  # the list no longer holds what was read
     assert list(read) == [(k, [k] * 3) for k in range(1, 4)] and held == []
+
+
+class KillWorkerOnce(beam.DoFn):
+    """Kills its own worker process (SIGKILL) at its first element, once per marker file: the
+    worker dies in the middle of the build, its nanny starts a new one, and its shuffles restart."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def process(self, element: t.Any) -> t.Iterator[t.Any]:
+        import os
+        import signal
+
+        try:
+            open(self.marker, "x").close()
+        except FileExistsError:
+            pass
+        else:
+            os.kill(os.getpid(), signal.SIGKILL)
+        yield element
+
+
+def regrouped_with_a_kill(marker: str, where: str) -> t.Callable[[beam.Pipeline], beam.PCollection]:
+    """`regrouped` with a worker killed once: in the chain after the first grouping (the second
+    grouping's transfer tasks, which unpack the first), or after the second grouping (its unpack
+    tasks, once the first grouping's run has ended)."""
+    def make(p: beam.Pipeline) -> beam.PCollection:
+        grouped = (p
+                   | "Create" >> beam.Create(list(range(64)))
+                   | "Ten" >> beam.FlatMap(lambda n: [(n % 8, 10 * n + j) for j in range(10)])
+                   | "Group" >> beam.GroupByKey())
+        if where == "transfer":
+            grouped = grouped | "Kill" >> beam.ParDo(KillWorkerOnce(marker))
+        regrouped = (grouped
+                     | "Spread" >> beam.FlatMap(lambda kv: [(n % 5, n) for n in kv[1]])
+                     | "Regroup" >> beam.GroupByKey())
+        if where == "unpack":
+            regrouped = regrouped | "Kill" >> beam.ParDo(KillWorkerOnce(marker))
+        return regrouped | "Sorted" >> beam.MapTuple(lambda k, ns: (k, sorted(ns)))
+    return make
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["transfer", "unpack"])
+def test_a_worker_killed_during_a_grouping_of_a_groupings_output_gives_the_same_groups(tmp_path, where: str) -> None:  # type: ignore[no-untyped-def]
+    """A restarted shuffle reruns its transfer tasks; where they unpack the first grouping, that
+    grouping reruns too (still running, or ended and rerun by the scheduler from its inputs)."""
+    import logging
+
+    import distributed
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from lemur_corpus.pipelines.build import RUNNER_ALIASES
+
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    marker = tmp_path / "killed"
+    want = [(k, [n for n in range(640) if n % 5 == k]) for k in range(5)]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        opts = PipelineOptions([f"--runner={RUNNER_ALIASES['DaskRunner']}",
+                                f"--dask_client_address={cluster.scheduler_address}", "--dask_shuffle=p2p"])
+        with beam.Pipeline(options=opts) as p:
+            assert_that(regrouped_with_a_kill(str(marker), where)(p), equal_to(want))
+    assert marker.exists()  # a worker was killed
