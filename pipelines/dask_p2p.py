@@ -420,7 +420,8 @@ class Chain:
         tasks (each transfer task is then that grouping's unpack task too), on each input of the
         Flatten it reads, or on its base. A restarted shuffle reruns its transfer tasks; where they
         unpack another grouping whose run has ended, the scheduler reruns that grouping first (its
-        barrier is a dependency of theirs), as it reran the unpack tasks they read before."""
+        barrier is a dependency of theirs), as it reran the unpack tasks they read before
+        (tests/test_dask_streaming.py kills a worker in either grouping)."""
         if self.grouping is not None:
             if not TRANSFER_FROM_UNPACK:  # the baseline: the unpack tasks' outputs, held until transferred
                 return [Source(self.bag())]
