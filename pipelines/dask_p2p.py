@@ -213,7 +213,8 @@ of it, goes to the shuffle piece by piece as they make it (`stream_steps`), so a
 piece's items and table, not its whole output and that output's table too. dedup's verification
 pairs are made in the unpack tasks of the join before them, each payload copied to every later
 document it is paired with; a million-document build's worker peaks were reached while such a task
-held them all."""
+held them all. The size trades a piece's memory (items of a few KB at most: a document's shingles)
+against a shuffle message and table per piece."""
 
 
 TRANSFER_FROM_UNPACK = True
