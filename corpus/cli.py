@@ -41,9 +41,9 @@ def setup_logging(verbose: bool) -> None:
     for noisy in ("apache_beam", "distributed", "datasets", "urllib3", "httpx"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.ERROR)
     # distributed sets its loggers' levels from dask's config when it is first imported (after this:
-    # the runner imports it), to INFO, and a Dask build then printed the scheduler's routine lines (a
-    # warning per P2P shuffle, some eighty in the default build); the config, set here, also reaches
-    # the worker processes of the LocalCluster the runner starts. A user's own setting wins.
+    # the runner imports it), to INFO, and a Dask build then printed the scheduler's routine lines (its
+    # start, two warnings per P2P shuffle); the config, set here, also reaches the worker processes of
+    # the LocalCluster the runner starts. A user's own setting wins.
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "info" if verbose else "error")
     # Beam logs a failed bundle's traceback at ERROR before the error reaches us; the user gets our one
     # line for it (and the traceback with --debug), so without --debug Beam speaks only when it is fatal.
