@@ -245,17 +245,17 @@ def regrouped_with_a_kill(marker: str, where: str) -> t.Callable[[beam.Pipeline]
 def test_a_worker_killed_during_a_grouping_of_a_groupings_output_gives_the_same_groups(tmp_path, where: str) -> None:  # type: ignore[no-untyped-def]
     """A restarted shuffle reruns its transfer tasks; where they unpack the first grouping, that
     grouping reruns too (still running, or ended and rerun by the scheduler from its inputs)."""
-    import logging
-
     import distributed
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from lemur_corpus.pipelines.build import RUNNER_ALIASES
+    from lemur_corpus.pipelines.interrupts import quiet_logger
 
-    logging.getLogger("distributed").setLevel(logging.CRITICAL)
     marker = tmp_path / "killed"
     want = [(k, [n for n in range(640) if n % 5 == k]) for k in range(5)]
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+    with (quiet_logger("distributed"),  # the scheduler's account of the lost worker and the restarts
+          distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                   dashboard_address=":0") as cluster):
         opts = PipelineOptions([f"--runner={RUNNER_ALIASES['DaskRunner']}",
                                 f"--dask_client_address={cluster.scheduler_address}", "--dask_shuffle=p2p"])
         with beam.Pipeline(options=opts) as p:
