@@ -45,16 +45,23 @@ class ShardDoc:
     tokens: np.ndarray
 
 
-class _HashingWriter:
+class HashingWriter:
+    """A binary file that also hashes (sha256) and counts the bytes written to it, for a file's
+    record without reading the file back."""
+
     def __init__(self, handle: BinaryIO) -> None:
         self.handle = handle
         self.sha = hashlib.sha256()
         self.size = 0
 
-    def write(self, data: bytes | memoryview) -> None:
+    def write(self, data: bytes | memoryview) -> int:
         self.handle.write(data)
         self.sha.update(data)
         self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self.handle.flush()
 
 
 def index_bytes(lengths: np.ndarray, dtype: np.dtype, pointers: np.ndarray | None = None) -> bytes:
@@ -97,7 +104,7 @@ def write_shard(prefix: str, name: str, docs: Iterable[ShardDoc], dtype: np.dtyp
     docs_by_source: dict[str, int] = {}
     index_lines: list[bytes] = []
     with atomic_writer(prefix + ".bin") as handle:
-        writer = _HashingWriter(handle)
+        writer = HashingWriter(handle)
         for doc in docs:
             tokens = np.ascontiguousarray(doc.tokens, dtype=dtype)
             writer.write(memoryview(tokens).cast("B"))  # type: ignore[arg-type]  # numpy stubs: __buffer__ only on 3.12+
@@ -140,7 +147,7 @@ def write_bin(path: str, name: str, arrays: Iterable[np.ndarray],
     """Token arrays back to back in one `.bin` (no index): (its file record, each array's byte offset)."""
     pointers: list[int] = []
     with atomic_writer(path) as handle:
-        writer = _HashingWriter(handle)
+        writer = HashingWriter(handle)
         for tokens in arrays:
             pointers.append(writer.size)
             writer.write(memoryview(np.ascontiguousarray(tokens, dtype=dtype)).cast("B"))  # type: ignore[arg-type]  # numpy stubs: __buffer__ only on 3.12+

@@ -53,7 +53,7 @@ from lemur_corpus.pipelines.ledger import Accounting, DocumentStage, StageFn, ac
 from lemur_corpus.pipelines.mix import Mix
 from lemur_corpus.pipelines.profile import profile_from_metrics, run_profile
 from lemur_corpus.pipelines.read import ReadInputs
-from lemur_corpus.pipelines.shard import DROPS_DIR, SHARDS_DIR, RemoveSpills, WriteDropLog, WriteShards
+from lemur_corpus.pipelines.shard import DROPS_DIR, SHARDS_DIR, RemoveSpills, WriteDropLog, WriteShards, drop_log_parts
 from lemur_corpus.pipelines.tokenize import Tokenize
 from lemur_corpus.pipelines.tokenize_sampled import TokenizeSampled
 from lemur_corpus.pipelines.variants import MAIN, WriteVariantShards, bytes_added, variant_dir
@@ -494,7 +494,7 @@ def construct(p: beam.Pipeline, plan: BuildPlan) -> None:
     filtered = normalized.docs | "Filter" >> FilterStage(config.filters, input_chains(config.inputs),
                                                      input_kinds(config))
     specs = against_specs(config.dedup, plan.against, near_params(config.dedup)) if plan.against else None
-    planned = planned_documents(plan.tasks, config.inputs)  # sizes dedup's bucket groups, decides nothing
+    planned = planned_documents(plan.tasks, config.inputs)  # sizes dedup's bucket groups and the drop log's files
     deduped = filtered.docs | "Dedup" >> Dedup(config.dedup, planned, plan.index, specs)
     spill_folder = join(plan.out_dir, SHARDS_DIR)
     if tokenizes_sampled(config):  # only what the mixture can sample (lemur_corpus.partial_pools)
@@ -509,7 +509,8 @@ def construct(p: beam.Pipeline, plan: BuildPlan) -> None:
         read.file_errors, mixed.plan, homes=bool(config.variants))
     shards = mixed.copies | "WriteShards" >> main_shards
     ledger = gather(p, [read, normalized, filtered, deduped, tokenized])
-    drop_logs = ledger.drops | "WriteDropLog" >> WriteDropLog(plan.out_dir, config.shards.log_files, read.file_errors)
+    drop_logs = ledger.drops | "WriteDropLog" >> WriteDropLog(
+        plan.out_dir, drop_log_parts(sum(planned.values()), config.shards.log_files), read.file_errors)
     accounting = ledger | "Accounting" >> Accounting()
     first_bad = read.drops | "FirstBadRecords" >> beam.CombineGlobally(FirstBadRecordsFn())
     spill_readers: list[beam.PCollection] = []  # what else reads spilled token ids

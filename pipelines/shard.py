@@ -37,7 +37,7 @@ from lemur_corpus.mixture import MixturePlan
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
 from lemur_corpus.pipelines.profile import WRITE, profiled
 from lemur_corpus.pipelines.tokenize import TokenizedDoc
-from lemur_corpus.shards import ShardDoc, token_digest, write_bin, write_shard
+from lemur_corpus.shards import HashingWriter, ShardDoc, token_digest, write_bin, write_shard
 from lemur_corpus.token_spill import read_spilled, remove_spills
 
 log = logging.getLogger("corpus")
@@ -264,13 +264,42 @@ class RemoveSpills(beam.PTransform):
 
 
 DROP_LOG_RECORDS_PER_FILE = 100_000
-"""A drop-log part is sorted in one worker's memory (a record is a few hundred bytes, its detail at
-most 500 characters): past `shards.log_files` parts, one more part per this many drops keeps a
-worker's share bounded however many documents are dropped."""
+"""Documents the driver plans (`sources.planned_documents`: every input document, an estimate made
+before anything is read) per drop-log part, past `shards.log_files` parts: a document is dropped at
+most once, so a part holds about this many records at most (as the estimate is right) however large
+the build. The parts are fixed before the run, not counted from the drops, so that each stage's
+drops go to the drop log's grouping as they are made instead of waiting in the workers' memory for
+the last stage's (a million documents of `benchmarks/scale.py` held every filter's drops through
+dedup and tokenize)."""
+DROP_LOG_CHUNK_BYTES = 1 << 20
+"""A drop-log part's lines go to its compressor this many bytes at a time: the part's records are
+all a worker holds, not their lines, the lines joined and the compressed file besides."""
 
 
-def drop_log_parts(drops: int, minimum: int) -> int:
-    return max(minimum, math.ceil(drops / DROP_LOG_RECORDS_PER_FILE))
+def drop_log_parts(planned_documents: int, minimum: int) -> int:
+    """The drop log's files: `minimum` (`shards.log_files`), or one per `DROP_LOG_RECORDS_PER_FILE`
+    planned documents where that is more."""
+    return max(minimum, math.ceil(planned_documents / DROP_LOG_RECORDS_PER_FILE))
+
+
+def drop_order(drop: Drop) -> tuple[str, str, str, str, str, str]:
+    """Where a record goes in its drop-log part: by stage, group and reason, then by document."""
+    return drop.stage, drop.group, drop.reason, drop.id, drop.origin, drop.detail
+
+
+def jsonl_chunks(drops: list[Drop], chunk_bytes: int = DROP_LOG_CHUNK_BYTES) -> Iterator[bytes]:
+    """The records as JSON lines, in order, UTF-8, in pieces of about `chunk_bytes` (whole lines)."""
+    lines: list[str] = []
+    held = 0
+    for drop in drops:
+        line = json.dumps(drop.to_dict(), ensure_ascii=False, sort_keys=True)
+        lines.append(line)
+        held += len(line) + 1
+        if held >= chunk_bytes:
+            yield ("\n".join(lines) + "\n").encode("utf-8")
+            lines, held = [], 0
+    if lines:
+        yield ("\n".join(lines) + "\n").encode("utf-8")
 
 
 class WriteDropLogFn(beam.DoFn):
@@ -284,36 +313,33 @@ class WriteDropLogFn(beam.DoFn):
             yield self._write(*element, parts)
 
     def _write(self, part: int, drops: list[Drop], parts: int) -> dict[str, Any]:
-        drops = sorted(drops, key=lambda d: (d.stage, d.group, d.reason, d.id, d.origin, d.detail))
-        lines = "\n".join(json.dumps(d.to_dict(), ensure_ascii=False, sort_keys=True) for d in drops) + "\n"
-        blob = zstandard.ZstdCompressor(level=10).compress(lines.encode("utf-8"))
+        drops = sorted(drops, key=drop_order)
         folder = join(self.out_dir, DROPS_DIR)
         makedirs(folder)
         name = f"drops-{part:05d}-of-{parts:05d}.jsonl.zst"
         with atomic_writer(join(folder, name)) as handle:
-            handle.write(blob)
-        return {"path": f"{DROPS_DIR}/{name}", "records": len(drops), "bytes": len(blob),
-                "sha256": hashlib.sha256(blob).hexdigest()}
+            written = HashingWriter(handle)
+            compressor = zstandard.ZstdCompressor(level=10)
+            with compressor.stream_writer(written, closefd=False) as compressed:  # type: ignore[arg-type]  # it writes and flushes only
+                for chunk in jsonl_chunks(drops):
+                    compressed.write(chunk)
+        return {"path": f"{DROPS_DIR}/{name}", "records": len(drops), "bytes": written.size,
+                "sha256": written.sha.hexdigest()}
 
 
 class WriteDropLog(beam.PTransform):
-    """Drops -> the drop log in `drop_log_parts` files (a drop's part is a hash of its id, or of its
-    origin), one record per file written; none when the build has file errors."""
+    """Drops -> the drop log in `parts` files (`drop_log_parts`; a drop's part is a hash of its id,
+    or of its origin), one record per file written; none when the build has file errors."""
 
-    def __init__(self, out_dir: str, min_parts: int, file_errors: beam.PCollection) -> None:
+    def __init__(self, out_dir: str, parts: int, file_errors: beam.PCollection) -> None:
         super().__init__()
-        self.out_dir, self.min_parts, self.file_errors = out_dir, min_parts, file_errors
+        self.out_dir, self.parts, self.file_errors = out_dir, parts, file_errors
 
     def expand(self, drops: beam.PCollection) -> beam.PCollection:
-        parts = beam.pvalue.AsSingleton(
-            drops
-            | "Count" >> beam.combiners.Count.Globally()
-            | "Parts" >> beam.Map(drop_log_parts, self.min_parts)
-        )
+        parts = self.parts
         return (
             drops
-            | "Key" >> beam.Map(lambda d, n: (xxhash.xxh64_intdigest((d.id or d.origin).encode("utf-8")) % n, d),
-                                n=parts)
+            | "Key" >> beam.Map(lambda d: (xxhash.xxh64_intdigest((d.id or d.origin).encode("utf-8")) % parts, d))
             | "Group" >> beam.GroupByKey()
             | "Write" >> beam.ParDo(WriteDropLogFn(self.out_dir), file_errors=beam.pvalue.AsList(self.file_errors),
                                     parts=parts)

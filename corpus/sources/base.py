@@ -87,8 +87,8 @@ BYTES_PER_PLANNED_DOCUMENT = 1_000
 """Input bytes per document when the driver plans sizes before reading (`planned_documents`). For
 every compressed real input in ../shared/data, bytes / 1,000 is its documents within a factor of 3
 either way (tests/test_sources.py checks it; the low side a file of near-duplicates, which compress
-into each other). A step sized from it is as much smaller or larger than its target; nothing it
-decides depends on it."""
+into each other). A step sized from it is as much smaller or larger than its target; what the build
+keeps does not depend on it (the drop log's split into files does, as the same inputs plan the same)."""
 UNSIZED_TASK_DOCUMENTS = 100_000
 """Documents assumed for a task whose size the driver cannot know (a streamed Hugging Face shard,
 typically one Parquet file of 10^4-10^6 rows)."""
@@ -98,7 +98,8 @@ def planned_documents(tasks: Sequence[ReadTask], inputs: Sequence[InputConfig]) 
     """An estimate, made before anything is read, of the documents each kind's read tasks hold: a file's
     bytes / `BYTES_PER_PLANNED_DOCUMENT`, `UNSIZED_TASK_DOCUMENTS` for a task of unknown size, at most
     `limit_per_file` per task, one per file of a local-environment batch. It sizes work (dedup's
-    bucket groups), never decides anything: every output is the same whatever it says."""
+    bucket groups, the drop log's files), never decides what a document becomes: every shard and
+    every drop is the same whatever it says."""
     by_name = {inp.name: inp for inp in inputs}
     planned: dict[str, int] = {}
     for task in tasks:
