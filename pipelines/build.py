@@ -511,7 +511,7 @@ def construct(p: beam.Pipeline, plan: BuildPlan) -> None:
     ledger = gather(p, [read, normalized, filtered, deduped, tokenized])
     drop_logs = ledger.drops | "WriteDropLog" >> WriteDropLog(
         plan.out_dir, drop_log_parts(sum(planned.values()), config.shards.log_files), read.file_errors)
-    accounting = ledger | "Accounting" >> Accounting()
+    accounting = ledger.tallies | "Accounting" >> Accounting(ledger.drops)
     first_bad = read.drops | "FirstBadRecords" >> beam.CombineGlobally(FirstBadRecordsFn())
     spill_readers: list[beam.PCollection] = []  # what else reads spilled token ids
     if config.variants:  # one more stage, only in builds with variants (docs/design.md, Variants)

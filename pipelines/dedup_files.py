@@ -297,7 +297,8 @@ def construct(p: beam.Pipeline, config: BuildConfig, kind: str, out_dir: str, id
     docs = read.docs | "AsCommandDocuments" >> beam.Map(as_command_document, kind)
     planned = {kind: sum(planned_documents(tasks, config.inputs).values())}  # every document is `kind` here
     decided = docs | "Decide" >> DedupDecide(config.dedup, planned, against, keep_nodes=index is not None)
-    accounting = gather(p, [read]) | "Accounting" >> Accounting()  # every record read is kept or dropped
+    ledger = gather(p, [read])
+    accounting = ledger.tallies | "Accounting" >> Accounting(ledger.drops)  # every record read is kept or dropped
     # Texts stay where they were read: decisions travel to their read task, which reads its file again.
     places = docs | "Places" >> beam.Map(lambda d: (d.id, (task_of(d.origin, task_index), d.origin)))
     joined = {"at": places, "decision": decided.removed}

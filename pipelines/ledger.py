@@ -164,20 +164,29 @@ class DocumentStage(beam.PTransform):
 
 
 class Ledger(NamedTuple):
-    """Every stage's accounting outputs, flattened: all tallies and all drops of the build."""
+    """Every stage's accounting outputs: all tallies of the build flattened, and each stage's drops."""
 
     tallies: beam.PCollection
-    drops: beam.PCollection
+    drops: tuple[beam.PCollection, ...]
+    """Each stage's drops, not flattened: a reader applies its first step to each (`each_stage`), so
+    that a distributed runner runs it with the stage that made them. One Flatten of every stage's
+    drops held each stage's until the last stage had made its own (a Flatten's partition waits for
+    all of its inputs)."""
 
 
 def gather(p: beam.Pipeline, stages: Sequence[Any]) -> Ledger:
-    """The stages' outputs (anything with `tallies` and `drops`) flattened into one `Ledger`."""
-    drops = [s.drops for s in stages if s.drops is not None] or [p | "NoDrops" >> beam.Create([])]
+    """The stages' outputs (anything with `tallies` and `drops`) as one `Ledger`."""
+    drops = tuple(s.drops for s in stages if s.drops is not None) or (p | "NoDrops" >> beam.Create([]),)
     tallies = [s.tallies for s in stages]
     # one stage's outputs as they are: a Flatten of one collection would still be a step (a stage's
     # boundary on the DirectRunner, between two Flattens)
-    return Ledger(tallies[0] if len(tallies) == 1 else tallies | "AllTallies" >> beam.Flatten(),
-                  drops[0] if len(drops) == 1 else drops | "AllDrops" >> beam.Flatten())
+    return Ledger(tallies[0] if len(tallies) == 1 else tallies | "AllTallies" >> beam.Flatten(), drops)
+
+
+def each_stage(drops: Sequence[beam.PCollection], label: str, step: Callable[[], beam.PTransform]) -> beam.PCollection:
+    """`step()` applied to each stage's drops (labelled `label` and the stage's number), flattened."""
+    outs = [stage_drops | f"{label}{i}" >> step() for i, stage_drops in enumerate(drops)]
+    return outs[0] if len(outs) == 1 else outs | f"{label}All" >> beam.Flatten()
 
 
 class TallyDropsFn(beam.DoFn):
@@ -200,13 +209,18 @@ class TallyDropsFn(beam.DoFn):
 
 
 class Accounting(beam.PTransform):
-    """A `Ledger` -> the accounting table {(stage, group, key): (docs, bytes)}: one element, or none
-    for a ledger without tallies (read it with `accounting_side_input`)."""
+    """A ledger's tallies -> the accounting table {(stage, group, key): (docs, bytes)}, with its
+    `drops` (`Ledger.drops`) tallied too: one element, or none for a ledger without tallies (read it
+    with `accounting_side_input`)."""
 
-    def expand(self, ledger: Ledger) -> beam.PCollection:
-        drop_tallies = ledger.drops | "TallyDrops" >> beam.ParDo(TallyDropsFn())
+    def __init__(self, drops: Sequence[beam.PCollection]) -> None:
+        super().__init__()
+        self.drops = tuple(drops)
+
+    def expand(self, tallies: beam.PCollection) -> beam.PCollection:
+        drop_tallies = each_stage(self.drops, "TallyDrops", lambda: beam.ParDo(TallyDropsFn()))
         return (
-            (ledger.tallies, drop_tallies)
+            (tallies, drop_tallies)
             | "Flatten" >> beam.Flatten()
             # no default element: Beam's default costs a stage of its own; `accounting_side_input`
             # reads an empty ledger as the empty table instead

@@ -34,6 +34,7 @@ import zstandard
 from lemur_corpus.accounting import Drop
 from lemur_corpus.io import atomic_writer, delete_if_present, join, makedirs, read_raw_bytes
 from lemur_corpus.mixture import MixturePlan
+from lemur_corpus.pipelines.ledger import each_stage
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
 from lemur_corpus.pipelines.profile import WRITE, profiled
 from lemur_corpus.pipelines.tokenize import TokenizedDoc
@@ -328,18 +329,20 @@ class WriteDropLogFn(beam.DoFn):
 
 
 class WriteDropLog(beam.PTransform):
-    """Drops -> the drop log in `parts` files (`drop_log_parts`; a drop's part is a hash of its id,
-    or of its origin), one record per file written; none when the build has file errors."""
+    """Each stage's drops (`ledger.Ledger.drops`) -> the drop log in `parts` files (`drop_log_parts`;
+    a drop's part is a hash of its id, or of its origin), one record per file written; none when the
+    build has file errors. Each stage's drops are keyed on their own, so that a distributed runner
+    sends them to the grouping as the stage makes them."""
 
     def __init__(self, out_dir: str, parts: int, file_errors: beam.PCollection) -> None:
         super().__init__()
         self.out_dir, self.parts, self.file_errors = out_dir, parts, file_errors
 
-    def expand(self, drops: beam.PCollection) -> beam.PCollection:
+    def expand(self, drops: tuple[beam.PCollection, ...]) -> beam.PCollection:
         parts = self.parts
         return (
-            drops
-            | "Key" >> beam.Map(lambda d: (xxhash.xxh64_intdigest((d.id or d.origin).encode("utf-8")) % parts, d))
+            each_stage(drops, "Key", lambda: beam.Map(
+                lambda d: (xxhash.xxh64_intdigest((d.id or d.origin).encode("utf-8")) % parts, d)))
             | "Group" >> beam.GroupByKey()
             | "Write" >> beam.ParDo(WriteDropLogFn(self.out_dir), file_errors=beam.pvalue.AsList(self.file_errors),
                                     parts=parts)

@@ -79,13 +79,15 @@ def test_parts_follow_the_planned_documents_not_the_drops() -> None:
     assert drop_log_parts(10 * DROP_LOG_RECORDS_PER_FILE + 1, 4) == 11
 
 
-def test_the_grouping_reads_drops_without_waiting_for_a_count(tmp_path: Path) -> None:
+def test_each_stages_drops_are_keyed_on_their_own_without_waiting_for_a_count(tmp_path: Path) -> None:
     """A drop's part needs nothing but the drop: no side input (a count of every stage's drops kept
-    each stage's drops in the workers' memory until the last stage's were made)."""
+    each stage's drops in the workers' memory until the last stage's were made), and no Flatten
+    before the key (a Flatten's partition waits for every stage's)."""
     logged = drops(500)
     with beam.Pipeline() as p:
         file_errors = p | "NoErrors" >> beam.Create([])
-        records = p | beam.Create(logged) | "WriteDropLog" >> WriteDropLog(str(tmp_path), 3, file_errors)
+        stages = (p | "Filter" >> beam.Create(logged[:200]), p | "Dedup" >> beam.Create(logged[200:]))
+        records = stages | "WriteDropLog" >> WriteDropLog(str(tmp_path), 3, file_errors)
         written = records | beam.combiners.ToList()
 
         def check(values: list[list[dict]]) -> None:
@@ -94,7 +96,9 @@ def test_the_grouping_reads_drops_without_waiting_for_a_count(tmp_path: Path) ->
             assert sum(f["records"] for f in files) == 500
 
         assert_that(written, check)
-    key_step = next(t for t in p.transforms_stack[0].parts if t.full_label == "WriteDropLog").parts[0]
-    assert key_step.full_label == "WriteDropLog/Key" and not key_step.side_inputs
+    writer = next(t for t in p.transforms_stack[0].parts if t.full_label == "WriteDropLog")
+    keys = [t for t in writer.parts if t.full_label.startswith("WriteDropLog/Key")]
+    assert [t.full_label for t in keys] == ["WriteDropLog/Key0", "WriteDropLog/Key1", "WriteDropLog/KeyAll"]
+    assert not any(t.side_inputs for t in keys)  # each stage's drops keyed on their own, then flattened
     logged_lines = [line for path in sorted(tmp_path.glob("drops/*.jsonl.zst")) for line in lines_of(path)]
     assert sorted(logged_lines) == sorted(json.dumps(d.to_dict(), ensure_ascii=False, sort_keys=True) for d in logged)

@@ -210,14 +210,14 @@ def test_each_stage_is_one_composite_at_the_top_of_the_graph(tmp_path: Path) -> 
     p = beam.Pipeline(options=PipelineOptions([]))
     construct(p, prepare(config, str(tmp_path)))
     top = [t.full_label for t in p.transforms_stack[0].parts]
-    assert top == ["Read", "Normalize", "Filter", "Dedup", "Tokenize", "Mix", "WriteShards", "AllTallies", "AllDrops",
+    assert top == ["Read", "Normalize", "Filter", "Dedup", "Tokenize", "Mix", "WriteShards", "AllTallies",
                    "WriteDropLog", "Accounting", "FirstBadRecords", "RemoveSpills", "WriteManifest"]
 
     variants = slice_config(code_rows=20, web_rows=10, variants=[{"name": "r5", "code_text_ratio": 5}])
     p = beam.Pipeline(options=PipelineOptions([]))
     construct(p, prepare(variants, str(tmp_path / "variants")))
     top = [t.full_label for t in p.transforms_stack[0].parts]
-    assert top == ["Read", "Normalize", "Filter", "Dedup", "Tokenize", "Mix", "WriteShards", "AllTallies", "AllDrops",
+    assert top == ["Read", "Normalize", "Filter", "Dedup", "Tokenize", "Mix", "WriteShards", "AllTallies",
                    "WriteDropLog", "Accounting", "FirstBadRecords", "WriteVariantShards", "RemoveSpills",
                    "WriteVariantManifests", "WriteManifest"]
     assert _graph(p).not_feeding_last() == []  # the variants' sinks feed the main manifest too
