@@ -39,7 +39,7 @@ at the larger size over the smaller one, against the ratio of documents.
 
 What a worker can hold, by design (and where the bound is stated): one document per stage step; a
 shard's members (`shards.target_tokens` tokens, plus their texts with `write_jsonl`); one drop-log
-part (at most `pipelines/shard.py: DROP_LOG_RECORDS_PER_FILE` records); a dedup bucket's ids and a
+part (about `pipelines/shard.py: DROP_LOG_RECORDS_PER_FILE` records at most); a dedup bucket's ids and a
 root's candidates' signatures; the mixture's boundary bin (1/65,536 of a source's documents) and one
 65,536-bin histogram per source; a near-duplicate component (the largest, `max_component_size` in the
 manifest's dedup statistics, is printed here; components are found by distributed star

@@ -13,8 +13,9 @@ per-document drop log, spread over a few files by a hash of the id.
 
 Memory per worker: one part's members (about `PART_TOKENS` tokens: holding one shard's members
 would hold a `configs/lemur.yaml` shard of 1B tokens, over 10 GB), a shard's index lines (and the
-texts when `write_jsonl` is set), or one drop-log part (at most `DROP_LOG_RECORDS_PER_FILE`
-records past the configured minimum of files): none grows with the size of the corpus.
+texts when `write_jsonl` is set), or one drop-log part (about `DROP_LOG_RECORDS_PER_FILE`
+records at most past the configured minimum of files, as the driver's planned documents are right):
+none grows with the size of the corpus.
 """
 
 from __future__ import annotations
