@@ -36,6 +36,7 @@ from lemur_corpus.accounting import Drop
 from lemur_corpus.io import atomic_writer, delete_if_present, join, makedirs, read_raw_bytes
 from lemur_corpus.mixture import MixturePlan
 from lemur_corpus.pipelines.ledger import each_stage
+from lemur_corpus.pipelines.loose_files import json_line
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
 from lemur_corpus.pipelines.profile import WRITE, profiled
 from lemur_corpus.pipelines.tokenize import TokenizedDoc
@@ -274,8 +275,9 @@ drops go to the drop log's grouping as they are made instead of waiting in the w
 the last stage's (a million documents of `benchmarks/scale.py` held every filter's drops through
 dedup and tokenize)."""
 DROP_LOG_CHUNK_BYTES = 1 << 20
-"""A drop-log part's lines go to its compressor this many bytes at a time: the part's records are
-all a worker holds, not their lines, the lines joined and the compressed file besides."""
+"""A drop-log part's lines are joined and go to its compressor this many bytes at a time: a worker
+holds the part's records and their lines once, not the lines, their join and the compressed file
+besides."""
 
 
 def drop_log_parts(planned_documents: int, minimum: int) -> int:
@@ -290,18 +292,19 @@ def drop_order(drop: Drop) -> tuple[str, str, str, str, str, str]:
 
 
 def jsonl_chunks(drops: list[Drop], chunk_bytes: int = DROP_LOG_CHUNK_BYTES) -> Iterator[bytes]:
-    """The records as JSON lines, in order, UTF-8, in pieces of about `chunk_bytes` (whole lines)."""
-    lines: list[str] = []
+    """The records as JSON lines (`loose_files.json_line`), in order, in pieces of about `chunk_bytes`
+    (whole lines)."""
+    chunk: list[bytes] = []
     held = 0
     for drop in drops:
-        line = json.dumps(drop.to_dict(), ensure_ascii=False, sort_keys=True)
-        lines.append(line)
-        held += len(line) + 1
+        line = json_line(drop.to_dict())
+        chunk.append(line)
+        held += len(line)
         if held >= chunk_bytes:
-            yield ("\n".join(lines) + "\n").encode("utf-8")
-            lines, held = [], 0
-    if lines:
-        yield ("\n".join(lines) + "\n").encode("utf-8")
+            yield b"".join(chunk)
+            chunk, held = [], 0
+    if chunk:
+        yield b"".join(chunk)
 
 
 class WriteDropLogFn(beam.DoFn):
@@ -321,9 +324,11 @@ class WriteDropLogFn(beam.DoFn):
         name = f"drops-{part:05d}-of-{parts:05d}.jsonl.zst"
         with atomic_writer(join(folder, name)) as handle:
             written = HashingWriter(handle)
+            chunks = list(jsonl_chunks(drops))
+            size = sum(len(chunk) for chunk in chunks)  # in the frame header, as one-shot compress puts it
             compressor = zstandard.ZstdCompressor(level=10)
-            with compressor.stream_writer(written, closefd=False) as compressed:  # type: ignore[arg-type]  # it writes and flushes only
-                for chunk in jsonl_chunks(drops):
+            with compressor.stream_writer(written, size=size, closefd=False) as compressed:  # type: ignore[arg-type]  # it writes and flushes only
+                for chunk in chunks:
                     compressed.write(chunk)
         return {"path": f"{DROPS_DIR}/{name}", "records": len(drops), "bytes": written.size,
                 "sha256": written.sha.hexdigest()}

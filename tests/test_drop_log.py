@@ -50,9 +50,12 @@ def test_a_part_is_its_records_sorted_one_line_each_and_its_record_describes_the
     assert record["bytes"] == len(blob) and record["sha256"] == hashlib.sha256(blob).hexdigest()
     expected = [json.dumps(d.to_dict(), ensure_ascii=False, sort_keys=True) for d in sorted(logged, key=drop_order)]
     assert lines_of(path) == expected
-    # a streamed frame: any zstd reader, the CLI's `zstdcat` included, reads it to the same text
-    text = zstandard.ZstdDecompressor().stream_reader(blob).read().decode("utf-8")
-    assert text == "\n".join(expected) + "\n"
+    # the frame names its size, so a streaming reader and a one-shot one (`decompress`) both read it
+    text = "\n".join(expected) + "\n"
+    assert zstandard.ZstdDecompressor().stream_reader(blob).read().decode("utf-8") == text
+    assert zstandard.ZstdDecompressor().decompress(blob).decode("utf-8") == text
+    # within one chunk, the bytes one-shot compression gives (the drop files of earlier builds)
+    assert blob == zstandard.ZstdCompressor(level=10).compress(text.encode("utf-8"))
     assert not list(tmp_path.joinpath("drops").glob("*.tmp-*"))  # written under a temporary name, renamed
 
 
