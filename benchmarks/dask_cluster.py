@@ -257,8 +257,11 @@ class DaskCluster:
         shuffles held at that sample, waiting to be sent to other workers or written to its disk:
         the memory limiters of distributed's worker extension "shuffle", capped by
         `distributed.p2p.comm.buffer` and `distributed.p2p.storage.buffer`); the rest is the running
-        task's own objects and what the allocator keeps. A peak shorter than the interval can be
-        missed: `worker_stats` has the exact peak."""
+        task's own objects and what the allocator keeps. `start_mib` (the first sample) and `rises_mib`
+        (per stage, highest first: how far the resident set rose above its highest sample so far while
+        the stage ran) say which stages took it to its peak: the allocator keeps what it took, so the
+        stages that ran after a rise sample as high without having caused it. A peak shorter than the
+        interval can be missed: `worker_stats` has the exact peak."""
         from dask.distributed import Client
 
         stage = _stage_namer()
@@ -268,6 +271,8 @@ class DaskCluster:
 
             page = os.sysconf("SC_PAGE_SIZE")
             highest: dict[str, tuple[int, int, int]] = {}
+            rises: dict[str, int] = {}
+            top = [0, 0]  # the first sample, the highest so far
             labels: dict[str, str] = {}
             stop = threading.Event()
 
@@ -295,17 +300,22 @@ class DaskCluster:
                         name = running()
                         if name and rss > highest.get(name, (0, 0, 0))[0]:
                             highest[name] = (rss, dask_worker.state.nbytes, p2p_buffered())
+                        if name and not top[0]:
+                            top[:] = [rss, rss]
+                        elif name and rss > top[1]:
+                            rises[name] = rises.get(name, 0) + rss - top[1]
+                            top[1] = rss
 
             thread = threading.Thread(target=sample, name="rss-by-running-stage", daemon=True)
             thread.start()
-            dask_worker._lemur_rss_by_stage = (stop, thread, highest)
+            dask_worker._lemur_rss_by_stage = (stop, thread, highest, rises, top)
 
-        def finish(dask_worker: Any) -> dict[str, tuple[int, int, int]]:
-            stop, thread, highest = dask_worker._lemur_rss_by_stage
+        def finish(dask_worker: Any) -> tuple[dict[str, tuple[int, int, int]], dict[str, int], int]:
+            stop, thread, highest, rises, top = dask_worker._lemur_rss_by_stage
             stop.set()
             thread.join()
             del dask_worker._lemur_rss_by_stage
-            return highest  # type: ignore[no-any-return]  # the dict `start` filled
+            return highest, rises, top[0]
 
         result: dict[str, dict[str, Any]] = {}
         with Client(self.address, timeout=10) as client:
@@ -315,14 +325,17 @@ class DaskCluster:
                 yield result
             finally:
                 highest_by_worker = client.run(finish)
-        for address, highest in sorted(highest_by_worker.items(), key=lambda kv: names.get(kv[0], kv[0])):
+        for address, (highest, rises, first) in sorted(highest_by_worker.items(),
+                                                       key=lambda kv: names.get(kv[0], kv[0])):
             ranked = sorted(highest.items(), key=lambda kv: -kv[1][0])
             by_stage = {name: rss / 2**20 for name, (rss, _, _) in ranked}
             top = next(iter(by_stage.items()), ("", 0.0))
             result[names.get(address, address)] = {
                 "peak_mib": top[1], "stage": top[0], "by_stage": by_stage,
                 "held_mib": {name: held / 2**20 for name, (_, held, _) in ranked},
-                "p2p_buffered_mib": {name: buffered / 2**20 for name, (_, _, buffered) in ranked}}
+                "p2p_buffered_mib": {name: buffered / 2**20 for name, (_, _, buffered) in ranked},
+                "start_mib": first / 2**20,
+                "rises_mib": {name: rise / 2**20 for name, rise in sorted(rises.items(), key=lambda kv: -kv[1])}}
 
     def task_seconds(self) -> dict[str, dict[str, float]]:
         """Seconds the cluster's tasks spent so far, by kind of task (the key's prefix, e.g.

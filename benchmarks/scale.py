@@ -386,6 +386,11 @@ def report(count: int, runner: str, workers: int, r: dict) -> None:
               "it held then / bytes in its P2P shuffle buffers): " + "; ".join(
                   f"{stage} {mib:.0f} MiB ({running['held_mib'][stage]:.0f} / {running['p2p_buffered_mib'][stage]:.0f})"
                   for stage, mib in shown))
+        rises = [(stage, mib) for stage, mib in running.get("rises_mib", {}).items() if mib >= 1][:RUNNING_STAGES_SHOWN]
+        if rises:
+            print(f"    {worker}'s resident set from {running['start_mib']:.0f} MiB at the start to its peak, how far "
+                  "it rose past its highest so far while each stage ran: " + "; ".join(
+                      f"{stage} +{mib:.0f} MiB" for stage, mib in rises))
     print_profile(r)
 
 

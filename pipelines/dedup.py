@@ -287,7 +287,7 @@ class Dedup(beam.PTransform):
         counted_out = kept["docs"] | "CountOut" >> CountDocuments(DEDUP, "out")
         tallies = (counted_in, counted_out) | "Tallies" >> beam.Flatten()
         if self.index is not None:
-            written = kept[INDEX] | "WriteIndex" >> WriteIndex(self.index)
+            written = kept[INDEX] | "WriteIndex" >> WriteIndex(self.index, self.planned)
         else:
             written = docs.pipeline | "NoIndex" >> beam.Create([])
         return DedupOutputs(kept["docs"], tallies, kept[DROPS], decided.stats, written)

@@ -310,7 +310,7 @@ def construct(p: beam.Pipeline, config: BuildConfig, kind: str, out_dir: str, id
         | "Locate" >> MultiOutputParDo(LocateFn(), DUPLICATE_IDS, *((INDEX_NODES,) if index else ()),
                                        main="removed")
     )
-    index_written = (located[INDEX_NODES] | "WriteIndex" >> WriteIndex(index) if index is not None
+    index_written = (located[INDEX_NODES] | "WriteIndex" >> WriteIndex(index, planned) if index is not None
                      else p | "NoIndex" >> beam.Create([]))
     # (how many, the first few): none at all when every id is unique
     duplicates = located[DUPLICATE_IDS] | "Duplicates" >> beam.CombineGlobally(DuplicateIdsFn()).without_defaults()

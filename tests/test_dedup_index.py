@@ -9,11 +9,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import apache_beam as beam
 import numpy as np
 import pytest
 
 from lemur_corpus.cli import main
-from lemur_corpus.dedup.config import TextNearDedupConfig
+from lemur_corpus.dedup.config import DedupConfig, TextNearDedupConfig
+from lemur_corpus.dedup.exact import DedupRecord
 from lemur_corpus.dedup.index import (
     SKETCH_BITS,
     DedupIndexError,
@@ -21,8 +23,10 @@ from lemur_corpus.dedup.index import (
     min_sketch_agreements,
     open_index,
     part_bytes,
+    part_name,
     read_part,
     settings_difference,
+    shard_of,
     sketch_band_keys,
     sketch_of,
     sketch_similarity,
@@ -30,6 +34,14 @@ from lemur_corpus.dedup.index import (
     unpack_sketches,
 )
 from lemur_corpus.dedup.minhash import MinHasher
+from lemur_corpus.pipelines.dedup_index import (
+    DEFAULT_PARTS,
+    PLANNED_DOCUMENTS_PER_PART,
+    IndexTarget,
+    WriteIndex,
+    index_parts,
+)
+from lemur_corpus.pipelines.dedup_near import near_params
 from tests.conftest import SHARED_DATA, read_jsonl, shared_path
 
 THRESHOLD = 0.8
@@ -89,6 +101,34 @@ def test_part_files_are_deterministic_and_round_trip() -> None:
     assert table_rows(read_part(data, "x")) == sorted(rows, key=lambda r: (r[0], r[2]))
     with pytest.raises(DedupIndexError, match="x.parquet: not readable Parquet"):
         read_part(data[: len(data) // 2], "x.parquet")
+
+
+def test_a_kinds_parts_follow_the_documents_planned_for_it(tmp_path: Path) -> None:
+    """More planned documents, more parts (at least `DEFAULT_PARTS`): a part holds about as many rows
+    however large the corpus; each row lands in the part `shard_of` names, once, and the index opens
+    whole (every file the header lists, checked)."""
+    assert [index_parts(n) for n in (0, 1, DEFAULT_PARTS * PLANNED_DOCUMENTS_PER_PART)] == [DEFAULT_PARTS] * 3
+    assert index_parts(DEFAULT_PARTS * PLANNED_DOCUMENTS_PER_PART + 1) == DEFAULT_PARTS + 1
+    assert index_parts(10 * PLANNED_DOCUMENTS_PER_PART) == 10
+    assert index_parts(0, minimum=1) == 1
+    dedup = DedupConfig()
+    params = near_params(dedup)
+    settings = {kind: index_settings(kind, dedup.near(kind), params.get(kind)) for kind in ("code", "text")}
+    target = IndexTarget(str(tmp_path), "b1", settings)
+    nodes = [(DedupRecord(f"doc-{i}", "code", "stack", f"{i:032x}", 10, 0), bytes([i % 256]) * 64) for i in range(300)]
+    planned = {"code": 6 * PLANNED_DOCUMENTS_PER_PART + 1}  # 7 parts; no text planned: the least
+    with beam.Pipeline() as p:
+        _ = p | beam.Create(nodes) | WriteIndex(target, planned)
+    code, text = open_index(str(tmp_path), "code", settings["code"]), open_index(str(tmp_path), "text")
+    assert [Path(path).name for path, _ in code.files()] == [part_name(i, 7) for i in range(7)]
+    assert [Path(path).name for path, _ in text.files()] == [part_name(i, DEFAULT_PARTS) for i in range(DEFAULT_PARTS)]
+    assert (code.header["documents"], text.header["documents"]) == (300, 0)
+    seen = []
+    for number, (path, _) in enumerate(code.files()):
+        rows = table_rows(read_part(Path(path).read_bytes(), path))
+        assert rows and all(shard_of("b1", row[2], 7) == number for row in rows)
+        seen += [row[2] for row in rows]
+    assert sorted(seen) == sorted(record.id for record, _ in nodes)
 
 
 # --- `corpus dedup --against`: a chain of dumps ---------------------------------------------------

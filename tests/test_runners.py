@@ -569,6 +569,9 @@ def test_a_real_dask_cluster_over_tcp_writes_the_direct_runners_bytes(tmp_path: 
     for (name, worker), exact in zip(sorted(running.items()), stats, strict=True):
         assert 100 < worker["peak_mib"] <= exact["peak_rss_mib"] + 1, name
         assert worker["stage"] in worker["by_stage"] and worker["peak_mib"] == max(worker["by_stage"].values())
+        # the rises add up to the way from the first sample to the highest one, each by a stage that ran
+        assert set(worker["rises_mib"]) <= set(worker["by_stage"]), name
+        assert sum(worker["rises_mib"].values()) == pytest.approx(worker["peak_mib"] - worker["start_mib"], abs=1e-6)
     stages = {stage for worker in running.values() for stage in worker["by_stage"]}
     assert any("/" in stage for stage in stages), stages  # a Beam transform's label, e.g. Read/Read/Run
     assert output_digest(tmp_path / "cluster") == output_digest(tmp_path / "direct")
