@@ -26,7 +26,8 @@ its bundle, and `BucketPairsFn` at most `PAIRS_PER_FLUSH` pairs; the join holds 
 payload and the ids of the distinct later documents paired with it (all of a bucket's members for
 one of its first `bucket_window`: ids only); a verification group holds one document
 and the payloads of the documents before it it is verified against (at most 2 x bucket_window per
-bucket it shares, counted as `max_verify_group`); the components steps hold one node's neighbours;
+bucket it shares, counted as `max_verify_group`), and a bundle of them one record's fields per
+document with an edge (sent once when the bundle ends); the components steps hold one node's neighbours;
 the walk holds one component (or one part of `max_component_size` documents) and its edges. Nothing
 holds the whole edge list.
 """
@@ -66,7 +67,7 @@ from lemur_corpus.pipelines.dedup_common import (
     removed_outputs,
     tagged_stat,
 )
-from lemur_corpus.pipelines.dedup_components import ConnectedComponents, Label
+from lemur_corpus.pipelines.dedup_components import ConnectedComponents, Label, Name
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
 from lemur_corpus.pipelines.profile import COMPONENTS, MINHASH, profiled
 
@@ -304,8 +305,15 @@ class RoutePayloadFn(beam.DoFn):
 
 class VerifyFn(beam.DoFn):
     """A later document's payload and those of the earlier documents paired with it: each pair's
-    similarity; the edges that reach the threshold go to the components (as names, keyed both ways)
-    and to the walk (as the later document's edges, with the records of both ends on `RECORDS`)."""
+    similarity; the edges that reach the threshold go to the components (as names (earlier, later),
+    once: `both_ways` keys them both ways as they leave) and to the walk (as the later document's
+    edges, and on `RECORDS` the record of every document with an edge once per bundle, when it ends).
+
+    An earlier document is paired with many later ones in a large cluster (up to `bucket_window` per
+    bucket): its record went out once per edge, and a name twice per edge, and on Dask a grouping's
+    partition is one bundle whose outputs wait whole for their readers (`benchmarks/scale.py --runner
+    dask-cluster`: dedup's `Verify` among what raised the workers' memory most at a million
+    documents). Per bundle it holds one record's fields per document with an edge."""
 
     def __init__(self, config: DedupConfig) -> None:
         self.config = config
@@ -313,6 +321,22 @@ class VerifyFn(beam.DoFn):
     def setup(self) -> None:
         self.verifiers = {kind: Verifier(near.verify, near.threshold)
                           for kind in KINDS if (near := self.config.near(kind)).enabled}
+
+    def start_bundle(self) -> None:
+        self.records: dict[str, Payload] = {}
+        """id → the payload whose record goes out for it (an id read twice: the smallest hash's, as
+        `first_payload` picks and `GroupMemberFn` across bundles), its fields only (no shingles)."""
+
+    def _note(self, doc_id: str, payload: Payload) -> None:
+        held = self.records.get(doc_id)
+        if held is None or payload_hash(payload) < payload_hash(held):
+            self.records[doc_id] = (payload[0],)
+
+    def finish_bundle(self) -> Iterator[Any]:
+        records, self.records = self.records, {}
+        for doc_id in sorted(records):
+            yield beam.pvalue.TaggedOutput(
+                RECORDS, WindowedValue((doc_id, payload_record(records[doc_id])), 0, GLOBAL_WINDOWS))
 
     @profiled(MINHASH)
     def process(self, element: tuple[str, Iterable[tuple[str, Payload]]]) -> Iterator[Any]:
@@ -329,6 +353,7 @@ class VerifyFn(beam.DoFn):
         ids = sorted(earlier)
         record = payload_record(mine)
         kind, source = record.kind, record.source
+        name = (kind, *mine[PAYLOAD_KEEP])
         yield tagged_stat("near", kind, "max_verify_group", len(ids))
         yield tagged_stat("near", kind, "candidate_pairs", len(ids))
         yield tagged_stat("near_by_source", source, "candidate_pairs", len(ids))
@@ -340,13 +365,17 @@ class VerifyFn(beam.DoFn):
             yield tagged_stat("near_by_source", source, metric)
             if is_edge:
                 edges.append((doc_id, similarity))
-                yield beam.pvalue.TaggedOutput(RECORDS, (doc_id, payload_record(earlier[doc_id])))
-                a, b = (kind, *earlier[doc_id][PAYLOAD_KEEP]), (kind, *mine[PAYLOAD_KEEP])
-                yield beam.pvalue.TaggedOutput(NAMES, (a, b))
-                yield beam.pvalue.TaggedOutput(NAMES, (b, a))
+                self._note(doc_id, earlier[doc_id])
+                yield beam.pvalue.TaggedOutput(NAMES, ((kind, *earlier[doc_id][PAYLOAD_KEEP]), name))
         if edges:
             yield later, edges
-            yield beam.pvalue.TaggedOutput(RECORDS, (later, record))
+            self._note(later, mine)
+
+
+def both_ways(edge: tuple[Name, Name]) -> tuple[tuple[Name, Name], tuple[Name, Name]]:
+    """A verified edge (a, b) as `ConnectedComponents` reads it: keyed by either end."""
+    a, b = edge
+    return (a, b), (b, a)
 
 
 class GroupMemberFn(beam.DoFn):
@@ -432,7 +461,7 @@ class NearDuplicates(beam.PTransform):
             | "GroupPairs" >> beam.GroupByKey()
             | "Verify" >> MultiOutputParDo(SummedStats(VerifyFn(config)), STATS, NAMES, RECORDS, main="edges")
         )
-        components = verified["names"] | "Components" >> ConnectedComponents(
+        components = verified["names"] | "BothWays" >> beam.FlatMap(both_ways) | "Components" >> ConnectedComponents(
             config.component_rounds, {k: config.near(k).max_component_size for k in enabled})
         decided = (
             {"record": verified[RECORDS], "label": components.labels, "edges": verified["edges"]}

@@ -98,21 +98,36 @@ def test_a_payload_travels_as_a_plain_tuple_beam_encodes_without_pickle() -> Non
 
 
 def test_verification_hands_on_the_records_of_both_ends_of_each_edge() -> None:
-    """The walk joins records only of documents with an edge: verification emits them, one per end
-    of each edge it found (none for a rejected pair), and a member's record is the smallest hash's."""
+    """The walk joins records only of documents with an edge: verification emits them when the
+    bundle ends, once per document with an edge in it however many edges it has (none for a
+    rejected pair; an id read twice: the smallest hash's, as a member's record across bundles), and
+    each edge's names once, (earlier, later), which `both_ways` keys by either end."""
     rng = np.random.default_rng(5)
     base = rng.integers(0, 2**32, 256, dtype=np.uint64).astype(np.uint32)
     near, far = base.copy(), rng.integers(0, 2**32, 256, dtype=np.uint64).astype(np.uint32)
     near[:10] += np.uint32(1)  # agrees on 246 of 256 with base: an edge; far agrees on none
-    records = {i: DedupRecord(i, "text", "web", f"h{i}", 100, 0) for i in "ABC"}
-    fn = dedup_near.VerifyFn(DedupConfig.model_validate({"text": {"verify": "signature"}}))
+    records = {i: DedupRecord(i, "text", "web", f"h{i}", 100, 0) for i in "ABCD"}
+    fn = dedup_near.SummedStats(dedup_near.VerifyFn(DedupConfig.model_validate({"text": {"verify": "signature"}})))
     fn.setup()
-    payloads = {"A": near, "B": far, "C": base}
-    out = list(fn.process(("C", [(i, payload(records[i], (i,), to_bytes(payloads[i]))) for i in "ABC"])))
-    handed = sorted(o.value for o in out if isinstance(o, beam.pvalue.TaggedOutput) and o.tag == dedup_near.RECORDS)
-    assert handed == [("A", records["A"]), ("C", records["C"])]
-    assert [o for o in out if not isinstance(o, beam.pvalue.TaggedOutput)] == [("C", [("A", round(246 / 256, 6))])]
-    twice = DedupRecord("A", "text", "web", "h0", 100, 0)  # the id read twice: the smaller hash's record
+    payloads = {"A": near, "B": far, "C": base, "D": base}
+    twice = DedupRecord("A", "text", "web", "h0", 100, 0)  # A read twice: the smaller hash's record goes on
+
+    def group(later: str, earlier: str, a: DedupRecord = records["A"]) -> tuple[str, list]:
+        docs = {**{i: records[i] for i in earlier}, "A": a, later: records[later]}
+        return later, [(i, payload(docs[i], (i,), to_bytes(payloads[i]))) for i in (*earlier, later)]
+
+    fn.start_bundle()
+    out = [*fn.process(group("C", "AB")), *fn.process(group("D", "A", twice))]
+    ended = list(fn.finish_bundle())
+    assert not any(isinstance(o, beam.pvalue.TaggedOutput) and o.tag == dedup_near.RECORDS for o in out)
+    handed = [o.value.value for o in ended if o.tag == dedup_near.RECORDS]
+    assert handed == [("A", twice), ("C", records["C"]), ("D", records["D"])]
+    similarity = round(246 / 256, 6)
+    assert [o for o in out if not isinstance(o, beam.pvalue.TaggedOutput)] == [
+        ("C", [("A", similarity)]), ("D", [("A", similarity)])]
+    names = [o.value for o in out if isinstance(o, beam.pvalue.TaggedOutput) and o.tag == dedup_near.NAMES]
+    assert names == [(("text", "A"), ("text", "C")), (("text", "A"), ("text", "D"))]
+    assert dedup_near.both_ways(names[0]) == (names[0], (("text", "C"), ("text", "A")))
     member = list(dedup_near.GroupMemberFn().process(
         ("A", {"record": [records["A"], twice], "label": [("text", "A", 0)], "edges": []})))
     assert member == [(("text", "A", 0), (twice, []))]
