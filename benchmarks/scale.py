@@ -53,8 +53,12 @@ distributed's profiler, as the README advises (`dask_cluster.PROFILER_ENV`). The
 Dask's own account of the workers' memory (task results held, spilled, unmanaged) and which stages
 made the task results held at the fullest moment (`DaskCluster.held_sampled`, the scheduler polled
 every 2 s), to say what waits in memory between stages, and per worker the highest resident set
-sampled while each stage ran (`DaskCluster.rss_by_running_stage`, every 20 ms), to say which stage's
-tasks, or the worker's event loop between them, take it to its peak.
+sampled while each stage ran (`DaskCluster.rss_by_running_stage`, every 20 ms), and how far each
+stage raised it past its highest so far (the allocator keeps what a stage took, so the stages after
+a rise sample as high: the rises say which ones took it to its peak), to say which stage's tasks, or
+the worker's event loop between them, take it there; and the scheduler's CPU and the cluster's task
+seconds by kind of task (`DaskCluster.task_seconds`), which the per-stage profile counts as the
+runner's.
 
     .venv/bin/python benchmarks/scale.py [--docs 50000 200000] [--runner mp|dask|dask-cluster|direct] [--workers 2]
 """
@@ -79,7 +83,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.common import DEFAULT_DATA, memory_limit, non_negative_int, positive_int, read_jsonl  # noqa: E402
-from benchmarks.dedup_scale import RECENT, edit, generate  # noqa: E402
+from benchmarks.dedup_scale import RECENT, edit, generate, task_seconds_line  # noqa: E402
 
 CODE_SHARE = 0.7
 MAX_BLOCK_BYTES = 8_000
@@ -335,6 +339,8 @@ def measure(config_file: Path, runner: str, workers: int, memory_limit: str = "0
             r = _measure([*command, cluster.address])
         after = cluster.worker_stats()
         scheduler_cpu = cpu_seconds(scheduler) - scheduler_cpu
+        r["task_seconds"] = cluster.task_seconds()
+    r["scheduler_cpu_s"] = scheduler_cpu
     r["worker_cpu_s"] = [a["cpu_s"] - b["cpu_s"] for a, b in zip(after, before, strict=True)]
     r["worker_rss_each_mib"] = [a["peak_rss_mib"] for a in after]
     r["worker_rss_mib"] = max(r["worker_rss_each_mib"])
@@ -365,7 +371,10 @@ def report(count: int, runner: str, workers: int, r: dict) -> None:
           f"{r['docs_out']:,} docs, {r['tokens_out']:,} tokens out in "
           f"{r['shards']} shards; largest near-duplicate component {r['max_component_size']:,} documents "
           f"({r['component_rounds']} rounds)")
-    print(f"    CPU: {r['cpu_s']:.1f} s in all, the build's driver process {r['driver_cpu_s']:.1f} s")
+    print(f"    CPU: {r['cpu_s']:.1f} s in all, the build's driver process {r['driver_cpu_s']:.1f} s"
+          + (f", the Dask scheduler {r['scheduler_cpu_s']:.1f} s" if "scheduler_cpu_s" in r else ""))
+    if r.get("task_seconds"):
+        print("    Dask task seconds by kind: " + task_seconds_line(r["task_seconds"]))
     if r.get("worker_rss_each_mib"):
         print("    each dask worker: " + ", ".join(
             f"{cpu:.0f} CPU-s, peak {rss:.0f} MiB" for cpu, rss in zip(r["worker_cpu_s"], r["worker_rss_each_mib"],

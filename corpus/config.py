@@ -149,8 +149,8 @@ class ShardConfig(StrictModel):
     write_jsonl: bool = False
     """Also write the same mixture, untokenized, as `.jsonl.zst` (for trainers that tokenize)."""
     log_files: int = Field(default=4, gt=0)
-    """Files the per-document drop log is spread over (each worker sorts one part); more when the
-    inputs hold over 100,000 documents per file, as planned before the run
+    """Files the per-document drop log is spread over (each worker sorts one part) at least; one per
+    50,000 documents the driver plans from the inputs' sizes where that is more
     (`pipelines/shard.py: DROP_LOG_RECORDS_PER_FILE`)."""
 
 
