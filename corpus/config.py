@@ -150,7 +150,7 @@ class ShardConfig(StrictModel):
     """Also write the same mixture, untokenized, as `.jsonl.zst` (for trainers that tokenize)."""
     log_files: int = Field(default=4, gt=0)
     """Files the per-document drop log is spread over (each worker sorts one part) at least; one per
-    50,000 documents the driver plans from the inputs' sizes where that is more
+    100,000 documents the driver plans from the inputs' sizes where that is more
     (`pipelines/shard.py: DROP_LOG_RECORDS_PER_FILE`)."""
 
 

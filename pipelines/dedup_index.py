@@ -43,8 +43,8 @@ PLANNED_DOCUMENTS_PER_PART = 50_000
 part of its index, past `DEFAULT_PARTS`: a part holds at most this many rows (the kept share of them,
 as the estimate is right). With a fixed number of parts, a part grew with the corpus, and the worker
 that grouped and wrote it with it (`benchmarks/scale.py --runner dask-cluster`: the index's writer
-among the largest worker's highest samples at a million documents). A part of 50,000 rows is a few MB
-of Parquet."""
+among the largest worker's highest samples at a million documents). A row is a document's id, its
+16-byte hash and its sketch."""
 
 
 @dataclasses.dataclass(frozen=True)

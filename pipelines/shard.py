@@ -266,16 +266,14 @@ class RemoveSpills(beam.PTransform):
         return (records, removed) | "AfterRemoval" >> beam.Flatten()
 
 
-DROP_LOG_RECORDS_PER_FILE = 50_000
+DROP_LOG_RECORDS_PER_FILE = 100_000
 """Documents the driver plans (`sources.planned_documents`: every input document, an estimate made
 before anything is read) per drop-log part, past `shards.log_files` parts: a document is dropped at
 most once, so a part holds about this many records at most (as the estimate is right) however large
 the build. The parts are fixed before the run, not counted from the drops, so that each stage's
 drops go to the drop log's grouping as they are made instead of waiting in the workers' memory for
 the last stage's (a million documents of `benchmarks/scale.py` held every filter's drops through
-dedup and tokenize). 50,000 as a dedup index part's (`dedup_index.PLANNED_DOCUMENTS_PER_PART`): at
-100,000 a part at a million documents held 1.6 times the drops of one at 250,000 (4 parts, the
-default minimum), and the drop log's writer raised the workers' memory there alone."""
+dedup and tokenize)."""
 DROP_LOG_CHUNK_BYTES = 1 << 20
 """A drop-log part's lines are joined and go to its compressor this many bytes at a time: a worker
 holds the part's records and their lines once, not the lines, their join and the compressed file
