@@ -3,7 +3,7 @@ the runner with one of its changes undone (or an alternative), alternating runs 
 
     .venv/bin/python benchmarks/dask_runner_speed.py [--docs 32000] [--docs-per-file 1000] [--repeat 2]
         [--workers 2] [--dask-shuffle auto|p2p|tasks]
-        [--baseline layout|flatten|flatten-shuffle|item-rows|trim|pieces|partitions]
+        [--baseline layout|flatten|flatten-shuffle|item-rows|trim|pieces|partitions|subgroups|gc]
 
 The input is `benchmarks/scale.py`'s corpus (real code and English web text, a third near-copies),
 one `.jsonl.zst` file per --docs-per-file documents, so the build has one partition per file (up to
@@ -34,6 +34,11 @@ driver process against a fresh `dask scheduler` and --workers `dask worker` proc
   table, and a grouping that reads a chain run on another grouping's output transfers the chain's
   held results instead of doing that grouping's unpack itself (the runner before the chains
   streamed: dedup's verification pairs, made in the join's unpack tasks, were held whole);
+- baseline `subgroups`: `dask_p2p.SUBGROUPS` 1: a P2P grouping's unpack task groups its whole
+  output partition at once, every item unpickled while the received table is held too, instead of
+  one part of the partition after the other (`dask_p2p.groups_of_blobs`);
+- baseline `gc`: `dask_runner.TUNE_WORKER_GC` off: each worker's cyclic garbage collector at
+  CPython's thresholds instead of `worker_memory.GC_THRESHOLDS` for the run (`dask_worker_gc`);
 - baseline `partitions`: `dask_runner.MAX_CREATE_PARTITIONS` raised from 64 to 256, so that above
   64 input files each file still gets a partition of its own instead of sharing one (a run with more
   files than 64 shows what more, smaller partitions cost and save; this one is the alternative, not
@@ -69,6 +74,8 @@ BASELINES = {
     "item-rows": {"P2P_BLOBS": False},
     "trim": {"TRIM_HEAP": False},
     "pieces": {"STREAM_CHAINS": False, "TRANSFER_FROM_UNPACK": False, "ITEMS_PER_PIECE": 2**62},
+    "subgroups": {"SUBGROUPS": 1},
+    "gc": {"TUNE_WORKER_GC": False},
 }
 """What each baseline sets in `lemur_corpus.pipelines.dask_runner` (or, for a setting of the chains'
 tasks or the P2P groupings, `dask_bundles` or `dask_p2p`; see the module docstring)."""

@@ -7,8 +7,11 @@ cost per transfer task whatever it carries, and a build's transfers are thousand
 among their costs (`benchmarks/dask_runner_speed.py --baseline item-rows` measures the change with
 the blobs). Here the transfer task hands
 over an Arrow table, and each worker's rows are picked with a lookup of the partitions' workers.
-Everything else (the comms, the disk buffers, the receiving side, the output tables) is
-distributed's own. Imported only where `dask_p2p.available()`: these are distributed's internals.
+An output partition is handed to its unpack task as the Arrow table of the shards received, not
+sorted into a copy and made a pandas table: `dask_p2p.groups_of_blobs` reads its rows in the order
+of their pieces itself, one part of the partition at a time, so the unpack holds the received
+table once. Everything else (the comms, the disk buffers, the receiving side) is distributed's own.
+Imported only where `dask_p2p.available()`: these are distributed's internals.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
-from distributed.shuffle._arrow import serialize_table
+from distributed.shuffle._arrow import concat_tables, serialize_table
 from distributed.shuffle._core import ShuffleRun
+from distributed.shuffle._exceptions import DataUnavailable
 from distributed.shuffle._shuffle import DataFrameShuffleRun, DataFrameShuffleSpec
 
 if t.TYPE_CHECKING:
@@ -49,6 +53,16 @@ class BlobShuffleRun(DataFrameShuffleRun):
         workers = self.worker_for.cat.categories
         return {workers[code]: (partition_id, serialize_table(data.filter(codes == code)))
                 for code in np.unique(codes)}
+
+    def _get_output_partition(self, partition_id: int, key: t.Any, **kwargs: t.Any) -> pa.Table:
+        """The shards this worker received for the partition, concatenated (no copy) in the order
+        they were received, with distributed's column of each row's input piece."""
+        try:
+            return concat_tables(self._read_from_disk((partition_id,)))
+        except DataUnavailable:  # no transfer sent the partition anything
+            import pyarrow as pa
+
+            return pa.Table.from_pandas(self.meta.drop(columns=self.column), preserve_index=False)
 
 
 @dataclasses.dataclass(frozen=True)

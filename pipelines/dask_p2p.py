@@ -11,11 +11,12 @@ grouping is written as the tasks of distributed's own P2P shuffle, nothing else:
     input partition i ──▶ shuffle-transfer-<id> i (the ParDos that make the partition when the
                           grouping alone reads them, their outputs handed to the worker's shuffle
                           as they are made, `ITEMS_PER_PIECE` at a time: `transfer`, `hand_over`;
-                          each piece a table with a row per output partition, its items pickled
-                          in one blob: `partition_blobs`)
+                          each piece a table with a row per part of each output partition, its
+                          items pickled in one blob: `partition_blobs`)
     all transfers     ──▶ shuffle-barrier-<id> (distributed's barrier, with the shuffle's spec)
-    barrier           ──▶ p2p-groups-<id> j (the output table, grouped by key encoding, then the
-                          ParDos fused after the grouping: `unpacked_steps`)
+    barrier           ──▶ p2p-groups-<id> j (the output table, grouped by key encoding one part
+                          after the other, `SUBGROUPS`, then the ParDos fused after the grouping:
+                          `unpacked_steps`)
 
 Where the ParDos after a grouping feed another grouping and nothing else, that grouping's transfer
 task j is this one's unpack task j too (`unpacked_transfer`): the ParDos' outputs go to the next
@@ -153,41 +154,83 @@ def groups_of_frame(frame: t.Any) -> list[tuple[t.Any, list[t.Any]]]:
 
 
 BLOB = "blob"
+SUBGROUP = "subgroup"
+
+SUBGROUPS = 8
+"""Parts of each output partition whose items an unpack task groups and hands on one after the
+other (a key's part: its hash divided by the partitions, modulo this). The unpack grouped a whole
+partition at once, every item unpickled while the partition's table was held too, so a worker
+held each partition twice over; with the parts it holds the table and one part's items. A
+grouping's partitions grow with what it carries per document: near dedup's verification groups
+(a payload copy per candidate pair), whose unpack raised the workers most at a million documents
+(`benchmarks/scale.py --runner dask-cluster`). 1: the whole partition at once (the baseline)."""
 
 
-def partition_blobs(items: t.Iterable[tuple[t.Any, t.Any]], npartitions: int) -> t.Any:
+def partition_blobs(items: t.Iterable[tuple[t.Any, t.Any]], npartitions: int, subgroups: int = 1) -> t.Any:
     """A partition's (key, value) items as the table a P2P shuffle moves, a row per output partition
-    they go to (the key hash modulo `npartitions`): the partition and its (key encoding, item) pairs
-    pickled in one blob. A row per item (`shuffle_frame`) cost a pickle call, a Python bytes object
-    and an Arrow value per item on each side, and pandas' boxing of each row at unpack; here that is
-    a call per output partition (`benchmarks/dask_runner_speed.py --baseline item-rows`). An Arrow
-    table, not pandas: `dask_blob_shuffle` shards it by worker without pandas."""
+    they go to (the key hash modulo `npartitions`) and part of it (`SUBGROUPS`): the partition, the
+    part and its (key encoding, item) pairs pickled in one blob. A row per item (`shuffle_frame`)
+    cost a pickle call, a Python bytes object and an Arrow value per item on each side, and pandas'
+    boxing of each row at unpack; here that is a call per output partition's part
+    (`benchmarks/dask_runner_speed.py --baseline item-rows`). An Arrow table, not pandas:
+    `dask_blob_shuffle` shards it by worker without pandas."""
     import pyarrow as pa
 
-    pairs: dict[int, list[tuple[bytes, tuple[t.Any, t.Any]]]] = {}
+    pairs: dict[tuple[int, int], list[tuple[bytes, tuple[t.Any, t.Any]]]] = {}
     for item in items:
         encoded = encoded_key(item[0])
-        pairs.setdefault(xxhash.xxh64_intdigest(encoded) % npartitions, []).append((encoded, item))
-    partitions = sorted(pairs)
-    blobs = [pickle.dumps(pairs.pop(partition), protocol=pickle.HIGHEST_PROTOCOL) for partition in partitions]
-    return pa.table({PARTITION: pa.array(partitions, pa.int64()), BLOB: pa.array(blobs, pa.large_binary())})
+        rest, partition = divmod(xxhash.xxh64_intdigest(encoded), npartitions)
+        pairs.setdefault((partition, rest % subgroups), []).append((encoded, item))
+    rows = sorted(pairs)
+    blobs = [pickle.dumps(pairs.pop(row), protocol=pickle.HIGHEST_PROTOCOL) for row in rows]
+    return pa.table({PARTITION: pa.array([row[0] for row in rows], pa.int64()),
+                     SUBGROUP: pa.array([row[1] for row in rows], pa.int32()),
+                     BLOB: pa.array(blobs, pa.large_binary())})
 
 
 def blob_meta(npartitions: int) -> t.Any:
-    """The empty pandas table of `partition_blobs`' columns: what distributed makes each output of."""
+    """The empty pandas table of `partition_blobs`' columns: what distributed's spec wants."""
     import pandas as pd
 
-    return pd.DataFrame({PARTITION: pd.Series([], dtype="int64"), BLOB: pd.Series([], dtype=_binary())})
+    return pd.DataFrame({PARTITION: pd.Series([], dtype="int64"), SUBGROUP: pd.Series([], dtype="int32"),
+                         BLOB: pd.Series([], dtype=_binary())})
 
 
 def item_rows_meta(npartitions: int) -> t.Any:
     return shuffle_frame([], npartitions)
 
 
-def groups_of_blobs(frame: t.Any) -> list[tuple[t.Any, list[t.Any]]]:
-    """One shuffled partition's blobs (`partition_blobs`), their items grouped by their key's
-    encoding: (key, [values]). A blob is unpickled as it is read, not all of them first."""
-    return groups_by_encoding(pair for blob in frame[BLOB] for pair in pickle.loads(blob))
+def item_rows(items: t.Iterable[tuple[t.Any, t.Any]], npartitions: int, subgroups: int = 1) -> t.Any:
+    """`shuffle_frame` as a `Layout.table`: a row per item, no parts."""
+    return shuffle_frame(items, npartitions)
+
+
+def groups_of_blobs(table: t.Any) -> t.Iterator[tuple[t.Any, list[t.Any]]]:
+    """One shuffled partition's blobs (`partition_blobs`, as `dask_blob_shuffle` delivers them: an
+    Arrow table, its rows in the order the shuffle received them, with each row's input piece),
+    their items grouped by their key's encoding: (key, [values]), one part (`SUBGROUPS`) after the
+    other, each key's values in the order of the pieces. A part's items are unpickled only when the
+    groups before it have been read."""
+    import numpy as np
+
+    if table.num_rows == 0:
+        return
+    subgroups = table[SUBGROUP].to_numpy()
+    if INPUT_PIECE in table.column_names:  # a stable sort: a piece's rows keep their order
+        order = np.argsort(table[INPUT_PIECE].to_numpy(), kind="stable")
+    else:
+        order = np.arange(table.num_rows)
+    blobs = table[BLOB]
+    for subgroup in np.unique(subgroups):
+        rows = blobs.take(order[subgroups[order] == subgroup])
+        yield from groups_by_encoding(
+            pair for chunk in rows.chunks for blob in chunk for pair in pickle.loads(blob.as_buffer()))
+
+
+INPUT_PIECE = "__input_partition_id__"
+"""The column distributed adds to what it receives: the input piece each row came from
+(`distributed.shuffle._arrow._INPUT_PARTITION_ID_COLUMN`); an output partition's rows are read in
+its order, as distributed's own unpack sorts them."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,8 +238,9 @@ class Layout:
     """How a P2P grouping's items travel: the table a transfer task makes of its partition (with the
     output partition column) and how an unpack task groups the table it receives."""
 
-    table: t.Callable[[t.Iterable[tuple[t.Any, t.Any]], int], t.Any]
-    groups: t.Callable[[t.Any], list[tuple[t.Any, list[t.Any]]]]
+    table: t.Callable[[t.Iterable[tuple[t.Any, t.Any]], int, int], t.Any]
+    """A piece's items as a table, for a number of partitions and of parts of each (`SUBGROUPS`)."""
+    groups: t.Callable[[t.Any], t.Iterable[tuple[t.Any, list[t.Any]]]]
     meta: t.Callable[[int], t.Any]
     """The empty output table (pandas), as distributed's spec wants it, for a number of partitions."""
     arrow: bool = False
@@ -204,7 +248,7 @@ class Layout:
 
 
 BLOBS = Layout(partition_blobs, groups_of_blobs, blob_meta, arrow=True)
-ITEM_ROWS = Layout(shuffle_frame, groups_of_frame, item_rows_meta)
+ITEM_ROWS = Layout(item_rows, groups_of_frame, item_rows_meta)
 
 
 ITEMS_PER_PIECE = 8_192
@@ -244,6 +288,7 @@ class Target:
     npartitions: int
     layout: Layout
     piece_items: int
+    subgroups: int = 1
 
 
 def hand_over(items: t.Iterable[tuple[t.Any, t.Any]], target: Target, partition: int) -> int:
@@ -259,19 +304,23 @@ def hand_over(items: t.Iterable[tuple[t.Any, t.Any]], target: Target, partition:
     for item in items:
         piece.append(item)
         if len(piece) >= target.piece_items and number < last:
-            table = target.layout.table(piece, target.npartitions)
+            table = target.layout.table(piece, target.npartitions, target.subgroups)
             piece = []  # the items go with the table: only the table is held while it is handed on
             run_id = shuffle_transfer(table, target.shuffle_id, (partition << bits) | number)  # type: ignore[arg-type]  # a ShuffleId is a str
             number += 1
     if piece or run_id is None:
-        table = target.layout.table(piece, target.npartitions)
+        table = target.layout.table(piece, target.npartitions, target.subgroups)
         run_id = shuffle_transfer(table, target.shuffle_id, (partition << bits) | number)  # type: ignore[arg-type]  # as above
     return run_id
 
 
-def drained(items: list[t.Any]) -> t.Iterator[t.Any]:
+def drained(items: t.Iterable[t.Any]) -> t.Iterator[t.Any]:
     """A list's items in order, each let go of by the list as it is read (the list ends empty): an
-    unpacked partition's groups leave memory as the ParDos after the grouping go through them."""
+    unpacked partition's groups leave memory as the ParDos after the grouping go through them. Any
+    other iterable (`groups_of_blobs`' parts) is read as it is."""
+    if not isinstance(items, list):
+        yield from items
+        return
     items.reverse()
     while items:
         yield items.pop()
@@ -305,7 +354,7 @@ def unpacked_steps(shuffle_id: str, partition: int, barrier_run: int, layout: La
     from distributed.shuffle._shuffle import shuffle_unpack
 
     groups = layout.groups(shuffle_unpack(shuffle_id, partition, barrier_run))  # type: ignore[arg-type]  # a ShuffleId is a str
-    return run_steps(drained(groups), fused, *side_values) if fused is not None else groups
+    return run_steps(drained(groups), fused, *side_values) if fused is not None else list(groups)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -447,7 +496,8 @@ class P2PGrouping:
 
         self.token, self.layout = token, layout
         self.npartitions = max(source.npartitions for source in sources)
-        target = Target(token, sum(source.npartitions for source in sources), self.npartitions, layout, ITEMS_PER_PIECE)
+        target = Target(token, sum(source.npartitions for source in sources), self.npartitions, layout, ITEMS_PER_PIECE,
+                        SUBGROUPS)
         transfers: dict[t.Any, t.Any] = {}
         for source in sources:  # input partitions numbered across the sources: each a transfer of its own
             for i in range(source.npartitions):

@@ -100,6 +100,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import dataclasses
 import logging
 import math
@@ -194,6 +195,10 @@ distributed's statistical profiler, which samples every worker thread every 10 m
 profile tree per second of the run, up to a thousand, so that a worker grows with the run's length:
 `benchmarks/scale.py --docs 62500 250000 --runner dask-cluster` with it off, the largest worker x1.28
 instead of x1.35 (README, "Dask")."""
+TUNE_WORKER_GC = True
+"""Whether each worker runs the build with `worker_memory.GC_THRESHOLDS` (`dask_worker_gc`; off:
+the collector as the worker has it, `benchmarks/dask_runner_speed.py --baseline gc`); read by the
+driver when the run starts."""
 RUN_ID = "_corpus_run_id"
 SHUFFLE = "_corpus_shuffle"
 DEFAULT_PARTITIONS = "_corpus_default_partitions"
@@ -485,6 +490,19 @@ class BagVisitor(PipelineVisitor):
         return [bag for node, bag in self.bags.items() if node not in self.consumed and bag is not None]
 
 
+def released(client: t.Any, cluster: t.Any) -> None:
+    """The run's client closed, and the LocalCluster started for it; on a cluster of the user's,
+    its workers' collector as it was before the run (`dask_worker_gc`)."""
+    if cluster is None and TUNE_WORKER_GC:
+        from lemur_corpus.pipelines.dask_worker_gc import PLUGIN_NAME
+
+        with contextlib.suppress(Exception):  # best effort: the scheduler may be gone already
+            client.unregister_worker_plugin(PLUGIN_NAME)
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
 @dataclasses.dataclass
 class DaskRunResult(PipelineResult):
     """Waits for every leaf (only element counts come back to the client), gathers the workers'
@@ -530,9 +548,7 @@ class DaskRunResult(PipelineResult):
         return self._state
 
     def _close(self) -> None:
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        released(self.client, self.cluster)
 
     def metrics(self) -> DaskMetrics:
         if self.gathered is None:
@@ -571,6 +587,10 @@ class DaskRunner(beam_dask.DaskRunner):
                               "--dask_client_address / --dask_scheduler_file)") from None
         if cluster is not None:  # its workers' terminal is the user's: see quiet_task_failures
             client.run(quiet_task_failures)
+        if TUNE_WORKER_GC:
+            from lemur_corpus.pipelines.dask_worker_gc import GcThresholds
+
+            client.register_plugin(GcThresholds())
         threads = sum(client.nthreads().values()) or 1
         bag_kwargs[RUN_ID] = uuid.uuid4().hex
         bag_kwargs[DEFAULT_PARTITIONS] = PARTITIONS_PER_WORKER_THREAD * threads
@@ -585,8 +605,6 @@ class DaskRunner(beam_dask.DaskRunner):
         try:
             futures = client.compute(counts, retries=retries, optimize_graph=not visitor.p2p)
         except BaseException:  # nothing runs: close what was started for the run, not left to exit
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            released(client, cluster)
             raise
         return DaskRunResult(client, futures, bag_kwargs[RUN_ID], cluster)

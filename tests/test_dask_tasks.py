@@ -176,32 +176,40 @@ def test_the_shuffle_table_names_each_rows_output_partition() -> None:
 
 
 def test_a_blob_table_has_a_row_per_output_partition_and_groups_across_inputs() -> None:
-    """`partition_blobs`: each row is one output partition with every item whose key hashes there,
-    pickled together; the rows of two input partitions, concatenated as the shuffle delivers them,
-    group into one list per key."""
+    """`partition_blobs`: each row is one part of one output partition with every item whose key
+    hashes there, pickled together; the rows of two input pieces, as the shuffle delivers them
+    (received in any order, each with its piece), group into one list per key, the values in the
+    order of the pieces, one part after the other."""
     import pickle
 
-    import pandas as pd
     import pyarrow as pa
 
-    from lemur_corpus.pipelines.dask_p2p import BLOB, PARTITION, blob_meta, groups_of_blobs, key_hash, partition_blobs
+    from lemur_corpus.pipelines import dask_p2p as p2p
 
     first = [((i % 7, "k"), i) for i in range(50)]
     second = [((i % 7, "k"), i) for i in range(50, 80)]
-    table = partition_blobs(first, 6)
-    assert table[PARTITION].to_pylist() == sorted({key_hash(key) % 6 for key, _ in first})
-    for partition, blob in zip(table[PARTITION].to_pylist(), table[BLOB].to_pylist(), strict=True):
+    table = p2p.partition_blobs(first, 2, 3)
+    rows = list(zip(table[p2p.PARTITION].to_pylist(), table[p2p.SUBGROUP].to_pylist(), strict=True))
+    assert rows == sorted({(p2p.key_hash(key) % 2, p2p.key_hash(key) // 2 % 3) for key, _ in first})
+    for (partition, part), blob in zip(rows, table[p2p.BLOB].to_pylist(), strict=True):
         pairs = pickle.loads(blob)
-        assert pairs and all(key_hash(item[0]) % 6 == partition for _, item in pairs)
-    assert sum(len(pickle.loads(blob)) for blob in table[BLOB].to_pylist()) == len(first)
-    # as distributed delivers an output partition: the tables received, concatenated, in pandas
-    delivered = pa.concat_tables([partition_blobs(second, 6), table]).drop([PARTITION]).to_pandas(
-        types_mapper=pd.ArrowDtype)
-    assert dict(groups_of_blobs(delivered)) == {(k, "k"): [*range(50 + (k - 50) % 7, 80, 7), *range(k, 50, 7)]
-                                                for k in range(7)}
-    empty = partition_blobs([], 6)
-    assert empty.column_names == [PARTITION, BLOB] and empty.num_rows == 0
-    assert groups_of_blobs(blob_meta(6)) == [] and list(blob_meta(6).columns) == [PARTITION, BLOB]
+        assert pairs and all((p2p.key_hash(item[0]) % 2, p2p.key_hash(item[0]) // 2 % 3) == (partition, part)
+                             for _, item in pairs)
+    assert sum(len(pickle.loads(blob)) for blob in table[p2p.BLOB].to_pylist()) == len(first)
+    assert p2p.partition_blobs(first, 2)[p2p.SUBGROUP].to_pylist() == [0, 0]  # one part: a row per partition
+
+    def received(piece: pa.Table, number: int) -> pa.Table:  # as distributed stores what it receives
+        return piece.append_column(p2p.INPUT_PIECE, pa.array([number] * piece.num_rows, pa.uint32()))
+
+    delivered = pa.concat_tables([received(p2p.partition_blobs(second, 2, 3), 1), received(table, 0)])
+    groups = list(p2p.groups_of_blobs(delivered.drop([p2p.PARTITION])))
+    assert dict(groups) == {(k, "k"): [*range(k, 50, 7), *range(50 + (k - 50) % 7, 80, 7)] for k in range(7)}
+    parts = [p2p.key_hash(key) // 2 % 3 for key, _ in groups]
+    assert len(groups) == 7 and parts == sorted(parts)  # part by part
+    empty = p2p.partition_blobs([], 6, 3)
+    assert empty.column_names == [p2p.PARTITION, p2p.SUBGROUP, p2p.BLOB] and empty.num_rows == 0
+    assert list(p2p.groups_of_blobs(empty)) == []
+    assert list(p2p.blob_meta(6).columns) == [p2p.PARTITION, p2p.SUBGROUP, p2p.BLOB]
 
 
 @pytest.mark.parametrize("blobs", [True, False])
@@ -653,3 +661,31 @@ def test_the_local_clusters_workers_start_with_ctrl_c_ignored() -> None:
     with quiet_logger("distributed"):
         assert not logger.isEnabledFor(logging.CRITICAL)
     assert logger.isEnabledFor(logging.ERROR)
+
+
+class CollectorThresholds(beam.DoFn):
+    """The worker's collector thresholds, as each element sees them."""
+
+    def process(self, element: int) -> t.Iterator[tuple[int, ...]]:
+        import gc
+
+        yield gc.get_threshold()
+
+
+def test_the_workers_collect_garbage_at_the_builds_thresholds_while_it_runs(dask_cluster) -> None:  # type: ignore[no-untyped-def]
+    """`dask_worker_gc`: every task of the run sees `GC_THRESHOLDS`; once the run is over, each
+    worker of the user's cluster has the thresholds it had before."""
+    import gc
+
+    from distributed import Client
+
+    from lemur_corpus.pipelines.worker_memory import GC_THRESHOLDS
+
+    assert GC_THRESHOLDS != gc.get_threshold()  # the test's own process, as the workers start: CPython's
+    with Client(dask_cluster.scheduler_address) as client:
+        before = client.run(gc.get_threshold)
+        with beam.Pipeline(options=options(dask_cluster)) as p:
+            seen = p | beam.Create(range(64)) | beam.ParDo(CollectorThresholds()) | beam.Distinct()
+            assert_that(seen, equal_to([GC_THRESHOLDS]))
+        assert client.run(gc.get_threshold) == before
+        assert set(before.values()) == {gc.get_threshold()}
