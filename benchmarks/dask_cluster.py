@@ -337,6 +337,53 @@ class DaskCluster:
                 "start_mib": first / 2**20,
                 "rises_mib": {name: rise / 2**20 for name, rise in sorted(rises.items(), key=lambda kv: -kv[1])}}
 
+    @contextlib.contextmanager
+    def gc_timed(self) -> Iterator[dict[str, dict[str, float]]]:
+        """How long each worker's cyclic garbage collector ran while the block runs (a `gc.callbacks`
+        timer in each worker process). On leaving, the dict holds per worker name `gc_s` (every
+        collection), `full_gc_s` (the collections of the oldest generation, which visit every object
+        the worker holds), `collections` and `full_collections`."""
+        from dask.distributed import Client
+
+        def start(dask_worker: Any) -> None:
+            import gc
+
+            timed = {"gc_s": 0.0, "full_gc_s": 0.0, "collections": 0, "full_collections": 0}
+            started = [0.0]
+
+            def timer(phase: str, info: dict[str, int]) -> None:
+                if phase == "start":
+                    started[0] = time.perf_counter()
+                    return
+                took = time.perf_counter() - started[0]
+                timed["gc_s"] += took
+                timed["collections"] += 1
+                if info.get("generation") == 2:
+                    timed["full_gc_s"] += took
+                    timed["full_collections"] += 1
+
+            gc.callbacks.append(timer)
+            dask_worker._lemur_gc_timer = (timer, timed)
+
+        def finish(dask_worker: Any) -> dict[str, float]:
+            import gc
+
+            timer, timed = dask_worker._lemur_gc_timer
+            gc.callbacks.remove(timer)
+            del dask_worker._lemur_gc_timer
+            return timed
+
+        result: dict[str, dict[str, float]] = {}
+        with Client(self.address, timeout=10) as client:
+            names = {a: str(w.get("name", a)) for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
+            client.run(start)
+            try:
+                yield result
+            finally:
+                timed = client.run(finish)
+        for address, worker in sorted(timed.items(), key=lambda kv: names.get(kv[0], kv[0])):
+            result[names.get(address, address)] = worker
+
     def task_seconds(self) -> dict[str, dict[str, float]]:
         """Seconds the cluster's tasks spent so far, by kind of task (the key's prefix, e.g.
         `run_bundle`: a Beam bundle; `shuffle-join`, `shuffle-group`: a tasks shuffle's steps) and

@@ -46,7 +46,8 @@ driver process against a fresh `dask scheduler` and --workers `dask worker` proc
 
 Both write the same bytes (`tests/test_runners.py`). Printed for every run: wall time, the CPU of the
 workers, the driver and the scheduler together, and the CPU no stage claims (the runner's: the
-manifest's per-stage profile subtracted), the largest worker's peak RSS and the peak of the task
+manifest's per-stage profile subtracted), the workers' garbage collector's seconds
+(`DaskCluster.gc_timed`), the largest worker's peak RSS and the peak of the task
 results the workers held as Dask accounts them (`DaskCluster.memory_sampled`); then the ratio of the
 two sides' median wall and runner CPU. Runs alternate (now, baseline, now, ...) so that the other
 load on a shared machine falls on both.
@@ -129,8 +130,10 @@ def main() -> int:
                             script_args=script_args)
                 r["runner_cpu_s"] = r["cpu_s"] - (r["profile"] or {}).get("cpu_s", 0.0)
                 runs[side].append(r)
+                collected = sum(g["gc_s"] for g in r["gc_by_worker"].values())
                 print(f"  {side:<8} run {run + 1}: wall {r['wall_s']:6.1f} s | CPU {r['cpu_s']:6.1f} s, runner "
-                      f"{r['runner_cpu_s']:6.1f} s | largest worker {r['worker_rss_mib']:5.0f} MiB, task results "
+                      f"{r['runner_cpu_s']:6.1f} s, garbage collector {collected:5.1f} s (workers) | "
+                      f"largest worker {r['worker_rss_mib']:5.0f} MiB, task results "
                       f"held at most {r['dask_memory_mib']['managed']:4.0f} MiB (all workers) | "
                       f"{r['docs_out']:,} docs, {r['tokens_out']:,} tokens out", flush=True)
     now, base = runs["now"], runs["baseline"]

@@ -58,7 +58,7 @@ stage raised it past its highest so far (the allocator keeps what a stage took, 
 a rise sample as high: the rises say which ones took it to its peak), to say which stage's tasks, or
 the worker's event loop between them, take it there; and the scheduler's CPU and the cluster's task
 seconds by kind of task (`DaskCluster.task_seconds`), which the per-stage profile counts as the
-runner's.
+runner's, as it does each worker's garbage collector's seconds (`DaskCluster.gc_timed`).
 
     .venv/bin/python benchmarks/scale.py [--docs 50000 200000] [--runner mp|dask|dask-cluster|direct] [--workers 2]
 """
@@ -335,7 +335,7 @@ def measure(config_file: Path, runner: str, workers: int, memory_limit: str = "0
         scheduler = cluster.processes[0].pid
         scheduler_cpu = cpu_seconds(scheduler)
         with cluster.memory_sampled() as dask_memory, cluster.held_sampled() as held, \
-                cluster.rss_by_running_stage() as running_at_peak:
+                cluster.rss_by_running_stage() as running_at_peak, cluster.gc_timed() as gc_timed:
             r = _measure([*command, cluster.address])
         after = cluster.worker_stats()
         scheduler_cpu = cpu_seconds(scheduler) - scheduler_cpu
@@ -347,6 +347,7 @@ def measure(config_file: Path, runner: str, workers: int, memory_limit: str = "0
     r["dask_memory_mib"] = dask_memory
     r["held_by_stage"] = held
     r["running_at_peak"] = running_at_peak
+    r["gc_by_worker"] = gc_timed
     r["cpu_s"] += sum(r["worker_cpu_s"]) + scheduler_cpu
     return r
 
@@ -379,6 +380,10 @@ def report(count: int, runner: str, workers: int, r: dict) -> None:
         print("    each dask worker: " + ", ".join(
             f"{cpu:.0f} CPU-s, peak {rss:.0f} MiB" for cpu, rss in zip(r["worker_cpu_s"], r["worker_rss_each_mib"],
                                                                        strict=True)))
+    if r.get("gc_by_worker"):
+        print("    each dask worker's garbage collector: " + ", ".join(
+            f"{g['gc_s']:.1f} s in {g['collections']:,} collections ({g['full_gc_s']:.1f} s in "
+            f"{g['full_collections']:,} full ones)" for g in r["gc_by_worker"].values()))
     if r.get("dask_memory_mib"):
         memory = r["dask_memory_mib"]
         print(f"    Dask's account of the workers' memory (peaks, all workers together): task results held "

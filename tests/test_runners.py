@@ -557,7 +557,7 @@ def test_a_real_dask_cluster_over_tcp_writes_the_direct_runners_bytes(tmp_path: 
     with DaskCluster(workers=2) as cluster:
         assert cluster.address.startswith("tcp://127.0.0.1:")
         with cluster.memory_sampled(interval_s=0.2) as dask_memory, \
-                cluster.rss_by_running_stage(interval_s=0.005) as running:
+                cluster.rss_by_running_stage(interval_s=0.005) as running, cluster.gc_timed() as collected:
             manifest = run_build(config, str(tmp_path / "cluster"), [
                 DASK, f"--dask_client_address={cluster.address}", "--dask_shuffle=p2p"])  # over TCP, the P2P way
         stats = cluster.worker_stats()
@@ -572,6 +572,11 @@ def test_a_real_dask_cluster_over_tcp_writes_the_direct_runners_bytes(tmp_path: 
         # the rises add up to the way from the first sample to the highest one, each by a stage that ran
         assert set(worker["rises_mib"]) <= set(worker["by_stage"]), name
         assert sum(worker["rises_mib"].values()) == pytest.approx(worker["peak_mib"] - worker["start_mib"], abs=1e-6)
+    # and each worker's garbage collector, timed: every collection, the full ones among them
+    assert sorted(collected) == ["worker-0", "worker-1"]
+    for worker in collected.values():
+        assert worker["collections"] >= worker["full_collections"] >= 0 and worker["collections"] > 0
+        assert worker["gc_s"] >= worker["full_gc_s"] >= 0 and worker["gc_s"] > 0
     stages = {stage for worker in running.values() for stage in worker["by_stage"]}
     assert any("/" in stage for stage in stages), stages  # a Beam transform's label, e.g. Read/Read/Run
     assert output_digest(tmp_path / "cluster") == output_digest(tmp_path / "direct")
