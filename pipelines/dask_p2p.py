@@ -159,11 +159,14 @@ SUBGROUP = "subgroup"
 SUBGROUPS = 8
 """Parts of each output partition whose items an unpack task groups and hands on one after the
 other (a key's part: its hash divided by the partitions, modulo this). The unpack grouped a whole
-partition at once, every item unpickled while the partition's table was held too, so a worker
-held each partition twice over; with the parts it holds the table and one part's items. A
-grouping's partitions grow with what it carries per document: near dedup's verification groups
-(a payload copy per candidate pair), whose unpack raised the workers most at a million documents
-(`benchmarks/scale.py --runner dask-cluster`). 1: the whole partition at once (the baseline)."""
+partition at once: every item unpickled, beside the received table and distributed's sorted copy
+of it made a pandas table; now it holds the received table and one part's items. A grouping's
+partitions grow with what it carries per document, and near dedup's verification groups carry a
+payload copy per candidate pair, more per document the larger the corpus's near-duplicate
+components: at a million documents of `benchmarks/scale.py --runner dask-cluster` they raised each
+worker by 191-196 MiB (`Verify`) before, by 70 MiB on one worker and less on the other with the
+parts and each worker's collector tuned (`worker_memory.GC_THRESHOLDS`; one run each). 1: the whole
+partition at once (`benchmarks/dask_runner_speed.py --baseline subgroups`)."""
 
 
 def partition_blobs(items: t.Iterable[tuple[t.Any, t.Any]], npartitions: int, subgroups: int = 1) -> t.Any:

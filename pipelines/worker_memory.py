@@ -151,14 +151,17 @@ def flush_outputs_at(size: int = OUTPUT_FLUSH_BYTES) -> None:
 GC_THRESHOLDS = (50_000, 20, 100)
 """CPython's cyclic collector's thresholds (`gc.set_threshold`) in each Dask worker while a build
 runs (`dask_worker_gc`); CPython's own are (700, 10, 10). With those a worker collected its
-youngest objects every 700 allocations and all of its objects (a full collection visits every
-object the process holds) whenever the survivors had grown by a quarter: a worker makes and keeps
-objects by the hundred thousand (a grouping's unpacked items, a partition's documents, the task
-results it holds), so full collections came often, each costing the whole heap, more the more the
-worker held. A `gc.callbacks` probe in each worker (`benchmarks/scale.py --docs 64000 64000
---runner dask-cluster`, one run each): 14-16 of each worker's 55-60 CPU-s in the collector, 13-14 of
-them in full collections; with these thresholds 2.3 s and no full collection, the same peak memory.
-A build's objects hold few reference cycles: the young collections, one per 50,000 allocations,
-still free them, and a full collection is still considered after every 100 of the middle
-generation's (one per 20 young ones)."""
+youngest objects every 700 allocations and all of them (a full collection visits every object the
+process holds) whenever the survivors had grown by a quarter: a worker makes and keeps objects by
+the hundred thousand (a grouping's unpacked items, a partition's documents, the task results it
+holds), so full collections came often and each cost the whole heap, the more the more it held.
+`benchmarks/dask_runner_speed.py --baseline gc` (the workers' collector timed by
+`DaskCluster.gc_timed`): at 32,000 documents in 1,000-document files the collector 7.1-7.5 → 1.1-1.2
+s, the runner's CPU x0.91, wall x0.91 (two runs each); at 250,000 documents
+(`--docs-per-file 32000`, one run each) 101.3 → 9.4 s, the runner's CPU x0.63, wall x0.81, the largest
+worker x1.03. A build's objects hold few
+reference cycles: the young collections, one per 50,000 allocations, still free them, and a full
+collection is still considered after every 100 of the middle generation's. Not in the
+multi_processing workers, whose bundles leave little behind: there these thresholds cost CPU
+(`benchmarks/paired_builds.py --docs 20000`, the workers with them against without: x1.043)."""
 
