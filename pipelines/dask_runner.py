@@ -100,7 +100,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import dataclasses
 import logging
 import math
@@ -120,7 +119,6 @@ from apache_beam.runners.dask.transform_evaluator import (
     Flatten,
     NoOp,
 )
-from apache_beam.runners.runner import PipelineResult, PipelineState
 
 from lemur_corpus.errors import ConfigError
 from lemur_corpus.pipelines import dask_p2p
@@ -133,7 +131,6 @@ from lemur_corpus.pipelines.dask_bundles import (
     run_steps,
 )
 from lemur_corpus.pipelines.dask_combine import ACCUMULATORS, GLOBAL_ACCUMULATORS, LiftCombiners
-from lemur_corpus.pipelines.dask_metrics import DaskMetrics, gather
 from lemur_corpus.pipelines.dask_p2p import (
     Chain,
     P2PGrouping,
@@ -145,7 +142,8 @@ from lemur_corpus.pipelines.dask_p2p import (
     key_hash,
     shuffle_frame,
 )
-from lemur_corpus.pipelines.interrupts import quiet_logger, quiet_task_failures, sigint_ignored
+from lemur_corpus.pipelines.dask_result import DaskRunResult, released
+from lemur_corpus.pipelines.interrupts import quiet_task_failures, sigint_ignored
 
 log = logging.getLogger("corpus")
 
@@ -490,72 +488,6 @@ class BagVisitor(PipelineVisitor):
         return [bag for node, bag in self.bags.items() if node not in self.consumed and bag is not None]
 
 
-def released(client: t.Any, cluster: t.Any) -> None:
-    """The run's client closed, and the LocalCluster started for it; on a cluster of the user's,
-    its workers' collector as it was before the run (`dask_worker_gc`)."""
-    if cluster is None and TUNE_WORKER_GC:
-        from lemur_corpus.pipelines.dask_worker_gc import PLUGIN_NAME
-
-        with contextlib.suppress(Exception):  # best effort: the scheduler may be gone already
-            client.unregister_worker_plugin(PLUGIN_NAME)
-    client.close()
-    if cluster is not None:
-        cluster.close()
-
-
-@dataclasses.dataclass
-class DaskRunResult(PipelineResult):
-    """Waits for every leaf (only element counts come back to the client), gathers the workers'
-    Beam metrics (`pipelines/dask_metrics.py`), then closes the client and the LocalCluster it
-    started, if any."""
-
-    client: t.Any
-    futures: list[t.Any]
-    run_id: str
-    cluster: t.Any = None
-    gathered: DaskMetrics | None = None
-
-    def __post_init__(self) -> None:
-        super().__init__(PipelineState.RUNNING)
-
-    def wait_until_finish(self, duration: float | None = None) -> str:
-        from dask import distributed
-
-        try:
-            for _ in distributed.as_completed(self.futures, timeout=duration / 1000 if duration else None,
-                                              with_results=True):
-                pass  # gathering raises a worker's exception here, on the client
-            self.gathered = gather(self.client, self.run_id)
-            self._state = PipelineState.DONE
-        except KeyboardInterrupt:
-            self._state = PipelineState.FAILED
-            # the LocalCluster's scheduler logs each shuffle it loses as the run is cut short, a
-            # traceback apiece: the user asked for it, and the build says "interrupted" itself
-            with quiet_logger("distributed"):
-                self._close()
-            raise
-        except BaseException:
-            self._state = PipelineState.FAILED
-            self._close()
-            raise
-        self._close()
-        return self._state
-
-    def cancel(self) -> str:
-        self.client.cancel(self.futures)
-        self._close()
-        self._state = PipelineState.CANCELLED
-        return self._state
-
-    def _close(self) -> None:
-        released(self.client, self.cluster)
-
-    def metrics(self) -> DaskMetrics:
-        if self.gathered is None:
-            raise RuntimeError("the pipeline has not finished: its metrics are gathered when it is done")
-        return self.gathered
-
-
 class DaskRunner(beam_dask.DaskRunner):
     """Beam's DaskRunner with side inputs computed once, every leaf run, `finish_bundle` outputs
     kept and `Create` spread over partitions; a LocalCluster when no scheduler is named."""
@@ -605,6 +537,6 @@ class DaskRunner(beam_dask.DaskRunner):
         try:
             futures = client.compute(counts, retries=retries, optimize_graph=not visitor.p2p)
         except BaseException:  # nothing runs: close what was started for the run, not left to exit
-            released(client, cluster)
+            released(client, cluster, TUNE_WORKER_GC)
             raise
-        return DaskRunResult(client, futures, bag_kwargs[RUN_ID], cluster)
+        return DaskRunResult(client, futures, bag_kwargs[RUN_ID], cluster, TUNE_WORKER_GC)
