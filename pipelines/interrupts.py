@@ -40,8 +40,12 @@ def quiet_logger(name: str) -> t.Iterator[None]:
 TASK_FAILURE_LOGS = (
     ("distributed.worker", "Compute Failed"),  # a failed task, with its traceback
     ("distributed.worker.state_machine", "Async instruction for"),  # a task cancelled as the run closes
+    # the scheduler closed before the worker as the run closed: a traceback after "interrupted"
+    # (2 of 11 Ctrl-C's of the default build, 2026-12-06)
+    ("distributed.worker", "Failed to communicate with scheduler during heartbeat"),
 )
-"""The loggers and message starts of a Dask worker's records of a task that failed or was cancelled."""
+"""The loggers and message starts of a Dask worker's records of a task that failed or was cancelled,
+and of its heartbeat lost as the runner closes its cluster."""
 
 
 class DropMessages(logging.Filter):
@@ -57,7 +61,8 @@ class DropMessages(logging.Filter):
 
 def quiet_task_failures() -> None:
     """Run on each worker of the runner's own LocalCluster: drop the worker's records of a failed
-    task ("Compute Failed", a traceback apiece, in the user's terminal) and of a cancelled one. The
+    task ("Compute Failed", a traceback apiece, in the user's terminal), of a cancelled one and of a
+    heartbeat lost as the cluster closes (`TASK_FAILURE_LOGS`). The
     driver reports a failed task itself, one line or its traceback with --debug, and cancels tasks
     only when the run fails or is interrupted; the tasks an interrupted run's close cut short (a
     P2P shuffle's unpack) were logged that way after "interrupted". Idempotent."""
