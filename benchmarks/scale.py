@@ -25,6 +25,13 @@ sizes do the same work per document after the mixture, and its shards are --shar
   document of input, and per MB the stage itself saw (a code filter sees only code); and what no
   stage claims (the runner's coders and shuffles, the accounting): the whole run's CPU minus the
   stages' sum;
+- near dedup's work per signed document, per kind (the manifest's candidate pairs and verified
+  edges over its signed documents): it grows with the corpus where the near-duplicate components do
+  (the code generator draws its blocks from a fixed pool of real files, so more documents share
+  blocks), and every candidate pair is a payload copy through a shuffle and an exact Jaccard;
+- on Dask, what each grouping moved between workers (the manifest's `run.groupings`: items and the
+  bytes of the tables they were handed to the shuffle in), the largest at each size and how they
+  grew from one size to the other;
 - peak RSS per worker: the largest worker process's peak (`getrusage(RUSAGE_CHILDREN)`: the
   multi_processing SDK workers, or the Dask LocalCluster's worker processes; `/proc/<pid>/status`
   VmHWM of each `dask worker` of `--runner dask-cluster`), and the driver's own peak, separately.
@@ -86,6 +93,11 @@ from benchmarks.common import DEFAULT_DATA, memory_limit, non_negative_int, posi
 from benchmarks.dedup_scale import RECENT, edit, generate, task_seconds_line  # noqa: E402
 
 CODE_SHARE = 0.7
+GROUPINGS_SHOWN = 5
+NEAR_WORK = ("documents", "candidate_pairs", "verified_edges")
+"""The manifest's near-dedup statistics printed per kind: what verification does per document, which
+grows with the corpus where its near-duplicate components do (every candidate pair is a payload
+copy through a shuffle and an exact Jaccard)."""
 MAX_BLOCK_BYTES = 8_000
 """Blocks above this are not used: code documents stay file-sized (a few KB), as in The Stack."""
 _OPENERS, _CLOSERS = "([{", ")]}"
@@ -300,7 +312,9 @@ def measure_build(config_file: Path, runner: str, workers: int, shuffle: str = "
         "shards": len(manifest["shards"]),
         "max_component_size": max((v.get("max_component_size", 0) for v in near.values()), default=0),
         "component_rounds": max((v.get("component_rounds", 0) for v in near.values()), default=0),
+        "near_by_kind": {kind: {metric: v.get(metric, 0) for metric in NEAR_WORK} for kind, v in sorted(near.items())},
         "profile": manifest["run"].get("profile"),
+        "groupings": manifest["run"].get("groupings", {}),
         "shards_sha256": written,
         "untokenized_documents": sum(s.get("untokenized_documents", 0)
                                      for s in manifest["mixture"]["sources"].values()),
@@ -374,6 +388,17 @@ def report(count: int, runner: str, workers: int, r: dict) -> None:
           f"({r['component_rounds']} rounds)")
     print(f"    CPU: {r['cpu_s']:.1f} s in all, the build's driver process {r['driver_cpu_s']:.1f} s"
           + (f", the Dask scheduler {r['scheduler_cpu_s']:.1f} s" if "scheduler_cpu_s" in r else ""))
+    if r.get("near_by_kind"):
+        print("    near dedup's work per signed document: " + "; ".join(
+            f"{kind} {v['documents']:,} signed, {v['candidate_pairs'] / max(1, v['documents']):.2f} candidate pairs "
+            f"and {v['verified_edges'] / max(1, v['documents']):.2f} verified edges each"
+            for kind, v in r["near_by_kind"].items()))
+    if r.get("groupings"):
+        moved = r["groupings"]
+        print(f"    the groupings moved {sum(g['bytes'] for g in moved.values()) / 1e6:,.0f} MB between workers "
+              f"({sum(g['items'] for g in moved.values()):,} items), the most: " + "; ".join(
+                  f"{label} {g['bytes'] / 1e6:,.0f} MB ({g['items']:,} items)"
+                  for label, g in list(moved.items())[:GROUPINGS_SHOWN]))
     if r.get("task_seconds"):
         print("    Dask task seconds by kind: " + task_seconds_line(r["task_seconds"]))
     if r.get("worker_rss_each_mib"):
@@ -406,6 +431,15 @@ def report(count: int, runner: str, workers: int, r: dict) -> None:
                   "it rose past its highest so far while each stage ran: " + "; ".join(
                       f"{stage} +{mib:.0f} MiB" for stage, mib in rises))
     print_profile(r)
+
+
+def groupings_growth(small: dict, large: dict) -> str:
+    """How the bytes the groupings moved grew from one size to the other, in all and for the
+    groupings that moved the most at the larger size."""
+    total = sum(g["bytes"] for g in large.values()) / max(1, sum(g["bytes"] for g in small.values()))
+    shown = list(large.items())[:GROUPINGS_SHOWN]
+    return f"the groupings' bytes x{total:.2f} in all; " + "; ".join(
+        f"{label} x{g['bytes'] / max(1, small.get(label, {}).get('bytes', 0)):.2f}" for label, g in shown)
 
 
 def print_profile(r: dict) -> None:
@@ -501,6 +535,8 @@ def main() -> int:
     print(f"x{n:.1f} documents: throughput x{speed:.2f} (1.00 = linear scaling), worker peak RSS "
           f"x{large['worker_rss_mib'] / small['worker_rss_mib']:.2f}, driver peak RSS "
           f"x{large['driver_rss_mib'] / small['driver_rss_mib']:.2f}")
+    if small.get("groupings") and large.get("groupings"):
+        print(f"x{n:.1f} documents: " + groupings_growth(small["groupings"], large["groupings"]))
     return 0
 
 

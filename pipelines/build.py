@@ -51,7 +51,7 @@ from lemur_corpus.pipelines.direct_runner import beam_pipeline
 from lemur_corpus.pipelines.filter import FilterStage, input_chains
 from lemur_corpus.pipelines.ledger import Accounting, DocumentStage, StageFn, accounting_side_input, gather
 from lemur_corpus.pipelines.mix import Mix
-from lemur_corpus.pipelines.profile import profile_from_metrics, run_profile
+from lemur_corpus.pipelines.profile import groupings_from_metrics, profile_from_metrics, run_profile
 from lemur_corpus.pipelines.read import ReadInputs
 from lemur_corpus.pipelines.shard import DROPS_DIR, SHARDS_DIR, RemoveSpills, WriteDropLog, WriteShards, drop_log_parts
 from lemur_corpus.pipelines.tokenize import Tokenize
@@ -556,7 +556,7 @@ def run_build(config: BuildConfig, out_dir: str, beam_args: list[str] | None = N
         raise CorpusError("the build failed:\n  " + "\n  ".join(errors))
     if not exists(join(out_dir, MANIFEST_NAME)):
         raise CorpusError(f"the pipeline ended without writing {MANIFEST_NAME} in {out_dir}")
-    return add_profile(out_dir, profile_from_metrics(result))
+    return add_profile(out_dir, profile_from_metrics(result), groupings_from_metrics(result))
 
 
 def _remove_spills_after_failure(out_dir: str) -> None:
@@ -568,13 +568,17 @@ def _remove_spills_after_failure(out_dir: str) -> None:
         log.debug("token spill files not removed from %s", out_dir, exc_info=True)
 
 
-def add_profile(out_dir: str, stages: dict[str, dict[str, float | int]]) -> dict[str, Any]:
+def add_profile(out_dir: str, stages: dict[str, dict[str, float | int]],
+                groupings: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
     """The finished build's manifest with its per-stage CPU profile (`pipelines/profile.py`) in the
-    volatile `run` section; a runner that reports no metrics leaves the manifest as it is."""
+    volatile `run` section, and what each grouping moved where the runner counts it
+    (`run.groupings`); a runner that reports no metrics leaves the manifest as it is."""
     manifest = read_manifest(out_dir)
     if not stages:
         log.warning("the runner reported no metrics: the manifest has no run.profile")
         return manifest
+    if groupings:
+        manifest["run"]["groupings"] = groupings
     read = manifest["accounting"]["stages"].get("read", {})
     docs = sum(g["in"]["docs"] for g in read.values())
     nbytes = sum(g["in"]["bytes"] for g in read.values())

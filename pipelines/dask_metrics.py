@@ -16,6 +16,9 @@ import typing as t
 from apache_beam.metrics.cells import DistributionData, DistributionResult
 from apache_beam.metrics.execution import MetricKey, MetricResult, MetricsContainer
 from apache_beam.metrics.metric import MetricResults, MetricsFilter
+from apache_beam.metrics.metricbase import MetricName
+
+from lemur_corpus.pipelines.profile import GROUPING_BYTES, GROUPING_ITEMS, GROUPINGS
 
 _CONTAINERS: dict[tuple[str, str], MetricsContainer] = {}
 """This worker's containers by (run, transform label)."""
@@ -46,6 +49,14 @@ def bundle_tracker(run: str, label: str) -> BundleTracker:
         if container is None:
             container = _CONTAINERS[(run, label)] = MetricsContainer(label)
     return BundleTracker(container)
+
+
+def grouping_moved(run: str, label: str, items: int, nbytes: int) -> None:
+    """Count what one transfer task handed to the shuffle of the grouping `label`: its items and the
+    bytes of the tables they went in (`profile.groupings_from_metrics` reads them)."""
+    container = bundle_tracker(run, label).metrics_container
+    container.get_counter(MetricName(GROUPINGS, GROUPING_ITEMS)).inc(items)
+    container.get_counter(MetricName(GROUPINGS, GROUPING_BYTES)).inc(nbytes)
 
 
 def collect_worker_metrics(run: str) -> Gathered:

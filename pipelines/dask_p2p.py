@@ -39,6 +39,7 @@ import xxhash
 from apache_beam.utils.windowed_value import WindowedValue
 
 from lemur_corpus.pipelines.dask_bundles import BundleStep, FusedSteps, run_steps, stream_steps
+from lemur_corpus.pipelines.dask_metrics import grouping_moved
 from lemur_corpus.pipelines.outputs import OnlyTagFn
 
 TRANSFER_PRIORITY = 2
@@ -292,6 +293,10 @@ class Target:
     layout: Layout
     piece_items: int
     subgroups: int = 1
+    run: str = ""
+    """The build's run id and the grouping's transform label: where the items and bytes each piece
+    hands over are counted (`dask_metrics.grouping_moved`); no run id, nothing counted."""
+    label: str = ""
 
 
 def hand_over(items: t.Iterable[tuple[t.Any, t.Any]], target: Target, partition: int) -> int:
@@ -304,16 +309,26 @@ def hand_over(items: t.Iterable[tuple[t.Any, t.Any]], target: Target, partition:
     last = (1 << bits) - 1
     piece: list[tuple[t.Any, t.Any]] = []
     number, run_id = 0, None
+    moved = [0, 0]  # items, table bytes
+
+    def table_of(piece: list[tuple[t.Any, t.Any]]) -> t.Any:
+        table = target.layout.table(piece, target.npartitions, target.subgroups)
+        moved[0] += len(piece)
+        moved[1] += table.nbytes if target.layout.arrow else int(table.memory_usage(deep=True).sum())
+        return table
+
     for item in items:
         piece.append(item)
         if len(piece) >= target.piece_items and number < last:
-            table = target.layout.table(piece, target.npartitions, target.subgroups)
+            table = table_of(piece)
             piece = []  # the items go with the table: only the table is held while it is handed on
             run_id = shuffle_transfer(table, target.shuffle_id, (partition << bits) | number)  # type: ignore[arg-type]  # a ShuffleId is a str
             number += 1
     if piece or run_id is None:
-        table = target.layout.table(piece, target.npartitions, target.subgroups)
+        table = table_of(piece)
         run_id = shuffle_transfer(table, target.shuffle_id, (partition << bits) | number)  # type: ignore[arg-type]  # as above
+    if target.run:
+        grouping_moved(target.run, target.label, *moved)
     return run_id
 
 
@@ -491,7 +506,8 @@ class P2PGrouping:
     makes the output partitions, with the ParDos read after the grouping fused into the unpack tasks.
     `layout` is how the items travel (`BLOBS`, or `ITEM_ROWS`: the baseline)."""
 
-    def __init__(self, sources: t.Sequence[Source], token: str, layout: Layout = BLOBS) -> None:
+    def __init__(self, sources: t.Sequence[Source], token: str, layout: Layout = BLOBS, run: str = "",
+                 label: str = "") -> None:
         from dask.delayed import Delayed
         from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
         from distributed.shuffle._core import P2PBarrierTask, ShuffleId, barrier_key, p2p_barrier
@@ -500,7 +516,7 @@ class P2PGrouping:
         self.token, self.layout = token, layout
         self.npartitions = max(source.npartitions for source in sources)
         target = Target(token, sum(source.npartitions for source in sources), self.npartitions, layout, ITEMS_PER_PIECE,
-                        SUBGROUPS)
+                        SUBGROUPS, run, label)
         transfers: dict[t.Any, t.Any] = {}
         for source in sources:  # input partitions numbered across the sources: each a transfer of its own
             for i in range(source.npartitions):

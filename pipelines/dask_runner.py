@@ -334,7 +334,8 @@ class GroupByKey(DaskBagOp):
         if p2p_tasks:
             token = dask.base.tokenize(self.bag_kwargs[RUN_ID], self.applied.full_label)
             layout = dask_p2p.BLOBS if P2P_BLOBS else dask_p2p.ITEM_ROWS
-            self.grouping = P2PGrouping(self.sources or [Source(input_bag)], token, layout)
+            self.grouping = P2PGrouping(self.sources or [Source(input_bag)], token, layout, self.bag_kwargs[RUN_ID],
+                                        self.applied.full_label)
             return self.grouping.bag()
         parts = input_bag.to_delayed(optimize_graph=False)
         frames = dd.from_delayed([dask.delayed(shuffle_frame)(part) for part in parts], meta=shuffle_frame([]),

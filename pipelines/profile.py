@@ -47,6 +47,13 @@ BYTES_SUFFIX = ".bytes"
 ELEMENTS_SUFFIX = ".elements"
 CPU_SUFFIX = ".cpu_us"
 
+GROUPINGS = "groupings"
+"""Namespace of the counters of what each grouping moved between workers, where the runner counts
+it (this project's DaskRunner, per P2P grouping: `dask_metrics.grouping_moved`): `items`, and
+`bytes`, those of the tables the items went into the shuffle as (pickled, so the bytes that are
+sent, written to the shuffle's disk and read back). Keyed by the grouping's transform label."""
+GROUPING_ITEMS, GROUPING_BYTES = "items", "bytes"
+
 READ = "read"
 EXACT_DEDUP = "exact_dedup"
 MINHASH = "minhash"
@@ -252,6 +259,23 @@ def profile_from_metrics(result: Any) -> dict[str, dict[str, float | int]]:
         elif name.endswith(CPU_SUFFIX):
             entry(name[: -len(CPU_SUFFIX)])["cpu_s"] += value / 1e6
     return {name: stages[name] for name in sorted(stages, key=stage_rank)}
+
+
+def groupings_from_metrics(result: Any) -> dict[str, dict[str, int]]:
+    """Grouping label -> {items, bytes} it moved (`GROUPINGS`), most bytes first; empty when the
+    runner counts none."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    try:
+        found = result.metrics().query(MetricsFilter().with_namespace(GROUPINGS))
+    except (NotImplementedError, AttributeError):
+        return {}
+    moved: dict[str, dict[str, int]] = {}
+    for item in found.get("counters", []):
+        value = item.committed if item.committed is not None else item.attempted
+        entry = moved.setdefault(item.key.step, {GROUPING_ITEMS: 0, GROUPING_BYTES: 0})
+        entry[item.key.metric.name] += int(value or 0)
+    return dict(sorted(moved.items(), key=lambda kv: (-kv[1][GROUPING_BYTES], kv[0])))
 
 
 def stage_rank(name: str) -> tuple[int, str]:

@@ -689,3 +689,21 @@ def test_the_workers_collect_garbage_at_the_builds_thresholds_while_it_runs(dask
             assert_that(seen, equal_to([GC_THRESHOLDS]))
         assert client.run(gc.get_threshold) == before
         assert set(before.values()) == {gc.get_threshold()}
+
+
+@pytest.mark.parametrize("blobs", [True, False])
+def test_a_p2p_grouping_counts_what_it_handed_to_its_shuffle(dask_cluster, blobs: bool) -> None:  # type: ignore[no-untyped-def]
+    """Every item a grouping's transfer tasks hand over is counted once, under the grouping's label,
+    with the bytes of the tables they went in (the manifest's `run.groupings`)."""
+    from lemur_corpus.pipelines import dask_runner
+    from lemur_corpus.pipelines.profile import GROUPING_BYTES, GROUPING_ITEMS, groupings_from_metrics
+
+    with mock.patch.object(dask_runner, "P2P_BLOBS", blobs):
+        p = beam.Pipeline(options=options(dask_cluster))
+        grouped_flatten(p)
+        result = p.run()
+        result.wait_until_finish()
+    moved = groupings_from_metrics(result)
+    assert list(moved) == ["Group/GroupByKey"]  # the primitive GroupByKey inside Beam's
+    assert moved["Group/GroupByKey"][GROUPING_ITEMS] == len(FLATTENED)
+    assert moved["Group/GroupByKey"][GROUPING_BYTES] > 8 * len(FLATTENED)  # at least each item's key hash

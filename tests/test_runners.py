@@ -530,6 +530,10 @@ def test_runner_matrix_gives_identical_bytes(matrix_config, dask_cluster, tmp_pa
         assert set(stages) == set(profiles["direct"]), name
         assert [stages[s]["elements"] for s in document_stages] == [
             profiles["direct"][s]["elements"] for s in document_stages], name
+    # the P2P groupings' bytes, counted by the Dask runner only; near dedup's pairs among them
+    moved = manifests["dask p2p"]["run"]["groupings"]
+    assert "Dedup/Decide/Near/GroupPairs/GroupByKey" in moved and all(g["items"] and g["bytes"] for g in moved.values())
+    assert "groupings" not in manifests["direct"]["run"] and "groupings" not in manifests["multi_processing"]["run"]
 
 
 def test_the_scale_benchmark_states_its_output_per_input_document() -> None:
