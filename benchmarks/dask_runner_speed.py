@@ -3,7 +3,7 @@ the runner with one of its changes undone (or an alternative), alternating runs 
 
     .venv/bin/python benchmarks/dask_runner_speed.py [--docs 32000] [--docs-per-file 1000] [--repeat 2]
         [--workers 2] [--dask-shuffle auto|p2p|tasks]
-        [--baseline layout|flatten|flatten-shuffle|item-rows|trim|pieces|partitions|subgroups|gc]
+        [--baseline layout|flatten|flatten-shuffle|item-rows|trim|pieces|partitions|subgroups|gc|encode-trim]
 
 The input is `benchmarks/scale.py`'s corpus (real code and English web text, a third near-copies),
 one `.jsonl.zst` file per --docs-per-file documents, so the build has one partition per file (up to
@@ -37,6 +37,9 @@ driver process against a fresh `dask scheduler` and --workers `dask worker` proc
 - baseline `subgroups`: `dask_p2p.SUBGROUPS` 1: a P2P grouping's unpack task groups its whole
   output partition at once, every item unpickled while the received table is held too, instead of
   one part of the partition after the other (`dask_p2p.groups_of_blobs`);
+- baseline `encode-trim`: `tokenize.TRIM_AFTER_BATCH` off: a worker's heap trimmed only after each
+  task, not after each batch the tokenizer encodes (what a task's batches freed stays resident until
+  the task ends);
 - baseline `gc`: `dask_runner.TUNE_WORKER_GC` off: each worker's cyclic garbage collector at
   CPython's thresholds instead of `worker_memory.GC_THRESHOLDS` for the run (`dask_worker_gc`);
 - baseline `partitions`: `dask_runner.MAX_CREATE_PARTITIONS` raised from 64 to 256, so that above
@@ -77,9 +80,11 @@ BASELINES = {
     "pieces": {"STREAM_CHAINS": False, "TRANSFER_FROM_UNPACK": False, "ITEMS_PER_PIECE": 2**62},
     "subgroups": {"SUBGROUPS": 1},
     "gc": {"TUNE_WORKER_GC": False},
+    "encode-trim": {"TRIM_AFTER_BATCH": False},
 }
 """What each baseline sets in `lemur_corpus.pipelines.dask_runner` (or, for a setting of the chains'
-tasks or the P2P groupings, `dask_bundles` or `dask_p2p`; see the module docstring)."""
+tasks, the P2P groupings or the tokenizer's DoFn, `dask_bundles`, `dask_p2p` or `tokenize`; see the
+module docstring)."""
 
 
 def measure_baseline(config_file: str, runner: str, workers: str, shuffle: str, baseline: str,
@@ -87,10 +92,10 @@ def measure_baseline(config_file: str, runner: str, workers: str, shuffle: str, 
     """`scale.measure_build` with the runner's settings of `baseline` (in this driver: the graph is
     made here)."""
     from benchmarks.scale import measure_build
-    from lemur_corpus.pipelines import dask_bundles, dask_p2p, dask_runner
+    from lemur_corpus.pipelines import dask_bundles, dask_p2p, dask_runner, tokenize
 
     for name, value in BASELINES[baseline].items():
-        setattr(next(m for m in (dask_bundles, dask_p2p, dask_runner) if hasattr(m, name)), name, value)
+        setattr(next(m for m in (dask_bundles, dask_p2p, dask_runner, tokenize) if hasattr(m, name)), name, value)
     return measure_build(Path(config_file), runner, int(workers), shuffle, *address)
 
 

@@ -17,6 +17,7 @@ from lemur_corpus.document import Document, pickled_by_fields
 from lemur_corpus.pipelines.ledger import CountDocuments, Progress, StageOutputs
 from lemur_corpus.pipelines.profile import TOKENIZE as TOKENIZE_STAGE
 from lemur_corpus.pipelines.profile import profiled
+from lemur_corpus.pipelines.worker_memory import trim_heap
 from lemur_corpus.token_spill import BundleSpill, SpilledTokens
 from lemur_corpus.tokenizer import TokenizerIdentity, encode_batch, encode_on_calling_thread, load_tokenizer
 
@@ -56,6 +57,15 @@ class BundleSpillFn(beam.DoFn):
             self.spill.close()
 
 
+TRIM_AFTER_BATCH = True
+"""Whether `TokenizeFn` hands the heap's free pages back after each batch it encodes (at most every
+`worker_memory.TRIM_INTERVAL_S`). `tokenizers` allocates and frees a batch's encodings in pieces that
+glibc keeps inside its heap, batch after batch, until a trim: a runner trims after a task or bundle
+(`dask_bundles.TRIM_HEAP`, `worker_memory.trim_after_each_bundle`), and one task encodes a partition's
+documents, many batches. Off: only those trims (`benchmarks/dask_runner_speed.py --baseline
+encode-trim`). Read when the driver makes the DoFn."""
+
+
 class TokenizeFn(BundleSpillFn):
     """Batches of documents -> `TokenizedDoc`s; a bundle's token ids go to one spill file in
     `spill_folder`, complete when the bundle finishes (before anything downstream of the mixture's
@@ -68,6 +78,7 @@ class TokenizeFn(BundleSpillFn):
         self.keep_text = keep_text
         self.spill_folder = spill_folder
         self.tokens = Metrics.counter("tokenize", "tokens")
+        self.trim_after_batch = TRIM_AFTER_BATCH
 
     def setup(self) -> None:
         encode_on_calling_thread()  # one worker, one core: see its docstring
@@ -79,6 +90,8 @@ class TokenizeFn(BundleSpillFn):
     @profiled(TOKENIZE_STAGE, size=lambda batch: sum(d.nbytes for d in batch))
     def process(self, batch: list[Document]) -> Iterator[TokenizedDoc]:
         arrays = encode_batch(self.tokenizer, [d.text for d in batch], self.identity.eos_id, self.dtype)
+        if self.trim_after_batch:
+            trim_heap()
         for doc, ids in zip(batch, arrays, strict=True):
             self.tokens.inc(len(ids))
             self.progress.tick()

@@ -109,3 +109,32 @@ def test_workers_encode_on_the_calling_thread_unless_the_user_says_otherwise(
     alone = encode_batch(tokenizer, texts, 1, np.dtype("int32"))
     assert len(pooled) == len(alone) == len(texts)
     assert all(np.array_equal(a, b) for a, b in zip(pooled, alone, strict=True))
+
+
+@pytest.mark.parametrize("trim", [True, False])
+def test_a_worker_trims_its_heap_after_each_batch_it_encodes(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, trim: bool) -> None:
+    """`TokenizeFn` asks for a trim after every batch (`worker_memory.trim_heap` decides how often
+    one runs), so the encodings a task's batches freed do not pile up in the heap until the task
+    ends; the ids it spills are the same either way."""
+    from lemur_corpus.document import Document
+    from lemur_corpus.pipelines import tokenize
+    from lemur_corpus.token_spill import read_spilled
+
+    trims: list[int] = []
+    monkeypatch.setattr(tokenize, "trim_heap", lambda: trims.append(1))
+    monkeypatch.setattr(tokenize, "TRIM_AFTER_BATCH", trim)
+    config = TokenizerConfig()
+    identity = tokenizer_identity(config)
+    fn = tokenize.TokenizeFn(config, identity, keep_text=False, spill_folder=str(tmp_path / str(trim)))
+    fn.setup()
+    fn.start_bundle()
+    batches = [[Document(id=f"d{b}-{i}", source="web", kind="text", text=f"batch {b} text {i} " * 20, meta={},
+                         origin=f"web.jsonl:{i + 1}") for i in range(5)] for b in range(3)]
+    out = [doc for batch in batches for doc in fn.process(batch)]
+    fn.finish_bundle()
+    assert len(trims) == (3 if trim else 0)
+    want = encode_batch(load_tokenizer(config), [d.text for batch in batches for d in batch], identity.eos_id,
+                        np.dtype(identity.dtype))
+    got = read_spilled([doc.spilled for doc in out], np.dtype(identity.dtype))
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True)) and len(got) == 15
