@@ -398,7 +398,7 @@ def report(count: int, runner: str, workers: int, r: dict) -> None:
         print(f"    the groupings moved {sum(g['bytes'] for g in moved.values()) / 1e6:,.0f} MB between workers "
               f"({sum(g['items'] for g in moved.values()):,} items), the most: " + "; ".join(
                   f"{label} {g['bytes'] / 1e6:,.0f} MB ({g['items']:,} items)"
-                  for label, g in list(moved.items())[:GROUPINGS_SHOWN]))
+                  for label, g in largest_groupings(moved)))
     if r.get("task_seconds"):
         print("    Dask task seconds by kind: " + task_seconds_line(r["task_seconds"]))
     if r.get("worker_rss_each_mib"):
@@ -433,11 +433,17 @@ def report(count: int, runner: str, workers: int, r: dict) -> None:
     print_profile(r)
 
 
+def largest_groupings(moved: dict) -> list[tuple[str, dict]]:
+    """The `GROUPINGS_SHOWN` groupings that moved the most bytes (a manifest read from its file has
+    its keys sorted by name, not by bytes)."""
+    return sorted(moved.items(), key=lambda item: (-item[1]["bytes"], item[0]))[:GROUPINGS_SHOWN]
+
+
 def groupings_growth(small: dict, large: dict) -> str:
     """How the bytes the groupings moved grew from one size to the other, in all and for the
     groupings that moved the most at the larger size."""
     total = sum(g["bytes"] for g in large.values()) / max(1, sum(g["bytes"] for g in small.values()))
-    shown = list(large.items())[:GROUPINGS_SHOWN]
+    shown = largest_groupings(large)
     return f"the groupings' bytes x{total:.2f} in all; " + "; ".join(
         f"{label} x{g['bytes'] / max(1, small.get(label, {}).get('bytes', 0)):.2f}" for label, g in shown)
 

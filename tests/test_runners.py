@@ -699,3 +699,12 @@ def test_a_benchmark_worker_memory_limit_is_checked_before_any_worker_starts() -
     for wrong in ("banana", "-3", "1.5 Gibibytes"):
         with pytest.raises(argparse.ArgumentTypeError, match="is not a memory size"):
             memory_limit(wrong)
+
+
+def test_the_scale_benchmark_shows_the_groupings_that_moved_the_most_whatever_their_order() -> None:
+    """A manifest read from its file has `run.groupings` sorted by name: the benchmark sorts by bytes."""
+    from benchmarks.scale import GROUPINGS_SHOWN, largest_groupings
+
+    moved = {f"G{i}/GroupByKey": {"items": i, "bytes": (i * 7919) % 101} for i in range(GROUPINGS_SHOWN + 4)}
+    shown = [g["bytes"] for _, g in largest_groupings(dict(sorted(moved.items())))]
+    assert shown == sorted((g["bytes"] for g in moved.values()), reverse=True)[:GROUPINGS_SHOWN]
