@@ -2,34 +2,40 @@
 
     exact survivors (record, signature)            payloads (id, shingle set or signature)
       ─▶ band keys ─▶ bucket groups (combined per bundle) ─▶ each bucket of a group
-      ─▶ windowed pairs in keep order (earlier, later), gathered per bundle as (earlier, [later])
-      ─▶ join them and payloads on id ─▶ each payload to the distinct later documents of its pairs
-      ─▶ group by later document ─▶ verify its pairs
+      ─▶ windowed pairs in keep order, gathered per bundle as (later, (rank, [earlier]))
+      ─▶ group by later document ─▶ its task (its earlier documents) in the chunk of its least rank
+      ─▶ join the chunks' requests and payloads on id ─▶ each payload to each chunk that needs it, once
+      ─▶ group tasks and payloads by chunk ─▶ verify each task's pairs
       ─▶ verified edges ─▶ ConnectedComponents (large-star/small-star rounds) ─▶ (id, label)
       ─▶ join labels, edges and the records of their documents on id ─▶ group by label
       ─▶ walk in keep order ─▶ removals
 
-Every payload crosses the network once, plus one copy per later document it is paired with. A
-payload carries its document's record, and verification hands on the records of the documents it
-found an edge for: the walk joins only those (a few per cluster), not every signed document's.
-Buckets travel in groups (`BUCKET_GROUP_ENTRIES`): a document has one band key per band and almost
-every bucket holds one document, so a shuffle of one element per document and band would move
-~20 elements per document only to find most of them alone; a group is a list of about
-`BUCKET_GROUP_ENTRIES` band keys, gathered per bundle by `BandKeysFn` itself (each bundle sends a
-list per group it touched) and merged by the runner's combiner.
+Every payload crosses the network once, plus one copy per verification chunk that compares it. A
+chunk gathers the later documents whose first bucket (by its first member in keep order) and block
+of places in it (`VERIFY_BLOCK_PLACES`) are the same, so a cluster's members meet in a few chunks:
+a payload copy per candidate pair, as when each later document was a group of its own, cost the
+grouping's bytes x8.5 from 250,000 to a million documents of the scale corpus (its code documents'
+candidate pairs grow with their clusters). A payload carries its document's record, and
+verification hands on the records of the documents it found an edge for: the walk joins only those
+(a few per cluster), not every signed document's. Buckets travel in groups
+(`BUCKET_GROUP_ENTRIES`): a document has one band key per band and almost every bucket holds one
+document, so a shuffle of one element per document and band would move ~20 elements per document
+only to find most of them alone; a group is a list of about `BUCKET_GROUP_ENTRIES` band keys,
+gathered per bundle by `BandKeysFn` itself (each bundle sends a list per group it touched) and
+merged by the runner's combiner.
 
 Memory per worker: a bucket group holds its band keys and members' ids and keep keys (at most about
 `BUCKET_GROUP_ENTRIES` when the driver's planned documents are not below the real ones, plus any
 bucket that is large by itself; their number is fixed before the run, so no signed document waits
-for a count of the others), `BandKeysFn` at most `BAND_ENTRIES_PER_FLUSH` band keys of
-its bundle, and `BucketPairsFn` at most `PAIRS_PER_FLUSH` pairs; the join holds one document's
-payload and the ids of the distinct later documents paired with it (all of a bucket's members for
-one of its first `bucket_window`: ids only); a verification group holds one document
-and the payloads of the documents before it it is verified against (at most 2 x bucket_window per
-bucket it shares, counted as `max_verify_group`), and a bundle of them one record's fields per
-document with an edge (sent once when the bundle ends); the components steps hold one node's neighbours;
-the walk holds one component (or one part of `max_component_size` documents) and its edges. Nothing
-holds the whole edge list.
+for a count of the others), `BandKeysFn` at most `BAND_ENTRIES_PER_FLUSH` band keys of its bundle,
+`BucketPairsFn` and `PlanVerificationFn` at most `PAIRS_PER_FLUSH` pairs; planning holds one later
+document's earlier ids (at most 2 x bucket_window per bucket it shares, counted as
+`max_verify_group`); the join holds one document's payload and its chunks; a chunk holds its tasks
+and their documents' payloads (at most `VERIFY_BLOCK_PLACES` later documents per bucket its anchor
+leads, one bucket per band, and their earlier documents), and a bundle of chunks one record's fields
+per document with an edge (sent once when the bundle ends); the components steps hold one node's
+neighbours; the walk holds one component (or one part of `max_component_size` documents) and its
+edges. Nothing holds the whole edge list.
 """
 
 from __future__ import annotations
@@ -73,7 +79,7 @@ from lemur_corpus.pipelines.profile import COMPONENTS, MINHASH, profiled
 
 NAMES = "names"
 RECORDS = "records"
-LATER = "later"
+CHUNKS = "chunks"
 
 
 def near_params(config: DedupConfig) -> dict[str, tuple[int, int]]:
@@ -205,26 +211,42 @@ class BucketEntriesFn(beam.CombineFn):
 
 
 PAIRS_PER_FLUSH = 65_536
-"""Pairs `BucketPairsFn` gathers before it sends them on, whatever a bundle's or a bucket's size (a
-bound on its memory)."""
+"""Pairs `BucketPairsFn` (and requests `PlanVerificationFn`) gather before they send them on, whatever
+a bundle's or a bucket's size (a bound on their memory)."""
+
+VERIFY_BLOCK_PLACES = 256
+"""Later documents of one bucket verified in one chunk, by their place in it in keep order. A chunk
+holds the payloads its later documents are compared with once each, so a bucket of n members costs
+about n + n / 256 x (2 x bucket_window) payload copies, not one per candidate pair; a chunk holds at
+most this many later documents per bucket its anchor leads (one per band)."""
+
+Rank = tuple
+"""(*anchor's keep key, block): where a later document is verified. The anchor is the first member
+in keep order of a bucket the document is a later member of, the block its place there //
+`VERIFY_BLOCK_PLACES`; a document in several buckets takes the least rank, so the members of one
+cluster meet in one chunk (flat, as `BandEntry`)."""
+
+Chunk = tuple[str, int]
+"""(anchor id, block): the key of a verification chunk, the last two fields of a `Rank`."""
 
 
 class BucketPairsFn(beam.DoFn):
     """A bucket group → for each of its buckets, the pairs its window verifies (see
-    `dedup.lsh.bucket_pairs`), gathered per bundle as each earlier document's distinct later ones:
-    (earlier id, [later ids]), sent when the bundle ends or every `PAIRS_PER_FLUSH` pairs, and on
-    `LATER` (later id, None) once per later document of each sending; the group's statistics,
-    summed over its buckets (one record each, not one per bucket: a bucket group holds thousands).
+    `dedup.lsh.bucket_pairs`), gathered per bundle as each later document's rank and distinct
+    earlier ones: (later id, (rank, [earlier ids])), sent when the bundle ends or every
+    `PAIRS_PER_FLUSH` pairs; the group's statistics, summed over its buckets (one record each, not
+    one per bucket: a bucket group holds thousands).
 
-    One element per pair (a `Distinct` of them, then a mark per later document) cost the runner a
-    crossing per pair, a pair being in several bands' buckets, only for the join to list each
-    earlier document's later ones again."""
+    One element per pair (a `Distinct` of them) cost the runner a crossing per pair, a pair being in
+    several bands' buckets; the rank (the bucket's first member, the later document's block of
+    places) lets verification gather a cluster's pairs in a few chunks instead of one group per
+    later document, each with its own copy of every earlier document's payload."""
 
     def __init__(self, windows: dict[str, int]) -> None:
         self.windows = windows
 
     def start_bundle(self) -> None:
-        self.later_of: dict[str, set[str]] = {}
+        self.pending: dict[str, tuple[Rank, set[str]]] = {}
         self.held = 0
 
     @profiled(MINHASH)
@@ -235,22 +257,26 @@ class BucketPairsFn(beam.DoFn):
         shared = sorted((entry for entry in entries if sizes[entry[0]] > 1), key=itemgetter(0))
         linked = largest = limited = left_out = 0
         for _, bucket in itertools.groupby(shared, key=itemgetter(0)):  # almost every bucket holds one
-            ordered = bucket_members([entry[1:] for entry in bucket])
-            if len(ordered) < 2:
+            keys = bucket_members([entry[1:] for entry in bucket])
+            if len(keys) < 2:
                 continue
+            ordered = [key[-1] for key in keys]
             linked, largest = linked + 1, max(largest, len(ordered))
             missing = pairs_left_out(len(ordered), window)
             limited, left_out = limited + bool(missing), left_out + missing
-            later_of = self.later_of
+            anchor, place = keys[0], {doc_id: j for j, doc_id in enumerate(ordered)}
             for earlier, later in bucket_pairs(ordered, window):
-                laters = later_of.get(earlier)
-                if laters is None:
-                    laters = later_of[earlier] = set()
-                laters.add(later)
+                rank = (*anchor, place[later] // VERIFY_BLOCK_PLACES)
+                held = self.pending.get(later)
+                if held is None:
+                    self.pending[later] = (rank, {earlier})
+                else:
+                    held[1].add(earlier)
+                    if rank < held[0]:
+                        self.pending[later] = (rank, held[1])
                 self.held += 1
                 if self.held >= PAIRS_PER_FLUSH:
                     yield from self._flush()
-                    later_of = self.later_of
         if linked:
             yield tagged_stat("near", kind, "buckets_linked", linked)
             yield tagged_stat("near", kind, "max_bucket_size", largest)
@@ -260,54 +286,85 @@ class BucketPairsFn(beam.DoFn):
 
     def finish_bundle(self) -> Iterator[Any]:
         for out in self._flush():
-            if out.__class__ is beam.pvalue.TaggedOutput:
-                yield beam.pvalue.TaggedOutput(out.tag, WindowedValue(out.value, 0, GLOBAL_WINDOWS))
-            else:
-                yield WindowedValue(out, 0, GLOBAL_WINDOWS)
+            yield WindowedValue(out, 0, GLOBAL_WINDOWS)
 
-    def _flush(self) -> Iterator[Any]:
-        later_of, self.later_of, self.held = self.later_of, {}, 0
-        marked: set[str] = set()
-        for earlier, laters in later_of.items():
-            marked |= laters
-            yield earlier, sorted(laters)
-        for later in sorted(marked):
-            yield beam.pvalue.TaggedOutput(LATER, (later, None))
+    def _flush(self) -> Iterator[tuple[str, tuple[Rank, list[str]]]]:
+        pending, self.pending, self.held = self.pending, {}, 0
+        for later, (rank, earliers) in pending.items():
+            yield later, (rank, sorted(earliers))
 
 
-def bucket_members(members: list[tuple]) -> list[str]:
-    """One bucket's members' keep keys (the id last) → its ids in keep order; an id read twice is
-    one member, at its first place."""
+def bucket_members(members: list[tuple]) -> list[tuple]:
+    """One bucket's members' keep keys (the id last) → its distinct members' keep keys in keep
+    order; an id read twice is one member, at its first place."""
     keys: dict[str, tuple] = {}
     for key in members:
         doc_id = key[-1]
         if doc_id not in keys or key < keys[doc_id]:
             keys[doc_id] = key
-    return sorted(keys, key=keys.__getitem__)
+    return sorted(keys.values())
+
+
+class PlanVerificationFn(beam.DoFn):
+    """A later document's ranks and earlier documents from every bucket group → its task, keyed by
+    the chunk of its least rank: (chunk, (later, [earlier ids])); and on `CHUNKS`, gathered per
+    bundle, each document's chunks: (id, [chunks]), for its payload to go to each once (sent when the
+    bundle ends, or every `PAIRS_PER_FLUSH` requests)."""
+
+    def start_bundle(self) -> None:
+        self.chunks_of: dict[str, set[Chunk]] = {}
+        self.held = 0
+
+    @profiled(MINHASH)
+    def process(self, element: tuple[str, Iterable[tuple[Rank, list[str]]]]) -> Iterator[Any]:
+        later, sent = element
+        ranks, earliers = [], set()
+        for rank, ids in sent:
+            ranks.append(rank)
+            earliers.update(ids)
+        rank = min(ranks)
+        chunk = (rank[-2], rank[-1])
+        yield chunk, (later, sorted(earliers))
+        chunks_of = self.chunks_of
+        for doc_id in (later, *earliers):
+            chunks = chunks_of.get(doc_id)
+            if chunks is None:
+                chunks = chunks_of[doc_id] = set()
+            chunks.add(chunk)
+        self.held += 1 + len(earliers)
+        if self.held >= PAIRS_PER_FLUSH:
+            yield from self._flush()
+
+    def finish_bundle(self) -> Iterator[Any]:
+        for out in self._flush():
+            yield beam.pvalue.TaggedOutput(out.tag, WindowedValue(out.value, 0, GLOBAL_WINDOWS))
+
+    def _flush(self) -> Iterator[beam.pvalue.TaggedOutput]:
+        chunks_of, self.chunks_of, self.held = self.chunks_of, {}, 0
+        for doc_id in sorted(chunks_of):
+            yield beam.pvalue.TaggedOutput(CHUNKS, (doc_id, sorted(chunks_of[doc_id])))
 
 
 class RoutePayloadFn(beam.DoFn):
-    """Joined on a document's id: its payload goes to each distinct later document it is paired
-    with (the union of the lists `BucketPairsFn` sent), and to itself when it is the later document
-    of a pair; all its pairs meet there, once each."""
+    """Joined on a document's id: its payload goes to each distinct chunk that verifies one of its
+    pairs (the union of the lists `PlanVerificationFn` sent), once."""
 
     @profiled(MINHASH)
-    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, tuple[str, Payload]]]:
+    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[Chunk, tuple[str, Payload]]]:
         doc_id, grouped = element
         payload = first_payload(grouped["payload"])
         if payload is None:
             return
-        for later in sorted(set().union(*grouped["later"])):
-            yield later, (doc_id, payload)
-        if grouped["is_later"]:
-            yield doc_id, (doc_id, payload)
+        for chunk in sorted(set().union(*grouped["chunks"])):
+            yield chunk, (doc_id, payload)
 
 
 class VerifyFn(beam.DoFn):
-    """A later document's payload and those of the earlier documents paired with it: each pair's
-    similarity; the edges that reach the threshold go to the components (as names (earlier, later),
-    once: `both_ways` keys them both ways as they leave) and to the walk (as the later document's
-    edges, and on `RECORDS` the record of every document with an edge once per bundle, when it ends).
+    """A chunk's tasks and the payloads of their documents: for each later document, each pair's
+    similarity with the earlier documents paired with it; the edges that reach the threshold go to
+    the components (as names (earlier, later), once: `both_ways` keys them both ways as they leave)
+    and to the walk (as the later document's edges, and on `RECORDS` the record of every document
+    with an edge once per bundle, when it ends).
 
     An earlier document is paired with many later ones in a large cluster (up to `bucket_window` per
     bucket): its record went out once per edge and its name twice, each through a shuffle
@@ -339,16 +396,21 @@ class VerifyFn(beam.DoFn):
                 RECORDS, WindowedValue((doc_id, payload_record(records[doc_id])), 0, GLOBAL_WINDOWS))
 
     @profiled(MINHASH)
-    def process(self, element: tuple[str, Iterable[tuple[str, Payload]]]) -> Iterator[Any]:
-        later, values = element
-        earlier: dict[str, Payload] = {}
-        mine: Payload | None = None
-        for doc_id, payload in values:
-            if doc_id == later:
-                mine = payload
-            elif doc_id not in earlier or payload_hash(payload) < payload_hash(earlier[doc_id]):
-                earlier[doc_id] = payload
-        if mine is None or not earlier:
+    def process(self, element: tuple[Chunk, dict[str, list[Any]]]) -> Iterator[Any]:
+        _, grouped = element
+        payloads: dict[str, Payload] = {}
+        for doc_id, item in grouped["payload"]:
+            held = payloads.get(doc_id)
+            if held is None or payload_hash(item) < payload_hash(held):
+                payloads[doc_id] = item
+        for later, earliers in sorted(grouped["task"]):
+            mine = payloads.get(later)
+            if mine is not None:
+                yield from self._verify(later, mine, {i: payloads[i] for i in earliers if i in payloads})
+
+    def _verify(self, later: str, mine: Payload, earlier: dict[str, Payload]) -> Iterator[Any]:
+        """One later document against the earlier documents of its pairs (those with a payload)."""
+        if not earlier:
             return
         ids = sorted(earlier)
         record = payload_record(mine)
@@ -448,17 +510,21 @@ class NearDuplicates(beam.PTransform):
             keys
             | "GroupBuckets" >> beam.CombinePerKey(BucketEntriesFn())
             | "BucketPairs" >> MultiOutputParDo(
-                SummedStats(BucketPairsFn({k: config.near(k).bucket_window for k in enabled})), STATS, LATER,
-                main="pairs")
+                SummedStats(BucketPairsFn({k: config.near(k).bucket_window for k in enabled})), STATS, main="pairs")
+        )
+        tasks = (
+            pairs["pairs"]
+            | "GroupCandidates" >> beam.GroupByKey()
+            | "PlanVerification" >> MultiOutputParDo(PlanVerificationFn(), CHUNKS, main="tasks")
         )
         routed = (
-            {"later": pairs["pairs"], "is_later": pairs[LATER], "payload": payloads}
+            {"chunks": tasks[CHUNKS], "payload": payloads}
             | "JoinPayloads" >> beam.CoGroupByKey()
             | "RoutePayloads" >> beam.ParDo(RoutePayloadFn())
         )
         verified = (
-            routed
-            | "GroupPairs" >> beam.GroupByKey()
+            {"payload": routed, "task": tasks["tasks"]}
+            | "GroupChunks" >> beam.CoGroupByKey()
             | "Verify" >> MultiOutputParDo(SummedStats(VerifyFn(config)), STATS, NAMES, RECORDS, main="edges")
         )
         components = verified["names"] | "BothWays" >> beam.FlatMap(both_ways) | "Components" >> ConnectedComponents(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import apache_beam as beam
@@ -35,7 +36,14 @@ from lemur_corpus.pipelines.dedup_common import (
     tagged_stat,
 )
 from lemur_corpus.pipelines.dedup_files import run_dedup_files
-from lemur_corpus.pipelines.dedup_near import BandKeysFn, BucketPairsFn, NearDuplicates, bucket_group, bucket_groups
+from lemur_corpus.pipelines.dedup_near import (
+    BandKeysFn,
+    BucketPairsFn,
+    NearDuplicates,
+    PlanVerificationFn,
+    bucket_group,
+    bucket_groups,
+)
 from lemur_corpus.pipelines.direct_runner import beam_pipeline
 from lemur_corpus.sources import base as sources_base
 from tests.conftest import read_jsonl, shared_path
@@ -112,9 +120,10 @@ def test_verification_hands_on_the_records_of_both_ends_of_each_edge() -> None:
     payloads = {"A": near, "B": far, "C": base, "D": base}
     twice = DedupRecord("A", "text", "web", "h0", 100, 0)  # A read twice: the smaller hash's record goes on
 
-    def group(later: str, earlier: str, a: DedupRecord = records["A"]) -> tuple[str, list]:
+    def group(later: str, earlier: str, a: DedupRecord = records["A"]) -> tuple[tuple[str, int], dict]:
         docs = {**{i: records[i] for i in earlier}, "A": a, later: records[later]}
-        return later, [(i, payload(docs[i], (i,), to_bytes(payloads[i]))) for i in (*earlier, later)]
+        return ("A", 0), {"payload": [(i, payload(docs[i], (i,), to_bytes(payloads[i]))) for i in (*earlier, later)],
+                          "task": [(later, list(earlier))]}
 
     fn.start_bundle()
     out = [*fn.process(group("C", "AB")), *fn.process(group("D", "A", twice))]
@@ -148,16 +157,13 @@ def test_bucket_groups_stay_one_size_as_the_corpus_grows() -> None:
 
 def _pairs_and_stats(fn: BucketPairsFn, element: tuple) -> tuple[list, list]:
     """One bundle of one bucket group: its pairs (from the lists sent at the bundle's end) and its
-    statistics; each later document marked once."""
+    statistics."""
     fn.start_bundle()
     out = [*fn.process(element), *(o if isinstance(o, beam.pvalue.TaggedOutput) else o.value
                                    for o in fn.finish_bundle())]
-    tagged = [o for o in out if isinstance(o, beam.pvalue.TaggedOutput)]
-    stats = sorted(o.value for o in tagged if o.tag == STATS)
-    marks = [o.value.value for o in tagged if o.tag == dedup_near.LATER]
-    pairs = [(earlier, later) for earlier, laters in (o for o in out if not isinstance(o, beam.pvalue.TaggedOutput))
-             for later in laters]
-    assert sorted(marks) == sorted({(later, None) for _, later in pairs})
+    stats = sorted(o.value for o in out if isinstance(o, beam.pvalue.TaggedOutput) and o.tag == STATS)
+    sent = (o for o in out if not isinstance(o, beam.pvalue.TaggedOutput))
+    pairs = [(earlier, later) for later, (_, earliers) in sent for earlier in earliers]
     return pairs, stats
 
 
@@ -269,11 +275,34 @@ def test_summed_stats_sum_per_bundle_what_the_combine_would_sum() -> None:
         ("near_by_source", "s1", "removed"): 3, ("near_by_source", "s2", "removed"): 2}
 
 
-def test_pairs_go_as_each_earlier_documents_later_ones_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A bundle's pairs are sent as (earlier, [later ids]) with a mark per later document, every
-    `PAIRS_PER_FLUSH` pairs and when the bundle ends: whatever the bound, the pairs sent are the
-    distinct pairs of the group's buckets (a pair in two bands' buckets once per sending), and the
-    bundle never holds more than the bound."""
+def _sent(fn: beam.DoFn, elements: list) -> list:
+    """What a DoFn sends for one bundle of `elements`, its end's outputs unwrapped."""
+    fn.start_bundle()
+    out = [o for element in elements for o in fn.process(element)]
+    for o in fn.finish_bundle():
+        if isinstance(o, beam.pvalue.TaggedOutput):
+            o = beam.pvalue.TaggedOutput(o.tag, o.value.value if isinstance(o.value, WindowedValue) else o.value)
+        out.append(o.value if isinstance(o, WindowedValue) else o)
+    return out
+
+
+def _held_at_each_flush(fn: beam.DoFn) -> list[int]:
+    held: list[int] = []
+    flush = fn._flush
+
+    def recorded() -> Iterator:
+        held.append(fn.held)
+        return flush()
+
+    fn._flush = recorded
+    return held
+
+
+def test_pairs_go_as_each_later_documents_earlier_ones_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bundle's pairs are sent as (later, (rank, [earlier ids])) every `PAIRS_PER_FLUSH` pairs and
+    when the bundle ends: whatever the bound, the pairs sent are the distinct pairs of the group's
+    buckets (a pair in two bands' buckets once per sending), and the bundle never holds more than
+    the bound."""
     members = [(-n, f"d{n:02d}") for n in range(12)]
     entries = [(band, *key) for band in (b"\x00\x01a", b"\x00\x02b") for key in members]  # two bands, one cluster
     entries += [(b"\x00\x03c", -1, "x1"), (b"\x00\x03c", -2, "x2")]
@@ -281,24 +310,75 @@ def test_pairs_go_as_each_earlier_documents_later_ones_within_a_bound(monkeypatc
     for bound in (10**6, 7, 1):
         monkeypatch.setattr(dedup_near, "PAIRS_PER_FLUSH", bound)
         fn = BucketPairsFn({"code": 3})
-        fn.start_bundle()
-        out = list(fn.process((("code", 0), list(entries))))
-        out += [o if isinstance(o, beam.pvalue.TaggedOutput) else o.value for o in fn.finish_bundle()]
-        sent = [(e, later) for e, laters in (o for o in out if not isinstance(o, beam.pvalue.TaggedOutput))
-                for later in laters]
+        held = _held_at_each_flush(fn)
+        out = [o for o in _sent(fn, [(("code", 0), list(entries))]) if not isinstance(o, beam.pvalue.TaggedOutput)]
+        sent = [(e, later) for later, (_, earliers) in out for e in earliers]
         assert set(sent) == expected
-        sendings = [0]  # pairs per sending: a sending's lists come before its marks
-        for o in out:
-            if not isinstance(o, beam.pvalue.TaggedOutput):
-                sendings[-1] += len(o[1])
-            elif o.tag == dedup_near.LATER and sendings[-1]:
-                sendings.append(0)
-        assert max(sendings) <= bound and (bound > 100 or len(sendings) > 2)
+        assert max(held) <= bound and (bound > 100 or len(held) > 2)
         if bound == 10**6:  # one sending: each pair once, though both bands' buckets hold it
             assert sorted(sent) == sorted(expected)
-        marks = [o.value for o in out if isinstance(o, beam.pvalue.TaggedOutput) and o.tag == dedup_near.LATER]
-        marks = [m.value if isinstance(m, WindowedValue) else m for m in marks]
-        assert {later for later, _ in marks} == {later for _, later in expected}
+        # a later document's rank: its bucket's first member's keep key, and its block of places
+        assert {later: rank for later, (rank, _) in out} == {
+            **{doc_id: (-11, "d11", 0) for _, doc_id in members[:11]}, "x1": (-2, "x2", 0)}
+
+
+def test_a_clusters_pairs_meet_in_few_chunks_each_with_the_payloads_it_compares(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pairs → a task per later document in the chunk of its least rank, and each document's
+    payload requested once per chunk that compares it: every candidate pair is verified where both
+    its payloads are, and a large cluster costs about a copy per member, not one per pair."""
+    monkeypatch.setattr(dedup_near, "VERIFY_BLOCK_PLACES", 50)
+    rng = random.Random(4)
+    cluster = [(-rng.randrange(10**6), f"c{n:03d}") for n in range(200)]
+    entries = []
+    for band in range(4):  # every band's bucket holds most of the cluster, a few members fall out
+        members = [key for key in cluster if rng.random() < 0.9]
+        entries += [(bytes([0, band]) + b"big", *key) for key in members]
+    loose = [(-n, f"l{n}") for n in range(6)]
+    entries += [(bytes([0, 9, n]), *loose[n]) for n in range(6)]
+    entries += [(bytes([0, 9, n]), *loose[n + 1]) for n in range(5)]  # a chain of pairs l0-l1, l1-l2, ...
+    windows = {"code": 4}
+    sent = [o for o in _sent(BucketPairsFn(windows), [(("code", 0), entries)])
+            if not isinstance(o, beam.pvalue.TaggedOutput)]
+    expected = {(e, later) for later, (_, earliers) in sent for e in earliers}
+    by_later: dict[str, list] = {}
+    for later, value in sent:
+        by_later.setdefault(later, []).append(value)
+    planned = _sent(PlanVerificationFn(), sorted(by_later.items()))
+    tasks = [o for o in planned if not isinstance(o, beam.pvalue.TaggedOutput)]
+    requested = {doc_id: chunks for doc_id, chunks in (o.value for o in planned
+                                                             if isinstance(o, beam.pvalue.TaggedOutput))}
+    assert sorted(later for _, (later, _) in tasks) == sorted(by_later)  # one task per later document
+    assert {(e, later) for _, (later, earliers) in tasks for e in earliers} == expected
+    for chunk, (later, earliers) in tasks:
+        assert all(chunk in requested[doc_id] for doc_id in (later, *earliers))
+    copies = sum(len(chunks) for doc_id, chunks in requested.items() if doc_id.startswith("c"))
+    pairs = sum(1 for _, later in expected if later.startswith("c"))
+    assert pairs > 1_500 and copies < 1.5 * len(cluster)  # a chunk per 50 places of the bucket, few more
+
+
+def test_verification_chunks_verify_each_task_with_the_payloads_they_hold() -> None:
+    """A chunk of several tasks: each later document against its own earlier ones only (not every
+    payload in the chunk); a task whose document has no payload, or none of whose earlier
+    documents has, gives nothing."""
+    rng = np.random.default_rng(8)
+    base = rng.integers(0, 2**32, 256, dtype=np.uint64).astype(np.uint32)
+    near = base.copy()
+    near[:5] += np.uint32(1)
+    fn = dedup_near.SummedStats(dedup_near.VerifyFn(DedupConfig.model_validate({"text": {"verify": "signature"}})))
+    fn.setup()
+
+    def item(doc_id: str, data: np.ndarray) -> tuple[str, tuple]:
+        return doc_id, payload(DedupRecord(doc_id, "text", "web", f"h{doc_id}", 100, 0), (doc_id,), to_bytes(data))
+
+    chunk = {"payload": [item("A", base), item("B", near), item("C", near), item("E", base)],
+             "task": [("C", ["A"]), ("B", ["A", "C"]), ("D", ["A"]), ("E", ["Z"])]}
+    out = _sent(fn, [(("A", 0), chunk)])
+    similarity = round(251 / 256, 6)
+    assert [o for o in out if not isinstance(o, beam.pvalue.TaggedOutput)] == [
+        ("B", [("A", similarity), ("C", 1.0)]), ("C", [("A", similarity)])]
+    stats = dict(o.value for o in out if isinstance(o, beam.pvalue.TaggedOutput) and o.tag == STATS)
+    assert stats[("near", "text", "candidate_pairs")] == 3 and stats[("near", "text", "max_verify_group")] == 2
 
 
 def _chain(count: int, step: int, seed: int) -> list[dict[str, str]]:

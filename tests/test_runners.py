@@ -465,7 +465,8 @@ def test_dask_shuffle_key_hash_is_the_same_for_equal_keys_in_every_process() -> 
 @pytest.fixture(scope="module")
 def matrix_config(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A small real build touching every stage's drops: real code and web pages, one web file with
-    three broken records, several shards, the untokenized mixture too."""
+    three broken records, labelled near-duplicate code and pages (verification, components and the
+    walk have work), several shards, the untokenized mixture too."""
     pages = read_jsonl(shared_path("web", "trafilatura_pages.main.jsonl.zst"))[:60]
     lines = [json.dumps(p).encode() for p in pages]
     lines[5] = b'{"id": "cut", "text": "a record cut in'
@@ -479,6 +480,10 @@ def matrix_config(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-
         {"name": "web", "format": "dolma", "kind": "text", "source": "refinedweb", "paths": [str(web)]},
         {"name": "cc", "format": "dolma", "kind": "text", "source": "wikipedia",
          "paths": [str(shared_path("web", "commoncrawl_samples.jsonl.zst"))]},
+        {"name": "forks", "format": "stack", "kind": "code",
+         "paths": [str(shared_path("dups", "code_forks.docs.jsonl.zst"))]},
+        {"name": "neardup", "format": "dolma", "kind": "text", "source": "refinedweb",
+         "paths": [str(shared_path("dups", "web_neardup.docs.jsonl.zst"))], "limit_per_file": 80},
     ], shards={"target_tokens": 60_000, "write_jsonl": True})
 
 
@@ -531,10 +536,15 @@ def test_runner_matrix_gives_identical_bytes(matrix_config, dask_cluster, tmp_pa
         assert [stages[s]["elements"] for s in document_stages] == [
             profiles["direct"][s]["elements"] for s in document_stages], name
     # the P2P groupings' items and bytes, counted by the Dask runner only: exact dedup's grouping a
-    # node per document, verification's a payload copy per candidate pair and each later document's own
+    # node per document; verification's chunks a task per later document and fewer payload copies
+    # than candidate pairs (a cluster's pairs meet in one chunk, each payload sent to it once)
     moved = manifests["dask p2p"]["run"]["groupings"]
-    pairs = sum(v["candidate_pairs"] for v in reference["dedup"]["near"].values())
-    assert moved["Dedup/Decide/Near/GroupPairs/GroupByKey"]["items"] >= pairs
+    near = reference["dedup"]["near"]
+    pairs = sum(v["candidate_pairs"] for v in near.values())
+    assert all(v["candidate_pairs"] > 0 and v["removed"] > 0 for v in near.values())
+    tasks = moved["Dedup/Decide/Near/GroupCandidates/GroupByKey"]["items"]
+    chunked = moved["Dedup/Decide/Near/GroupChunks/CoGroupByKeyImpl/GroupByKey/GroupByKey"]["items"]
+    assert 0 < tasks < pairs and 0 < chunked - tasks < pairs  # a group per later document: pairs + tasks copies
     dedup_in = sum(g["in"]["docs"] for g in reference["accounting"]["stages"]["dedup"].values())
     assert moved["Dedup/Decide/GroupByHash/GroupByKey"]["items"] == dedup_in > 0  # a node per document into dedup
     assert all(g["bytes"] > 0 for g in moved.values() if g["items"])
