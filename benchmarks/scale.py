@@ -28,7 +28,8 @@ sizes do the same work per document after the mixture, and its shards are --shar
 - near dedup's work per signed document, per kind (the manifest's candidate pairs and verified
   edges over its signed documents): it grows with the corpus where the near-duplicate components do
   (the code generator draws its blocks from a fixed pool of real files, so more documents share
-  blocks), and every candidate pair is a payload copy through a shuffle and an exact Jaccard;
+  blocks), and every candidate pair is an exact Jaccard (its payloads travel once per verification
+  chunk, a cluster's pairs in few chunks: `pipelines/dedup_near.py`);
 - on Dask, what each grouping moved between workers (the manifest's `run.groupings`: items and the
   bytes of the tables they were handed to the shuffle in), the largest at each size and how they
   grew from one size to the other;
@@ -96,8 +97,8 @@ CODE_SHARE = 0.7
 GROUPINGS_SHOWN = 5
 NEAR_WORK = ("documents", "candidate_pairs", "verified_edges")
 """The manifest's near-dedup statistics printed per kind: what verification does per document, which
-grows with the corpus where its near-duplicate components do (every candidate pair is a payload
-copy through a shuffle and an exact Jaccard)."""
+grows with the corpus where its near-duplicate components do (every candidate pair is an exact
+Jaccard)."""
 MAX_BLOCK_BYTES = 8_000
 """Blocks above this are not used: code documents stay file-sized (a few KB), as in The Stack."""
 _OPENERS, _CLOSERS = "([{", ")]}"
