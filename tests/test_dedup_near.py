@@ -194,7 +194,8 @@ def test_a_bucket_group_gives_each_of_its_buckets_pairs_whatever_the_order() -> 
 @pytest.mark.slow
 def test_decisions_do_not_depend_on_how_buckets_are_grouped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The number of bucket groups is planned on the driver from the input's size, an estimate:
-    whatever it is, the decisions and every statistic but `bucket_groups` are the same."""
+    whatever it is, the decisions and every statistic but `bucket_groups` are the same; and so
+    whatever the size of verification's chunks and how often pairs are sent on."""
     docs = _chain(40, 4, seed=11)
     path = _write(tmp_path / "chain.jsonl", docs)
     one = run_dedup_files([str(path)], "text", str(tmp_path / "one"), DedupConfig(), shards=1)
@@ -204,11 +205,15 @@ def test_decisions_do_not_depend_on_how_buckets_are_grouped(tmp_path: Path, monk
     few = run_dedup_files([str(path)], "text", str(tmp_path / "few"), DedupConfig(), shards=1)
     monkeypatch.setattr(dedup_near, "BAND_ENTRIES_PER_FLUSH", 1)  # band keys sent after every document
     flushed = run_dedup_files([str(path)], "text", str(tmp_path / "flushed"), DedupConfig(), shards=1)
-    groups = [summary["dedup"]["near"]["text"].pop("bucket_groups") for summary in (one, many, few, flushed)]
-    assert groups[0] == 1 and groups[1] > 100 and groups[2] == groups[3] == 4
+    monkeypatch.setattr(dedup_near, "VERIFY_BLOCK_PLACES", 1)  # a chunk per place in a bucket: many chunks
+    monkeypatch.setattr(dedup_near, "PAIRS_PER_FLUSH", 3)  # pairs and requests sent every few
+    chunked = run_dedup_files([str(path)], "text", str(tmp_path / "chunked"), DedupConfig(), shards=1)
+    runs = {"one": one, "many": many, "few": few, "flushed": flushed, "chunked": chunked}
+    groups = [summary["dedup"]["near"]["text"].pop("bucket_groups") for summary in runs.values()]
+    assert groups[0] == 1 and groups[1] > 100 and groups[2] == groups[3] == groups[4] == 4
     assert many["dedup"]["near"]["text"]["buckets_linked"] > 0
-    assert one["dedup"] == many["dedup"] == few["dedup"] == flushed["dedup"]
-    assert _rows(tmp_path / "one") == _rows(tmp_path / "many") == _rows(tmp_path / "few") == _rows(tmp_path / "flushed")
+    assert all(summary["dedup"] == one["dedup"] for summary in runs.values())
+    assert all(_rows(tmp_path / name) == _rows(tmp_path / "one") for name in runs)
 
 
 def test_band_keys_leave_a_bundle_as_one_list_per_group_it_touched(monkeypatch: pytest.MonkeyPatch) -> None:
