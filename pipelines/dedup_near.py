@@ -264,9 +264,10 @@ class BucketPairsFn(beam.DoFn):
             linked, largest = linked + 1, max(largest, len(ordered))
             missing = pairs_left_out(len(ordered), window)
             limited, left_out = limited + bool(missing), left_out + missing
-            anchor, place = keys[0], {doc_id: j for j, doc_id in enumerate(ordered)}
+            anchor = keys[0]  # a member's rank here, made once per member, not once per pair
+            rank_of = {doc_id: (*anchor, j // VERIFY_BLOCK_PLACES) for j, doc_id in enumerate(ordered)}
             for earlier, later in bucket_pairs(ordered, window):
-                rank = (*anchor, place[later] // VERIFY_BLOCK_PLACES)
+                rank = rank_of[later]
                 held = self.pending.get(later)
                 if held is None:
                     self.pending[later] = (rank, {earlier})
