@@ -256,8 +256,11 @@ class DaskCluster:
         spilled, as `dask.sizeof` weighs them) and `p2p_buffered_mib` (per stage, the bytes its P2P
         shuffles held at that sample, waiting to be sent to other workers or written to its disk:
         the memory limiters of distributed's worker extension "shuffle", capped by
-        `distributed.p2p.comm.buffer` and `distributed.p2p.storage.buffer`); the rest is the running
-        task's own objects and what the allocator keeps. `start_mib` (the first sample) and `rises_mib`
+        `distributed.p2p.comm.buffer` and `distributed.p2p.storage.buffer`) and `python_objects`
+        (per stage, the blocks Python's small-object allocator had handed out at that sample,
+        `sys.getallocatedblocks`: objects `dask.sizeof` can underweigh, e.g. many small records, and
+        whose arenas glibc's trim cannot return); the rest is the running task's own objects and
+        what the allocator keeps. `start_mib` (the first sample) and `rises_mib`
         (per stage, highest first: how far the resident set rose above its highest sample so far while
         the stage ran) say which stages took it to its peak: the allocator keeps what it took, so the
         stages that ran after a rise sample as high without having caused it. A peak shorter than the
@@ -270,7 +273,7 @@ class DaskCluster:
             from distributed.utils import key_split_group
 
             page = os.sysconf("SC_PAGE_SIZE")
-            highest: dict[str, tuple[int, int, int]] = {}
+            highest: dict[str, tuple[int, int, int, int]] = {}
             rises: dict[str, int] = {}
             top = [0, 0]  # the first sample, the highest so far
             labels: dict[str, str] = {}
@@ -298,8 +301,8 @@ class DaskCluster:
                         statm.seek(0)
                         rss = int(statm.read().split()[1]) * page
                         name = running()
-                        if name and rss > highest.get(name, (0, 0, 0))[0]:
-                            highest[name] = (rss, dask_worker.state.nbytes, p2p_buffered())
+                        if name and rss > highest.get(name, (0, 0, 0, 0))[0]:
+                            highest[name] = (rss, dask_worker.state.nbytes, p2p_buffered(), sys.getallocatedblocks())
                         if name and not top[0]:
                             top[:] = [rss, rss]
                         elif name and rss > top[1]:
@@ -310,7 +313,7 @@ class DaskCluster:
             thread.start()
             dask_worker._lemur_rss_by_stage = (stop, thread, highest, rises, top)
 
-        def finish(dask_worker: Any) -> tuple[dict[str, tuple[int, int, int]], dict[str, int], int]:
+        def finish(dask_worker: Any) -> tuple[dict[str, tuple[int, int, int, int]], dict[str, int], int]:
             stop, thread, highest, rises, top = dask_worker._lemur_rss_by_stage
             stop.set()
             thread.join()
@@ -328,12 +331,13 @@ class DaskCluster:
         for address, (highest, rises, first) in sorted(highest_by_worker.items(),
                                                        key=lambda kv: names.get(kv[0], kv[0])):
             ranked = sorted(highest.items(), key=lambda kv: -kv[1][0])
-            by_stage = {name: rss / 2**20 for name, (rss, _, _) in ranked}
+            by_stage = {name: rss / 2**20 for name, (rss, _, _, _) in ranked}
             top = next(iter(by_stage.items()), ("", 0.0))
             result[names.get(address, address)] = {
                 "peak_mib": top[1], "stage": top[0], "by_stage": by_stage,
-                "held_mib": {name: held / 2**20 for name, (_, held, _) in ranked},
-                "p2p_buffered_mib": {name: buffered / 2**20 for name, (_, _, buffered) in ranked},
+                "held_mib": {name: held / 2**20 for name, (_, held, _, _) in ranked},
+                "p2p_buffered_mib": {name: buffered / 2**20 for name, (_, _, buffered, _) in ranked},
+                "python_objects": {name: blocks for name, (_, _, _, blocks) in ranked},
                 "start_mib": first / 2**20,
                 "rises_mib": {name: rise / 2**20 for name, rise in sorted(rises.items(), key=lambda kv: -kv[1])}}
 

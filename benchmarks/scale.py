@@ -61,7 +61,8 @@ distributed's profiler, as the README advises (`dask_cluster.PROFILER_ENV`). The
 Dask's own account of the workers' memory (task results held, spilled, unmanaged) and which stages
 made the task results held at the fullest moment (`DaskCluster.held_sampled`, the scheduler polled
 every 2 s), to say what waits in memory between stages, and per worker the highest resident set
-sampled while each stage ran (`DaskCluster.rss_by_running_stage`, every 20 ms), and how far each
+sampled while each stage ran (`DaskCluster.rss_by_running_stage`, every 20 ms, with the task
+results it held, its P2P buffers and Python's small objects then), and how far each
 stage raised it past its highest so far (the allocator keeps what a stage took, so the stages after
 a rise sample as high: the rises say which ones took it to its peak), to say which stage's tasks, or
 the worker's event loop between them, take it there; and the scheduler's CPU and the cluster's task
@@ -422,10 +423,11 @@ def report(count: int, runner: str, workers: int, r: dict) -> None:
               + "; ".join(f"{stage} {mib:.0f} MiB" for stage, mib in shown))
     for worker, running in r.get("running_at_peak", {}).items():
         shown = list(running["by_stage"].items())[:RUNNING_STAGES_SHOWN]
+        objects = running.get("python_objects", {})
         print(f"    {worker}'s resident set, the highest sample while each stage ran (every 20 ms; task results "
-              "it held then / bytes in its P2P shuffle buffers): " + "; ".join(
-                  f"{stage} {mib:.0f} MiB ({running['held_mib'][stage]:.0f} / {running['p2p_buffered_mib'][stage]:.0f})"
-                  for stage, mib in shown))
+              "it held then / bytes in its P2P shuffle buffers / Python's small objects): " + "; ".join(
+                  f"{stage} {mib:.0f} MiB ({running['held_mib'][stage]:.0f} / {running['p2p_buffered_mib'][stage]:.0f}"
+                  f" / {objects.get(stage, 0) / 1e6:.1f}M)" for stage, mib in shown))
         rises = [(stage, mib) for stage, mib in running.get("rises_mib", {}).items() if mib >= 1][:RUNNING_STAGES_SHOWN]
         if rises:
             print(f"    {worker}'s resident set from {running['start_mib']:.0f} MiB at the start to its peak, how far "

@@ -11,10 +11,11 @@ document carries only where its ids are (`SpilledTokens`). The shard writer read
 once every shard is written (`remove_spills`). The build's folder must be storage every worker
 reads, as its shards already must be.
 
-The sampled tokenizer (`pipelines/tokenize_sampled.py`) parks the texts of the documents past their
-source's first bound the same way (`park_text`, `read_texts`: UTF-8 bytes in a spill file): they
-wait for the partial pools, and most are never tokenized; held, they were most of what a Dask worker
-held at a million documents.
+The sampled tokenizer (`pipelines/tokenize_sampled.py`) parks whole documents the same way
+(`park_document`, `read_documents`: each pickled into a spill file) while they wait for the first
+bounds and, past their source's bound, for the partial pools (most are never tokenized): held, with
+their texts and then with their metadata, they were most of what a Dask worker held at a million
+documents.
 
 A spill file's name is random (uuid4): a retried bundle writes a file of its own instead of racing
 the failed attempt's, and the failed attempt's file goes with the rest (by its name's pattern).
@@ -23,6 +24,7 @@ Names never reach the build's output, whose bytes do not depend on them.
 
 from __future__ import annotations
 
+import pickle
 import re
 import uuid
 from collections.abc import Iterator, Sequence
@@ -30,6 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lemur_corpus.document import Document
 from lemur_corpus.io import delete_if_present, join, makedirs, names_in, open_for_writing, open_ranged
 
 SPILL_GLOB = "spill-*.bin"
@@ -90,19 +93,20 @@ class BundleSpill:
             writer.close()
 
 
-TEXT_DTYPE = np.dtype(np.uint8)
-"""A parked text's unit: its UTF-8 bytes."""
+PARKED_DTYPE = np.dtype(np.uint8)
+"""A parked document's unit: a byte of its pickle."""
 
 
-def park_text(spill: BundleSpill, text: str) -> SpilledTokens:
-    """Write `text` to a spill file of `TEXT_DTYPE` (lone surrogates kept as they are: it reads back
-    the same string)."""
-    return spill.append(np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=TEXT_DTYPE))
+def park_document(spill: BundleSpill, doc: Document) -> SpilledTokens:
+    """Write the whole of `doc` (pickled, text and metadata: `Document` pickles as its field values)
+    to a spill file of `PARKED_DTYPE`."""
+    return spill.append(np.frombuffer(pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL), dtype=PARKED_DTYPE))
 
 
-def read_texts(places: Sequence[SpilledTokens]) -> list[str]:
-    """The texts parked at `places`, in the order given (`read_spilled`'s reads)."""
-    return [data.tobytes().decode("utf-8", "surrogatepass") for data in read_spilled(places, TEXT_DTYPE)]
+def read_documents(places: Sequence[SpilledTokens]) -> list[Document]:
+    """The documents parked at `places`, in the order given (`read_spilled`'s reads), equal to the
+    ones parked (lone surrogates in a text included: pickle keeps them)."""
+    return [pickle.loads(memoryview(data)) for data in read_spilled(places, PARKED_DTYPE)]  # type: ignore[arg-type]  # numpy stubs: __buffer__ only on 3.12+
 
 
 def read_spilled(places: Sequence[SpilledTokens], dtype: np.dtype) -> list[np.ndarray]:

@@ -2,7 +2,7 @@
 of only the sources where that does not settle the plan (`lemur_corpus.partial_pools` has the method
 and why the shards are the same bytes as tokenizing everything).
 
-    docs ─▶ park texts ─▶ byte histograms ─▶ first bounds ─┐
+    docs ─▶ park them  ─▶ byte histograms ─▶ first bounds ─┐
               └─▶ split by bound ─▶ first ─▶ unpark, encode ─┴─▶ partial pools ─▶ unsettled sources ─┐
                                └─▶ rest ────────────────────────────────────────────────────────┴─▶ unpark, encode
                                                                                                     or count
@@ -15,16 +15,18 @@ bounds, which need every document's size, and (the rest) for the partial pools, 
 first document tokenized. Held with their texts, that was most of what the workers held
 (`benchmarks/scale.py --runner dask-cluster`: the split's rest at a million documents, 1.8 of the
 2.5 GB; the deduplicated documents waiting for the bounds, 387-455 MiB of the fullest sample at
-250,000). So the stage first parks each document's text in a spill file of the build's folder
-(`ParkTextFn`, `token_spill.park_text`, like the token ids after it) and sends on the document
-without it; the first documents' texts are read back before they are tokenized, the rest's only
-for the unsettled sources (`UnparkTexts`), and the spill files go with the token ids' once the
-shards are written.
+250,000); held with their metadata (a text parked, the rest of the `Document` kept), a worker's
+small Python objects still rose from about 2 to 6-8 million while they waited at a million
+documents (`sys.getallocatedblocks`, sampled by hand). So the stage first parks each whole
+document in a spill file of the build's folder (`ParkDocumentFn`, `token_spill.park_document`,
+like the token ids after it) and sends on a flat `ParkedDoc` (source, sample bin, bytes, place);
+the first documents are read back before they are tokenized, the rest only for the unsettled
+sources (`UnparkDocuments`), and the spill files go with the token ids' once the shards are
+written.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -32,7 +34,7 @@ import apache_beam as beam
 
 from lemur_corpus.accounting import TOKENIZE
 from lemur_corpus.config import BuildConfig
-from lemur_corpus.document import Document, pickled_by_fields
+from lemur_corpus.document import Document
 from lemur_corpus.mixture import histogram_bin, sample_point
 from lemur_corpus.partial_pools import first_bounds, unsettled_sources
 from lemur_corpus.pipelines.ledger import CountDocuments, StageOutputs
@@ -41,7 +43,7 @@ from lemur_corpus.pipelines.outputs import MultiOutputParDo
 from lemur_corpus.pipelines.profile import MIX, profiled, profiled_fn
 from lemur_corpus.pipelines.profile import TOKENIZE as TOKENIZE_STAGE
 from lemur_corpus.pipelines.tokenize import BundleSpillFn, Encode
-from lemur_corpus.token_spill import TEXT_DTYPE, BundleSpill, SpilledTokens, park_text, read_texts
+from lemur_corpus.token_spill import PARKED_DTYPE, BundleSpill, SpilledTokens, park_document, read_documents
 from lemur_corpus.tokenizer import TokenizerIdentity
 
 REST = "rest"
@@ -55,9 +57,8 @@ class SampledOutputs(NamedTuple):
     """The pools with the untokenized documents counted, and the first pass's bounds, for `Mix`."""
 
 
-@profiled_fn(MIX)
-def _byte_point(doc: ParkedDoc, seed: int) -> tuple[str, tuple[int, int]]:
-    return doc.source, (histogram_bin(sample_point(seed, doc.id)), doc.nbytes)
+def _byte_point(doc: ParkedDoc) -> tuple[str, tuple[int, int]]:
+    return doc.source, (doc.u_bin, doc.nbytes)
 
 
 @profiled_fn(MIX)
@@ -79,75 +80,67 @@ class Untokenized(NamedTuple):
     nbytes: int
 
 
-@pickled_by_fields
-@dataclasses.dataclass(frozen=True, slots=True)
-class ParkedDoc:
-    """A document waiting for the bounds or the partial pools, its text in a spill file."""
+class ParkedDoc(NamedTuple):
+    """A document waiting for the bounds or the partial pools, whole in a spill file: what the
+    bounds, the split and the pools read of it, and where it is. Flat, so that the hundreds of
+    thousands a worker holds while they wait are one small tuple each, not a `Document` (its
+    metadata dict and strings: about 11 allocations a document of the Stack, by hand)."""
 
-    doc: Document
-    """The document with an empty text."""
-    text: SpilledTokens
-    """Where its text is (UTF-8 bytes: `token_spill.read_texts`)."""
-
-    @property
-    def id(self) -> str:
-        return self.doc.id
-
-    @property
-    def source(self) -> str:
-        return self.doc.source
+    source: str
+    u_bin: int
+    """The histogram bin of its sample point (`mixture.histogram_bin(sample_point(seed, id))`)."""
+    nbytes: int
+    """Its text's UTF-8 bytes (`Document.nbytes`: lone surrogates count 3)."""
+    path: str
+    offset: int
+    length: int
+    """Where it is: `token_spill.read_documents` reads it back (`place`)."""
 
     @property
-    def nbytes(self) -> int:
-        """The text's UTF-8 bytes (`Document.nbytes`: lone surrogates count 3, as parked)."""
-        return self.text.length
+    def place(self) -> SpilledTokens:
+        return SpilledTokens(self.path, self.offset, self.length)
 
 
-class ParkTextFn(BundleSpillFn):
-    """Documents -> `ParkedDoc`s, their texts in a bundle's spill file in `spill_folder` (complete
-    when the bundle finishes, before the bounds that every reader of the texts waits for exist)."""
+class ParkDocumentFn(BundleSpillFn):
+    """Documents -> `ParkedDoc`s, each document in a bundle's spill file in `spill_folder` (complete
+    when the bundle finishes, before the bounds that every reader of them waits for exist)."""
 
-    def __init__(self, spill_folder: str) -> None:
-        self.spill_folder = spill_folder
+    def __init__(self, spill_folder: str, seed: int) -> None:
+        self.spill_folder, self.seed = spill_folder, seed
 
     def setup(self) -> None:
-        self.spill = BundleSpill(self.spill_folder, TEXT_DTYPE)
+        self.spill = BundleSpill(self.spill_folder, PARKED_DTYPE)
 
     @profiled(TOKENIZE_STAGE)
     def process(self, doc: Document) -> Iterator[ParkedDoc]:
-        yield ParkedDoc(doc.replace(text=""), park_text(self.spill, doc.text))
+        path, offset, length = park_document(self.spill, doc)
+        yield ParkedDoc(doc.source, histogram_bin(sample_point(self.seed, doc.id)), doc.nbytes, path, offset, length)
 
 
 class SplitByBoundFn(beam.DoFn):
     """A parked document in its source's first bound goes on (the main output); one past it goes to
     `REST`, and its `Untokenized` record to `REST_POINTS`."""
 
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-
     @profiled_fn(MIX, flat=True)
     def process(self, parked: ParkedDoc, bounds: dict[str, int]) -> Iterator[Any]:
-        b = histogram_bin(sample_point(self.seed, parked.id))
-        if b <= bounds.get(parked.source, b):
+        if parked.u_bin <= bounds.get(parked.source, parked.u_bin):
             yield parked
             return
         yield beam.pvalue.TaggedOutput(REST, parked)
-        yield beam.pvalue.TaggedOutput(REST_POINTS, Untokenized(parked.source, b, parked.nbytes))
+        yield beam.pvalue.TaggedOutput(REST_POINTS, Untokenized(parked.source, parked.u_bin, parked.nbytes))
 
 
 class UnparkFn(beam.DoFn):
-    """Batches of `ParkedDoc`s -> their documents, texts read back (one read per run of nearby texts
+    """Batches of `ParkedDoc`s -> their documents, read back (one read per run of nearby documents
     of a spill file)."""
 
     @profiled(TOKENIZE_STAGE)
     def process(self, batch: list[ParkedDoc]) -> Iterator[Document]:
-        texts = read_texts([parked.text for parked in batch])
-        for parked, text in zip(batch, texts, strict=True):
-            yield parked.doc.replace(text=text)
+        yield from read_documents([parked.place for parked in batch])
 
 
-class UnparkTexts(beam.PTransform):
-    """`ParkedDoc`s -> their documents, texts read back in batches (`UnparkFn`)."""
+class UnparkDocuments(beam.PTransform):
+    """`ParkedDoc`s -> their documents, read back in batches (`UnparkFn`)."""
 
     def expand(self, parked: beam.PCollection) -> beam.PCollection:
         return (
@@ -182,11 +175,11 @@ class TokenizeSampled(beam.PTransform):
 
     def expand(self, docs: beam.PCollection) -> SampledOutputs:
         config, seed = self.config, self.config.seed
-        parked = docs | "ParkTexts" >> beam.ParDo(ParkTextFn(self.spill_folder))
+        parked = docs | "Park" >> beam.ParDo(ParkDocumentFn(self.spill_folder, seed))
         counted_in = parked | "CountIn" >> CountDocuments(TOKENIZE, "in")
         byte_pools = (
             parked
-            | "BytePoints" >> beam.Map(_byte_point, seed)
+            | "BytePoints" >> beam.Map(_byte_point)
             | "BytePools" >> beam.CombinePerKey(HistogramFn())
         )
         bounds = (
@@ -195,9 +188,9 @@ class TokenizeSampled(beam.PTransform):
             | "Bounds" >> beam.Map(_bounds, byte_pools=beam.pvalue.AsDict(byte_pools), config=config)
         )
         bounds_side = beam.pvalue.AsSingleton(bounds)
-        split = parked | "Split" >> MultiOutputParDo(SplitByBoundFn(seed), REST, REST_POINTS,
+        split = parked | "Split" >> MultiOutputParDo(SplitByBoundFn(), REST, REST_POINTS,
                                                      main="first", bounds=bounds_side)
-        first = split["first"] | "UnparkFirst" >> UnparkTexts() | "EncodeFirst" >> self._encode()
+        first = split["first"] | "UnparkFirst" >> UnparkDocuments() | "EncodeFirst" >> self._encode()
         first_points = first | "FirstPoints" >> beam.Map(pool_point, seed)
         rest_points = split[REST_POINTS] | "RestPoints" >> beam.Map(_untokenized_point)
         partial = (
@@ -213,7 +206,7 @@ class TokenizeSampled(beam.PTransform):
         second = (
             split[REST]
             | "RestOfUnsettled" >> beam.Filter(_source_in, unsettled)
-            | "Unpark" >> UnparkTexts()
+            | "Unpark" >> UnparkDocuments()
             | "EncodeRest" >> self._encode()
         )
         untokenized = split[REST_POINTS] | "Untokenized" >> beam.Filter(_source_out, unsettled)

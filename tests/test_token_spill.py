@@ -10,16 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lemur_corpus.document import Document
 from lemur_corpus.token_spill import (
     COALESCE_BYTES,
+    PARKED_DTYPE,
     SPILL_NAME,
-    TEXT_DTYPE,
     BundleSpill,
     SpilledTokens,
     SpillWriter,
-    park_text,
+    park_document,
+    read_documents,
     read_spilled,
-    read_texts,
     remove_spills,
 )
 
@@ -147,16 +148,19 @@ def test_a_tokenized_document_carries_where_its_ids_are_not_the_ids(tmp_path: Pa
 @settings(max_examples=40, deadline=None)
 @given(texts=st.lists(st.text(st.characters(codec=None, blacklist_categories=()), max_size=300), max_size=20),
        data=st.data())
-def test_parked_texts_read_back_as_the_same_strings(tmp_path_factory: pytest.TempPathFactory, texts: list[str],
-                                                    data: st.DataObject) -> None:
+def test_parked_documents_read_back_equal(tmp_path_factory: pytest.TempPathFactory, texts: list[str],
+                                          data: st.DataObject) -> None:
     """Any text, lone surrogates and empty ones included (normalization removes the surrogates, but a
-    parked text must come back as it went), in any order asked."""
+    parked document must come back as it went), with its metadata, in any order asked."""
     folder = tmp_path_factory.mktemp("parked")
-    spill = BundleSpill(str(folder), TEXT_DTYPE)
-    places = [park_text(spill, text) for text in texts]
+    spill = BundleSpill(str(folder), PARKED_DTYPE)
+    docs = [Document(id=f"d{n}", source="web", kind="text", text=text, lang="en",
+                     meta={"url": f"https://example.org/{n}", "scores": [n, 0.5]}, origin=f"f.jsonl:{n}")
+            for n, text in enumerate(texts)]
+    places = [park_document(spill, doc) for doc in docs]
     spill.close()
     spill.close()  # closing twice is closing once
     order = data.draw(st.permutations(range(len(texts))))
-    assert read_texts([places[i] for i in order]) == [texts[i] for i in order]
+    assert read_documents([places[i] for i in order]) == [docs[i] for i in order]
     assert len(list(folder.iterdir())) == (1 if texts else 0)  # one file a bundle, none for an empty one
     assert remove_spills(str(folder)) == (1 if texts else 0)

@@ -41,8 +41,8 @@ from lemur_corpus.pipelines.mix import HistogramFn
 from lemur_corpus.pipelines.tokenize_sampled import (
     REST,
     REST_POINTS,
+    ParkDocumentFn,
     ParkedDoc,
-    ParkTextFn,
     SplitByBoundFn,
     UnparkFn,
 )
@@ -215,31 +215,36 @@ def _shards(out: Path) -> dict[str, str]:
             if not k.endswith("manifest.json") and not k.startswith("dedup-index")}
 
 
-def test_documents_wait_as_parked_texts_and_come_back_whole(tmp_path: Path) -> None:
-    """Every document waits for the bounds without its text, which is in a spill file of the build's
-    folder (like the token ids after it), its size kept; the split sends the first on and the rest
-    to `REST` as they are, and `UnparkFn` gives back each document as it went in (a lone surrogate
-    too, which the size counts 3 bytes as `Document.nbytes` does)."""
-    docs = [Document(id=f"d{n}", source="python" if n % 2 else "web", kind="code",
-                     text="é" * n + ("\ud800" if n % 7 == 0 else "x"), meta={"n": n}) for n in range(80)]
-    park = ParkTextFn(str(tmp_path))
+def test_documents_wait_parked_and_come_back_whole(tmp_path: Path) -> None:
+    """Every document waits for the bounds as a flat `ParkedDoc` (its source, sample bin and size),
+    the document itself in a spill file of the build's folder (like the token ids after it); the
+    split sends the first on and the rest to `REST` as they are, and `UnparkFn` gives back each
+    document as it went in, metadata and origin included (a lone surrogate too, which the size
+    counts 3 bytes as `Document.nbytes` does)."""
+    docs = [Document(id=f"d{n}", source="python" if n % 2 else "web", kind="code", lang="Python",
+                     text="é" * n + ("\ud800" if n % 7 == 0 else "x"), meta={"n": n, "repo": f"r/{n}"},
+                     origin=f"in.jsonl:{n}") for n in range(80)]
+    park = ParkDocumentFn(str(tmp_path), SEED)
     park.setup()
     park.start_bundle()
     parked = [out for doc in docs for out in park.process(doc)]
     park.finish_bundle()
-    assert [p.doc for p in parked] == [doc.replace(text="") for doc in docs]
-    assert [(p.id, p.source, p.nbytes) for p in parked] == [(d.id, d.source, d.nbytes) for d in docs]
-    split = SplitByBoundFn(SEED)
-    outputs = [out for p in parked for out in split.process(p, {"python": HISTOGRAM_BINS // 2})]
+    assert all(type(p) is ParkedDoc for p in parked)
+    assert [(p.source, p.u_bin, p.nbytes) for p in parked] == [
+        (d.source, histogram_bin(sample_point(SEED, d.id)), d.nbytes) for d in docs]
+    split = SplitByBoundFn()
+    bound = HISTOGRAM_BINS // 2
+    outputs = [out for p in parked for out in split.process(p, {"python": bound})]
     first = [out for out in outputs if isinstance(out, ParkedDoc)]
     rest = [out.value for out in outputs if isinstance(out, TaggedOutput) and out.tag == REST]
     points = [out.value for out in outputs if isinstance(out, TaggedOutput) and out.tag == REST_POINTS]
     assert first and rest and len(first) + len(rest) == len(docs)  # web has no bound: all first
-    assert {p.source for p in rest} == {"python"}
-    by_id = {doc.id: doc for doc in docs}
-    assert [point.nbytes for point in points] == [by_id[p.id].nbytes for p in rest]
+    assert {p.source for p in rest} == {"python"} and all(p.u_bin > bound for p in rest)
+    assert [(point.source, point.u_bin, point.nbytes) for point in points] == [
+        (p.source, p.u_bin, p.nbytes) for p in rest]
+    by_place = {p.place: doc for p, doc in zip(parked, docs, strict=True)}
     for waiting in (first, rest[::-1]):
-        assert list(UnparkFn().process(waiting)) == [by_id[p.id] for p in waiting]
+        assert list(UnparkFn().process(waiting)) == [by_place[p.place] for p in waiting]
     assert len(list(tmp_path.glob("spill-*.bin"))) == 1  # one file for the bundle, gone with the token ids'
 
 
