@@ -337,6 +337,9 @@ ALLOWED = {
     "pipelines/sdk_workers.py": {("subprocess", "*")},  # an SDK worker: this interpreter, this module
     # the P2P shuffle's tables: items this run's own workers pickled a moment before, never input
     "pipelines/dask_p2p.py": {("pickle", "loads")},
+    # a parked document: pickled by this run's own worker into a spill file of a random name in the
+    # build's folder, read back by the same run (as Beam's and Dask's shuffles do), never input
+    "corpus/token_spill.py": {("pickle", "loads")},
 }
 
 
