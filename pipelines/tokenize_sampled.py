@@ -15,9 +15,10 @@ bounds, which need every document's size, and (the rest) for the partial pools, 
 first document tokenized. Held with their texts, that was most of what the workers held
 (`benchmarks/scale.py --runner dask-cluster`: the split's rest at a million documents, 1.8 of the
 2.5 GB; the deduplicated documents waiting for the bounds, 387-455 MiB of the fullest sample at
-250,000); held with their metadata (a text parked, the rest of the `Document` kept), a worker's
-small Python objects still rose from about 2 to 6-8 million while they waited at a million
-documents (`sys.getallocatedblocks`, sampled by hand). So the stage first parks each whole
+250,000); held with their metadata (a text parked, the rest of the `Document` kept: its dict and
+strings), they were still the largest rise of a worker's memory at a million documents, in Python's
+small objects, which `dask.sizeof` underweighs (docs/measurements.md, 2026-12-06, twenty-ninth
+session). So the stage first parks each whole
 document in a spill file of the build's folder (`ParkDocumentFn`, `token_spill.park_document`,
 like the token ids after it) and sends on a flat `ParkedDoc` (source, sample bin, bytes, place);
 the first documents are read back before they are tokenized, the rest only for the unsettled
@@ -84,7 +85,7 @@ class ParkedDoc(NamedTuple):
     """A document waiting for the bounds or the partial pools, whole in a spill file: what the
     bounds, the split and the pools read of it, and where it is. Flat, so that the hundreds of
     thousands a worker holds while they wait are one small tuple each, not a `Document` (its
-    metadata dict and strings: about 11 allocations a document of the Stack, by hand)."""
+    metadata dict and its strings, each an object of its own)."""
 
     source: str
     u_bin: int
