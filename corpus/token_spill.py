@@ -13,9 +13,9 @@ reads, as its shards already must be.
 
 The sampled tokenizer (`pipelines/tokenize_sampled.py`) parks whole documents the same way
 (`park_document`, `read_documents`: each pickled into a spill file) while they wait for the first
-bounds and, past their source's bound, for the partial pools (most are never tokenized): held, with
-their texts and then with their metadata, they were most of what a Dask worker held at a million
-documents.
+bounds and, past their source's bound, for the partial pools (most are never tokenized): held with
+their texts, they were most of what a Dask worker held at a million documents, and with their
+metadata still its largest rise.
 
 A spill file's name is random (uuid4): a retried bundle writes a file of its own instead of racing
 the failed attempt's, and the failed attempt's file goes with the rest (by its name's pattern).

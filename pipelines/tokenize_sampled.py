@@ -18,12 +18,11 @@ first document tokenized. Held with their texts, that was most of what the worke
 250,000); held with their metadata (a text parked, the rest of the `Document` kept: its dict and
 strings), they were still the largest rise of a worker's memory at a million documents, in Python's
 small objects, which `dask.sizeof` underweighs (docs/measurements.md, 2026-12-06, twenty-ninth
-session). So the stage first parks each whole
-document in a spill file of the build's folder (`ParkDocumentFn`, `token_spill.park_document`,
-like the token ids after it) and sends on a flat `ParkedDoc` (source, sample bin, bytes, place);
-the first documents are read back before they are tokenized, the rest only for the unsettled
-sources (`UnparkDocuments`), and the spill files go with the token ids' once the shards are
-written.
+session). So the stage first parks each whole document in a spill file of the build's folder
+(`ParkDocumentFn`, `token_spill.park_document`, like the token ids after it) and sends on a flat
+`ParkedDoc` (source, sample bin, bytes, place); the first documents are read back before they are
+tokenized, the rest only for the unsettled sources (`UnparkDocuments`), and the spill files go with
+the token ids' once the shards are written.
 """
 
 from __future__ import annotations
