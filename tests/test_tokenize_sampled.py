@@ -4,6 +4,7 @@ bytes of tokenizing everything (lemur_corpus.partial_pools)."""
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -224,12 +225,17 @@ def test_documents_wait_parked_and_come_back_whole(tmp_path: Path) -> None:
     docs = [Document(id=f"d{n}", source="python" if n % 2 else "web", kind="code", lang="Python",
                      text="é" * n + ("\ud800" if n % 7 == 0 else "x"), meta={"n": n, "repo": f"r/{n}"},
                      origin=f"in.jsonl:{n}") for n in range(80)]
+    docs.append(Document(id="big", source="python", kind="code", text="x = 1\n" * 5_000,
+                         meta={f"field{k}": "v" * 100 for k in range(100)}))
     park = ParkDocumentFn(str(tmp_path), SEED)
     park.setup()
     park.start_bundle()
     parked = [out for doc in docs for out in park.process(doc)]
     park.finish_bundle()
     assert all(type(p) is ParkedDoc for p in parked)
+    # what waits holds neither text nor metadata: its spill file's name and a few numbers, whatever
+    # the document (the last one pickles to over 30 KB)
+    assert all(len(pickle.dumps(p)) < len(p.path) + 160 for p in parked)
     assert [(p.source, p.u_bin, p.nbytes) for p in parked] == [
         (d.source, histogram_bin(sample_point(SEED, d.id)), d.nbytes) for d in docs]
     split = SplitByBoundFn()
