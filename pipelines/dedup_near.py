@@ -2,9 +2,11 @@
 
     exact survivors (record, signature)            payloads (id, shingle set or signature)
       ─▶ band keys ─▶ bucket groups (combined per bundle) ─▶ each bucket of a group
-      ─▶ windowed pairs in keep order, gathered per bundle as (later, (rank, [earlier]))
-      ─▶ group by later document ─▶ its task (its earlier documents) in the chunk of its least rank
-      ─▶ join the chunks' requests and payloads on id ─▶ each payload to each chunk that needs it, once
+      ─▶ windowed pairs in keep order, gathered per bundle and id group as [(later, rank, [earlier])]
+      ─▶ group by id group ─▶ each later document's task (its earlier documents) in the chunk of its
+         least rank, and the chunks' requests for payloads, gathered per bundle and id group
+      ─▶ group the requests by id group ─▶ each document's chunks
+      ─▶ join them and payloads on id ─▶ each payload to each chunk that needs it, once
       ─▶ group tasks and payloads by chunk ─▶ verify each task's pairs
       ─▶ verified edges ─▶ ConnectedComponents (large-star/small-star rounds) ─▶ (id, label)
       ─▶ join labels, edges and the records of their documents on id ─▶ group by label
@@ -15,7 +17,11 @@ chunk gathers the later documents whose first bucket (by its first member in kee
 of places in it (`VERIFY_BLOCK_PLACES`) are the same, so a cluster's members meet in a few chunks:
 a payload copy per candidate pair, as when each later document was a group of its own, cost the
 grouping's bytes x8.5 from 250,000 to a million documents of the scale corpus (its code documents'
-candidate pairs grow with their clusters). A payload carries its document's record, and
+candidate pairs grow with their clusters). What planning reads and writes per document (a later
+document's candidates from each bucket group's bundle, a document's requests from each of planning's
+bundles) travels in lists per id group (`ID_GROUP_DOCUMENTS`), merged per document after the
+grouping, so the runner moves a list per bundle and id group rather than an element per document
+and bundle. A payload carries its document's record, and
 verification hands on the records of the documents it found an edge for: the walk joins only those
 (a few per cluster), not every signed document's. Buckets travel in groups
 (`BUCKET_GROUP_ENTRIES`): a document has one band key per band and almost every bucket holds one
@@ -28,9 +34,10 @@ Memory per worker: a bucket group holds its band keys and members' ids and keep 
 `BUCKET_GROUP_ENTRIES` when the driver's planned documents are not below the real ones, plus any
 bucket that is large by itself; their number is fixed before the run, so no signed document waits
 for a count of the others), `BandKeysFn` at most `BAND_ENTRIES_PER_FLUSH` band keys of its bundle,
-`BucketPairsFn` and `PlanVerificationFn` at most `PAIRS_PER_FLUSH` pairs; planning holds one later
-document's earlier ids (at most 2 x bucket_window per bucket it shares, counted as
-`max_verify_group`); the join holds one document's payload and its chunks; a chunk holds its tasks
+`BucketPairsFn` and `PlanVerificationFn` at most `PAIRS_PER_FLUSH` pairs; planning holds one id
+group's later documents and their earlier ids (at most 2 x bucket_window per bucket each shares,
+counted as `max_verify_group`), the requests' merge one id group's documents and their chunks; the
+join holds one document's payload and its chunks; a chunk holds its tasks
 and their documents' payloads (at most `VERIFY_BLOCK_PLACES` later documents per bucket its anchor
 leads, one bucket per band, and their earlier documents), and a bundle of chunks one record's fields
 per document with an edge (sent once when the bundle ends); the components steps hold one node's
@@ -47,6 +54,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 import apache_beam as beam
+import xxhash
 from apache_beam.utils.windowed_value import WindowedValue
 
 from lemur_corpus.dedup.config import DedupConfig, SurvivorRule
@@ -75,7 +83,7 @@ from lemur_corpus.pipelines.dedup_common import (
 )
 from lemur_corpus.pipelines.dedup_components import ConnectedComponents, Label, Name
 from lemur_corpus.pipelines.outputs import MultiOutputParDo
-from lemur_corpus.pipelines.profile import COMPONENTS, MINHASH, profiled
+from lemur_corpus.pipelines.profile import COMPONENTS, MINHASH, profiled, profiled_fn
 
 NAMES = "names"
 RECORDS = "records"
@@ -143,6 +151,27 @@ def signed_documents(counted: tuple[tuple[str, str], int]) -> Iterator[Stat]:
 def bucket_group(key: bytes, groups: int) -> int:
     """The group of a bucket: its key's hash (the last 8 bytes of a 128-bit hash) modulo `groups`."""
     return int.from_bytes(key[-8:], "big") % groups
+
+
+ID_GROUP_DOCUMENTS = 8_192
+"""Documents per id group, at most about. What verification's planning sends on keyed by a
+document's id (a later document's candidates, each document's requests for its payload) is sent
+gathered per bundle into `id_groups(planned documents)` groups by the id's hash, one list per group
+a bundle touched: keyed by the id itself, a document took an element from every bundle that saw it,
+and the runner's cost per element, not per byte, grew with the clusters (`benchmarks/scale.py
+--runner dask-cluster`: the requests 338,000 → 4.1 million elements from 250,000 to a million
+documents, x12). Which group a document is in changes no output; a low estimate only makes groups
+larger."""
+
+
+def id_groups(planned: Mapping[str, int]) -> int:
+    """Id groups for the planned documents of every kind (at least one)."""
+    return max(1, -(-sum(planned.values()) // ID_GROUP_DOCUMENTS))
+
+
+def id_group(doc_id: str, groups: int) -> int:
+    """The id group of a document: its id's 64-bit hash modulo `groups` (the same on every worker)."""
+    return xxhash.xxh3_64_intdigest(doc_id.encode("utf-8", "surrogatepass")) % groups
 
 
 BAND_ENTRIES_PER_FLUSH = 65_536
@@ -229,21 +258,28 @@ cluster meet in one chunk (flat, as `BandEntry`)."""
 Chunk = tuple[str, int]
 """(anchor id, block): the key of a verification chunk, the last two fields of a `Rank`."""
 
+Candidates = tuple[str, Rank, list[str]]
+"""(later id, its least rank, [earlier ids]) as one bundle of `BucketPairsFn` found them."""
+
+Requests = tuple[str, list[Chunk]]
+"""(id, [chunks]): the chunks that need a document's payload, as one flush of planning asked."""
+
 
 class BucketPairsFn(beam.DoFn):
     """A bucket group → for each of its buckets, the pairs its window verifies (see
     `dedup.lsh.bucket_pairs`), gathered per bundle as each later document's rank and distinct
-    earlier ones: (later id, (rank, [earlier ids])), sent when the bundle ends or every
-    `PAIRS_PER_FLUSH` pairs; the group's statistics, summed over its buckets (one record each, not
-    one per bucket: a bucket group holds thousands).
+    earlier ones, one list per id group (`id_group` of the later id) the bundle touched: (group,
+    [(later id, rank, [earlier ids]), ...]), sent when the bundle ends or every `PAIRS_PER_FLUSH`
+    pairs; the group's statistics, summed over its buckets (one record each, not one per bucket: a
+    bucket group holds thousands).
 
     One element per pair (a `Distinct` of them) cost the runner a crossing per pair, a pair being in
     several bands' buckets; the rank (the bucket's first member, the later document's block of
     places) lets verification gather a cluster's pairs in a few chunks instead of one group per
     later document, each with its own copy of every earlier document's payload."""
 
-    def __init__(self, windows: dict[str, int]) -> None:
-        self.windows = windows
+    def __init__(self, windows: dict[str, int], groups: int) -> None:
+        self.windows, self.groups = windows, groups
 
     def start_bundle(self) -> None:
         self.pending: dict[str, tuple[Rank, set[str]]] = {}
@@ -289,10 +325,16 @@ class BucketPairsFn(beam.DoFn):
         for out in self._flush():
             yield WindowedValue(out, 0, GLOBAL_WINDOWS)
 
-    def _flush(self) -> Iterator[tuple[str, tuple[Rank, list[str]]]]:
+    def _flush(self) -> Iterator[tuple[int, list[Candidates]]]:
         pending, self.pending, self.held = self.pending, {}, 0
+        by_group: dict[int, list[Candidates]] = {}
         for later, (rank, earliers) in pending.items():
-            yield later, (rank, sorted(earliers))
+            group = id_group(later, self.groups)
+            gathered = by_group.get(group)
+            if gathered is None:
+                gathered = by_group[group] = []
+            gathered.append((later, rank, sorted(earliers)))
+        yield from by_group.items()
 
 
 def bucket_members(members: list[tuple]) -> list[tuple]:
@@ -307,23 +349,38 @@ def bucket_members(members: list[tuple]) -> list[tuple]:
 
 
 class PlanVerificationFn(beam.DoFn):
-    """A later document's ranks and earlier documents from every bucket group → its task, keyed by
-    the chunk of its least rank: (chunk, (later, [earlier ids])); and on `CHUNKS`, gathered per
-    bundle, each document's chunks: (id, [chunks]), for its payload to go to each once (sent when the
-    bundle ends, or every `PAIRS_PER_FLUSH` requests)."""
+    """An id group's later documents, their ranks and earlier documents from every bucket group's
+    bundles → each later document's task, keyed by the chunk of its least rank: (chunk, (later,
+    [earlier ids])); and on `CHUNKS`, gathered per bundle into id groups, each document's chunks:
+    (group, [(id, [chunks]), ...]), for `merged_requests` to join them per document and its payload
+    to go to each once (sent when the bundle ends, or every `PAIRS_PER_FLUSH` requests). Holds one
+    id group's later documents and their earlier ids."""
+
+    def __init__(self, groups: int) -> None:
+        self.groups = groups
 
     def start_bundle(self) -> None:
         self.chunks_of: dict[str, set[Chunk]] = {}
         self.held = 0
 
     @profiled(MINHASH)
-    def process(self, element: tuple[str, Iterable[tuple[Rank, list[str]]]]) -> Iterator[Any]:
-        later, sent = element
-        ranks, earliers = [], set()
-        for rank, ids in sent:
-            ranks.append(rank)
-            earliers.update(ids)
-        rank = min(ranks)
+    def process(self, element: tuple[int, Iterable[list[Candidates]]]) -> Iterator[Any]:
+        _, sent = element
+        found: dict[str, tuple[Rank, set[str]]] = {}
+        for gathered in sent:
+            for later, rank, ids in gathered:
+                held = found.get(later)
+                if held is None:
+                    found[later] = (rank, set(ids))
+                else:
+                    held[1].update(ids)
+                    if rank < held[0]:
+                        found[later] = (rank, held[1])
+        for later in sorted(found):
+            rank, earliers = found[later]
+            yield from self._plan(later, rank, earliers)
+
+    def _plan(self, later: str, rank: Rank, earliers: set[str]) -> Iterator[Any]:
         chunk = (rank[-2], rank[-1])
         yield chunk, (later, sorted(earliers))
         chunks_of = self.chunks_of
@@ -342,13 +399,37 @@ class PlanVerificationFn(beam.DoFn):
 
     def _flush(self) -> Iterator[beam.pvalue.TaggedOutput]:
         chunks_of, self.chunks_of, self.held = self.chunks_of, {}, 0
+        by_group: dict[int, list[Requests]] = {}
         for doc_id in sorted(chunks_of):
-            yield beam.pvalue.TaggedOutput(CHUNKS, (doc_id, sorted(chunks_of[doc_id])))
+            group = id_group(doc_id, self.groups)
+            gathered = by_group.get(group)
+            if gathered is None:
+                gathered = by_group[group] = []
+            gathered.append((doc_id, sorted(chunks_of[doc_id])))
+        for group in sorted(by_group):
+            yield beam.pvalue.TaggedOutput(CHUNKS, (group, by_group[group]))
+
+
+@profiled_fn(MINHASH, flat=True)
+def merged_requests(element: tuple[int, Iterable[list[Requests]]]) -> Iterator[Requests]:
+    """An id group's requests from every flush of planning → each document's distinct chunks, one
+    element per document (in id order), to be joined with its payload."""
+    _, sent = element
+    merged: dict[str, set[Chunk]] = {}
+    for gathered in sent:
+        for doc_id, chunks in gathered:
+            held = merged.get(doc_id)
+            if held is None:
+                merged[doc_id] = set(chunks)
+            else:
+                held.update(chunks)
+    for doc_id in sorted(merged):
+        yield doc_id, sorted(merged[doc_id])
 
 
 class RoutePayloadFn(beam.DoFn):
     """Joined on a document's id: its payload goes to each distinct chunk that verifies one of its
-    pairs (the union of the lists `PlanVerificationFn` sent), once."""
+    pairs (as `merged_requests` gathered them), once."""
 
     @profiled(MINHASH)
     def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[Chunk, tuple[str, Payload]]]:
@@ -498,6 +579,7 @@ class NearDuplicates(beam.PTransform):
     def expand(self, survivors: beam.PCollection) -> NearOutputs:
         config, payloads = self.config, self.payloads
         enabled = [kind for kind in KINDS if config.near(kind).enabled]
+        groups = id_groups({kind: self.planned.get(kind, 0) for kind in enabled})
         signed = survivors | "Signed" >> beam.Filter(lambda node: node[1] is not None)
         signed_per_source = (
             signed
@@ -511,15 +593,18 @@ class NearDuplicates(beam.PTransform):
             keys
             | "GroupBuckets" >> beam.CombinePerKey(BucketEntriesFn())
             | "BucketPairs" >> MultiOutputParDo(
-                SummedStats(BucketPairsFn({k: config.near(k).bucket_window for k in enabled})), STATS, main="pairs")
+                SummedStats(BucketPairsFn({k: config.near(k).bucket_window for k in enabled}, groups)), STATS,
+                main="pairs")
         )
         tasks = (
             pairs["pairs"]
             | "GroupCandidates" >> beam.GroupByKey()
-            | "PlanVerification" >> MultiOutputParDo(PlanVerificationFn(), CHUNKS, main="tasks")
+            | "PlanVerification" >> MultiOutputParDo(PlanVerificationFn(groups), CHUNKS, main="tasks")
         )
+        requests = tasks[CHUNKS] | "GroupRequests" >> beam.GroupByKey() | "MergeRequests" >> beam.FlatMap(
+            merged_requests)
         routed = (
-            {"chunks": tasks[CHUNKS], "payload": payloads}
+            {"chunks": requests, "payload": payloads}
             | "JoinPayloads" >> beam.CoGroupByKey()
             | "RoutePayloads" >> beam.ParDo(RoutePayloadFn())
         )

@@ -43,6 +43,8 @@ from lemur_corpus.pipelines.dedup_near import (
     PlanVerificationFn,
     bucket_group,
     bucket_groups,
+    id_group,
+    merged_requests,
 )
 from lemur_corpus.pipelines.direct_runner import beam_pipeline
 from lemur_corpus.sources import base as sources_base
@@ -162,9 +164,19 @@ def _pairs_and_stats(fn: BucketPairsFn, element: tuple) -> tuple[list, list]:
     out = [*fn.process(element), *(o if isinstance(o, beam.pvalue.TaggedOutput) else o.value
                                    for o in fn.finish_bundle())]
     stats = sorted(o.value for o in out if isinstance(o, beam.pvalue.TaggedOutput) and o.tag == STATS)
-    sent = (o for o in out if not isinstance(o, beam.pvalue.TaggedOutput))
-    pairs = [(earlier, later) for later, (_, earliers) in sent for earlier in earliers]
+    sent = [o for o in out if not isinstance(o, beam.pvalue.TaggedOutput)]
+    pairs = [(earlier, later) for later, _, earliers in _candidates(sent, fn.groups) for earlier in earliers]
     return pairs, stats
+
+
+def _candidates(sent: list, groups: int) -> list[tuple]:
+    """The (later, rank, [earlier ids]) that `BucketPairsFn` sent, from its id groups' lists; each
+    in its later document's id group, one list per group and sending."""
+    out = []
+    for group, gathered in sent:
+        assert all(id_group(later, groups) == group for later, _, _ in gathered)
+        out += gathered
+    return out
 
 
 def test_a_bucket_group_gives_each_of_its_buckets_pairs_whatever_the_order() -> None:
@@ -175,7 +187,7 @@ def test_a_bucket_group_gives_each_of_its_buckets_pairs_whatever_the_order() -> 
     entries = [(b"\x00\x01big", *key) for key in big]
     entries += [(b"\x00\x02two", -5, "x1"), (b"\x00\x02two", -9, "x2"), (b"\x00\x02two", -7, "x1")]
     entries += [(f"\x00\x03{n}".encode(), -1, f"s{n}") for n in range(50)]  # singletons
-    fn = BucketPairsFn({"code": 2})
+    fn = BucketPairsFn({"code": 2}, 3)
     expected = sorted([*bucket_pairs([doc_id for _, doc_id in sorted(big)], 2), ("x2", "x1")])
     first = None
     for _ in range(5):
@@ -200,6 +212,7 @@ def test_decisions_do_not_depend_on_how_buckets_are_grouped(tmp_path: Path, monk
     path = _write(tmp_path / "chain.jsonl", docs)
     one = run_dedup_files([str(path)], "text", str(tmp_path / "one"), DedupConfig(), shards=1)
     monkeypatch.setattr(dedup_near, "BUCKET_GROUP_ENTRIES", 7)  # ~50 planned documents x 23 band keys: ~160 groups
+    monkeypatch.setattr(dedup_near, "ID_GROUP_DOCUMENTS", 2)  # candidates and requests in ~25 id groups
     many = run_dedup_files([str(path)], "text", str(tmp_path / "many"), DedupConfig(), shards=1)
     monkeypatch.setattr(sources_base, "BYTES_PER_PLANNED_DOCUMENT", 10**9)  # planned: 1 document, 4 groups
     few = run_dedup_files([str(path)], "text", str(tmp_path / "few"), DedupConfig(), shards=1)
@@ -314,16 +327,17 @@ def test_pairs_go_as_each_later_documents_earlier_ones_within_a_bound(monkeypatc
     expected = {*bucket_pairs([doc_id for _, doc_id in sorted(members)], 3), ("x2", "x1")}
     for bound in (10**6, 7, 1):
         monkeypatch.setattr(dedup_near, "PAIRS_PER_FLUSH", bound)
-        fn = BucketPairsFn({"code": 3})
+        fn = BucketPairsFn({"code": 3}, 4)
         held = _held_at_each_flush(fn)
-        out = [o for o in _sent(fn, [(("code", 0), list(entries))]) if not isinstance(o, beam.pvalue.TaggedOutput)]
-        sent = [(e, later) for later, (_, earliers) in out for e in earliers]
+        out = _candidates([o for o in _sent(fn, [(("code", 0), list(entries))])
+                           if not isinstance(o, beam.pvalue.TaggedOutput)], 4)
+        sent = [(e, later) for later, _, earliers in out for e in earliers]
         assert set(sent) == expected
         assert max(held) <= bound and (bound > 100 or len(held) > 2)
         if bound == 10**6:  # one sending: each pair once, though both bands' buckets hold it
             assert sorted(sent) == sorted(expected)
         # a later document's rank: its bucket's first member's keep key, and its block of places
-        assert {later: rank for later, (rank, _) in out} == {
+        assert {later: rank for later, rank, _ in out} == {
             **{doc_id: (-11, "d11", 0) for _, doc_id in members[:11]}, "x1": (-2, "x2", 0)}
 
 
@@ -343,17 +357,31 @@ def test_a_clusters_pairs_meet_in_few_chunks_each_with_the_payloads_it_compares(
     entries += [(bytes([0, 9, n]), *loose[n]) for n in range(6)]
     entries += [(bytes([0, 9, n]), *loose[n + 1]) for n in range(5)]  # a chain of pairs l0-l1, l1-l2, ...
     windows = {"code": 4}
-    sent = [o for o in _sent(BucketPairsFn(windows), [(("code", 0), entries)])
+    groups = 3
+    sent = [o for o in _sent(BucketPairsFn(windows, groups), [(("code", 0), entries)])
             if not isinstance(o, beam.pvalue.TaggedOutput)]
-    expected = {(e, later) for later, (_, earliers) in sent for e in earliers}
-    by_later: dict[str, list] = {}
-    for later, value in sent:
-        by_later.setdefault(later, []).append(value)
-    planned = _sent(PlanVerificationFn(), sorted(by_later.items()))
-    tasks = [o for o in planned if not isinstance(o, beam.pvalue.TaggedOutput)]
-    requested = {doc_id: chunks for doc_id, chunks in (o.value for o in planned
-                                                             if isinstance(o, beam.pvalue.TaggedOutput))}
-    assert sorted(later for _, (later, _) in tasks) == sorted(by_later)  # one task per later document
+    candidates = _candidates(sent, groups)
+    expected = {(e, later) for later, _, earliers in candidates for e in earliers}
+    by_group: dict[int, list] = {}
+    for group, gathered in sent:  # what GroupCandidates gives planning: an id group's lists
+        by_group.setdefault(group, []).append(gathered)
+    plans = []
+    for bound in (dedup_near.PAIRS_PER_FLUSH, 7):  # requests sent once, or every few pairs
+        monkeypatch.setattr(dedup_near, "PAIRS_PER_FLUSH", bound)
+        planned = _sent(PlanVerificationFn(groups), sorted(by_group.items()))
+        asked: dict[int, list] = {}
+        for out in planned:
+            if isinstance(out, beam.pvalue.TaggedOutput):
+                group, gathered = out.value
+                assert all(id_group(doc_id, groups) == group for doc_id, _ in gathered)
+                asked.setdefault(group, []).append(gathered)
+        assert bound > 100 or max(len(lists) for lists in asked.values()) > 1
+        requests = [r for element in sorted(asked.items()) for r in merged_requests(element)]
+        assert len({doc_id for doc_id, _ in requests}) == len(requests)  # one element per document
+        plans.append(([o for o in planned if not isinstance(o, beam.pvalue.TaggedOutput)], dict(requests)))
+    assert plans[0] == plans[1]
+    tasks, requested = plans[0]
+    assert sorted(later for _, (later, _) in tasks) == sorted({later for later, _, _ in candidates})  # one task each
     assert {(e, later) for _, (later, earliers) in tasks for e in earliers} == expected
     for chunk, (later, earliers) in tasks:
         assert all(chunk in requested[doc_id] for doc_id in (later, *earliers))

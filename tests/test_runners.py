@@ -536,15 +536,22 @@ def test_runner_matrix_gives_identical_bytes(matrix_config, dask_cluster, tmp_pa
         assert [stages[s]["elements"] for s in document_stages] == [
             profiles["direct"][s]["elements"] for s in document_stages], name
     # the P2P groupings' items and bytes, counted by the Dask runner only: exact dedup's grouping a
-    # node per document; verification's chunks a task per later document and fewer payload copies
-    # than candidate pairs (a cluster's pairs meet in one chunk, each payload sent to it once)
+    # node per document; a later document's candidates and a document's requests for its payload
+    # travel in lists per id group, the payloads' join a payload and one merged request per
+    # document; verification's chunks a task per later document and fewer payload copies than
+    # candidate pairs (a cluster's pairs meet in one chunk, each payload sent to it once)
     moved = manifests["dask p2p"]["run"]["groupings"]
     near = reference["dedup"]["near"]
     pairs = sum(v["candidate_pairs"] for v in near.values())
+    signed = sum(v["documents"] for v in near.values())
     assert all(v["candidate_pairs"] > 0 and v["removed"] > 0 for v in near.values())
-    tasks = moved["Dedup/Decide/Near/GroupCandidates/GroupByKey"]["items"]
+    candidates = moved["Dedup/Decide/Near/GroupCandidates/GroupByKey"]["items"]
+    requests = moved["Dedup/Decide/Near/GroupRequests/GroupByKey"]["items"]
+    joined = moved["Dedup/Decide/Near/JoinPayloads/CoGroupByKeyImpl/GroupByKey/GroupByKey"]["items"]
     chunked = moved["Dedup/Decide/Near/GroupChunks/CoGroupByKeyImpl/GroupByKey/GroupByKey"]["items"]
-    assert 0 < tasks < pairs and 0 < chunked - tasks < pairs  # a group per later document: pairs + tasks copies
+    assert 0 < candidates < pairs and 0 < requests < pairs
+    assert signed < joined <= 2 * signed
+    assert 0 < chunked < 2 * pairs  # a task per later document (at most a pair each), fewer copies than pairs
     dedup_in = sum(g["in"]["docs"] for g in reference["accounting"]["stages"]["dedup"].values())
     assert moved["Dedup/Decide/GroupByHash/GroupByKey"]["items"] == dedup_in > 0  # a node per document into dedup
     assert all(g["bytes"] > 0 for g in moved.values() if g["items"])
