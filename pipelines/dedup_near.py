@@ -57,6 +57,7 @@ import apache_beam as beam
 import xxhash
 from apache_beam.utils.windowed_value import WindowedValue
 
+from lemur_corpus.dedup.clusters import spanning_stars
 from lemur_corpus.dedup.config import DedupConfig, SurvivorRule
 from lemur_corpus.dedup.exact import DedupRecord, survivor_key
 from lemur_corpus.dedup.lsh import band_keys, bucket_pairs, lsh_params, pairs_left_out
@@ -444,8 +445,10 @@ class RoutePayloadFn(beam.DoFn):
 class VerifyFn(beam.DoFn):
     """A chunk's tasks and the payloads of their documents: for each later document, each pair's
     similarity with the earlier documents paired with it; the edges that reach the threshold go to
-    the components (as names (earlier, later), once: `both_ways` keys them both ways as they leave)
-    and to the walk (as the later document's edges, and on `RECORDS` the record of every document
+    the components (as names, the chunk's `spanning_stars`: the same components with one edge per
+    member, so a cluster whose members verify several earlier ones each does not send the rounds
+    an edge per pair; `both_ways` keys them both ways as they leave) and to the walk (as the later
+    document's edges, every one with its similarity, and on `RECORDS` the record of every document
     with an edge once per bundle, when it ends).
 
     An earlier document is paired with many later ones in a large cluster (up to `bucket_window` per
@@ -485,13 +488,18 @@ class VerifyFn(beam.DoFn):
             held = payloads.get(doc_id)
             if held is None or payload_hash(item) < payload_hash(held):
                 payloads[doc_id] = item
+        linked: list[tuple[Name, Name]] = []
         for later, earliers in sorted(grouped["task"]):
             mine = payloads.get(later)
             if mine is not None:
-                yield from self._verify(later, mine, {i: payloads[i] for i in earliers if i in payloads})
+                yield from self._verify(later, mine, {i: payloads[i] for i in earliers if i in payloads}, linked)
+        for edge in spanning_stars(linked):
+            yield beam.pvalue.TaggedOutput(NAMES, edge)
 
-    def _verify(self, later: str, mine: Payload, earlier: dict[str, Payload]) -> Iterator[Any]:
-        """One later document against the earlier documents of its pairs (those with a payload)."""
+    def _verify(self, later: str, mine: Payload, earlier: dict[str, Payload],
+                linked: list[tuple[Name, Name]]) -> Iterator[Any]:
+        """One later document against the earlier documents of its pairs (those with a payload); its
+        edges' names added to `linked`."""
         if not earlier:
             return
         ids = sorted(earlier)
@@ -510,7 +518,7 @@ class VerifyFn(beam.DoFn):
             if is_edge:
                 edges.append((doc_id, similarity))
                 self._note(doc_id, earlier[doc_id])
-                yield beam.pvalue.TaggedOutput(NAMES, ((kind, *earlier[doc_id][PAYLOAD_KEEP]), name))
+                linked.append(((kind, *earlier[doc_id][PAYLOAD_KEEP]), name))
         if edges:
             yield later, edges
             self._note(later, mine)

@@ -66,7 +66,8 @@ def test_manifest_records_candidates_edges_components_and_clusters(build: tuple[
         assert near["candidate_pairs"] == near["verified_edges"] + near["rejected_pairs"]
         assert near["verified_edges"] > 0 and near["components"] > 0
         assert near["component_nodes"] >= near["clusters"] + near["removed"]
-        assert 1 <= near["component_rounds"] <= near["component_round_limit"] and near["unconverged_nodes"] == 0
+        # 0 rounds when verification's chunks sent stars that were settled from the start
+        assert 0 <= near["component_rounds"] <= near["component_round_limit"] and near["unconverged_nodes"] == 0
         assert near["max_component_size"] >= near["max_cluster_size"] >= 2
         assert near["split_components"] == near["component_parts"] == near["edges_outside_parts"] == 0
         assert near["bucket_window"] == 16 and near["max_bucket_size"] >= 2

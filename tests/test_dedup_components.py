@@ -14,7 +14,13 @@ import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lemur_corpus.dedup.clusters import connected_components, label_component, star_rounds, unsettled
+from lemur_corpus.dedup.clusters import (
+    connected_components,
+    label_component,
+    spanning_stars,
+    star_rounds,
+    unsettled,
+)
 from lemur_corpus.dedup.config import DedupConfig
 from lemur_corpus.dedup.exact import DedupRecord
 from lemur_corpus.dedup.minhash import MinHasher, sorted_distinct
@@ -48,6 +54,20 @@ def test_rounds_keep_the_components_and_settle_into_stars(edges: list[tuple[int,
     for component in connected_components(final):
         centre = component[0]
         assert {(centre, member) for member in component[1:]} == {e for e in final if e[0] in component}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(edge_lists, max_size=6))
+def test_spanning_stars_of_edge_sets_keep_the_components_of_their_union(sets: list[list[tuple[int, int]]]) -> None:
+    """What verification sends on per chunk: each set's components as stars, one edge per member
+    but the centre, already settled; the union of the stars has the union's components."""
+    stars = [spanning_stars(edges) for edges in sets]
+    union = [e for edges in sets for e in edges if e[0] != e[1]]
+    assert connected_components([e for star in stars for e in star]) == connected_components(union)
+    for edges, star in zip(sets, stars, strict=True):
+        components = connected_components([e for e in edges if e[0] != e[1]])
+        assert len(star) == sum(len(c) - 1 for c in components)
+        assert star_rounds(star, 1)[1][0] == 0  # no node unsettled: stars around each smallest node
 
 
 def test_unsettled_is_the_local_test_of_a_star_forest() -> None:

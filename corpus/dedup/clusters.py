@@ -146,3 +146,12 @@ def connected_components(edges: Iterable[tuple[Node, Node]]) -> list[list[Node]]
     for a, b in edges:
         uf.union(a, b)
     return uf.components()
+
+
+def spanning_stars(edges: Iterable[tuple[Node, Node]]) -> list[tuple[Node, Node]]:
+    """Edges with the components of `edges`, as few as there can be: each component's smallest node
+    linked to each of its other nodes, in order. Components of a union of edge sets are those of the
+    union of their spanning stars, so verification sends on each chunk's stars instead of its
+    edges: a cluster whose members each verify several earlier ones gives the rounds one edge per
+    member, and stars, which are settled already."""
+    return [(component[0], member) for component in connected_components(edges) for member in component[1:]]
