@@ -29,7 +29,8 @@ NEAR_METRICS = (
 - verification: `candidate_pairs` (distinct pairs proposed), `max_verify_group` (the most documents
   one document was verified against on one worker), `verified_edges`, `rejected_pairs`;
 - components: `component_nodes` (documents with an edge), `components`, `max_component_size`,
-  `component_rounds` (large-star/small-star rounds the graph needed to settle; the config's bound is
+  `component_rounds` (large-star/small-star rounds the graph needed to settle, 0 when verification's
+  spanning stars were settled from the start; the config's bound is
   `component_round_limit`), `unconverged_nodes` (nodes still unsettled after the last round: 0 when
   the components are exact), `split_components` and `component_parts` (components above
   `max_component_size` and the parts they were decided in), `edges_outside_parts` (edges between
