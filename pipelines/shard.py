@@ -324,11 +324,13 @@ class WriteDropLogFn(beam.DoFn):
         name = f"drops-{part:05d}-of-{parts:05d}.jsonl.zst"
         with atomic_writer(join(folder, name)) as handle:
             written = HashingWriter(handle)
-            chunks = list(jsonl_chunks(drops))
-            size = sum(len(chunk) for chunk in chunks)  # in the frame header, as one-shot compress puts it
+            # the size goes in the frame header, as one-shot compress puts it: measured in a first
+            # pass over the lines, so the part's JSON lines are never held whole (this runs at the
+            # end of a build, on top of whatever the worker holds then)
+            size = sum(len(chunk) for chunk in jsonl_chunks(drops))
             compressor = zstandard.ZstdCompressor(level=10)
             with compressor.stream_writer(written, size=size, closefd=False) as compressed:  # type: ignore[arg-type]  # it writes and flushes only
-                for chunk in chunks:
+                for chunk in jsonl_chunks(drops):
                     compressed.write(chunk)
         return {"path": f"{DROPS_DIR}/{name}", "records": len(drops), "bytes": written.size,
                 "sha256": written.sha.hexdigest()}
