@@ -51,7 +51,7 @@ import itertools
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import apache_beam as beam
 import xxhash
@@ -171,6 +171,21 @@ def id_groups(planned: Mapping[str, int]) -> int:
 def id_group(doc_id: str, groups: int) -> int:
     """The id group of a document: its id's 64-bit hash modulo `groups` (the same on every worker)."""
     return xxhash.xxh3_64_intdigest(doc_id.encode("utf-8", "surrogatepass")) % groups
+
+
+IdItem = TypeVar("IdItem", bound=tuple)
+
+
+def by_id_group(items: Iterable[IdItem], groups: int) -> dict[int, list[IdItem]]:
+    """`items`, each a document's id and what goes with it, in lists per id group (in their order)."""
+    gathered: dict[int, list[IdItem]] = {}
+    for item in items:
+        group = id_group(item[0], groups)
+        found = gathered.get(group)
+        if found is None:
+            found = gathered[group] = []
+        found.append(item)
+    return gathered
 
 
 BAND_ENTRIES_PER_FLUSH = 65_536
@@ -323,14 +338,8 @@ class BucketPairsFn(beam.DoFn):
 
     def _flush(self) -> Iterator[tuple[int, list[Candidates]]]:
         pending, self.pending, self.held = self.pending, {}, 0
-        by_group: dict[int, list[Candidates]] = {}
-        for later, (rank, earliers) in pending.items():
-            group = id_group(later, self.groups)
-            gathered = by_group.get(group)
-            if gathered is None:
-                gathered = by_group[group] = []
-            gathered.append((later, rank, sorted(earliers)))
-        yield from by_group.items()
+        candidates = ((later, rank, sorted(earliers)) for later, (rank, earliers) in pending.items())
+        yield from by_id_group(candidates, self.groups).items()
 
 
 def bucket_members(members: list[tuple]) -> list[tuple]:
@@ -395,15 +404,9 @@ class PlanVerificationFn(beam.DoFn):
 
     def _flush(self) -> Iterator[beam.pvalue.TaggedOutput]:
         chunks_of, self.chunks_of, self.held = self.chunks_of, {}, 0
-        by_group: dict[int, list[Requests]] = {}
-        for doc_id in sorted(chunks_of):
-            group = id_group(doc_id, self.groups)
-            gathered = by_group.get(group)
-            if gathered is None:
-                gathered = by_group[group] = []
-            gathered.append((doc_id, sorted(chunks_of[doc_id])))
-        for group in sorted(by_group):
-            yield beam.pvalue.TaggedOutput(CHUNKS, (group, by_group[group]))
+        requests = by_id_group(((doc_id, sorted(chunks_of[doc_id])) for doc_id in sorted(chunks_of)), self.groups)
+        for group in sorted(requests):
+            yield beam.pvalue.TaggedOutput(CHUNKS, (group, requests[group]))
 
 
 @profiled_fn(MINHASH, flat=True)
