@@ -102,6 +102,7 @@ class VerifyFn(beam.DoFn):
         record = payload_record(mine)
         kind, source = record.kind, record.source
         name = (kind, *mine[PAYLOAD_KEEP])
+        yield tagged_stat("near", kind, "verify_groups")
         yield tagged_stat("near", kind, "max_verify_group", len(ids))
         yield tagged_stat("near", kind, "candidate_pairs", len(ids))
         yield tagged_stat("near_by_source", source, "candidate_pairs", len(ids))

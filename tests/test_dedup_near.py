@@ -412,6 +412,7 @@ def test_verification_chunks_verify_each_task_with_the_payloads_they_hold() -> N
         ("B", [("A", similarity), ("C", 1.0)]), ("C", [("A", similarity)])]
     stats = dict(o.value for o in out if isinstance(o, beam.pvalue.TaggedOutput) and o.tag == STATS)
     assert stats[("near", "text", "candidate_pairs")] == 3 and stats[("near", "text", "max_verify_group")] == 2
+    assert stats[("near", "text", "verify_groups")] == 2  # B and C; D has no payload, E no earlier one
     # the components get the chunk's three edges (B-A, B-C, C-A) as a star around its first document
     names = [o.value for o in out if isinstance(o, beam.pvalue.TaggedOutput) and o.tag == dedup_near.NAMES]
     assert names == [(("text", "A"), ("text", "B")), (("text", "A"), ("text", "C"))]

@@ -16,7 +16,7 @@ Stat = tuple[tuple[str, str, str], float]
 NEAR_METRICS = (
     "documents", "empty_documents", "short_documents", "capped_documents",
     "buckets_linked", "max_bucket_size", "window_limited_buckets", "pairs_not_compared",
-    "candidate_pairs", "max_verify_group", "verified_edges", "rejected_pairs",
+    "candidate_pairs", "verify_groups", "max_verify_group", "verified_edges", "rejected_pairs",
     "component_nodes", "components", "max_component_size", "component_rounds", "unconverged_nodes",
     "split_components", "component_parts", "edges_outside_parts",
     "clusters", "max_cluster_size", "removed", "removed_bytes",
@@ -26,8 +26,10 @@ NEAR_METRICS = (
 - buckets: `buckets_linked` (LSH buckets of two or more documents), `max_bucket_size`,
   `window_limited_buckets` (buckets larger than 2 x bucket_window + 1, where not every pair was
   verified) and `pairs_not_compared` (the pairs those buckets left out);
-- verification: `candidate_pairs` (distinct pairs proposed), `max_verify_group` (the most documents
-  one document was verified against on one worker), `verified_edges`, `rejected_pairs`;
+- verification: `candidate_pairs` (distinct pairs proposed), `verify_groups` (documents verified
+  against their earlier partners, one group each: `candidate_pairs / verify_groups` is the mean
+  group), `max_verify_group` (the most documents one document was verified against on one worker),
+  `verified_edges`, `rejected_pairs`;
 - components: `component_nodes` (documents with an edge), `components`, `max_component_size`,
   `component_rounds` (large-star/small-star rounds the graph needed to settle, 0 when verification's
   spanning stars were settled from the start; the config's bound is
